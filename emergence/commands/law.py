@@ -1,0 +1,260 @@
+"""`emergence fit | backtest | forecast | simulate`: the emergence law from the command line.
+
+Thin by design: parse, call :mod:`emergence.laws`, print. JAX, NumPyro and matplotlib are imported
+inside the commands so `emergence --help` stays fast, and the CPU device count for parallel chains
+is set before JAX starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import typer
+
+from emergence.errors import UserError
+
+FIT_JSON = "fit.json"
+SAMPLES = "samples.npz"
+
+
+def _setup_devices(chains: int) -> None:
+    """Give XLA one CPU device per chain so chains run in parallel (must precede JAX's first use)."""
+    import numpyro
+
+    numpyro.set_host_device_count(max(1, chains))
+
+
+def _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only=False):
+    from emergence.laws.emergence_law import LawSpec
+    from emergence.laws.law_fit import FitOptions
+    from emergence.laws.nuts import SamplerConfig
+
+    if samples < 1 or warmup < 0:
+        raise UserError("--samples must be >= 1 and --warmup >= 0")
+    return FitOptions(
+        spec=LawSpec(form=form, use_delta=not no_delta, likelihood=likelihood),
+        sampler=SamplerConfig(num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed),
+        sample=not mle_only,
+    )
+
+
+def _load(results: Path, task: str, metric: str | None, d0: float | None, chance: float | None):
+    from emergence.laws.table import read_results, select
+
+    frame = read_results(results)
+    return select(frame, task, metric=metric, d0=d0, chance=chance, source=str(results))
+
+
+def _known_truth(results: Path, data) -> float | None:
+    """Truth for plots: a simulated table's sidecar, else the full few-shot curve's elbow if it rose."""
+    from emergence.laws.predict import truth_elbow
+    from emergence.laws.simulate import read_truth
+
+    record = read_truth(results)
+    if record is not None:
+        return float(record["e0"])
+    fs = data.fewshot
+    truth = truth_elbow(data.loss[fs], data.y[fs]) if fs.any() else None
+    return truth.elbow if truth is not None and truth.emerged else None
+
+
+def fit_cmd(
+    results: Path = typer.Argument(..., help="results table (CSV or Parquet, DESIGN.md 'Results row')"),
+    task: str = typer.Option(..., "--task", help="task name in the table's `task` column"),
+    out: Path = typer.Option(..., "--out", help="output folder (fit.json, samples.npz, plots)"),
+    metric: str = typer.Option(None, "--metric", help="metric column (default: the first one with values)"),
+    d0: float = typer.Option(None, "--d0", help="few-shot extrapolation limit D0 (default: shots, min 2)"),
+    form: str = typer.Option("log-power", "--form", help="E(D) form: log-power | power"),
+    no_delta: bool = typer.Option(False, "--no-delta", help="no few-shot offset Δ"),
+    likelihood: str = typer.Option("normal", "--likelihood", help="normal | binomial"),
+    samples: int = typer.Option(1000, "--samples", help="NUTS draws per chain"),
+    warmup: int = typer.Option(1000, "--warmup", help="NUTS warmup steps per chain"),
+    chains: int = typer.Option(4, "--chains", help="NUTS chains"),
+    seed: int = typer.Option(0, "--seed", help="random seed (same seed, same numbers)"),
+    chance: float = typer.Option(None, "--chance", help="task chance level (centre of B's prior)"),
+    backtest: bool = typer.Option(False, "--backtest", help="also run the backtests and plot their bars"),
+) -> None:
+    """Fit the emergence law (MLE + NUTS) and predict the few-shot emergence point E(D0)."""
+    _setup_devices(chains)
+    from emergence.laws.law_fit import fit_law, save_samples
+    from emergence.laws.scaling import fit_ladder
+    from emergence.laws.simulate import write_json
+    from emergence.report.law_plots import plot_e0_cdf, plot_fit
+
+    options = _options(form, no_delta, likelihood, samples, warmup, seed, chains)
+    data = _load(results, task, metric, d0, chance)
+    out.mkdir(parents=True, exist_ok=True)
+    fit = fit_law(data, options)
+    summary = fit.summary()
+    try:
+        summary["compute_law"] = fit_ladder(data).as_dict()
+    except UserError as err:
+        summary["compute_law"] = None
+        summary["notes"].append(f"no loss-vs-compute law: {err}")
+    truth = _known_truth(results, data)
+    summary["truth_e0"] = truth
+    save_samples(fit, out / SAMPLES)
+    summary["files"] = {"samples": SAMPLES, "fit_plot": "fit.png", "e0_cdf_plot": "e0_cdf.png"}
+    plot_fit(fit, out / "fit.png")
+    plot_e0_cdf(fit, out / "e0_cdf.png", truth=truth)
+    if backtest:
+        summary["backtest"] = _backtest(data, options, out)
+        summary["files"]["backtest_plot"] = "backtest.png"
+    write_json(out / FIT_JSON, summary)
+    e0 = summary["few_shot_emergence"]
+    for note in summary["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    diag = summary["diagnostics"]
+    print(
+        f"{data.task}/{data.metric}: few-shot emergence E(D0={data.d0:g}) = {e0['median']:.3f} nats "
+        f"(90% {e0['q05']:.3f}–{e0['q95']:.3f}; MLE {e0['mle']:.3f}); r_hat {diag['r_hat_max']:.3f}, "
+        f"ESS {diag['ess_min']:.0f}, divergences {diag['divergences']}; {summary['seconds']:.1f} s → {out}"
+    )
+
+
+def _backtest(data, options, out: Path | None) -> dict:
+    from emergence.laws.backtest import format_table, run_backtests
+
+    result = run_backtests(data, options, progress=lambda line: print(line, file=sys.stderr))
+    print(format_table(result))
+    if out is not None and result.rows:
+        from emergence.report.law_plots import plot_backtest
+
+        plot_backtest(result, out / "backtest.png")
+    return result.as_dict()
+
+
+def backtest_cmd(
+    results: Path = typer.Argument(..., help="results table with post-emergence checkpoints"),
+    task: str = typer.Option(..., "--task"),
+    metric: str = typer.Option(None, "--metric"),
+    d0: float = typer.Option(None, "--d0"),
+    form: str = typer.Option("log-power", "--form"),
+    no_delta: bool = typer.Option(False, "--no-delta"),
+    likelihood: str = typer.Option("normal", "--likelihood"),
+    samples: int = typer.Option(1000, "--samples"),
+    warmup: int = typer.Option(1000, "--warmup"),
+    chains: int = typer.Option(4, "--chains"),
+    seed: int = typer.Option(0, "--seed"),
+    chance: float = typer.Option(None, "--chance"),
+    mle_only: bool = typer.Option(False, "--mle-only", help="score the MLE only (fast, no intervals)"),
+    out: Path = typer.Option(None, "--out", help="folder for backtest.json and backtest.png"),
+) -> None:
+    """Run the paper's backtest protocols and print |error| against the few-shot ground truth."""
+    _setup_devices(chains)
+    from emergence.laws.simulate import write_json
+
+    options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only=mle_only)
+    data = _load(results, task, metric, d0, chance)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    result = _backtest(data, options, out)
+    if out is not None:
+        write_json(out / "backtest.json", result)
+
+
+def forecast_cmd(
+    fit_dir: Path = typer.Argument(..., help="a folder written by `emergence fit` (or its fit.json)"),
+    flops: float = typer.Option(None, "--flops", help="training FLOPs of the model"),
+    params: float = typer.Option(None, "--params", help="parameter count (with --tokens)"),
+    tokens: float = typer.Option(None, "--tokens", help="pretraining tokens (with --params)"),
+    loss: float = typer.Option(None, "--loss", help="pretraining loss of the model (nats/token)"),
+) -> None:
+    """P(the capability has emerged few-shot) for a model, and the compute at which it emerges."""
+    from emergence.laws.law_fit import load_e0_draws
+    from emergence.laws.scaling import ComputeLaw, forecast
+
+    folder = fit_dir.parent if fit_dir.name == FIT_JSON else fit_dir
+    if not (folder / FIT_JSON).is_file():
+        raise UserError(f"no {FIT_JSON} in {folder} (run `emergence fit ... --out {folder}` first)")
+    with open(folder / FIT_JSON) as handle:
+        summary = json.load(handle)
+    if not (folder / SAMPLES).is_file():
+        raise UserError(f"no {SAMPLES} in {folder}: forecasts need the posterior draws")
+    law = ComputeLaw(**summary["compute_law"]) if summary.get("compute_law") else None
+    result = forecast(
+        load_e0_draws(folder / SAMPLES), law, flops=flops, params=params, tokens=tokens, loss=loss
+    )
+    where = (
+        f"C = {result['flops']:.3g} FLOPs → loss {result['loss']:.3f}"
+        if "flops" in result
+        else f"loss {result['loss']:.3f}"
+    )
+    print(f"{summary['task']}: {where}: P(emerged few-shot) = {result['p_emerged']:.3f}")
+    if "emergence" in result:
+        c, n = result["emergence"]["flops"], result["emergence"]["params_compute_optimal"]
+        print(
+            f"emergence at {_fmt(c['median'])} FLOPs (90% {_fmt(c['q05'])}–{_fmt(c['q95'])}); "
+            f"compute-optimal params {_fmt(n['median'])} ({_fmt(n['q05'])}–{_fmt(n['q95'])}); "
+            f"P(unreachable under the loss law) = {result['emergence']['p_unreachable']:.3f}"
+        )
+
+
+def _fmt(value: float) -> str:
+    return "inf" if not math.isfinite(value) else f"{value:.3g}"
+
+
+def simulate_cmd(
+    out: Path = typer.Option(
+        ..., "--out", help="table to write (.csv or .parquet); truth goes to <name>.truth.json"
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    form: str = typer.Option("log-power", "--form", help="log-power | power"),
+    sizes: str = typer.Option(
+        "20e6,60e6,150e6,400e6", "--sizes", help="model sizes (params), comma separated"
+    ),
+    steps: int = typer.Option(3, "--steps", help="checkpoints per size"),
+    budgets: str = typer.Option(
+        "64,256,1024,4096,16384", "--budgets", help="finetuning budgets (4–6 is typical)"
+    ),
+    seeds: int = typer.Option(2, "--seeds", help="subset seeds per budget"),
+    shots: int = typer.Option(5, "--shots"),
+    n_eval: int = typer.Option(1000, "--n-eval"),
+    n_emerged: int = typer.Option(2, "--n-emerged", help="checkpoints past the few-shot elbow"),
+    task: str = typer.Option("synthetic", "--task"),
+) -> None:
+    """Draw a results table from the emergence law with known parameters."""
+    import numpy as np
+
+    from emergence.laws.simulate import Design, draw_truth, simulate, truth_record, write_table
+
+    if form not in ("log-power", "power"):
+        raise UserError(f"unknown --form '{form}' (choose log-power or power)")
+    design = Design(
+        sizes=_floats(sizes, "--sizes"),
+        steps_per_size=steps,
+        budgets=tuple(int(b) for b in _floats(budgets, "--budgets")),
+        seeds=tuple(range(seeds)),
+        shots=shots,
+        n_eval=n_eval,
+        n_emerged=n_emerged,
+        task=task,
+    )
+    truth = draw_truth(design, np.random.default_rng(seed), form=form)
+    frame = simulate(truth, design, seed)
+    write_table(frame, out, truth=truth_record(truth, design, seed))
+    print(
+        f"wrote {len(frame)} rows to {out}; true few-shot emergence E(D0={truth.d0:g}) = {truth.e0:.4f} nats"
+    )
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise UserError(f"{option}: expected comma-separated numbers, got '{text}'") from err
+    if not values or any(v <= 0 for v in values):
+        raise UserError(f"{option}: expected positive numbers, got '{text}'")
+    return values
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit_cmd)
+    app.command("backtest")(backtest_cmd)
+    app.command("forecast")(forecast_cmd)
+    app.command("simulate")(simulate_cmd)

@@ -1,0 +1,188 @@
+"""Backtests: the paper's validation protocols, each a refit on a reduced table.
+
+The ground truth is the elbow of a ReLU fitted to the *full* few-shot curve. Each protocol removes
+information a researcher would not have (or might lack) and asks whether the law, fit without it,
+still lands within 0.1 nats:
+
+* ``holdout-last-k`` (k = 1…4): drop the k most capable checkpoints (lowest loss) — how far ahead
+  does the law see?
+* ``pre-emergence``: keep only checkpoints whose few-shot loss is above the true elbow (the real
+  use case: every checkpoint still at chance). The protocols below start from this set.
+* ``drop-smallest-j`` / ``drop-largest-j`` (j = 1…3): remove finetuning budgets (≥ 2 must remain).
+* ``single-seed``: one subset seed only.
+* ``last-n`` (n = 3, 5): only the n most capable pre-emergence checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from emergence.errors import UserError
+from emergence.laws.law_fit import FitOptions, fit_law
+from emergence.laws.predict import TruthElbow, success, truth_elbow
+from emergence.laws.table import LawData
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named way to reduce the table; ``mask`` returns the rows to keep (None: not applicable)."""
+
+    name: str
+    mask: Callable[[LawData], np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class BacktestRow:
+    protocol: str
+    n_rows: int
+    n_checkpoints: int
+    mle: float
+    median: float
+    q05: float
+    q95: float
+    error: float  # |posterior median (MLE when not sampled) − truth|
+    success: bool
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    truth: TruthElbow
+    rows: tuple[BacktestRow, ...]
+    skipped: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return {
+            "truth": {"elbow": self.truth.elbow, "slope": self.truth.slope, "n_past": self.truth.n_past},
+            "rows": [row.__dict__ | {"warnings": list(row.warnings)} for row in self.rows],
+            "skipped": list(self.skipped),
+            "success_rate": float(np.mean([r.success for r in self.rows])) if self.rows else float("nan"),
+        }
+
+
+def ground_truth(data: LawData) -> TruthElbow:
+    """Elbow of the full few-shot curve; backtests need it to have risen significantly."""
+    fs = data.fewshot
+    truth = truth_elbow(data.loss[fs], data.y[fs])
+    if not truth.emerged:
+        raise UserError(
+            f"{data.source}: the few-shot curve of task '{data.task}' never rises clearly above chance, so "
+            "there is no ground-truth elbow to backtest against (include post-emergence checkpoints)"
+        )
+    return truth
+
+
+def _drop_strongest(data: LawData, k: int) -> np.ndarray:
+    strongest = data.checkpoints_by_loss()[-k:] if k > 0 else []
+    return ~np.isin(data.checkpoint, strongest)
+
+
+def _pre_emergence(data: LawData, truth: TruthElbow) -> np.ndarray:
+    means = {c: data.loss[data.checkpoint == c].mean() for c in np.unique(data.checkpoint)}
+    emerged = [c for c, loss in means.items() if loss < truth.elbow]
+    return ~np.isin(data.checkpoint, emerged)
+
+
+def _budget_mask(data: LawData, base: np.ndarray, j: int, largest: bool) -> np.ndarray | None:
+    budgets = np.unique(data.budget[base & ~data.fewshot])
+    if budgets.size - j < 2:
+        return None
+    drop = budgets[-j:] if largest else budgets[:j]
+    return base & ~np.isin(data.budget, drop)
+
+
+def _single_seed(data: LawData, base: np.ndarray) -> np.ndarray | None:
+    seeds = np.unique(data.subset_seed[base & np.isfinite(data.subset_seed)])
+    if seeds.size < 2:
+        return None
+    return base & ((data.subset_seed == seeds[0]) | ~np.isfinite(data.subset_seed))
+
+
+def _last_n(data: LawData, base: np.ndarray, n: int) -> np.ndarray | None:
+    kept = data.subset(base).checkpoints_by_loss()
+    if len(kept) <= n:
+        return None
+    return base & np.isin(data.checkpoint, kept[-n:])
+
+
+def protocols(truth: TruthElbow) -> list[Protocol]:
+    """The paper's protocols, in the order of the printed table."""
+    out = [Protocol(f"holdout-last-{k}", lambda d, k=k: _drop_strongest(d, k)) for k in range(1, 5)]
+    out.append(Protocol("pre-emergence", lambda d: _pre_emergence(d, truth)))
+    for j in range(1, 4):
+        out.append(
+            Protocol(f"drop-smallest-{j}", lambda d, j=j: _budget_mask(d, _pre_emergence(d, truth), j, False))
+        )
+    for j in range(1, 4):
+        out.append(
+            Protocol(f"drop-largest-{j}", lambda d, j=j: _budget_mask(d, _pre_emergence(d, truth), j, True))
+        )
+    out.append(Protocol("single-seed", lambda d: _single_seed(d, _pre_emergence(d, truth))))
+    for n in (3, 5):
+        out.append(Protocol(f"last-{n}", lambda d, n=n: _last_n(d, _pre_emergence(d, truth), n)))
+    return out
+
+
+def run_backtests(
+    data: LawData,
+    options: FitOptions = FitOptions(),
+    only: tuple[str, ...] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BacktestResult:
+    """Fit every applicable protocol and score it against the ground truth."""
+    truth = ground_truth(data)
+    rows, skipped = [], []
+    for protocol in protocols(truth):
+        if only is not None and protocol.name not in only:
+            continue
+        mask = protocol.mask(data)
+        if mask is None or not mask.any():
+            skipped.append(f"{protocol.name}: not applicable to this table")
+            continue
+        subset = data.subset(mask, note=f"backtest {protocol.name}")
+        try:
+            fit = fit_law(subset, options)
+        except UserError as err:
+            skipped.append(f"{protocol.name}: {err}")
+            continue
+        summary = fit.emergence()
+        point = summary["median"] if options.sample else summary["mle"]
+        rows.append(
+            BacktestRow(
+                protocol=protocol.name,
+                n_rows=int(mask.sum()),
+                n_checkpoints=int(np.unique(subset.checkpoint).size),
+                mle=summary["mle"],
+                median=summary["median"],
+                q05=summary["q05"],
+                q95=summary["q95"],
+                error=abs(point - truth.elbow),
+                success=success(point, truth.elbow),
+                warnings=fit.warnings,
+            )
+        )
+        if progress is not None:
+            progress(f"{protocol.name}: E(D0) {point:.3f} vs truth {truth.elbow:.3f}")
+    return BacktestResult(truth, tuple(rows), tuple(skipped))
+
+
+def format_table(result: BacktestResult) -> str:
+    """Plain-text table: protocol, rows, predicted E(D0) with 90% interval, |error|, success mark."""
+    lines = [
+        f"ground truth (few-shot ReLU elbow): {result.truth.elbow:.3f} nats; success = |error| <= 0.1",
+        f"{'protocol':<18}{'rows':>6}{'ckpts':>6}{'MLE':>8}{'median':>8}{'90% interval':>17}{'|error|':>9}  ok",
+    ]
+    for r in result.rows:
+        interval = f"{r.q05:.3f}-{r.q95:.3f}" if np.isfinite(r.q05) else "-"
+        mark = "✓" if r.success else "✗"
+        lines.append(
+            f"{r.protocol:<18}{r.n_rows:>6}{r.n_checkpoints:>6}{r.mle:>8.3f}{r.median:>8.3f}{interval:>17}"
+            f"{r.error:>9.3f}  {mark}"
+        )
+    wins = sum(r.success for r in result.rows)
+    lines.append(f"success: {wins}/{len(result.rows)}")
+    lines.extend(f"skipped {s}" for s in result.skipped)
+    return "\n".join(lines)

@@ -1,0 +1,209 @@
+"""One emergence-law fit, end to end: checks, MLE, NUTS, summary, and the files a fit leaves behind.
+
+Why a separate module: the CLI, backtests and the calibration script all need the same sequence
+(degenerate-input checks → multi-start MLE → NUTS from the MLE → E(D0) summary), and the same
+honest warnings when the data cannot identify the law. Warnings travel with the fit into fit.json,
+so a narrow-looking interval is never reported without them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from emergence.errors import UserError
+from emergence.laws.emergence_law import (
+    Geometry,
+    LawSpec,
+    Priors,
+    default_priors,
+    derived,
+    geometry,
+    law_inputs,
+)
+from emergence.laws.mle import MLEResult, fit_mle
+from emergence.laws.nuts import Posterior, SamplerConfig, run_nuts
+from emergence.laws.predict import few_shot_emergence, quantiles, truth_elbow
+from emergence.laws.table import LawData
+
+#: A posterior 90% interval wider than this (nats) is flagged: the data barely constrain E(D0).
+WIDE_INTERVAL_NATS = 0.5
+SATURATED = 0.95
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Everything that decides a fit besides the data."""
+
+    spec: LawSpec = field(default_factory=LawSpec)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    n_starts: int = 16
+    sample: bool = True  # False: MLE only (fast backtests)
+
+
+@dataclass(frozen=True)
+class LawFit:
+    """A fitted emergence law: MLE, posterior (when sampled), and what to be wary of."""
+
+    data: LawData
+    spec: LawSpec
+    geo: Geometry
+    priors: Priors
+    mle: MLEResult
+    posterior: Posterior | None
+    seconds: float
+    warnings: tuple[str, ...]
+    posterior_warmup: int = 0
+
+    @property
+    def mle_params(self) -> dict[str, float]:
+        return {k: float(v) for k, v in derived(self.mle.theta, self.geo).items()}
+
+    def draws(self) -> dict[str, np.ndarray] | None:
+        """Posterior draws of the paper's parameters and E(D0), shape (chains, draws)."""
+        if self.posterior is None:
+            return None
+        return derived(self.posterior.samples, self.geo)
+
+    def e0_draws(self) -> np.ndarray | None:
+        draws = self.draws()
+        return None if draws is None else draws["e0"].reshape(-1)
+
+    def emergence(self) -> dict[str, float]:
+        return few_shot_emergence(self.mle_params["e0"], self.e0_draws())
+
+    def summary(self) -> dict:
+        """The body of fit.json (without timing and file names, which the caller adds)."""
+        draws = self.draws()
+        params = {}
+        for name, value in self.mle_params.items():
+            entry = {"mle": value}
+            if draws is not None:
+                entry.update(quantiles(draws[name]))
+            params[name] = entry
+        diagnostics = (
+            self.posterior.diagnostics.as_dict()
+            if self.posterior is not None
+            else {"r_hat_max": None, "ess_min": None, "divergences": None, "warnings": []}
+        )
+        return {
+            "task": self.data.task,
+            "metric": self.data.metric,
+            "source": self.data.source,
+            "n_rows": int(self.data.loss.size),
+            "d0": self.data.d0,
+            "chance": self.data.chance,
+            "form": self.spec.form,
+            "likelihood": self.spec.likelihood,
+            "delta": self.spec.use_delta,
+            "sharpness": self.spec.sharpness,
+            "few_shot_emergence": self.emergence(),
+            "params": params,
+            "mle": {
+                "nll": self.mle.nll,
+                "starts": self.mle.n_starts,
+                "converged": self.mle.n_converged,
+                "at_bound": list(self.mle.at_bound),
+            },
+            "diagnostics": diagnostics,
+            "sampler": None
+            if self.posterior is None
+            else {
+                "chains": self.posterior.samples["e_a"].shape[0],
+                "samples": self.posterior.samples["e_a"].shape[1],
+                "warmup": self.posterior_warmup,
+                "chain_method": self.posterior.chain_method,
+                "seconds": self.posterior.seconds,
+            },
+            "notes": list(self.data.notes),
+            "warnings": list(self.warnings),
+            "seconds": self.seconds,
+        }
+
+
+def input_warnings(data: LawData, spec: LawSpec) -> tuple[LawSpec, list[str]]:
+    """Degenerate-input checks; may switch Δ off (it is unidentified without few-shot rows)."""
+    warnings = []
+    if not data.fewshot.any():
+        warnings.append(
+            "no few-shot (budget 0) rows: E(D0) rests on extrapolation alone; fitted without delta"
+        )
+        spec = replace(spec, use_delta=False)
+    if spec.likelihood == "binomial" and (
+        not np.isfinite(data.n_eval).all() or not np.isfinite(data.n_correct).all()
+    ):
+        raise UserError(f"{data.source}: --likelihood binomial needs n_eval and n_correct on every row")
+    risen = 0
+    for budget in data.finetuned_budgets:
+        rows = data.budget == budget
+        if truth_elbow(data.loss[rows], data.y[rows]).emerged:
+            risen += 1
+    if risen < 2:
+        warnings.append(
+            f"only {risen} finetuning budget(s) rise clearly above chance: the data barely identify how "
+            "E(D) moves with D, so E(D0) comes mostly from the priors"
+        )
+    saturated = int((data.y > SATURATED).sum())
+    if saturated:
+        warnings.append(
+            f"{saturated} row(s) above {SATURATED}: the law is linear past the elbow; saturated rows bias it"
+        )
+    return spec, warnings
+
+
+def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
+    """Fit one task/metric slice: MLE (multi-start), then NUTS started from it."""
+    start = time.perf_counter()
+    spec, warnings = input_warnings(data, options.spec)
+    geo = geometry(data, spec)
+    x = law_inputs(data, geo)
+    priors = default_priors(data, spec)
+    mle = fit_mle(x, spec, data.chance, n_starts=options.n_starts, seed=options.sampler.seed)
+    if mle.at_bound:
+        warnings.append(f"MLE on a bound for {', '.join(mle.at_bound)}: the point estimate is not identified")
+    posterior = None
+    if options.sample:
+        posterior = run_nuts(x, spec, priors, mle.theta, options.sampler)
+        warnings.extend(posterior.diagnostics.warnings)
+        e0 = quantiles(derived(posterior.samples, geo)["e0"])
+        if e0["q95"] - e0["q05"] > WIDE_INTERVAL_NATS:
+            warnings.append(
+                f"wide 90% interval for E(D0) ({e0['q05']:.2f}–{e0['q95']:.2f} nats): the data constrain it weakly"
+            )
+    return LawFit(
+        data=data,
+        spec=spec,
+        geo=geo,
+        priors=priors,
+        mle=mle,
+        posterior=posterior,
+        seconds=time.perf_counter() - start,
+        warnings=tuple(warnings),
+        posterior_warmup=options.sampler.num_warmup if options.sample else 0,
+    )
+
+
+def save_samples(fit: LawFit, path: str | Path) -> Path | None:
+    """Posterior draws (latents and derived parameters, by chain) as a pickle-free .npz, atomically."""
+    if fit.posterior is None:
+        return None
+    path = Path(path)
+    arrays = {f"latent_{k}": v for k, v in fit.posterior.samples.items()}
+    arrays.update({k: np.asarray(v, dtype=float) for k, v in fit.draws().items()})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    os.close(fd)
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_e0_draws(path: str | Path) -> np.ndarray:
+    """E(D0) draws from a samples.npz (safe load: no pickle)."""
+    with np.load(path, allow_pickle=False) as archive:
+        return np.asarray(archive["e0"], dtype=float).reshape(-1)

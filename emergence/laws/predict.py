@@ -1,0 +1,102 @@
+"""What a fit predicts: the few-shot emergence point E(D0), P(emerged) at a loss, and the ground truth.
+
+The ground truth for backtests is not a law parameter but an observation: the elbow of a plain
+(hard) ReLU fitted to the *full* few-shot curve, post-emergence checkpoints included — the paper's
+definition. A prediction succeeds when it lands within 0.1 nats of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from scipy.optimize import minimize_scalar
+
+#: The paper's success rule: |E(D0) − truth| ≤ 0.1 nats.
+SUCCESS_NATS = 0.1
+
+
+def quantiles(values: np.ndarray) -> dict[str, float]:
+    """5/50/95% of a set of draws (NaNs — e.g. from a diverged draw — are ignored)."""
+    values = np.asarray(values, dtype=float).reshape(-1)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {"median": float("nan"), "q05": float("nan"), "q95": float("nan")}
+    q05, q50, q95 = np.percentile(values, [5, 50, 95])
+    return {"median": float(q50), "q05": float(q05), "q95": float(q95)}
+
+
+def few_shot_emergence(mle_e0: float, e0_draws: np.ndarray | None) -> dict[str, float]:
+    """The headline numbers: MLE and posterior 5/50/95% of E(D0), in nats."""
+    out = {"mle": float(mle_e0)}
+    out.update(
+        quantiles(e0_draws)
+        if e0_draws is not None
+        else {"median": float("nan"), "q05": float("nan"), "q95": float("nan")}
+    )
+    return out
+
+
+def p_emerged(e0_draws: np.ndarray, loss: float | np.ndarray) -> np.ndarray:
+    """P(a model with this pretraining loss is past the few-shot elbow) = P(E(D0) > loss)."""
+    draws = np.asarray(e0_draws, dtype=float).reshape(-1)
+    draws = draws[np.isfinite(draws)]
+    loss = np.asarray(loss, dtype=float)
+    return (draws[None, :] > loss.reshape(-1, 1)).mean(axis=1).reshape(loss.shape)
+
+
+def success(prediction: float, truth: float, tolerance: float = SUCCESS_NATS) -> bool:
+    """The 0.1-nat rule."""
+    return bool(abs(prediction - truth) <= tolerance)
+
+
+@dataclass(frozen=True)
+class TruthElbow:
+    """A hard-ReLU fit y = b + a·relu(e − L) to a few-shot curve."""
+
+    elbow: float
+    slope: float
+    base: float
+    emerged: bool  # the rise is significant (F-test against a flat line, p < 0.01) with a > 0
+    n_past: int  # checkpoints (rows) with loss below the elbow
+    p_value: float
+
+
+def _profile_sse(loss: np.ndarray, y: np.ndarray, e: float) -> tuple[float, float, float]:
+    """Least squares in (b, a ≥ 0) for a fixed elbow e: returns (sse, a, b)."""
+    z = np.maximum(e - loss, 0.0)
+    if np.ptp(z) <= 0:
+        b = float(y.mean())
+        return float(((y - b) ** 2).sum()), 0.0, b
+    design = np.stack([np.ones_like(z), z], axis=1)
+    (b, a), *_ = np.linalg.lstsq(design, y, rcond=None)
+    if a < 0:
+        a, b = 0.0, float(y.mean())
+    return float(((y - b - a * z) ** 2).sum()), float(a), float(b)
+
+
+def truth_elbow(loss: np.ndarray, y: np.ndarray, alpha: float = 0.01) -> TruthElbow:
+    """Elbow of the full few-shot curve by profiled least squares (grid, then a bounded refine)."""
+    loss, y = np.asarray(loss, float), np.asarray(y, float)
+    keep = np.isfinite(loss) & np.isfinite(y)
+    loss, y = loss[keep], y[keep]
+    if loss.size < 4 or np.ptp(loss) <= 0:
+        return TruthElbow(float("nan"), 0.0, float(np.mean(y)) if y.size else float("nan"), False, 0, 1.0)
+    lo, hi = float(loss.min()), float(loss.max())
+    grid = np.linspace(lo, hi, 400)
+    sse = np.array([_profile_sse(loss, y, e)[0] for e in grid])
+    i = int(np.argmin(sse))
+    bracket = (grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)])
+    refined = minimize_scalar(lambda e: _profile_sse(loss, y, e)[0], bounds=bracket, method="bounded")
+    elbow = float(refined.x) if refined.fun <= sse[i] else float(grid[i])
+    sse1, a, b = _profile_sse(loss, y, elbow)
+    sse0 = float(((y - y.mean()) ** 2).sum())
+    dof = loss.size - 3
+    if dof > 0 and sse1 > 0:
+        f_stat = ((sse0 - sse1) / 2.0) / (sse1 / dof)
+        p_value = float(stats.f.sf(f_stat, 2, dof))
+    else:
+        p_value = 0.0 if sse0 > sse1 else 1.0
+    n_past = int((loss < elbow).sum())
+    return TruthElbow(elbow, a, b, bool(a > 0 and p_value < alpha and n_past > 0), n_past, p_value)

@@ -1,0 +1,241 @@
+"""Read a results table (DESIGN.md "Results row") and cut out what the emergence law needs.
+
+The law fitter must accept a table *whoever produced it* — our sweep runner or a user's own script —
+so this module is the single place that checks it: every problem becomes a one-line
+:class:`~emergence.errors.UserError` naming the file, row and column, and rows the fitter cannot use
+(NaN metric or loss) are dropped with a note rather than silently. The result is a frozen
+:class:`LawData` of plain numpy arrays, so the statistics modules never see pandas.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emergence.errors import UserError
+from emergence.sweep.schema import KNOWN_METRICS, RESULT_COLUMNS
+
+#: Columns without which no emergence-law fit is possible.
+REQUIRED_COLUMNS: tuple[str, ...] = ("pretrain_loss", "task", "budget")
+
+#: Chance level of the tasks we ship; B's prior is centred here (other tasks: estimated from data).
+CHANCE_LEVELS: dict[tuple[str, str], float] = {
+    ("mmlu", "acc"): 0.25,
+    ("commonsense_qa", "acc"): 0.2,
+    ("cola", "mcc"): 0.0,
+    ("gsm8k", "em_strict"): 0.0,
+    ("gsm8k", "em_flexible"): 0.0,
+}
+
+_NUMERIC = (
+    "params",
+    "tokens",
+    "flops",
+    "pretrain_loss",
+    "shots",
+    "budget",
+    "subset_seed",
+    "n_eval",
+    "n_correct",
+)
+
+
+@dataclass(frozen=True)
+class LawData:
+    """One task/metric slice of a results table, as arrays (one entry per usable row)."""
+
+    source: str
+    task: str
+    metric: str
+    loss: np.ndarray  # pretraining loss, nats/token
+    budget: np.ndarray  # finetuning examples; 0 marks few-shot rows
+    y: np.ndarray  # the metric
+    n_eval: np.ndarray  # NaN where unknown
+    n_correct: np.ndarray  # NaN where unknown
+    checkpoint: np.ndarray  # str ids
+    subset_seed: np.ndarray  # NaN where unknown
+    flops: np.ndarray  # per row, NaN where unknown
+    params: np.ndarray
+    tokens: np.ndarray
+    d0: float  # few-shot extrapolation limit D0
+    chance: float  # centre of B's prior
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def fewshot(self) -> np.ndarray:
+        return self.budget == 0
+
+    @property
+    def finetuned_budgets(self) -> np.ndarray:
+        return np.unique(self.budget[~self.fewshot])
+
+    def subset(self, mask: np.ndarray, note: str | None = None) -> LawData:
+        """The same slice restricted to ``mask`` rows (backtests hold rows out this way)."""
+        arrays = {
+            name: getattr(self, name)[mask]
+            for name in (
+                "loss",
+                "budget",
+                "y",
+                "n_eval",
+                "n_correct",
+                "checkpoint",
+                "subset_seed",
+                "flops",
+                "params",
+                "tokens",
+            )
+        }
+        notes = self.notes + ((note,) if note else ())
+        return LawData(
+            source=self.source,
+            task=self.task,
+            metric=self.metric,
+            d0=self.d0,
+            chance=self.chance,
+            notes=notes,
+            **arrays,
+        )
+
+    def checkpoints_by_loss(self) -> list[str]:
+        """Checkpoint ids from weakest (highest loss) to strongest; the "last" ones are most capable."""
+        frame = pd.DataFrame({"c": self.checkpoint, "l": self.loss}).groupby("c")["l"].mean()
+        return list(frame.sort_values(ascending=False).index)
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet results table; a missing or unreadable file is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"results table not found: {path}")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path)
+    except Exception as err:  # noqa: BLE001 - any parse failure is the user's file
+        raise UserError(f"{path}: cannot read results table ({type(err).__name__}: {err})") from err
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(
+            f"{path}: missing column '{missing[0]}' (results tables need {', '.join(REQUIRED_COLUMNS)})"
+        )
+    for column in _NUMERIC:
+        if column in frame.columns:
+            frame[column] = _numeric_column(frame[column], column, path)
+    return frame
+
+
+def _numeric_column(series: pd.Series, column: str, path: Path) -> pd.Series:
+    converted = pd.to_numeric(series, errors="coerce")
+    bad = converted.isna() & series.notna() & (series.astype(str).str.strip() != "")
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{path}: row {row + 2}, column '{column}': not a number: {series.iloc[row]!r}")
+    return converted.astype(float)
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """Metric columns: the known ones plus any other numeric column after the fixed schema."""
+    known = [m for m in KNOWN_METRICS if m in frame.columns]
+    extra = [
+        c
+        for c in frame.columns
+        if c not in RESULT_COLUMNS and c not in known and pd.api.types.is_numeric_dtype(frame[c])
+    ]
+    return known + extra
+
+
+def select(
+    frame: pd.DataFrame,
+    task: str,
+    metric: str | None = None,
+    d0: float | None = None,
+    chance: float | None = None,
+    source: str = "results",
+) -> LawData:
+    """Cut the rows of one task and metric, drop unusable rows (with a note), and fix D0 and chance."""
+    tasks = sorted(str(t) for t in frame["task"].dropna().unique())
+    if task not in tasks:
+        raise UserError(f"{source}: unknown task '{task}' (table has: {', '.join(tasks) or 'none'})")
+    rows = frame[frame["task"].astype(str) == task]
+    metrics = [m for m in metric_columns(rows) if rows[m].notna().any()]
+    if metric is None:
+        if not metrics:
+            raise UserError(f"{source}: no metric column with values for task '{task}'")
+        metric = metrics[0]
+    elif metric not in rows.columns:
+        raise UserError(f"{source}: missing column '{metric}' (metrics here: {', '.join(metrics) or 'none'})")
+    y = pd.to_numeric(rows[metric], errors="coerce")
+    notes: list[str] = []
+    usable = y.notna() & rows["pretrain_loss"].notna() & rows["budget"].notna()
+    if (~usable).any():
+        notes.append(f"dropped {int((~usable).sum())} row(s) with NaN {metric}, pretrain_loss or budget")
+    rows, y = rows[usable], y[usable]
+    if len(rows) == 0:
+        raise UserError(f"{source}: task '{task}' has no rows with {metric}, pretrain_loss and budget")
+    if (rows["budget"] < 0).any():
+        raise UserError(f"{source}: column 'budget' has a negative value")
+
+    def column(name: str) -> np.ndarray:
+        return rows[name].to_numpy(dtype=float) if name in rows.columns else np.full(len(rows), np.nan)
+
+    budget = column("budget")
+    fewshot = budget == 0
+    d0, d0_note = _resolve_d0(d0, column("shots")[fewshot])
+    if d0_note:
+        notes.append(d0_note)
+    if chance is None:
+        chance, chance_note = _resolve_chance(task, metric, y.to_numpy(float), column("pretrain_loss"))
+        notes.append(chance_note)
+    checkpoint = (
+        rows["checkpoint"].astype(str).to_numpy()
+        if "checkpoint" in rows.columns
+        else np.array([f"loss={v:.6g}" for v in column("pretrain_loss")])
+    )
+    return LawData(
+        source=source,
+        task=task,
+        metric=metric,
+        loss=column("pretrain_loss"),
+        budget=budget,
+        y=y.to_numpy(float),
+        n_eval=column("n_eval"),
+        n_correct=column("n_correct"),
+        checkpoint=checkpoint,
+        subset_seed=column("subset_seed"),
+        flops=column("flops"),
+        params=column("params"),
+        tokens=column("tokens"),
+        d0=float(d0),
+        chance=float(chance),
+        notes=tuple(notes),
+    )
+
+
+def _resolve_d0(d0: float | None, shots: np.ndarray) -> tuple[float, str | None]:
+    """D0 defaults to the few-shot example count (min 2): E(D) in log D needs D0 > 1."""
+    if d0 is not None:
+        if not d0 >= 2:
+            raise UserError(f"--d0 must be at least 2 (got {d0})")
+        return float(d0), None
+    known = shots[np.isfinite(shots)]
+    if known.size == 0:
+        return 2.0, "D0 = 2 (no 'shots' on few-shot rows; pass --d0 to change)"
+    return float(max(2.0, np.max(known))), None
+
+
+def _resolve_chance(task: str, metric: str, y: np.ndarray, loss: np.ndarray) -> tuple[float, str]:
+    """Known tasks have a fixed chance level; otherwise use the weakest third of rows (still at chance)."""
+    if (task, metric) in CHANCE_LEVELS:
+        value = CHANCE_LEVELS[(task, metric)]
+        return value, f"chance level {value:g} ({task}/{metric})"
+    weakest = y[loss >= np.quantile(loss, 2 / 3)]
+    value = float(np.median(weakest)) if weakest.size else float(np.median(y))
+    if not math.isfinite(value):
+        value = 0.0
+    return value, f"chance level {value:.3g} estimated from the weakest third of rows (pass --chance to set)"

@@ -1,0 +1,140 @@
+"""Plots of an emergence-law fit (matplotlib, Agg backend, written atomically).
+
+Three pictures a researcher reads to trust (or not) a prediction: the data against the fitted
+law with posterior bands for each budget, the posterior CDF of the few-shot emergence point with
+the truth when known, and the backtest errors against the 0.1-nat success line. The x axis is
+pretraining loss *decreasing* to the right, so stronger models sit on the right as in the paper.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from emergence.laws.emergence_law import elbow  # noqa: E402
+from emergence.laws.law_fit import LawFit  # noqa: E402
+from emergence.laws.predict import SUCCESS_NATS  # noqa: E402
+
+_BAND_DRAWS = 300
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _curve(
+    draws: dict[str, np.ndarray], fit: LawFit, h: float, loss: np.ndarray, fewshot: bool
+) -> np.ndarray:
+    """Law mean at each loss for each draw: shape (draws, len(loss))."""
+    e = elbow(h, fit.geo.h_a, draws["e_a"], draws["gap"], draws["alpha"])[:, None]
+    s = fit.spec.sharpness
+    rise = np.logaddexp(0.0, s * (e - loss[None, :])) / s
+    delta = draws.get("delta", np.zeros_like(draws["A"])) if fewshot else np.zeros_like(draws["A"])
+    return draws["B"][:, None] + delta[:, None] + draws["A"][:, None] * rise
+
+
+def plot_fit(fit: LawFit, path: str | Path, seed: int = 0) -> Path:
+    """Metric vs pretraining loss, one colour per budget; posterior median line and 5–95% band."""
+    data, geo = fit.data, fit.geo
+    draws = fit.draws()
+    if draws is None:
+        draws = {k: np.atleast_1d(v) for k, v in fit.mle_params.items()}
+    else:
+        flat = {k: v.reshape(-1) for k, v in draws.items()}
+        idx = np.random.default_rng(seed).choice(
+            flat["A"].size, min(_BAND_DRAWS, flat["A"].size), replace=False
+        )
+        draws = {k: v[idx] for k, v in flat.items()}
+    grid = np.linspace(data.loss.min() - 0.05, data.loss.max() + 0.05, 200)
+    budgets = (
+        [0.0, *data.finetuned_budgets.tolist()] if data.fewshot.any() else data.finetuned_budgets.tolist()
+    )
+    colours = plt.cm.viridis(np.linspace(0.0, 0.9, len(budgets)))
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for budget, colour in zip(budgets, colours, strict=True):
+        rows = data.budget == budget
+        fewshot = budget == 0
+        colour = "black" if fewshot else colour
+        label = f"few-shot (D0={data.d0:g})" if fewshot else f"D={budget:g}"
+        h = geo.h0 if fewshot else float(geo.g(budget)) / geo.g_b
+        curves = _curve(draws, fit, h, grid, fewshot)
+        lo, mid, hi = np.percentile(curves, [5, 50, 95], axis=0)
+        ax.fill_between(grid, lo, hi, color=colour, alpha=0.2, linewidth=0)
+        ax.plot(grid, mid, color=colour, linewidth=1.5, linestyle="--" if fewshot else "-")
+        ax.scatter(data.loss[rows], data.y[rows], color=colour, s=14, label=label, zorder=3)
+    summary = fit.emergence()
+    centre = summary["median"] if np.isfinite(summary["median"]) else summary["mle"]
+    if np.isfinite(summary["q05"]):
+        ax.axvspan(summary["q05"], summary["q95"], color="tab:red", alpha=0.12, label="E(D0) 90% interval")
+    ax.axvline(centre, color="tab:red", linewidth=1.2, label=f"E(D0) = {centre:.3f}")
+    ax.invert_xaxis()
+    ax.set_xlabel("pretraining loss (nats/token) — stronger →")
+    ax.set_ylabel(data.metric)
+    ax.set_title(f"{data.task}: emergence law fit ({fit.spec.form}, {fit.spec.likelihood})")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_e0_cdf(fit: LawFit, path: str | Path, truth: float | None = None) -> Path:
+    """Empirical CDF of the E(D0) posterior, with 5/95% marks, the MLE and the truth when known."""
+    summary = fit.emergence()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    draws = fit.e0_draws()
+    if draws is not None:
+        values = np.sort(draws[np.isfinite(draws)])
+        ax.plot(values, np.arange(1, values.size + 1) / values.size, color="tab:blue", label="posterior CDF")
+        for q in ("q05", "q95"):
+            ax.axvline(summary[q], color="tab:blue", linestyle=":", linewidth=1)
+        ax.axvline(summary["median"], color="tab:blue", linewidth=1, label=f"median {summary['median']:.3f}")
+    ax.axvline(
+        summary["mle"], color="tab:orange", linewidth=1.2, linestyle="--", label=f"MLE {summary['mle']:.3f}"
+    )
+    if truth is not None and np.isfinite(truth):
+        ax.axvline(truth, color="tab:red", linewidth=1.5, label=f"truth {truth:.3f}")
+        ax.axvspan(truth - SUCCESS_NATS, truth + SUCCESS_NATS, color="tab:red", alpha=0.08, label="±0.1 nat")
+    ax.set_xlabel("few-shot emergence point E(D0) (pretraining loss, nats)")
+    ax.set_ylabel("P(E(D0) ≤ x)")
+    ax.set_title(f"{fit.data.task}: posterior of the few-shot emergence point")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_backtest(result, path: str | Path) -> Path:
+    """|error| per protocol, green when within 0.1 nats; whiskers show the 90% interval's reach."""
+    rows = result.rows
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(rows) + 2), 4.2))
+    errors = np.array([r.error for r in rows])
+    colours = ["tab:green" if r.success else "tab:red" for r in rows]
+    positions = np.arange(len(rows))
+    ax.bar(positions, errors, color=colours)
+    for i, r in enumerate(rows):
+        if np.isfinite(r.q05):
+            reach = (abs(r.q05 - result.truth.elbow), abs(r.q95 - result.truth.elbow))
+            covered = r.q05 <= result.truth.elbow <= r.q95
+            ax.plot([i, i], [0 if covered else min(reach), max(reach)], color="black", linewidth=0.8)
+    ax.axhline(SUCCESS_NATS, color="black", linestyle="--", linewidth=1, label="0.1-nat success line")
+    ax.set_xticks(positions, [r.protocol for r in rows], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("|E(D0) − truth| (nats)")
+    ax.set_title(f"backtests vs ground-truth elbow {result.truth.elbow:.3f}")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
