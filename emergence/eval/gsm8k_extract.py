@@ -1,0 +1,74 @@
+"""GSM8K answer extraction and exact match, as lm-evaluation-harness 0.4.x ``gsm8k.yaml`` defines them.
+
+Two filters turn a completion into an answer string:
+- ``strict-match``: regex ``#### (\\-?[0-9\\.\\,]+)``, first match (the format the few-shot answers teach);
+- ``flexible-extract``: regex ``(-?[$0-9.,]{2,})|(-?[0-9]+)``, the *last* match (``group_select: -1``),
+  first non-empty group of it.
+No match gives ``"[invalid]"`` (the harness' fallback); a match is ``.strip()``-ed.
+
+Exact match then compares prediction and reference after the same normalization, applied to both
+(``exact_match_hf_evaluate``): remove each of ``regexes_to_ignore`` in order (``,`` then ``$`` then
+everything up to ``"#### "`` then a final ``.``), then lowercase (``ignore_case: true``); punctuation is
+kept (``ignore_punctuation: false``). The reference is the dataset's full worked answer; the
+``(?s).*#### `` rule is what reduces it to its final number.
+"""
+
+from __future__ import annotations
+
+import re
+
+STRICT_PATTERN = re.compile(r"#### (\-?[0-9\.\,]+)")
+FLEXIBLE_PATTERN = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+FALLBACK = "[invalid]"
+REGEXES_TO_IGNORE = (",", "\\$", "(?s).*#### ", "\\.$")
+FILTERS = ("strict-match", "flexible-extract")
+
+
+def _regex_filter(text: str, pattern: re.Pattern[str], group_select: int) -> str:
+    """The harness' ``RegexFilter.apply`` for one response."""
+    matches = pattern.findall(text)
+    if not matches:
+        return FALLBACK
+    match = matches[group_select]
+    if isinstance(match, tuple):
+        groups = [m for m in match if m]
+        match = groups[0] if groups else FALLBACK
+    return match.strip()
+
+
+def strict_match(text: str) -> str:
+    """The number after the first ``#### `` (with its sign, dots and commas), or ``[invalid]``."""
+    return _regex_filter(text, STRICT_PATTERN, 0)
+
+
+def flexible_extract(text: str) -> str:
+    """The last number-like run in the completion (may carry ``$``, commas, a final ``.``), or ``[invalid]``."""
+    return _regex_filter(text, FLEXIBLE_PATTERN, -1)
+
+
+def extract(text: str, filter_name: str) -> str:
+    if filter_name == "strict-match":
+        return strict_match(text)
+    if filter_name == "flexible-extract":
+        return flexible_extract(text)
+    raise ValueError(f"unknown gsm8k filter {filter_name!r}; known: {', '.join(FILTERS)}")
+
+
+def normalize(text: str) -> str:
+    """The gsm8k exact-match normalization, applied to predictions and references alike."""
+    for pattern in REGEXES_TO_IGNORE:
+        text = re.sub(pattern, "", text)
+    return text.lower()
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    """Whether an *extracted* prediction equals the reference (a full gsm8k answer or a bare number)."""
+    return normalize(prediction) == normalize(reference)
+
+
+def score_completion(completion: str, reference: str) -> dict[str, bool]:
+    """``{"em_strict": ..., "em_flexible": ...}`` for one raw completion (already cut at stop sequences)."""
+    return {
+        "em_strict": exact_match(strict_match(completion), reference),
+        "em_flexible": exact_match(flexible_extract(completion), reference),
+    }

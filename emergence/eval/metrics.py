@@ -1,0 +1,77 @@
+"""Task metrics: accuracy (micro, and macro over groups), Matthews correlation, exact match.
+
+Definitions follow what lm-evaluation-harness reports, so numbers are comparable with published
+tables: ``acc`` is the mean over examples (for MMLU that is the harness' size-weighted group
+aggregate, i.e. micro over questions); ``acc_macro`` averages per-subject accuracies; ``mcc`` is
+sklearn's ``matthews_corrcoef`` (the harness' CoLA aggregation), which is 0 when the denominator
+vanishes, e.g. when every prediction (or every gold label) is one class.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+
+def accuracy(predictions: Sequence[int | str], golds: Sequence[int | str]) -> float:
+    """Fraction of exact agreements; NaN for no examples (unknown, not zero)."""
+    _same_length(predictions, golds)
+    if len(golds) == 0:
+        return math.nan
+    return sum(p == g for p, g in zip(predictions, golds, strict=True)) / len(golds)
+
+
+def macro_accuracy(
+    predictions: Sequence[int | str], golds: Sequence[int | str], groups: Sequence[Hashable]
+) -> float:
+    """Mean over groups (e.g. MMLU subjects) of each group's accuracy."""
+    _same_length(predictions, golds)
+    _same_length(predictions, groups)
+    per_group: dict[Hashable, list[bool]] = {}
+    for p, g, k in zip(predictions, golds, groups, strict=True):
+        per_group.setdefault(k, []).append(p == g)
+    if not per_group:
+        return math.nan
+    return float(np.mean([np.mean(v) for v in per_group.values()]))
+
+
+def matthews_corrcoef(predictions: Sequence[Hashable], golds: Sequence[Hashable]) -> float:
+    """Matthews correlation coefficient, multiclass form, exactly as sklearn computes it.
+
+    With confusion matrix C (rows gold, columns predicted), t = row sums, p = column sums,
+    c = trace, s = total: MCC = (c·s − t·p) / sqrt((s² − p·p)(s² − t·t)), and 0 when the
+    denominator is 0 (a constant prediction or a constant gold column). For two classes this is
+    (TP·TN − FP·FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)).
+    """
+    _same_length(predictions, golds)
+    if len(golds) == 0:
+        return math.nan
+    labels = sorted(set(golds) | set(predictions), key=repr)
+    index = {label: i for i, label in enumerate(labels)}
+    cm = np.zeros((len(labels), len(labels)), dtype=np.float64)
+    for g, p in zip(golds, predictions, strict=True):
+        cm[index[g], index[p]] += 1
+    t_sum = cm.sum(axis=1)
+    p_sum = cm.sum(axis=0)
+    n_correct = np.trace(cm)
+    n_samples = p_sum.sum()
+    cov_ytyp = n_correct * n_samples - np.dot(t_sum, p_sum)
+    cov_ypyp = n_samples**2 - np.dot(p_sum, p_sum)
+    cov_ytyt = n_samples**2 - np.dot(t_sum, t_sum)
+    if cov_ypyp * cov_ytyt == 0:
+        return 0.0
+    return float(cov_ytyp / np.sqrt(cov_ytyt * cov_ypyp))
+
+
+def exact_match_rate(matches: Sequence[bool]) -> float:
+    """Mean of per-example exact-match booleans (e.g. from ``gsm8k_extract.score_completion``)."""
+    if len(matches) == 0:
+        return math.nan
+    return sum(bool(m) for m in matches) / len(matches)
+
+
+def _same_length(a: Sequence[object], b: Sequence[object]) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"length mismatch: {len(a)} predictions vs {len(b)} labels")
