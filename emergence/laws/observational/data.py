@@ -49,6 +49,7 @@ PAPER_BASE_EXCLUDED: tuple[str, ...] = (
     "mistralai/Mistral-Nemo-Base-2407",
 )
 
+_LINE_LEFT, _LINE_RIGHT = "__line_data__", "__line_join__"
 _FLOPS_RE = re.compile(r"^FLOPs(?:\s*\(\s*1E(\d+)\s*\))?$", re.IGNORECASE)
 _NAME_SIZE_RE = re.compile(r"(?<![\dx.])(\d+(?:[._]\d+)?)([bBmM])(?![a-zA-Z])")
 
@@ -62,6 +63,8 @@ class ObsTable:
     flops_col: str | None
     flops_unit: float  # multiply the FLOPs column by this to get FLOPs
     notes: list[str] = field(default_factory=list)
+    #: column → (file it came from, hidden column holding each row's line number in that file)
+    origins: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def flops(self) -> np.ndarray:
         """Training FLOPs per row (NaN where unknown), in FLOPs."""
@@ -87,12 +90,15 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise UserError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
     if MODEL_COL not in frame.columns:
         raise UserError(f"{path}: missing column {MODEL_COL!r}")
-    frame.attrs["source"] = str(path)
     return frame
 
 
-def to_numeric(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
-    """Parse one column as floats: empty cells become NaN, anything else non-numeric is an error."""
+def to_numeric(frame: pd.DataFrame, column: str, source: str, line_col: str | None = None) -> pd.Series:
+    """Parse one column as floats: empty cells become NaN, anything else non-numeric is an error.
+
+    The error names the file, the line in that file (when ``line_col`` holds line numbers), the
+    model and the column, so the user can go straight to the cell.
+    """
     if column not in frame.columns:
         raise UserError(f"{source}: missing column {column!r}")
     raw = frame[column]
@@ -105,8 +111,9 @@ def to_numeric(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     if bad.any():
         idx = int(np.flatnonzero(bad.to_numpy())[0])
         model = frame[MODEL_COL].iloc[idx] if MODEL_COL in frame else "?"
+        line = int(frame[line_col].iloc[idx]) if line_col and line_col in frame else idx + 2
         raise UserError(
-            f"{source}: row {idx + 2} (model {model!r}), column {column!r}: "
+            f"{source}: line {line} (model {model!r}), column {column!r}: "
             f"non-numeric value {text.iloc[idx]!r}"
         )
     return values.astype(float)
@@ -123,11 +130,16 @@ def load_table(path: str | Path, join: str | Path | None = None) -> ObsTable:
     """Load DATA.csv, optionally inner-joined on ``Model`` with OTHER.csv (DATA's columns win)."""
     notes: list[str] = []
     left = read_csv(path)
+    left[_LINE_LEFT] = np.arange(len(left)) + 2  # header is line 1
+    origins = {c: (str(path), _LINE_LEFT) for c in left.columns}
     source = str(path)
     left = _dedupe(left, str(path), notes)
     if join is not None:
-        right = _dedupe(read_csv(join), str(join), notes)
+        right = read_csv(join)
+        right[_LINE_RIGHT] = np.arange(len(right)) + 2
+        right = _dedupe(right, str(join), notes)
         shared = [c for c in right.columns if c in left.columns and c != MODEL_COL]
+        origins.update({c: (str(join), _LINE_RIGHT) for c in right.columns if c not in shared})
         for col in shared:
             notes.append(f"column {col!r} is in both tables; using the one from {path}")
         right = right.drop(columns=shared)
@@ -143,7 +155,7 @@ def load_table(path: str | Path, join: str | Path | None = None) -> ObsTable:
             flops_col, unit = col, 10.0 ** int(match.group(1) or 0)
             break
     frame = left.reset_index(drop=True)
-    return ObsTable(frame=frame, source=source, flops_col=flops_col, flops_unit=unit, notes=notes)
+    return ObsTable(frame, source, flops_col, unit, notes, origins)
 
 
 def select_models(table: ObsTable, families: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> ObsTable:
@@ -171,7 +183,8 @@ def parse_numeric_columns(table: ObsTable, columns: list[str]) -> None:
     """Turn the named columns (and the metadata columns present) into floats, in place."""
     meta = [c for c in (SIZE_COL, DATA_COL, table.flops_col) if c and c in table.frame]
     for col in dict.fromkeys(list(columns) + meta):
-        table.frame[col] = to_numeric(table.frame, col, table.source)
+        file, line_col = table.origins.get(col, (table.source, None))
+        table.frame[col] = to_numeric(table.frame, col, file, line_col)
 
 
 def _size_from_name(model: str) -> float | None:
