@@ -109,15 +109,12 @@ def read_mmlu_csv(path: Path, subject: str) -> list[Record]:
                 raise UserError(f"{path}: row {row_no}: expected 6 columns, found {len(row)}")
             if row[5] not in _LETTERS:
                 raise UserError(f"{path}: row {row_no}: answer {row[5]!r} is not one of A, B, C, D")
-            records.append(
-                {
-                    "question": row[0],
-                    "subject": subject,
-                    "choices": row[1:5],
-                    "answer": _LETTERS.index(row[5]),
-                }
-            )
+            records.append(_mmlu_record(row[0], subject, row[1:5], _LETTERS.index(row[5])))
     return records
+
+
+def _mmlu_record(question: str, subject: str, choices: list[str], answer: int) -> Record:
+    return {"question": question, "subject": subject, "choices": choices, "answer": answer}
 
 
 def load_mmlu_local(
@@ -143,21 +140,25 @@ def read_csqa_jsonl(path: Path) -> list[Record]:
         try:
             q = row["question"]
             choices = q["choices"]
-            record = {
-                "id": str(row["id"]),
-                "question": str(q["stem"]),
-                "question_concept": str(q.get("question_concept", "")),
-                "choices": {
-                    "label": [str(c["label"]) for c in choices],
-                    "text": [str(c["text"]) for c in choices],
-                },
-                "answerKey": str(row.get("answerKey", "")),
-            }
+            labels, texts = [str(c["label"]) for c in choices], [str(c["text"]) for c in choices]
+            record = _csqa_record(
+                row["id"], q["stem"], q.get("question_concept", ""), labels, texts, row.get("answerKey")
+            )
         except (KeyError, TypeError) as e:
             raise UserError(f"{path}: row {row_no}: missing field {e}") from None
         _check_csqa(record, path, row_no)
         records.append(record)
     return records
+
+
+def _csqa_record(id_: Any, stem: Any, concept: Any, labels: list[str], texts: list[str], key: Any) -> Record:
+    return {
+        "id": str(id_),
+        "question": str(stem),
+        "question_concept": str(concept),
+        "choices": {"label": labels, "text": texts},
+        "answerKey": str(key or ""),
+    }
 
 
 def _check_csqa(record: Record, path: Path | str, row_no: int) -> None:
@@ -185,11 +186,7 @@ def read_cola_tsv(path: Path, start_idx: int = 0) -> list[Record]:
 
 def read_gsm8k_jsonl(path: Path) -> list[Record]:
     """GSM8K jsonl ({question, answer}) → openai/gsm8k records."""
-    records = []
-    for row_no, row in _jsonl_rows(path):
-        record = _gsm8k_record(row, path, row_no)
-        records.append(record)
-    return records
+    return [_gsm8k_record(row, path, row_no) for row_no, row in _jsonl_rows(path)]
 
 
 def _gsm8k_record(row: Any, path: Path | str, row_no: int) -> Record:
@@ -262,24 +259,18 @@ def normalize_hub_record(task: str, row: dict[str, Any], where: str = "<hub>", r
             answer = int(row["answer"])
             if not 0 <= answer < 4:
                 raise UserError(f"{where}: row {row_no}: answer {answer} is not in 0..3")
-            return {
-                "question": str(row["question"]),
-                "subject": str(row["subject"]),
-                "choices": choices,
-                "answer": answer,
-            }
+            return _mmlu_record(str(row["question"]), str(row["subject"]), choices, answer)
         if task == "commonsense_qa":
             ch = row["choices"]
-            record = {
-                "id": str(row["id"]),
-                "question": str(row["question"]),
-                "question_concept": str(row.get("question_concept", "")),
-                "choices": {
-                    "label": [str(x) for x in _as_list(ch["label"])],
-                    "text": [str(x) for x in _as_list(ch["text"])],
-                },
-                "answerKey": str(row.get("answerKey") or ""),
-            }
+            labels, texts = ([str(x) for x in _as_list(ch[k])] for k in ("label", "text"))
+            record = _csqa_record(
+                row["id"],
+                row["question"],
+                row.get("question_concept", ""),
+                labels,
+                texts,
+                row.get("answerKey"),
+            )
             _check_csqa(record, where, row_no)
             return record
         if task == "cola":
@@ -294,11 +285,8 @@ def normalize_hub_record(task: str, row: dict[str, Any], where: str = "<hub>", r
         raise UserError(f"{where}: row {row_no}: bad value ({e})") from None
 
 
-def load_hub_file(task: str, path: str | os.PathLike, subject: str | None = None) -> list[Record]:
-    """Records from a hub-format file: ``.parquet`` or ``.jsonl``/``.json`` (one object per line).
-
-    For MMLU, ``subject`` keeps only that subject's rows (files holding the "all" config mix them).
-    """
+def load_hub_file(task: str, path: str | os.PathLike) -> list[Record]:
+    """Records from a hub-format file: ``.parquet`` or ``.jsonl``/``.json`` (one object per line)."""
     check_task(task)
     path = Path(path)
     if not path.is_file():
@@ -314,19 +302,14 @@ def load_hub_file(task: str, path: str | os.PathLike, subject: str | None = None
         rows = list(_jsonl_rows(path))
     else:
         raise UserError(f"{path}: unsupported hub-format file type {path.suffix!r} (use .parquet or .jsonl)")
-    records = [normalize_hub_record(task, row, str(path), row_no) for row_no, row in rows]
-    if task == "mmlu" and subject is not None:
-        records = [r for r in records if r["subject"] == subject]
-    return records
+    return [normalize_hub_record(task, row, str(path), row_no) for row_no, row in rows]
 
 
 def load_hub(task: str, split: str, subject: str | None = None) -> list[Record]:
     """Records straight from the hub through ``datasets`` (needs network; MMLU: one subject or "all")."""
+    import datasets  # heavy; only on this path
+
     check_task(task)
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a declared dependency
-        raise UserError("loading from the hub needs the 'datasets' package") from None
     hub_id, config = HUB_IDS[task]
     if task == "mmlu":
         config = subject or "all"
