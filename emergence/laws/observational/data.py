@@ -214,7 +214,9 @@ def check_quirks(table: ObsTable) -> None:
             continue
         flops = row[table.flops_col]
         if flops != flops:
-            table.notes.append(f"model {model!r}: no FLOPs (a cutoff split puts it in test)")
+            table.notes.append(
+                f"model {model!r}: no FLOPs (test under a FLOPs cutoff; left out of the ln-FLOPs baseline)"
+            )
             continue
         tokens = row.get(DATA_COL, np.nan)
         if size == size and tokens == tokens and size > 0:
