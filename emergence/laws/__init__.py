@@ -1,0 +1,1 @@
+"""Laws: the emergence law (finetuning method), loss↔compute scaling, observational scaling laws."""

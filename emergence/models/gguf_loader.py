@@ -1,0 +1,151 @@
+"""GGUF (llama.cpp) checkpoints: metadata → config, tensors → HF-named fp32 arrays, tokenizer.
+
+Every tensor type the ``gguf`` package can dequantize is accepted; anything else is a one-line error
+naming the tensor and its type. llama.cpp's converter permutes the rows of Q and K (to interleave
+RoPE pairs its way); we undo it so that the tensors are HF's again and the one key table in
+:mod:`emergence.models.weights` applies. A missing ``output.weight`` means tied embeddings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emergence.errors import UserError
+from emergence.models.config import LlamaConfig, RopeScaling, rope_inverse_frequencies
+
+#: GGUF tensor name → HF tensor name (``{i}`` is the layer index).
+GGUF_TO_HF: dict[str, str] = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+    "blk.{i}.attn_norm.weight": "model.layers.{i}.input_layernorm.weight",
+    "blk.{i}.ffn_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
+    "blk.{i}.attn_q.weight": "model.layers.{i}.self_attn.q_proj.weight",
+    "blk.{i}.attn_k.weight": "model.layers.{i}.self_attn.k_proj.weight",
+    "blk.{i}.attn_v.weight": "model.layers.{i}.self_attn.v_proj.weight",
+    "blk.{i}.attn_output.weight": "model.layers.{i}.self_attn.o_proj.weight",
+    "blk.{i}.ffn_gate.weight": "model.layers.{i}.mlp.gate_proj.weight",
+    "blk.{i}.ffn_up.weight": "model.layers.{i}.mlp.up_proj.weight",
+    "blk.{i}.ffn_down.weight": "model.layers.{i}.mlp.down_proj.weight",
+}
+IGNORED_GGUF_TENSORS = ("rope_freqs.weight",)
+
+
+def permute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's permutation of Q/K rows (HF → GGUF); used by tests to write GGUF files."""
+    return weight.reshape(n_head, 2, weight.shape[0] // n_head // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+
+
+def unpermute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
+    """Inverse of :func:`permute_qk` (GGUF → HF)."""
+    return weight.reshape(n_head, weight.shape[0] // n_head // 2, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+
+
+def _field_value(field: Any) -> Any:
+    return field.contents()
+
+
+def read_fields(reader: Any) -> dict[str, Any]:
+    return {name: _field_value(field) for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+
+
+def _hf_name(gguf_name: str) -> str | None:
+    parts = gguf_name.split(".")
+    if parts[0] == "blk" and len(parts) > 2 and parts[1].isdigit():
+        template = "blk.{i}." + ".".join(parts[2:])
+        hf = GGUF_TO_HF.get(template)
+        return hf.format(i=parts[1]) if hf else None
+    return GGUF_TO_HF.get(gguf_name)
+
+
+def config_from_fields(fields: dict[str, Any], source: str) -> LlamaConfig:
+    arch = fields.get("general.architecture")
+    if arch not in ("llama", "mistral"):
+        raise UserError(f"{source}: unsupported architecture {arch!r} (only llama-family GGUF files)")
+
+    def get(key: str, default: Any = None) -> Any:
+        value = fields.get(f"{arch}.{key}", default)
+        if value is None:
+            raise UserError(f"{source}: missing metadata key {arch}.{key}")
+        return value
+
+    heads = int(get("attention.head_count"))
+    hidden = int(get("embedding_length"))
+    tokens = fields.get("tokenizer.ggml.tokens")
+    vocab = int(fields.get(f"{arch}.vocab_size") or (len(tokens) if tokens else get("vocab_size")))
+    scaling = None
+    scale_type = fields.get(f"{arch}.rope.scaling.type")
+    if scale_type == "linear":
+        scaling = RopeScaling("linear", factor=float(get("rope.scaling.factor")))
+    elif scale_type not in (None, "none"):
+        raise UserError(f"{source}: rope scaling type {scale_type!r} is not supported")
+    return LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=int(get("feed_forward_length")),
+        num_hidden_layers=int(get("block_count")),
+        num_attention_heads=heads,
+        num_key_value_heads=int(fields.get(f"{arch}.attention.head_count_kv") or heads),
+        head_dim=int(fields.get(f"{arch}.attention.key_length") or hidden // heads),
+        max_position_embeddings=int(get("context_length", 2048)),
+        rms_norm_eps=float(f"{float(get('attention.layer_norm_rms_epsilon', 1e-5)):.7g}"),  # stored as f32
+        rope_theta=float(get("rope.freq_base", 10000.0)),
+        rope_scaling=scaling,
+        tie_word_embeddings=False,  # decided by the presence of output.weight
+        bos_token_id=fields.get("tokenizer.ggml.bos_token_id"),
+        eos_token_id=fields.get("tokenizer.ggml.eos_token_id"),
+        pad_token_id=fields.get("tokenizer.ggml.padding_token_id"),
+    )
+
+
+def _llama3_scaling_from_freqs(config: LlamaConfig, factors: np.ndarray, source: str) -> RopeScaling:
+    """llama.cpp stores LLaMA-3 RoPE scaling as per-frequency divisors; recover the HF parameters."""
+    candidate = RopeScaling("llama3", factor=float(np.max(factors)))
+    base = np.asarray(rope_inverse_frequencies(config.replace(rope_scaling=None)))
+    scaled = np.asarray(rope_inverse_frequencies(config.replace(rope_scaling=candidate)))
+    if not np.allclose(base / scaled, factors, rtol=1e-3):
+        raise UserError(f"{source}: tensor 'rope_freqs.weight' does not match LLaMA-3 RoPE scaling")
+    return candidate
+
+
+def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dict[str, Any]]:
+    """Config, HF-named fp32 tensors (HF layout) and raw metadata fields of a GGUF file."""
+    import gguf
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: GGUF file not found")
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as err:
+        raise UserError(f"{path}: not a readable GGUF file ({err})") from None
+    fields = read_fields(reader)
+    config = config_from_fields(fields, str(path))
+    tensors: dict[str, np.ndarray] = {}
+    rope_freqs = None
+    for tensor in reader.tensors:
+        try:
+            array = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+        except (NotImplementedError, KeyError, ValueError) as err:
+            raise UserError(
+                f"{path}: tensor {tensor.name!r} has type {tensor.tensor_type.name}, which cannot be dequantized ({err})"
+            ) from None
+        array = np.asarray(array, dtype=np.float32).reshape([int(d) for d in reversed(tensor.shape)])
+        if tensor.name == "rope_freqs.weight":
+            rope_freqs = array
+            continue
+        hf = _hf_name(tensor.name)
+        if hf is None:
+            raise UserError(f"{path}: unexpected tensor {tensor.name!r} for a llama-family model")
+        if hf.endswith("q_proj.weight"):
+            array = unpermute_qk(array, config.num_attention_heads)
+        elif hf.endswith("k_proj.weight"):
+            array = unpermute_qk(array, config.num_key_value_heads)
+        tensors[hf] = array
+    config = config.replace(tie_word_embeddings="lm_head.weight" not in tensors)
+    if rope_freqs is not None:
+        config = config.replace(rope_scaling=_llama3_scaling_from_freqs(config, rope_freqs, str(path)))
+    return config, tensors, fields

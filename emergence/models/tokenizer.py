@@ -1,0 +1,138 @@
+"""The tokenizer every model carries: a ``tokenizers.Tokenizer`` plus the special ids we rely on.
+
+We keep the fast ``tokenizers`` object itself (not a transformers wrapper) because the evaluator's
+contract is plain ``encode(text)`` *without* special tokens, exactly what lm-evaluation-harness' HF
+backend does; BOS is added explicitly where a model wants it. Saving writes ``tokenizer.json`` and a
+``tokenizer_config.json`` that transformers' ``AutoTokenizer`` reads, so exported directories work
+outside this project too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer
+
+from emergence.errors import UserError
+
+
+@dataclass(frozen=True)
+class TextTokenizer:
+    """Text ↔ token ids for one model."""
+
+    backend: Tokenizer
+    bos_token_id: int | None = None
+    eos_token_ids: tuple[int, ...] = ()
+    pad_token_id: int | None = None
+    add_bos: bool = False
+    chat_template: str | None = None
+    special_tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str, *, add_bos: bool | None = None) -> list[int]:
+        """Token ids of ``text`` with no special tokens (BOS only when asked or the model wants it)."""
+        ids = self.backend.encode(text, add_special_tokens=False).ids
+        want_bos = self.add_bos if add_bos is None else add_bos
+        if want_bos and self.bos_token_id is not None:
+            ids = [self.bos_token_id, *ids]
+        return ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [enc.ids for enc in self.backend.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: list[int], *, skip_special_tokens: bool = False) -> str:
+        return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def token(self, token_id: int) -> str | None:
+        return self.backend.id_to_token(token_id)
+
+    # --------------------------------------------------------------------- files
+    def save(self, directory: str | Path) -> None:
+        """Write tokenizer.json + tokenizer_config.json (+ special_tokens_map.json)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.backend.save(str(directory / "tokenizer.json"))
+        names = {
+            "bos_token": self.token(self.bos_token_id) if self.bos_token_id is not None else None,
+            "eos_token": self.token(self.eos_token_ids[0]) if self.eos_token_ids else None,
+            "pad_token": self.token(self.pad_token_id) if self.pad_token_id is not None else None,
+        }
+        names.update({k: v for k, v in self.special_tokens.items() if k not in names or names[k] is None})
+        config: dict[str, Any] = {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "add_bos_token": self.add_bos,
+            "add_eos_token": False,
+            "clean_up_tokenization_spaces": False,
+            "model_max_length": 1_000_000_000,
+            **{k: v for k, v in names.items() if v is not None},
+        }
+        if self.chat_template:
+            config["chat_template"] = self.chat_template
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
+        (directory / "special_tokens_map.json").write_text(
+            json.dumps({k: v for k, v in names.items() if v is not None}, indent=2, ensure_ascii=False)
+        )
+
+    @classmethod
+    def from_directory(cls, directory: str | Path, model_config: dict[str, Any] | None = None) -> TextTokenizer:
+        """Load from an HF model directory: tokenizer.json, or a slow tokenizer via transformers."""
+        directory = Path(directory)
+        config = _read_json(directory / "tokenizer_config.json")
+        model_config = model_config or {}
+        if (directory / "tokenizer.json").exists():
+            backend = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        elif (directory / "tokenizer.model").exists():
+            backend = _convert_slow(directory)
+        else:
+            raise UserError(f"{directory}: no tokenizer (tokenizer.json or tokenizer.model) in the model directory")
+
+        def token_id(name: str) -> int | None:
+            value = config.get(name)
+            if isinstance(value, dict):
+                value = value.get("content")
+            return backend.token_to_id(value) if isinstance(value, str) else None
+
+        bos = token_id("bos_token")
+        if bos is None:
+            bos = model_config.get("bos_token_id")
+        eos_cfg = model_config.get("eos_token_id")
+        eos = [token_id("eos_token")]
+        eos += eos_cfg if isinstance(eos_cfg, list) else [eos_cfg]
+        eos_ids = tuple(dict.fromkeys(e for e in eos if e is not None))
+        pad = token_id("pad_token")
+        add_bos = bool(config.get("add_bos_token", _post_processor_adds_bos(backend)))
+        specials = {k: (v["content"] if isinstance(v, dict) else v) for k, v in config.items()
+                    if k.endswith("_token") and isinstance(v, (str, dict))}
+        return cls(backend, bos, eos_ids, pad, add_bos, config.get("chat_template"), specials)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def _post_processor_adds_bos(backend: Tokenizer) -> bool:
+    """Whether the tokenizer's own post-processor prepends a BOS (LLaMA-2/3 style TemplateProcessing)."""
+    with_special = backend.encode("a", add_special_tokens=True).ids
+    without = backend.encode("a", add_special_tokens=False).ids
+    return len(with_special) > len(without) and with_special[-len(without):] == without
+
+
+def _convert_slow(directory: Path) -> Tokenizer:
+    """SentencePiece-only directories (e.g. OpenLLaMA): let transformers convert to a fast tokenizer."""
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(directory), use_fast=True).backend_tokenizer
+    except Exception as err:  # conversion needs sentencepiece/protobuf; say what failed, in one line
+        raise UserError(f"{directory / 'tokenizer.model'}: cannot convert SentencePiece tokenizer ({err})") from None

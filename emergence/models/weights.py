@@ -1,0 +1,140 @@
+"""Checkpoint tensors ↔ NNX parameters, through one declarative key table.
+
+Every supported checkpoint format (HF safetensors, GGUF) is first turned into *HF-named* numpy arrays
+in HF's layout (``[out, in]`` for linear weights); this table is the only place that knows how those
+names and layouts map onto :class:`~emergence.models.llama.Llama`'s parameter paths. Saving walks the
+same table backwards, so load → save → load is the identity by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from emergence.errors import UserError
+from emergence.models.config import LlamaConfig, rope_inverse_frequencies
+from emergence.models.llama import Llama
+
+
+@dataclass(frozen=True)
+class KeyRule:
+    """``hf`` (regex; groups fill ``{0}`` in ``path``) ↔ NNX ``path``; ``transpose`` for linear kernels."""
+
+    hf: str
+    path: str
+    transpose: bool = False
+
+
+_ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
+_MLP = ("gate_proj", "up_proj", "down_proj")
+
+KEY_TABLE: tuple[KeyRule, ...] = (
+    KeyRule(r"model\.embed_tokens\.weight", "embed.embedding"),
+    KeyRule(r"model\.norm\.weight", "norm.weight"),
+    KeyRule(r"lm_head\.weight", "lm_head.kernel", transpose=True),
+    KeyRule(r"model\.layers\.(\d+)\.input_layernorm\.weight", "layers.{0}.input_norm.weight"),
+    KeyRule(r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "layers.{0}.post_attn_norm.weight"),
+    *(KeyRule(rf"model\.layers\.(\d+)\.self_attn\.{p}\.weight", f"layers.{{0}}.attn.{p}.kernel", True) for p in _ATTN),
+    *(KeyRule(rf"model\.layers\.(\d+)\.self_attn\.{p}\.bias", f"layers.{{0}}.attn.{p}.bias") for p in _ATTN),
+    *(KeyRule(rf"model\.layers\.(\d+)\.mlp\.{p}\.weight", f"layers.{{0}}.mlp.{p}.kernel", True) for p in _MLP),
+    *(KeyRule(rf"model\.layers\.(\d+)\.mlp\.{p}\.bias", f"layers.{{0}}.mlp.{p}.bias") for p in _MLP),
+)
+
+#: HF keys that carry no parameters of ours (buffers some exporters write).
+IGNORED_HF_KEYS = re.compile(r".*rotary_emb\.inv_freq$")
+
+_COMPILED = tuple((re.compile(rule.hf + r"$"), rule) for rule in KEY_TABLE)
+
+
+def hf_to_path(hf_key: str) -> tuple[str, bool] | None:
+    """The NNX path for an HF tensor name and whether it is transposed, or None if unknown."""
+    for pattern, rule in _COMPILED:
+        match = pattern.match(hf_key)
+        if match:
+            return rule.path.format(*match.groups()), rule.transpose
+    return None
+
+
+def path_to_hf(path: str) -> tuple[str, bool]:
+    """The HF tensor name for an NNX parameter path (the table read backwards)."""
+    for rule in KEY_TABLE:
+        regex = re.escape(rule.path).replace(re.escape("{0}"), r"(\d+)")
+        match = re.fullmatch(regex, path)
+        if match:
+            name = rule.hf
+            for group in match.groups():
+                name = re.sub(r"\(\\d\+\)", group, name, count=1)
+            return name.replace("\\.", "."), rule.transpose
+    raise KeyError(f"no HF name for parameter {path}")
+
+
+def _flat_params(model: Llama) -> dict[str, nnx.Variable]:
+    params = nnx.state(model, nnx.Param)
+    return {".".join(str(p) for p in path): var for path, var in nnx.to_flat_state(params)}
+
+
+def abstract_model(config: LlamaConfig) -> Llama:
+    """A model with shapes and dtypes only: no memory is spent on random weights we overwrite."""
+    return nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0)))
+
+
+def build_model(config: LlamaConfig, tensors: Mapping[str, np.ndarray], source: str) -> Llama:
+    """A :class:`Llama` whose parameters are the given HF-named tensors; every parameter must be set.
+
+    Shapes are checked against the config before anything is materialized, so a mismatched tensor is
+    reported by name rather than as an XLA error deep in the forward pass.
+    """
+    model = abstract_model(config)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    flat = {".".join(str(p) for p in path): var for path, var in nnx.to_flat_state(params)}
+    dtype = jnp.dtype(config.param_dtype)
+    filled: dict[str, jax.Array] = {}
+    for hf_key, array in tensors.items():
+        target = hf_to_path(hf_key)
+        if target is None:
+            if IGNORED_HF_KEYS.match(hf_key):
+                continue
+            raise UserError(f"{source}: unexpected tensor {hf_key!r} (not a LLaMA-family parameter)")
+        path, transpose = target
+        if path not in flat:
+            if path == "lm_head.kernel" and config.tie_word_embeddings:
+                continue  # some exporters write the tied head anyway; the embedding is the truth
+            raise UserError(f"{source}: tensor {hf_key!r} does not fit this config ({path} does not exist)")
+        value = np.asarray(array)
+        value = value.T if transpose else value
+        expected = tuple(flat[path].get_value().shape)
+        if value.shape != expected:
+            raise UserError(
+                f"{source}: tensor {hf_key!r} has shape {tuple(np.asarray(array).shape)}, "
+                f"config expects {expected[::-1] if transpose else expected}"
+            )
+        filled[path] = jnp.asarray(value, dtype=dtype)
+    missing = sorted(set(flat) - set(filled))
+    if missing:
+        hf_name = path_to_hf(missing[0])[0]
+        raise UserError(f"{source}: missing tensor {hf_name!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+    for path, var in flat.items():
+        var.set_value(filled[path])
+    model = nnx.merge(graphdef, params, rest)
+    model.inv_freq.set_value(jnp.asarray(rope_inverse_frequencies(config), jnp.float32))
+    return model
+
+
+def export_tensors(model: Llama, dtype: np.dtype | None = None) -> dict[str, np.ndarray]:
+    """HF-named numpy arrays in HF layout, ready for safetensors."""
+    out: dict[str, np.ndarray] = {}
+    for path, var in _flat_params(model).items():
+        name, transpose = path_to_hf(path)
+        value = np.asarray(jax.device_get(var.get_value()))
+        value = value.T if transpose else value
+        out[name] = np.ascontiguousarray(value.astype(dtype) if dtype is not None else value)
+    return out
+
+
+TensorSource = Callable[[], Mapping[str, np.ndarray]]
