@@ -112,14 +112,19 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
 
 
 def harness_requests(
-    task_manager, harness_name: str, data_files: dict[str, str], shots: int, seed: int
+    task_manager,
+    harness_name: str,
+    data_files: dict[str, str],
+    shots: int,
+    seed: int,
+    limit: int | None = N_DOCS,
 ) -> list[dict]:
     entry = task_manager._entry(harness_name)
     overrides = {"dataset_path": "json", "dataset_name": None, "dataset_kwargs": {"data_files": data_files}}
     task = task_manager._factory.build(entry, overrides=overrides, registry=task_manager._index)
     task.set_config(key="num_fewshot", value=shots)  # as simple_evaluate(num_fewshot=shots)
     task.set_fewshot_seed(seed=seed)  # as simple_evaluate(fewshot_random_seed=1234)
-    task.build_all_requests(limit=N_DOCS)
+    task.build_all_requests(limit=limit)
     by_doc: dict[int, dict] = {}
     for inst in task.instances:
         req = by_doc.setdefault(inst.doc_id, {"doc_id": inst.doc_id})
@@ -181,6 +186,49 @@ def mmlu_descriptions(out_path: Path) -> None:
         out_path, {"harness_version": _harness_version(), "descriptions": dict(sorted(descriptions.items()))}
     )
     print(f"{len(descriptions)} MMLU descriptions")
+
+
+def verify_all(data_dir: Path, seed: int = 1234) -> None:
+    """Every request of every task (not just the first few): ours vs the harness, printed as counts."""
+    from lm_eval.tasks import TaskManager
+
+    from emergence.data import tasks
+
+    tm = TaskManager()
+    runs = [
+        ("commonsense_qa", "commonsense_qa", 6, None),
+        ("cola", "cola", 5, None),
+        ("gsm8k", "gsm8k", 5, None),
+    ]
+    runs += [("mmlu", f"mmlu_{s}", 5, s) for s in sources.mmlu_subjects(data_dir)]
+    totals: dict[str, list[int]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for task, harness_name, shots, subject in runs:
+            files = {}
+            for split in SPLITS[task]:
+                path = Path(tmp) / f"{harness_name}-{split}.jsonl"
+                _write_jsonl(
+                    path,
+                    sources.load_split(
+                        task, split, data_dir=data_dir, subjects=[subject] if subject else None
+                    ),
+                )
+                files[split] = str(path)
+            theirs = harness_requests(tm, harness_name, files, shots, seed, limit=None)
+            spec = tasks.get_task(task)
+            docs, fewshot = tasks.load_task_docs(
+                spec, shots=shots, data_dir=data_dir, subjects=[subject] if subject else None
+            )
+            ours = tasks.build_requests(spec, docs, fewshot, shots=shots, seed=seed)
+            same = sum(
+                o.context == t["context"] and list(o.continuations) == t.get("continuations", [])
+                for o, t in zip(ours, theirs, strict=True)
+            )
+            total = totals.setdefault(f"{task} {shots}-shot", [0, 0])
+            total[0] += same
+            total[1] += len(theirs)
+    for name, (same, n) in totals.items():
+        print(f"verify-all {name}: {same}/{n} requests identical to the harness")
 
 
 # ----------------------------------------------------------------------------- tokenization
@@ -315,8 +363,12 @@ def main() -> None:
     parser.add_argument(
         "--cut", action="store_true", help="re-cut tests/fixtures/benchmarks from the real data"
     )
+    parser.add_argument("--verify-all", action="store_true", help="only compare every request of every task")
     args = parser.parse_args()
     real = sources.resolve_data_dir(args.data_dir)
+    if args.verify_all:
+        verify_all(real)
+        return
     if args.cut:
         cut_fixtures(real)
     golden_prompts(FIXTURES / "benchmarks", GOLDEN / "fixture_data.json")
