@@ -188,18 +188,27 @@ def build_requests(
 ) -> list[Request]:
     """One :class:`Request` per doc, in order (the few-shot generator advances doc by doc).
 
-    ``limit`` keeps the first ``limit`` docs, like the harness' ``--limit``: their prompts equal
-    those of a full run. Raises :class:`UserError` if a few-shot pool holds fewer than ``shots``.
+    ``limit`` keeps the first ``limit`` docs *per group* (per MMLU subject, else overall), like the
+    harness' ``--limit``, which applies per subtask; their prompts equal those of a full run.
+    ``doc_id`` is the index within the group, i.e. the harness' ``doc_id`` in its (sub)task.
+    Raises :class:`UserError` if a few-shot pool holds fewer than ``shots``.
     """
     shots = spec.default_shots if shots is None else shots
     if shots < 0:
         raise UserError(f"shots must be >= 0, got {shots}")
+    if limit is not None and limit < 0:
+        raise UserError(f"limit must be >= 0, got {limit}")
     exclude = spec.excludes_eval_doc(eval_split or spec.eval_split)
-    docs = list(docs)[:limit] if limit is not None else list(docs)
-    samplers = _samplers(spec, docs, fewshot_docs, shots, seed) if shots > 0 else {}
+    key = spec.fewshot_group_key
+    numbered, seen = [], {}
+    for doc in docs:
+        group = doc.get(key) if key else None
+        seen[group] = seen.get(group, -1) + 1
+        if limit is None or seen[group] < limit:
+            numbered.append((seen[group], group, doc))
+    samplers = _samplers(spec, [d for _, _, d in numbered], fewshot_docs, shots, seed) if shots > 0 else {}
     requests = []
-    for doc_id, doc in enumerate(docs):
-        group = doc.get(spec.fewshot_group_key) if spec.fewshot_group_key else None
+    for doc_id, group, doc in numbered:
         shot_docs = samplers[group].sample(shots, doc if exclude else None) if shots > 0 else []
         context = templates.render_context(
             spec.description(doc) if spec.description else "",
@@ -221,6 +230,26 @@ def build_requests(
             )
         )
     return requests
+
+
+def make_requests(
+    name: str,
+    *,
+    shots: int | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    seed: int | None = DEFAULT_FEWSHOT_SEED,
+    source: str | os.PathLike = "local",
+    data_dir: str | os.PathLike | None = None,
+    subjects: Iterable[str] | None = None,
+) -> tuple[TaskSpec, list[Request]]:
+    """Task name → (spec, requests) in one call: what ``emergence eval`` needs before scoring."""
+    spec = get_task(name)
+    docs, fewshot = load_task_docs(
+        spec, split, shots=shots, source=source, data_dir=data_dir, subjects=subjects
+    )
+    split = split or spec.eval_split
+    return spec, build_requests(spec, docs, fewshot, shots=shots, seed=seed, eval_split=split, limit=limit)
 
 
 def _samplers(

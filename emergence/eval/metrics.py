@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from emergence.eval import gsm8k_extract
+
+if TYPE_CHECKING:
+    from emergence.data.tasks import Request
 
 
 def accuracy(predictions: Sequence[int | str], golds: Sequence[int | str]) -> float:
@@ -75,3 +81,48 @@ def exact_match_rate(matches: Sequence[bool]) -> float:
 def _same_length(a: Sequence[object], b: Sequence[object]) -> None:
     if len(a) != len(b):
         raise ValueError(f"length mismatch: {len(a)} predictions vs {len(b)} labels")
+
+
+# ----------------------------------------------------------------------------- per task
+
+
+def score_examples(requests: Sequence[Request], outputs: Sequence[int | str]) -> list[dict[str, Any]]:
+    """Per-example records from the engine's outputs, one per request, in order.
+
+    ``outputs``: for multiple choice the predicted choice index (argmax of the continuations'
+    summed log-likelihoods, as the harness' ``acc``); for generation the completion text, already
+    cut at the first stop sequence. Generation records carry both gsm8k filters' extractions;
+    their ``correct`` is the strict match (the harness' headline gsm8k number).
+    """
+    if len(outputs) != len(requests):
+        raise ValueError(f"length mismatch: {len(outputs)} outputs for {len(requests)} requests")
+    records = []
+    for req, out in zip(requests, outputs, strict=True):
+        rec: dict[str, Any] = {"doc_id": req.doc_id, "group": req.group, "gold": req.gold, "prediction": out}
+        if req.is_generation:
+            scores = gsm8k_extract.score_completion(str(out), str(req.gold))
+            rec.update(scores)
+            rec["strict"] = gsm8k_extract.strict_match(str(out))
+            rec["flexible"] = gsm8k_extract.flexible_extract(str(out))
+            rec["correct"] = scores["em_strict"]
+        else:
+            rec["correct"] = out == req.gold
+        records.append(rec)
+    return records
+
+
+def aggregate(metric_names: Sequence[str], records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The task's metrics (``TaskSpec.metrics``) from :func:`score_examples` records."""
+    preds = [r["prediction"] for r in records]
+    golds = [r["gold"] for r in records]
+    fns = {
+        "acc": lambda: accuracy(preds, golds),
+        "acc_macro": lambda: macro_accuracy(preds, golds, [r["group"] for r in records]),
+        "mcc": lambda: matthews_corrcoef(preds, golds),
+        "em_strict": lambda: exact_match_rate([r["em_strict"] for r in records]),
+        "em_flexible": lambda: exact_match_rate([r["em_flexible"] for r in records]),
+    }
+    unknown = [m for m in metric_names if m not in fns]
+    if unknown:
+        raise ValueError(f"unknown metric {unknown[0]!r}; known: {', '.join(fns)}")
+    return {m: fns[m]() for m in metric_names}

@@ -140,3 +140,22 @@ def test_unknown_task_and_too_many_shots_are_one_line_user_errors():
         tasks.build_requests(spec, docs, fewshot, shots=31)
     with pytest.raises(UserError, match="shots must be >= 0"):
         tasks.build_requests(spec, docs, fewshot, shots=-1)
+
+
+def test_make_requests_is_load_then_build_with_a_per_subject_limit():
+    spec, reqs = tasks.make_requests(
+        "mmlu", shots=1, limit=2, data_dir=FIXTURE_DATA, subjects=["abstract_algebra", "us_foreign_policy"]
+    )
+    assert spec is tasks.get_task("mmlu")
+    assert [(r.group, r.doc_id) for r in reqs] == [
+        ("abstract_algebra", 0),
+        ("abstract_algebra", 1),
+        ("us_foreign_policy", 0),
+        ("us_foreign_policy", 1),
+    ]
+    _, all_reqs = tasks.make_requests(
+        "mmlu", shots=1, data_dir=FIXTURE_DATA, subjects=["abstract_algebra", "us_foreign_policy"]
+    )
+    assert [r.context for r in reqs] == [r.context for r in all_reqs if r.doc_id < 2]
+    _, gsm = tasks.make_requests("gsm8k", limit=2, data_dir=FIXTURE_DATA)
+    assert len(gsm) == 2 and gsm[0].context.count("Question: ") == 6

@@ -69,3 +69,41 @@ def test_accuracy_rejects_mismatched_lengths_and_is_nan_when_empty():
 def test_exact_match_rate_is_the_mean_of_matches():
     assert m.exact_match_rate([True, False, True, True]) == pytest.approx(0.75)
     assert math.isnan(m.exact_match_rate([]))
+
+
+def test_task_metrics_from_engine_outputs_multiple_choice():
+    from emergence.data.tasks import Request
+
+    reqs = [
+        Request("mmlu", i, "ctx", gold=g, continuations=(" A", " B", " C", " D"), group=s)
+        for i, (g, s) in enumerate([(0, "a"), (1, "a"), (2, "a"), (3, "a"), (0, "b")])
+    ]
+    records = m.score_examples(reqs, [0, 1, 2, 0, 3])
+    assert [r["correct"] for r in records] == [True, True, True, False, False]
+    assert m.aggregate(("acc", "acc_macro"), records) == pytest.approx({"acc": 0.6, "acc_macro": 0.375})
+    cola = m.aggregate(("mcc", "acc"), m.score_examples(reqs[:4], [0, 1, 2, 3]))
+    assert cola == pytest.approx({"mcc": 1.0, "acc": 1.0})
+
+
+def test_task_metrics_from_engine_outputs_generation():
+    from emergence.data.tasks import Request
+
+    reqs = [
+        Request("gsm8k", i, "ctx", gold=f"Work.\n#### {a}", stop=("Question:",), max_gen_toks=256)
+        for i, a in enumerate([18, 7, 1234])
+    ]
+    completions = [" 9 * 2 = 18.\n#### 18", " The answer is 7.", " #### 1,235"]
+    records = m.score_examples(reqs, completions)
+    assert [(r["em_strict"], r["em_flexible"]) for r in records] == [
+        (True, True),
+        (False, True),
+        (False, False),
+    ]
+    assert records[2]["strict"] == "1,235" and records[1]["flexible"] == "7."
+    assert m.aggregate(("em_strict", "em_flexible"), records) == pytest.approx(
+        {"em_strict": 1 / 3, "em_flexible": 2 / 3}
+    )
+    with pytest.raises(ValueError, match="unknown metric 'bleu'"):
+        m.aggregate(("bleu",), records)
+    with pytest.raises(ValueError, match="length mismatch"):
+        m.score_examples(reqs, completions[:2])
