@@ -1,0 +1,104 @@
+"""A finetuning result on disk, and putting it back onto a loaded model (``emergence eval --adapter``).
+
+A result directory holds ``adapter_config.json`` (method, base model, LoRA shape, task, budget) and:
+- LoRA: ``adapter_model.safetensors``, the adapter weights by dotted module path (fp32);
+- full finetuning: ``model/``, a complete HF directory written by
+  :func:`emergence.models.registry.save_model` (loadable on its own, by us or by transformers).
+The config is written last, so its presence means the weights beside it are complete; each file is
+written to a temporary name and renamed.
+
+:func:`load_adapter` is the one entry point the evaluator needs: given the *base* model loaded as
+usual and a result directory, it returns a :class:`LoadedModel` that computes the finetuned model
+(LoRA merged into the weights by default, which is as fast as the base model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emergence.errors import UserError
+from emergence.models.registry import LoadedModel, load_model, save_model
+from emergence.train.config import LoraConfig
+from emergence.train.lora import apply_lora, load_lora_state, lora_state, merge_lora
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+FULL_MODEL_DIR = "model"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def save_lora_adapter(directory: str | Path, model, lora: LoraConfig, info: dict[str, Any]) -> Path:
+    """Write the adapter weights of a LoRA-wrapped model and its config."""
+    from safetensors.numpy import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in lora_state(model).items()}
+    tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    save_file(weights, str(tmp))
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    _write_json(directory / CONFIG_FILE, {"method": "lora", "lora": dataclasses.asdict(lora), **info})
+    return directory
+
+
+def save_full_model(directory: str | Path, loaded: LoadedModel, info: dict[str, Any]) -> Path:
+    """Write a fully finetuned model as an HF directory under ``model/`` and its config."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_model(loaded, directory / FULL_MODEL_DIR, extra_meta={"finetune": info})
+    _write_json(directory / CONFIG_FILE, {"method": "full", **info})
+    return directory
+
+
+def read_adapter_config(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"{directory}: not a finetuning result ({CONFIG_FILE} missing)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def load_adapter(loaded: LoadedModel, directory: str | Path, *, merge: bool = True) -> LoadedModel:
+    """The base model with the result in ``directory`` applied.
+
+    LoRA: wraps ``loaded.model`` in place with the saved adapter (and merges it unless
+    ``merge=False``); full: loads ``model/`` in the base model's compute dtype. Raises
+    :class:`UserError` when the adapter does not fit the model.
+    """
+    directory = Path(directory)
+    info = read_adapter_config(directory)
+    if info.get("method") == "full":
+        return load_model(str(directory / FULL_MODEL_DIR), dtype=loaded.config.dtype)
+    if info.get("method") != "lora":
+        raise UserError(f"{directory / CONFIG_FILE}: unknown method {info.get('method')!r}")
+    from safetensors.numpy import load_file
+
+    raw = dict(info["lora"])
+    lora = LoraConfig(**{**raw, "targets": tuple(raw["targets"])})
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise UserError(f"{directory}: {WEIGHTS_FILE} missing")
+    model = apply_lora(loaded.model, lora)
+    load_lora_state(model, load_file(str(weights_path)), str(weights_path))
+    if merge:
+        model = merge_lora(model)
+    return dataclasses.replace(loaded, model=model)
+
+
+def export_merged(loaded: LoadedModel, directory: str | Path, out: str | Path) -> Path:
+    """Apply a result to the base model and export the merged model as an HF safetensors directory."""
+    merged = load_adapter(loaded, directory, merge=True)
+    return save_model(merged, out, extra_meta={"finetune": read_adapter_config(directory)})

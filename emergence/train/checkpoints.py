@@ -1,0 +1,93 @@
+"""Training checkpoints with orbax: trainable parameters, optimizer state and step, for exact resume.
+
+What is saved is exactly the trainer's trainable part: the adapter for LoRA (a few MB), every
+parameter for full finetuning; the frozen base is reloaded from the model reference. Each save goes
+to ``<dir>/step_<N>`` through orbax, which writes into a temporary directory and renames it when
+complete, so a process killed mid-save leaves the previous checkpoint intact and no half-written
+one that looks finished. The newest ``keep`` checkpoints are kept.
+
+Restoring reads onto the *current* trainer's shardings (abstract arrays with ``NamedSharding``), so a
+checkpoint written on 4 devices restores on 1 and vice versa.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from emergence.errors import UserError
+
+_STEP_DIR = re.compile(r"step_(\d{8})$")
+
+
+def _checkpointer():
+    import orbax.checkpoint as ocp
+
+    return ocp.StandardCheckpointer()
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "~")  # keep orbax from reading dotted names as nesting
+
+
+def step_dirs(directory: str | Path) -> list[tuple[int, Path]]:
+    """Finished checkpoints as (step, path), oldest first (orbax temp dirs are not matched)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [
+        (int(m.group(1)), p) for p in directory.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))
+    ]
+    return sorted(found)
+
+
+def latest_step(directory: str | Path) -> int | None:
+    dirs = step_dirs(directory)
+    return dirs[-1][0] if dirs else None
+
+
+def save_checkpoint(
+    directory: str | Path, step: int, params: dict, opt_leaves: list, *, keep: int = 2
+) -> Path:
+    """Save (params, optimizer leaves, step) as ``step_<N>``; prune all but the newest ``keep``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"step_{step:08d}"
+    tree = {
+        "params": {_key(k): v for k, v in params.items()},
+        "opt": {f"{i:05d}": v for i, v in enumerate(opt_leaves)},
+        "step": np.asarray(step, np.int64),
+    }
+    ckpt = _checkpointer()
+    ckpt.save(target, tree, force=True)
+    ckpt.wait_until_finished()
+    ckpt.close()
+    for _, old in step_dirs(directory)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def restore_checkpoint(path: str | Path, abstract_params: dict, abstract_opt: list) -> tuple[dict, list, int]:
+    """(params, optimizer leaves, step) restored onto the shardings in the abstract arrays."""
+    path = Path(path)
+    target = {
+        "params": {_key(k): v for k, v in abstract_params.items()},
+        "opt": {f"{i:05d}": v for i, v in enumerate(abstract_opt)},
+        "step": jax.ShapeDtypeStruct((), np.int64),
+    }
+    ckpt = _checkpointer()
+    try:
+        tree = ckpt.restore(path, target)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        raise UserError(
+            f"{path}: checkpoint does not fit this run ({type(err).__name__}: {str(err)[:160]})"
+        ) from None
+    finally:
+        ckpt.close()
+    params = {k: tree["params"][_key(k)] for k in abstract_params}
+    opt = [tree["opt"][f"{i:05d}"] for i in range(len(abstract_opt))]
+    return params, opt, int(tree["step"])

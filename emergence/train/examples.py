@@ -1,0 +1,146 @@
+"""Training examples as token arrays, and fixed-shape batches for the jitted step.
+
+A finetuning example is the task's 0-shot prompt followed by its gold continuation, rendered by the
+evaluator's own templates (:func:`emergence.data.tasks.build_requests`, shots = 0) and tokenized by
+the evaluator's contract (:func:`emergence.eval.tokenization.encode_pair`): what the model learns to
+produce is exactly what the scorer will later ask it about. Multiple-choice tasks continue with
+``target_delimiter + choices[gold]``; generation tasks (GSM8K) with the worked answer followed by EOS,
+so the model also learns where to stop. Only continuation tokens carry loss.
+
+Batches are ``[accum, batch, T]`` arrays padded on the right to a multiple of :data:`SEQ_BUCKET`
+(loss positions to a multiple of :data:`TARGET_BUCKET`); a run pads all its batches to one shape, so
+it compiles its step once, and runs of a sweep with the same shape share the compiled step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from emergence.data import sources
+from emergence.data.tasks import TaskSpec, build_requests, get_task
+from emergence.errors import UserError
+from emergence.eval.tokenization import encode_pair
+from emergence.models.tokenizer import TextTokenizer
+
+SEQ_BUCKET = 16
+TARGET_BUCKET = 8
+
+
+@dataclass(frozen=True)
+class Example:
+    """``tokens`` = prompt + answer (left-truncated to fit); the last ``n_answer`` tokens carry loss."""
+
+    tokens: np.ndarray
+    n_answer: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Model inputs ``tokens/valid [A, B, T]`` and loss targets ``target_pos/targets/target_mask [A, B, K]``.
+
+    ``target_pos`` indexes the *input* position whose logits predict ``targets``.
+    """
+
+    tokens: np.ndarray
+    valid: np.ndarray
+    target_pos: np.ndarray
+    targets: np.ndarray
+    target_mask: np.ndarray
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.valid.sum())
+
+
+def round_up(n: int, multiple: int) -> int:
+    return max(multiple, -(-n // multiple) * multiple)
+
+
+def format_pairs(spec: TaskSpec, docs: Sequence[dict]) -> list[tuple[str, str]]:
+    """(0-shot context, gold continuation) per document, with the evaluator's templates."""
+    requests = build_requests(spec, docs, shots=0)
+    pairs = []
+    for request, doc in zip(requests, docs, strict=True):
+        if request.is_generation:
+            pairs.append((request.context, spec.target_delimiter + spec.doc_to_target(doc)))
+        else:
+            if not 0 <= int(request.gold) < len(request.continuations):
+                raise UserError(f"{spec.name}: training document {request.doc_id} has no gold answer")
+            pairs.append((request.context, request.continuations[int(request.gold)]))
+    return pairs
+
+
+def tokenize_pairs(
+    pairs: Sequence[tuple[str, str]], tokenizer: TextTokenizer, max_seq_len: int, *, append_eos: bool = False
+) -> list[Example]:
+    """Encode each pair by the harness contract; keep the last ``max_seq_len + 1`` tokens."""
+    eos = tokenizer.eos_token_ids[0] if (append_eos and tokenizer.eos_token_ids) else None
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (eos or 0)
+    out = []
+    for i, (context, continuation) in enumerate(pairs):
+        ctx, cont = encode_pair(tokenizer, context, continuation, prefix_token_id=prefix)
+        if eos is not None:
+            cont = [*cont, eos]
+        if not cont:
+            raise UserError(f"training example {i}: the answer {continuation!r} encodes to no tokens")
+        tokens = (ctx + cont)[-(max_seq_len + 1) :]
+        out.append(Example(np.asarray(tokens, np.int32), min(len(cont), len(tokens) - 1)))
+    return out
+
+
+def task_examples(
+    task: str, tokenizer: TextTokenizer, max_seq_len: int, data_dir: str | os.PathLike | None = None
+) -> tuple[list[Example], str]:
+    """Every training example of a task (the budget subset is taken by index later), and a note."""
+    spec = get_task(task)
+    docs, note = sources.load_train(task, data_dir)
+    pairs = format_pairs(spec, docs)
+    return tokenize_pairs(pairs, tokenizer, max_seq_len, append_eos=spec.is_generation), note
+
+
+def padded_shape(examples: Sequence[Example]) -> tuple[int, int]:
+    """(T, K) that fits every example: input length and loss positions, rounded up to buckets.
+
+    A run pads every batch to the shape of its whole subset, so it compiles its step once."""
+    t = round_up(max(len(e.tokens) - 1 for e in examples), SEQ_BUCKET)
+    return t, round_up(max(e.n_answer for e in examples), TARGET_BUCKET)
+
+
+def make_batch(
+    examples: Sequence[Example],
+    accum: int,
+    batch_size: int,
+    *,
+    pad_id: int = 0,
+    shape: tuple[int, int] | None = None,
+) -> Batch:
+    """Stack ``accum · batch_size`` examples (in order) into one batch padded to ``shape`` (T, K)."""
+    if len(examples) != accum * batch_size:
+        raise ValueError(f"need {accum * batch_size} examples, got {len(examples)}")
+    t, k = shape or padded_shape(examples)
+    n = len(examples)
+    tokens = np.full((n, t), pad_id, np.int32)
+    valid = np.zeros((n, t), bool)
+    target_pos = np.zeros((n, k), np.int32)
+    targets = np.zeros((n, k), np.int32)
+    mask = np.zeros((n, k), np.float32)
+    for i, e in enumerate(examples):
+        inputs, labels = e.tokens[:-1], e.tokens[1:]
+        tokens[i, : len(inputs)] = inputs
+        valid[i, : len(inputs)] = True
+        pos = np.arange(len(inputs) - e.n_answer, len(inputs))
+        target_pos[i, : e.n_answer] = pos
+        targets[i, : e.n_answer] = labels[pos]
+        mask[i, : e.n_answer] = 1.0
+    shape = (accum, batch_size)
+    return Batch(
+        tokens.reshape(*shape, t),
+        valid.reshape(*shape, t),
+        target_pos.reshape(*shape, k),
+        targets.reshape(*shape, k),
+        mask.reshape(*shape, k),
+    )

@@ -1,0 +1,175 @@
+"""A finetuning run end to end: budget subset → batches → trainer → checkpoints → result directory.
+
+The output directory is the run's identity. ``run.json`` records the config and its fingerprint;
+``checkpoints/`` the orbax checkpoints; ``metrics.jsonl`` one line per logged step; the result
+(adapter or full model, see :mod:`emergence.train.adapters`) appears when training finishes.
+Rerunning the same command resumes from the newest checkpoint (data order and dropout are functions
+of (seed, step), so the result equals an uninterrupted run's); a finished run is not retrained; a
+different config pointed at the same directory is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from flax import nnx
+
+from emergence.errors import UserError
+from emergence.models.registry import LoadedModel, load_model
+from emergence.train import adapters, budgets, checkpoints
+from emergence.train.config import FinetuneConfig
+from emergence.train.examples import make_batch, padded_shape, task_examples
+from emergence.train.lora import apply_lora, set_training
+from emergence.train.mesh import build_mesh
+from emergence.train.trainer import Trainer
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    out_dir: Path
+    total_steps: int
+    start_step: int  # > 0 when resumed
+    history: tuple[dict, ...]
+    data_note: str
+    already_done: bool = False
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will do, known before any model is loaded (shown by the CLI)."""
+
+    total_steps: int
+    n_train: int
+    data_note: str
+
+
+def _check_run_dir(out: Path, cfg: FinetuneConfig) -> None:
+    run_file = out / RUN_FILE
+    if run_file.is_file():
+        previous = json.loads(run_file.read_text())
+        if previous.get("fingerprint") != cfg.fingerprint():
+            raise UserError(
+                f"{out} holds a run with a different config (fingerprint {previous.get('fingerprint')} ≠ "
+                f"{cfg.fingerprint()}); choose another --out"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".{RUN_FILE}.tmp"
+        tmp.write_text(json.dumps({"fingerprint": cfg.fingerprint(), "config": cfg.to_dict()}, indent=2))
+        os.replace(tmp, run_file)
+
+
+def _trim_metrics(path: Path, upto: int) -> None:
+    """Keep the metric lines of steps ≤ ``upto`` (a killed run may have logged past its checkpoint)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= upto:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut by the kill
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def run_finetune(
+    cfg: FinetuneConfig,
+    out_dir: str | Path,
+    *,
+    loaded: LoadedModel | None = None,
+    on_log: Callable[[dict], None] | None = None,
+    on_plan: Callable[[RunPlan], None] | None = None,
+) -> FinetuneResult:
+    """Train (or resume) the run ``cfg`` into ``out_dir``; ``loaded`` reuses an already loaded base."""
+    out = Path(out_dir)
+    _check_run_dir(out, cfg)
+    if (out / adapters.CONFIG_FILE).is_file():
+        done = adapters.read_adapter_config(out)
+        if done.get("fingerprint") == cfg.fingerprint():
+            return FinetuneResult(
+                out, done["steps"], done["steps"], (), done.get("train_data", ""), already_done=True
+            )
+
+    loaded = loaded or load_model(cfg.model, dtype=cfg.dtype)
+    examples, note = task_examples(cfg.task, loaded.tokenizer, cfg.max_seq_len, cfg.data_dir)
+    subset = budgets.subset_indices(
+        len(examples), cfg.budget, cfg.subset_seed, where=f"{cfg.task} training data ({note})"
+    )
+    chosen = [examples[i] for i in subset]
+    total = budgets.plan_steps(
+        cfg.budget, cfg.examples_per_step, steps=cfg.steps, epochs=cfg.epochs, min_steps=cfg.min_steps
+    )
+    if on_plan:
+        on_plan(RunPlan(total, len(examples), note))
+
+    model = loaded.model
+    if cfg.method == "lora":
+        model = apply_lora(model, cfg.lora, seed=cfg.seed)
+        set_training(model, True)
+    trainable = nnx.LoRAParam if cfg.method == "lora" else nnx.Param
+    trainer = Trainer(model, trainable, cfg.optim, total, mesh=build_mesh(cfg.mesh), seed=cfg.seed)
+
+    ckpt_dir = out / CHECKPOINT_DIR
+    start = 0
+    if latest := checkpoints.step_dirs(ckpt_dir):
+        params, opt, start = checkpoints.restore_checkpoint(latest[-1][1], *trainer.abstract_state())
+        trainer.load_state(params, opt)
+    metrics_path = out / METRICS_FILE
+    _trim_metrics(metrics_path, start)
+
+    pad_id = loaded.tokenizer.pad_token_id or 0
+    order_seed = (cfg.seed, cfg.subset_seed)
+    shape = padded_shape(chosen)
+
+    def batch_fn(step: int):
+        ids = budgets.step_example_ids(step, len(chosen), cfg.examples_per_step, order_seed)
+        return make_batch(
+            [chosen[i] for i in ids], cfg.grad_accum, cfg.batch_size, pad_id=pad_id, shape=shape
+        )
+
+    def log(metrics: dict) -> None:
+        with metrics_path.open("a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        if on_log:
+            on_log(metrics)
+
+    def save(step: int) -> None:
+        checkpoints.save_checkpoint(ckpt_dir, step, trainer.flat_params(), trainer.opt_leaves())
+
+    history = trainer.fit(
+        batch_fn,
+        start_step=start,
+        log_every=cfg.log_every,
+        save_every=cfg.save_every,
+        on_log=log,
+        on_save=save,
+    )
+    info = {
+        "base_model": cfg.model,
+        "task": cfg.task,
+        "budget": cfg.budget,
+        "subset_seed": cfg.subset_seed,
+        "steps": total,
+        "train_data": note,
+        "fingerprint": cfg.fingerprint(),
+        "config": cfg.to_dict(),
+    }
+    model = trainer.model()
+    if cfg.method == "lora":
+        set_training(model, False)
+        adapters.save_lora_adapter(out, model, cfg.lora, info)
+    else:
+        adapters.save_full_model(out, dataclasses.replace(loaded, model=model), info)
+    return FinetuneResult(out, total, start, tuple(history), note)

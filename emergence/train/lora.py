@@ -1,0 +1,156 @@
+"""LoRA for the NNX LLaMA: wrap chosen ``nnx.Linear`` modules, train only ``nnx.LoRAParam``, merge back.
+
+:class:`LoraLinear` keeps the original linear as ``base`` and adds an ``nnx.LoRA`` (parameters of type
+``nnx.LoRAParam``), so the trainer selects adapter parameters with that type as a filter and the
+optimizer state exists for them alone. The update is ``base(x) + (alpha / rank) · (dropout(x) A) B``
+with B initialized to zero, so a fresh adapter leaves the model's outputs unchanged.
+
+Dropout draws from a per-layer key variable that the trainer replaces by ``fold_in(key(seed, step),
+layer)`` for every step, so masks are a pure function of (seed, step): a resumed run draws exactly
+the masks an uninterrupted one would. Outside training (``deterministic``) no dropout is applied.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from emergence.errors import UserError
+from emergence.train.config import LoraConfig
+
+
+class DropoutKey(nnx.Variable):
+    """The PRNG key a LoRA layer's dropout uses for the current step (not a parameter)."""
+
+
+class LoraLinear(nnx.Module):
+    """``base(x) + scale · LoRA(dropout(x))``; call-compatible with the ``nnx.Linear`` it wraps."""
+
+    def __init__(self, base: nnx.Linear, cfg: LoraConfig, *, rngs: nnx.Rngs):
+        self.base = base
+        self.lora = nnx.LoRA(
+            base.in_features,
+            cfg.rank,
+            base.out_features,
+            dtype=base.dtype,
+            param_dtype=jnp.float32,  # adapters train in fp32 whatever the base's dtype
+            rngs=rngs,
+        )
+        self.scale = cfg.scale
+        self.rate = cfg.dropout
+        self.deterministic = True
+        self.dropout_key = DropoutKey(jax.random.key(0)) if cfg.dropout > 0 else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = x
+        if self.rate > 0 and not self.deterministic:
+            keep = jax.random.bernoulli(self.dropout_key[...], 1.0 - self.rate, x.shape)
+            h = jnp.where(keep, x / (1.0 - self.rate), 0).astype(x.dtype)
+        return self.base(x) + (self.lora(h) * self.scale).astype(x.dtype)
+
+
+def _parent(model: nnx.Module, path: tuple) -> nnx.Module:
+    node = model
+    for part in path[:-1]:
+        node = node[part] if isinstance(part, int) else getattr(node, part)
+    return node
+
+
+def matching_linears(model: nnx.Module, targets: tuple[str, ...]) -> dict[tuple, nnx.Linear]:
+    """Linear modules whose dotted path matches a target pattern; an unmatched pattern is an error."""
+    linears = {
+        path: module
+        for path, module in nnx.iter_modules(model)
+        if isinstance(module, nnx.Linear) and not _inside_lora(model, path)
+    }
+    chosen: dict[tuple, nnx.Linear] = {}
+    for pattern in targets:
+        try:
+            regex = re.compile(pattern)
+        except re.error as err:
+            raise UserError(f"LoRA target {pattern!r} is not a valid regular expression ({err})") from None
+        hits = {p: m for p, m in linears.items() if regex.search(".".join(map(str, p)))}
+        if not hits:
+            names = sorted({str(p[-1]) for p in linears})
+            raise UserError(f"LoRA target {pattern!r} matches no linear module (names: {', '.join(names)})")
+        chosen.update(hits)
+    return dict(sorted(chosen.items(), key=lambda kv: tuple(map(str, kv[0]))))
+
+
+def _inside_lora(model: nnx.Module, path: tuple) -> bool:
+    return len(path) > 1 and isinstance(_parent(model, path), LoraLinear)
+
+
+def apply_lora(model: nnx.Module, cfg: LoraConfig, seed: int = 0) -> nnx.Module:
+    """Wrap every matching linear in place (and return the model); A is drawn from ``seed``."""
+    rngs = nnx.Rngs(params=jax.random.key(seed))
+    for path, linear in matching_linears(model, cfg.targets).items():
+        setattr(_parent(model, path), path[-1], LoraLinear(linear, cfg, rngs=rngs))
+    return model
+
+
+def lora_layers(model: nnx.Module) -> Iterator[tuple[tuple, LoraLinear]]:
+    for path, module in nnx.iter_modules(model):
+        if isinstance(module, LoraLinear):
+            yield path, module
+
+
+def set_training(model: nnx.Module, training: bool) -> None:
+    """Switch LoRA dropout on (training) or off; a static attribute, so each mode compiles once."""
+    for _, layer in lora_layers(model):
+        layer.deterministic = not training
+
+
+def with_dropout_keys(state: nnx.State, key: jax.Array) -> nnx.State:
+    """A copy of ``state`` whose i-th LoRA dropout key is ``fold_in(key, i)``.
+
+    Functional (no mutation) so it can run inside ``grad``/``scan`` traces of the jitted step."""
+    flat = list(nnx.to_flat_state(state))
+    out, i = [], 0
+    for path, var in flat:
+        if isinstance(var, DropoutKey):
+            var = var.replace(jax.random.fold_in(key, i))
+            i += 1
+        out.append((path, var))
+    return nnx.from_flat_state(out) if i else state
+
+
+def merge_lora(model: nnx.Module) -> nnx.Module:
+    """Fold every adapter into its base kernel (``W + scale · A B``) and unwrap it, in place.
+
+    The result has the original module tree, so it exports with ``save_model`` and gives the logits
+    of base + adapter up to floating-point rounding.
+    """
+    for path, layer in list(lora_layers(model)):
+        base = layer.base
+        delta = (layer.lora.lora_a[...] @ layer.lora.lora_b[...]) * layer.scale
+        base.kernel[...] = (base.kernel[...].astype(jnp.float32) + delta).astype(base.kernel[...].dtype)
+        setattr(_parent(model, path), path[-1], base)
+    return model
+
+
+def lora_state(model: nnx.Module) -> dict[str, jax.Array]:
+    """Adapter weights as ``{dotted path: array}`` (what an adapter checkpoint holds)."""
+    state = nnx.state(model, nnx.LoRAParam)
+    return {".".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(state)}
+
+
+def load_lora_state(model: nnx.Module, weights: dict[str, jax.Array], source: str) -> None:
+    """Set adapter weights by dotted path; missing or extra names, or wrong shapes, are errors."""
+    state = nnx.state(model, nnx.LoRAParam)
+    flat = {".".join(map(str, p)): v for p, v in nnx.to_flat_state(state)}
+    missing, extra = sorted(set(flat) - set(weights)), sorted(set(weights) - set(flat))
+    if missing or extra:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
+        raise UserError(f"{source}: adapter does not fit this model ({what})")
+    for name, var in flat.items():
+        value = jnp.asarray(weights[name], jnp.float32)
+        if value.shape != var.get_value().shape:
+            raise UserError(
+                f"{source}: adapter tensor {name!r} has shape {value.shape}, model expects {var.get_value().shape}"
+            )
+        var.set_value(value)

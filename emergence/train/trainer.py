@@ -1,0 +1,272 @@
+"""One training loop for pretraining and finetuning: masked next-token loss, AdamW, accumulation.
+
+The loss is the mean negative log-likelihood over the positions a batch marks (every token when
+pretraining, the answer tokens when finetuning); logits are computed only at those positions
+(hidden states are gathered first), which skips most of the vocabulary projection when answers are
+short. Gradient accumulation is a ``lax.scan`` over micro-batches inside one jitted step, and the sum
+is divided by the step's total number of loss tokens, so the update does not depend on how a step is
+split into micro-batches or devices.
+
+Compilation: the step is a module-level ``jax.jit`` whose static arguments are the model's graph
+definition and the optimizer's *shape* (clipping, Adam betas, weight decay); learning rate, schedule
+lengths, step and seed are traced. Every run of a sweep on the same architecture and method therefore
+reuses the compiled step for each padded shape, as :mod:`emergence.models.generate` does for decoding.
+
+Numerics: a step whose loss, gradient norm or updated parameters are not finite is *not applied*
+(parameters and optimizer state stay as they were) and is counted; the loop stops at the next check
+with :class:`TrainingDiverged`, so the last checkpoint written is a good one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+
+from emergence.errors import UserError
+from emergence.train.config import OptimConfig
+from emergence.train.examples import Batch
+from emergence.train.lora import with_dropout_keys
+from emergence.train.mesh import shard_batch, shard_state
+
+
+class TrainingDiverged(UserError):
+    """The loss (or the gradients / parameters) became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """The static part of the optimizer (changes the compiled program); hashable."""
+
+    clip_norm: float | None
+    b1: float
+    b2: float
+    eps: float
+    weight_decay: float
+    schedule: str
+
+    @classmethod
+    def from_config(cls, cfg: OptimConfig) -> Hyper:
+        return cls(cfg.clip_norm, cfg.b1, cfg.b2, cfg.eps, cfg.weight_decay, cfg.schedule)
+
+
+@functools.cache
+def _transform(hyper: Hyper) -> optax.GradientTransformation:
+    """Direction of the AdamW update (the learning rate is applied outside, as a traced value)."""
+    parts = [optax.clip_by_global_norm(hyper.clip_norm)] if hyper.clip_norm else []
+    parts += [optax.scale_by_adam(b1=hyper.b1, b2=hyper.b2, eps=hyper.eps)]
+    if hyper.weight_decay:
+        parts.append(optax.add_decayed_weights(hyper.weight_decay))
+    return optax.chain(*parts)
+
+
+def learning_rate(step, peak, warmup, total, end_ratio, schedule: str):
+    """Linear warmup over ``warmup`` steps (first step at peak/warmup), then cosine to
+    ``end_ratio · peak`` at ``total`` or constant. Works on Python numbers and traced arrays."""
+    step = jnp.asarray(step, jnp.float32)
+    warm = (step + 1.0) / jnp.maximum(warmup, 1.0)
+    if schedule == "constant":
+        after = jnp.asarray(1.0)
+    else:
+        progress = jnp.clip((step - warmup) / jnp.maximum(total - warmup, 1.0), 0.0, 1.0)
+        after = end_ratio + (1.0 - end_ratio) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    return peak * jnp.where(step < warmup, warm, after)
+
+
+def _loss_sums(model, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """(sum of masked NLL, number of masked tokens) for one micro-batch."""
+    hidden, _ = model.hidden_states(batch["tokens"], valid=batch["valid"])
+    picked = jnp.take_along_axis(hidden, batch["target_pos"][..., None], axis=1)
+    logits = model.logits(picked)  # fp32 [B, K, V]
+    logz = jax.nn.logsumexp(logits, axis=-1)
+    gold = jnp.take_along_axis(logits, batch["targets"][..., None], axis=-1)[..., 0]
+    mask = batch["target_mask"]
+    return jnp.sum((logz - gold) * mask), jnp.sum(mask)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "hyper"), donate_argnames=("params", "opt_state"))
+def _train_step(graphdef, hyper: Hyper, params, rest, opt_state, batch, step, sched, key):
+    """One optimizer step over ``batch`` ([accum, B, ...] arrays); returns new state and metrics."""
+
+    def micro(p, mb, k):
+        model = nnx.merge(graphdef, p, with_dropout_keys(rest, k))
+        return _loss_sums(model, mb)
+
+    grad_fn = jax.value_and_grad(micro, has_aux=True)
+
+    def body(carry, xs):
+        g_acc, l_acc, n_acc = carry
+        mb, i = xs
+        (loss_sum, count), grads = grad_fn(params, mb, jax.random.fold_in(key, i))
+        return (jax.tree.map(jnp.add, g_acc, grads), l_acc + loss_sum, n_acc + count), None
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    accum = batch["tokens"].shape[0]
+    (grads, loss_sum, count), _ = jax.lax.scan(body, (zeros, 0.0, 0.0), (batch, jnp.arange(accum)))
+    denom = jnp.maximum(count, 1.0)
+    grads = jax.tree.map(lambda g: g / denom, grads)
+    loss = loss_sum / denom
+    grad_norm = optax.global_norm(grads)
+    direction, new_opt = _transform(hyper).update(grads, opt_state, params)
+    lr = learning_rate(step, sched["lr"], sched["warmup"], sched["total"], sched["end_ratio"], hyper.schedule)
+    new_params = jax.tree.map(lambda p, d: (p - lr * d).astype(p.dtype), params, direction)
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(new_params))
+    keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(ok, new, old))
+    metrics = {"loss": loss, "grad_norm": grad_norm, "lr": lr, "loss_tokens": count, "ok": ok}
+    return keep(new_params, params), keep(new_opt, opt_state), metrics
+
+
+def _on_mesh(x: jax.Array, mesh) -> jax.Array:
+    """Replicate a leaf not yet placed on the mesh (Adam's step count), so every call of the step
+    sees the same input shardings and the compiled program is reused."""
+    if isinstance(x.sharding, NamedSharding) and x.sharding.mesh == mesh:
+        return x
+    return jax.device_put(x, NamedSharding(mesh, PartitionSpec()))
+
+
+class Trainer:
+    """Holds a model split into (trainable params, everything else) and its optimizer state.
+
+    ``trainable`` is an NNX filter: ``nnx.LoRAParam`` for LoRA, ``nnx.Param`` for full finetuning
+    and pretraining. Only the trainable part gets gradients and optimizer state.
+    """
+
+    def __init__(
+        self, model: nnx.Module, trainable, optim: OptimConfig, total_steps: int, *, mesh, seed: int = 0
+    ):
+        self.graphdef, self.params, self.rest = nnx.split(model, trainable, ...)
+        self.mesh = mesh
+        shard_state(self.params, mesh)
+        shard_state(self.rest, mesh)
+        self.hyper = Hyper.from_config(optim)
+        self.opt_state = jax.tree.map(lambda x: _on_mesh(x, mesh), _transform(self.hyper).init(self.params))
+        warmup = int(round(optim.warmup_ratio * total_steps))
+        self.sched = {
+            "lr": jnp.float32(optim.lr),
+            "warmup": jnp.float32(warmup),
+            "total": jnp.float32(total_steps),
+            "end_ratio": jnp.float32(optim.end_lr_ratio),
+        }
+        self.total_steps = total_steps
+        self.key = jax.random.key(seed)
+        self._bad = jnp.zeros((), jnp.int32)
+
+    # ------------------------------------------------------------------ state in and out
+    def model(self) -> nnx.Module:
+        return nnx.merge(self.graphdef, self.params, self.rest)
+
+    def flat_params(self) -> dict[str, jax.Array]:
+        return {".".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(self.params)}
+
+    def opt_leaves(self) -> list[jax.Array]:
+        return jax.tree.leaves(self.opt_state)
+
+    def abstract_state(self) -> tuple[dict, list]:
+        """Shapes, dtypes and shardings of (params, optimizer leaves) on this trainer's mesh."""
+        as_abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)  # noqa: E731
+        return {k: as_abstract(v) for k, v in self.flat_params().items()}, [
+            as_abstract(x) for x in self.opt_leaves()
+        ]
+
+    def load_state(self, params: dict[str, jax.Array], opt_leaves: list[jax.Array]) -> None:
+        for path, var in nnx.to_flat_state(self.params):
+            var.set_value(params[".".join(map(str, path))])
+        treedef = jax.tree.structure(self.opt_state)
+        self.opt_state = jax.tree.unflatten(treedef, opt_leaves)
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, batch: Batch, step: int) -> dict[str, jax.Array]:
+        """Apply one optimizer step (asynchronously: metrics are device arrays)."""
+        arrays = shard_batch(
+            {
+                "tokens": batch.tokens,
+                "valid": batch.valid,
+                "target_pos": batch.target_pos,
+                "targets": batch.targets,
+                "target_mask": batch.target_mask,
+            },
+            self.mesh,
+        )
+        key = jax.random.fold_in(self.key, step)
+        self.params, self.opt_state, metrics = _train_step(
+            self.graphdef,
+            self.hyper,
+            self.params,
+            self.rest,
+            self.opt_state,
+            arrays,
+            jnp.int32(step),
+            self.sched,
+            key,
+        )
+        self._bad = self._bad + (~metrics["ok"]).astype(jnp.int32)
+        return metrics
+
+    def fit(
+        self,
+        batch_fn: Callable[[int], Batch],
+        *,
+        start_step: int = 0,
+        log_every: int = 1,
+        save_every: int | None = None,
+        on_log: Callable[[dict], None] | None = None,
+        on_save: Callable[[int], None] | None = None,
+    ) -> list[dict]:
+        """Steps ``start_step .. total_steps - 1``; ``on_log`` gets host metrics, ``on_save`` the step count.
+
+        Metrics are read back only at logging and saving steps (a host sync), and a non-finite step
+        raises :class:`TrainingDiverged` there, before anything is saved.
+        """
+        history = []
+        tokens, started = 0, time.perf_counter()
+        for step in range(start_step, self.total_steps):
+            batch = batch_fn(step)
+            metrics = self.step(batch, step)
+            tokens += batch.n_tokens
+            done = step + 1
+            saving = save_every is not None and (done % save_every == 0 or done == self.total_steps)
+            if done % log_every == 0 or saving or done == self.total_steps:
+                host = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "ok"}
+                if int(self._bad):
+                    raise TrainingDiverged(
+                        f"training diverged: loss {host['loss']:.4g}, grad norm {host['grad_norm']:.4g} "
+                        f"by step {done} (non-finite values); lower --lr. The last checkpoint is kept"
+                    )
+                elapsed = time.perf_counter() - started
+                host.update(
+                    step=done, tokens=tokens, seconds=elapsed, tokens_per_s=tokens / max(elapsed, 1e-9)
+                )
+                history.append(host)
+                if on_log:
+                    on_log(host)
+            if saving and on_save:
+                on_save(done)
+        return history
+
+
+def mean_loss(model: nnx.Module, batches: list[Batch]) -> float:
+    """Mean masked NLL of a model over batches (no gradients): held-out loss for tests and logs."""
+    graphdef, state = nnx.split(model)
+    total = count = 0.0
+    for b in batches:
+        for a in range(b.tokens.shape[0]):
+            arrays = {
+                k: jnp.asarray(getattr(b, k)[a])
+                for k in ("tokens", "valid", "target_pos", "targets", "target_mask")
+            }
+            s, n = _eval_sums(graphdef, state, arrays)
+            total, count = total + float(s), count + float(n)
+    return total / count if count else math.nan
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _eval_sums(graphdef, state, batch):
+    return _loss_sums(nnx.merge(graphdef, state), batch)
