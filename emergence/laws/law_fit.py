@@ -163,7 +163,9 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
     geo = geometry(data, spec)
     x = law_inputs(data, geo)
     priors = default_priors(data, spec)
-    mle = fit_mle(x, spec, data.chance, n_starts=options.n_starts, seed=options.sampler.seed)
+    mle = fit_mle(
+        law_inputs(data, geo, xp=np), spec, data.chance, n_starts=options.n_starts, seed=options.sampler.seed
+    )
     if mle.at_bound:
         warnings.append(f"MLE on a bound for {', '.join(mle.at_bound)}: the point estimate is not identified")
     posterior = None

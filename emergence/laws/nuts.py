@@ -10,15 +10,18 @@ divergences are always reported, and poor values become warnings in the output, 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import numpyro
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
-from numpyro.infer import MCMC, NUTS
+from numpyro.infer.hmc import hmc
+from numpyro.infer.util import potential_energy
 
 from emergence.laws.emergence_law import LawInputs, LawSpec, Priors, emergence_law_model
 
@@ -90,6 +93,75 @@ def chain_inits(theta: dict[str, float], priors: Priors, num_chains: int, seed: 
     return inits
 
 
+def padded_size(n: int) -> int:
+    """Row count rounded up to a quarter-octave bucket (200 → 224, 20 000 → 20 480).
+
+    Why: the compiled sampler depends only on shapes, so padding to a few bucket sizes lets one
+    compilation (in memory, or JAX's persistent cache across processes) serve many tables.
+    """
+    if n <= 64:
+        return 64
+    step = 2 ** (int(math.log2(n)) - 2)
+    return int(math.ceil(n / step) * step)
+
+
+def pad_inputs(x: LawInputs, size: int) -> LawInputs:
+    """Repeat the first row up to ``size`` rows with mask 0 (finite values, zero weight)."""
+    n = x.loss.shape[0]
+
+    def pad(a):
+        a = jnp.asarray(a)
+        if a.ndim == 0 or size == n:
+            return a
+        return jnp.concatenate([a, jnp.broadcast_to(a[:1], (size - n,))])
+
+    padded = LawInputs(*(pad(a) for a in x))
+    return padded._replace(mask=jnp.concatenate([jnp.ones(n), jnp.zeros(size - n)]).astype(jnp.float32))
+
+
+@lru_cache(maxsize=32)
+def _sampler(spec: LawSpec, config: SamplerConfig, method: str):
+    """A compiled function (chain keys, chain inits, data, priors) → (draws, divergences).
+
+    Built with NumPyro's functional NUTS (``hmc(..., algo="NUTS")``) so that the data and priors
+    are *arguments* of the compiled program rather than constants baked into it, as they are with
+    ``MCMC``; warmup adaptation happens inside ``sample_kernel`` for the first ``num_warmup`` steps.
+    """
+    model = partial(emergence_law_model, spec=spec)
+    total = config.num_warmup + config.num_samples
+
+    def one_chain(rng_key, init, x, priors):
+        def potential(z):
+            return potential_energy(model, (x,), {"priors": priors}, z)
+
+        init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
+        state = init_kernel(
+            init,
+            num_warmup=config.num_warmup,
+            dense_mass=True,
+            target_accept_prob=config.target_accept,
+            max_tree_depth=config.max_tree_depth,
+            rng_key=rng_key,
+        )
+
+        def step(state, _):
+            state = sample_kernel(state)
+            return state, (state.z, state.diverging)
+
+        _, (draws, diverging) = jax.lax.scan(step, state, None, length=total)
+        keep = slice(config.num_warmup, total)
+        return jax.tree.map(lambda a: a[keep], draws), diverging[keep]
+
+    if method == "parallel":
+        return jax.pmap(one_chain, in_axes=(0, 0, None, None))
+    batched = jax.vmap(one_chain, in_axes=(0, 0, None, None))
+    if method == "vectorized":
+        return jax.jit(batched)
+    return jax.jit(
+        lambda keys, inits, x, priors: jax.lax.map(lambda a: one_chain(*a, x, priors), (keys, inits))
+    )
+
+
 def run_nuts(
     x: LawInputs,
     spec: LawSpec,
@@ -99,34 +171,16 @@ def run_nuts(
 ) -> Posterior:
     """Sample the posterior; returns draws by chain and diagnostics (with warnings when poor)."""
     method = resolve_chain_method(config.chain_method, config.num_chains)
-    kernel = NUTS(
-        partial(emergence_law_model, spec=spec),
-        dense_mass=True,
-        target_accept_prob=config.target_accept,
-        max_tree_depth=config.max_tree_depth,
-    )
-    mcmc = MCMC(
-        kernel,
-        num_warmup=config.num_warmup,
-        num_samples=config.num_samples,
-        num_chains=config.num_chains,
-        chain_method=method,
-        progress_bar=False,
-    )
+    sampler = _sampler(spec, config, method)
+    x = pad_inputs(LawInputs(*(jnp.asarray(a, jnp.float32) for a in x)), padded_size(int(x.loss.shape[0])))
+    priors_arr = Priors(*(jnp.asarray(p, jnp.float32) for p in priors))
+    keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_chains)
+    inits = {k: jnp.asarray(v) for k, v in chain_inits(init, priors, config.num_chains, config.seed).items()}
     start = time.perf_counter()
-    mcmc.run(
-        jax.random.PRNGKey(config.seed),
-        x,
-        priors=priors,
-        init_params=chain_inits(init, priors, config.num_chains, config.seed)
-        if config.num_chains > 1
-        else {k: np.float32(v) for k, v in init.items()},
-        extra_fields=("diverging",),
-    )
-    samples = {k: np.asarray(v, dtype=float) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    draws, diverging = sampler(keys, inits, x, priors_arr)
+    samples = {k: np.asarray(v, dtype=float) for k, v in draws.items()}
     seconds = time.perf_counter() - start
-    diverging = np.asarray(mcmc.get_extra_fields()["diverging"])
-    return Posterior(samples, diagnose(samples, int(diverging.sum())), seconds, method)
+    return Posterior(samples, diagnose(samples, int(np.asarray(diverging).sum())), seconds, method)
 
 
 def diagnose(samples: dict[str, np.ndarray], divergences: int) -> Diagnostics:
@@ -155,3 +209,23 @@ def diagnose(samples: dict[str, np.ndarray], divergences: int) -> Diagnostics:
 def host_devices(n: int) -> None:
     """Ask XLA for ``n`` CPU devices; only effective before JAX initializes its backend."""
     numpyro.set_host_device_count(n)
+
+
+def enable_compile_cache(folder: str | None = None) -> str:
+    """Keep compiled samplers on disk (JAX's persistent cache), so a later process skips compiling.
+
+    Why: compiling NUTS costs seconds on a small CPU while sampling 200 points costs about one;
+    data and priors are arguments of the compiled program and rows are padded to a few bucket
+    sizes, so one cached program serves every table of a similar size. ``EMERGENCE_JAX_CACHE``
+    overrides the folder (``~/.cache/emergence/jax`` by default); ``EMERGENCE_JAX_CACHE=off``
+    disables it.
+    """
+    import os
+
+    folder = folder or os.environ.get("EMERGENCE_JAX_CACHE") or os.path.expanduser("~/.cache/emergence/jax")
+    if folder == "off":
+        return folder
+    os.makedirs(folder, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return folder
