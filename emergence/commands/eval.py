@@ -1,0 +1,67 @@
+"""`emergence eval`: few-shot or finetuned accuracy of one model on one task."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+
+def eval_command(
+    model: str = typer.Argument(..., help="HF directory, .gguf file, alias (smollm2-135m) or hub id"),
+    task: str = typer.Option(..., "--task", "-t", help="mmlu | commonsense_qa | cola | gsm8k"),
+    shots: int = typer.Option(None, "--shots", "-k", help="few-shot examples (default: the harness default)"),
+    limit: int = typer.Option(None, "--limit", help="first N examples (per subject for MMLU)"),
+    split: str = typer.Option(None, "--split", help="evaluation split (default: the task's)"),
+    adapter: str = typer.Option(None, "--adapter", help="a finetuning output directory (LoRA or full)"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="max rows per batch"),
+    data_dir: str = typer.Option(None, "--data-dir", help="local benchmark files (default $EMERGENCE_DATA)"),
+    source: str = typer.Option("local", "--source", help="local | hub | a folder of hub-format files"),
+    subjects: str = typer.Option(None, "--subjects", help="MMLU subjects, comma-separated"),
+    seed: int = typer.Option(1234, "--seed", help="few-shot sampling seed"),
+    out: str = typer.Option(None, "--out", help="per-example records (JSONL)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
+    dtype: str = typer.Option(None, help="compute dtype: float32 (default) or bfloat16"),
+) -> None:
+    """Evaluate MODEL on a task, harness-identical prompts; prints metrics (and examples/s)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from emergence.data.tasks import get_task
+    from emergence.eval.evaluate import evaluate, write_records
+    from emergence.models.registry import load_model
+
+    get_task(task)  # unknown task: fail before loading anything
+    loaded = load_model(model, dtype=dtype)
+    if adapter:
+        from emergence.train.adapters import apply_adapter
+
+        loaded = apply_adapter(loaded, adapter)
+    with Progress(TextColumn(f"eval {task}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True, console=_stderr_console(), disable=not sys.stderr.isatty()) as progress:
+        bar = progress.add_task(task, total=None)
+        result = evaluate(
+            loaded, task, shots=shots, limit=limit, split=split, batch_size=batch_size, data_dir=data_dir,
+            source=source, subjects=subjects.split(",") if subjects else None, seed=seed,
+            on_start=lambda n: progress.update(bar, total=n),
+            on_progress=lambda k: progress.advance(bar, k),
+        )
+    if out:
+        write_records(out, result.records)
+    if as_json:
+        print(json.dumps(result.summary()))
+        return
+    print(f"{result.task}  shots={result.shots}  n={result.n}")
+    for name, value in result.metrics.items():
+        print(f"  {name:<12} {value:.4f}")
+    print(f"  {result.seconds:.1f}s, {result.examples_per_s:.2f} examples/s")
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

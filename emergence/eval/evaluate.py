@@ -1,0 +1,133 @@
+"""Evaluate a loaded model on a task: requests → scores or generations → per-example records → metrics.
+
+This is the one evaluation path: the CLI (`emergence eval`), the sweep runner and the finetuning
+checks all call :func:`evaluate`, so a number means the same thing wherever it is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emergence.data.tasks import DEFAULT_FEWSHOT_SEED, Request, TaskSpec, make_requests
+from emergence.eval.loglikelihood import score_requests
+from emergence.eval.metrics import aggregate, score_examples
+from emergence.eval.tokenization import generation_context
+from emergence.models.generate import greedy_generate
+from emergence.models.registry import LoadedModel
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    task: str
+    shots: int
+    n: int
+    metrics: dict[str, float]
+    seconds: float
+    records: list[dict[str, Any]] = field(repr=False)
+
+    @property
+    def examples_per_s(self) -> float:
+        return self.n / self.seconds if self.seconds else 0.0
+
+    @property
+    def n_correct(self) -> int:
+        return sum(bool(r["correct"]) for r in self.records)
+
+    def summary(self) -> dict[str, Any]:
+        return {"task": self.task, "shots": self.shots, "n": self.n, "metrics": self.metrics,
+                "seconds": round(self.seconds, 3), "examples_per_s": round(self.examples_per_s, 3)}
+
+
+def run_requests(
+    loaded: LoadedModel,
+    spec: TaskSpec,
+    requests: Sequence[Request],
+    *,
+    batch_size: int = 64,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Per-example records for already-built requests (multiple choice or generation)."""
+    max_length = loaded.config.max_position_embeddings
+    if spec.is_generation:
+        # A model with a short window (toy ladders) keeps at least half of it for the prompt.
+        max_new = min(requests[0].max_gen_toks, max_length // 2) if requests else 0
+        prompts = []
+        for request in requests:
+            ids = loaded.tokenizer.encode(request.context, add_bos=False)
+            prompts.append(generation_context(ids, max_length, max_new))
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths batch together
+        stop = tuple(requests[0].stop) if requests else ()
+        generations: list[Any] = [None] * len(prompts)
+        rows = min(batch_size, 16)
+        for start in range(0, len(order), rows):
+            chunk = order[start:start + rows]
+            outs = greedy_generate(loaded.model, loaded.tokenizer, [prompts[i] for i in chunk],
+                                   max_new_tokens=max_new, stop=stop, batch_size=rows)
+            for i, out in zip(chunk, outs, strict=True):
+                generations[i] = out
+            if on_progress:
+                on_progress(len(chunk))
+        records = score_examples(requests, [g.text for g in generations])
+        for record, generation in zip(records, generations, strict=True):
+            record["generation"] = generation.text
+        return records
+    scores = score_requests(loaded.model, loaded.tokenizer, requests, batch_size=batch_size, max_length=max_length,
+                            on_batch=None)
+    records = score_examples(requests, [s.prediction for s in scores])
+    for record, score in zip(records, scores, strict=True):
+        record["loglikelihoods"] = [round(x, 6) for x in score.loglikelihoods]
+        record["is_greedy"] = list(score.is_greedy)
+    if on_progress:
+        on_progress(len(requests))
+    return records
+
+
+def evaluate(
+    loaded: LoadedModel,
+    task: str,
+    *,
+    shots: int | None = None,
+    limit: int | None = None,
+    split: str | None = None,
+    batch_size: int = 64,
+    data_dir: str | os.PathLike | None = None,
+    source: str | os.PathLike = "local",
+    subjects: Sequence[str] | None = None,
+    seed: int = DEFAULT_FEWSHOT_SEED,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Few-shot (or finetuned-model) evaluation of ``loaded`` on ``task``."""
+    spec, requests = make_requests(task, shots=shots, split=split, limit=limit, seed=seed, source=source,
+                                   data_dir=data_dir, subjects=subjects)
+    if on_start:
+        on_start(len(requests))
+    started = time.perf_counter()
+    records = run_requests(loaded, spec, requests, batch_size=batch_size, on_progress=on_progress)
+    seconds = time.perf_counter() - started
+    metrics = aggregate(spec.metrics, records) if records else {m: float("nan") for m in spec.metrics}
+    used_shots = spec.default_shots if shots is None else shots
+    return EvalResult(spec.name, used_shots, len(records), metrics, seconds, records)
+
+
+def write_records(path: str | os.PathLike, records: Sequence[dict[str, Any]]) -> Path:
+    """Per-example JSONL, written to a temp file in the same folder and renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            for record in records:
+                handle.write(json.dumps({"id": record["doc_id"], **record}, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,168 @@
+"""Continuation log-likelihoods for multiple-choice requests, batched and bucketed.
+
+Each (context, continuation) pair is tokenized by the harness' contract
+(:func:`emergence.eval.tokenization.encode_pair`). Two kinds of rows then go to the model:
+
+* **shared-context rows**: when every choice of a request is one token after the same context
+  tokens (MMLU " A".." D", CSQA, CoLA " no"/" yes"), the context is run *once* and all choices are
+  read from its last position — 4-5x less compute than one row per choice;
+* **pair rows**: any other continuation gets its own row, scored at its last ``n`` positions.
+
+Rows are sorted by length and cut into fixed-size batches; lengths are padded up to a small set of
+bucket sizes (:func:`length_bucket`), so one evaluation compiles a handful of programs, and the
+jitted scorer is module-level, keyed on the model's graph, so every checkpoint of a ladder reuses it.
+Logits are computed only at the scored positions, never over the whole sequence.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from emergence.data.tasks import Request
+from emergence.eval.tokenization import encode_pair, loglikelihood_inputs
+from emergence.models.llama import Llama
+from emergence.models.tokenizer import TextTokenizer
+
+
+def length_bucket(n: int, smallest: int = 16) -> int:
+    """Round up to 16, 24, 32, 48, 64, 96, …: at most 50% padding, few distinct shapes."""
+    size = smallest
+    while size < n:
+        size = size * 3 // 2 if (size & (size - 1)) == 0 else size * 4 // 3
+    return size
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class _Row:
+    request: int  # index into the request list
+    choices: tuple[int, ...]  # which choices this row scores
+    tokens: tuple[int, ...]
+    positions: tuple[int, ...]  # scored positions (indices into tokens)
+    targets: tuple[tuple[int, ...], ...]  # per position, the candidate token ids (one per choice, or one)
+
+
+@dataclass(frozen=True)
+class ChoiceScores:
+    """Per choice: summed log-likelihood and whether greedy decoding would produce it."""
+
+    loglikelihoods: tuple[float, ...]
+    is_greedy: tuple[bool, ...]
+
+    @property
+    def prediction(self) -> int:
+        return int(np.argmax(self.loglikelihoods))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _score_batch(graphdef, state, tokens, valid, positions, targets):
+    """log p(target | prefix) at ``positions`` [B, P] for candidates ``targets`` [B, P, K]."""
+    model = nnx.merge(graphdef, state)
+    hidden, _ = model.hidden_states(tokens, valid=valid)
+    picked = jnp.take_along_axis(hidden, positions[:, :, None], axis=1)  # [B, P, d]
+    logprobs = jax.nn.log_softmax(model.logits(picked), axis=-1)  # [B, P, V]
+    chosen = jnp.take_along_axis(logprobs, targets, axis=-1)  # [B, P, K]
+    greedy = jnp.argmax(logprobs, axis=-1)  # [B, P]
+    return chosen, greedy
+
+
+def build_rows(tokenizer: TextTokenizer, requests: Sequence[Request], max_length: int) -> list[_Row]:
+    encode = functools.partial(tokenizer.encode, add_bos=False)
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (tokenizer.eos_token_ids or (0,))[0]
+    rows: list[_Row] = []
+    for index, request in enumerate(requests):
+        pairs = [encode_pair(_Encoder(encode), request.context, cont, prefix) for cont in request.continuations]
+        contexts = {tuple(ctx) for ctx, _ in pairs}
+        if len(contexts) == 1 and all(len(cont) == 1 for _, cont in pairs):
+            tokens, _ = loglikelihood_inputs(pairs[0][0], pairs[0][1], max_length)
+            rows.append(_Row(index, tuple(range(len(pairs))), tuple(tokens), (len(tokens) - 1,),
+                             (tuple(cont[0] for _, cont in pairs),)))
+            continue
+        for choice, (ctx, cont) in enumerate(pairs):
+            tokens, n = loglikelihood_inputs(ctx, cont, max_length)
+            positions = tuple(range(len(tokens) - n, len(tokens)))
+            rows.append(_Row(index, (choice,), tuple(tokens), positions, tuple((t,) for t in cont[len(cont) - n:])))
+    return rows
+
+
+class _Encoder:
+    def __init__(self, fn: Callable[[str], list[int]]):
+        self.encode = fn
+
+
+def score_requests(
+    model: Llama,
+    tokenizer: TextTokenizer,
+    requests: Sequence[Request],
+    *,
+    batch_size: int = 64,
+    batch_tokens: int = 2048,
+    max_length: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[ChoiceScores]:
+    """Score every choice of every multiple-choice request; results in request order.
+
+    A batch holds at most ``batch_size`` rows and about ``batch_tokens`` padded tokens: short rows
+    go many to a batch (CPU matmuls want width), long rows few. The row count per length bucket is
+    fixed, so each bucket still compiles once."""
+    max_length = max_length or model.config.max_position_embeddings
+    rows = build_rows(tokenizer, requests, max_length)
+    rows.sort(key=lambda r: -len(r.tokens))  # longest first: a batch never grows past its first row
+    graphdef, state = nnx.split(model)
+    loglik = [[0.0] * len(r.continuations) for r in requests]
+    greedy = [[True] * len(r.continuations) for r in requests]
+    for batch, width, n_rows in _batches(rows, batch_size, batch_tokens, max_length):
+        n_pos = _pow2(max(len(r.positions) for r in batch))
+        n_cand = _pow2(max(len(r.targets[0]) for r in batch))
+        tokens = np.zeros((n_rows, width), np.int32)
+        valid = np.zeros((n_rows, width), bool)
+        positions = np.zeros((n_rows, n_pos), np.int32)
+        targets = np.zeros((n_rows, n_pos, n_cand), np.int32)
+        for i, row in enumerate(batch):
+            tokens[i, : len(row.tokens)] = row.tokens
+            valid[i, : len(row.tokens)] = True
+            positions[i, : len(row.positions)] = row.positions
+            for p, cands in enumerate(row.targets):
+                targets[i, p, : len(cands)] = cands
+        chosen, argmax = _score_batch(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid),
+                                      jnp.asarray(positions), jnp.asarray(targets))
+        chosen, argmax = np.asarray(chosen, np.float64), np.asarray(argmax)
+        for i, row in enumerate(batch):
+            n = len(row.positions)
+            if len(row.choices) > 1:  # shared context: one position, one candidate per choice
+                for k, choice in enumerate(row.choices):
+                    loglik[row.request][choice] = float(chosen[i, 0, k])
+                    greedy[row.request][choice] = bool(argmax[i, 0] == row.targets[0][k])
+            else:
+                choice = row.choices[0]
+                loglik[row.request][choice] = float(chosen[i, :n, 0].sum())
+                greedy[row.request][choice] = all(argmax[i, p] == row.targets[p][0] for p in range(n))
+        if on_batch:
+            on_batch(len(batch))
+    return [ChoiceScores(tuple(a), tuple(b)) for a, b in zip(loglik, greedy, strict=True)]
+
+
+def _batches(rows: list[_Row], batch_size: int, batch_tokens: int, max_length: int):
+    """(rows, padded width, padded row count) in order; rows come sorted longest first."""
+    start = 0
+    while start < len(rows):
+        width = max(length_bucket(len(rows[start].tokens)), len(rows[start].tokens))
+        width = min(width, max(max_length, len(rows[start].tokens)))
+        n_rows = max(1, min(batch_size, batch_tokens // width))
+        n_rows = 1 << (n_rows.bit_length() - 1)  # a power of two: few distinct batch shapes
+        yield rows[start:start + n_rows], width, n_rows
+        start += n_rows
+
+
+def row_count(tokenizer: TextTokenizer, requests: Sequence[Request], max_length: int) -> int:
+    return len(build_rows(tokenizer, requests, max_length))

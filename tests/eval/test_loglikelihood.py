@@ -1,0 +1,85 @@
+"""The batched scorer returns exactly the log-likelihoods a naive full-sequence computation gives."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from emergence.data.tasks import Request
+from emergence.eval.loglikelihood import build_rows, length_bucket, score_requests
+from emergence.eval.tokenization import encode_pair
+from emergence.models.registry import load_model
+from tests.models.helpers import FIXTURES
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model(str(FIXTURES / "gqa_untied"))
+
+
+def naive_loglikelihood(loaded, context, continuation, max_length=None):
+    """One pair, one full forward, log-softmax everywhere: the definition, without any shortcut."""
+    ctx, cont = encode_pair(_Enc(loaded.tokenizer), context, continuation, 1)
+    whole = ctx + cont
+    if max_length:
+        whole = whole[-(max_length + 1):]
+    padded = np.zeros((1, 96), np.int32)  # right padding is invisible to causal attention
+    padded[0, : len(whole) - 1] = whole[:-1]
+    logprobs = np.asarray(_log_softmax(loaded.model, padded))[0]
+    n = min(len(cont), len(whole) - 1)
+    positions = range(len(whole) - 1 - n, len(whole) - 1)
+    return float(sum(logprobs[p, whole[p + 1]] for p in positions))
+
+
+@nnx.jit
+def _log_softmax(model, tokens):
+    return jax.nn.log_softmax(model(tokens)[0], axis=-1)
+
+
+class _Enc:
+    def __init__(self, tok):
+        self.encode = lambda text: tok.encode(text, add_bos=False)
+
+
+REQUESTS = [
+    Request("t", 0, "Question: What is 12 + 30?\nAnswer:", 0, (" 42", " 41", " forty-two")),
+    Request("t", 1, "The capital of France is", 1, (" is", " capital", " of")),  # one token each in the tiny BPE
+    Request("t", 2, "The cat sat on the mat.\nQuestion: Does this sentence make sense?\nAnswer: ", 0, ("no", "yes")),
+    Request("t", 3, "Emergence: few-shot accuracy jumps once", 0, (" the pretraining loss is low enough.", " never")),
+]
+
+
+def test_scores_equal_the_naive_definition(tiny):
+    scores = score_requests(tiny.model, tiny.tokenizer, REQUESTS)
+    for request, score in zip(REQUESTS, scores, strict=True):
+        for choice, value in zip(request.continuations, score.loglikelihoods, strict=True):
+            assert value == pytest.approx(naive_loglikelihood(tiny, request.context, choice), abs=2e-4)
+
+
+def test_single_token_choices_share_one_row(tiny):
+    rows = build_rows(tiny.tokenizer, REQUESTS[1:2], 128)
+    assert len(rows) == 1 and len(rows[0].choices) == 3
+    multi = build_rows(tiny.tokenizer, REQUESTS[:1], 128)
+    assert len(multi) == 3  # multi-token continuations: one row per choice
+
+
+def test_batch_composition_does_not_change_scores(tiny):
+    together = score_requests(tiny.model, tiny.tokenizer, REQUESTS, batch_size=64)
+    alone = score_requests(tiny.model, tiny.tokenizer, REQUESTS, batch_size=1)
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_allclose(a.loglikelihoods, b.loglikelihoods, atol=1e-5)
+
+
+def test_long_inputs_are_cut_on_the_left(tiny):
+    context = "word " * 60 + "Answer:"
+    request = Request("t", 0, context, 0, (" yes", " no way"))
+    (score,) = score_requests(tiny.model, tiny.tokenizer, [request], max_length=24)
+    for choice, value in zip(request.continuations, score.loglikelihoods, strict=True):
+        assert value == pytest.approx(naive_loglikelihood(tiny, context, choice, max_length=24), abs=2e-4)
+
+
+def test_length_buckets_are_few_and_cover():
+    sizes = {length_bucket(n) for n in range(1, 2049)}
+    assert len(sizes) <= 16
+    assert all(length_bucket(n) >= n for n in range(1, 2049))
+    assert all(length_bucket(n) <= max(16, 1.5 * n) for n in range(1, 2049))
