@@ -34,9 +34,9 @@ def eval_command(
     get_task(task)  # unknown task: fail before loading anything
     loaded = load_model(model, dtype=dtype)
     if adapter:
-        from emergence.train.adapters import apply_adapter
+        from emergence.train.adapters import load_adapter
 
-        loaded = apply_adapter(loaded, adapter)
+        loaded = load_adapter(loaded, adapter)
     with Progress(TextColumn(f"eval {task}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   transient=True, console=_stderr_console(), disable=not sys.stderr.isatty()) as progress:
         bar = progress.add_task(task, total=None)
