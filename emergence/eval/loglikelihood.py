@@ -27,7 +27,7 @@ from flax import nnx
 
 from emergence.data.tasks import Request
 from emergence.eval.tokenization import encode_pair, loglikelihood_inputs
-from emergence.models.llama import Llama
+from emergence.models.llama import KVCache, Llama
 from emergence.models.tokenizer import TextTokenizer
 
 
@@ -64,16 +64,35 @@ class ChoiceScores:
         return int(np.argmax(self.loglikelihoods))
 
 
+def _gather(model: Llama, hidden, positions, targets):
+    picked = jnp.take_along_axis(hidden, positions[:, :, None], axis=1)  # [B, P, d]
+    logprobs = jax.nn.log_softmax(model.logits(picked), axis=-1)  # [B, P, V]
+    return jnp.take_along_axis(logprobs, targets, axis=-1), jnp.argmax(logprobs, axis=-1)
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef",))
 def _score_batch(graphdef, state, tokens, valid, positions, targets):
     """log p(target | prefix) at ``positions`` [B, P] for candidates ``targets`` [B, P, K]."""
     model = nnx.merge(graphdef, state)
     hidden, _ = model.hidden_states(tokens, valid=valid)
-    picked = jnp.take_along_axis(hidden, positions[:, :, None], axis=1)  # [B, P, d]
-    logprobs = jax.nn.log_softmax(model.logits(picked), axis=-1)  # [B, P, V]
-    chosen = jnp.take_along_axis(logprobs, targets, axis=-1)  # [B, P, K]
-    greedy = jnp.argmax(logprobs, axis=-1)  # [B, P]
-    return chosen, greedy
+    return _gather(model, hidden, positions, targets)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "cache_size"))
+def _prefill_prefix(graphdef, state, tokens, valid, cache_size):
+    model = nnx.merge(graphdef, state)
+    cache = KVCache.empty(model.config, 1, cache_size)
+    return model.hidden_states(tokens, valid=valid, cache=cache)[1]
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _score_after_prefix(graphdef, state, prefix_cache, tokens, valid, positions, targets):
+    """As :func:`_score_batch`, every row continuing one shared, already-computed prefix."""
+    model = nnx.merge(graphdef, state)
+    rows = tokens.shape[0]
+    cache = jax.tree.map(lambda x: x if x.ndim == 0 else jnp.broadcast_to(x, (rows, *x.shape[1:])), prefix_cache)
+    hidden, _ = model.hidden_states(tokens, valid=valid, cache=cache)
+    return _gather(model, hidden, positions, targets)
 
 
 def build_rows(tokenizer: TextTokenizer, requests: Sequence[Request], max_length: int) -> list[_Row]:
@@ -117,39 +136,96 @@ def score_requests(
     fixed, so each bucket still compiles once."""
     max_length = max_length or model.config.max_position_embeddings
     rows = build_rows(tokenizer, requests, max_length)
-    rows.sort(key=lambda r: -len(r.tokens))  # longest first: a batch never grows past its first row
     graphdef, state = nnx.split(model)
     loglik = [[0.0] * len(r.continuations) for r in requests]
     greedy = [[True] * len(r.continuations) for r in requests]
-    for batch, width, n_rows in _batches(rows, batch_size, batch_tokens, max_length):
-        n_pos = _pow2(max(len(r.positions) for r in batch))
-        n_cand = _pow2(max(len(r.targets[0]) for r in batch))
-        tokens = np.zeros((n_rows, width), np.int32)
-        valid = np.zeros((n_rows, width), bool)
-        positions = np.zeros((n_rows, n_pos), np.int32)
-        targets = np.zeros((n_rows, n_pos, n_cand), np.int32)
-        for i, row in enumerate(batch):
-            tokens[i, : len(row.tokens)] = row.tokens
-            valid[i, : len(row.tokens)] = True
-            positions[i, : len(row.positions)] = row.positions
-            for p, cands in enumerate(row.targets):
-                targets[i, p, : len(cands)] = cands
-        chosen, argmax = _score_batch(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid),
-                                      jnp.asarray(positions), jnp.asarray(targets))
-        chosen, argmax = np.asarray(chosen, np.float64), np.asarray(argmax)
-        for i, row in enumerate(batch):
-            n = len(row.positions)
-            if len(row.choices) > 1:  # shared context: one position, one candidate per choice
-                for k, choice in enumerate(row.choices):
-                    loglik[row.request][choice] = float(chosen[i, 0, k])
-                    greedy[row.request][choice] = bool(argmax[i, 0] == row.targets[0][k])
-            else:
-                choice = row.choices[0]
-                loglik[row.request][choice] = float(chosen[i, :n, 0].sum())
-                greedy[row.request][choice] = all(argmax[i, p] == row.targets[p][0] for p in range(n))
+    plain: list[_Row] = []
+    for prefix, group in _shared_prefixes(rows, requests, plain):
+        # MMLU-style k-shot: one subject's prompts share description + shots; run that prefix once.
+        prefix_width = length_bucket(len(prefix))
+        suffix_width = length_bucket(max(len(r.tokens) for r in group) - len(prefix))
+        tokens = np.zeros((1, prefix_width), np.int32)
+        tokens[0, prefix_width - len(prefix):] = prefix
+        valid = np.zeros_like(tokens, bool)
+        valid[0, prefix_width - len(prefix):] = True
+        cache = _prefill_prefix(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid), prefix_width + suffix_width)
+        n_rows = _rows_per_batch(batch_size, batch_tokens, prefix_width + suffix_width)
+        group.sort(key=lambda r: -len(r.tokens))
+        for start in range(0, len(group), n_rows):
+            batch = group[start:start + n_rows]
+            arrays = _fill(batch, suffix_width, n_rows, offset=len(prefix))
+            chosen, argmax = _score_after_prefix(graphdef, state, cache, *arrays)
+            _collect(batch, chosen, argmax, loglik, greedy)
+            if on_batch:
+                on_batch(len(batch))
+    plain.sort(key=lambda r: -len(r.tokens))  # longest first: a batch never grows past its first row
+    for batch, width, n_rows in _batches(plain, batch_size, batch_tokens, max_length):
+        chosen, argmax = _score_batch(graphdef, state, *_fill(batch, width, n_rows))
+        _collect(batch, chosen, argmax, loglik, greedy)
         if on_batch:
             on_batch(len(batch))
     return [ChoiceScores(tuple(a), tuple(b)) for a, b in zip(loglik, greedy, strict=True)]
+
+
+def _fill(batch: Sequence[_Row], width: int, n_rows: int, offset: int = 0) -> tuple[jax.Array, ...]:
+    """Right-padded device arrays for a batch; ``offset`` tokens of each row are already cached."""
+    n_pos = _pow2(max(len(r.positions) for r in batch))
+    n_cand = _pow2(max(len(r.targets[0]) for r in batch))
+    tokens = np.zeros((n_rows, width), np.int32)
+    valid = np.zeros((n_rows, width), bool)
+    positions = np.zeros((n_rows, n_pos), np.int32)
+    targets = np.zeros((n_rows, n_pos, n_cand), np.int32)
+    for i, row in enumerate(batch):
+        tokens[i, : len(row.tokens) - offset] = row.tokens[offset:]
+        valid[i, : len(row.tokens) - offset] = True
+        positions[i, : len(row.positions)] = [p - offset for p in row.positions]
+        for p, cands in enumerate(row.targets):
+            targets[i, p, : len(cands)] = cands
+    return tuple(jnp.asarray(a) for a in (tokens, valid, positions, targets))
+
+
+def _collect(batch, chosen, argmax, loglik, greedy) -> None:
+    chosen, argmax = np.asarray(chosen, np.float64), np.asarray(argmax)
+    for i, row in enumerate(batch):
+        n = len(row.positions)
+        if len(row.choices) > 1:  # shared context: one position, one candidate per choice
+            for k, choice in enumerate(row.choices):
+                loglik[row.request][choice] = float(chosen[i, 0, k])
+                greedy[row.request][choice] = bool(argmax[i, 0] == row.targets[0][k])
+        else:
+            choice = row.choices[0]
+            loglik[row.request][choice] = float(chosen[i, :n, 0].sum())
+            greedy[row.request][choice] = all(argmax[i, p] == row.targets[p][0] for p in range(n))
+
+
+#: Shorter common prefixes are not worth a separate prefill.
+MIN_SHARED_PREFIX = 64
+
+
+def _shared_prefixes(rows: list[_Row], requests: Sequence[Request], rest: list[_Row]):
+    """(prefix tokens, rows) per request group whose rows share ≥ MIN_SHARED_PREFIX leading tokens;
+    every other row is appended to ``rest``."""
+    groups: dict[str, list[_Row]] = {}
+    for row in rows:
+        group = requests[row.request].group
+        (groups.setdefault(group, []) if group is not None else rest).append(row)
+    for members in groups.values():
+        first = members[0].tokens
+        shared = min(min(r.positions) for r in members)  # scored positions must lie after the prefix
+        for row in members[1:]:
+            n = 0
+            while n < shared and row.tokens[n] == first[n]:
+                n += 1
+            shared = n
+        if len(members) > 1 and shared >= MIN_SHARED_PREFIX:
+            yield first[:shared], members
+        else:
+            rest.extend(members)
+
+
+def _rows_per_batch(batch_size: int, batch_tokens: int, width: int) -> int:
+    n_rows = max(1, min(batch_size, batch_tokens // width))
+    return 1 << (n_rows.bit_length() - 1)  # a power of two: few distinct batch shapes
 
 
 def _batches(rows: list[_Row], batch_size: int, batch_tokens: int, max_length: int):
@@ -158,8 +234,7 @@ def _batches(rows: list[_Row], batch_size: int, batch_tokens: int, max_length: i
     while start < len(rows):
         width = max(length_bucket(len(rows[start].tokens)), len(rows[start].tokens))
         width = min(width, max(max_length, len(rows[start].tokens)))
-        n_rows = max(1, min(batch_size, batch_tokens // width))
-        n_rows = 1 << (n_rows.bit_length() - 1)  # a power of two: few distinct batch shapes
+        n_rows = _rows_per_batch(batch_size, batch_tokens, width)
         yield rows[start:start + n_rows], width, n_rows
         start += n_rows
 

@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 from emergence.data.tasks import Request
-from emergence.eval.loglikelihood import build_rows, length_bucket, score_requests
+from emergence.eval.loglikelihood import _shared_prefixes, build_rows, length_bucket, score_requests
 from emergence.eval.tokenization import encode_pair
 from emergence.models.registry import load_model
 from tests.models.helpers import FIXTURES
@@ -23,7 +23,7 @@ def naive_loglikelihood(loaded, context, continuation, max_length=None):
     whole = ctx + cont
     if max_length:
         whole = whole[-(max_length + 1):]
-    padded = np.zeros((1, 96), np.int32)  # right padding is invisible to causal attention
+    padded = np.zeros((1, 128), np.int32)  # right padding is invisible to causal attention
     padded[0, : len(whole) - 1] = whole[:-1]
     logprobs = np.asarray(_log_softmax(loaded.model, padded))[0]
     n = min(len(cont), len(whole) - 1)
@@ -76,6 +76,21 @@ def test_long_inputs_are_cut_on_the_left(tiny):
     (score,) = score_requests(tiny.model, tiny.tokenizer, [request], max_length=24)
     for choice, value in zip(request.continuations, score.loglikelihoods, strict=True):
         assert value == pytest.approx(naive_loglikelihood(tiny, context, choice, max_length=24), abs=2e-4)
+
+
+def test_a_shared_few_shot_prefix_is_computed_once_and_changes_nothing(tiny):
+    shots = "The capital of France is Paris. The capital of Italy is Rome.\n\n" * 3
+    questions = ["The capital of France is", "Question: What is 12 + 30?\nAnswer:", "The capital of Italy is"]
+    requests = [Request("t", i, shots + q, 0, (" is", " capital", " Paris"), group="subject")
+                for i, q in enumerate(questions)]
+    rows = build_rows(tiny.tokenizer, requests, 128)
+    rest = []
+    (prefix, members), = list(_shared_prefixes(rows, requests, rest))
+    assert len(prefix) >= 64 and len(members) == len(rows) and not rest
+    scores = score_requests(tiny.model, tiny.tokenizer, requests)
+    for request, score in zip(requests, scores, strict=True):
+        for choice, value in zip(request.continuations, score.loglikelihoods, strict=True):
+            assert value == pytest.approx(naive_loglikelihood(tiny, request.context, choice), abs=2e-4)
 
 
 def test_length_buckets_are_few_and_cover():
