@@ -113,6 +113,26 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
+def write_harness_files(
+    task: str, harness_name: str, subject: str | None, data_dir: Path, folder: Path
+) -> dict[str, str]:
+    """Our local records for the task's harness splits, as hub-layout jsonl files: split -> path."""
+    files = {}
+    for split in SPLITS[task]:
+        records = sources.load_split(task, split, data_dir=data_dir, subjects=[subject] if subject else None)
+        path = Path(folder) / f"{harness_name}-{split}.jsonl"
+        _write_jsonl(path, records)
+        files[split] = str(path)
+    return files
+
+
+def build_harness_task(task_manager, harness_name: str, data_files: dict[str, str]):
+    """The harness' own task (its YAML, templates, sampler), reading its splits from ``data_files``."""
+    entry = task_manager._entry(harness_name)
+    overrides = {"dataset_path": "json", "dataset_name": None, "dataset_kwargs": {"data_files": data_files}}
+    return task_manager._factory.build(entry, overrides=overrides, registry=task_manager._index)
+
+
 def harness_requests(
     task_manager,
     harness_name: str,
@@ -121,9 +141,7 @@ def harness_requests(
     seed: int,
     limit: int | None = N_DOCS,
 ) -> list[dict]:
-    entry = task_manager._entry(harness_name)
-    overrides = {"dataset_path": "json", "dataset_name": None, "dataset_kwargs": {"data_files": data_files}}
-    task = task_manager._factory.build(entry, overrides=overrides, registry=task_manager._index)
+    task = build_harness_task(task_manager, harness_name, data_files)
     task.set_config(key="num_fewshot", value=shots)  # as simple_evaluate(num_fewshot=shots)
     task.set_fewshot_seed(seed=seed)  # as simple_evaluate(fewshot_random_seed=1234)
     task.build_all_requests(limit=limit)
