@@ -21,10 +21,14 @@ SAMPLES = "samples.npz"
 
 
 def _setup_devices(chains: int) -> None:
-    """Give XLA one CPU device per chain so chains run in parallel (must precede JAX's first use)."""
+    """One CPU device per chain so chains run in parallel (must precede JAX's first use), and the
+    persistent compilation cache, so a second fit of a similar table skips compiling NUTS."""
     import numpyro
 
     numpyro.set_host_device_count(max(1, chains))
+    from emergence.laws.nuts import enable_compile_cache
+
+    enable_compile_cache()
 
 
 def _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only=False):

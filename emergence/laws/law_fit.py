@@ -201,6 +201,7 @@ def save_samples(fit: LawFit, path: str | Path) -> Path | None:
     os.close(fd)
     with open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
 

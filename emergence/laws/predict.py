@@ -63,17 +63,17 @@ class TruthElbow:
     p_value: float
 
 
-def _profile_sse(loss: np.ndarray, y: np.ndarray, e: float) -> tuple[float, float, float]:
-    """Least squares in (b, a ≥ 0) for a fixed elbow e: returns (sse, a, b)."""
-    z = np.maximum(e - loss, 0.0)
-    if np.ptp(z) <= 0:
-        b = float(y.mean())
-        return float(((y - b) ** 2).sum()), 0.0, b
-    design = np.stack([np.ones_like(z), z], axis=1)
-    (b, a), *_ = np.linalg.lstsq(design, y, rcond=None)
-    if a < 0:
-        a, b = 0.0, float(y.mean())
-    return float(((y - b - a * z) ** 2).sum()), float(a), float(b)
+def _profile_sse(loss: np.ndarray, y: np.ndarray, elbows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Least squares in (b, a ≥ 0) for each candidate elbow (vectorized): returns (sse, a, b)."""
+    z = np.maximum(np.atleast_1d(elbows)[:, None] - loss[None, :], 0.0)
+    z_mean, y_mean = z.mean(axis=1, keepdims=True), y.mean()
+    z_var = ((z - z_mean) ** 2).sum(axis=1)
+    cov = ((z - z_mean) * (y - y_mean)[None, :]).sum(axis=1)
+    a = np.where(z_var > 0, cov / np.where(z_var > 0, z_var, 1.0), 0.0)
+    a = np.maximum(a, 0.0)  # a falling curve is no emergence: fall back to the flat line
+    b = y_mean - a * z_mean[:, 0]
+    sse = ((y[None, :] - b[:, None] - a[:, None] * z) ** 2).sum(axis=1)
+    return sse, a, b
 
 
 def truth_elbow(loss: np.ndarray, y: np.ndarray, alpha: float = 0.01) -> TruthElbow:
@@ -85,12 +85,14 @@ def truth_elbow(loss: np.ndarray, y: np.ndarray, alpha: float = 0.01) -> TruthEl
         return TruthElbow(float("nan"), 0.0, float(np.mean(y)) if y.size else float("nan"), False, 0, 1.0)
     lo, hi = float(loss.min()), float(loss.max())
     grid = np.linspace(lo, hi, 400)
-    sse = np.array([_profile_sse(loss, y, e)[0] for e in grid])
+    sse = _profile_sse(loss, y, grid)[0]
     i = int(np.argmin(sse))
     bracket = (grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)])
-    refined = minimize_scalar(lambda e: _profile_sse(loss, y, e)[0], bounds=bracket, method="bounded")
+    refined = minimize_scalar(
+        lambda e: float(_profile_sse(loss, y, e)[0][0]), bounds=bracket, method="bounded"
+    )
     elbow = float(refined.x) if refined.fun <= sse[i] else float(grid[i])
-    sse1, a, b = _profile_sse(loss, y, elbow)
+    sse1, a, b = (float(v[0]) for v in _profile_sse(loss, y, elbow))
     sse0 = float(((y - y.mean()) ** 2).sum())
     dof = loss.size - 3
     if dof > 0 and sse1 > 0:

@@ -167,6 +167,7 @@ def write_table(frame: pd.DataFrame, path: str | Path, truth: dict | None = None
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; a results table is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -198,4 +199,5 @@ def write_json(path: str | Path, payload: dict) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump(payload, handle, indent=2, sort_keys=True)
         handle.write("\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
