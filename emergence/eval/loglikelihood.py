@@ -89,8 +89,17 @@ def _prefill_prefix(graphdef, state, tokens, valid, cache_size):
 def _score_after_prefix(graphdef, state, prefix_cache, tokens, valid, positions, targets):
     """As :func:`_score_batch`, every row continuing one shared, already-computed prefix."""
     model = nnx.merge(graphdef, state)
-    rows = tokens.shape[0]
-    cache = jax.tree.map(lambda x: x if x.ndim == 0 else jnp.broadcast_to(x, (rows, *x.shape[1:])), prefix_cache)
+    rows, width = tokens.shape
+
+    def widen(x):  # [1, S, ...] → [rows, S + width, ...]: room for this batch's suffix
+        if x.ndim == 0:
+            return x
+        if x.ndim == 1:
+            return jnp.broadcast_to(x, (rows,))
+        pad = [(0, 0), (0, width)] + [(0, 0)] * (x.ndim - 2)
+        return jnp.broadcast_to(jnp.pad(x, pad), (rows, x.shape[1] + width, *x.shape[2:]))
+
+    cache = jax.tree.map(widen, prefix_cache)
     hidden, _ = model.hidden_states(tokens, valid=valid, cache=cache)
     return _gather(model, hidden, positions, targets)
 
@@ -143,17 +152,14 @@ def score_requests(
     for prefix, group in _shared_prefixes(rows, requests, plain):
         # MMLU-style k-shot: one subject's prompts share description + shots; run that prefix once.
         prefix_width = length_bucket(len(prefix))
-        suffix_width = length_bucket(max(len(r.tokens) for r in group) - len(prefix))
         tokens = np.zeros((1, prefix_width), np.int32)
         tokens[0, prefix_width - len(prefix):] = prefix
         valid = np.zeros_like(tokens, bool)
         valid[0, prefix_width - len(prefix):] = True
-        cache = _prefill_prefix(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid), prefix_width + suffix_width)
-        n_rows = _rows_per_batch(batch_size, batch_tokens, prefix_width + suffix_width)
+        cache = _prefill_prefix(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid), prefix_width)
         group.sort(key=lambda r: -len(r.tokens))
-        for start in range(0, len(group), n_rows):
-            batch = group[start:start + n_rows]
-            arrays = _fill(batch, suffix_width, n_rows, offset=len(prefix))
+        for batch, width, n_rows in _batches(group, batch_size, batch_tokens, max_length, offset=len(prefix)):
+            arrays = _fill(batch, width, n_rows, offset=len(prefix))
             chosen, argmax = _score_after_prefix(graphdef, state, cache, *arrays)
             _collect(batch, chosen, argmax, loglik, greedy)
             if on_batch:
@@ -228,12 +234,13 @@ def _rows_per_batch(batch_size: int, batch_tokens: int, width: int) -> int:
     return 1 << (n_rows.bit_length() - 1)  # a power of two: few distinct batch shapes
 
 
-def _batches(rows: list[_Row], batch_size: int, batch_tokens: int, max_length: int):
-    """(rows, padded width, padded row count) in order; rows come sorted longest first."""
+def _batches(rows: list[_Row], batch_size: int, batch_tokens: int, max_length: int, offset: int = 0):
+    """(rows, padded width, padded row count) in order; rows come sorted longest first and their first
+    ``offset`` tokens are already in a cache."""
     start = 0
     while start < len(rows):
-        width = max(length_bucket(len(rows[start].tokens)), len(rows[start].tokens))
-        width = min(width, max(max_length, len(rows[start].tokens)))
+        longest = len(rows[start].tokens) - offset
+        width = min(length_bucket(longest), max(max_length, longest))
         n_rows = _rows_per_batch(batch_size, batch_tokens, width)
         yield rows[start:start + n_rows], width, n_rows
         start += n_rows
