@@ -14,13 +14,11 @@ it compiles its step once, and runs of a sweep with the same shape share the com
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from emergence.data import sources
 from emergence.data.tasks import TaskSpec, build_requests, get_task
 from emergence.errors import UserError
 from emergence.eval.tokenization import encode_pair
@@ -93,13 +91,11 @@ def tokenize_pairs(
 
 
 def task_examples(
-    task: str, tokenizer: TextTokenizer, max_seq_len: int, data_dir: str | os.PathLike | None = None
-) -> tuple[list[Example], str]:
-    """Every training example of a task (the budget subset is taken by index later), and a note."""
+    task: str, docs: Sequence[dict], tokenizer: TextTokenizer, max_seq_len: int
+) -> list[Example]:
+    """Training examples for ``docs`` of ``task`` (the budget subset, already chosen)."""
     spec = get_task(task)
-    docs, note = sources.load_train(task, data_dir)
-    pairs = format_pairs(spec, docs)
-    return tokenize_pairs(pairs, tokenizer, max_seq_len, append_eos=spec.is_generation), note
+    return tokenize_pairs(format_pairs(spec, docs), tokenizer, max_seq_len, append_eos=spec.is_generation)
 
 
 def padded_shape(examples: Sequence[Example]) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from flax import nnx
 
+from emergence.data import sources
 from emergence.errors import UserError
 from emergence.models.registry import LoadedModel, load_model
 from emergence.train import adapters, budgets, checkpoints
@@ -41,6 +42,7 @@ class FinetuneResult:
     history: tuple[dict, ...]
     data_note: str
     already_done: bool = False
+    model: nnx.Module | None = None  # the trained model (LoRA: wrapped, not merged)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class RunPlan:
     data_note: str
 
 
-def _check_run_dir(out: Path, cfg: FinetuneConfig) -> None:
+def _check_run_dir(out: Path, cfg: FinetuneConfig, *, create: bool) -> None:
+    """Refuse a directory holding another config's run; with ``create``, claim it for this one."""
     run_file = out / RUN_FILE
     if run_file.is_file():
         previous = json.loads(run_file.read_text())
@@ -61,7 +64,7 @@ def _check_run_dir(out: Path, cfg: FinetuneConfig) -> None:
                 f"{out} holds a run with a different config (fingerprint {previous.get('fingerprint')} ≠ "
                 f"{cfg.fingerprint()}); choose another --out"
             )
-    else:
+    elif create:
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / f".{RUN_FILE}.tmp"
         tmp.write_text(json.dumps({"fingerprint": cfg.fingerprint(), "config": cfg.to_dict()}, indent=2))
@@ -94,7 +97,7 @@ def run_finetune(
 ) -> FinetuneResult:
     """Train (or resume) the run ``cfg`` into ``out_dir``; ``loaded`` reuses an already loaded base."""
     out = Path(out_dir)
-    _check_run_dir(out, cfg)
+    _check_run_dir(out, cfg, create=False)
     if (out / adapters.CONFIG_FILE).is_file():
         done = adapters.read_adapter_config(out)
         if done.get("fingerprint") == cfg.fingerprint():
@@ -102,22 +105,25 @@ def run_finetune(
                 out, done["steps"], done["steps"], (), done.get("train_data", ""), already_done=True
             )
 
-    loaded = loaded or load_model(cfg.model, dtype=cfg.dtype)
-    examples, note = task_examples(cfg.task, loaded.tokenizer, cfg.max_seq_len, cfg.data_dir)
+    docs, note = sources.load_train(cfg.task, cfg.data_dir)
     subset = budgets.subset_indices(
-        len(examples), cfg.budget, cfg.subset_seed, where=f"{cfg.task} training data ({note})"
+        len(docs), cfg.budget, cfg.subset_seed, where=f"{cfg.task} training data ({note})"
     )
-    chosen = [examples[i] for i in subset]
     total = budgets.plan_steps(
         cfg.budget, cfg.examples_per_step, steps=cfg.steps, epochs=cfg.epochs, min_steps=cfg.min_steps
     )
     if on_plan:
-        on_plan(RunPlan(total, len(examples), note))
+        on_plan(RunPlan(total, len(docs), note))
+    loaded = loaded or load_model(cfg.model, dtype=cfg.dtype)
+    chosen = task_examples(cfg.task, [docs[i] for i in subset], loaded.tokenizer, cfg.max_seq_len)
 
-    model = loaded.model
+    # LoRA wraps a fresh module tree sharing the base arrays, so the caller's model stays usable (a
+    # sweep reuses it); full finetuning donates the base weights to the trainer (use result.model).
+    model = nnx.clone(loaded.model)
     if cfg.method == "lora":
         model = apply_lora(model, cfg.lora, seed=cfg.seed)
         set_training(model, True)
+    _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good
     trainable = nnx.LoRAParam if cfg.method == "lora" else nnx.Param
     trainer = Trainer(model, trainable, cfg.optim, total, mesh=build_mesh(cfg.mesh), seed=cfg.seed)
 
@@ -172,4 +178,4 @@ def run_finetune(
         adapters.save_lora_adapter(out, model, cfg.lora, info)
     else:
         adapters.save_full_model(out, dataclasses.replace(loaded, model=model), info)
-    return FinetuneResult(out, total, start, tuple(history), note)
+    return FinetuneResult(out, total, start, tuple(history), note, model=model)

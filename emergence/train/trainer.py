@@ -114,11 +114,11 @@ def _train_step(graphdef, hyper: Hyper, params, rest, opt_state, batch, step, sc
     denom = jnp.maximum(count, 1.0)
     grads = jax.tree.map(lambda g: g / denom, grads)
     loss = loss_sum / denom
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     direction, new_opt = _transform(hyper).update(grads, opt_state, params)
     lr = learning_rate(step, sched["lr"], sched["warmup"], sched["total"], sched["end_ratio"], hyper.schedule)
     new_params = jax.tree.map(lambda p, d: (p - lr * d).astype(p.dtype), params, direction)
-    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(new_params))
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.tree.norm(new_params))
     keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(ok, new, old))
     metrics = {"loss": loss, "grad_norm": grad_norm, "lr": lr, "loss_tokens": count, "ok": ok}
     return keep(new_params, params), keep(new_opt, opt_state), metrics

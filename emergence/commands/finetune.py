@@ -1,0 +1,135 @@
+"""`emergence finetune`: LoRA or full finetuning of a model on D examples of a task.
+
+The result directory evaluates with ``emergence eval MODEL --adapter DIR``
+(:func:`emergence.train.adapters.load_adapter`). Rerunning the same command resumes from the last
+checkpoint in DIR.
+"""
+
+from __future__ import annotations
+
+import typer
+
+
+def _mesh(spec: str | None, distributed: bool):
+    from emergence.errors import UserError
+    from emergence.train.config import MeshConfig
+
+    if not spec:
+        return MeshConfig(distributed=distributed)
+    try:
+        data, fsdp, tensor = (int(x) for x in spec.split(","))
+    except ValueError:
+        raise UserError(f"--mesh must be three integers 'data,fsdp,tensor', got {spec!r}") from None
+    return MeshConfig(data=data, fsdp=fsdp, tensor=tensor, distributed=distributed)
+
+
+def finetune(
+    model: str = typer.Argument(..., help="HF directory, .gguf file or alias (smollm2-135m)"),
+    task: str = typer.Option(..., "--task", help="mmlu | commonsense_qa | cola | gsm8k"),
+    budget: int = typer.Option(..., "--budget", help="number of training examples D"),
+    out: str = typer.Option(..., "--out", help="result directory (checkpoints, metrics, adapter)"),
+    subset_seed: int = typer.Option(0, "--subset-seed", help="which nested subset of the training split"),
+    method: str = typer.Option("lora", "--method", help="lora | full"),
+    rank: int = typer.Option(8, "--rank", help="LoRA rank"),
+    alpha: float = typer.Option(16.0, "--alpha", help="LoRA alpha (update scaled by alpha / rank)"),
+    lora_dropout: float = typer.Option(0.0, "--lora-dropout"),
+    target: list[str] = typer.Option(
+        [], "--target", help="LoRA module-name regex (repeatable; default: all projections)"
+    ),
+    lr: float = typer.Option(1e-4, "--lr"),
+    schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant (after linear warmup)"),
+    weight_decay: float = typer.Option(0.0, "--weight-decay"),
+    steps: int = typer.Option(None, "--steps", help="optimizer steps (overrides --epochs)"),
+    epochs: float = typer.Option(None, "--epochs", help="passes over the D examples [default 3]"),
+    min_steps: int = typer.Option(20, "--min-steps", help="lower bound on steps when using --epochs"),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    grad_accum: int = typer.Option(1, "--grad-accum"),
+    max_seq_len: int = typer.Option(512, "--max-seq-len"),
+    dtype: str = typer.Option("float32", "--dtype", help="compute dtype: float32 | bfloat16"),
+    seed: int = typer.Option(0, "--seed", help="adapter init, data order and dropout"),
+    data_dir: str = typer.Option(
+        None, "--data-dir", help="benchmarks folder (default: $EMERGENCE_DATA or ../shared)"
+    ),
+    save_every: int = typer.Option(50, "--save-every", help="checkpoint every N steps"),
+    log_every: int = typer.Option(1, "--log-every"),
+    mesh: str = typer.Option(None, "--mesh", help="device mesh 'data,fsdp,tensor' (default 1,1,1)"),
+    distributed: bool = typer.Option(False, "--distributed", help="call jax.distributed.initialize() first"),
+) -> None:
+    """Finetune MODEL on a D-example nested subset of TASK's training split; resumable."""
+    from emergence.errors import UserError
+    from emergence.train.config import DEFAULT_LORA_TARGETS, FinetuneConfig, LoraConfig, OptimConfig
+
+    if steps is not None and epochs is not None:
+        raise UserError("give either --steps or --epochs, not both")
+    targets: list[str] = [p.strip() for t in target for p in t.split(",") if p.strip()]
+    cfg = FinetuneConfig(
+        model=model,
+        task=task,
+        budget=budget,
+        subset_seed=subset_seed,
+        method=method,
+        lora=LoraConfig(
+            rank=rank, alpha=alpha, dropout=lora_dropout, targets=tuple(targets) or DEFAULT_LORA_TARGETS
+        ),
+        optim=OptimConfig(lr=lr, schedule=schedule, weight_decay=weight_decay),
+        mesh=_mesh(mesh, distributed),
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        steps=steps,
+        epochs=3.0 if epochs is None else epochs,
+        min_steps=min_steps,
+        max_seq_len=max_seq_len,
+        dtype=dtype,
+        seed=seed,
+        data_dir=data_dir,
+        save_every=save_every,
+        log_every=log_every,
+    )
+    from emergence.data.sources import check_task
+
+    check_task(task)
+    _run(cfg, out)
+
+
+def _run(cfg, out: str) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from emergence.train.finetune import run_finetune
+
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]finetune"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  {task.fields[rate]} tok/s"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    state: dict = {}
+
+    def on_plan(plan) -> None:
+        console.print(
+            f"{cfg.task}: {cfg.budget} of {plan.n_train} examples ({plan.data_note}); {plan.total_steps} steps"
+        )
+        state["task"] = progress.add_task("finetune", total=plan.total_steps, loss="-", rate="-")
+
+    def on_log(m: dict) -> None:
+        progress.update(
+            state["task"], completed=m["step"], loss=f"{m['loss']:.4f}", rate=f"{m['tokens_per_s']:.0f}"
+        )
+
+    with progress:
+        result = run_finetune(cfg, out, on_plan=on_plan, on_log=on_log)
+    if result.already_done:
+        print(f"{out}: already finished ({result.total_steps} steps); nothing to do")
+        return
+    if result.start_step:
+        console.print(f"resumed from step {result.start_step}")
+    last = result.history[-1] if result.history else {}
+    loss = f"{last['loss']:.4f}" if last else "n/a"
+    print(f"finished {result.total_steps} steps, final loss {loss}; result in {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune)

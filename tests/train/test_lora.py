@@ -1,0 +1,108 @@
+"""LoRA: only the adapter trains, merging changes nothing, and a saved adapter loads back exactly."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from emergence.errors import UserError
+from emergence.train.adapters import load_adapter, save_lora_adapter
+from emergence.train.config import LoraConfig, MeshConfig, OptimConfig
+from emergence.train.lora import apply_lora, lora_layers, merge_lora, set_training
+from emergence.train.mesh import build_mesh
+from emergence.train.trainer import Trainer
+
+from .conftest import synthetic_batches
+
+
+def _flat(model, kind=nnx.Param):
+    return {
+        ".".join(map(str, p)): np.asarray(v.get_value()) for p, v in nnx.to_flat_state(nnx.state(model, kind))
+    }
+
+
+CFG = LoraConfig(rank=4, alpha=8, dropout=0.1)
+
+
+@pytest.fixture(scope="module")
+def base():
+    from emergence.models.registry import load_model
+
+    from .conftest import TINY
+
+    return load_model(str(TINY))
+
+
+@pytest.fixture(scope="module")
+def trained(base):
+    """A LoRA-wrapped copy of the tiny model after 3 steps with dropout (trained once per module)."""
+    model = apply_lora(nnx.clone(base.model), CFG)
+    lora_before = _flat(model, nnx.LoRAParam)
+    set_training(model, True)
+    model = _train(model)
+    set_training(model, False)
+    return model, lora_before
+
+
+def _train(model, steps=3):
+    trainer = Trainer(model, nnx.LoRAParam, OptimConfig(lr=1e-2), steps, mesh=build_mesh(MeshConfig()))
+    for step, batch in enumerate(synthetic_batches(steps)):
+        trainer.step(batch, step)
+    return trainer.model()
+
+
+def test_default_targets_wrap_every_projection_but_not_the_head(tiny):
+    model = apply_lora(tiny.model, LoraConfig(rank=4))
+    names = {path[-1] for path, _ in lora_layers(model)}
+    assert names == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert len(list(lora_layers(model))) == 7 * tiny.config.num_hidden_layers
+
+
+def test_a_fresh_adapter_does_not_change_the_logits(tiny):
+    tokens = jnp.asarray([[5, 6, 7, 8, 9]])
+    before, _ = tiny.model(tokens)
+    after, _ = apply_lora(nnx.clone(tiny.model), LoraConfig(rank=4))(tokens)
+    np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
+
+
+def test_training_changes_only_adapter_parameters(base, trained):
+    model, lora_before = trained
+    base_after = {k.replace(".base", ""): v for k, v in _flat(model, nnx.Param).items() if "lora" not in k}
+    assert base_after.keys() == _flat(base.model).keys()
+    for name, value in _flat(base.model).items():
+        np.testing.assert_array_equal(base_after[name], value, err_msg=name)
+    lora_after = _flat(model, nnx.LoRAParam)
+    assert all(not np.array_equal(lora_after[k], lora_before[k]) for k in lora_before if k.endswith("lora_b"))
+
+
+def test_merged_model_gives_the_logits_of_base_plus_adapter(base, trained):
+    model = nnx.clone(trained[0])  # a copy: merging is in place
+    tokens = jnp.asarray([[3, 1, 4, 1, 5, 9, 2, 6]])
+    with_adapter, _ = model(tokens)
+    assert float(jnp.max(jnp.abs(with_adapter - base.model(tokens)[0]))) > 1e-3  # the adapter does something
+    merged = merge_lora(model)
+    assert not list(lora_layers(merged))
+    np.testing.assert_allclose(np.asarray(merged(tokens)[0]), np.asarray(with_adapter), atol=1e-5)
+
+
+def test_saved_adapter_loads_onto_a_fresh_base(base, trained, tmp_path):
+    from emergence.models.registry import load_model
+
+    save_lora_adapter(tmp_path, trained[0], CFG, {"base_model": "tiny"})
+    tokens = jnp.asarray([[7, 7, 8, 9]])
+    expected = np.asarray(trained[0](tokens)[0])
+    unmerged = load_adapter(load_model(base.meta.source), tmp_path, merge=False)
+    np.testing.assert_array_equal(np.asarray(unmerged.model(tokens)[0]), expected)
+    merged = load_adapter(load_model(base.meta.source), tmp_path)
+    np.testing.assert_allclose(np.asarray(merged.model(tokens)[0]), expected, atol=1e-5)
+
+
+def test_bad_lora_settings_are_user_errors(tiny):
+    with pytest.raises(UserError, match="--rank must be a positive"):
+        LoraConfig(rank=0)
+    with pytest.raises(UserError, match="'attn_out' matches no linear module"):
+        apply_lora(tiny.model, LoraConfig(targets=("attn_out",)))
+    assert jax.devices()  # JAX still fine after the errors
