@@ -1,0 +1,151 @@
+"""`emergence sweep plan|run|status`, `emergence results` and `emergence loss`: grids of cells → one table.
+
+Every command that reads a sweep config takes dotted overrides after it (``finetune.lr=3e-4
+out=runs/x``); ``status`` and ``results`` take either the output folder or the config (+ overrides).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+sweep_app = typer.Typer(
+    help="Plan, run and inspect sweeps of checkpoint × task × budget × seed cells.", no_args_is_help=True
+)
+
+OVERRIDES = typer.Argument(
+    None, help="dotted overrides, e.g. finetune.lr=3e-4 out=runs/x", show_default=False
+)
+
+
+def _config(path: str, overrides: list[str] | None):
+    from emergence.sweep.config import load_sweep_config
+
+    return load_sweep_config(path, list(overrides or []))
+
+
+def _out_dir(target: str, overrides: list[str] | None) -> str:
+    """An output folder given directly, or the ``out`` of a config file (with overrides)."""
+    if Path(target).is_file() and Path(target).suffix in (".yaml", ".yml"):
+        return _config(target, overrides).out
+    return target
+
+
+def plan_cmd(
+    config: str = typer.Argument(..., help="sweep config (YAML)"),
+    overrides: list[str] = OVERRIDES,
+    rows: int = typer.Option(None, "--rows", help="print at most this many cells"),
+) -> None:
+    """Expand CONFIG into cells (stable keys) and print them with a cost estimate; writes nothing."""
+    from emergence.sweep.plan import expand, format_plan
+
+    cfg = _config(config, overrides)
+    print(format_plan(cfg, expand(cfg), rows=rows))
+
+
+def run_cmd(
+    config: str = typer.Argument(..., help="sweep config (YAML)"),
+    overrides: list[str] = OVERRIDES,
+    shard: str = typer.Option(None, "--shard", help="i/n: run every n-th cell starting at i (0-based)"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells recorded as failed again"),
+    no_wait: bool = typer.Option(
+        False,
+        "--no-wait",
+        help="exit when no free cell is left instead of waiting for cells claimed by other runners",
+    ),
+) -> None:
+    """Run (or resume) the cells of CONFIG; safe to start on several hosts sharing the output folder."""
+    from emergence.sweep.runner import parse_shard, run_sweep
+
+    cfg = _config(config, overrides)
+    shard_spec = parse_shard(shard)
+    report = run_sweep(
+        cfg,
+        shard_spec=shard_spec,
+        retry_failed=retry_failed,
+        wait=not no_wait,
+        echo=lambda line: print(line, flush=True),
+    )
+    if report.failed_here:
+        raise typer.Exit(1)
+
+
+def status_cmd(
+    target: str = typer.Argument(..., help="sweep output folder, or its config (YAML)"),
+    overrides: list[str] = OVERRIDES,
+) -> None:
+    """Cells done / running / failed / pending, with the error of each failed cell."""
+    from emergence.sweep.results import format_status, sweep_status
+
+    print(format_status(sweep_status(_out_dir(target, overrides))))
+
+
+def results_cmd(
+    target: str = typer.Argument(..., help="sweep output folder, or its config (YAML)"),
+    overrides: list[str] = OVERRIDES,
+    fmt: str = typer.Option("parquet", "--format", help="parquet | csv"),
+    out: str = typer.Option(None, "--out", help="table file (default OUT/results.<format>)"),
+) -> None:
+    """Consolidate finished cells into one results table (DESIGN.md "Results row" columns + metrics)."""
+    from emergence.errors import UserError
+    from emergence.sweep.results import FORMATS, results_table, write_table
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    folder = _out_dir(target, overrides)
+    frame = results_table(folder)
+    path = write_table(frame, out or Path(folder) / f"results.{'csv' if fmt == 'csv' else 'parquet'}", fmt)
+    print(f"{len(frame)} rows, {len(frame.columns)} columns -> {path}")
+
+
+def loss_cmd(
+    model: str = typer.Argument(..., help="HF directory, .gguf file, alias or hub id"),
+    corpus: str = typer.Option(None, "--corpus", help="local .txt or .jsonl file"),
+    hub: str = typer.Option(None, "--hub", help="hub dataset id instead of --corpus (online only)"),
+    hub_config: str = typer.Option(None, "--hub-config", help="hub dataset config name"),
+    split: str = typer.Option("validation", "--split", help="hub dataset split"),
+    field: str = typer.Option("text", "--field", help="text field of JSONL / hub rows"),
+    tokens: int = typer.Option(100_000, "--tokens", min=1, help="predicted tokens to score"),
+    seq_len: int = typer.Option(
+        None, "--seq-len", min=2, help="window length (default: the model's, max 2048)"
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="windows per batch"),
+    dtype: str = typer.Option(None, "--dtype", help="float32 (default) or bfloat16"),
+) -> None:
+    """Mean next-token NLL (nats/token) of MODEL on a fixed, deterministic slice of a corpus."""
+    from emergence.eval.pretrain_loss import corpus_loss
+    from emergence.models.registry import load_model
+
+    if corpus is not None and not Path(corpus).is_file():
+        from emergence.errors import UserError
+
+        raise UserError(f"loss corpus not found: {corpus}")
+    loaded = load_model(model, dtype=dtype)
+    res = corpus_loss(
+        loaded,
+        corpus=corpus,
+        hub=hub,
+        hub_config=hub_config,
+        split=split,
+        field=field,
+        tokens=tokens,
+        seq_len=seq_len,
+        batch_size=batch_size,
+    )
+    short = f" (the corpus has only {res.n_tokens + 1} tokens)" if res.n_tokens < tokens else ""
+    print(
+        f"loss {res.loss:.6f} nats/token over {res.n_tokens} tokens{short}, windows of {res.seq_len}, "
+        f"{res.seconds:.2f}s",
+        file=sys.stdout,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    sweep_app.command("plan")(plan_cmd)
+    sweep_app.command("run")(run_cmd)
+    sweep_app.command("status")(status_cmd)
+    app.add_typer(sweep_app, name="sweep")
+    app.command("results")(results_cmd)
+    app.command("loss")(loss_cmd)

@@ -1,0 +1,154 @@
+"""Pretraining loss: mean next-token NLL (nats/token) of a model on a fixed slice of a held-out corpus.
+
+The emergence law's x-axis. The slice is deterministic and independent of the model: documents are
+read in file order (a .txt file is one document; a .jsonl file has one per line, its ``field``), each
+encoded with the tokenizer's BOS policy and followed by EOS, concatenated, and cut into windows of
+``seq_len + 1`` tokens that overlap by one token, so every token after the first is predicted exactly
+once, with up to ``seq_len`` tokens of context. Scoring stops after ``tokens`` predictions. Two
+checkpoints therefore see the same token ids *only if they share a tokenizer*; a sweep checks that
+(:func:`emergence.sweep.config.check_shared_tokenizer`), because nats/token under different
+tokenizers are not comparable.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from emergence.errors import UserError
+from emergence.models.registry import LoadedModel
+
+MAX_SEQ_LEN = 2048
+
+
+@dataclass(frozen=True)
+class LossResult:
+    loss: float  # mean NLL, nats/token
+    n_tokens: int  # predicted tokens scored
+    seq_len: int
+    seconds: float
+
+
+def read_documents(path: str | Path, field: str = "text") -> Iterator[str]:
+    """Documents of a local corpus: a .jsonl file (one JSON object per line) or any text file (one doc)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"loss corpus not found: {path}")
+    if path.suffix in (".jsonl", ".json"):
+        with path.open(encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise UserError(f"{path}: line {line_no}: not valid JSON ({err.msg})") from None
+                if not isinstance(row, dict) or not isinstance(row.get(field), str):
+                    raise UserError(f"{path}: line {line_no}: no string field '{field}'")
+                yield row[field]
+    else:
+        yield path.read_text(encoding="utf-8")
+
+
+def hub_documents(dataset: str, config: str | None, split: str, field: str) -> Iterator[str]:
+    """Documents of a hub dataset, streamed in order (online only)."""
+    try:
+        from datasets import load_dataset
+
+        stream = load_dataset(dataset, config, split=split, streaming=True)
+    except Exception as err:  # noqa: BLE001 - any hub failure is reported as one line
+        raise UserError(
+            f"loss corpus {dataset}: cannot open split '{split}' from the hub ({type(err).__name__})"
+        ) from None
+    for row in stream:
+        if not isinstance(row.get(field), str):
+            raise UserError(f"loss corpus {dataset}: rows have no string field '{field}'")
+        yield row[field]
+
+
+def token_stream(documents: Iterator[str], tokenizer, limit: int) -> np.ndarray:
+    """The first ``limit`` ids of the concatenated, EOS-separated documents."""
+    eos = tokenizer.eos_token_ids[0] if tokenizer.eos_token_ids else None
+    ids: list[int] = []
+    for doc in documents:
+        ids += tokenizer.encode(doc)
+        if eos is not None:
+            ids.append(eos)
+        if len(ids) >= limit:
+            break
+    return np.asarray(ids[:limit], np.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _window_nll(graphdef, state, tokens, mask):
+    """Sum of NLL over masked next-token predictions of ``tokens`` [B, T+1]."""
+    model = nnx.merge(graphdef, state)
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    logits, _ = model(inputs)
+    logz = jax.nn.logsumexp(logits, axis=-1)
+    gold = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    return jnp.sum((logz - gold) * mask)
+
+
+def pretrain_loss(
+    loaded: LoadedModel, ids: np.ndarray, *, tokens: int, seq_len: int | None = None, batch_size: int = 8
+) -> LossResult:
+    """Mean NLL over the first ``tokens`` predictions of ``ids`` (see the module docstring)."""
+    started = time.perf_counter()
+    seq_len = min(
+        seq_len or loaded.config.max_position_embeddings, loaded.config.max_position_embeddings, MAX_SEQ_LEN
+    )
+    n_pred = min(tokens, len(ids) - 1)
+    if n_pred <= 0:
+        raise UserError(f"loss corpus has {len(ids)} tokens; need at least 2")
+    n_windows = -(-n_pred // seq_len)
+    width = seq_len + 1
+    windows = np.zeros((n_windows, width), np.int32)
+    mask = np.zeros((n_windows, seq_len), np.float32)
+    for w in range(n_windows):
+        start = w * seq_len
+        count = min(seq_len, n_pred - start)
+        windows[w, : count + 1] = ids[start : start + count + 1]
+        mask[w, :count] = 1.0
+    graphdef, state = nnx.split(loaded.model)
+    total = 0.0
+    rows = max(1, min(batch_size, n_windows))
+    for b in range(0, n_windows, rows):
+        tok, msk = windows[b : b + rows], mask[b : b + rows]
+        if len(tok) < rows:  # pad the last batch to the compiled shape
+            pad = rows - len(tok)
+            tok = np.concatenate([tok, np.zeros((pad, width), np.int32)])
+            msk = np.concatenate([msk, np.zeros((pad, seq_len), np.float32)])
+        total += float(_window_nll(graphdef, state, jnp.asarray(tok), jnp.asarray(msk)))
+    return LossResult(total / n_pred, int(n_pred), int(seq_len), time.perf_counter() - started)
+
+
+def corpus_loss(
+    loaded: LoadedModel,
+    *,
+    corpus: str | Path | None = None,
+    hub: str | None = None,
+    hub_config: str | None = None,
+    split: str = "validation",
+    field: str = "text",
+    tokens: int = 100_000,
+    seq_len: int | None = None,
+    batch_size: int = 8,
+) -> LossResult:
+    """Read the slice (local file or hub dataset) with the model's tokenizer and score it."""
+    if (corpus is None) == (hub is None):
+        raise UserError("give exactly one loss corpus: a local file or a hub dataset id")
+    docs = (
+        read_documents(corpus, field) if corpus is not None else hub_documents(hub, hub_config, split, field)
+    )
+    ids = token_stream(docs, loaded.tokenizer, tokens + 1)  # a short corpus shows as n_tokens < tokens
+    return pretrain_loss(loaded, ids, tokens=tokens, seq_len=seq_len, batch_size=batch_size)

@@ -1,0 +1,116 @@
+"""One cell's work: few-shot evaluation (budget 0), or finetune on the budget subset then evaluate.
+
+This is the thin adapter between the sweep and the two engines: :func:`emergence.eval.evaluate.evaluate`
+and :func:`emergence.train.finetune.run_finetune` (+ :func:`emergence.train.adapters.load_adapter`).
+The base model stays loaded across cells of a checkpoint; each finetuned cell trains a *copy* (the
+trainer donates the arrays it updates, and LoRA wraps modules in place), so the next cell starts from
+the untouched base. The finetuning run lives in the cell's work folder, so a cell interrupted mid-
+training resumes from its last orbax checkpoint when a runner takes it over.
+
+Timings separate what the sweep costs from what the engines compute: ``train`` is the trainer's step
+loop (compilation included), ``eval`` the scoring / generation; the rest of the cell's wall time is
+per-cell overhead (data loading, tokenization, adapter I/O, records), reported by the runner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emergence.models.registry import LoadedModel
+from emergence.sweep.config import SweepConfig, finetune_config
+from emergence.sweep.plan import Cell
+
+
+class CellLog:
+    """Timestamped lines appended to the cell's run.log (flushed, so a killed run leaves its trace)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = path.open("a", encoding="utf-8")
+
+    def __call__(self, message: str) -> None:
+        self.handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+@dataclass
+class CellOutcome:
+    metrics: dict[str, float]
+    n_eval: int
+    n_correct: int
+    records: list[dict[str, Any]] = field(repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
+    """A model object independent of ``loaded`` (new variables; new arrays when they will be donated)."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    model = nnx.clone(loaded.model)
+    if copy_arrays:
+        for _, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+            var.set_value(jnp.copy(var.get_value()))
+    return dataclasses.replace(loaded, model=model)
+
+
+def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: CellLog) -> CellOutcome:
+    from emergence.eval.evaluate import evaluate
+
+    timings: dict[str, float] = {"train": 0.0, "eval": 0.0}
+    train_info: dict[str, Any] = {}
+    model = base
+    if cell.budget > 0:
+        from emergence.train.adapters import load_adapter
+        from emergence.train.finetune import CHECKPOINT_DIR, run_finetune
+
+        ft_cfg = finetune_config(cfg, cell.checkpoint.model, cell.task, cell.budget, cell.subset_seed)
+        ft_dir = work / "finetune"
+        log(
+            f"finetune {ft_cfg.method} D={cell.budget} seed={cell.subset_seed} lr={ft_cfg.optim.lr} -> {ft_dir}"
+        )
+        result = run_finetune(
+            ft_cfg,
+            ft_dir,
+            loaded=fresh_copy(base, copy_arrays=ft_cfg.method == "full"),
+            on_log=lambda m: log(f"step {m['step']} loss {m['loss']:.4f} lr {m['lr']:.3g}"),
+            on_plan=lambda p: log(
+                f"plan: {p.total_steps} steps, {p.n_train} training examples ({p.data_note})"
+            ),
+        )
+        if result.history:
+            timings["train"] = float(result.history[-1]["seconds"])
+        train_info = {
+            "steps": result.total_steps,
+            "resumed_from": result.start_step,
+            "already_done": result.already_done,
+            "data": result.data_note,
+            "final_loss": result.history[-1]["loss"] if result.history else None,
+        }
+        if not cfg.finetune.keep_checkpoints:
+            shutil.rmtree(ft_dir / CHECKPOINT_DIR, ignore_errors=True)
+        model = load_adapter(fresh_copy(base, copy_arrays=False), ft_dir)
+    log(f"evaluate {cell.task} shots={cell.shots} limit={cell.limit}")
+    ev = cfg.eval
+    res = evaluate(
+        model,
+        cell.task,
+        shots=cell.shots,
+        limit=cell.limit,
+        batch_size=ev.batch_size,
+        data_dir=ev.data_dir,
+        source=ev.source,
+        seed=ev.fewshot_seed,
+    )
+    timings["eval"] = float(res.seconds)
+    log(f"metrics {res.metrics} n={res.n} correct={res.n_correct} ({res.seconds:.2f}s)")
+    return CellOutcome(dict(res.metrics), res.n, res.n_correct, res.records, timings, train_info)

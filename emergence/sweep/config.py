@@ -1,0 +1,309 @@
+"""The sweep config: which checkpoints, tasks, budgets and seeds, how to finetune and evaluate, where to write.
+
+Read with :func:`load_sweep_config` (YAML, strict keys, dotted overrides, see :mod:`emergence.config`),
+which also checks everything that can be checked *without the network and without writing anything*:
+local checkpoints exist, ids are unique, local checkpoints share one tokenizer, tasks are known, the
+finetuning options are valid, the loss corpus exists. A hub id (``owner/name``) is accepted as is, so a
+paper-scale config can be planned on a laptop. Relative paths in a sweep config are relative to the
+current directory (like every other command's arguments); paths inside a ladder manifest are relative to
+the manifest, so a ladder folder can carry its own manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from emergence.config import apply_overrides, from_dict, read_yaml
+from emergence.errors import UserError
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """One checkpoint of the ladder; params/tokens/flops override what the weights' metadata says."""
+
+    model: str
+    id: str | None = None
+    params: int | None = None
+    tokens: float | None = None
+    flops: float | None = None
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """Held-out corpus for the pretraining loss: a local .txt/.jsonl file, or a hub dataset (online)."""
+
+    corpus: str | None = None
+    hub: str | None = None
+    hub_config: str | None = None
+    split: str = "validation"
+    field: str = "text"
+    tokens: int = 100_000
+    seq_len: int | None = None  # default: the model's context window, at most 2048
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str
+    shots: int | None = None  # None: the task's harness default
+    budgets: tuple[int, ...] | None = None  # overrides the sweep's budgets for this task
+    limit: int | None = None  # overrides eval.limit for this task
+    finetuned_shots: int | None = None  # shots when evaluating finetuned cells (None: same as shots)
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """Finetuning hyperparameters shared by every finetuned cell (see emergence.train.config)."""
+
+    method: str = "lora"
+    lr: float = 1e-4
+    schedule: str = "cosine"
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    grad_accum: int = 1
+    steps: int | None = None
+    epochs: float = 3.0
+    min_steps: int = 20
+    max_seq_len: int = 512
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] | None = None
+    seed: int = 0
+    save_every: int = 1000  # orbax checkpoints inside a cell (resume of long cells)
+    keep_checkpoints: bool = False  # keep the cell's orbax checkpoints once its adapter is written
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    limit: int | None = None
+    batch_size: int = 64
+    data_dir: str | None = None
+    source: str = "local"
+    fewshot_seed: int = 1234
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str
+    out: str
+    tasks: tuple[TaskEntry, ...]
+    checkpoints: tuple[CheckpointSpec, ...] = ()
+    ladder: str | None = None
+    loss: LossSpec = field(default_factory=LossSpec)
+    budgets: tuple[int, ...] = (0,)
+    subset_seeds: tuple[int, ...] = (0,)
+    finetune: FinetuneSpec = field(default_factory=FinetuneSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    dtype: str = "float32"
+    lock_ttl: float = 600.0  # seconds without a heartbeat after which a claimed cell is taken over
+    compile_cache: str | None = None  # a JAX persistent compilation cache: restarts skip recompiling
+
+    def task_budgets(self, task: TaskEntry) -> tuple[int, ...]:
+        return task.budgets if task.budgets is not None else self.budgets
+
+
+def checkpoint_id(spec: CheckpointSpec) -> str:
+    if spec.id:
+        return spec.id
+    path = Path(spec.model)
+    return path.stem if spec.model.endswith(".gguf") else (path.name if path.exists() else spec.model)
+
+
+def is_hub_id(reference: str) -> bool:
+    """``owner/name`` that is not a local path: fetched from the hub at run time, never at plan time."""
+    return (
+        bool(HUB_ID.fullmatch(reference)) and not Path(reference).exists() and not reference.endswith(".gguf")
+    )
+
+
+def load_sweep_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> SweepConfig:
+    """Read, override, validate; every problem is one UserError line naming the key and file."""
+    source = str(path)
+    raw = apply_overrides(read_yaml(path), overrides)
+    if isinstance(raw.get("checkpoints"), list):
+        raw["checkpoints"] = [{"model": c} if isinstance(c, str) else c for c in raw["checkpoints"]]
+    if isinstance(raw.get("tasks"), list):
+        raw["tasks"] = [{"name": t} if isinstance(t, str) else t for t in raw["tasks"]]
+    cfg = from_dict(SweepConfig, raw, source=source)
+    if cfg.ladder:
+        cfg = replace(cfg, checkpoints=cfg.checkpoints + read_ladder(cfg.ladder))
+    validate(cfg, source)
+    return cfg
+
+
+def read_ladder(path: str | Path) -> tuple[CheckpointSpec, ...]:
+    """A ladder manifest: YAML/JSON with ``checkpoints:`` (or a bare list) of checkpoint entries."""
+    path = Path(path)
+    raw: Any = read_yaml(path) if path.suffix in (".yaml", ".yml") else _read_json(path)
+    entries = raw.get("checkpoints") if isinstance(raw, dict) else raw
+    if not isinstance(entries, list):
+        raise UserError(f"{path}: a ladder manifest needs a 'checkpoints' list")
+    out = []
+    for i, entry in enumerate(entries):
+        entry = {"model": entry} if isinstance(entry, str) else entry
+        spec = from_dict(CheckpointSpec, entry, source=str(path), prefix=f"checkpoints[{i}]")
+        if not Path(spec.model).is_absolute() and (path.parent / spec.model).exists():
+            spec = replace(spec, model=str(path.parent / spec.model))
+        out.append(spec)
+    return tuple(out)
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise UserError(f"ladder manifest not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def validate(cfg: SweepConfig, source: str) -> None:
+    """Checks that need no network and write nothing (plan and run both call this)."""
+    from emergence.data.tasks import get_task
+
+    if not cfg.checkpoints:
+        raise UserError(f"{source}: no checkpoints (give 'checkpoints' or a 'ladder' manifest)")
+    seen: dict[str, int] = {}
+    for i, ckpt in enumerate(cfg.checkpoints):
+        cid = checkpoint_id(ckpt)
+        if cid in seen:
+            raise UserError(
+                f"{source}: duplicate checkpoint id '{cid}' (checkpoints[{seen[cid]}] and checkpoints[{i}])"
+            )
+        seen[cid] = i
+        _check_reference(ckpt.model, f"{source}: checkpoints[{i}].model")
+    check_shared_tokenizer(cfg.checkpoints, source)
+    if not cfg.tasks:
+        raise UserError(f"{source}: 'tasks' is empty")
+    for i, task in enumerate(cfg.tasks):
+        try:
+            get_task(task.name)
+        except UserError as err:
+            raise UserError(f"{source}: tasks[{i}].name: {err}") from None
+        for name in ("shots", "finetuned_shots"):
+            if (getattr(task, name) or 0) < 0:
+                raise UserError(f"{source}: tasks[{i}].{name} must be >= 0, got {getattr(task, name)}")
+        budgets = cfg.task_budgets(task)
+        for j, b in enumerate(budgets):
+            if b < 0:
+                where = f"tasks[{i}].budgets[{j}]" if task.budgets is not None else f"budgets[{j}]"
+                raise UserError(f"{source}: {where} must be >= 0 (0 = few-shot only), got {b}")
+        if len(set(budgets)) != len(budgets):
+            raise UserError(f"{source}: budgets of task '{task.name}' repeat a value: {list(budgets)}")
+    if len(set(cfg.subset_seeds)) != len(cfg.subset_seeds) or not cfg.subset_seeds:
+        raise UserError(f"{source}: subset_seeds must be a non-empty list of distinct integers")
+    if any(b > 0 for t in cfg.tasks for b in cfg.task_budgets(t)):
+        finetune_config(cfg, "<model>", cfg.tasks[0].name, 1, cfg.subset_seeds[0], source=source)
+    if cfg.dtype not in ("float32", "bfloat16"):
+        raise UserError(f"{source}: dtype must be float32 or bfloat16, got {cfg.dtype!r}")
+    if cfg.lock_ttl <= 0:
+        raise UserError(f"{source}: lock_ttl must be > 0 seconds, got {cfg.lock_ttl}")
+    _check_loss(cfg.loss, source)
+    if cfg.eval.data_dir is not None and not Path(cfg.eval.data_dir).is_dir():
+        raise UserError(f"{source}: eval.data_dir: benchmark data dir not found: {cfg.eval.data_dir}")
+    if cfg.eval.limit is not None and cfg.eval.limit <= 0:
+        raise UserError(f"{source}: eval.limit must be a positive number of examples, got {cfg.eval.limit}")
+
+
+def _check_reference(reference: str, where: str) -> None:
+    from emergence.models.registry import ALIASES
+
+    if reference in ALIASES or is_hub_id(reference):
+        return
+    path = Path(reference)
+    if path.is_file() and path.suffix == ".gguf":
+        return
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{where}: {reference} has no config.json (not an HF model directory)")
+        return
+    raise UserError(
+        f"{where}: checkpoint not found: {reference} (not a model directory, .gguf file, alias or hub id)"
+    )
+
+
+def _check_loss(loss: LossSpec, source: str) -> None:
+    if (loss.corpus is None) == (loss.hub is None):
+        raise UserError(
+            f"{source}: loss: give exactly one of 'corpus' (a local file) or 'hub' (a dataset id)"
+        )
+    if loss.corpus is not None and not Path(loss.corpus).is_file():
+        raise UserError(f"{source}: loss.corpus: file not found: {loss.corpus}")
+    if loss.tokens <= 0:
+        raise UserError(f"{source}: loss.tokens must be positive, got {loss.tokens}")
+    if loss.seq_len is not None and loss.seq_len < 2:
+        raise UserError(f"{source}: loss.seq_len must be >= 2, got {loss.seq_len}")
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Identity of a tokenizer: its vocabulary (with added tokens) and BOS policy."""
+    vocab = sorted(tokenizer.backend.get_vocab(with_added_tokens=True).items())
+    raw = json.dumps([vocab, tokenizer.bos_token_id, tokenizer.add_bos], ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def check_shared_tokenizer(checkpoints: tuple[CheckpointSpec, ...], source: str) -> None:
+    """Local HF checkpoints must share one tokenizer (losses in nats/token are only comparable then).
+
+    Hub checkpoints and GGUF files are checked when the runner loads them."""
+    from emergence.models.tokenizer import TextTokenizer
+
+    first: tuple[str, str] | None = None
+    for ckpt in checkpoints:
+        path = Path(ckpt.model)
+        if is_hub_id(ckpt.model) or not path.is_dir():
+            continue
+        config = json.loads((path / "config.json").read_text())
+        fp = tokenizer_fingerprint(TextTokenizer.from_directory(path, config))
+        if first is None:
+            first = (checkpoint_id(ckpt), fp)
+        elif fp != first[1]:
+            raise UserError(
+                f"{source}: checkpoint '{checkpoint_id(ckpt)}' has a different tokenizer than '{first[0]}'; "
+                "all checkpoints of a sweep must share a tokenizer (losses in nats/token are not comparable otherwise)"
+            )
+
+
+def finetune_config(
+    cfg: SweepConfig, model: str, task: str, budget: int, subset_seed: int, *, source: str = "sweep"
+):
+    """The engine's FinetuneConfig for one cell (validated by the engine itself)."""
+    from emergence.train.config import DEFAULT_LORA_TARGETS, FinetuneConfig, LoraConfig, OptimConfig
+
+    ft = cfg.finetune
+    try:
+        return FinetuneConfig(
+            model=model,
+            task=task,
+            budget=budget,
+            subset_seed=subset_seed,
+            method=ft.method,
+            lora=LoraConfig(
+                ft.lora_rank, ft.lora_alpha, ft.lora_dropout, ft.lora_targets or DEFAULT_LORA_TARGETS
+            ),
+            optim=OptimConfig(
+                lr=ft.lr, schedule=ft.schedule, warmup_ratio=ft.warmup_ratio, weight_decay=ft.weight_decay
+            ),
+            batch_size=ft.batch_size,
+            grad_accum=ft.grad_accum,
+            steps=ft.steps,
+            epochs=ft.epochs,
+            min_steps=ft.min_steps,
+            max_seq_len=ft.max_seq_len,
+            dtype=cfg.dtype,
+            seed=ft.seed,
+            data_dir=cfg.eval.data_dir,
+            save_every=ft.save_every,
+            log_every=10,
+        )
+    except UserError as err:
+        raise UserError(f"{source}: finetune: {err}") from None

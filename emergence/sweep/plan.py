@@ -1,0 +1,200 @@
+"""Expand a sweep config into cells with stable keys, and estimate what the grid will cost.
+
+A cell is one (checkpoint, task, budget, subset seed). Its key is a hash of its *resolved* config —
+everything that changes its numbers (model reference, task, shots, eval limit, budget, seed, method and
+every finetuning hyperparameter, loss corpus), nothing that does not (output folder, batch sizes for
+evaluation, data folder location). Rerunning a config therefore finds its finished cells, a changed
+learning rate makes new ones, and two hosts with different mount points agree on every key.
+
+Few-shot cells (budget 0) do not depend on a training subset, so there is one per (checkpoint, task),
+with ``subset_seed`` empty (NaN in the table) rather than one copy per seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emergence.sweep.config import CheckpointSpec, SweepConfig, checkpoint_id, finetune_config, is_hub_id
+
+# Rough sizes for the cost estimate only (tokens of one example: prompt + answer, LLaMA-style tokenizer).
+_TOKENS_PER_EXAMPLE = {"mmlu": 110, "commonsense_qa": 60, "cola": 25, "gsm8k": 200}
+_EVAL_DOCS = {"mmlu": 14042, "commonsense_qa": 1221, "cola": 1043, "gsm8k": 1319}
+_GEN_TOKENS = {"gsm8k": 256}
+EFFECTIVE_FLOPS = 100e12  # per accelerator, for the hours column of the estimate
+
+
+@dataclass(frozen=True)
+class Cell:
+    key: str
+    index: int  # position in plan order (what --shard splits on)
+    checkpoint: CheckpointSpec
+    checkpoint_id: str
+    task: str
+    shots: int
+    limit: int | None
+    budget: int
+    subset_seed: int | None
+    method: str  # none | lora | full
+    resolved: dict[str, Any]
+    est_flops: float | None = None
+
+    def label(self) -> str:
+        seed = "-" if self.subset_seed is None else str(self.subset_seed)
+        return f"{self.checkpoint_id} {self.task} D={self.budget} seed={seed}"
+
+
+def stable_hash(data: Any, length: int = 16) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[
+        :length
+    ]
+
+
+def loss_identity(cfg: SweepConfig) -> dict[str, Any]:
+    loss = cfg.loss
+    return {
+        "corpus": loss.corpus,
+        "hub": loss.hub,
+        "hub_config": loss.hub_config,
+        "split": loss.split,
+        "field": loss.field,
+        "tokens": loss.tokens,
+        "seq_len": loss.seq_len,
+    }
+
+
+def checkpoint_identity(ckpt: CheckpointSpec) -> dict[str, Any]:
+    return {
+        "id": checkpoint_id(ckpt),
+        "model": ckpt.model,
+        "params": ckpt.params,
+        "tokens": ckpt.tokens,
+        "flops": ckpt.flops,
+    }
+
+
+def expand(cfg: SweepConfig) -> list[Cell]:
+    """Every cell, in plan order: checkpoint, task, budget, seed (a runner keeps one model loaded)."""
+    from emergence.data.tasks import get_task
+
+    cells: list[Cell] = []
+    for ckpt in cfg.checkpoints:
+        params = _params(ckpt)
+        for task in cfg.tasks:
+            spec = get_task(task.name)
+            few_shots = spec.default_shots if task.shots is None else task.shots
+            limit = task.limit if task.limit is not None else cfg.eval.limit
+            for budget in sorted(cfg.task_budgets(task)):
+                for seed in (None,) if budget == 0 else cfg.subset_seeds:
+                    method = "none" if budget == 0 else cfg.finetune.method
+                    shots = few_shots if budget == 0 or task.finetuned_shots is None else task.finetuned_shots
+                    resolved: dict[str, Any] = {
+                        "checkpoint": checkpoint_identity(ckpt),
+                        "task": task.name,
+                        "split": spec.eval_split,
+                        "shots": shots,
+                        "limit": limit,
+                        "budget": budget,
+                        "subset_seed": seed,
+                        "method": method,
+                        "eval": {"fewshot_seed": cfg.eval.fewshot_seed, "source": cfg.eval.source},
+                        "loss": loss_identity(cfg),
+                        "dtype": cfg.dtype,
+                    }
+                    if budget > 0:
+                        raw = finetune_config(cfg, ckpt.model, task.name, budget, seed).to_dict()
+                        for key in ("model", "data_dir", "save_every", "log_every", "mesh"):
+                            raw.pop(key, None)
+                        resolved["finetune"] = raw
+                    cells.append(
+                        Cell(
+                            key=stable_hash(resolved),
+                            index=len(cells),
+                            checkpoint=ckpt,
+                            checkpoint_id=checkpoint_id(ckpt),
+                            task=task.name,
+                            shots=shots,
+                            limit=limit,
+                            budget=budget,
+                            subset_seed=seed,
+                            method=method,
+                            resolved=resolved,
+                            est_flops=_estimate(cfg, task.name, shots, limit, budget, params),
+                        )
+                    )
+    return cells
+
+
+def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """Cells of shard ``index`` of ``count`` (0-based): every count-th cell of the plan."""
+    return [c for c in cells if c.index % count == index]
+
+
+def _params(ckpt: CheckpointSpec) -> float | None:
+    if ckpt.params is not None:
+        return float(ckpt.params)
+    path = Path(ckpt.model)
+    if is_hub_id(ckpt.model) or not (path / "config.json").is_file():
+        return None
+    from emergence.models.config import LlamaConfig
+
+    try:
+        return float(LlamaConfig.from_hf_dict(json.loads((path / "config.json").read_text())).num_params())
+    except Exception:  # noqa: BLE001 - the estimate is best effort; loading reports real problems
+        return None
+
+
+def _estimate(
+    cfg: SweepConfig, task: str, shots: int, limit: int | None, budget: int, params: float | None
+) -> float | None:
+    """Forward 2N per evaluated token, training 6N (full) or 4N (LoRA) per trained token."""
+    if params is None:
+        return None
+    per_example = _TOKENS_PER_EXAMPLE[task]
+    docs = _EVAL_DOCS[task] if limit is None else min(limit, _EVAL_DOCS[task])
+    eval_tokens = docs * (per_example * (shots + 1) + _GEN_TOKENS.get(task, 0))
+    flops = 2 * params * eval_tokens
+    if budget > 0:
+        ft = cfg.finetune
+        from emergence.train.budgets import plan_steps
+
+        steps = plan_steps(
+            budget, ft.batch_size * ft.grad_accum, steps=ft.steps, epochs=ft.epochs, min_steps=ft.min_steps
+        )
+        train_tokens = steps * ft.batch_size * ft.grad_accum * per_example
+        flops += (6 if ft.method == "full" else 4) * params * train_tokens
+    return float(flops)
+
+
+def format_plan(cfg: SweepConfig, cells: list[Cell], *, rows: int | None = None) -> str:
+    """The plan as a plain-text table plus a cost summary (an estimate: sizes are typical, not measured)."""
+    header = f"{'key':16}  {'checkpoint':28}  {'task':14}  {'shots':>5}  {'budget':>6}  {'seed':>4}  {'method':6}  {'est PFLOP':>9}"
+    lines = [header, "-" * len(header)]
+    shown = cells if rows is None else cells[:rows]
+    for c in shown:
+        seed = "-" if c.subset_seed is None else str(c.subset_seed)
+        est = "?" if c.est_flops is None else f"{c.est_flops / 1e15:.3g}"
+        lines.append(
+            f"{c.key:16}  {c.checkpoint_id[:28]:28}  {c.task[:14]:14}  {c.shots:>5}  {c.budget:>6}  {seed:>4}  {c.method:6}  {est:>9}"
+        )
+    if len(shown) < len(cells):
+        lines.append(f"... {len(cells) - len(shown)} more cells")
+    known = [c.est_flops for c in cells if c.est_flops is not None]
+    total = sum(known)
+    n_ft = sum(c.budget > 0 for c in cells)
+    lines.append("")
+    lines.append(
+        f"{cfg.name}: {len(cells)} cells ({len(cells) - n_ft} few-shot, {n_ft} finetuned) over "
+        f"{len(cfg.checkpoints)} checkpoints × {len(cfg.tasks)} tasks; output {cfg.out}"
+    )
+    unknown = len(cells) - len(known)
+    lines.append(
+        f"estimated cost: {total / 1e15:.4g} PFLOP ≈ {total / EFFECTIVE_FLOPS / 3600:.3g} accelerator-hours at "
+        f"{EFFECTIVE_FLOPS / 1e12:.0f} TFLOP/s effective"
+        + (f" (+{unknown} cells of unknown size: give their 'params')" if unknown else "")
+        + f", plus the pretraining loss of {len(cfg.checkpoints)} checkpoints on {cfg.loss.tokens} tokens"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Consolidate a sweep's cell records into the results table, and report where a sweep stands.
+
+The table has exactly the DESIGN.md "Results row" columns (:data:`emergence.sweep.schema.RESULT_COLUMNS`)
+followed by one column per metric (known metrics first, in their usual order), one row per finished
+cell, sorted by checkpoint, task, budget and subset seed so two runs of the same sweep give the same
+file. Unknown values (tokens, FLOPs of a checkpoint without metadata; the subset seed of a few-shot
+row) are empty, never invented. Failed cells are not rows: they show in ``status``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from emergence.errors import UserError
+from emergence.sweep.schema import KNOWN_METRICS, RESULT_COLUMNS
+from emergence.sweep.store import Store, read_json
+
+FORMATS = ("parquet", "csv")
+_NUMERIC = (
+    "params",
+    "tokens",
+    "flops",
+    "pretrain_loss",
+    "shots",
+    "budget",
+    "subset_seed",
+    "n_eval",
+    "n_correct",
+    "seconds",
+)
+
+
+def _check_out(out: str | Path) -> Store:
+    store = Store(out)
+    if not store.out.is_dir():
+        raise UserError(f"sweep output folder not found: {out}")
+    if not (store.out / "sweep.json").is_file() and not store.cells.is_dir():
+        raise UserError(f"{out}: not a sweep output folder (no sweep.json or cells/)")
+    return store
+
+
+def results_table(out: str | Path) -> pd.DataFrame:
+    """One row per finished cell: the fixed columns, then the metric columns."""
+    store = _check_out(out)
+    rows = [rec["row"] for rec in store.records().values() if rec.get("status") == "done" and "row" in rec]
+    metrics = sorted(
+        {k for r in rows for k in r if k not in RESULT_COLUMNS},
+        key=lambda m: (KNOWN_METRICS.index(m) if m in KNOWN_METRICS else len(KNOWN_METRICS), m),
+    )
+    frame = pd.DataFrame(
+        [{c: r.get(c) for c in (*RESULT_COLUMNS, *metrics)} for r in rows],
+        columns=[*RESULT_COLUMNS, *metrics],
+    )
+    for column in (*_NUMERIC, *metrics):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in ("checkpoint", "task", "method", "config_hash", "code_version"):
+        frame[column] = frame[column].astype(str)
+    order = ["checkpoint", "task", "budget", "subset_seed", "config_hash"]
+    return frame.sort_values(order, na_position="first", kind="mergesort").reset_index(drop=True)
+
+
+def write_table(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Path:
+    """Write CSV or Parquet atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "parquet")
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if fmt == "csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass(frozen=True)
+class SweepStatus:
+    total: int | None  # cells in the plan (None when no run has written sweep.json yet)
+    done: int
+    running: int
+    failed: int
+    pending: int | None
+    failures: tuple[tuple[str, str, str], ...]  # (key, label, error)
+    running_cells: tuple[tuple[str, str, str], ...]  # (key, label, host:pid)
+
+
+def sweep_status(out: str | Path) -> SweepStatus:
+    store = _check_out(out)
+    manifest = read_json(store.out / "sweep.json") or {}
+    labels = {c["key"]: c["label"] for c in manifest.get("cells", [])}
+    keys = set(labels) if labels else None
+    records = {k: v for k, v in store.records().items() if keys is None or k in keys}
+    done = sum(r.get("status") == "done" for r in records.values())
+    failed = [
+        (k, labels.get(k, k), r.get("error", "")) for k, r in records.items() if r.get("status") == "failed"
+    ]
+    live = {k: v for k, v in store.running().items() if (keys is None or k in keys) and k not in records}
+    running = tuple(
+        (k, labels.get(k, k), f"{v.get('host', '?')}:{v.get('pid', '?')}") for k, v in sorted(live.items())
+    )
+    total = len(labels) if labels else None
+    pending = None if total is None else total - done - len(failed) - len(running)
+    return SweepStatus(total, done, len(running), len(failed), pending, tuple(failed), running)
+
+
+def format_status(status: SweepStatus) -> str:
+    total = "?" if status.total is None else str(status.total)
+    pending = "?" if status.pending is None else str(status.pending)
+    lines = [
+        f"cells: {total}  done: {status.done}  running: {status.running}  failed: {status.failed}  pending: {pending}"
+    ]
+    lines += [f"  running {key}  {label}  ({who})" for key, label, who in status.running_cells]
+    lines += [f"  failed  {key}  {label}: {error}" for key, label, error in status.failures]
+    return "\n".join(lines)

@@ -1,0 +1,368 @@
+"""Execute a sweep's cells: claim, compute, record atomically; resume, share work, retry failures.
+
+One process loops over its cells (all, or every n-th with ``--shard i/n``) in plan order, so a
+checkpoint is loaded once for all its cells and the jitted steps (keyed on the model's graph) compile
+once per shape for the whole run. For each cell it: skips it if a record exists (done, or failed
+unless ``retry_failed``); claims it (:mod:`emergence.sweep.store`), or moves on if a live runner holds
+it; computes the checkpoint's pretraining loss once (cached in OUT/loss, under its own claim); runs the
+cell (:mod:`emergence.sweep.cell`); writes the per-example records, then the cell record — the commit
+point. A runner killed at any instant leaves no record and a lock whose dead owner makes it stale, so
+the next runner redoes exactly the unfinished cells. When its own cells are done a runner waits for
+cells claimed by others, taking over any whose claim goes stale, so the sweep ends complete.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emergence.config import to_dict
+from emergence.errors import UserError
+from emergence.sweep.cell import CellLog, run_cell
+from emergence.sweep.config import SweepConfig, tokenizer_fingerprint
+from emergence.sweep.plan import Cell, checkpoint_identity, expand, loss_identity, shard, stable_hash
+from emergence.sweep.schema import RESULT_COLUMNS
+from emergence.sweep.store import HOST, Store, read_json, write_json
+
+
+class TokenizerMismatch(UserError):
+    """Checkpoints of one sweep with different tokenizers: a config error, fatal for the whole run."""
+
+
+@dataclass
+class RunReport:
+    total: int  # cells in this runner's shard
+    done_here: int = 0
+    failed_here: int = 0
+    skipped: int = 0  # finished or failed before this run
+    seconds: float = 0.0
+    timings: list[dict[str, float]] = field(default_factory=list)
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/n"`` (0-based i) → (i, n); None → the whole sweep."""
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if n <= 0 or not 0 <= i < n:
+        raise UserError(f"--shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def code_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        __version__ = version("emergence")
+    except PackageNotFoundError:
+        __version__ = "unknown"
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{sha}" if sha else __version__
+
+
+class Runner:
+    def __init__(self, cfg: SweepConfig, *, echo: Callable[[str], None] = print, poll: float | None = None):
+        self.cfg = cfg
+        self.store = Store(cfg.out, cfg.lock_ttl)
+        self.echo = echo
+        # Waiting for other runners: start polling fast, back off to ttl/10 (at most 10 s) while idle.
+        self.max_poll = poll if poll is not None else min(10.0, max(0.2, cfg.lock_ttl / 10))
+        self.version = code_version()
+        self._loaded: tuple[str, Any] | None = None
+        self._tokenizer: tuple[str, str] | None = None
+        self.retry_failed = False
+
+    # ------------------------------------------------------------------ the loop
+    def run(
+        self, *, shard_spec: tuple[int, int] = (0, 1), retry_failed: bool = False, wait: bool = True
+    ) -> RunReport:
+        started = time.perf_counter()
+        cells = expand(self.cfg)
+        mine = shard(cells, *shard_spec)
+        self._write_manifest(cells)
+        report = RunReport(total=len(mine))
+        attempted: set[str] = set()
+        self.retry_failed = retry_failed
+
+        def open_cells() -> list[Cell]:
+            out = []
+            for cell in mine:
+                rec = self.store.record(cell.key)
+                status = rec.get("status") if rec else None
+                if status == "done" or (status == "failed" and (not retry_failed or cell.key in attempted)):
+                    continue
+                out.append(cell)
+            return out
+
+        if self.cfg.compile_cache:
+            import jax
+
+            jax.config.update("jax_compilation_cache_dir", self.cfg.compile_cache)
+        pending = open_cells()
+        report.skipped = len(mine) - len(pending)
+        self.echo(
+            f"sweep {self.cfg.name}: {len(mine)} cells in shard {shard_spec[0]}/{shard_spec[1]}, "
+            f"{report.skipped} already recorded, {len(pending)} to do -> {self.cfg.out}"
+        )
+        delay = 0.2
+        while pending:
+            progressed = False
+            for cell in pending:
+                if self._try_cell(cell, report, started, attempted):
+                    attempted.add(cell.key)
+                    progressed = True
+            pending = open_cells()
+            # the rest are claimed by live runners: wait for them to finish or for their locks to expire
+            if pending and wait:
+                delay = 0.2 if progressed else min(delay * 2, self.max_poll)
+                time.sleep(delay)
+            elif pending:
+                break
+        report.seconds = time.perf_counter() - started
+        failed = sum(1 for c in mine if (self.store.record(c.key) or {}).get("status") == "failed")
+        self.echo(
+            f"finished: {report.done_here} cells done and {report.failed_here} failed here in "
+            f"{_fmt(report.seconds)}; shard has {failed} failed cell(s)"
+            + (" (rerun with --retry-failed)" if failed else "")
+        )
+        return report
+
+    def _write_manifest(self, cells: list[Cell]) -> None:
+        manifest = {
+            "name": self.cfg.name,
+            "config": to_dict(self.cfg),
+            "cells": [{"key": c.key, "index": c.index, "label": c.label()} for c in cells],
+        }
+        path = self.store.out / "sweep.json"
+        if read_json(path) != manifest:
+            write_json(path, manifest)
+
+    def _try_cell(self, cell: Cell, report: RunReport, started: float, attempted: set[str]) -> bool:
+        claim = self.store.claim(cell.key)
+        if claim is None:
+            return False
+        try:
+            rec = self.store.record(cell.key)  # finished by another runner between our check and claim
+            status = (rec or {}).get("status")
+            if status == "done" or (status == "failed" and (not self.retry_failed or cell.key in attempted)):
+                return False
+            record, timing = self._execute(cell, rec)
+            if not claim.owned():
+                self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")
+                return False
+            self.store.write_record(cell.key, record)
+        finally:
+            claim.release()
+        if record["status"] == "done":
+            report.done_here += 1
+            report.timings.append(timing)
+        else:
+            report.failed_here += 1
+        self._progress(cell, record, timing, report, started)
+        return True
+
+    # ------------------------------------------------------------------ one cell
+    def _execute(self, cell: Cell, previous: dict | None) -> tuple[dict, dict[str, float]]:
+        work = self.store.work_dir(cell.key)
+        log = CellLog(work / "run.log")
+        t0 = time.perf_counter()
+        timing = {"load": 0.0, "loss": 0.0, "train": 0.0, "eval": 0.0}
+        log(f"start {cell.label()} key={cell.key} host={HOST} pid={os.getpid()}")
+        try:
+            base, t_load = self._base(cell)
+            loss, t_loss = self._loss(cell, base)
+            timing.update(load=t_load, loss=t_loss)
+            t_cell = time.perf_counter()
+            outcome = run_cell(cell, self.cfg, base, work, log)
+            from emergence.eval.evaluate import write_records
+
+            write_records(work / "records.jsonl", outcome.records)
+            seconds = time.perf_counter() - t_cell
+            timing.update(outcome.timings, cell=seconds, total=time.perf_counter() - t0)
+            record = {
+                "status": "done",
+                "key": cell.key,
+                "row": self._row(cell, base, loss, outcome, seconds),
+                "config": cell.resolved,
+                "timings": timing,
+                "train": outcome.train,
+                "host": HOST,
+                "pid": os.getpid(),
+                "finished": time.time(),
+            }
+            log(f"done in {seconds:.2f}s (train {timing['train']:.2f}s, eval {timing['eval']:.2f}s)")
+        except TokenizerMismatch:
+            log.close()
+            raise
+        except Exception as err:  # noqa: BLE001 - a failed cell is recorded, the sweep goes on
+            message = " ".join(str(err).split()) or type(err).__name__
+            log(f"failed: {type(err).__name__}: {message}\n{traceback.format_exc()}")
+            timing["total"] = time.perf_counter() - t0
+            attempts = (previous or {}).get("attempts", 0) + 1
+            record = {
+                "status": "failed",
+                "key": cell.key,
+                "error": f"{type(err).__name__}: {message}",
+                "attempts": attempts,
+                "config": cell.resolved,
+                "host": HOST,
+                "pid": os.getpid(),
+                "finished": time.time(),
+            }
+        log.close()
+        return record, timing
+
+    def _row(self, cell: Cell, base, loss: float, outcome, seconds: float) -> dict[str, Any]:
+        meta, spec = base.meta, cell.checkpoint
+        row: dict[str, Any] = {
+            "checkpoint": cell.checkpoint_id,
+            "params": spec.params if spec.params is not None else meta.params,
+            "tokens": spec.tokens if spec.tokens is not None else meta.tokens,
+            "flops": spec.flops if spec.flops is not None else meta.flops,
+            "pretrain_loss": loss,
+            "task": cell.task,
+            "shots": cell.shots,
+            "budget": cell.budget,
+            "subset_seed": cell.subset_seed,
+            "method": cell.method,
+            "n_eval": outcome.n_eval,
+            "n_correct": outcome.n_correct,
+            "seconds": round(seconds, 4),
+            "config_hash": cell.key,
+            "code_version": self.version,
+        }
+        row.update(outcome.metrics)
+        return row
+
+    def _base(self, cell: Cell):
+        """The checkpoint's base model, loaded once for all of its cells; tokenizer checked on load."""
+        if self._loaded and self._loaded[0] == cell.checkpoint_id:
+            return self._loaded[1], 0.0
+        from emergence.models.registry import load_model
+
+        self._loaded = None  # free the previous checkpoint first
+        t0 = time.perf_counter()
+        loaded = load_model(cell.checkpoint.model, dtype=self.cfg.dtype)
+        fp = tokenizer_fingerprint(loaded.tokenizer)
+        self._check_tokenizer(cell.checkpoint_id, fp)
+        self._loaded = (cell.checkpoint_id, loaded)
+        return loaded, time.perf_counter() - t0
+
+    def _check_tokenizer(self, cid: str, fp: str) -> None:
+        known = [self._tokenizer] if self._tokenizer else []
+        if self.store.loss_dir.is_dir():
+            for path in sorted(self.store.loss_dir.glob("*.json")):
+                data = read_json(path) or {}
+                if data.get("tokenizer"):
+                    known.append((data.get("checkpoint", path.stem), data["tokenizer"]))
+        for other, other_fp in known:
+            if other_fp != fp:
+                raise TokenizerMismatch(
+                    f"checkpoint '{cid}' has a different tokenizer than '{other}'; all checkpoints of a sweep "
+                    "must share a tokenizer (losses in nats/token are not comparable otherwise)"
+                )
+        self._tokenizer = self._tokenizer or (cid, fp)
+
+    def _loss(self, cell: Cell, base) -> tuple[float, float]:
+        """The checkpoint's pretraining loss from OUT/loss, computing it once (under a claim) if missing."""
+        ident = {"checkpoint": checkpoint_identity(cell.checkpoint), "loss": loss_identity(self.cfg)}
+        name = stable_hash(ident)
+        path = self.store.loss_dir / f"{name}.json"
+        t0 = time.perf_counter()
+        while True:
+            data = read_json(path)
+            if data is not None:
+                return float(data["loss"]), time.perf_counter() - t0
+            claim = self.store.claim(f"loss-{name}")
+            if claim is None:  # another runner is computing it
+                time.sleep(0.2)
+                continue
+            try:
+                if read_json(path) is None:
+                    from emergence.eval.pretrain_loss import corpus_loss
+
+                    spec = self.cfg.loss
+                    res = corpus_loss(
+                        base,
+                        corpus=spec.corpus,
+                        hub=spec.hub,
+                        hub_config=spec.hub_config,
+                        split=spec.split,
+                        field=spec.field,
+                        tokens=spec.tokens,
+                        seq_len=spec.seq_len,
+                        batch_size=spec.batch_size,
+                    )
+                    write_json(
+                        path,
+                        {
+                            "checkpoint": cell.checkpoint_id,
+                            "loss": res.loss,
+                            "n_tokens": res.n_tokens,
+                            "seq_len": res.seq_len,
+                            "seconds": res.seconds,
+                            "tokenizer": tokenizer_fingerprint(base.tokenizer),
+                            "identity": ident,
+                        },
+                    )
+            finally:
+                claim.release()
+
+    # ------------------------------------------------------------------ progress
+    def _progress(self, cell: Cell, record: dict, timing: dict, report: RunReport, started: float) -> None:
+        finished = report.done_here + report.failed_here
+        left = report.total - report.skipped - finished
+        rate = (time.perf_counter() - started) / max(finished, 1)
+        if record["status"] == "done":
+            row = record["row"]
+            metrics = ", ".join(
+                f"{k}={row[k]:.3f}" for k in row if k not in _FIXED and isinstance(row[k], float)
+            )
+            what = f"{metrics}  {timing.get('cell', 0):.1f}s"
+        else:
+            what = f"FAILED: {record['error'][:160]}"
+        self.echo(
+            f"[{finished}/{report.total - report.skipped}] {cell.label()}  {what}  "
+            f"(ETA {_fmt(rate * max(left, 0))})"
+        )
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+_FIXED = set(RESULT_COLUMNS)
+
+
+def run_sweep(
+    cfg: SweepConfig,
+    *,
+    shard_spec: tuple[int, int] = (0, 1),
+    retry_failed: bool = False,
+    wait: bool = True,
+    echo: Callable[[str], None] = print,
+) -> RunReport:
+    return Runner(cfg, echo=echo).run(shard_spec=shard_spec, retry_failed=retry_failed, wait=wait)

@@ -1,0 +1,206 @@
+"""The sweep's output folder: one atomic record per cell, and expiring claims so runners never collide.
+
+Layout of OUT::
+
+    sweep.json          the resolved config and plan (written when a run starts)
+    cells/<key>.json    the cell's record: status done (with its results row) or failed (with the error)
+    cells/<key>.lock    a claim: created with O_CREAT|O_EXCL; its mtime is the owner's heartbeat
+    cells/<key>/        the cell's work: run.log, records.jsonl (per-example), finetune/ (adapter)
+    loss/<id>.json      pretraining loss per checkpoint (computed once, shared by its cells)
+
+Records are written to a temp file in the same folder and renamed, so a reader (or a runner killed at
+any instant) sees either no record or a complete one. A claim is taken by creating the lock file
+exclusively (a hard link of a complete private file: it fails like O_CREAT|O_EXCL when the lock
+exists, and the lock is never seen half-written); the owner touches it every ``ttl / 4`` seconds.
+A lock whose mtime is older than ``ttl``,
+or whose owner is a dead process on this host, is stale: a runner takes it over under a short
+exclusive ``.takeover`` guard, re-checking staleness inside it, so two runners never break the same lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HOST = socket.gethostname()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically replace ``path`` with ``data`` as JSON (temp file in the same folder, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1, allow_nan=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+class Store:
+    def __init__(self, out: str | Path, ttl: float = 600.0):
+        self.out = Path(out)
+        self.cells = self.out / "cells"
+        self.loss_dir = self.out / "loss"
+        self.ttl = float(ttl)
+
+    # ------------------------------------------------------------------ paths and records
+    def record_path(self, key: str) -> Path:
+        return self.cells / f"{key}.json"
+
+    def lock_path(self, key: str) -> Path:
+        return self.cells / f"{key}.lock"
+
+    def work_dir(self, key: str) -> Path:
+        return self.cells / key
+
+    def record(self, key: str) -> dict | None:
+        return read_json(self.record_path(key))
+
+    def write_record(self, key: str, record: dict) -> None:
+        write_json(self.record_path(key), record)
+
+    def records(self) -> dict[str, dict]:
+        out = {}
+        if self.cells.is_dir():
+            for path in sorted(self.cells.glob("*.json")):
+                data = read_json(path)
+                if isinstance(data, dict):
+                    out[path.stem] = data
+        return out
+
+    # ------------------------------------------------------------------ claims
+    def lock_info(self, key: str) -> dict | None:
+        return read_json(self.lock_path(key))
+
+    def is_stale(self, path: Path) -> bool:
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if age > self.ttl:
+            return True
+        info = read_json(path)
+        if isinstance(info, dict) and info.get("host") == HOST and isinstance(info.get("pid"), int):
+            return not _alive(info["pid"])
+        return False
+
+    def claim(self, key: str) -> Claim | None:
+        """An exclusive claim on ``key``, or None if a live runner holds it."""
+        self.cells.mkdir(parents=True, exist_ok=True)
+        path = self.lock_path(key)
+        for _ in range(3):
+            token = uuid.uuid4().hex
+            # Write the owner's identity to a private file, then hard-link it into place: link() fails
+            # if the lock exists (like O_CREAT|O_EXCL) and the lock is never seen half-written.
+            tmp = path.with_name(f".{path.name}.{token}")
+            tmp.write_text(
+                json.dumps({"host": HOST, "pid": os.getpid(), "token": token, "since": time.time()})
+            )
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                if not self._break_if_stale(path):
+                    return None
+                continue
+            finally:
+                tmp.unlink(missing_ok=True)
+            return Claim(self, key, token)
+        return None
+
+    def _break_if_stale(self, path: Path) -> bool:
+        if not self.is_stale(path):
+            return False
+        guard = path.with_name(path.name + ".takeover")
+        try:
+            fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if time.time() - _mtime(guard) > self.ttl:  # a breaker died inside the guard
+                guard.unlink(missing_ok=True)
+            return False
+        try:
+            os.close(fd)
+            if self.is_stale(path):  # re-checked under the guard: nobody re-took it meanwhile
+                path.unlink(missing_ok=True)
+                return True
+            return False
+        finally:
+            guard.unlink(missing_ok=True)
+
+    def running(self) -> dict[str, dict]:
+        """Live claims (lock files that are not stale), by key."""
+        out = {}
+        if self.cells.is_dir():
+            for path in self.cells.glob("*.lock"):
+                if not self.is_stale(path):
+                    out[path.stem] = read_json(path) or {}
+        return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return time.time()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped by its parent) is dead for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Claim:
+    """A held lock with a heartbeat thread; ``owned()`` tells whether it is still ours."""
+
+    def __init__(self, store: Store, key: str, token: str):
+        self.store, self.key, self.token = store, key, token
+        self.path = store.lock_path(key)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{key}", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        interval = max(0.05, self.store.ttl / 4)
+        while not self._stop.wait(interval):
+            if not self.owned():
+                return
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:
+                return
+
+    def owned(self) -> bool:
+        info = read_json(self.path)
+        return isinstance(info, dict) and info.get("token") == self.token
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self.owned():
+            self.path.unlink(missing_ok=True)
