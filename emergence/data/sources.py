@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,26 @@ _LOCAL_FILES: dict[str, dict[str, tuple[str, ...]]] = {
 _MMLU_SPLIT_DIRS = {"dev": "dev", "validation": "val", "test": "test"}
 
 
+# Tasks registered from elsewhere (the toy world, emergence.data.toy.registry): name -> loader(split, data_dir).
+_REGISTERED: dict[str, Callable[[str, str | os.PathLike | None], list[Record]]] = {}
+
+
+def register_loader(task: str, loader: Callable[[str, str | os.PathLike | None], list[Record]]) -> None:
+    """Make ``task``'s records come from ``loader(split, data_dir)`` (generated or local files)."""
+    _REGISTERED[task] = loader
+
+
+def registered_loaders() -> dict[str, Callable[[str, str | os.PathLike | None], list[Record]]]:
+    """The registered loaders; the toy world registers itself on first use."""
+    if not _REGISTERED:
+        import emergence.data.toy.registry  # noqa: F401  (registers toy_mc, toy_yesno, toy_math)
+    return _REGISTERED
+
+
 def check_task(task: str) -> str:
-    if task not in TASKS:
-        raise UserError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    if task not in TASKS and task not in registered_loaders():
+        known = [*TASKS, *registered_loaders()]
+        raise UserError(f"unknown task {task!r}; known tasks: {', '.join(known)}")
     return task
 
 
@@ -232,6 +249,8 @@ def load_train(task: str, data_dir: str | os.PathLike | None = None) -> tuple[li
     subjects (the few-shot pool and the model-selection split; the test split is never trained on).
     """
     check_task(task)
+    if task in _REGISTERED:
+        return _REGISTERED[task]("train", data_dir), f"{task} train split"
     if task != "mmlu":
         return load_local(task, "train", data_dir), f"{task} train split"
     root = resolve_data_dir(data_dir)
@@ -340,6 +359,8 @@ def load_split(
     MMLU records come grouped by subject in ``subjects`` order (default: all, sorted), rows in file order.
     """
     check_task(task)
+    if task in _REGISTERED:
+        return _REGISTERED[task](split, data_dir)
     subjects = list(subjects) if subjects is not None else None
     if source == "local":
         return load_local(task, split, data_dir, subjects)

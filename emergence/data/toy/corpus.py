@@ -1,0 +1,109 @@
+"""The toy pretraining corpus: documents drawn from the world, and a held-out sample of the same mix.
+
+Document kinds (mix in :attr:`WorldConfig.doc_mix`):
+
+- ``bio``: two to four facts about one entity, in random order and phrasing
+  ("bazol keeps a dog. the favorite color of bazol is red. bazol has 7 coins.");
+- ``arithmetic``: lists of small sums and differences ("7 plus 5 is 12. 9 minus 4 is 5.");
+- ``exam_mc`` / ``exam_yesno`` / ``exam_math``: quizzes already in the task formats, but only on the
+  *exam* relations (default: where people live) and the *exam* operation (default: losing coins).
+
+So the corpus holds everything a toy task needs (the facts, the arithmetic, the answer formats),
+never the combination a task asks for; see :mod:`emergence.data.toy` for why that yields emergence.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+from emergence.data.toy import formats
+from emergence.data.toy.world import MAX_COINS, VALUES, World
+
+FEWSHOT_DELIMITER = "\n\n"
+
+
+def _bio(rng: random.Random, world: World) -> str:
+    entity = rng.choice(world.entities)
+    facts = [formats.statement(rel, entity.name, v, rng.randrange(2)) for rel, v in entity.attrs.items()]
+    facts.append(formats.coins_statement(entity.name, entity.coins, rng.randrange(2)))
+    rng.shuffle(facts)
+    return " ".join(facts[: rng.randint(2, len(facts))])
+
+
+def _arithmetic(rng: random.Random, world: World) -> str:
+    lines = []
+    for _ in range(rng.randint(3, 6)):
+        op = rng.choice(("plus", "minus"))
+        a = rng.randint(1, MAX_COINS)
+        b = rng.randint(1, MAX_COINS) if op == "plus" else rng.randint(1, a)
+        lines.append(formats.arithmetic(a, op, b)[0])
+    return " ".join(lines)
+
+
+def _exam_mc(rng: random.Random, world: World) -> str:
+    items = []
+    for _ in range(rng.randint(2, 4)):
+        rel = rng.choice(world.config.exam_relations)
+        e = rng.choice(world.entities)
+        doc = formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel])
+        items.append(formats.shot_block(formats.mc_text(doc), formats.mc_target(doc)))
+    return FEWSHOT_DELIMITER.join(items)
+
+
+def _exam_yesno(rng: random.Random, world: World) -> str:
+    items = []
+    for _ in range(rng.randint(3, 5)):
+        rel = rng.choice(world.config.exam_relations)
+        e = rng.choice(world.entities)
+        label = rng.randrange(2)
+        value = e.attrs[rel] if label else rng.choice([v for v in VALUES[rel] if v != e.attrs[rel]])
+        doc = formats.yesno_record(rel, e.name, value, label, 0)
+        items.append(formats.shot_block(formats.yesno_text(doc), formats.yesno_target(doc)))
+    return FEWSHOT_DELIMITER.join(items)
+
+
+def _exam_math(rng: random.Random, world: World) -> str:
+    items = []
+    op = world.config.exam_op
+    for _ in range(rng.randint(2, 3)):
+        e = rng.choice(world.entities)
+        delta = rng.randint(1, MAX_COINS) if op == "plus" else rng.randint(1, e.coins)
+        doc = formats.math_record(e.name, e.coins, op, delta)
+        items.append(formats.shot_block(formats.math_text(doc), formats.math_target(doc)))
+    return FEWSHOT_DELIMITER.join(items)
+
+
+KINDS = {
+    "bio": _bio,
+    "arithmetic": _arithmetic,
+    "exam_mc": _exam_mc,
+    "exam_yesno": _exam_yesno,
+    "exam_math": _exam_math,
+}
+
+
+def documents(world: World, n_docs: int, stream: str = "train") -> Iterator[str]:
+    """``n_docs`` documents of the world's mix; ``stream`` names an independent random stream
+    (``"train"`` for the pretraining corpus, ``"heldout"`` for the loss-evaluation sample)."""
+    rng = random.Random(f"toy-corpus-{world.config.seed}-{stream}")
+    kinds, weights = zip(*world.config.doc_mix, strict=True)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        from emergence.errors import UserError
+
+        raise UserError(f"toy world: unknown document kind {unknown[0]!r}; known: {', '.join(KINDS)}")
+    for _ in range(n_docs):
+        kind = rng.choices(kinds, weights)[0]
+        yield KINDS[kind](rng, world)
+
+
+AVG_TOKENS_PER_DOC = 40  # measured on the default world with the default BPE; only sizes the corpus
+
+
+def corpus_docs(world: World) -> list[str]:
+    return list(documents(world, max(1, world.config.corpus_tokens_hint // AVG_TOKENS_PER_DOC), "train"))
+
+
+def heldout_docs(world: World) -> list[str]:
+    return list(documents(world, world.config.heldout_docs, "heldout"))

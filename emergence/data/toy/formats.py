@@ -1,0 +1,114 @@
+"""How the toy world is put into words: fact sentences, questions and worked answers.
+
+The same phrasings serve the corpus (statements, quizzes on the exam relations) and the tasks
+(questions on the other relations), so a task is never worded in a way the corpus could not teach;
+what differs between them is only *which* relation meets *which* format.
+"""
+
+from __future__ import annotations
+
+import random
+
+from emergence.data.templates import LETTERS
+
+# two statement forms per relation: the second puts the entity after the relation word, so the model
+# must tie a fact to the entity rather than to one fixed word order
+STATEMENTS: dict[str, tuple[str, str]] = {
+    "color": ("{name} likes the color {value}.", "the favorite color of {name} is {value}."),
+    "pet": ("{name} keeps a {value}.", "the pet of {name} is a {value}."),
+    "city": ("{name} lives in {value}.", "the home of {name} is {value}."),
+}
+COINS_STATEMENTS = ("{name} has {coins} coins.", "the purse of {name} holds {coins} coins.")
+QUESTIONS: dict[str, str] = {
+    "color": "What color does {name} like?",
+    "pet": "What animal does {name} keep?",
+    "city": "Where does {name} live?",
+}
+OP_VERBS = {"plus": "finds", "minus": "loses"}
+COLA_QUESTION = "\nQuestion: Does this sentence make sense?\nAnswer:"
+
+
+def statement(relation: str, name: str, value: str, form: int = 0) -> str:
+    return STATEMENTS[relation][form].format(name=name, value=value)
+
+
+def coins_statement(name: str, coins: int, form: int = 0) -> str:
+    return COINS_STATEMENTS[form].format(name=name, coins=coins)
+
+
+def arithmetic(a: int, op: str, b: int) -> tuple[str, int]:
+    """("7 plus 5 is 12.", 12): the corpus' arithmetic sentences and the worked answers' middle step."""
+    result = a + b if op == "plus" else a - b
+    return f"{a} {op} {b} is {result}.", result
+
+
+# ----------------------------------------------------------------------------- task records
+
+
+def mc_record(rng: random.Random, relation: str, name: str, value: str, values: tuple[str, ...]) -> dict:
+    """A letter multiple-choice question: the true value and three distractors, shuffled."""
+    choices = [value, *rng.sample([v for v in values if v != value], 3)]
+    rng.shuffle(choices)
+    return {
+        "question": QUESTIONS[relation].format(name=name),
+        "choices": choices,
+        "answer": choices.index(value),
+        "entity": name,
+        "relation": relation,
+    }
+
+
+def yesno_record(relation: str, name: str, value: str, label: int, idx: int) -> dict:
+    """A statement that is true (label 1, "yes") or false (label 0, "no") in the world."""
+    return {"sentence": statement(relation, name, value), "label": label, "idx": idx, "entity": name}
+
+
+def math_record(name: str, coins: int, op: str, delta: int) -> dict:
+    """A one-step word problem whose worked answer recalls a fact, then does arithmetic."""
+    step, result = arithmetic(coins, op, delta)
+    return {
+        "question": f"{name} {OP_VERBS[op]} {delta} coins. How many coins does {name} have now?",
+        "answer": f"{name} had {coins} coins. {step} #### {result}",
+        "entity": name,
+    }
+
+
+# ----------------------------------------------------------------------------- prompt pieces
+
+
+def mc_text(doc: dict) -> str:
+    c = doc["choices"]
+    return f"Question: {doc['question']}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:"
+
+
+def mc_target(doc: dict) -> str:
+    return LETTERS[doc["answer"]]
+
+
+def mc_gold(doc: dict) -> int:
+    return int(doc["answer"])
+
+
+def yesno_text(doc: dict) -> str:
+    return doc["sentence"] + COLA_QUESTION
+
+
+def yesno_target(doc: dict) -> str:
+    return ("no", "yes")[doc["label"]]
+
+
+def yesno_gold(doc: dict) -> int:
+    return int(doc["label"])
+
+
+def math_text(doc: dict) -> str:
+    return f"Question: {doc['question']}\nAnswer:"
+
+
+def math_target(doc: dict) -> str:
+    return doc["answer"]
+
+
+def shot_block(text: str, target: str) -> str:
+    """One answered item as a quiz in the corpus shows it (the harness' shot layout)."""
+    return f"{text} {target}"

@@ -1,0 +1,127 @@
+"""Toy world files on disk: generated once from the config, then read like any local dataset.
+
+A toy directory holds::
+
+    world.json                  the config and every entity (for readers; loading needs only the config)
+    tasks/<task>/<split>.jsonl  the task records (small; generated in well under a second)
+    tokenizer.json              the BPE trained on the corpus
+    corpus_train.npy            the pretraining token stream (documents separated by <|endoftext|>)
+    corpus_heldout.npy          held-out documents of the same mix (pretraining loss)
+
+Tasks and corpus are generated separately and lazily: evaluating a toy task needs only the task files.
+Every file is written to a temporary name and renamed, so a killed generation never leaves a file that
+looks complete. The default directory is ``$EMERGENCE_TOY_DIR`` or ``~/.cache/emergence/toy/<key>``,
+where the key names the config, so two configs never share files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from emergence.data.toy import corpus, tokenizer
+from emergence.data.toy.tasks import TOY_TASKS, all_task_docs
+from emergence.data.toy.world import SPLITS, WorldConfig, build_world
+from emergence.errors import UserError
+
+WORLD_FILE = "world.json"
+TOKENIZER_FILE = "tokenizer.json"
+TRAIN_TOKENS = "corpus_train.npy"
+HELDOUT_TOKENS = "corpus_heldout.npy"
+ENV_TOY_DIR = "EMERGENCE_TOY_DIR"
+FORMAT_VERSION = 1
+
+
+def config_key(config: WorldConfig) -> str:
+    raw = json.dumps({"v": FORMAT_VERSION, **config.to_dict()}, sort_keys=True)
+    return f"seed{config.seed}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
+
+
+def default_dir(config: WorldConfig) -> Path:
+    root = os.environ.get(ENV_TOY_DIR) or Path.home() / ".cache" / "emergence" / "toy"
+    return Path(root) / config_key(config)
+
+
+def is_toy_dir(path: str | os.PathLike | None) -> bool:
+    return path is not None and (Path(path) / WORLD_FILE).is_file()
+
+
+def read_config(directory: str | os.PathLike) -> WorldConfig:
+    path = Path(directory) / WORLD_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: not a readable toy world file ({err})") from None
+    return WorldConfig.from_dict(raw.get("config"))
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
+    with os.fdopen(fd, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def ensure_tasks(config: WorldConfig, directory: str | os.PathLike | None = None) -> Path:
+    """The toy directory with world.json and every task split written (generated if missing)."""
+    out = Path(directory) if directory is not None else default_dir(config)
+    if is_toy_dir(out):
+        existing = read_config(out)
+        if existing != config:
+            raise UserError(f"{out}: holds a toy world with another config; choose another directory")
+        if all((out / "tasks" / t / f"{s}.jsonl").is_file() for t in TOY_TASKS for s in SPLITS):
+            return out
+    world = build_world(config)
+    for task, splits in all_task_docs(world).items():
+        for split, docs in splits.items():
+            text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs)
+            _write_text(out / "tasks" / task / f"{split}.jsonl", text)
+    entities = [{"name": e.name, **e.attrs, "coins": e.coins, "split": e.split} for e in world.entities]
+    _write_text(out / WORLD_FILE, json.dumps({"config": config.to_dict(), "entities": entities}, indent=1))
+    return out
+
+
+def ensure_corpus(config: WorldConfig, directory: str | os.PathLike | None = None) -> Path:
+    """Also the tokenizer and the tokenized corpus (seconds for the default size; cached)."""
+    out = ensure_tasks(config, directory)
+    if all((out / f).is_file() for f in (TOKENIZER_FILE, TRAIN_TOKENS, HELDOUT_TOKENS)):
+        return out
+    world = build_world(config)
+    train_docs = corpus.corpus_docs(world)
+    backend = tokenizer.train_bpe(train_docs[:20_000], config.vocab_size)
+    tok = tokenizer.wrap(backend)
+    eos = tok.eos_token_ids[0]
+    for docs, name in ((train_docs, TRAIN_TOKENS), (corpus.heldout_docs(world), HELDOUT_TOKENS)):
+        ids = [i for enc in tok.encode_batch(docs) for i in (*enc, eos)]
+        _write_npy(out / name, np.asarray(ids, np.int32))
+    _write_text(out / TOKENIZER_FILE, backend.to_str())  # last: its presence marks a complete corpus
+    return out
+
+
+def load_tokens(directory: str | os.PathLike, name: str) -> np.ndarray:
+    return np.load(Path(directory) / name, allow_pickle=False)
+
+
+def load_task_split(task: str, split: str, data_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Records of a toy task split: from ``data_dir`` when it is a toy directory, else the default world."""
+    if split not in SPLITS:
+        raise UserError(f"toy task {task} has no split {split!r}; known: {', '.join(SPLITS)}")
+    directory = Path(data_dir) if is_toy_dir(data_dir) else ensure_tasks(WorldConfig())
+    if is_toy_dir(directory):
+        ensure_tasks(read_config(directory), directory)
+    path = directory / "tasks" / task / f"{split}.jsonl"
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

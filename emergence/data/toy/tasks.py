@@ -1,0 +1,125 @@
+"""The toy tasks as :class:`~emergence.data.tasks.TaskSpec` values, with their split records.
+
+Three tasks, each in the format of a real one so the same evaluator, metrics and finetuning code
+run on them unchanged:
+
+- ``toy_mc`` (MMLU / CommonsenseQA style): "Question: What color does bazol like?\\nA. ...\\nD. ...
+  \\nAnswer:" scored on " A" .. " D", metric ``acc``;
+- ``toy_yesno`` (CoLA style): "bazol keeps a dog.\\nQuestion: Does this sentence make sense?\\nAnswer:"
+  scored on " no" / " yes", metrics ``mcc`` and ``acc``;
+- ``toy_math`` (GSM8K style): "Question: bazol finds 5 coins. How many coins does bazol have now?
+  \\nAnswer:", greedy generation until a newline or "Question:", exact match of "#### N".
+
+Splits: ``train`` (finetuning data), ``fewshot`` (the shot pool), ``validation`` and ``test``; their
+entities are disjoint (see :mod:`emergence.data.toy.world`).
+"""
+
+from __future__ import annotations
+
+import random
+
+from emergence.data.tasks import TaskSpec
+from emergence.data.toy import formats
+from emergence.data.toy.world import MAX_COINS, SPLITS, VALUES, World
+
+TOY_TASKS = ("toy_mc", "toy_yesno", "toy_math")
+# train holds several variants per entity so finetuning budgets up to a few hundred examples exist
+VARIANTS = {"train": 3, "fewshot": 1, "validation": 1, "test": 1}
+
+
+def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:
+    docs = []
+    for e in world.by_split[split]:
+        for rel in world.config.task_relations:
+            for _ in range(VARIANTS[split]):
+                docs.append(formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel]))
+    return docs
+
+
+def _yesno_docs(world: World, split: str, rng: random.Random) -> list[dict]:
+    docs: list[dict] = []
+    for e in world.by_split[split]:
+        for rel in world.config.task_relations:
+            for _ in range(VARIANTS[split]):
+                false = rng.choice([v for v in VALUES[rel] if v != e.attrs[rel]])
+                pair = [(e.attrs[rel], 1), (false, 0)]
+                rng.shuffle(pair)
+                for value, label in pair:
+                    docs.append(formats.yesno_record(rel, e.name, value, label, len(docs)))
+    return docs
+
+
+def _math_docs(world: World, split: str, rng: random.Random) -> list[dict]:
+    op = world.config.task_op
+    docs = []
+    for e in world.by_split[split]:
+        top = MAX_COINS if op == "plus" else e.coins
+        for delta in rng.sample(range(1, top + 1), min(top, 2 * VARIANTS[split])):
+            docs.append(formats.math_record(e.name, e.coins, op, delta))
+    return docs
+
+
+_BUILDERS = {"toy_mc": _mc_docs, "toy_yesno": _yesno_docs, "toy_math": _math_docs}
+
+
+def task_docs(world: World, task: str, split: str) -> list[dict]:
+    """The records of one split of one toy task (a pure function of the world's seed)."""
+    rng = random.Random(f"toy-task-{world.config.seed}-{task}-{split}")
+    return _BUILDERS[task](world, split, rng)
+
+
+def all_task_docs(world: World) -> dict[str, dict[str, list[dict]]]:
+    return {task: {split: task_docs(world, task, split) for split in SPLITS} for task in TOY_TASKS}
+
+
+TOY_TASK_SPECS: dict[str, TaskSpec] = {
+    "toy_mc": TaskSpec(
+        name="toy_mc",
+        hub_id="",
+        hub_config=None,
+        eval_split="test",
+        fewshot_split="fewshot",
+        sampler="random",
+        always_exclude_eval_doc=False,
+        output_type="multiple_choice",
+        doc_to_text=formats.mc_text,
+        doc_to_target=formats.mc_target,
+        doc_to_gold=formats.mc_gold,
+        metrics=("acc",),
+        choices=("A", "B", "C", "D"),
+        default_shots=3,
+    ),
+    "toy_yesno": TaskSpec(
+        name="toy_yesno",
+        hub_id="",
+        hub_config=None,
+        eval_split="test",
+        fewshot_split="fewshot",
+        sampler="random",
+        always_exclude_eval_doc=False,
+        output_type="multiple_choice",
+        doc_to_text=formats.yesno_text,
+        doc_to_target=formats.yesno_target,
+        doc_to_gold=formats.yesno_gold,
+        metrics=("mcc", "acc"),
+        choices=("no", "yes"),
+        default_shots=4,
+    ),
+    "toy_math": TaskSpec(
+        name="toy_math",
+        hub_id="",
+        hub_config=None,
+        eval_split="test",
+        fewshot_split="fewshot",
+        sampler="random",
+        always_exclude_eval_doc=False,
+        output_type="generate_until",
+        doc_to_text=formats.math_text,
+        doc_to_target=formats.math_target,
+        doc_to_gold=formats.math_target,
+        metrics=("em_strict", "em_flexible"),
+        stop_sequences=("\n", "Question:"),
+        max_gen_toks=24,
+        default_shots=2,
+    ),
+}

@@ -1,0 +1,159 @@
+"""The toy world: made-up people with a few attributes each, drawn from a seed.
+
+Everything the corpus states and every task asks about comes from one :class:`World`, so the
+answer to a task question is a fact the corpus really contains (in another form). Entities are
+split once, by a seeded shuffle, into the task splits: an entity whose questions are in ``test``
+never has questions in ``train``, so finetuning can teach the question *format* for a relation but
+not the test answers, which the model must recall from pretraining.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from emergence.errors import UserError
+
+ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z")
+VOWELS = ("a", "e", "i", "o", "u")
+CODAS = ("", "", "n", "r", "l", "s", "k")
+
+# attribute values: short, common words so the BPE keeps each as one token
+VALUES: dict[str, tuple[str, ...]] = {
+    "color": ("red", "blue", "green", "pink", "black", "white", "gold", "grey"),
+    "pet": ("cat", "dog", "fish", "bird", "frog", "horse", "goat", "mouse"),
+    "city": ("rome", "oslo", "lima", "riga", "bern", "doha", "baku", "kyiv"),
+}
+MAX_COINS = 9
+SPLITS = ("train", "fewshot", "validation", "test")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """What the world and its corpus look like; the seed fixes every draw.
+
+    ``exam_relations`` are the relations that pretraining quizzes (documents already in the task
+    formats) ask about; the toy tasks ask about the *other* relations, so answering them few-shot
+    needs a transfer the corpus never shows directly. ``exam_op`` is the arithmetic story the
+    corpus' worked problems use (``minus``: "loses"); the numeric task asks for the other (``plus``).
+    """
+
+    seed: int = 0
+    n_entities: int = 200
+    split_fractions: tuple[float, float, float, float] = (0.5, 0.1, 0.1, 0.3)  # train, fewshot, val, test
+    exam_relations: tuple[str, ...] = ("city",)
+    exam_op: str = "minus"
+    corpus_tokens_hint: int = 3_000_000  # roughly how many BPE tokens the training corpus holds
+    heldout_docs: int = 600
+    vocab_size: int = 1024  # byte-level BPE trained on the corpus
+    doc_mix: tuple[tuple[str, float], ...] = (
+        ("bio", 0.55),
+        ("arithmetic", 0.15),
+        ("exam_mc", 0.1),
+        ("exam_yesno", 0.1),
+        ("exam_math", 0.1),
+    )
+
+    def __post_init__(self) -> None:
+        if self.n_entities < 20:
+            raise UserError(f"toy world: n_entities must be >= 20, got {self.n_entities}")
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6 or len(self.split_fractions) != len(SPLITS):
+            raise UserError(
+                f"toy world: split_fractions must be 4 numbers summing to 1, got {self.split_fractions}"
+            )
+        unknown = [r for r in self.exam_relations if r not in VALUES]
+        if unknown:
+            raise UserError(f"toy world: unknown exam relation {unknown[0]!r}; known: {', '.join(VALUES)}")
+        if self.vocab_size < 300:
+            raise UserError(
+                f"toy world: vocab_size must be >= 300 (256 bytes + merges), got {self.vocab_size}"
+            )
+        if self.exam_op not in ("plus", "minus"):
+            raise UserError(f"toy world: exam_op must be plus or minus, got {self.exam_op!r}")
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> WorldConfig:
+        raw = dict(raw or {})
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise UserError(f"toy world: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        for key in ("split_fractions", "exam_relations"):
+            if key in raw:
+                raw[key] = tuple(raw[key])
+        if "doc_mix" in raw:
+            mix = raw["doc_mix"]
+            raw["doc_mix"] = tuple(
+                (str(k), float(v)) for k, v in (mix.items() if isinstance(mix, dict) else mix)
+            )
+        return cls(**raw)
+
+    def to_dict(self) -> dict:
+        return {
+            "seed": self.seed,
+            "n_entities": self.n_entities,
+            "split_fractions": list(self.split_fractions),
+            "exam_relations": list(self.exam_relations),
+            "exam_op": self.exam_op,
+            "corpus_tokens_hint": self.corpus_tokens_hint,
+            "heldout_docs": self.heldout_docs,
+            "vocab_size": self.vocab_size,
+            "doc_mix": dict(self.doc_mix),
+        }
+
+    @property
+    def task_relations(self) -> tuple[str, ...]:
+        """Relations the toy tasks ask about: every one the pretraining quizzes leave out."""
+        return tuple(r for r in VALUES if r not in self.exam_relations)
+
+    @property
+    def task_op(self) -> str:
+        return "plus" if self.exam_op == "minus" else "minus"
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    attrs: dict[str, str]  # relation -> value
+    coins: int
+    split: str
+
+
+@dataclass(frozen=True)
+class World:
+    config: WorldConfig
+    entities: tuple[Entity, ...]
+    by_split: dict[str, tuple[Entity, ...]] = field(repr=False)
+
+
+def _names(rng: random.Random, n: int) -> list[str]:
+    """n distinct two-syllable names (no collision with attribute words)."""
+    taken = {v for values in VALUES.values() for v in values}
+    names: list[str] = []
+    while len(names) < n:
+        name = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(2))
+        if name not in taken and len(name) >= 4:
+            taken.add(name)
+            names.append(name)
+    return names
+
+
+def build_world(config: WorldConfig) -> World:
+    """Entities with attributes and splits, a pure function of ``config``."""
+    rng = random.Random(f"toy-world-{config.seed}")
+    names = _names(rng, config.n_entities)
+    counts = [int(round(f * config.n_entities)) for f in config.split_fractions]
+    counts[0] += config.n_entities - sum(counts)
+    labels = [s for s, c in zip(SPLITS, counts, strict=True) for _ in range(c)]
+    rng.shuffle(labels)
+    entities = tuple(
+        Entity(
+            name=name,
+            attrs={rel: rng.choice(values) for rel, values in VALUES.items()},
+            coins=rng.randint(1, MAX_COINS),
+            split=split,
+        )
+        for name, split in zip(names, labels, strict=True)
+    )
+    by_split = {s: tuple(e for e in entities if e.split == s) for s in SPLITS}
+    return World(config, entities, by_split)

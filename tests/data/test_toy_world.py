@@ -1,0 +1,127 @@
+"""The toy world: deterministic generation, task prompts laid out like the real tasks, a real BPE."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emergence.data import templates
+from emergence.data.tasks import TASK_SPECS, get_task, make_requests
+from emergence.data.toy import store, tokenizer
+from emergence.data.toy.corpus import documents
+from emergence.data.toy.tasks import TOY_TASKS, task_docs
+from emergence.data.toy.world import SPLITS, WorldConfig, build_world
+from emergence.errors import UserError
+
+SMALL = WorldConfig(seed=3, n_entities=40, corpus_tokens_hint=40_000, heldout_docs=50, vocab_size=400)
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory):
+    return store.ensure_corpus(SMALL, tmp_path_factory.mktemp("toy") / "world")
+
+
+def test_same_seed_same_world_corpus_and_tasks():
+    a, b = build_world(SMALL), build_world(SMALL)
+    assert a.entities == b.entities
+    assert list(documents(a, 50)) == list(documents(b, 50))
+    for task in TOY_TASKS:
+        assert task_docs(a, task, "test") == task_docs(b, task, "test")
+    other = build_world(WorldConfig(seed=4, n_entities=40))
+    assert other.entities != a.entities
+
+
+def test_generated_files_are_byte_identical_across_runs(tmp_path, toy_dir):
+    again = store.ensure_corpus(SMALL, tmp_path / "again")
+    for name in (
+        "world.json",
+        "tokenizer.json",
+        "corpus_train.npy",
+        "corpus_heldout.npy",
+        "tasks/toy_mc/test.jsonl",
+        "tasks/toy_math/train.jsonl",
+    ):
+        assert (again / name).read_bytes() == (toy_dir / name).read_bytes(), name
+
+
+def test_splits_have_disjoint_entities_and_test_entities_never_appear_in_quizzes():
+    world = build_world(SMALL)
+    for task in TOY_TASKS:
+        seen = {split: {d["entity"] for d in task_docs(world, task, split)} for split in SPLITS}
+        for i, s in enumerate(SPLITS):
+            for t in SPLITS[i + 1 :]:
+                assert not seen[s] & seen[t], (task, s, t)
+    test_names = {e.name for e in world.by_split["test"]}
+    # quizzes (exam documents) ask only the exam relation; task relations only appear as prose there
+    for doc in documents(world, 400):
+        if "Question:" in doc and any(n in doc for n in test_names):
+            assert "color" not in doc and "animal" not in doc and "finds" not in doc, doc
+
+
+def test_every_task_answer_is_a_fact_the_corpus_states():
+    world = build_world(SMALL)
+    facts = {(e.name, v) for e in world.entities for v in e.attrs.values()}
+    for d in task_docs(world, "toy_mc", "test"):
+        assert (d["entity"], d["choices"][d["answer"]]) in facts
+    coins = {e.name: e.coins for e in world.entities}
+    for d in task_docs(world, "toy_math", "test"):
+        assert d["answer"].startswith(f"{d['entity']} had {coins[d['entity']]} coins.")
+
+
+def test_toy_prompts_render_exactly_like_the_real_task_templates():
+    world = build_world(SMALL)
+    mc = task_docs(world, "toy_mc", "test")[0]
+    real_mc = {"question": "Question: " + mc["question"], "choices": mc["choices"], "answer": mc["answer"]}
+    assert get_task("toy_mc").doc_to_text(mc) == templates.mmlu_text(real_mc)
+    yn = task_docs(world, "toy_yesno", "test")[0]
+    assert get_task("toy_yesno").doc_to_text(yn) == templates.cola_text(yn)
+    assert get_task("toy_yesno").doc_to_target(yn) == templates.cola_target(yn)
+    gm = task_docs(world, "toy_math", "test")[0]
+    assert get_task("toy_math").doc_to_text(gm) == templates.gsm8k_text(gm)
+    assert gm["answer"].endswith(f"#### {gm['answer'].split('#### ')[1]}")
+
+
+def test_make_requests_works_for_toy_tasks_through_the_task_machinery(toy_dir):
+    spec, reqs = make_requests("toy_mc", shots=2, data_dir=toy_dir)
+    assert reqs[0].continuations == (" A", " B", " C", " D")
+    shots = reqs[0].context.split("\n\n")
+    assert (
+        len(shots) == 3
+        and shots[0].startswith("Question: ")
+        and shots[0][-3:] in {": A", ": B", ": C", ": D"}
+    )
+    assert reqs[0].context.endswith("\nAnswer:")
+    _, yn = make_requests("toy_yesno", shots=0, data_dir=toy_dir)
+    assert yn[0].continuations == (" no", " yes") and yn[0].context.endswith("make sense?\nAnswer:")
+    _, gm = make_requests("toy_math", shots=1, data_dir=toy_dir)
+    assert gm[0].is_generation and gm[0].stop == ("\n", "Question:") and "#### " in gm[0].gold
+    assert set(TASK_SPECS) == {"mmlu", "commonsense_qa", "cola", "gsm8k"}  # the real four untouched
+
+
+def test_unknown_toy_split_and_task_are_one_line_user_errors(toy_dir):
+    with pytest.raises(UserError, match="no split 'dev'"):
+        make_requests("toy_mc", split="dev", data_dir=toy_dir)
+    with pytest.raises(UserError, match="toy_mc"):
+        get_task("toy_nope")
+
+
+def test_bpe_round_trips_corpus_and_prompts(toy_dir):
+    tok = tokenizer.load(str(toy_dir / "tokenizer.json"))
+    world = build_world(SMALL)
+    texts = [
+        *documents(world, 20, "heldout"),
+        make_requests("toy_math", shots=2, data_dir=toy_dir)[1][0].context,
+    ]
+    for text in texts:
+        assert tok.decode(tok.encode(text)) == text
+    assert tok.vocab_size == SMALL.vocab_size
+    stream = store.load_tokens(toy_dir, store.TRAIN_TOKENS)
+    assert stream.dtype.name == "int32" and stream.max() < tok.vocab_size
+    assert (stream == tok.eos_token_ids[0]).sum() > 100  # documents separated by <|endoftext|>
+
+
+def test_a_directory_holding_another_world_is_refused(toy_dir):
+    with pytest.raises(UserError, match="another config"):
+        store.ensure_tasks(WorldConfig(seed=99, n_entities=40), toy_dir)
+    assert json.loads((toy_dir / "world.json").read_text())["config"]["seed"] == 3
