@@ -51,7 +51,7 @@ def test_ci_ladder_writes_a_manifest_of_loadable_checkpoints(ci_ladder):
     doc = yaml.safe_load(manifest.read_text())
     assert doc["ladder"] == "ci" and (manifest.parent / doc["data_dir"] / "world.json").is_file()
     entries = read_manifest(manifest)
-    assert [(e["model"], e["step"]) for e in entries] == [
+    assert [(e["ladder_model"], e["step"]) for e in entries] == [
         (m.name, s) for m in ladder.models for s in m.checkpoints
     ]
     for e in entries:
@@ -65,10 +65,22 @@ def test_ci_ladder_writes_a_manifest_of_loadable_checkpoints(ci_ladder):
     assert loaded.tokenizer.decode(loaded.tokenizer.encode("lipo keeps a cat.")) == "lipo keeps a cat."
 
 
+def test_the_sweep_reads_the_manifest_as_its_checkpoints(ci_ladder):
+    from emergence.sweep.config import read_ladder
+
+    specs = read_ladder(ci_ladder[1])
+    entries = read_manifest(ci_ladder[1])
+    assert [s.id for s in specs] == [e["id"] for e in entries]
+    assert all(Path(s.model).resolve() == Path(e["path"]) for s, e in zip(specs, entries, strict=True))
+    assert [s.flops for s in specs] == [e["flops"] for e in entries]
+    doc = yaml.safe_load(ci_ladder[1].read_text())
+    assert (ci_ladder[1].parent / doc["heldout_corpus"]).is_file()
+
+
 def test_pretraining_lowers_the_heldout_loss(ci_ladder):
     entries = read_manifest(ci_ladder[1])
     for model in ("d16-l1", "d32-l2"):
-        losses = [e["pretrain_loss"] for e in entries if e["model"] == model]
+        losses = [e["pretrain_loss"] for e in entries if e["ladder_model"] == model]
         assert losses[-1] < losses[0] < np.log(400)
 
 
