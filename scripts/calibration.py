@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--out", default=None, help="write per-fit records and the summary as JSON")
+    parser.add_argument(
+        "--log",
+        default=None,
+        help="append each fit's record to this JSONL file as it finishes; with --resume, skip fits already there",
+    )
+    parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -53,8 +59,16 @@ def main(argv: list[str] | None = None) -> int:
 
     enable_compile_cache()
     records = []
+    if args.resume and args.log and os.path.exists(args.log):
+        with open(args.log) as handle:
+            records = [json.loads(line) for line in handle if line.strip()]
+        records = [r for r in records if r["i"] < args.fits]
+        print(f"resuming after {len(records)} logged fits", flush=True)
+    done = {r["i"] for r in records}
     start = time.perf_counter()
     for i in range(args.fits):
+        if i in done:
+            continue
         rng = np.random.default_rng([args.seed, i])
         design = design_for(rng)
         truth = draw_truth(design, rng)
@@ -79,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": fit.seconds,
         }
         records.append(record)
+        if args.log:
+            with open(args.log, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
         covered = np.mean([r["covered"] for r in records])
         print(
             f"[{i + 1}/{args.fits}] truth {truth.e0:.3f} median {e0['median']:.3f} "

@@ -192,12 +192,23 @@ def read_truth(table: str | Path) -> dict | None:
         return json.load(handle)
 
 
+def _strict(value):
+    """NaN/±inf become null: strict JSON has no spelling for them (and other tools choke on NaN)."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(path: str | Path, payload: dict) -> None:
-    """Atomic JSON write (temp file in the same folder, then rename)."""
+    """Atomic JSON write (temp file in the same folder, then rename); non-finite numbers → null."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
     with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
+        json.dump(_strict(payload), handle, indent=2, sort_keys=True, allow_nan=False)
         handle.write("\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)

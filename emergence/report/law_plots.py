@@ -111,6 +111,12 @@ def plot_e0_cdf(fit: LawFit, path: str | Path, truth: float | None = None) -> Pa
     if truth is not None and np.isfinite(truth):
         ax.axvline(truth, color="tab:red", linewidth=1.5, label=f"truth {truth:.3f}")
         ax.axvspan(truth - SUCCESS_NATS, truth + SUCCESS_NATS, color="tab:red", alpha=0.08, label="±0.1 nat")
+    if draws is not None:
+        lo, hi = np.percentile(values, [0.1, 99.9])
+        marks = [summary["mle"]] + ([truth] if truth is not None and np.isfinite(truth) else [])
+        lo, hi = min(lo, *marks), max(hi, *marks)
+        pad = 0.15 * (hi - lo) + 1e-3
+        ax.set_xlim(lo - pad, hi + pad)
     ax.set_xlabel("few-shot emergence point E(D0) (pretraining loss, nats)")
     ax.set_ylabel("P(E(D0) ≤ x)")
     ax.set_title(f"{fit.data.task}: posterior of the few-shot emergence point")
@@ -135,7 +141,8 @@ def plot_backtest(result, path: str | Path) -> Path:
     ax.axhline(SUCCESS_NATS, color="black", linestyle="--", linewidth=1, label="0.1-nat success line")
     ax.set_xticks(positions, [r.protocol for r in rows], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("|E(D0) − truth| (nats)")
-    ax.set_title(f"backtests vs ground-truth elbow {result.truth.elbow:.3f}")
+    point = "posterior median" if any(np.isfinite(r.median) for r in rows) else "MLE"
+    ax.set_title(f"backtests ({point}) vs ground-truth elbow {result.truth.elbow:.3f} nats")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

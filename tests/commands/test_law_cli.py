@@ -97,7 +97,7 @@ def test_simulate_then_mle_backtest(tmp_path, capsys):
     table = tmp_path / "sim.parquet"
     assert run(["simulate", "--out", str(table), "--seed", "4", "--n-emerged", "3"]) == 0
     assert (tmp_path / "sim.truth.json").is_file()
-    assert len(pd.read_parquet(table)) == 144
+    assert len(pd.read_parquet(table)) == 144  # the default design: 12 checkpoints × 6 budgets × 2 seeds
     code = run(["backtest", str(table), "--task", "synthetic", "--mle-only", "--out", str(tmp_path / "bt")])
     assert code == 0
     out = capsys.readouterr().out
