@@ -135,6 +135,8 @@ def convert(tp: Any, value: Any, *, source: str, key: str) -> Any:
         if not isinstance(value, bool):
             raise UserError(f"{source}: {key}: expected true or false, got {_show(value)}")
         return value
+    if tp in (int, float) and isinstance(value, str):
+        value = _yaml11_number(value)  # PyYAML reads 3e-4 and 1e6 (no dot, no sign) as strings
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
@@ -151,6 +153,17 @@ def convert(tp: Any, value: Any, *, source: str, key: str) -> Any:
         return str(value)
     # a type the dataclass uses but this loader does not know: a bug in the code, not user input
     raise TypeError(f"config type {tp!r} for {key} is not supported")
+
+
+def _yaml11_number(text: str) -> Any:
+    """``text`` as a number when it is written like one (``3e-4``, ``1e6``), else unchanged."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if number.is_integer() and all(c not in text.lower() for c in ".ena"):
+        return int(number)
+    return number
 
 
 def _show(value: Any) -> str:

@@ -59,6 +59,9 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def code_version() -> str:
+    """Package version + git commit (``EMERGENCE_CODE_VERSION`` overrides, e.g. in a container without git)."""
+    if os.environ.get("EMERGENCE_CODE_VERSION"):
+        return os.environ["EMERGENCE_CODE_VERSION"]
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -1,0 +1,186 @@
+"""Running sweeps: end to end, killed and resumed, shared by concurrent runners, stale claims, failures.
+
+The reference is one uninterrupted run of the CI sweep (configs/sweeps/tiny.yaml: 2 tiny checkpoints ×
+CoLA × budgets {0, 16, 64} × 2 seeds = 10 cells) in a subprocess. Runner subprocesses share a JAX
+persistent compilation cache, so only the first one compiles.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emergence.sweep.config import load_sweep_config
+from emergence.sweep.plan import expand
+from emergence.sweep.results import results_table, sweep_status
+from emergence.sweep.runner import Runner
+from emergence.sweep.schema import RESULT_COLUMNS
+from tests.sweep.helpers import (
+    EMERGENCE,
+    REPO,
+    TINY_CONFIG,
+    cli_env,
+    comparable,
+    run_cli,
+    tiny_raw,
+    write_config,
+)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return cli_env(tmp_path_factory.mktemp("jax_cache"))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, env):
+    out = tmp_path_factory.mktemp("reference") / "out"
+    proc = run_cli(["sweep", "run", str(TINY_CONFIG), f"out={out}"], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, results_table(out), proc.stdout
+
+
+def test_tiny_sweep_end_to_end(reference):
+    out, table, stdout = reference
+    cells = expand(load_sweep_config(TINY_CONFIG))
+    assert list(table.columns) == [*RESULT_COLUMNS, "acc", "mcc"]
+    assert len(table) == 10 and set(table["config_hash"]) == {c.key for c in cells}
+    assert sorted(table["checkpoint"].unique()) == ["tiny-tied", "tiny-untied"]
+    assert sorted(table["budget"].unique()) == [0, 16, 64]
+    fewshot = table[table["budget"] == 0]
+    assert fewshot["subset_seed"].isna().all() and set(fewshot["method"]) == {"none"}
+    assert set(table.loc[table["budget"] > 0, "method"]) == {"lora"}
+    assert (table["n_eval"] == 12).all() and table["tokens"].isna().all() and table["flops"].isna().all()
+    assert (table.groupby("checkpoint")["pretrain_loss"].nunique() == 1).all()  # one loss per checkpoint
+    assert np.allclose(table["acc"], table["n_correct"] / table["n_eval"])
+    for key in table["config_hash"]:
+        work = out / "cells" / key
+        lines = (work / "records.jsonl").read_text().splitlines()
+        assert len(lines) == 12 and {"id", "correct"} <= set(json.loads(lines[0]))
+        assert "done in" in (work / "run.log").read_text()
+    assert "(ETA" in stdout and "[10/10]" in stdout
+    status = sweep_status(out)
+    assert (status.total, status.done, status.failed, status.running, status.pending) == (10, 10, 0, 0, 0)
+
+
+def test_rerun_skips_finished_cells(reference):
+    out, table, _ = reference
+    lines = []
+    report = Runner(load_sweep_config(TINY_CONFIG, [f"out={out}"]), echo=lines.append).run()
+    assert (report.skipped, report.done_here) == (10, 0)
+    pd.testing.assert_frame_equal(results_table(out), table)
+
+
+def _runs_until_progress(out, env, rng, cells_before_kill):
+    """Start a runner, let it report ``cells_before_kill`` cells, wait a random moment, SIGKILL it."""
+    proc = subprocess.Popen(
+        [*EMERGENCE, "sweep", "run", str(TINY_CONFIG), f"out={out}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = 0
+    for line in proc.stdout:
+        seen += line.startswith("[")
+        if seen >= cells_before_kill or line.startswith("finished"):
+            break
+    time.sleep(rng.uniform(0.0, 0.8))  # lands anywhere: mid-training, mid-eval, mid-write
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+
+
+def _assert_no_partial_records(out):
+    for path in (out / "cells").glob("*.json"):
+        record = json.loads(path.read_text())  # a torn write would not parse
+        assert record["status"] == "done" and set(RESULT_COLUMNS) <= set(record["row"])
+
+
+def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_table(reference, env, tmp_path):
+    rng = random.Random(20240605)
+    out = tmp_path / "out"
+    for cells_before_kill in (1, 2, 2):
+        _runs_until_progress(out, env, rng, cells_before_kill)
+        _assert_no_partial_records(out)
+    finished_before = len(list((out / "cells").glob("*.json")))
+    assert 0 < finished_before < 10, "the kills should interrupt the sweep part way"
+    proc = run_cli(["sweep", "run", str(TINY_CONFIG), f"out={out}"], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{finished_before} already recorded" in proc.stdout
+    table = results_table(out)
+    assert table["config_hash"].is_unique
+    pd.testing.assert_frame_equal(comparable(table), comparable(reference[1]))
+    for key in table["config_hash"]:  # per example too: resumed finetunes equal uninterrupted ones
+        mine, theirs = (_loglikelihoods(root / "cells" / key) for root in (out, reference[0]))
+        assert mine == theirs, f"cell {key}: per-example log-likelihoods differ after resume"
+
+
+def _loglikelihoods(work):
+    return [json.loads(line)["loglikelihoods"] for line in (work / "records.jsonl").read_text().splitlines()]
+
+
+def test_two_concurrent_runners_do_every_cell_exactly_once(reference, env, tmp_path):
+    out = tmp_path / "out"
+    cmd = [*EMERGENCE, "sweep", "run", str(TINY_CONFIG), f"out={out}"]
+    procs = [
+        subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    table = results_table(out)
+    pd.testing.assert_frame_equal(comparable(table), comparable(reference[1]))
+    for key in table["config_hash"]:
+        starts = [
+            line for line in (out / "cells" / key / "run.log").read_text().splitlines() if " start " in line
+        ]
+        assert len(starts) == 1, f"cell {key} was started {len(starts)} times"
+    done_by = [text.count("cola D=") for text in outputs]
+    assert sum(done_by) == 10
+
+
+def _fewshot_only(tmp_path, **changes):
+    raw = tiny_raw()
+    raw["checkpoints"] = raw["checkpoints"][:1]
+    raw["budgets"] = [0]
+    raw["out"] = str(tmp_path / "out")
+    raw["lock_ttl"] = 2
+    raw.update(changes)
+    return load_sweep_config(write_config(tmp_path / "s.yaml", raw))
+
+
+def test_a_lock_left_by_a_dead_runner_expires_and_its_cell_is_taken_over(tmp_path):
+    cfg = _fewshot_only(tmp_path)
+    (cell,) = expand(cfg)
+    lock = tmp_path / "out" / "cells" / f"{cell.key}.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": "a-host-that-died", "pid": 1, "token": "gone"}))
+    lines: list[str] = []
+    started = time.monotonic()
+    report = Runner(cfg, echo=lines.append).run()  # waits for the claim to go stale (2 s), then takes it
+    assert report.done_here == 1 and time.monotonic() - started >= 1.5
+    assert not lock.exists()
+    assert sweep_status(cfg.out).done == 1
+
+
+def test_a_failed_cell_is_recorded_and_retried_only_when_asked(tmp_path):
+    empty = tmp_path / "no_benchmarks"
+    (empty / "cola").mkdir(parents=True)
+    broken = _fewshot_only(tmp_path, eval={**tiny_raw()["eval"], "data_dir": str(empty)})
+    report = Runner(broken, echo=lambda _: None).run()
+    assert report.failed_here == 1
+    status = sweep_status(broken.out)
+    assert status.failed == 1 and "in_domain_dev.tsv" in status.failures[0][2]
+    fixed = _fewshot_only(tmp_path)  # same cell key: the data folder is not part of a cell's identity
+    assert Runner(fixed, echo=lambda _: None).run().skipped == 1
+    report = Runner(fixed, echo=lambda _: None).run(retry_failed=True)
+    assert report.done_here == 1 and sweep_status(fixed.out).done == 1

@@ -1,0 +1,170 @@
+"""Sweep configs: strict YAML, dotted overrides, validation without network, and stable cell keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from emergence.config import apply_overrides, from_dict, load_config
+from emergence.errors import UserError
+from emergence.sweep.config import load_sweep_config
+from emergence.sweep.plan import expand, format_plan, shard
+from tests.sweep.helpers import (
+    PAPER_CONFIG,
+    TINY_CONFIG,
+    TINY_LLAMA,
+    copy_with_other_tokenizer,
+    tiny_raw,
+    write_config,
+)
+
+
+@dataclass(frozen=True)
+class Inner:
+    lr: float = 1e-4
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Outer:
+    name: str
+    sizes: tuple[int, ...] = ()
+    inner: Inner = field(default_factory=Inner)
+
+
+# ----------------------------------------------------------------------------- the generic loader
+
+
+def test_generic_loader_builds_frozen_dataclasses_with_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: a\nsizes: [1, 2]\ninner: {lr: 0.1}\n")
+    cfg = load_config(Outer, path, ["inner.lr=3e-4", "inner.steps=5"])
+    assert cfg == Outer("a", (1, 2), Inner(3e-4, 5))
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"name": "a", "inner": {"lrr": 1}}, "unknown key 'inner.lrr'"),
+        ({"sizes": [1]}, "missing required key 'name'"),
+        ({"name": "a", "sizes": [1, "two"]}, "sizes[1]: expected an integer, got 'two'"),
+        ({"name": "a", "sizes": [True]}, "sizes[0]: expected an integer, got True"),
+        ({"name": "a", "inner": 3}, "inner: expected a mapping"),
+    ],
+)
+def test_generic_loader_names_key_and_file(raw, message):
+    with pytest.raises(UserError) as err:
+        from_dict(Outer, raw, source="x.yaml")
+    assert str(err.value).startswith("x.yaml: ") and message in str(err.value)
+
+
+def test_overrides_parse_values_as_yaml_and_reject_malformed_items():
+    out = apply_overrides({"a": {"b": 1}}, ["a.b=[1, 2]", "a.c=true", "d=text"])
+    assert out == {"a": {"b": [1, 2], "c": True}, "d": "text"}
+    with pytest.raises(UserError, match="expected dotted.key=value"):
+        apply_overrides({}, ["novalue"])
+    with pytest.raises(UserError, match="a.b is not a section"):
+        apply_overrides({"a": {"b": 1}}, ["a.b.c=2"])
+
+
+# ----------------------------------------------------------------------------- sweep configs
+
+
+def test_tiny_config_plans_ten_cells_with_one_fewshot_cell_per_checkpoint():
+    cells = expand(load_sweep_config(TINY_CONFIG))
+    assert len(cells) == 10
+    fewshot = [c for c in cells if c.budget == 0]
+    assert [(c.checkpoint_id, c.subset_seed, c.method) for c in fewshot] == [
+        ("tiny-tied", None, "none"),
+        ("tiny-untied", None, "none"),
+    ]
+    assert {(c.budget, c.subset_seed) for c in cells if c.budget} == {(16, 0), (16, 1), (64, 0), (64, 1)}
+    assert len({c.key for c in cells}) == 10
+
+
+def test_keys_are_stable_and_change_only_with_what_changes_the_numbers(tmp_path):
+    base = {c.label(): c.key for c in expand(load_sweep_config(TINY_CONFIG))}
+    assert base == {c.label(): c.key for c in expand(load_sweep_config(TINY_CONFIG))}
+    moved = {
+        c.label(): c.key
+        for c in expand(load_sweep_config(TINY_CONFIG, ["out=/elsewhere", "eval.batch_size=3"]))
+    }
+    assert moved == base  # output folder and eval batch size do not change results
+    new_lr = {c.label(): c.key for c in expand(load_sweep_config(TINY_CONFIG, ["finetune.lr=3e-4"]))}
+    changed = {label for label in base if new_lr[label] != base[label]}
+    assert changed == {label for label in base if "D=0 " not in label}  # few-shot cells do not train
+
+
+def test_shards_partition_the_plan():
+    cells = expand(load_sweep_config(TINY_CONFIG))
+    parts = [shard(cells, i, 3) for i in range(3)]
+    assert sorted(c.key for p in parts for c in p) == sorted(c.key for c in cells)
+
+
+def test_paper_config_plans_without_touching_the_network(monkeypatch):
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("plan must not download")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
+    cfg = load_sweep_config(PAPER_CONFIG)
+    cells = expand(cfg)
+    ids = [c.checkpoint_id for c in cells]
+    assert {"open_llama_3b_step_2500", "open_llama_7b_step_250000", "open_llama_13b_step_500000"} <= set(ids)
+    assert {c.task: c.shots for c in cells if c.budget == 0} == {
+        "mmlu": 5,
+        "commonsense_qa": 6,
+        "gsm8k": 5,
+        "cola": 5,
+    }
+    text = format_plan(cfg, cells, rows=3)
+    assert f"{len(cells)} cells" in text and "accelerator-hours" in text and "unknown size" not in text
+
+
+def test_ladder_manifest_paths_are_relative_to_the_manifest(tmp_path):
+    ladder = tmp_path / "ladder"
+    ladder.mkdir()
+    import shutil
+
+    shutil.copytree(TINY_LLAMA / "gqa_tied", ladder / "step_100")
+    (ladder / "manifest.yaml").write_text("checkpoints:\n  - {model: step_100, id: s100, tokens: 1.0e6}\n")
+    raw = tiny_raw()
+    raw.pop("checkpoints")
+    raw["ladder"] = str(ladder / "manifest.yaml")
+    cfg = load_sweep_config(write_config(tmp_path / "s.yaml", raw))
+    assert [(c.id, c.tokens) for c in cfg.checkpoints] == [("s100", 1.0e6)]
+    assert cfg.checkpoints[0].model == str(ladder / "step_100")
+
+
+@pytest.mark.parametrize(
+    ("edit", "culprit"),
+    [
+        (lambda r: r["finetune"].update(lrr=1), "unknown key 'finetune.lrr'"),
+        (
+            lambda r: r["checkpoints"].append({"model": "tests/fixtures/tiny_llama/nope"}),
+            "checkpoints[2].model",
+        ),
+        (lambda r: r.update(budgets=[0, "sixteen"]), "budgets[1]: expected an integer, got 'sixteen'"),
+        (lambda r: r["checkpoints"][1].update(id="tiny-tied"), "duplicate checkpoint id 'tiny-tied'"),
+        (lambda r: r["tasks"].append({"name": "mmmlu"}), "tasks[1].name: unknown task 'mmmlu'"),
+        (lambda r: r["finetune"].update(method="qlora"), "finetune: --method must be one of lora, full"),
+        (lambda r: r["loss"].update(corpus="missing.txt"), "loss.corpus: file not found"),
+    ],
+)
+def test_bad_configs_name_the_culprit(tmp_path, edit, culprit):
+    raw = tiny_raw()
+    edit(raw)
+    path = write_config(tmp_path / "bad.yaml", raw)
+    with pytest.raises(UserError) as err:
+        load_sweep_config(path)
+    assert culprit in str(err.value) and str(path) in str(err.value)
+
+
+def test_checkpoints_with_different_tokenizers_are_refused(tmp_path):
+    other = copy_with_other_tokenizer(tmp_path / "other_tok")
+    raw = tiny_raw()
+    raw["checkpoints"].append({"model": str(other), "id": "odd"})
+    with pytest.raises(UserError, match="checkpoint 'odd' has a different tokenizer than 'tiny-tied'"):
+        load_sweep_config(write_config(tmp_path / "s.yaml", raw))
