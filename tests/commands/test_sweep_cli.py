@@ -1,0 +1,185 @@
+"""`emergence sweep plan|run|status`, `emergence results`, `emergence loss`: output, and bad input → exit 2."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from emergence.cli import main
+from emergence.sweep.config import load_sweep_config
+from emergence.sweep.plan import expand
+from emergence.sweep.schema import RESULT_COLUMNS
+from emergence.sweep.store import Store
+from tests.sweep.helpers import (
+    FIXTURES,
+    TINY_CONFIG,
+    TINY_LLAMA,
+    copy_with_other_tokenizer,
+    tiny_raw,
+    write_config,
+)
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def _bad_config(tmp_path, edit):
+    raw = tiny_raw()
+    raw["out"] = str(tmp_path / "out")
+    edit(raw, tmp_path)
+    return write_config(tmp_path / "bad.yaml", raw)
+
+
+BAD_CONFIGS = {
+    "unknown key": (lambda r, t: r["eval"].update(limt=3), "unknown key 'eval.limt'"),
+    "missing checkpoint": (
+        lambda r, t: r["checkpoints"].append({"model": str(t / "no_such_model")}),
+        "checkpoints[2].model: checkpoint not found",
+    ),
+    "budget type": (lambda r, t: r.update(budgets=[0, 16.5]), "budgets[1]: expected an integer, got 16.5"),
+    "duplicate ids": (
+        lambda r, t: r["checkpoints"].append(
+            {"model": str(TINY_LLAMA / "llama3_rope_mqa"), "id": "tiny-untied"}
+        ),
+        "duplicate checkpoint id 'tiny-untied' (checkpoints[1] and checkpoints[2])",
+    ),
+    "tokenizer mismatch": (
+        lambda r, t: r["checkpoints"].append(
+            {"model": str(copy_with_other_tokenizer(t / "odd")), "id": "odd"}
+        ),
+        "checkpoint 'odd' has a different tokenizer than 'tiny-tied'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_sweep_configs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, case):
+    edit, culprit = BAD_CONFIGS[case]
+    path = _bad_config(tmp_path, edit)
+    for command in (["sweep", "plan", str(path)], ["sweep", "run", str(path)]):
+        code, out, err = run(command, capsys)
+        assert code == 2, (case, out, err)
+        assert err.count("\n") == 1 and err.startswith("error: ") and culprit in err and "bad.yaml" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_override_names_the_key(capsys):
+    code, _, err = run(["sweep", "plan", str(TINY_CONFIG), "finetune.lrr=3e-4"], capsys)
+    assert code == 2 and "unknown key 'finetune.lrr'" in err
+
+
+def test_plan_prints_every_cell_and_a_cost_estimate_and_writes_nothing(tmp_path, capsys):
+    code, out, _ = run(
+        ["sweep", "plan", str(TINY_CONFIG), f"out={tmp_path / 'o'}", "finetune.lr=3e-4"], capsys
+    )
+    assert code == 0
+    for cell in expand(load_sweep_config(TINY_CONFIG, ["finetune.lr=3e-4"])):
+        assert cell.key in out
+    assert "10 cells (2 few-shot, 8 finetuned)" in out and "estimated cost" in out
+    assert not (tmp_path / "o").exists()
+
+
+def _fake_sweep(out):
+    """A finished sweep's records written by hand: two done cells and a failed one."""
+    store = Store(out)
+    base = dict.fromkeys(RESULT_COLUMNS)
+    rows = [
+        {
+            **base,
+            "checkpoint": "b",
+            "pretrain_loss": 3.0,
+            "task": "cola",
+            "shots": 0,
+            "budget": 16,
+            "subset_seed": 0,
+            "method": "lora",
+            "n_eval": 4,
+            "n_correct": 3,
+            "seconds": 1.0,
+            "config_hash": "k2",
+            "code_version": "v",
+            "params": 10,
+            "mcc": 0.5,
+            "acc": 0.75,
+        },
+        {
+            **base,
+            "checkpoint": "a",
+            "pretrain_loss": 4.0,
+            "task": "cola",
+            "shots": 0,
+            "budget": 0,
+            "subset_seed": None,
+            "method": "none",
+            "n_eval": 4,
+            "n_correct": 2,
+            "seconds": 1.0,
+            "config_hash": "k1",
+            "code_version": "v",
+            "params": 10,
+            "mcc": 0.0,
+            "acc": 0.5,
+        },
+    ]
+    for row in rows:
+        store.write_record(row["config_hash"], {"status": "done", "row": row})
+    store.write_record("k3", {"status": "failed", "error": "ValueError: boom"})
+    return rows
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_results_writes_exactly_the_results_row_columns_then_metrics(tmp_path, capsys, fmt):
+    _fake_sweep(tmp_path / "out")
+    target = tmp_path / f"table.{fmt}"
+    code, out, _ = run(["results", str(tmp_path / "out"), "--format", fmt, "--out", str(target)], capsys)
+    assert code == 0 and "2 rows" in out
+    frame = pd.read_csv(target) if fmt == "csv" else pd.read_parquet(target)
+    assert list(frame.columns) == [*RESULT_COLUMNS, "acc", "mcc"]
+    assert list(frame["checkpoint"]) == ["a", "b"]
+    assert frame["tokens"].isna().all() and pd.isna(frame.loc[0, "subset_seed"])
+
+
+def test_status_counts_done_running_failed_pending(tmp_path, capsys):
+    _fake_sweep(tmp_path / "out")
+    code, out, _ = run(["sweep", "status", str(tmp_path / "out")], capsys)
+    assert code == 0
+    assert "done: 2" in out and "failed: 1" in out and "ValueError: boom" in out
+
+
+def test_results_and_status_refuse_a_folder_that_is_not_a_sweep(tmp_path, capsys):
+    for command in (["results", str(tmp_path / "nope")], ["sweep", "status", str(tmp_path)]):
+        code, _, err = run(command, capsys)
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    code, _, err = run(["results", str(tmp_path), "--format", "xlsx"], capsys)
+    assert code == 2 and "--format must be one of parquet, csv" in err
+
+
+def test_loss_prints_nats_per_token(capsys):
+    corpus = FIXTURES / "sweep" / "loss_corpus.txt"
+    code, out, _ = run(
+        [
+            "loss",
+            str(TINY_LLAMA / "gqa_tied"),
+            "--corpus",
+            str(corpus),
+            "--tokens",
+            "100",
+            "--seq-len",
+            "64",
+            "--batch-size",
+            "2",
+        ],
+        capsys,
+    )
+    assert code == 0 and "nats/token over 100 tokens" in out
+    assert 0 < float(out.split()[1]) < 12
+
+
+def test_loss_with_a_missing_corpus_exits_2(tmp_path, capsys):
+    code, _, err = run(["loss", str(TINY_LLAMA / "gqa_tied"), "--corpus", str(tmp_path / "none.txt")], capsys)
+    assert code == 2 and "loss corpus not found" in err
