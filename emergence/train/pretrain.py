@@ -42,7 +42,9 @@ HELDOUT_WINDOWS = 64  # held-out windows scored for the pretraining loss (64 × 
 
 @dataclass(frozen=True)
 class CheckpointEntry:
-    """One exported checkpoint, as the manifest lists it (path relative to the manifest)."""
+    """One exported checkpoint. The manifest's ``checkpoints:`` list holds the sweep's checkpoint
+    fields (``model`` = path relative to the manifest, ``id``, ``params``, ``tokens``, ``flops``);
+    its ``details:`` list adds the ladder model, step and held-out loss under the same ids."""
 
     id: str
     path: str
@@ -53,8 +55,22 @@ class CheckpointEntry:
     flops: float
     pretrain_loss: float
 
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
+    def checkpoint(self) -> dict:
+        return {
+            "model": self.path,
+            "id": self.id,
+            "params": self.params,
+            "tokens": self.tokens,
+            "flops": self.flops,
+        }
+
+    def details(self) -> dict:
+        return {
+            "id": self.id,
+            "ladder_model": self.model,
+            "step": self.step,
+            "pretrain_loss": self.pretrain_loss,
+        }
 
 
 def windows(stream: np.ndarray, seq_len: int) -> np.ndarray:
@@ -170,9 +186,11 @@ def write_manifest(out: Path, ladder: LadderConfig) -> Path:
     ]
     doc = {
         "ladder": ladder.name,
-        "data_dir": WORLD_DIR,
+        "data_dir": WORLD_DIR,  # --data-dir for the toy tasks of this ladder's world
+        "heldout_corpus": f"{WORLD_DIR}/{store.HELDOUT_TEXT}",  # a sweep's loss.corpus
         "seq_len": ladder.seq_len,
-        "checkpoints": [e.to_dict() for e in entries],
+        "checkpoints": [e.checkpoint() for e in entries],
+        "details": [e.details() for e in entries],
     }
     fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", dir=out)
     with os.fdopen(fd, "w") as handle:
@@ -182,10 +200,14 @@ def write_manifest(out: Path, ladder: LadderConfig) -> Path:
 
 
 def read_manifest(path: str | Path) -> list[dict]:
-    """The manifest's checkpoints with absolute paths (what a sweep loads)."""
+    """The manifest's checkpoints merged with their details, with absolute ``path``s."""
     path = Path(path)
     doc = yaml.safe_load(path.read_text())
-    return [{**e, "path": str((path.parent / e["path"]).resolve())} for e in doc["checkpoints"]]
+    details = {d["id"]: d for d in doc.get("details", [])}
+    return [
+        {**c, **details.get(c["id"], {}), "path": str((path.parent / c["model"]).resolve())}
+        for c in doc["checkpoints"]
+    ]
 
 
 def train_model(

@@ -118,7 +118,8 @@ def _train_step(graphdef, hyper: Hyper, params, rest, opt_state, batch, step, sc
     direction, new_opt = _transform(hyper).update(grads, opt_state, params)
     lr = learning_rate(step, sched["lr"], sched["warmup"], sched["total"], sched["end_ratio"], hyper.schedule)
     new_params = jax.tree.map(lambda p, d: (p - lr * d).astype(p.dtype), params, direction)
-    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.tree.norm(new_params))
+    finite = [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.all(jnp.stack(finite))
     keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(ok, new, old))
     metrics = {"loss": loss, "grad_norm": grad_norm, "lr": lr, "loss_tokens": count, "ok": ok}
     return keep(new_params, params), keep(new_opt, opt_state), metrics

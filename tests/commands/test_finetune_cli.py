@@ -1,0 +1,97 @@
+"""`emergence finetune`: a run end to end, and one line + exit 2 for every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emergence.cli import main
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TINY = str(FIXTURES / "tiny_llama" / "gqa_untied")
+DATA = str(FIXTURES / "benchmarks")
+
+
+def _run(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        main(["finetune", TINY, "--task", "cola", "--data-dir", DATA, *args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "61"], "budget 61 is larger than the cola training data"),
+        (["--budget", "8", "--target", "qkv_proj"], "LoRA target 'qkv_proj' matches no linear module"),
+        (["--budget", "8", "--rank", "0"], "--rank must be a positive integer, got 0"),
+        (["--budget", "8", "--rank", "-3"], "--rank must be a positive integer, got -3"),
+        (["--budget", "8", "--steps", "3", "--epochs", "2"], "give either --steps or --epochs"),
+        (["--budget", "8", "--method", "qlora"], "--method must be one of lora, full"),
+    ],
+)
+def test_bad_inputs_exit_2_with_one_line(capsys, tmp_path, args, message):
+    code, _, err = _run(capsys, *args, "--out", str(tmp_path / "run"))
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], err
+    assert not (tmp_path / "run" / "run.json").exists()  # a rejected command claims no directory
+
+
+def test_a_diverging_run_stops_with_a_clear_message_and_keeps_its_last_good_checkpoint(capsys, tmp_path):
+    out = tmp_path / "nan"
+    code, _, err = _run(
+        capsys,
+        "--budget",
+        "8",
+        "--steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e30",
+        "--save-every",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert code == 2
+    assert "training diverged" in err and "non-finite" in err
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert ckpts and all(name.startswith("step_") for name in ckpts)  # no half-written checkpoint
+    assert not (out / "adapter_config.json").exists()
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(m["loss"] == m["loss"] for m in metrics)  # only finite losses were logged
+
+
+def test_finetune_writes_metrics_and_an_adapter_that_evaluates(capsys, tmp_path):
+    from emergence.models.registry import load_model
+    from emergence.train.adapters import load_adapter
+
+    out = tmp_path / "ok"
+    code, stdout, _ = _run(
+        capsys, "--budget", "8", "--steps", "4", "--batch-size", "4", "--lr", "1e-2", "--out", str(out)
+    )
+    assert code == 0 and "finished 4 steps" in stdout
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4]
+    assert all(m["tokens_per_s"] > 0 for m in metrics)
+    base = load_model(TINY)
+    tuned = load_adapter(load_model(TINY), out)
+    import jax.numpy as jnp
+
+    tokens = jnp.asarray([[5, 6, 7]])
+    assert float(jnp.max(jnp.abs(tuned.model(tokens)[0] - base.model(tokens)[0]))) > 0
+    code, stdout, _ = _run(
+        capsys, "--budget", "8", "--steps", "4", "--batch-size", "4", "--lr", "1e-2", "--out", str(out)
+    )
+    assert code == 0 and "already finished" in stdout
+    code, _, err = _run(
+        capsys, "--budget", "8", "--steps", "5", "--batch-size", "4", "--lr", "1e-2", "--out", str(out)
+    )
+    assert code == 2 and "different config" in err
