@@ -11,8 +11,9 @@ For each task config it runs, one after the other and each in its own process, o
 (``.venv/bin/emergence eval smollm2-135m --task T --shots K --json --out FILE``) and the harness
 (``.venv-bench/bin/python scripts/harness_peer.py``: ``HFLM`` fp32 on CPU, on ``build/smollm2-hf``,
 the same weights exported by ``scripts/torch_peer.py export``) on the same local data. Then it prints
-examples/s for both and their ratio (ours/harness; each side's own ``seconds``, model loading
-excluded), both sides' metrics, and per-example agreement: % identical predictions and, for multiple
+examples/s for both and their ratio (ours/harness; each side's own ``seconds``: ours = scoring
+incl. JIT compilation, harness = ``simple_evaluate``; model loading excluded on both, and each
+process' wall time is printed too), both sides' metrics, and per-example agreement: % identical predictions and, for multiple
 choice, max |Δ loglikelihood|; for gsm8k, % identical generations and extractions.
 
 ``--against-reference`` compares our full commonsense_qa and cola runs with the committed harness
@@ -28,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,14 +75,24 @@ def effective_limit(cfg: BenchTask, limit: int | None) -> int | None:
 def _run(cmd: list[str], what: str) -> dict:
     """Run one side in its own process; its summary is the last stdout line (JSON)."""
     print(f"$ {' '.join(cmd)}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - started
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise SystemExit(f"error: {what} failed (exit {proc.returncode}):\n{tail}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("{")]
     if not lines:
         raise SystemExit(f"error: {what} printed no JSON summary")
-    return json.loads(lines[-1])
+    return json.loads(lines[-1]) | {"process_wall_s": round(wall, 3)}
+
+
+def _reusable(summary_path: Path, limit: int | None) -> dict | None:
+    """A previous run's summary, if it exists and ran with the same limit."""
+    if not summary_path.is_file():
+        return None
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    return summary if summary.get("limit", "absent") == limit else None
 
 
 def run_ours(cfg: BenchTask, limit: int | None, out: Path, args: argparse.Namespace) -> tuple[dict, list]:
@@ -93,10 +105,9 @@ def run_ours(cfg: BenchTask, limit: int | None, out: Path, args: argparse.Namesp
     cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
     cmd += ["--data-dir", args.data_dir] if args.data_dir else []
     summary_path = records.with_suffix(".summary.json")
-    if args.reuse and records.is_file() and summary_path.is_file():
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    else:
-        summary = _run(cmd, f"emergence eval --task {cfg.task}")
+    summary = _reusable(summary_path, limit) if args.reuse and records.is_file() else None
+    if summary is None:
+        summary = _run(cmd, f"emergence eval --task {cfg.task}") | {"limit": limit}
         _atomic_write(summary_path, json.dumps(summary, indent=1) + "\n")
     return summary, read_jsonl(records)
 
@@ -109,10 +120,10 @@ def run_harness(cfg: BenchTask, limit: int | None, out: Path, args: argparse.Nam
     cmd += ["--limit", str(limit)] if limit is not None else []
     cmd += ["--subjects", ",".join(cfg.subjects)] if cfg.subjects else []
     cmd += ["--data-dir", args.data_dir] if args.data_dir else []
-    if args.reuse and (folder / "summary.json").is_file():
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    else:
+    summary = _reusable(folder / "summary.json", limit) if args.reuse else None
+    if summary is None:
         summary = _run(cmd, f"harness_peer --task {cfg.task}")
+        _atomic_write(folder / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary, read_jsonl(folder / "examples.jsonl")
 
 
@@ -172,11 +183,13 @@ def compare(name: str, ours: dict, ours_recs: list, theirs: dict, theirs_recs: l
         "ours": {
             "examples_per_s": ours.get("examples_per_s"),
             "seconds": ours.get("seconds"),
+            "process_wall_s": ours.get("process_wall_s"),
             "metrics": ours["metrics"],
         },
         "harness": {
             "examples_per_s": theirs.get("examples_per_s"),
             "seconds": theirs.get("seconds"),
+            "process_wall_s": theirs.get("process_wall_s"),
             "metrics": harness_metrics(theirs),
         },
         "agreement": agreement(ours_recs, theirs_recs),
@@ -200,6 +213,13 @@ def print_row(row: dict) -> None:
         )
     else:
         print(f"  examples/s: ours {ours['examples_per_s']:.3f} ({ours['seconds']:.1f} s)")
+    walls = [
+        f"{side} {row[side]['process_wall_s']:.1f} s"
+        for side in ("ours", "harness")
+        if row[side].get("process_wall_s")
+    ]
+    if walls:
+        print(f"  process wall time (model load, compile, data included): {', '.join(walls)}")
     for metric in sorted(set(ours["metrics"]) | set(theirs["metrics"])):
         a, b = ours["metrics"].get(metric), theirs["metrics"].get(metric)
         delta = f"  Δ {100 * (a - b):+.2f} pts" if isinstance(a, float) and isinstance(b, float) else ""
@@ -207,6 +227,7 @@ def print_row(row: dict) -> None:
     print(
         f"  agreement on {agree['n_common']} common docs (ours {agree['n_ours']}, harness "
         f"{agree['n_harness']}): {agree.get('identical_predictions_pct', float('nan')):.2f}% identical predictions"
+        + (" (strict-match extraction)" if "identical_generations_pct" in agree else "")
     )
     if "max_abs_dll" in agree:
         print(
