@@ -8,14 +8,14 @@ the untouched base. The finetuning run lives in the cell's work folder, so a cel
 training resumes from its last orbax checkpoint when a runner takes it over.
 
 Timings separate what the sweep costs from what the engines compute: ``train`` is the trainer's step
-loop (compilation included), ``eval`` the scoring / generation; the rest of the cell's wall time is
-per-cell overhead (data loading, tokenization, adapter I/O, records), reported by the runner.
+loop (compilation included), ``eval`` the scoring / generation; ``finetune_call``, ``adapter_load``
+and ``eval_call`` are the wall times of the engine calls around them (data, LoRA setup, checkpoint and
+adapter I/O); the rest of a cell's wall time is the sweep's own overhead (scripts/bench_sweep.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +49,10 @@ class CellOutcome:
     records: list[dict[str, Any]] = field(repr=False)
     timings: dict[str, float] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    cleanup: list[Path] = field(default_factory=list)  # deletable once the cell's record is written
+
+
+_split_cache: list = []  # [(model, graphdef, state)] of the current base model: copies are then cheap
 
 
 def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
@@ -56,7 +60,10 @@ def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
     import jax.numpy as jnp
     from flax import nnx
 
-    model = nnx.clone(loaded.model)
+    if not _split_cache or _split_cache[0][0] is not loaded.model:
+        _split_cache[:] = [(loaded.model, *nnx.split(loaded.model))]
+    _, graphdef, state = _split_cache[0]
+    model = nnx.merge(graphdef, state, copy=True)  # new Variable objects, same (immutable) arrays
     if copy_arrays:
         for _, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
             var.set_value(jnp.copy(var.get_value()))
@@ -67,6 +74,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
     from emergence.eval.evaluate import evaluate
 
     timings: dict[str, float] = {"train": 0.0, "eval": 0.0}
+    cleanup: list[Path] = []
     train_info: dict[str, Any] = {}
     model = base
     if cell.budget > 0:
@@ -75,6 +83,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
 
         ft_cfg = finetune_config(cfg, cell.checkpoint.model, cell.task, cell.budget, cell.subset_seed)
         ft_dir = work / "finetune"
+        t0 = time.perf_counter()
         log(
             f"finetune {ft_cfg.method} D={cell.budget} seed={cell.subset_seed} lr={ft_cfg.optim.lr} -> {ft_dir}"
         )
@@ -87,6 +96,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
                 f"plan: {p.total_steps} steps, {p.n_train} training examples ({p.data_note})"
             ),
         )
+        timings["finetune_call"] = time.perf_counter() - t0
         if result.history:
             timings["train"] = float(result.history[-1]["seconds"])
         train_info = {
@@ -97,10 +107,13 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
             "final_loss": result.history[-1]["loss"] if result.history else None,
         }
         if not cfg.finetune.keep_checkpoints:
-            shutil.rmtree(ft_dir / CHECKPOINT_DIR, ignore_errors=True)
+            cleanup.append(ft_dir / CHECKPOINT_DIR)
+        t0 = time.perf_counter()
         model = load_adapter(fresh_copy(base, copy_arrays=False), ft_dir)
+        timings["adapter_load"] = time.perf_counter() - t0
     log(f"evaluate {cell.task} shots={cell.shots} limit={cell.limit}")
     ev = cfg.eval
+    t0 = time.perf_counter()
     res = evaluate(
         model,
         cell.task,
@@ -111,6 +124,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         source=ev.source,
         seed=ev.fewshot_seed,
     )
+    timings["eval_call"] = time.perf_counter() - t0
     timings["eval"] = float(res.seconds)
     log(f"metrics {res.metrics} n={res.n} correct={res.n_correct} ({res.seconds:.2f}s)")
-    return CellOutcome(dict(res.metrics), res.n, res.n_correct, res.records, timings, train_info)
+    return CellOutcome(dict(res.metrics), res.n, res.n_correct, res.records, timings, train_info, cleanup)

@@ -14,10 +14,12 @@ cells claimed by others, taking over any whose claim goes stale, so the sweep en
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,8 @@ class Runner:
         self._loaded: tuple[str, Any] | None = None
         self._tokenizer: tuple[str, str] | None = None
         self.retry_failed = False
+        # Finished cells' training checkpoints are deleted in the background, overlapping the next cell.
+        self._cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cleanup")
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -141,6 +145,7 @@ class Runner:
                 time.sleep(delay)
             elif pending:
                 break
+        self._cleaner.shutdown(wait=True)
         report.seconds = time.perf_counter() - started
         failed = sum(1 for c in mine if (self.store.record(c.key) or {}).get("status") == "failed")
         self.echo(
@@ -173,7 +178,10 @@ class Runner:
             if not claim.owned():
                 self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")
                 return False
+            cleanup = record.pop("_cleanup", ())
             self.store.write_record(cell.key, record)
+            for path in cleanup:
+                self._cleaner.submit(shutil.rmtree, path, ignore_errors=True)
         finally:
             claim.release()
         if record["status"] == "done":
@@ -212,6 +220,7 @@ class Runner:
                 "host": HOST,
                 "pid": os.getpid(),
                 "finished": time.time(),
+                "_cleanup": outcome.cleanup,  # taken out before the record is written
             }
             log(f"done in {seconds:.2f}s (train {timing['train']:.2f}s, eval {timing['eval']:.2f}s)")
         except TokenizerMismatch:

@@ -33,14 +33,15 @@ HOST = socket.gethostname()
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Atomically replace ``path`` with ``data`` as JSON (temp file in the same folder, fsync, rename)."""
+    """Atomically replace ``path`` with ``data`` as JSON (temp file in the same folder, then rename).
+
+    No fsync: a killed process cannot tear a renamed file, and after a host crash a truncated record
+    does not parse, which readers treat as "no record", so the cell is simply run again."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=1, allow_nan=True)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

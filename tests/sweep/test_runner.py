@@ -146,6 +146,8 @@ def test_two_concurrent_runners_do_every_cell_exactly_once(reference, env, tmp_p
         assert len(starts) == 1, f"cell {key} was started {len(starts)} times"
     done_by = [text.count("cola D=") for text in outputs]
     assert sum(done_by) == 10
+    for key in table["config_hash"]:  # each process ran its own mix of cells from one loaded base model
+        assert _loglikelihoods(out / "cells" / key) == _loglikelihoods(reference[0] / "cells" / key)
 
 
 def _fewshot_only(tmp_path, **changes):

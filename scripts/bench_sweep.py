@@ -1,0 +1,85 @@
+"""Per-cell overhead of the sweep runner on the tiny CI sweep: everything except training and evaluation compute.
+
+Runs configs/sweeps/tiny.yaml twice in one process, each into a fresh output folder:
+  cold — a new process's first sweep (compilation happens inside the train / eval compute),
+  warm — the same sweep again, jitted steps already compiled: the steady state of a long sweep.
+Each cell record carries timings (emergence/sweep/cell.py); the wall time of the run is split into
+  compute      the trainer's step loop + evaluation scoring + the pretraining-loss forward passes,
+  engine I/O   the rest of the engine calls: training data, LoRA setup, the trainer's final orbax
+               checkpoint, adapter save + load, eval request building (emergence/train, emergence/eval),
+  model load   reading each checkpoint once,
+  sweep        everything the sweep itself adds: plan, claims + heartbeats, model copies, records,
+               logs, status checks (emergence/sweep).
+Overhead = wall − compute, as a fraction of the wall time; the goal is ≤ 5 %.
+
+    python scripts/bench_sweep.py [--config configs/sweeps/tiny.yaml] [overrides...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def measure(config: Path, overrides: list[str], out: Path) -> dict[str, float]:
+    from emergence.sweep.config import load_sweep_config
+    from emergence.sweep.runner import Runner
+
+    cfg = load_sweep_config(config, [*overrides, f"out={out}"])
+    started = time.perf_counter()
+    report = Runner(cfg, echo=lambda _: None).run()
+    wall = time.perf_counter() - started
+    parts = dict.fromkeys(("train", "eval", "loss", "load", "engine_io"), 0.0)
+    for path in (out / "cells").glob("*.json"):
+        t = json.loads(path.read_text())["timings"]
+        parts["train"] += t["train"]
+        parts["eval"] += t["eval"]
+        parts["loss"] += t["loss"]
+        parts["load"] += t["load"]
+        parts["engine_io"] += (t.get("finetune_call", 0.0) - t["train"]) + t.get("adapter_load", 0.0)
+        parts["engine_io"] += t["eval_call"] - t["eval"]
+    compute = parts["train"] + parts["eval"] + parts["loss"]
+    sweep = wall - compute - parts["engine_io"] - parts["load"]
+    return {"cells": report.done_here, "wall": wall, "compute": compute, **parts, "sweep": sweep}
+
+
+def show(name: str, m: dict[str, float]) -> None:
+    n, wall = m["cells"], m["wall"]
+    overhead = wall - m["compute"]
+    print(
+        f"{name}: {n} cells in {wall:.2f} s ({wall / n * 1000:.0f} ms/cell); compute {m['compute']:.2f} s "
+        f"(train {m['train']:.2f}, eval {m['eval']:.2f}, loss {m['loss']:.2f})"
+    )
+    print(
+        f"  overhead {overhead / n * 1000:.0f} ms/cell = {overhead / wall:.1%} of cell time: "
+        f"engine I/O {m['engine_io'] / n * 1000:.0f} ms/cell ({m['engine_io'] / wall:.1%}), "
+        f"model load {m['load'] / n * 1000:.0f} ms/cell ({m['load'] / wall:.1%}), "
+        f"sweep {m['sweep'] / n * 1000:.0f} ms/cell ({m['sweep'] / wall:.1%})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(REPO / "configs" / "sweeps" / "tiny.yaml"))
+    parser.add_argument("overrides", nargs="*", help="dotted overrides for the config")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
+        cold = measure(Path(args.config), args.overrides, Path(tmp) / "cold")
+        warm = measure(Path(args.config), args.overrides, Path(tmp) / "warm")
+    show("cold (first sweep in a process, compilation included in compute)", cold)
+    show("warm (steady state: steps already compiled)", warm)
+    print(
+        f"per-cell overhead, warm: {(warm['wall'] - warm['compute']) / warm['wall']:.1%} "
+        f"(sweep machinery alone {warm['sweep'] / warm['wall']:.1%}); goal <= 5%"
+    )
+
+
+if __name__ == "__main__":
+    main()
