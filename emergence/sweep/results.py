@@ -19,6 +19,7 @@ from emergence.sweep.schema import KNOWN_METRICS, RESULT_COLUMNS
 from emergence.sweep.store import Store, read_json
 
 FORMATS = ("parquet", "csv")
+_COUNTS = ("params", "shots", "budget", "subset_seed", "n_eval", "n_correct")
 _NUMERIC = (
     "params",
     "tokens",
@@ -56,6 +57,8 @@ def results_table(out: str | Path) -> pd.DataFrame:
     )
     for column in (*_NUMERIC, *metrics):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in _COUNTS:  # whole numbers print as such (empty where unknown), not as 16.0
+        frame[column] = frame[column].round().astype("Int64")
     for column in ("checkpoint", "task", "method", "config_hash", "code_version"):
         frame[column] = frame[column].astype(str)
     order = ["checkpoint", "task", "budget", "subset_seed", "config_hash"]
