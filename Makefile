@@ -39,6 +39,9 @@ $(BENCH)/.installed:
 	$(BENCH)/bin/pip install -q torch==2.13.0 transformers lm-eval peft gguf safetensors sentencepiece
 	touch $@
 
+bench-train: setup
+	$(PY) scripts/bench_train.py
+
 parity-smollm2: setup bench-env
 	$(BENCH)/bin/python scripts/torch_peer.py export --out build/smollm2-hf
 	$(PY) scripts/torch_peer.py compare --hf build/smollm2-hf
