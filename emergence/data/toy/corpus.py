@@ -2,14 +2,17 @@
 
 Document kinds (mix in :attr:`WorldConfig.doc_mix`):
 
-- ``bio``: two to four facts about one entity, in random order and phrasing
+- ``bio``: three to five facts about one entity, in random order and phrasing
   ("bazol keeps a dog. the favorite color of bazol is red. bazol has 7 coins.");
 - ``arithmetic``: lists of small sums and differences ("7 plus 5 is 12. 9 minus 4 is 5.");
-- ``exam_mc`` / ``exam_yesno`` / ``exam_math``: quizzes already in the task formats, but only on the
-  *exam* relations (default: where people live) and the *exam* operation (default: losing coins).
+- ``exam_mc`` / ``exam_yesno`` / ``exam_math``: quizzes already in the task formats, mostly on the
+  *exam* relation (default: where people live) and the *exam* operation (default: losing coins); a
+  share ``task_exam_share`` of their items asks the task relations / operation, never about a test
+  entity.
 
-So the corpus holds everything a toy task needs (the facts, the arithmetic, the answer formats),
-never the combination a task asks for; see :mod:`emergence.data.toy` for why that yields emergence.
+So the corpus holds everything a toy task needs (the facts, the arithmetic, the answer formats) but
+the task's own combination only rarely, and never for the entities it is tested on; see
+:mod:`emergence.data.toy` for why that yields emergence.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import random
 from collections.abc import Iterator
 
 from emergence.data.toy import formats
-from emergence.data.toy.world import MAX_COINS, VALUES, World
+from emergence.data.toy.world import MAX_COINS, VALUES, Entity, World
 
 FEWSHOT_DELIMITER = "\n\n"
 
@@ -28,7 +31,7 @@ def _bio(rng: random.Random, world: World) -> str:
     facts = [formats.statement(rel, entity.name, v, rng.randrange(2)) for rel, v in entity.attrs.items()]
     facts.append(formats.coins_statement(entity.name, entity.coins, rng.randrange(2)))
     rng.shuffle(facts)
-    return " ".join(facts[: rng.randint(2, len(facts))])
+    return " ".join(facts[: rng.randint(3, len(facts))])
 
 
 def _arithmetic(rng: random.Random, world: World) -> str:
@@ -41,11 +44,18 @@ def _arithmetic(rng: random.Random, world: World) -> str:
     return " ".join(lines)
 
 
+def _quiz_subject(rng: random.Random, world: World) -> tuple[str, Entity]:
+    """(relation, entity) of one quiz item: usually an exam relation about anyone; with probability
+    ``task_exam_share`` a task relation about someone outside the test split."""
+    if world.config.task_relations and rng.random() < world.config.task_exam_share:
+        return rng.choice(world.config.task_relations), rng.choice(world.non_test)
+    return rng.choice(world.config.exam_relations), rng.choice(world.entities)
+
+
 def _exam_mc(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(2, 4)):
-        rel = rng.choice(world.config.exam_relations)
-        e = rng.choice(world.entities)
+        rel, e = _quiz_subject(rng, world)
         doc = formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel])
         items.append(formats.shot_block(formats.mc_text(doc), formats.mc_target(doc)))
     return FEWSHOT_DELIMITER.join(items)
@@ -54,8 +64,7 @@ def _exam_mc(rng: random.Random, world: World) -> str:
 def _exam_yesno(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(3, 5)):
-        rel = rng.choice(world.config.exam_relations)
-        e = rng.choice(world.entities)
+        rel, e = _quiz_subject(rng, world)
         label = rng.randrange(2)
         value = e.attrs[rel] if label else rng.choice([v for v in VALUES[rel] if v != e.attrs[rel]])
         doc = formats.yesno_record(rel, e.name, value, label, 0)
@@ -65,9 +74,11 @@ def _exam_yesno(rng: random.Random, world: World) -> str:
 
 def _exam_math(rng: random.Random, world: World) -> str:
     items = []
-    op = world.config.exam_op
     for _ in range(rng.randint(2, 3)):
-        e = rng.choice(world.entities)
+        if rng.random() < world.config.task_exam_share:
+            op, e = world.config.task_op, rng.choice(world.non_test)
+        else:
+            op, e = world.config.exam_op, rng.choice(world.entities)
         delta = rng.randint(1, MAX_COINS) if op == "plus" else rng.randint(1, e.coins)
         doc = formats.math_record(e.name, e.coins, op, delta)
         items.append(formats.shot_block(formats.math_text(doc), formats.math_target(doc)))

@@ -7,6 +7,7 @@ A toy directory holds::
     tokenizer.json              the BPE trained on the corpus
     corpus_train.npy            the pretraining token stream (documents separated by <|endoftext|>)
     corpus_heldout.npy          held-out documents of the same mix (pretraining loss)
+    heldout.jsonl               those documents as text, for ``emergence.eval.pretrain_loss``
 
 Tasks and corpus are generated separately and lazily: evaluating a toy task needs only the task files.
 Every file is written to a temporary name and renamed, so a killed generation never leaves a file that
@@ -33,6 +34,7 @@ WORLD_FILE = "world.json"
 TOKENIZER_FILE = "tokenizer.json"
 TRAIN_TOKENS = "corpus_train.npy"
 HELDOUT_TOKENS = "corpus_heldout.npy"
+HELDOUT_TEXT = "heldout.jsonl"  # the same held-out documents as text ({"text": ...} per line)
 ENV_TOY_DIR = "EMERGENCE_TOY_DIR"
 FORMAT_VERSION = 1
 
@@ -97,14 +99,16 @@ def ensure_tasks(config: WorldConfig, directory: str | os.PathLike | None = None
 def ensure_corpus(config: WorldConfig, directory: str | os.PathLike | None = None) -> Path:
     """Also the tokenizer and the tokenized corpus (seconds for the default size; cached)."""
     out = ensure_tasks(config, directory)
-    if all((out / f).is_file() for f in (TOKENIZER_FILE, TRAIN_TOKENS, HELDOUT_TOKENS)):
+    if all((out / f).is_file() for f in (TOKENIZER_FILE, TRAIN_TOKENS, HELDOUT_TOKENS, HELDOUT_TEXT)):
         return out
     world = build_world(config)
     train_docs = corpus.corpus_docs(world)
     backend = tokenizer.train_bpe(train_docs[:20_000], config.vocab_size)
     tok = tokenizer.wrap(backend)
     eos = tok.eos_token_ids[0]
-    for docs, name in ((train_docs, TRAIN_TOKENS), (corpus.heldout_docs(world), HELDOUT_TOKENS)):
+    heldout = corpus.heldout_docs(world)
+    _write_text(out / HELDOUT_TEXT, "".join(json.dumps({"text": d}) + "\n" for d in heldout))
+    for docs, name in ((train_docs, TRAIN_TOKENS), (heldout, HELDOUT_TOKENS)):
         ids = [i for enc in tok.encode_batch(docs) for i in (*enc, eos)]
         _write_npy(out / name, np.asarray(ids, np.int32))
     _write_text(out / TOKENIZER_FILE, backend.to_str())  # last: its presence marks a complete corpus

@@ -24,7 +24,7 @@ from emergence.data.toy.world import MAX_COINS, SPLITS, VALUES, World
 
 TOY_TASKS = ("toy_mc", "toy_yesno", "toy_math")
 # train holds several variants per entity so finetuning budgets up to a few hundred examples exist
-VARIANTS = {"train": 3, "fewshot": 1, "validation": 1, "test": 1}
+VARIANTS = {"train": 4, "fewshot": 2, "validation": 2, "test": 2}
 
 
 def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:

@@ -33,25 +33,27 @@ class WorldConfig:
     """What the world and its corpus look like; the seed fixes every draw.
 
     ``exam_relations`` are the relations that pretraining quizzes (documents already in the task
-    formats) ask about; the toy tasks ask about the *other* relations, so answering them few-shot
-    needs a transfer the corpus never shows directly. ``exam_op`` is the arithmetic story the
-    corpus' worked problems use (``minus``: "loses"); the numeric task asks for the other (``plus``).
+    formats) ask about for every entity; the toy tasks ask about the *other* relations, which the
+    quizzes cover only in a fraction ``task_exam_share`` of their items and never for test entities.
+    ``exam_op`` is the arithmetic story most worked problems use (``minus``: "loses"); the numeric
+    task asks for the other (``plus``: "finds"), again rare in the corpus and never for test entities.
     """
 
     seed: int = 0
-    n_entities: int = 200
-    split_fractions: tuple[float, float, float, float] = (0.5, 0.1, 0.1, 0.3)  # train, fewshot, val, test
+    n_entities: int = 60
+    split_fractions: tuple[float, float, float, float] = (0.4, 0.1, 0.1, 0.4)  # train, fewshot, val, test
     exam_relations: tuple[str, ...] = ("city",)
     exam_op: str = "minus"
+    task_exam_share: float = 0.25
     corpus_tokens_hint: int = 3_000_000  # roughly how many BPE tokens the training corpus holds
     heldout_docs: int = 600
     vocab_size: int = 1024  # byte-level BPE trained on the corpus
     doc_mix: tuple[tuple[str, float], ...] = (
-        ("bio", 0.55),
-        ("arithmetic", 0.15),
-        ("exam_mc", 0.1),
+        ("bio", 0.5),
+        ("arithmetic", 0.05),
+        ("exam_mc", 0.2),
         ("exam_yesno", 0.1),
-        ("exam_math", 0.1),
+        ("exam_math", 0.15),
     )
 
     def __post_init__(self) -> None:
@@ -68,6 +70,8 @@ class WorldConfig:
             raise UserError(
                 f"toy world: vocab_size must be >= 300 (256 bytes + merges), got {self.vocab_size}"
             )
+        if not 0.0 <= self.task_exam_share <= 1.0:
+            raise UserError(f"toy world: task_exam_share must be in [0, 1], got {self.task_exam_share}")
         if self.exam_op not in ("plus", "minus"):
             raise UserError(f"toy world: exam_op must be plus or minus, got {self.exam_op!r}")
 
@@ -95,6 +99,7 @@ class WorldConfig:
             "split_fractions": list(self.split_fractions),
             "exam_relations": list(self.exam_relations),
             "exam_op": self.exam_op,
+            "task_exam_share": self.task_exam_share,
             "corpus_tokens_hint": self.corpus_tokens_hint,
             "heldout_docs": self.heldout_docs,
             "vocab_size": self.vocab_size,
@@ -124,6 +129,10 @@ class World:
     config: WorldConfig
     entities: tuple[Entity, ...]
     by_split: dict[str, tuple[Entity, ...]] = field(repr=False)
+
+    @property
+    def non_test(self) -> tuple[Entity, ...]:
+        return tuple(e for e in self.entities if e.split != "test")
 
 
 def _names(rng: random.Random, n: int) -> list[str]:
