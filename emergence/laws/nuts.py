@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 
 import jax
@@ -171,7 +171,9 @@ def run_nuts(
 ) -> Posterior:
     """Sample the posterior; returns draws by chain and diagnostics (with warnings when poor)."""
     method = resolve_chain_method(config.chain_method, config.num_chains)
-    sampler = _sampler(spec, config, method)
+    # the seed only enters through the chain keys: keep it out of the cache key, or every seed
+    # would compile (and keep in memory) its own copy of the same program
+    sampler = _sampler(spec, replace(config, seed=0), method)
     x = pad_inputs(LawInputs(*(jnp.asarray(a, jnp.float32) for a in x)), padded_size(int(x.loss.shape[0])))
     priors_arr = Priors(*(jnp.asarray(p, jnp.float32) for p in priors))
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_chains)
