@@ -151,7 +151,7 @@ def _estimate(
     cfg: SweepConfig, task: str, shots: int, limit: int | None, budget: int, params: float | None
 ) -> float | None:
     """Forward 2N per evaluated token, training 6N (full) or 4N (LoRA) per trained token."""
-    if params is None:
+    if params is None or task not in _TOKENS_PER_EXAMPLE:  # e.g. the toy tasks: no typical size known
         return None
     per_example = _TOKENS_PER_EXAMPLE[task]
     docs = _EVAL_DOCS[task] if limit is None else min(limit, _EVAL_DOCS[task])

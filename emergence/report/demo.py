@@ -1,0 +1,268 @@
+"""`make demo`: the whole method on a laptop CPU — pretrain → sweep → fit → backtest → forecast → report.
+
+Why a library module: the command, the CI-sized test and anyone scripting a variant call the same
+:func:`run_demo`. Each stage is resumable and skipped when its outputs exist, so a rerun after a kill
+continues where it stopped:
+
+1. **pretrain** the ladder into ``<work>/ladder`` (:func:`emergence.train.pretrain.pretrain_ladder`
+   resumes models mid-training and skips finished ones);
+2. **sweep** few-shot + finetuning budgets × seeds over every checkpoint and toy task into
+   ``<work>/sweep`` (the sweep runner skips recorded cells), then the results table
+   ``<out>/results.csv``;
+3. **fit** per task on the non-held-out checkpoints, backtest against the held-out truth, forecast in
+   compute (:mod:`emergence.report.demo_analysis`); a task is skipped when its ``analysis.json``
+   carries the fingerprint of the same rows and settings;
+4. **report**: ``<out>/summary.json`` and ``<out>/report.md`` (always rewritten; cheap).
+
+Every file is written atomically. Stage wall times and the load average are recorded in
+``<work>/timings.json`` and shown in the report, so a reader can tell a slow machine from a slow stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from emergence.config import to_dict
+from emergence.errors import UserError
+from emergence.report.demo_config import DemoConfig, fingerprint, held_out, sweep_section
+
+ANALYSIS_JSON = "analysis.json"
+SUMMARY_JSON = "summary.json"
+REPORT_MD = "report.md"
+RESULTS_CSV = "results.csv"
+LADDER_STAMP = "demo_ladder.json"
+STAGES = ("pretrain", "sweep", "fit", "report")
+#: Columns whose change must refit a task (not the timing or code-version columns).
+_FIT_COLUMNS = (
+    "checkpoint",
+    "params",
+    "tokens",
+    "flops",
+    "pretrain_loss",
+    "task",
+    "shots",
+    "budget",
+    "subset_seed",
+    "n_eval",
+    "n_correct",
+)
+
+
+class Progress:
+    """Stage headers with elapsed time and load average; every line flushed (progress shows live)."""
+
+    def __init__(self, echo: Callable[[str], None]):
+        self.echo = echo
+        self.started = time.perf_counter()
+
+    def __call__(self, line: str) -> None:
+        self.echo(line)
+
+    def stage(self, index: int, name: str, what: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        load = os.getloadavg()[0]
+        self.echo(f"[{index}/{len(STAGES)}] {name}: {what}  (t={elapsed:.0f}s, load {load:.1f})")
+
+
+def _timings_path(cfg: DemoConfig) -> Path:
+    return Path(cfg.work) / "timings.json"
+
+
+def _record_timing(cfg: DemoConfig, stage: str, seconds: float, load_start: float, skipped: bool) -> None:
+    """Keep the last *measured* time of each stage; a skipped stage keeps the earlier measurement."""
+    from emergence.laws.simulate import write_json
+
+    path = _timings_path(cfg)
+    timings = json.loads(path.read_text()) if path.is_file() else {}
+    entry = {"seconds": seconds, "load_start": load_start, "load_end": os.getloadavg()[0], "skipped": skipped}
+    if skipped and stage in timings and not timings[stage].get("skipped"):
+        timings[stage]["reused_at"] = time.time()
+    else:
+        timings[stage] = entry | {"finished": time.time()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, timings)
+
+
+def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
+    """Pretrain (or resume, or skip) the ladder; refuses a work folder holding another ladder."""
+    from emergence.train.pretrain import MANIFEST, pretrain_ladder, read_manifest
+
+    out = cfg.ladder_dir
+    stamp = out / LADDER_STAMP
+    want = fingerprint({k: v for k, v in to_dict(ladder).items() if k != "log_every"})
+    if stamp.is_file() and json.loads(stamp.read_text()).get("fingerprint") != want:
+        raise UserError(
+            f"{out} holds a ladder pretrained from another ladder config; delete it or choose another --work"
+        )
+    expected = sum(len(m.checkpoints) for m in ladder.models)
+    manifest = out / MANIFEST
+    t0, load = time.perf_counter(), os.getloadavg()[0]
+    if manifest.is_file() and stamp.is_file() and len(read_manifest(manifest)) == expected:
+        progress(f"  skipped: {expected} checkpoints already in {manifest}")
+        _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=True)
+        return manifest
+    out.mkdir(parents=True, exist_ok=True)
+    from emergence.laws.simulate import write_json
+
+    write_json(stamp, {"fingerprint": want, "ladder": ladder.name})
+
+    def log(m: dict) -> None:
+        progress(
+            f"  {m['model']:>10}  step {m['step']:>5}/{m['total_steps']}  loss {m['loss']:.3f}  "
+            f"{m['tokens_per_s']:,.0f} tok/s"
+        )
+
+    manifest = pretrain_ladder(ladder, out, on_log=log)
+    n = len(read_manifest(manifest))
+    progress(f"  {n} checkpoints -> {manifest}  ({time.perf_counter() - t0:.0f}s)")
+    _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=False)
+    return manifest
+
+
+def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress):
+    """Run (or resume) the sweep and write the results table; returns it as a DataFrame."""
+    import yaml
+
+    from emergence.sweep.config import load_sweep_config
+    from emergence.sweep.results import results_table, write_table
+    from emergence.sweep.runner import run_sweep
+
+    raw = sweep_section(cfg, manifest, source=source)
+    path = Path(cfg.work) / "sweep.yaml"
+    text = "# written by `emergence demo` from " + source + "; `emergence sweep status` reads it\n"
+    text += yaml.safe_dump(raw, sort_keys=False)
+    if not path.is_file() or path.read_text() != text:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    sweep = load_sweep_config(path)
+    t0, load = time.perf_counter(), os.getloadavg()[0]
+    report = run_sweep(sweep, echo=lambda line: progress(f"  {line}"))
+    if report.failed_here or _failed_cells(sweep.out):
+        raise UserError(
+            f"{_failed_cells(sweep.out)} sweep cell(s) failed; see `emergence sweep status {path}`, fix, "
+            f"then `emergence sweep run {path} --retry-failed` and rerun the demo"
+        )
+    frame = results_table(sweep.out)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(frame, out / RESULTS_CSV, "csv")
+    progress(f"  {len(frame)} rows -> {out / RESULTS_CSV}")
+    _record_timing(cfg, "sweep", time.perf_counter() - t0, load, skipped=report.done_here == 0)
+    return frame
+
+
+def _failed_cells(folder: str) -> int:
+    from emergence.sweep.results import sweep_status
+
+    return sweep_status(folder).failed
+
+
+def _task_fingerprint(frame, task, cfg: DemoConfig, held: set[str]) -> str:
+    rows = frame[frame["task"].astype(str) == task.name]
+    columns = [c for c in rows.columns if c in _FIT_COLUMNS or c not in _SCHEMA_COLUMNS]
+    data = rows[columns].astype(object).where(rows[columns].notna(), None).to_dict("records")
+    return fingerprint({"rows": data, "task": to_dict(task), "fit": to_dict(cfg.fit), "held": sorted(held)})
+
+
+def _schema_columns() -> tuple[str, ...]:
+    from emergence.sweep.schema import RESULT_COLUMNS
+
+    return tuple(RESULT_COLUMNS)
+
+
+_SCHEMA_COLUMNS = _schema_columns()
+
+
+def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dict[str, dict]:
+    """Per task: fit, backtest and forecast unless an up-to-date analysis.json exists."""
+    from emergence.laws.simulate import write_json
+    from emergence.report.demo_analysis import analyse_task
+    from emergence.train.pretrain import read_manifest
+
+    held = held_out(cfg.holdout, read_manifest(manifest))
+    present = set(frame["checkpoint"].astype(str))
+    held &= present
+    if not held:
+        raise UserError("no held-out checkpoint is in the results table: check the demo config's holdout")
+    if held == present:
+        raise UserError("every checkpoint is held out: the demo config's holdout leaves nothing to fit")
+    t0, load, fitted_any = time.perf_counter(), os.getloadavg()[0], False
+    analyses = {}
+    for task in cfg.tasks:
+        folder = Path(cfg.out) / task.name
+        stamp = _task_fingerprint(frame, task, cfg, held)
+        previous = folder / ANALYSIS_JSON
+        if previous.is_file():
+            old = json.loads(previous.read_text())
+            if old.get("fingerprint") == stamp:
+                progress(f"  {task.name}: skipped (analysis up to date in {previous})")
+                analyses[task.name] = old
+                continue
+        t_task = time.perf_counter()
+        analysis = analyse_task(
+            frame, task, cfg.fit, held, folder, source=str(Path(cfg.out) / RESULTS_CSV), echo=progress
+        )
+        analysis["fingerprint"] = stamp
+        analysis["seconds"] = time.perf_counter() - t_task
+        write_json(previous, analysis)  # last: its presence marks the task as done
+        fitted_any = True
+        progress(_headline(analysis))
+        analyses[task.name] = json.loads(previous.read_text())
+    _record_timing(cfg, "fit", time.perf_counter() - t0, load, skipped=not fitted_any)
+    return analyses
+
+
+def _headline(a: dict) -> str:
+    p, t = a["prediction"], a["truth"]
+    truth = f"{t['elbow']:.3f}" if t["emerged"] else "none (no significant rise)"
+    error = f"{a['error_nats']:.3f}" if a["error_nats"] is not None else "-"
+    ratio = a["compute"]["ratio"]
+    return (
+        f"  {a['task']}: E(D0) {p['median']:.3f} (90% {p['q05']:.3f}-{p['q95']:.3f}) vs truth {truth}; "
+        f"error {error} nats; compute ratio {'-' if ratio is None else f'{ratio:.2f}'}x; "
+        f"finetuned higher: {a['finetuned_vs_fewshot']['finetuned_higher']}"
+    )
+
+
+def run_demo(
+    cfg: DemoConfig, ladder, *, source: str = "demo config", echo: Callable[[str], None] | None = None
+) -> Path:
+    """Run (or resume) every stage; returns the report path."""
+    from emergence.laws.simulate import write_json
+    from emergence.report.demo_report import render_report, summarize
+
+    progress = Progress(echo or (lambda line: print(line, file=sys.stdout, flush=True)))
+    n_ckpt = sum(len(m.checkpoints) for m in ladder.models)
+    progress.stage(
+        1, "pretrain", f"ladder '{ladder.name}', {len(ladder.models)} models, {n_ckpt} checkpoints"
+    )
+    manifest = pretrain_stage(cfg, ladder, progress)
+    progress.stage(2, "sweep", f"{len(cfg.tasks)} toy tasks × few-shot + budgets × seeds -> {cfg.sweep_dir}")
+    frame = sweep_stage(cfg, manifest, source, progress)
+    progress.stage(3, "fit", f"emergence law per task on the non-held-out checkpoints -> {cfg.out}")
+    analyses = fit_stage(cfg, frame, manifest, progress)
+    progress.stage(4, "report", f"-> {Path(cfg.out) / REPORT_MD}")
+    t0, load = time.perf_counter(), os.getloadavg()[0]
+    timings = json.loads(_timings_path(cfg).read_text()) if _timings_path(cfg).is_file() else {}
+    summary = summarize(cfg, ladder, manifest, frame, analyses, timings, source)
+    out = Path(cfg.out)
+    write_json(out / SUMMARY_JSON, summary)
+    path = out / REPORT_MD
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(render_report(summary, analyses))
+    os.replace(tmp, path)
+    _record_timing(cfg, "report", time.perf_counter() - t0, load, skipped=False)
+    total = time.perf_counter() - progress.started
+    acc = summary["acceptance"]
+    progress(
+        f"done in {total:.0f}s: few-shot emergence within 0.1 nats with >= 2x compute lookahead on "
+        f"{acc['tasks_within_0_1_with_2x']}/{len(analyses)} tasks; finetuned emergence at higher loss on "
+        f"{acc['tasks_finetuned_higher']}/{len(analyses)} -> {path}"
+    )
+    return path

@@ -1,0 +1,251 @@
+"""One toy task of the demo: fit on the non-held-out checkpoints, score against the held-out truth.
+
+This is the backtest a newcomer should see: the emergence law is fit only on checkpoints trained
+with less compute (the researcher's situation), and its few-shot emergence point E(D0) is compared
+with the elbow of the *full* few-shot curve, held-out post-emergence checkpoints included (the
+paper's ground truth). Next to the 0.1-nat error it reports how far ahead the fit saw — the compute
+of the first post-emergence checkpoint over the largest compute among the fitted ones — the
+forecast in compute (L(C) over the fitted ladder pushed through the E(D0) posterior), and whether
+finetuning moved emergence to higher loss at every budget (the paper's central observation),
+measured on the raw per-budget curves, not on the law.
+
+Everything returned is plain JSON data; the fit's own files (fit.json, samples.npz) follow the
+layout of ``emergence fit``, so ``emergence forecast <out>/<task>`` works on them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emergence.errors import UserError
+from emergence.report.demo_config import DemoTask, FitSettings
+
+FIT_JSON = "fit.json"
+SAMPLES = "samples.npz"
+#: The acceptance's lookahead: fitted checkpoints with at least this many times less compute.
+MIN_COMPUTE_RATIO = 2.0
+
+
+def fit_options(settings: FitSettings, *, sample: bool = True):
+    from emergence.laws.emergence_law import LawSpec
+    from emergence.laws.law_fit import FitOptions
+    from emergence.laws.nuts import SamplerConfig
+
+    return FitOptions(
+        spec=LawSpec(form=settings.form, use_delta=settings.delta, likelihood=settings.likelihood),
+        sampler=SamplerConfig(
+            num_warmup=settings.warmup,
+            num_samples=settings.samples,
+            num_chains=settings.chains,
+            seed=settings.seed,
+        ),
+        sample=sample,
+    )
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def checkpoint_table(data, held: set[str], truth_elbow: float | None) -> list[dict]:
+    """Per checkpoint: size, compute, loss, few-shot metric, held out?, past the true elbow?"""
+    frame = pd.DataFrame(
+        {
+            "id": data.checkpoint,
+            "params": data.params,
+            "tokens": data.tokens,
+            "flops": data.flops,
+            "loss": data.loss,
+            "fewshot": np.where(data.fewshot, data.y, np.nan),
+        }
+    )
+    agg = frame.groupby("id", sort=False).agg("mean").sort_values("flops", kind="mergesort")
+    rows = []
+    for cid, r in agg.iterrows():
+        past = truth_elbow is not None and float(r["loss"]) < truth_elbow
+        rows.append(
+            {
+                "id": str(cid),
+                "params": _finite(r["params"]),
+                "tokens": _finite(r["tokens"]),
+                "flops": _finite(r["flops"]),
+                "loss": float(r["loss"]),
+                "fewshot": _finite(r["fewshot"]),
+                "held_out": str(cid) in held,
+                "post_emergence": bool(past),
+            }
+        )
+    return rows
+
+
+def compute_lookahead(table: list[dict]) -> dict:
+    """First post-emergence checkpoint (least compute past the true elbow) ÷ max fitted compute."""
+    fitted = [r["flops"] for r in table if not r["held_out"] and r["flops"] is not None]
+    past = [r for r in table if r["post_emergence"] and r["flops"] is not None]
+    first = min(past, key=lambda r: r["flops"]) if past else None
+    max_fitted = max(fitted) if fitted else None
+    ratio = first["flops"] / max_fitted if first and max_fitted else None
+    fitted_past = [r["id"] for r in table if r["post_emergence"] and not r["held_out"]]
+    return {
+        "max_fitted_flops": max_fitted,
+        "first_post_emergence": None if first is None else {"id": first["id"], "flops": first["flops"]},
+        "ratio": ratio,
+        "fitted_post_emergence": fitted_past,
+    }
+
+
+def budget_elbows(data, fewshot_elbow: float | None, fit=None) -> dict:
+    """Observed emergence point of every budget's curve (hard-ReLU elbow), and the law's E(D)."""
+    from emergence.laws.emergence_law import elbow_at
+    from emergence.laws.predict import quantiles, truth_elbow
+
+    rows = []
+    for budget in data.finetuned_budgets:
+        sel = data.budget == budget
+        t = truth_elbow(data.loss[sel], data.y[sel])
+        entry = {
+            "budget": int(budget),
+            "elbow": _finite(t.elbow),
+            "emerged": t.emerged,
+            "p_value": t.p_value,
+            "higher_than_fewshot": None
+            if not t.emerged
+            else bool(fewshot_elbow is None or t.elbow > fewshot_elbow),
+        }
+        if fit is not None:
+            entry["law_mle"] = float(elbow_at(fit.mle.theta, fit.geo, float(budget)))
+            if fit.posterior is not None:
+                entry["law"] = quantiles(elbow_at(fit.posterior.samples, fit.geo, float(budget)))
+        rows.append(entry)
+    verdicts = [r["higher_than_fewshot"] for r in rows if r["higher_than_fewshot"] is not None]
+    return {
+        "fewshot_elbow": fewshot_elbow,
+        "budgets": rows,
+        # every budget whose curve rose did so at a higher loss than few-shot; None: no budget rose
+        "finetuned_higher": all(verdicts) if verdicts else None,
+    }
+
+
+def analyse_task(
+    frame: pd.DataFrame,
+    task: DemoTask,
+    settings: FitSettings,
+    held: set[str],
+    out: Path,
+    *,
+    source: str,
+    echo: Callable[[str], None] = print,
+) -> dict:
+    """Fit, backtest and forecast one task; writes fit.json, samples.npz and plots into ``out``."""
+    from emergence.laws.backtest import run_backtests
+    from emergence.laws.law_fit import fit_law, save_samples
+    from emergence.laws.predict import success, truth_elbow
+    from emergence.laws.scaling import emergence_compute, fit_ladder
+    from emergence.laws.simulate import write_json
+    from emergence.laws.table import select
+    from emergence.report import demo_plots
+    from emergence.report.law_plots import plot_e0_cdf
+
+    data = select(frame, task.name, metric=task.metric, d0=settings.d0, chance=task.chance, source=source)
+    fs = data.fewshot
+    truth = truth_elbow(data.loss[fs], data.y[fs])
+    truth_value = truth.elbow if truth.emerged else None
+    keep = ~np.isin(data.checkpoint, sorted(held))
+    if not keep.any():
+        raise UserError(f"{source}: task '{task.name}': every checkpoint is held out; nothing left to fit")
+    fitted = data.subset(
+        keep, note=f"demo: {len(set(data.checkpoint[~keep]))} held-out checkpoint(s) removed"
+    )
+    echo(
+        f"  {task.name}/{data.metric}: fitting {int(keep.sum())} rows from "
+        f"{len(set(fitted.checkpoint))} checkpoints ({int((~keep).sum())} held-out rows)"
+    )
+    options = fit_options(settings)
+    fit = fit_law(fitted, options)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = fit.summary()
+    try:
+        law = fit_ladder(fitted)
+        summary["compute_law"] = law.as_dict()
+    except UserError as err:
+        law = None
+        summary["compute_law"] = None
+        summary["notes"].append(f"no loss-vs-compute law: {err}")
+    summary["truth_e0"] = truth_value
+    summary["files"] = {"samples": SAMPLES, "fit_plot": "law.png", "e0_cdf_plot": "e0_cdf.png"}
+    save_samples(fit, out / SAMPLES)
+    write_json(out / FIT_JSON, summary)
+
+    e0 = fit.emergence()
+    point = e0["median"] if math.isfinite(e0["median"]) else e0["mle"]
+    table = checkpoint_table(data, held, truth_value)
+    lookahead = compute_lookahead(table)
+    error = abs(point - truth_value) if truth_value is not None else None
+    within = truth_value is not None and success(point, truth_value)
+    ratio_ok = lookahead["ratio"] is not None and lookahead["ratio"] >= MIN_COMPUTE_RATIO
+    forecast = None
+    if law is not None and fit.e0_draws() is not None:
+        forecast = emergence_compute(fit.e0_draws(), law)
+        forecast["observed_first_post_emergence_flops"] = (lookahead["first_post_emergence"] or {}).get(
+            "flops"
+        )
+    elbows = budget_elbows(data, truth_value, fit)
+    protocols = None
+    if settings.protocols:
+        if truth.emerged:
+            result = run_backtests(data, fit_options(settings, sample=False))
+            protocols = result.as_dict()
+        else:
+            protocols = {"skipped": "the few-shot curve never rises clearly above chance: no ground truth"}
+
+    demo_plots.plot_law(fit, data, held, truth_value, out / "law.png")
+    plot_e0_cdf(fit, out / "e0_cdf.png", truth=truth_value)
+    demo_plots.plot_elbows(fit, elbows, truth_value, out / "elbows.png")
+    files = {"fit": FIT_JSON, "samples": SAMPLES, "law_plot": "law.png", "e0_cdf_plot": "e0_cdf.png"}
+    files["elbows_plot"] = "elbows.png"
+    if law is not None:
+        demo_plots.plot_forecast(law, table, e0, truth_value, forecast, data.task, out / "forecast.png")
+        files["forecast_plot"] = "forecast.png"
+    return {
+        "task": data.task,
+        "metric": data.metric,
+        "chance": data.chance,
+        "d0": data.d0,
+        "n_rows": int(data.loss.size),
+        "n_rows_fitted": int(keep.sum()),
+        "prediction": e0,
+        "truth": {
+            "elbow": _finite(truth.elbow),
+            "emerged": truth.emerged,
+            "p_value": truth.p_value,
+            "slope": truth.slope,
+            "base": truth.base,
+            "n_past_rows": truth.n_past,
+        },
+        "error_nats": error,
+        "compute": lookahead,
+        "acceptance": {
+            "within_0_1_nats": bool(within),
+            "compute_ratio_at_least_2": bool(ratio_ok),
+            "success": bool(within and ratio_ok),
+        },
+        "finetuned_vs_fewshot": elbows,
+        "forecast": forecast,
+        "fit": {
+            "diagnostics": summary["diagnostics"],
+            "warnings": summary["warnings"],
+            "notes": summary["notes"],
+            "params": summary["params"],
+            "seconds": summary["seconds"],
+            "compute_law": summary["compute_law"],
+        },
+        "protocols": protocols,
+        "checkpoints": table,
+        "files": files,
+    }
