@@ -109,7 +109,12 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         if not cfg.finetune.keep_checkpoints:
             cleanup.append(ft_dir / CHECKPOINT_DIR)
         t0 = time.perf_counter()
-        model = load_adapter(fresh_copy(base, copy_arrays=False), ft_dir)
+        if result.model is not None:  # trained just now: merge in memory instead of reloading
+            from emergence.train.lora import merge_lora
+
+            model = dataclasses.replace(base, model=merge_lora(result.model) if ft_cfg.method == "lora" else result.model)
+        else:  # finished by an earlier runner: the saved adapter is the result
+            model = load_adapter(fresh_copy(base, copy_arrays=False), ft_dir)
         timings["adapter_load"] = time.perf_counter() - t0
     log(f"evaluate {cell.task} shots={cell.shots} limit={cell.limit}")
     ev = cfg.eval

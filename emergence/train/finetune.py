@@ -159,6 +159,7 @@ def run_finetune(
         start_step=start,
         log_every=cfg.log_every,
         save_every=cfg.save_every,
+        save_final=False,  # the adapter / model written below is the finished run's checkpoint
         on_log=log,
         on_save=save,
     )

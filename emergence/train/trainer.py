@@ -218,10 +218,14 @@ class Trainer:
         start_step: int = 0,
         log_every: int = 1,
         save_every: int | None = None,
+        save_final: bool = True,
         on_log: Callable[[dict], None] | None = None,
         on_save: Callable[[int], None] | None = None,
     ) -> list[dict]:
         """Steps ``start_step .. total_steps - 1``; ``on_log`` gets host metrics, ``on_save`` the step count.
+
+        ``save_final=False`` skips the checkpoint after the last step, for callers that write the
+        finished result themselves right away (a kill in between only repeats the last few steps).
 
         Metrics are read back only at logging and saving steps (a host sync), and a non-finite step
         raises :class:`TrainingDiverged` there, before anything is saved.
@@ -233,7 +237,8 @@ class Trainer:
             metrics = self.step(batch, step)
             tokens += batch.n_tokens
             done = step + 1
-            saving = save_every is not None and (done % save_every == 0 or done == self.total_steps)
+            final = save_final and done == self.total_steps
+            saving = save_every is not None and (done % save_every == 0 or final)
             if done % log_every == 0 or saving or done == self.total_steps:
                 host = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "ok"}
                 if int(self._bad):

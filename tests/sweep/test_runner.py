@@ -93,7 +93,7 @@ def _runs_until_progress(out, env, rng, cells_before_kill):
         seen += line.startswith("[")
         if seen >= cells_before_kill or line.startswith("finished"):
             break
-    time.sleep(rng.uniform(0.0, 0.8))  # lands anywhere: mid-training, mid-eval, mid-write
+    time.sleep(rng.uniform(0.0, 0.1))  # lands anywhere in the next cell: mid-training, mid-eval, mid-write
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
