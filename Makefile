@@ -39,6 +39,10 @@ $(BENCH)/.installed:
 	$(BENCH)/bin/pip install -q torch==2.13.0 transformers lm-eval peft gguf safetensors sentencepiece
 	touch $@
 
+bench-eval: setup bench-env
+	@test -f build/smollm2-hf/config.json || $(BENCH)/bin/python scripts/torch_peer.py export --out build/smollm2-hf
+	$(PY) scripts/bench_eval.py
+
 bench-train: setup
 	$(PY) scripts/bench_train.py
 
