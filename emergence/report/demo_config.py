@@ -9,7 +9,8 @@ from the ladder it pretrains (checkpoints, output folder, loss corpus, toy data 
 
 The held-out set is the backtest's point: the largest/latest checkpoints, those that show the few-shot
 emergence, are removed from the fit and used only for the ground truth. They are named by ladder
-model (every checkpoint of the model), by checkpoint id, or by a compute threshold.
+model (every checkpoint of the model), by checkpoint id, by a compute threshold, or as the k
+checkpoints trained with the most compute.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Holdout:
     models: tuple[str, ...] = ()  # ladder model names: all their checkpoints
     checkpoints: tuple[str, ...] = ()  # checkpoint ids, e.g. d64-l2@800
     flops_above: float | None = None  # every checkpoint trained with more FLOPs than this
+    largest: int = 0  # the k checkpoints trained with the most FLOPs
 
 
 @dataclass(frozen=True)
@@ -148,16 +150,22 @@ def _check_holdout(holdout: Holdout, ladder, source: str) -> None:
             raise UserError(
                 f"{source}: holdout.checkpoints[{i}]: no checkpoint '{cid}' in ladder {ladder.name}"
             )
-    if not holdout.models and not holdout.checkpoints and holdout.flops_above is None:
+    n_ckpt = sum(len(m.checkpoints) for m in ladder.models)
+    if not 0 <= holdout.largest < n_ckpt:
         raise UserError(
-            f"{source}: holdout: name the held-out checkpoints (models, checkpoints or flops_above); "
+            f"{source}: holdout.largest must be in 0..{n_ckpt - 1} (the ladder has {n_ckpt} checkpoints)"
+        )
+    if not (holdout.models or holdout.checkpoints or holdout.flops_above is not None or holdout.largest):
+        raise UserError(
+            f"{source}: holdout: name the held-out checkpoints (models, checkpoints, flops_above or largest); "
             "the backtest needs them"
         )
 
 
 def held_out(holdout: Holdout, entries: list[dict]) -> set[str]:
     """Ids of the held-out checkpoints among the ladder manifest's entries (``read_manifest``)."""
-    out = set()
+    by_compute = sorted(entries, key=lambda e: float(e["flops"]), reverse=True)
+    out = {e["id"] for e in by_compute[: holdout.largest]}
     for e in entries:
         if (
             e.get("ladder_model") in holdout.models

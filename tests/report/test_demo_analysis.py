@@ -106,3 +106,4 @@ def test_held_out_is_the_union_of_models_ids_and_compute_threshold():
     ]
     assert held_out(Holdout(models=("l",)), entries) == {"l@1"}
     assert held_out(Holdout(checkpoints=("s@2",), flops_above=2.5), entries) == {"s@2", "m@1", "l@1"}
+    assert held_out(Holdout(largest=2), entries) == {"m@1", "l@1"}

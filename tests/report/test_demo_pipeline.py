@@ -189,6 +189,7 @@ BAD = {
     "unknown task": (lambda r: r["tasks"].append({"name": "toy_nope"}), "tasks[3].name"),
     "unknown held-out model": (lambda r: r["holdout"].update(models=["d999"]), "holdout.models[0]"),
     "nothing held out": (lambda r: r.update(holdout={}), "holdout: name the held-out checkpoints"),
+    "too many largest": (lambda r: r["holdout"].update(largest=6), "holdout.largest must be in 0..5"),
     "sweep key the demo owns": (lambda r: r["sweep"].update(out="x"), "sweep.out is set by the demo"),
     "bad sweep key": (lambda r: r["sweep"]["finetune"].update(lrr=1), "unknown key 'finetune.lrr'"),
     "bad fit form": (lambda r: r["fit"].update(form="cubic"), "fit: unknown --form"),
