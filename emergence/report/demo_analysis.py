@@ -66,6 +66,11 @@ def checkpoint_table(data, held: set[str], truth_elbow: float | None) -> list[di
         }
     )
     agg = frame.groupby("id", sort=False).agg("mean").sort_values("flops", kind="mergesort")
+    by_budget = (
+        pd.DataFrame({"id": data.checkpoint, "budget": data.budget, "y": data.y})
+        .groupby(["id", "budget"])["y"]
+        .mean()
+    )
     rows = []
     for cid, r in agg.iterrows():
         past = truth_elbow is not None and float(r["loss"]) < truth_elbow
@@ -79,6 +84,8 @@ def checkpoint_table(data, held: set[str], truth_elbow: float | None) -> list[di
                 "fewshot": _finite(r["fewshot"]),
                 "held_out": str(cid) in held,
                 "post_emergence": bool(past),
+                # mean metric over subset seeds, per budget (0 = few-shot)
+                "by_budget": {str(int(b)): float(v) for b, v in by_budget.loc[cid].items()},
             }
         )
     return rows

@@ -263,16 +263,19 @@ def _protocols(protocols: dict | None) -> list[str]:
 
 
 def _checkpoints(table: list[dict], metric: str) -> list[str]:
+    budgets = sorted({int(b) for r in table for b in r["by_budget"]})
+    names = ["few-shot" if b == 0 else f"D={b}" for b in budgets]
     lines = [
-        "<details><summary>Checkpoints</summary>",
+        f"<details><summary>Checkpoints: {metric} by budget (mean over subset seeds)</summary>",
         "",
-        f"| checkpoint | params | tokens | FLOPs | loss | few-shot {metric} | held out | past true elbow |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| checkpoint | params | tokens | FLOPs | loss | {' | '.join(names)} | held out | past true elbow |",
+        "|---|---|---|---|---|" + "---|" * len(budgets) + "---|---|",
     ]
     for r in table:
+        values = " | ".join(_f(r["by_budget"].get(str(b))) for b in budgets)
         lines.append(
             f"| `{r['id']}` | {_g(r['params'])} | {_g(r['tokens'])} | {_g(r['flops'])} | {_f(r['loss'])} | "
-            f"{_f(r['fewshot'])} | {_yes(r['held_out'])} | {_yes(r['post_emergence'])} |"
+            f"{values} | {_yes(r['held_out'])} | {_yes(r['post_emergence'])} |"
         )
     return [*lines, "", "</details>"]
 
