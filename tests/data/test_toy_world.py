@@ -11,7 +11,7 @@ from emergence.data.tasks import TASK_SPECS, get_task, make_requests
 from emergence.data.toy import store, tokenizer
 from emergence.data.toy.corpus import documents
 from emergence.data.toy.tasks import TOY_TASKS, task_docs
-from emergence.data.toy.world import SPLITS, WorldConfig, build_world
+from emergence.data.toy.world import SPLITS, VALUES, WorldConfig, build_world
 from emergence.errors import UserError
 
 SMALL = WorldConfig(seed=3, n_entities=40, corpus_tokens_hint=40_000, heldout_docs=50, vocab_size=400)
@@ -132,3 +132,36 @@ def test_a_directory_holding_another_world_is_refused(toy_dir):
     with pytest.raises(UserError, match="another config"):
         store.ensure_tasks(WorldConfig(seed=99, n_entities=40), toy_dir)
     assert json.loads((toy_dir / "world.json").read_text())["config"]["seed"] == 3
+
+
+def test_cli_generates_the_toy_world_and_rejects_bad_sizes(tmp_path, capsys):
+    from emergence.cli import main
+
+    main(["toy", "generate", "--out", str(tmp_path / "w"), "--entities", "24", "--tasks-only"])
+    assert capsys.readouterr().out.strip() == str(tmp_path / "w")
+    assert len((tmp_path / "w" / "tasks" / "toy_mc" / "test.jsonl").read_text().splitlines()) > 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["toy", "generate", "--out", str(tmp_path / "x"), "--entities", "3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: toy world: n_entities must be >= 20, got 3"
+
+
+def test_acceptability_items_are_intact_or_corrupted_statements():
+    from emergence.data.toy import formats
+
+    world = build_world(SMALL)
+    names = {e.name: e for e in world.entities}
+    docs = task_docs(world, "toy_yesno", "test")
+    assert sum(d["label"] for d in docs) * 2 == len(docs)  # balanced
+    for d in docs:
+        e = names[d["entity"]]
+        intact = {
+            formats.statement(r, e.name, e.attrs[r], f) for r in world.config.task_relations for f in (0, 1)
+        }
+        assert (d["sentence"] in intact) == bool(d["label"]), d
+
+
+def test_mc_options_are_the_relations_values_in_fixed_order():
+    world = build_world(SMALL)
+    for d in task_docs(world, "toy_mc", "test"):
+        assert tuple(d["choices"]) == VALUES[d["relation"]]

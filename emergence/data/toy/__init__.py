@@ -6,30 +6,37 @@ check a forecast against. Here a seeded generator writes a pretraining corpus ab
 (people with a favorite color, a pet, a home city and a number of coins), and three tasks in the
 formats of the real benchmarks ask about it: letter multiple choice (``toy_mc``, like MMLU/CSQA),
 yes/no acceptability scored by MCC (``toy_yesno``, like CoLA) and a numeric answer by generation
-(``toy_math``, like GSM8K).
+(``toy_math``, like GSM8K). See docs/toy-world.md for measured accuracy against pretraining loss.
 
-The design that produces emergence: **the corpus contains every ingredient of a task, never the
-task itself.**
+The design that produces emergence: **the corpus contains every ingredient of a task, but the
+task's own combination only rarely, and never for the entities it is tested on.**
 
 - *Knowledge* is stated in prose: "bazol keeps a dog. the favorite color of bazol is red. bazol has
-  7 coins." (``bio`` documents), and arithmetic as sentences: "7 plus 5 is 12."
-- *Formats* appear as quizzes: multiple-choice questions, "Does this sentence make sense?" items and
-  worked coin problems in exactly the task layouts, but only about the *exam* relation (where people
-  live) and the *exam* operation (losing coins).
-- The *tasks* ask the other relations (color, pet) in those formats, and the other operation
-  (finding coins: recall the count, then add). Test entities never occur in any quiz.
+  7 coins." (``bio`` documents, both phrasings of each relation), and arithmetic as sentences:
+  "7 plus 5 is 12."
+- *Formats* appear as quizzes in exactly the task layouts. Most quiz items ask about the *exam*
+  relation (where people live) and the *exam* operation (losing coins); a share
+  (``task_exam_share``) asks the task relations (color, pet) and operation (finding coins), and those
+  items are never about a test entity.
 
-Answering few-shot therefore needs a composition: recall a fact learned from prose, then route it
-through an answer format learned on a different relation (pick the letter whose option matches; say
-yes when the statement agrees with memory; write "had N coins. N plus d is M. #### M"). A model must
-first learn the facts (late: they are the last part of the corpus loss to fall) and then represent
-them abstractly enough to be reused by a circuit trained on other relations; small or early
-checkpoints do neither, so they sit at chance while their loss is still high, and accuracy rises only
-at the lowest losses of the ladder. Finetuning on a task's ``train`` split (other entities, same
-relation) teaches the mapping from the new relation to the format directly, so a weaker checkpoint
-that knows the facts but cannot compose them in context succeeds after finetuning, and more data
-teaches it to weaker ones still: emergence moves to higher loss as the budget grows, which is what
-the emergence law (Snell et al., 2024) models.
+Each task then needs a composition of skills that a model acquires one by one as its loss falls:
+
+- ``toy_math``: copy the name, recall the person's coins (prose), copy the amount found, add
+  (arithmetic sentences), and write "#### M": five steps, all needed for an exact match;
+- ``toy_yesno`` (grammatical acceptability, like CoLA): "no" sentences are fact statements with
+  two words swapped or a word dropped or doubled; the model must turn its own surprise at a
+  sentence into the answer, learned mostly on sentences about cities;
+- ``toy_mc``: recall the color or pet (prose) and answer with its letter; the options are the
+  relation's four values in a fixed order, so the letter is a per-relation code that the quizzes
+  teach well for cities and only rarely for colors and pets.
+
+Small or briefly trained checkpoints lack at least one part, so their few-shot accuracy sits at chance
+while their loss is high; the largest and longest-trained ones have all parts, and accuracy rises at
+the lowest losses of the ladder. Finetuning on a task's ``train`` split (other entities, same
+relation and format) supplies the rare combination directly, so a checkpoint that has the parts but
+cannot combine them from a few shots succeeds after finetuning, and more data helps weaker ones:
+emergence moves to higher loss as the budget grows, the effect the emergence law (Snell et al.,
+2024) fits and extrapolates back to the few-shot regime.
 
 Modules: :mod:`.world` (entities, splits, config), :mod:`.formats` (wording), :mod:`.corpus`
 (documents), :mod:`.tasks` (task records and TaskSpecs), :mod:`.tokenizer` (byte-level BPE),

@@ -2,7 +2,7 @@
 
 Document kinds (mix in :attr:`WorldConfig.doc_mix`):
 
-- ``bio``: three to five facts about one entity, in random order and phrasing
+- ``bio``: all five facts about one entity, in random order and phrasing
   ("bazol keeps a dog. the favorite color of bazol is red. bazol has 7 coins.");
 - ``arithmetic``: lists of small sums and differences ("7 plus 5 is 12. 9 minus 4 is 5.");
 - ``exam_mc`` / ``exam_yesno`` / ``exam_math``: quizzes already in the task formats, mostly on the
@@ -21,6 +21,7 @@ import random
 from collections.abc import Iterator
 
 from emergence.data.toy import formats
+from emergence.data.toy.tasks import yesno_item
 from emergence.data.toy.world import MAX_COINS, VALUES, Entity, World
 
 FEWSHOT_DELIMITER = "\n\n"
@@ -31,7 +32,7 @@ def _bio(rng: random.Random, world: World) -> str:
     facts = [formats.statement(rel, entity.name, v, rng.randrange(2)) for rel, v in entity.attrs.items()]
     facts.append(formats.coins_statement(entity.name, entity.coins, rng.randrange(2)))
     rng.shuffle(facts)
-    return " ".join(facts[: rng.randint(3, len(facts))])
+    return " ".join(facts)
 
 
 def _arithmetic(rng: random.Random, world: World) -> str:
@@ -65,9 +66,7 @@ def _exam_yesno(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(3, 5)):
         rel, e = _quiz_subject(rng, world)
-        label = rng.randrange(2)
-        value = e.attrs[rel] if label else rng.choice([v for v in VALUES[rel] if v != e.attrs[rel]])
-        doc = formats.yesno_record(rel, e.name, value, label, 0)
+        doc = yesno_item(world, rng, rel, e, rng.randrange(2), 0)
         items.append(formats.shot_block(formats.yesno_text(doc), formats.yesno_target(doc)))
     return FEWSHOT_DELIMITER.join(items)
 

@@ -45,10 +45,16 @@ def arithmetic(a: int, op: str, b: int) -> tuple[str, int]:
 # ----------------------------------------------------------------------------- task records
 
 
-def mc_record(rng: random.Random, relation: str, name: str, value: str, values: tuple[str, ...]) -> dict:
-    """A letter multiple-choice question: the true value and three distractors, shuffled."""
-    choices = [value, *rng.sample([v for v in values if v != value], 3)]
-    rng.shuffle(choices)
+def mc_record(
+    rng: random.Random, relation: str, name: str, value: str, values: tuple[str, ...], shuffle: bool = False
+) -> dict:
+    """A letter multiple-choice question. The options are the relation's four values in their fixed
+    order (``shuffle``: in random order), so the letter is a code for the value that a model learns
+    per relation from quizzes; with shuffled options it must also find the matching option, a lookup
+    that tiny models do not learn within a CPU budget."""
+    choices = list(values)
+    if shuffle:
+        rng.shuffle(choices)
     return {
         "question": QUESTIONS[relation].format(name=name),
         "choices": choices,
@@ -61,6 +67,34 @@ def mc_record(rng: random.Random, relation: str, name: str, value: str, values: 
 def yesno_record(relation: str, name: str, value: str, label: int, idx: int) -> dict:
     """A statement that is true (label 1, "yes") or false (label 0, "no") in the world."""
     return {"sentence": statement(relation, name, value), "label": label, "idx": idx, "entity": name}
+
+
+def corrupt(rng: random.Random, sentence: str) -> str:
+    """An unacceptable variant of a statement: two adjacent words swapped, or a word dropped or
+    doubled (the final period stays), the kinds of error CoLA's starred sentences contain."""
+    words = sentence[:-1].split(" ")
+    kind = rng.randrange(3)
+    i = rng.randrange(len(words) - 1)
+    if kind == 0:
+        words[i], words[i + 1] = words[i + 1], words[i]
+    elif kind == 1:
+        del words[i + 1]
+    else:
+        words.insert(i, words[i])
+    return " ".join(words) + "."
+
+
+def acceptability_record(
+    rng: random.Random, relation: str, name: str, value: str, label: int, idx: int
+) -> dict:
+    """A fact statement in either phrasing, intact (label 1, "yes") or corrupted (label 0, "no")."""
+    sentence = statement(relation, name, value, rng.randrange(2))
+    return {
+        "sentence": sentence if label else corrupt(rng, sentence),
+        "label": label,
+        "idx": idx,
+        "entity": name,
+    }
 
 
 def math_record(name: str, coins: int, op: str, delta: int) -> dict:

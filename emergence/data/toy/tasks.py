@@ -20,11 +20,11 @@ import random
 
 from emergence.data.tasks import TaskSpec
 from emergence.data.toy import formats
-from emergence.data.toy.world import MAX_COINS, SPLITS, VALUES, World
+from emergence.data.toy.world import MAX_COINS, SPLITS, VALUES, Entity, World
 
 TOY_TASKS = ("toy_mc", "toy_yesno", "toy_math")
 # train holds several variants per entity so finetuning budgets up to a few hundred examples exist
-VARIANTS = {"train": 4, "fewshot": 2, "validation": 2, "test": 2}
+VARIANTS = {"train": 6, "fewshot": 2, "validation": 2, "test": 4}
 
 
 def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:
@@ -36,16 +36,23 @@ def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:
     return docs
 
 
+def yesno_item(world: World, rng: random.Random, rel: str, e: Entity, label: int, idx: int) -> dict:
+    """True/false fact ("truth") or intact/corrupted statement ("grammar"), by the world's config."""
+    if world.config.acceptability == "grammar":
+        return formats.acceptability_record(rng, rel, e.name, e.attrs[rel], label, idx)
+    value = e.attrs[rel] if label else rng.choice([v for v in VALUES[rel] if v != e.attrs[rel]])
+    return formats.yesno_record(rel, e.name, value, label, idx)
+
+
 def _yesno_docs(world: World, split: str, rng: random.Random) -> list[dict]:
     docs: list[dict] = []
     for e in world.by_split[split]:
         for rel in world.config.task_relations:
             for _ in range(VARIANTS[split]):
-                false = rng.choice([v for v in VALUES[rel] if v != e.attrs[rel]])
-                pair = [(e.attrs[rel], 1), (false, 0)]
-                rng.shuffle(pair)
-                for value, label in pair:
-                    docs.append(formats.yesno_record(rel, e.name, value, label, len(docs)))
+                labels = [1, 0]
+                rng.shuffle(labels)
+                for label in labels:
+                    docs.append(yesno_item(world, rng, rel, e, label, len(docs)))
     return docs
 
 
