@@ -73,13 +73,30 @@ def _timings_path(cfg: DemoConfig) -> Path:
     return Path(cfg.work) / "timings.json"
 
 
-def _record_timing(cfg: DemoConfig, stage: str, seconds: float, load_start: float, skipped: bool) -> None:
+def cpu_seconds() -> float:
+    """CPU time (user + system, all threads) of this process so far: with the wall time and the load
+    average it tells how long a stage would take on an idle machine."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _record_timing(
+    cfg: DemoConfig, stage: str, seconds: float, load_start: float, skipped: bool, cpu: float = 0.0
+) -> None:
     """Keep the last *measured* time of each stage; a skipped stage keeps the earlier measurement."""
     from emergence.laws.simulate import write_json
 
     path = _timings_path(cfg)
     timings = json.loads(path.read_text()) if path.is_file() else {}
-    entry = {"seconds": seconds, "load_start": load_start, "load_end": os.getloadavg()[0], "skipped": skipped}
+    entry = {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
+        "skipped": skipped,
+    }
     if skipped and stage in timings and not timings[stage].get("skipped"):
         timings[stage]["reused_at"] = time.time()
     else:
@@ -101,7 +118,7 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
         )
     expected = sum(len(m.checkpoints) for m in ladder.models)
     manifest = out / MANIFEST
-    t0, load = time.perf_counter(), os.getloadavg()[0]
+    t0, load, c0 = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
     if manifest.is_file() and stamp.is_file() and len(read_manifest(manifest)) == expected:
         progress(f"  skipped: {expected} checkpoints already in {manifest}")
         _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=True)
@@ -117,10 +134,10 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
             f"{m['tokens_per_s']:,.0f} tok/s"
         )
 
-    manifest = pretrain_ladder(ladder, out, on_log=log)
+    manifest = pretrain_ladder(ladder, out.resolve(), on_log=log)  # orbax wants absolute paths
     n = len(read_manifest(manifest))
     progress(f"  {n} checkpoints -> {manifest}  ({time.perf_counter() - t0:.0f}s)")
-    _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=False)
+    _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=False, cpu=cpu_seconds() - c0)
     return manifest
 
 
@@ -141,7 +158,7 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
         tmp.write_text(text)
         os.replace(tmp, path)
     sweep = load_sweep_config(path)
-    t0, load = time.perf_counter(), os.getloadavg()[0]
+    t0, load, c0 = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
     report = run_sweep(sweep, echo=lambda line: progress(f"  {line}"))
     if report.failed_here or _failed_cells(sweep.out):
         raise UserError(
@@ -153,7 +170,8 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
     out.mkdir(parents=True, exist_ok=True)
     write_table(frame, out / RESULTS_CSV, "csv")
     progress(f"  {len(frame)} rows -> {out / RESULTS_CSV}")
-    _record_timing(cfg, "sweep", time.perf_counter() - t0, load, skipped=report.done_here == 0)
+    skipped = report.done_here == 0
+    _record_timing(cfg, "sweep", time.perf_counter() - t0, load, skipped=skipped, cpu=cpu_seconds() - c0)
     return frame
 
 
@@ -192,7 +210,7 @@ def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dic
         raise UserError("no held-out checkpoint is in the results table: check the demo config's holdout")
     if held == present:
         raise UserError("every checkpoint is held out: the demo config's holdout leaves nothing to fit")
-    t0, load, fitted_any = time.perf_counter(), os.getloadavg()[0], False
+    t0, load, c0, fitted_any = time.perf_counter(), os.getloadavg()[0], cpu_seconds(), False
     analyses = {}
     for task in cfg.tasks:
         folder = Path(cfg.out) / task.name
@@ -214,7 +232,7 @@ def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dic
         fitted_any = True
         progress(_headline(analysis))
         analyses[task.name] = json.loads(previous.read_text())
-    _record_timing(cfg, "fit", time.perf_counter() - t0, load, skipped=not fitted_any)
+    _record_timing(cfg, "fit", time.perf_counter() - t0, load, skipped=not fitted_any, cpu=cpu_seconds() - c0)
     return analyses
 
 
@@ -248,7 +266,7 @@ def run_demo(
     progress.stage(3, "fit", f"emergence law per task on the non-held-out checkpoints -> {cfg.out}")
     analyses = fit_stage(cfg, frame, manifest, progress)
     progress.stage(4, "report", f"-> {Path(cfg.out) / REPORT_MD}")
-    t0, load = time.perf_counter(), os.getloadavg()[0]
+    t0, load, c0 = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
     timings = json.loads(_timings_path(cfg).read_text()) if _timings_path(cfg).is_file() else {}
     summary = summarize(cfg, ladder, manifest, frame, analyses, timings, source)
     out = Path(cfg.out)
@@ -257,7 +275,7 @@ def run_demo(
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(render_report(summary, analyses))
     os.replace(tmp, path)
-    _record_timing(cfg, "report", time.perf_counter() - t0, load, skipped=False)
+    _record_timing(cfg, "report", time.perf_counter() - t0, load, skipped=False, cpu=cpu_seconds() - c0)
     total = time.perf_counter() - progress.started
     acc = summary["acceptance"]
     progress(

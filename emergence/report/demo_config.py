@@ -182,11 +182,11 @@ def sweep_section(
     """The resolved sweep config (plain data) for the pretrained ladder; structure-checked."""
     from emergence.sweep.config import SweepConfig, TaskEntry
 
-    world = ladder_manifest.parent / "world"
+    world = ladder_manifest.resolve().parent / "world"
     raw: dict[str, Any] = json.loads(json.dumps(cfg.sweep))  # a deep copy of plain data
     raw["name"] = f"{cfg.name}-sweep"
-    raw["out"] = str(cfg.sweep_dir)
-    raw["ladder"] = str(ladder_manifest)
+    raw["out"] = str(cfg.sweep_dir.resolve())  # absolute: orbax (finetuning state) refuses relative paths
+    raw["ladder"] = str(ladder_manifest.resolve())
     raw["tasks"] = [
         {k: v for k, v in to_dict(t).items() if k in TaskEntry.__dataclass_fields__ and v is not None}
         for t in cfg.tasks

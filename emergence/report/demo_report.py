@@ -281,16 +281,25 @@ def _checkpoints(table: list[dict], metric: str) -> list[str]:
 
 
 def _tail(s: dict) -> list[str]:
-    lines = ["## Time", "", "| stage | seconds | load average (start → end) | |", "|---|---|---|---|"]
+    lines = [
+        "## Time",
+        "",
+        "| stage | wall seconds | CPU seconds | load average (start → end) | |",
+        "|---|---|---|---|---|",
+    ]
     for stage, t in s["timings"].items():
         note = "skipped (outputs existed)" if t.get("skipped") else ""
         lines.append(
-            f"| {stage} | {t['seconds']:.0f} | {t['load_start']:.1f} → {t['load_end']:.1f} | {note} |"
+            f"| {stage} | {t['seconds']:.0f} | {t.get('cpu_seconds', float('nan')):.0f} | "
+            f"{t['load_start']:.1f} → {t['load_end']:.1f} | {note} |"
         )
     lines += [
         "",
-        "Stage times are wall-clock seconds of the last run that did the stage's work, with the 1-minute "
-        "load average around it (other processes on the machine slow every stage alike).",
+        "Wall-clock and CPU seconds (user + system, all threads of the demo process) of the last run that "
+        "did each stage's work, with the 1-minute load average around it, on a machine with "
+        f"{s['machine']['cpus']} CPUs: when the load average exceeds the CPU count, other processes "
+        "slow every stage. On an idle machine a stage needs at least its CPU seconds ÷ CPUs, and about "
+        "its CPU seconds where its work runs on one thread at a time (as tiny JAX programs mostly do).",
         "",
         "## Reproduce",
         "",
