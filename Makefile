@@ -42,7 +42,7 @@ $(BENCH)/.installed:
 
 bench-eval: setup bench-env
 	@test -f build/smollm2-hf/config.json || $(BENCH)/bin/python scripts/torch_peer.py export --out build/smollm2-hf
-	$(PY) scripts/bench_eval.py
+	$(PY) scripts/bench_eval.py --bench-python $(BENCH)/bin/python $(BENCH_EVAL_ARGS)
 
 bench-train: setup
 	$(PY) scripts/bench_train.py
