@@ -48,7 +48,7 @@ class WorldConfig:
     acceptability: str = (
         "grammar"  # toy_yesno: "truth" (false facts are "no") or "grammar" (corrupted word order)
     )
-    corpus_tokens_hint: int = 3_000_000  # roughly how many BPE tokens the training corpus holds
+    corpus_tokens_hint: int = 2_000_000  # roughly how many BPE tokens the training corpus holds
     heldout_docs: int = 600
     vocab_size: int = 1024  # byte-level BPE trained on the corpus
     doc_mix: tuple[tuple[str, float], ...] = (
