@@ -165,7 +165,12 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
             f"{_failed_cells(sweep.out)} sweep cell(s) failed; see `emergence sweep status {path}`, fix, "
             f"then `emergence sweep run {path} --retry-failed` and rerun the demo"
         )
+    from emergence.sweep.plan import expand
+
+    # only this plan's cells: the folder may also hold cells of an earlier config (other settings)
+    keys = {cell.key for cell in expand(sweep)}
     frame = results_table(sweep.out)
+    frame = frame[frame["config_hash"].isin(keys)].reset_index(drop=True)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_table(frame, out / RESULTS_CSV, "csv")
@@ -185,7 +190,17 @@ def _task_fingerprint(frame, task, cfg: DemoConfig, held: set[str]) -> str:
     rows = frame[frame["task"].astype(str) == task.name]
     columns = [c for c in rows.columns if c in _FIT_COLUMNS or c not in _SCHEMA_COLUMNS]
     data = rows[columns].astype(object).where(rows[columns].notna(), None).to_dict("records")
-    return fingerprint({"rows": data, "task": to_dict(task), "fit": to_dict(cfg.fit), "held": sorted(held)})
+    from emergence.report.demo_analysis import ANALYSIS_VERSION
+
+    return fingerprint(
+        {
+            "version": ANALYSIS_VERSION,
+            "rows": data,
+            "task": to_dict(task),
+            "fit": to_dict(cfg.fit),
+            "held": sorted(held),
+        }
+    )
 
 
 def _schema_columns() -> tuple[str, ...]:

@@ -27,6 +27,8 @@ from emergence.report.demo_config import DemoTask, FitSettings
 
 FIT_JSON = "fit.json"
 SAMPLES = "samples.npz"
+#: Bumped when the analysis changes, so a rerun refits instead of reusing an older analysis.json.
+ANALYSIS_VERSION = 2
 #: The acceptance's lookahead: fitted checkpoints with at least this many times less compute.
 MIN_COMPUTE_RATIO = 2.0
 
@@ -121,9 +123,10 @@ def budget_elbows(data, fewshot_elbow: float | None, fit=None) -> dict:
             "elbow": _finite(t.elbow),
             "emerged": t.emerged,
             "p_value": t.p_value,
+            # undetermined (None) unless both this budget's curve and the few-shot curve rose
             "higher_than_fewshot": None
-            if not t.emerged
-            else bool(fewshot_elbow is None or t.elbow > fewshot_elbow),
+            if not t.emerged or fewshot_elbow is None
+            else bool(t.elbow > fewshot_elbow),
         }
         if fit is not None:
             entry["law_mle"] = float(elbow_at(fit.mle.theta, fit.geo, float(budget)))
@@ -134,7 +137,8 @@ def budget_elbows(data, fewshot_elbow: float | None, fit=None) -> dict:
     return {
         "fewshot_elbow": fewshot_elbow,
         "budgets": rows,
-        # every budget whose curve rose did so at a higher loss than few-shot; None: no budget rose
+        # every budget whose curve rose did so at a higher loss than the few-shot curve's elbow;
+        # None: undetermined (the few-shot curve or no finetuned curve rose)
         "finetuned_higher": all(verdicts) if verdicts else None,
     }
 

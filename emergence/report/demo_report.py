@@ -133,7 +133,7 @@ def _head(s: dict) -> list[str]:
         "checkpoints. True elbow: hard-ReLU elbow of the *full* few-shot curve (held-out checkpoints "
         "included). Compute ratio: FLOPs of the first post-emergence checkpoint ÷ the largest FLOPs among "
         "the fitted checkpoints. Finetuned higher: every finetuning budget whose curve rose did so at a "
-        "higher loss than few-shot.",
+        "higher loss than the few-shot curve's elbow (– when the few-shot curve or no finetuned curve rose).",
         "",
         "| task | metric | predicted E(D0) (90%) | true elbow | error (nats) | ≤ 0.1 | compute ratio | "
         "finetuned higher |",
