@@ -20,10 +20,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from emergence.report.demo_config import Holdout, held_out
 from emergence.sweep.schema import RESULT_COLUMNS
+from emergence.train.ladder_config import LadderConfig
+from emergence.train.pretrain import read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "demo_ci.yaml"
+LADDER = LadderConfig.from_file(ROOT / yaml.safe_load(CONFIG.read_text())["ladder"])
+N_CKPT = sum(len(m.checkpoints) for m in LADDER.models)
 TASKS = ("toy_mc", "toy_yesno", "toy_math")
 FIT_KEYS = {"task", "metric", "d0", "chance", "few_shot_emergence", "params", "diagnostics", "compute_law"}
 ANALYSIS_KEYS = {
@@ -69,7 +74,9 @@ def test_progress_is_shown_for_every_stage_and_the_report_path_printed_last(ci_d
     for i, stage in enumerate(("pretrain", "sweep", "fit", "report"), start=1):
         assert f"[{i}/4] {stage}:" in proc.stdout
     assert re.search(r"step\s+\d+/\d+\s+loss", proc.stdout), "pretraining steps are shown"
-    assert re.search(r"\[\d+/\d+\] d16-l1@10 toy_mc D=0", proc.stdout), "sweep cells are shown"
+    first = LADDER.models[0]
+    cell = rf"\[\d+/\d+\] {first.name}@{first.checkpoints[0]} toy_mc D=0"
+    assert re.search(cell, proc.stdout), "sweep cells are shown"
     assert proc.stdout.strip().splitlines()[-1] == str(out / "report.md")
     assert seconds < 180, f"the CI-sized demo must stay under 3 minutes, took {seconds:.0f}s"
 
@@ -107,8 +114,10 @@ def test_every_task_has_its_fit_files_plots_and_analysis(ci_demo):
 
 
 def test_held_out_checkpoints_are_the_configured_ones_and_left_out_of_the_fit(ci_demo):
-    out, _, _, _ = ci_demo
-    held = set(yaml.safe_load(CONFIG.read_text())["holdout"]["checkpoints"])
+    out, work, _, _ = ci_demo
+    spec = Holdout(**yaml.safe_load(CONFIG.read_text())["holdout"])
+    held = held_out(spec, read_manifest(work / "ladder" / "ladder.yaml"))
+    assert held
     frame = pd.read_csv(out / "results.csv")
     for task in TASKS:
         a = json.loads((out / task / "analysis.json").read_text())
@@ -189,7 +198,10 @@ BAD = {
     "unknown task": (lambda r: r["tasks"].append({"name": "toy_nope"}), "tasks[3].name"),
     "unknown held-out model": (lambda r: r["holdout"].update(models=["d999"]), "holdout.models[0]"),
     "nothing held out": (lambda r: r.update(holdout={}), "holdout: name the held-out checkpoints"),
-    "too many largest": (lambda r: r["holdout"].update(largest=6), "holdout.largest must be in 0..5"),
+    "too many largest": (
+        lambda r: r["holdout"].update(largest=N_CKPT),
+        f"holdout.largest must be in 0..{N_CKPT - 1}",
+    ),
     "sweep key the demo owns": (lambda r: r["sweep"].update(out="x"), "sweep.out is set by the demo"),
     "bad sweep key": (lambda r: r["sweep"]["finetune"].update(lrr=1), "unknown key 'finetune.lrr'"),
     "bad fit form": (lambda r: r["fit"].update(form="cubic"), "fit: unknown --form"),
