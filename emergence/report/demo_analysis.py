@@ -28,7 +28,7 @@ from emergence.report.demo_config import DemoTask, FitSettings
 FIT_JSON = "fit.json"
 SAMPLES = "samples.npz"
 #: Bumped when the analysis changes, so a rerun refits instead of reusing an older analysis.json.
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3
 #: The acceptance's lookahead: fitted checkpoints with at least this many times less compute.
 MIN_COMPUTE_RATIO = 2.0
 
@@ -213,7 +213,7 @@ def analyse_task(
             result = run_backtests(data, fit_options(settings, sample=False))
             protocols = result.as_dict()
         else:
-            protocols = {"skipped": "the few-shot curve never rises clearly above chance: no ground truth"}
+            protocols = {"not_run": "the few-shot curve never rises clearly above chance: no ground truth"}
 
     demo_plots.plot_law(fit, data, held, truth_value, out / "law.png")
     plot_e0_cdf(fit, out / "e0_cdf.png", truth=truth_value)

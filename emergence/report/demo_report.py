@@ -16,6 +16,7 @@ from pathlib import Path
 from emergence.config import to_dict
 from emergence.report.demo_analysis import MIN_COMPUTE_RATIO
 
+_STAGE_ORDER = {"pretrain": 0, "sweep": 1, "fit": 2, "report": 3}
 #: Tasks on which the acceptance asks for a successful forecast.
 MIN_TASKS = 2
 
@@ -246,12 +247,12 @@ def _elbow_table(a: dict) -> str:
 def _protocols(protocols: dict | None) -> list[str]:
     if protocols is None:
         return []
-    if "skipped" in protocols:
-        return [f"Backtest protocols: skipped ({protocols['skipped']})."]
+    if "not_run" in protocols:
+        return [f"Backtest protocols: not run ({protocols['not_run']})."]
     lines = [
         "<details><summary>The paper's backtest protocols on the full table (MLE only)</summary>",
         "",
-        "| protocol | rows | checkpoints | E(D0) MLE | |error| | ≤ 0.1 |",
+        "| protocol | rows | checkpoints | E(D0) MLE | abs. error (nats) | ≤ 0.1 |",
         "|---|---|---|---|---|---|",
     ]
     for r in protocols["rows"]:
@@ -287,7 +288,7 @@ def _tail(s: dict) -> list[str]:
         "| stage | wall seconds | CPU seconds | load average (start → end) | |",
         "|---|---|---|---|---|",
     ]
-    for stage, t in s["timings"].items():
+    for stage, t in sorted(s["timings"].items(), key=lambda kv: _STAGE_ORDER.get(kv[0], 99)):
         note = "skipped (outputs existed)" if t.get("skipped") else ""
         lines.append(
             f"| {stage} | {t['seconds']:.0f} | {t.get('cpu_seconds', float('nan')):.0f} | "
