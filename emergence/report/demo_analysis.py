@@ -28,7 +28,7 @@ from emergence.report.demo_config import DemoTask, FitSettings
 FIT_JSON = "fit.json"
 SAMPLES = "samples.npz"
 #: Bumped when the analysis changes, so a rerun refits instead of reusing an older analysis.json.
-ANALYSIS_VERSION = 3
+ANALYSIS_VERSION = 4
 #: The acceptance's lookahead: fitted checkpoints with at least this many times less compute.
 MIN_COMPUTE_RATIO = 2.0
 

@@ -115,7 +115,7 @@ def plot_elbows(fit, elbows: dict, truth: float | None, path: str | Path) -> Pat
     ax.set_xscale("log")
     ax.set_xlabel("finetuning examples D (log); leftmost point: D0 (few-shot)")
     ax.set_ylabel("emergence point (pretraining loss, nats)")
-    ax.set_title(f"{fit.data.task}: finetuning moves emergence to higher loss")
+    ax.set_title(f"{fit.data.task}: emergence point vs finetuning data (observed and law)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
