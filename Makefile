@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BENCH  ?= .venv-bench
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=4
 
-.PHONY: setup test demo bench bench-env bench-eval bench-train lint parity-smollm2 fixtures
+.PHONY: setup test demo demo-ci demo-smollm2 bench bench-env bench-eval bench-train lint parity-smollm2 fixtures
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,14 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The whole method on the toy world: pretrain a ladder, sweep, fit, backtest, forecast, results/demo/report.md.
 demo: setup
+	$(VENV)/bin/emergence demo configs/demo.yaml
+
+demo-ci: setup
+	$(VENV)/bin/emergence demo configs/demo_ci.yaml
+
+demo-smollm2: setup
 	$(VENV)/bin/emergence info smollm2-135m
 	$(VENV)/bin/emergence generate smollm2-135m --prompt "The capital of France is" --max-new-tokens 16
 
