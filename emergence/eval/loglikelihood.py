@@ -245,6 +245,3 @@ def _batches(rows: list[_Row], batch_size: int, batch_tokens: int, max_length: i
         yield rows[start:start + n_rows], width, n_rows
         start += n_rows
 
-
-def row_count(tokenizer: TextTokenizer, requests: Sequence[Request], max_length: int) -> int:
-    return len(build_rows(tokenizer, requests, max_length))

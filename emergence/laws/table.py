@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
-from emergence.sweep.schema import KNOWN_METRICS, RESULT_COLUMNS
+from emergence.sweep.schema import KNOWN_METRICS, NUMERIC_COLUMNS, RESULT_COLUMNS
 
 #: Columns without which no emergence-law fit is possible.
 REQUIRED_COLUMNS: tuple[str, ...] = ("pretrain_loss", "task", "budget")
@@ -31,17 +31,7 @@ CHANCE_LEVELS: dict[tuple[str, str], float] = {
     ("gsm8k", "em_flexible"): 0.0,
 }
 
-_NUMERIC = (
-    "params",
-    "tokens",
-    "flops",
-    "pretrain_loss",
-    "shots",
-    "budget",
-    "subset_seed",
-    "n_eval",
-    "n_correct",
-)
+_NUMERIC = NUMERIC_COLUMNS
 
 
 @dataclass(frozen=True)

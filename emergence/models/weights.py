@@ -9,7 +9,7 @@ same table backwards, so load → save → load is the identity by construction.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import jax
@@ -136,5 +136,3 @@ def export_tensors(model: Llama, dtype: np.dtype | None = None) -> dict[str, np.
         out[name] = np.ascontiguousarray(value.astype(dtype) if dtype is not None else value)
     return out
 
-
-TensorSource = Callable[[], Mapping[str, np.ndarray]]

@@ -30,6 +30,7 @@ from pathlib import Path
 from emergence.config import to_dict
 from emergence.errors import UserError
 from emergence.report.demo_config import DemoConfig, fingerprint, held_out, sweep_section
+from emergence.sweep.schema import NUMERIC_COLUMNS, RESULT_COLUMNS
 
 ANALYSIS_JSON = "analysis.json"
 SUMMARY_JSON = "summary.json"
@@ -38,19 +39,7 @@ RESULTS_CSV = "results.csv"
 LADDER_STAMP = "demo_ladder.json"
 STAGES = ("pretrain", "sweep", "fit", "report")
 #: Columns whose change must refit a task (not the timing or code-version columns).
-_FIT_COLUMNS = (
-    "checkpoint",
-    "params",
-    "tokens",
-    "flops",
-    "pretrain_loss",
-    "task",
-    "shots",
-    "budget",
-    "subset_seed",
-    "n_eval",
-    "n_correct",
-)
+_FIT_COLUMNS = ("checkpoint", "task", *NUMERIC_COLUMNS)
 
 
 class Progress:
@@ -203,13 +192,7 @@ def _task_fingerprint(frame, task, cfg: DemoConfig, held: set[str]) -> str:
     )
 
 
-def _schema_columns() -> tuple[str, ...]:
-    from emergence.sweep.schema import RESULT_COLUMNS
-
-    return tuple(RESULT_COLUMNS)
-
-
-_SCHEMA_COLUMNS = _schema_columns()
+_SCHEMA_COLUMNS = RESULT_COLUMNS
 
 
 def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dict[str, dict]:

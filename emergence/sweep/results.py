@@ -15,23 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from emergence.errors import UserError
-from emergence.sweep.schema import KNOWN_METRICS, RESULT_COLUMNS
+from emergence.sweep.schema import COUNT_COLUMNS, KNOWN_METRICS, NUMERIC_COLUMNS, RESULT_COLUMNS
 from emergence.sweep.store import Store, read_json
 
 FORMATS = ("parquet", "csv")
-_COUNTS = ("params", "shots", "budget", "subset_seed", "n_eval", "n_correct")
-_NUMERIC = (
-    "params",
-    "tokens",
-    "flops",
-    "pretrain_loss",
-    "shots",
-    "budget",
-    "subset_seed",
-    "n_eval",
-    "n_correct",
-    "seconds",
-)
+_COUNTS = COUNT_COLUMNS
+_NUMERIC = (*NUMERIC_COLUMNS, "seconds")
 
 
 def _check_out(out: str | Path) -> Store:

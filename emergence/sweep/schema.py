@@ -26,6 +26,22 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "code_version",
 )
 
+#: Fixed columns that hold numbers (the rest are ids, names and hashes); ``seconds`` is timing, not data.
+NUMERIC_COLUMNS: tuple[str, ...] = (
+    "params",
+    "tokens",
+    "flops",
+    "pretrain_loss",
+    "shots",
+    "budget",
+    "subset_seed",
+    "n_eval",
+    "n_correct",
+)
+
+#: Numeric columns that are whole numbers (printed as such; empty where unknown).
+COUNT_COLUMNS: tuple[str, ...] = ("params", "shots", "budget", "subset_seed", "n_eval", "n_correct")
+
 #: Metric columns the project knows; any other numeric column after the fixed ones is a metric too.
 KNOWN_METRICS: tuple[str, ...] = ("acc", "acc_macro", "mcc", "em_strict", "em_flexible")
 
