@@ -66,8 +66,23 @@ class RMSNorm(nnx.Module):
         return self.weight[...].astype(dtype) * x32.astype(dtype)
 
 
-def _linear(din: int, dout: int, bias: bool, cfg: LlamaConfig, rngs: nnx.Rngs) -> nnx.Linear:
-    return nnx.Linear(
+class Linear(nnx.Linear):
+    """``nnx.Linear`` applied to the input flattened to ``[tokens, features]``.
+
+    Why: with ``[B, T, d]`` inputs, the weight gradient contracts over two batch dimensions and
+    XLA:CPU materializes a transposed copy of the output gradient for every projection (fused with
+    its elementwise producers, so it runs at a fraction of memory speed). On the 2-D view every
+    matmul of the forward and backward pass is a plain row-major GEMM: 1.3x faster full finetuning
+    and 1.6x faster LoRA on SmolLM2-sized layers (scripts/bench_train.py). Same parameters, same
+    numbers."""
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        flat = super().__call__(x.reshape(-1, x.shape[-1]))
+        return flat.reshape(*x.shape[:-1], flat.shape[-1])
+
+
+def _linear(din: int, dout: int, bias: bool, cfg: LlamaConfig, rngs: nnx.Rngs) -> Linear:
+    return Linear(
         din,
         dout,
         use_bias=bias,

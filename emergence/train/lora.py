@@ -46,11 +46,14 @@ class LoraLinear(nnx.Module):
         self.dropout_key = DropoutKey(jax.random.key(0)) if cfg.dropout > 0 else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])  # 2-D GEMMs only: see emergence.models.llama.Linear
         h = x
         if self.rate > 0 and not self.deterministic:
             keep = jax.random.bernoulli(self.dropout_key[...], 1.0 - self.rate, x.shape)
             h = jnp.where(keep, x / (1.0 - self.rate), 0).astype(x.dtype)
-        return self.base(x) + (self.lora(h) * self.scale).astype(x.dtype)
+        out = self.base(x) + (self.lora(h) * self.scale).astype(x.dtype)
+        return out.reshape(*shape[:-1], out.shape[-1])
 
 
 def _parent(model: nnx.Module, path: tuple) -> nnx.Module:
