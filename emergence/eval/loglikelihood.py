@@ -8,9 +8,11 @@ Each (context, continuation) pair is tokenized by the harness' contract
   read from its last position — 4-5x less compute than one row per choice;
 * **pair rows**: any other continuation gets its own row, scored at its last ``n`` positions.
 
-Rows are sorted by length and cut into fixed-size batches; lengths are padded up to a small set of
-bucket sizes (:func:`length_bucket`), so one evaluation compiles a handful of programs, and the
-jitted scorer is module-level, keyed on the model's graph, so every checkpoint of a ladder reuses it.
+Short rows that share no few-shot prefix are packed several to a fixed-width row
+(:mod:`emergence.eval.packing`); the others are sorted by length and cut into fixed-size batches,
+their lengths padded up to a small set of bucket sizes (:func:`length_bucket`). One evaluation
+compiles a handful of programs, and the jitted scorers are module-level, keyed on the model's
+graph, so every checkpoint of a ladder reuses them.
 Logits are computed only at the scored positions, never over the whole sequence.
 """
 
@@ -26,6 +28,7 @@ import numpy as np
 from flax import nnx
 
 from emergence.data.tasks import Request
+from emergence.eval.packing import PACK_MAX_WIDTH, pack_width, packed_batches
 from emergence.eval.tokenization import encode_pair, loglikelihood_inputs
 from emergence.models.llama import KVCache, Llama
 from emergence.models.tokenizer import TextTokenizer
@@ -76,6 +79,14 @@ def _score_batch(graphdef, state, tokens, valid, positions, targets):
     model = nnx.merge(graphdef, state)
     hidden, _ = model.hidden_states(tokens, valid=valid)
     return _gather(model, hidden, positions, targets)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _score_packed(graphdef, state, tokens, valid, positions, segments, gather, targets):
+    """As :func:`_score_batch` for rows holding several sequences (:mod:`emergence.eval.packing`)."""
+    model = nnx.merge(graphdef, state)
+    hidden, _ = model.hidden_states(tokens, valid=valid, positions=positions, segments=segments)
+    return _gather(model, hidden, gather, targets)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cache_size"))
@@ -136,13 +147,16 @@ def score_requests(
     batch_size: int = 64,
     batch_tokens: int = 2048,
     max_length: int | None = None,
+    pack: bool = True,
     on_batch: Callable[[int], None] | None = None,
 ) -> list[ChoiceScores]:
     """Score every choice of every multiple-choice request; results in request order.
 
     A batch holds at most ``batch_size`` rows and about ``batch_tokens`` padded tokens: short rows
     go many to a batch (CPU matmuls want width), long rows few. The row count per length bucket is
-    fixed, so each bucket still compiles once."""
+    fixed, so each bucket still compiles once. With ``pack`` (the default), rows of at most
+    :data:`~emergence.eval.packing.PACK_MAX_WIDTH` tokens that share no few-shot prefix are packed
+    several to a row instead (:mod:`emergence.eval.packing`): less padding, one program."""
     max_length = max_length or model.config.max_position_embeddings
     rows = build_rows(tokenizer, requests, max_length)
     graphdef, state = nnx.split(model)
@@ -164,6 +178,17 @@ def score_requests(
             _collect(batch, chosen, argmax, loglik, greedy)
             if on_batch:
                 on_batch(len(batch))
+    short = [r for r in plain if len(r.tokens) <= PACK_MAX_WIDTH] if pack else []
+    if short:
+        width = pack_width([len(r.tokens) for r in short])
+        for packed in packed_batches(short, width, batch_tokens):
+            arrays = (packed.tokens, packed.valid, packed.positions, packed.segments, packed.gather, packed.targets)
+            chosen, argmax = _score_packed(graphdef, state, *map(jnp.asarray, arrays))
+            batch = [short[i] for i in packed.rows]
+            _collect(batch, chosen, argmax, loglik, greedy, packed.placement)
+            if on_batch:
+                on_batch(len(batch))
+    plain = [r for r in plain if len(r.tokens) > PACK_MAX_WIDTH] if pack else plain
     plain.sort(key=lambda r: -len(r.tokens))  # longest first: a batch never grows past its first row
     for batch, width, n_rows in _batches(plain, batch_size, batch_tokens, max_length):
         chosen, argmax = _score_batch(graphdef, state, *_fill(batch, width, n_rows))
@@ -190,18 +215,20 @@ def _fill(batch: Sequence[_Row], width: int, n_rows: int, offset: int = 0) -> tu
     return tuple(jnp.asarray(a) for a in (tokens, valid, positions, targets))
 
 
-def _collect(batch, chosen, argmax, loglik, greedy) -> None:
+def _collect(batch, chosen, argmax, loglik, greedy, placement=None) -> None:
+    """Read each row's scores from its (batch row, first scored slot): (i, 0) unless packed."""
     chosen, argmax = np.asarray(chosen, np.float64), np.asarray(argmax)
-    for i, row in enumerate(batch):
+    for j, row in enumerate(batch):
+        i, at = placement[j] if placement else (j, 0)
         n = len(row.positions)
         if len(row.choices) > 1:  # shared context: one position, one candidate per choice
             for k, choice in enumerate(row.choices):
-                loglik[row.request][choice] = float(chosen[i, 0, k])
-                greedy[row.request][choice] = bool(argmax[i, 0] == row.targets[0][k])
+                loglik[row.request][choice] = float(chosen[i, at, k])
+                greedy[row.request][choice] = bool(argmax[i, at] == row.targets[0][k])
         else:
             choice = row.choices[0]
-            loglik[row.request][choice] = float(chosen[i, :n, 0].sum())
-            greedy[row.request][choice] = all(argmax[i, p] == row.targets[p][0] for p in range(n))
+            loglik[row.request][choice] = float(chosen[i, at:at + n, 0].sum())
+            greedy[row.request][choice] = all(argmax[i, at + p] == row.targets[p][0] for p in range(n))
 
 
 #: Shorter common prefixes are not worth a separate prefill.

@@ -131,13 +131,12 @@ class Attention(nnx.Module):
         self.k_proj = _linear(d, self.num_kv_heads * hd, cfg.attention_bias, cfg, rngs)
         self.v_proj = _linear(d, self.num_kv_heads * hd, cfg.attention_bias, cfg, rngs)
         self.o_proj = _linear(self.num_heads * hd, d, cfg.attention_bias, cfg, rngs)
-        self.sliding_window = cfg.sliding_window
 
     def __call__(
         self,
         x: jax.Array,
         positions: jax.Array,
-        valid: jax.Array,
+        mask: jax.Array,
         inv_freq: jax.Array,
         layer_cache: tuple[jax.Array, jax.Array, KVCache] | None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
@@ -146,20 +145,12 @@ class Attention(nnx.Module):
         k = self.k_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
         v = self.v_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
         q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
-
-        if layer_cache is None:
-            key_valid, key_pos, key_slot, query_slot = valid, positions, jnp.arange(t), jnp.arange(t)
-            new_kv = None
-        else:
+        new_kv = None
+        if layer_cache is not None:
             cache_k, cache_v, cache = layer_cache
             k = jax.lax.dynamic_update_slice_in_dim(cache_k, k.astype(cache_k.dtype), cache.index, axis=1)
             v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), cache.index, axis=1)
             new_kv = (k, v)
-            key_valid, key_pos = cache.valid, cache.positions
-            key_slot, query_slot = jnp.arange(k.shape[1]), cache.index + jnp.arange(t)
-        mask = (key_slot[None, :] <= query_slot[:, None])[None] & key_valid[:, None, :]  # [B, T, S]
-        if self.sliding_window:
-            mask &= (positions[:, :, None] - key_pos[:, None, :]) < self.sliding_window
         out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask)
         return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), new_kv
 
@@ -183,8 +174,8 @@ class Block(nnx.Module):
         self.post_attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x, positions, valid, inv_freq, layer_cache):
-        h, new_kv = self.attn(self.input_norm(x), positions, valid, inv_freq, layer_cache)
+    def __call__(self, x, positions, mask, inv_freq, layer_cache):
+        h, new_kv = self.attn(self.input_norm(x), positions, mask, inv_freq, layer_cache)
         x = x + h
         return x + self.mlp(self.post_attn_norm(x)), new_kv
 
@@ -213,26 +204,42 @@ class Llama(nnx.Module):
         *,
         valid: jax.Array | None = None,
         positions: jax.Array | None = None,
+        segments: jax.Array | None = None,
         cache: KVCache | None = None,
     ) -> tuple[jax.Array, KVCache | None]:
-        """Final-norm hidden states ``[B, T, d]`` (logits are taken from these only where needed)."""
+        """Final-norm hidden states ``[B, T, d]`` (logits are taken from these only where needed).
+
+        ``segments [B, T]`` packs several sequences into one row: a token attends only to earlier
+        tokens of its own segment, so with per-segment ``positions`` each sequence gets the hidden
+        states it would get alone (the evaluator packs short prompts this way; no cache)."""
         b, t = tokens.shape
         valid = jnp.ones((b, t), bool) if valid is None else valid.astype(bool)
         if positions is None:
             running = jnp.cumsum(valid, axis=1, dtype=jnp.int32) - 1
             offset = cache.next_pos[:, None] if cache is not None else 0
             positions = jnp.maximum(running, 0) + offset
-        if cache is not None:
+        if cache is None:
+            key_valid, key_pos, key_slot, query_slot = valid, positions, jnp.arange(t), jnp.arange(t)
+        else:
             cache = cache._replace(
                 valid=jax.lax.dynamic_update_slice_in_dim(cache.valid, valid, cache.index, axis=1),
                 positions=jax.lax.dynamic_update_slice_in_dim(cache.positions, positions.astype(jnp.int32), cache.index, axis=1),
             )
+            key_valid, key_pos = cache.valid, cache.positions
+            key_slot, query_slot = jnp.arange(key_valid.shape[1]), cache.index + jnp.arange(t)
+        mask = (key_slot[None, :] <= query_slot[:, None])[None] & key_valid[:, None, :]  # [B, T, S]
+        if segments is not None:
+            if cache is not None:
+                raise ValueError("packed segments cannot be combined with a KV cache")
+            mask &= segments[:, :, None] == segments[:, None, :]
+        if self.config.sliding_window:
+            mask &= (positions[:, :, None] - key_pos[:, None, :]) < self.config.sliding_window
         x = self.embed(tokens)
         inv_freq = self.inv_freq[...]
         new_keys, new_values = [], []
         for i, layer in enumerate(self.layers):
             layer_cache = None if cache is None else (cache.keys[i], cache.values[i], cache)
-            x, new_kv = layer(x, positions, valid, inv_freq, layer_cache)
+            x, new_kv = layer(x, positions, mask, inv_freq, layer_cache)
             if new_kv is not None:
                 new_keys.append(new_kv[0])
                 new_values.append(new_kv[1])
@@ -259,7 +266,8 @@ class Llama(nnx.Module):
         *,
         valid: jax.Array | None = None,
         positions: jax.Array | None = None,
+        segments: jax.Array | None = None,
         cache: KVCache | None = None,
     ) -> tuple[jax.Array, KVCache | None]:
-        hidden, cache = self.hidden_states(tokens, valid=valid, positions=positions, cache=cache)
+        hidden, cache = self.hidden_states(tokens, valid=valid, positions=positions, segments=segments, cache=cache)
         return self.logits(hidden), cache

@@ -70,6 +70,18 @@ def test_batch_composition_does_not_change_scores(tiny):
         np.testing.assert_allclose(a.loglikelihoods, b.loglikelihoods, atol=1e-5)
 
 
+def test_packing_several_prompts_per_row_changes_nothing(tiny):
+    """Packed (the default) and one-prompt-per-row scoring agree, and both match the definition."""
+    many = [Request("t", i, f"Question {i}: " + "is it so? " * (i % 5) + "Answer:", 0, (" yes", " no", " maybe so"))
+            for i in range(12)]
+    packed = score_requests(tiny.model, tiny.tokenizer, many, batch_tokens=256)
+    unpacked = score_requests(tiny.model, tiny.tokenizer, many, pack=False)
+    for request, a, b in zip(many, packed, unpacked, strict=True):
+        np.testing.assert_allclose(a.loglikelihoods, b.loglikelihoods, atol=1e-5)
+        assert a.is_greedy == b.is_greedy
+        assert a.loglikelihoods[2] == pytest.approx(naive_loglikelihood(tiny, request.context, " maybe so"), abs=2e-4)
+
+
 def test_long_inputs_are_cut_on_the_left(tiny):
     context = "word " * 60 + "Answer:"
     request = Request("t", 0, context, 0, (" yes", " no way"))
