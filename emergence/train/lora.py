@@ -52,7 +52,10 @@ class LoraLinear(nnx.Module):
         if self.rate > 0 and not self.deterministic:
             keep = jax.random.bernoulli(self.dropout_key[...], 1.0 - self.rate, x.shape)
             h = jnp.where(keep, x / (1.0 - self.rate), 0).astype(x.dtype)
-        out = self.base(x) + (self.lora(h) * self.scale).astype(x.dtype)
+        # the scale goes on the rank-r activations, not on the [tokens, out] product: one less
+        # full-size elementwise pass forward and backward
+        down = (h @ self.lora.lora_a[...].astype(h.dtype)) * self.scale
+        out = self.base(x) + (down @ self.lora.lora_b[...].astype(h.dtype)).astype(x.dtype)
         return out.reshape(*shape[:-1], out.shape[-1])
 
 
