@@ -65,15 +65,10 @@ def run_requests(
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths batch together
         stop = tuple(requests[0].stop) if requests else ()
         generations: list[Any] = [None] * len(prompts)
-        rows = min(batch_size, 16)
-        for start in range(0, len(order), rows):
-            chunk = order[start:start + rows]
-            outs = greedy_generate(loaded.model, loaded.tokenizer, [prompts[i] for i in chunk],
-                                   max_new_tokens=max_new, stop=stop, batch_size=rows)
-            for i, out in zip(chunk, outs, strict=True):
-                generations[i] = out
-            if on_progress:
-                on_progress(len(chunk))
+        outs = greedy_generate(loaded.model, loaded.tokenizer, [prompts[i] for i in order], max_new_tokens=max_new,
+                               stop=stop, batch_size=min(batch_size, 16), on_chunk=on_progress)
+        for i, out in zip(order, outs, strict=True):
+            generations[i] = out
         records = score_examples(requests, [g.text for g in generations])
         for record, generation in zip(records, generations, strict=True):
             record["generation"] = generation.text

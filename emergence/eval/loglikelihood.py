@@ -102,15 +102,19 @@ def _score_after_prefix(graphdef, state, prefix_cache, tokens, valid, positions,
     model = nnx.merge(graphdef, state)
     rows, width = tokens.shape
 
-    def widen(x):  # [1, S, ...] → [rows, S + width, ...]: room for this batch's suffix
-        if x.ndim == 0:
-            return x
-        if x.ndim == 1:
-            return jnp.broadcast_to(x, (rows,))
-        pad = [(0, 0), (0, width)] + [(0, 0)] * (x.ndim - 2)
-        return jnp.broadcast_to(jnp.pad(x, pad), (rows, x.shape[1] + width, *x.shape[2:]))
+    def widen(x, axis):  # [1, …, S, …] → [rows, …, S + width, …]: room for this batch's suffix
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (0, width)
+        padded = jnp.pad(x, pad)
+        return jnp.broadcast_to(padded, (rows, *padded.shape[1:]))
 
-    cache = jax.tree.map(widen, prefix_cache)
+    cache = prefix_cache._replace(
+        keys=tuple(widen(k, 2) for k in prefix_cache.keys),  # [1, KV, S, D]
+        values=tuple(widen(v, 2) for v in prefix_cache.values),
+        valid=widen(prefix_cache.valid, 1),
+        positions=widen(prefix_cache.positions, 1),
+        next_pos=jnp.broadcast_to(prefix_cache.next_pos, (rows,)),
+    )
     hidden, _ = model.hidden_states(tokens, valid=valid, cache=cache)
     return _gather(model, hidden, positions, targets)
 

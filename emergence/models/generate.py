@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import jax
@@ -38,19 +38,74 @@ class Generation:
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",), donate_argnames=("cache",))
-def _prefill(graphdef, state, tokens, valid, cache):
+def _prefill(graphdef, state, tokens, valid, cache, prefix):
     model = nnx.merge(graphdef, state)
-    hidden, cache = model.hidden_states(tokens, valid=valid, cache=cache)
+    hidden, cache = model.hidden_states(tokens, valid=valid, cache=cache, prefix=prefix)
     logits = model.logits(hidden[:, -1])
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",), donate_argnames=("cache",))
-def _decode(graphdef, state, tokens, cache):
+def _decode(graphdef, state, tokens, cache, prefix):
     model = nnx.merge(graphdef, state)
-    hidden, cache = model.hidden_states(tokens[:, None], cache=cache)
+    hidden, cache = model.hidden_states(tokens[:, None], cache=cache, prefix=prefix)
     logits = model.logits(hidden[:, -1])
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
+
+
+@jax.jit
+def _select_rows(next_ids, cache, keep):
+    """The batch cut down to rows ``keep`` (finished rows leave; decoding cost follows the rows left)."""
+    take = lambda x: jnp.take(x, keep, axis=0)  # noqa: E731
+    return take(next_ids), cache._replace(
+        keys=tuple(map(take, cache.keys)),
+        values=tuple(map(take, cache.values)),
+        valid=take(cache.valid),
+        positions=take(cache.positions),
+        next_pos=take(cache.next_pos),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("extra",))
+def _grow(cache: KVCache, extra: int) -> KVCache:
+    """``extra`` empty slots appended to every row of the cache."""
+    def pad(x, axis):
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = (0, extra)
+        return jnp.pad(x, widths)
+    return cache._replace(
+        keys=tuple(pad(k, 2) for k in cache.keys),
+        values=tuple(pad(v, 2) for v in cache.values),
+        valid=pad(cache.valid, 1),
+        positions=pad(cache.positions, 1),
+    )
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+#: A common prompt prefix at least this long (a few-shot block) is computed once and shared.
+MIN_SHARED_PREFIX = 64
+
+
+def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens every prompt starts with, leaving each at least one token of its own."""
+    first, limit = prompts[0], min(len(p) for p in prompts) - 1
+    n = 0
+    while n < limit and all(p[n] == first[n] for p in prompts[1:]):
+        n += 1
+    return n
+
+
+def _left_padded(prompts: Sequence[Sequence[int]], rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    tokens = np.zeros((rows, width), np.int32)
+    valid = np.zeros((rows, width), bool)
+    for i in range(rows):
+        prompt = prompts[i] if i < len(prompts) else prompts[0]  # pad the batch with a real prompt
+        tokens[i, width - len(prompt):] = prompt
+        valid[i, width - len(prompt):] = True
+    return tokens, valid
 
 
 class _Row:
@@ -86,35 +141,70 @@ def greedy_generate(
     stop: Sequence[str] = (),
     batch_size: int = 8,
     stop_at_eos: bool = True,
+    share_prefix: bool = True,
     stats: dict | None = None,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> list[Generation]:
-    """Greedy completions of token-id prompts, in input order. ``stats`` collects tokens and seconds."""
+    """Greedy completions of token-id prompts, in input order. ``stats`` collects new tokens, seconds
+    and how often a batch shrank.
+
+    Prompts run in chunks of at most ``batch_size`` rows, balanced (20 prompts at 16 make two chunks
+    of 10, not 16 + 4 padded to 16). When at most half of a chunk's rows are still generating, the
+    batch shrinks to them (a power of two, so few shapes compile): one long completion no longer
+    drags finished rows through every remaining step. With ``share_prefix``, a prefix common to all prompts of at
+    least :data:`MIN_SHARED_PREFIX` tokens (a few-shot block) is prefilled once and attended by
+    every row from one copy: no row recomputes it, and each decoding step reads it once per batch
+    instead of once per row. ``on_chunk`` gets the number of prompts finished after each chunk."""
     graphdef, state = nnx.split(model)
     eos = set(tokenizer.eos_token_ids) if stop_at_eos else set()
-    results: list[Generation] = []
     started = time.perf_counter()
     max_len = model.config.max_position_embeddings
-    for start in range(0, len(prompts), batch_size):
-        chunk = [list(p)[-(max_len - max_new_tokens):] or [tokenizer.bos_token_id or 0] for p in prompts[start:start + batch_size]]
+    prompts = [list(p)[-(max_len - max_new_tokens):] or [tokenizer.bos_token_id or 0] for p in prompts]
+    shared = common_prefix_length(prompts) if share_prefix and len(prompts) > 1 else 0
+    prefix = None
+    if shared < MIN_SHARED_PREFIX or model.config.sliding_window:
+        shared = 0
+    else:
+        width = round_up(shared)
+        tokens, valid = _left_padded([prompts[0][:shared]], 1, width)
+        _, prefix = _prefill(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid),
+                             KVCache.empty(model.config, 1, width), None)
+    n_chunks = -(-len(prompts) // batch_size) if prompts else 0
+    rows_per_chunk = -(-len(prompts) // n_chunks) if prompts else 0
+    results: list[Generation] = []
+    shrinks = 0
+    for start in range(0, len(prompts), max(rows_per_chunk, 1)):
+        chunk = [p[shared:] for p in prompts[start:start + rows_per_chunk]]
         rows = [_Row(tokenizer, stop, eos) for _ in chunk]
         width = round_up(max(len(p) for p in chunk))
-        tokens = np.zeros((batch_size, width), np.int32)
-        valid = np.zeros((batch_size, width), bool)
-        for i in range(batch_size):
-            prompt = chunk[i] if i < len(chunk) else chunk[0]  # pad the batch with a real prompt
-            tokens[i, width - len(prompt):] = prompt
-            valid[i, width - len(prompt):] = True
-        cache = KVCache.empty(model.config, batch_size, width + round_up(max_new_tokens))
-        next_ids, cache = _prefill(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid), cache)
+        tokens, valid = _left_padded(chunk, rows_per_chunk, width)
+        # prefill into a cache of exactly the prompt width (attention over the prompt only), then
+        # give it room for the completion
+        cache = KVCache.empty(model.config, rows_per_chunk, width)
+        if prefix is not None:
+            cache = cache._replace(next_pos=jnp.full((rows_per_chunk,), shared, jnp.int32))
+        next_ids, cache = _prefill(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid), cache, prefix)
+        cache = _grow(cache, round_up(max_new_tokens))
+        live = list(range(len(chunk)))  # which row each slot of the batch holds
         for step in range(max_new_tokens):
             host_ids = np.asarray(next_ids)
-            for row, token in zip(rows, host_ids, strict=False):
-                row.push(int(token))
-            if all(r.finish is not None for r in rows) or step == max_new_tokens - 1:
+            for slot, row in enumerate(live):
+                rows[row].push(int(host_ids[slot]))
+            running = [row for row in dict.fromkeys(live) if rows[row].finish is None]
+            if not running or step == max_new_tokens - 1:
                 break
-            next_ids, cache = _decode(graphdef, state, next_ids, cache)
+            if _pow2(len(running)) < len(live):  # most rows are done: continue with a smaller batch
+                keep = [live.index(row) for row in running]
+                keep += keep[:1] * (_pow2(len(keep)) - len(keep))
+                live = [live[k] for k in keep]
+                next_ids, cache = _select_rows(next_ids, cache, jnp.asarray(keep, jnp.int32))
+                shrinks += 1
+            next_ids, cache = _decode(graphdef, state, next_ids, cache, prefix)
         results.extend(r.result() for r in rows)
+        if on_chunk:
+            on_chunk(len(chunk))
     if stats is not None:
         stats["new_tokens"] = sum(len(r.token_ids) for r in results)
         stats["seconds"] = time.perf_counter() - started
+        stats["shrinks"] = shrinks
     return results

@@ -24,8 +24,10 @@ from emergence.models.config import LlamaConfig, rope_inverse_frequencies
 
 
 class KVCache(NamedTuple):
-    """Keys/values per layer ``[B, S, KV, D]``, which slots hold a real token, their positions,
-    the next slot to write (``index``) and each row's next position (``next_pos``)."""
+    """Keys/values per layer ``[B, KV, S, D]``, which slots hold a real token, their positions,
+    the next slot to write (``index``) and each row's next position (``next_pos``).
+
+    Heads-major, so a decoding step's attention reads the cache as it lies (no per-step copy)."""
 
     keys: tuple[jax.Array, ...]
     values: tuple[jax.Array, ...]
@@ -37,7 +39,7 @@ class KVCache(NamedTuple):
     @classmethod
     def empty(cls, config: LlamaConfig, batch: int, size: int, dtype: jnp.dtype | None = None) -> KVCache:
         dtype = dtype or jnp.dtype(config.dtype)
-        shape = (batch, size, config.num_key_value_heads, config.head_dim)
+        shape = (batch, config.num_key_value_heads, size, config.head_dim)
         layers = config.num_hidden_layers
         return cls(
             keys=tuple(jnp.zeros(shape, dtype) for _ in range(layers)),
@@ -103,23 +105,38 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
     return x * cos + rotated * sin
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-    """Grouped-query attention: ``q [B, T, H, D]``, ``k, v [B, S, KV, D]``, ``mask [B, T, S]`` → ``[B, T, H, D]``.
+def attention(
+    q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, prefix: tuple[jax.Array, ...] | None = None
+) -> jax.Array:
+    """Grouped-query attention: ``q [B, T, H, D]``, ``k, v [B, KV, S, D]``, ``mask [B, T, S]`` → ``[B, T, H, D]``.
 
     Why by hand: the queries of each KV head are laid out as one ``[G·T, D]`` matrix, so the scores
     and the weighted sum are one batched GEMM per (batch, KV head). ``jax.nn.dot_product_attention``
     (XLA implementation) vmaps over the groups instead, which on CPU costs transposed copies of the
     score tensor: this layout is 2.5x faster forward and ~1.3x forward + backward at SmolLM2's
     shapes. Softmax runs in fp32; a fully masked row (a padding query) gets uniform weights, not NaN.
+
+    ``prefix = (keys [KV, P, D], values [KV, P, D], valid [P])`` is a prompt prefix shared by every
+    row (a few-shot block): each row attends to it before its own keys, and it is read once for the
+    whole batch instead of once per row.
     """
     b, t, h, d = q.shape
-    kv = k.shape[2]
+    kv = k.shape[1]
     g = h // kv
     qh = q.reshape(b, t, kv, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv, g * t, d)
-    scores = jnp.einsum("bkqd,bksd->bkqs", qh, k.transpose(0, 2, 1, 3), preferred_element_type=jnp.float32)
+    scores = jnp.einsum("bkqd,bksd->bkqs", qh, k, preferred_element_type=jnp.float32)
     scores = jnp.where(jnp.tile(mask, (1, g, 1))[:, None], scores * (d**-0.5), -1e30)
-    weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bkqs,bksd->bkqd", weights, v.transpose(0, 2, 1, 3))
+    if prefix is None:
+        weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+        out = jnp.einsum("bkqs,bksd->bkqd", weights, v)
+    else:
+        pk, pv, pvalid = prefix
+        shared = jnp.einsum("bkqd,kpd->bkqp", qh, pk.astype(q.dtype), preferred_element_type=jnp.float32)
+        shared = jnp.where(pvalid, shared * (d**-0.5), -1e30)
+        weights = jax.nn.softmax(jnp.concatenate([shared, scores], axis=-1), axis=-1).astype(v.dtype)
+        p = pk.shape[1]
+        out = jnp.einsum("bkqp,kpd->bkqd", weights[..., :p], pv.astype(v.dtype))
+        out = out + jnp.einsum("bkqs,bksd->bkqd", weights[..., p:], v)
     return out.reshape(b, kv, g, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
 
 
@@ -139,19 +156,21 @@ class Attention(nnx.Module):
         mask: jax.Array,
         inv_freq: jax.Array,
         layer_cache: tuple[jax.Array, jax.Array, KVCache] | None,
+        prefix: tuple[jax.Array, ...] | None = None,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         b, t, _ = x.shape
         q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
         k = self.k_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
         v = self.v_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
         q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+        k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, KV, T, D]
         new_kv = None
         if layer_cache is not None:
             cache_k, cache_v, cache = layer_cache
-            k = jax.lax.dynamic_update_slice_in_dim(cache_k, k.astype(cache_k.dtype), cache.index, axis=1)
-            v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), cache.index, axis=1)
+            k = jax.lax.dynamic_update_slice_in_dim(cache_k, k.astype(cache_k.dtype), cache.index, axis=2)
+            v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), cache.index, axis=2)
             new_kv = (k, v)
-        out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask)
+        out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, prefix)
         return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), new_kv
 
 
@@ -174,8 +193,8 @@ class Block(nnx.Module):
         self.post_attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x, positions, mask, inv_freq, layer_cache):
-        h, new_kv = self.attn(self.input_norm(x), positions, mask, inv_freq, layer_cache)
+    def __call__(self, x, positions, mask, inv_freq, layer_cache, prefix=None):
+        h, new_kv = self.attn(self.input_norm(x), positions, mask, inv_freq, layer_cache, prefix)
         x = x + h
         return x + self.mlp(self.post_attn_norm(x)), new_kv
 
@@ -206,12 +225,18 @@ class Llama(nnx.Module):
         positions: jax.Array | None = None,
         segments: jax.Array | None = None,
         cache: KVCache | None = None,
+        prefix: KVCache | None = None,
     ) -> tuple[jax.Array, KVCache | None]:
         """Final-norm hidden states ``[B, T, d]`` (logits are taken from these only where needed).
 
         ``segments [B, T]`` packs several sequences into one row: a token attends only to earlier
         tokens of its own segment, so with per-segment ``positions`` each sequence gets the hidden
-        states it would get alone (the evaluator packs short prompts this way; no cache)."""
+        states it would get alone (the evaluator packs short prompts this way; no cache).
+
+        ``prefix`` (a batch-1 cache filled with a prompt prefix common to all rows) is attended by
+        every row before its own tokens and is never written; the rows' own ``cache`` must start
+        its positions after it (``next_pos`` = the prefix length). Generation shares a few-shot
+        block this way."""
         b, t = tokens.shape
         valid = jnp.ones((b, t), bool) if valid is None else valid.astype(bool)
         if positions is None:
@@ -233,13 +258,16 @@ class Llama(nnx.Module):
                 raise ValueError("packed segments cannot be combined with a KV cache")
             mask &= segments[:, :, None] == segments[:, None, :]
         if self.config.sliding_window:
+            if prefix is not None:
+                raise ValueError("a shared prefix is not supported with sliding-window attention")
             mask &= (positions[:, :, None] - key_pos[:, None, :]) < self.config.sliding_window
         x = self.embed(tokens)
         inv_freq = self.inv_freq[...]
         new_keys, new_values = [], []
         for i, layer in enumerate(self.layers):
             layer_cache = None if cache is None else (cache.keys[i], cache.values[i], cache)
-            x, new_kv = layer(x, positions, mask, inv_freq, layer_cache)
+            shared = None if prefix is None else (prefix.keys[i][0], prefix.values[i][0], prefix.valid[0])
+            x, new_kv = layer(x, positions, mask, inv_freq, layer_cache, shared)
             if new_kv is not None:
                 new_keys.append(new_kv[0])
                 new_values.append(new_kv[1])

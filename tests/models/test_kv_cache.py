@@ -79,6 +79,37 @@ def test_batched_cached_greedy_equals_recomputation():
         assert result.finish == "length"
 
 
+def test_a_shared_few_shot_prefix_is_computed_once_and_changes_no_token():
+    """Prompts with a long common prefix (a few-shot block) decode exactly as recomputation does,
+    whether the prefix is shared across rows or not, in balanced chunks (5 prompts at 4: 3 + 2)."""
+    loaded = _model()
+    rng = np.random.default_rng(3)
+    block = list(rng.integers(3, 300, 70))
+    prompts = [block + list(rng.integers(3, 300, n)) for n in (3, 9, 1, 5, 4)]
+    shared = greedy_generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=8, batch_size=4, stop_at_eos=False)
+    alone = greedy_generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=8, batch_size=4, stop_at_eos=False,
+                            share_prefix=False)
+    for prompt, a, b in zip(prompts, shared, alone, strict=True):
+        assert a.token_ids == b.token_ids
+        assert list(a.token_ids) == greedy_by_recomputing(loaded.model, prompt, 8, width=96)[len(prompt):]
+
+
+def test_rows_that_finish_early_leave_the_batch_without_changing_any_row():
+    """A batch shrinks as rows hit their stop sequence; every row still gets what it gets alone."""
+    loaded = _model()
+    rng = np.random.default_rng(5)
+    prompts = [list(rng.integers(3, 300, n)) for n in (4, 6, 3, 5, 7, 2, 6, 4)]
+    stop = ["\x02", "\x04", "<unk>", "</s>"]  # the tiny model's rows hit these at different steps, or never
+    stats: dict = {}
+    batched = greedy_generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=16, batch_size=8, stop=stop,
+                              stop_at_eos=False, stats=stats)
+    for prompt, result in zip(prompts, batched, strict=True):
+        (alone,) = greedy_generate(loaded.model, loaded.tokenizer, [prompt], max_new_tokens=16, stop=stop,
+                                   stop_at_eos=False)
+        assert (result.token_ids, result.text, result.finish) == (alone.token_ids, alone.text, alone.finish)
+    assert stats["shrinks"] >= 1
+
+
 def test_stop_sequences_cut_the_text():
     loaded = _model()
     (free,) = greedy_generate(loaded.model, loaded.tokenizer, [[5, 17, 33]], max_new_tokens=10, stop_at_eos=False)
