@@ -40,7 +40,7 @@ class Generation:
 @functools.partial(jax.jit, static_argnames=("graphdef",), donate_argnames=("cache",))
 def _prefill(graphdef, state, tokens, valid, cache, prefix):
     model = nnx.merge(graphdef, state)
-    hidden, cache = model.hidden_states(tokens, valid=valid, cache=cache, prefix=prefix)
+    hidden, cache = model.hidden_states(tokens, valid=valid, cache=cache, prefix=prefix, fresh_cache=True)
     logits = model.logits(hidden[:, -1])
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
 

@@ -105,7 +105,36 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
     return x * cos + rotated * sin
 
 
+#: Queries per block when a long input attends causally to itself (long prompts, long rows).
+QUERY_BLOCK = 256
+
+
 def attention(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    mask: jax.Array,
+    prefix: tuple[jax.Array, ...] | None = None,
+    *,
+    aligned: bool = False,
+) -> jax.Array:
+    """:func:`grouped_attention`, in blocks of :data:`QUERY_BLOCK` queries when ``aligned``.
+
+    ``aligned``: key slot i holds query i (no cache, or a fresh cache exactly as wide as the input),
+    so by causality a block of queries needs only the keys up to its own end. A long prompt then
+    costs about half the score work of the full square, and a block's scores fit in memory that the
+    full ``[T, T]`` tensors of a 1,500-token prompt do not."""
+    t = q.shape[1]
+    if not aligned or t <= QUERY_BLOCK or k.shape[2] != t:
+        return grouped_attention(q, k, v, mask, prefix)
+    blocks = []
+    for start in range(0, t, QUERY_BLOCK):
+        end = min(start + QUERY_BLOCK, t)
+        blocks.append(grouped_attention(q[:, start:end], k[:, :, :end], v[:, :, :end], mask[:, start:end, :end], prefix))
+    return jnp.concatenate(blocks, axis=1)
+
+
+def grouped_attention(
     q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, prefix: tuple[jax.Array, ...] | None = None
 ) -> jax.Array:
     """Grouped-query attention: ``q [B, T, H, D]``, ``k, v [B, KV, S, D]``, ``mask [B, T, S]`` → ``[B, T, H, D]``.
@@ -157,6 +186,7 @@ class Attention(nnx.Module):
         inv_freq: jax.Array,
         layer_cache: tuple[jax.Array, jax.Array, KVCache] | None,
         prefix: tuple[jax.Array, ...] | None = None,
+        aligned: bool = False,
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         b, t, _ = x.shape
         q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
@@ -170,7 +200,7 @@ class Attention(nnx.Module):
             k = jax.lax.dynamic_update_slice_in_dim(cache_k, k.astype(cache_k.dtype), cache.index, axis=2)
             v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), cache.index, axis=2)
             new_kv = (k, v)
-        out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, prefix)
+        out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, prefix, aligned=aligned)
         return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), new_kv
 
 
@@ -193,8 +223,8 @@ class Block(nnx.Module):
         self.post_attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x, positions, mask, inv_freq, layer_cache, prefix=None):
-        h, new_kv = self.attn(self.input_norm(x), positions, mask, inv_freq, layer_cache, prefix)
+    def __call__(self, x, positions, mask, inv_freq, layer_cache, prefix=None, aligned=False):
+        h, new_kv = self.attn(self.input_norm(x), positions, mask, inv_freq, layer_cache, prefix, aligned)
         x = x + h
         return x + self.mlp(self.post_attn_norm(x)), new_kv
 
@@ -226,6 +256,7 @@ class Llama(nnx.Module):
         segments: jax.Array | None = None,
         cache: KVCache | None = None,
         prefix: KVCache | None = None,
+        fresh_cache: bool = False,
     ) -> tuple[jax.Array, KVCache | None]:
         """Final-norm hidden states ``[B, T, d]`` (logits are taken from these only where needed).
 
@@ -236,7 +267,8 @@ class Llama(nnx.Module):
         ``prefix`` (a batch-1 cache filled with a prompt prefix common to all rows) is attended by
         every row before its own tokens and is never written; the rows' own ``cache`` must start
         its positions after it (``next_pos`` = the prefix length). Generation shares a few-shot
-        block this way."""
+        block this way. ``fresh_cache`` promises an empty cache exactly as wide as ``tokens`` (a
+        prefill), which lets long inputs attend in causal blocks, as without a cache."""
         b, t = tokens.shape
         valid = jnp.ones((b, t), bool) if valid is None else valid.astype(bool)
         if positions is None:
@@ -267,7 +299,8 @@ class Llama(nnx.Module):
         for i, layer in enumerate(self.layers):
             layer_cache = None if cache is None else (cache.keys[i], cache.values[i], cache)
             shared = None if prefix is None else (prefix.keys[i][0], prefix.values[i][0], prefix.valid[0])
-            x, new_kv = layer(x, positions, mask, inv_freq, layer_cache, shared)
+            aligned = cache is None or (fresh_cache and cache.keys[i].shape[2] == t)
+            x, new_kv = layer(x, positions, mask, inv_freq, layer_cache, shared, aligned)
             if new_kv is not None:
                 new_keys.append(new_kv[0])
                 new_values.append(new_kv[1])
