@@ -18,6 +18,7 @@ Logits are computed only at the scored positions, never over the whole sequence.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,10 +83,13 @@ def _score_batch(graphdef, state, tokens, valid, positions, targets):
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
-def _score_packed(graphdef, state, tokens, valid, positions, segments, gather, targets):
-    """As :func:`_score_batch` for rows holding several sequences (:mod:`emergence.eval.packing`)."""
+def _score_packed(graphdef, state, tokens, valid, positions, segments, gather, targets, prefix=None):
+    """As :func:`_score_batch` for rows holding several sequences (:mod:`emergence.eval.packing`),
+    each continuing the shared ``prefix`` cache when one is given."""
     model = nnx.merge(graphdef, state)
-    hidden, _ = model.hidden_states(tokens, valid=valid, positions=positions, segments=segments)
+    if prefix is not None:
+        positions = positions + prefix.next_pos[0]
+    hidden, _ = model.hidden_states(tokens, valid=valid, positions=positions, segments=segments, prefix=prefix)
     return _gather(model, hidden, gather, targets)
 
 
@@ -98,24 +102,13 @@ def _prefill_prefix(graphdef, state, tokens, valid, cache_size):
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
 def _score_after_prefix(graphdef, state, prefix_cache, tokens, valid, positions, targets):
-    """As :func:`_score_batch`, every row continuing one shared, already-computed prefix."""
+    """As :func:`_score_batch`, every row continuing one shared, already-computed prefix.
+
+    The prefix's keys/values are attended by all rows from one copy (``hidden_states(prefix=…)``),
+    never broadcast per row; each row's positions continue after it."""
     model = nnx.merge(graphdef, state)
-    rows, width = tokens.shape
-
-    def widen(x, axis):  # [1, …, S, …] → [rows, …, S + width, …]: room for this batch's suffix
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (0, width)
-        padded = jnp.pad(x, pad)
-        return jnp.broadcast_to(padded, (rows, *padded.shape[1:]))
-
-    cache = prefix_cache._replace(
-        keys=tuple(widen(k, 2) for k in prefix_cache.keys),  # [1, KV, S, D]
-        values=tuple(widen(v, 2) for v in prefix_cache.values),
-        valid=widen(prefix_cache.valid, 1),
-        positions=widen(prefix_cache.positions, 1),
-        next_pos=jnp.broadcast_to(prefix_cache.next_pos, (rows,)),
-    )
-    hidden, _ = model.hidden_states(tokens, valid=valid, cache=cache)
+    token_pos = jnp.maximum(jnp.cumsum(valid, axis=1, dtype=jnp.int32) - 1, 0) + prefix_cache.next_pos[0]
+    hidden, _ = model.hidden_states(tokens, valid=valid, positions=token_pos, prefix=prefix_cache)
     return _gather(model, hidden, positions, targets)
 
 
@@ -167,7 +160,11 @@ def score_requests(
     loglik = [[0.0] * len(r.continuations) for r in requests]
     greedy = [[True] * len(r.continuations) for r in requests]
     plain: list[_Row] = []
-    for prefix, group in _shared_prefixes(rows, requests, plain):
+    # (a sliding-window model scores every row in full: the shared prefix is attended without a window)
+    groups = _shared_prefixes(rows, requests, plain) if not model.config.sliding_window else iter(())
+    if model.config.sliding_window:
+        plain.extend(rows)
+    for prefix, group in groups:
         # MMLU-style k-shot: one subject's prompts share description + shots; run that prefix once.
         prefix_width = length_bucket(len(prefix))
         tokens = np.zeros((1, prefix_width), np.int32)
@@ -175,6 +172,12 @@ def score_requests(
         valid = np.zeros_like(tokens, bool)
         valid[0, prefix_width - len(prefix):] = True
         cache = _prefill_prefix(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid), prefix_width)
+        n = len(prefix)
+        suffixes = [dataclasses.replace(r, tokens=r.tokens[n:], positions=tuple(p - n for p in r.positions))
+                    for r in group]
+        if pack and max(len(r.tokens) for r in suffixes) <= PACK_MAX_WIDTH:
+            _score_packed_rows(graphdef, state, suffixes, batch_tokens, loglik, greedy, on_batch, cache)
+            continue
         group.sort(key=lambda r: -len(r.tokens))
         for batch, width, n_rows in _batches(group, batch_size, batch_tokens, max_length, offset=len(prefix)):
             arrays = _fill(batch, width, n_rows, offset=len(prefix))
@@ -184,14 +187,7 @@ def score_requests(
                 on_batch(len(batch))
     short = [r for r in plain if len(r.tokens) <= PACK_MAX_WIDTH] if pack else []
     if short:
-        width = pack_width([len(r.tokens) for r in short])
-        for packed in packed_batches(short, width, batch_tokens):
-            arrays = (packed.tokens, packed.valid, packed.positions, packed.segments, packed.gather, packed.targets)
-            chosen, argmax = _score_packed(graphdef, state, *map(jnp.asarray, arrays))
-            batch = [short[i] for i in packed.rows]
-            _collect(batch, chosen, argmax, loglik, greedy, packed.placement)
-            if on_batch:
-                on_batch(len(batch))
+        _score_packed_rows(graphdef, state, short, batch_tokens, loglik, greedy, on_batch)
     plain = [r for r in plain if len(r.tokens) > PACK_MAX_WIDTH] if pack else plain
     plain.sort(key=lambda r: -len(r.tokens))  # longest first: a batch never grows past its first row
     for batch, width, n_rows in _batches(plain, batch_size, batch_tokens, max_length):
@@ -200,6 +196,17 @@ def score_requests(
         if on_batch:
             on_batch(len(batch))
     return [ChoiceScores(tuple(a), tuple(b)) for a, b in zip(loglik, greedy, strict=True)]
+
+
+def _score_packed_rows(graphdef, state, rows, batch_tokens, loglik, greedy, on_batch, prefix=None) -> None:
+    width = pack_width([len(r.tokens) for r in rows])
+    for packed in packed_batches(rows, width, batch_tokens):
+        arrays = (packed.tokens, packed.valid, packed.positions, packed.segments, packed.gather, packed.targets)
+        chosen, argmax = _score_packed(graphdef, state, *map(jnp.asarray, arrays), prefix)
+        batch = [rows[i] for i in packed.rows]
+        _collect(batch, chosen, argmax, loglik, greedy, packed.placement)
+        if on_batch:
+            on_batch(len(batch))
 
 
 def _fill(batch: Sequence[_Row], width: int, n_rows: int, offset: int = 0) -> tuple[jax.Array, ...]:

@@ -99,10 +99,11 @@ def test_a_shared_few_shot_prefix_is_computed_once_and_changes_nothing(tiny):
     rest = []
     (prefix, members), = list(_shared_prefixes(rows, requests, rest))
     assert len(prefix) >= 64 and len(members) == len(rows) and not rest
-    scores = score_requests(tiny.model, tiny.tokenizer, requests)
-    for request, score in zip(requests, scores, strict=True):
-        for choice, value in zip(request.continuations, score.loglikelihoods, strict=True):
-            assert value == pytest.approx(naive_loglikelihood(tiny, request.context, choice), abs=2e-4)
+    for pack in (True, False):  # after the prefix: rows packed together, or one per row
+        scores = score_requests(tiny.model, tiny.tokenizer, requests, pack=pack)
+        for request, score in zip(requests, scores, strict=True):
+            for choice, value in zip(request.continuations, score.loglikelihoods, strict=True):
+                assert value == pytest.approx(naive_loglikelihood(tiny, request.context, choice), abs=2e-4)
 
 
 def test_length_buckets_are_few_and_cover():
