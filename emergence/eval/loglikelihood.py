@@ -31,6 +31,7 @@ from flax import nnx
 from emergence.data.tasks import Request
 from emergence.eval.packing import PACK_MAX_WIDTH, pack_width, packed_batches
 from emergence.eval.tokenization import encode_pair, loglikelihood_inputs
+from emergence.models.generate import next_pow2
 from emergence.models.llama import KVCache, Llama
 from emergence.models.tokenizer import TextTokenizer
 
@@ -41,10 +42,6 @@ def length_bucket(n: int, smallest: int = 16) -> int:
     while size < n:
         size = size * 3 // 2 if (size & (size - 1)) == 0 else size * 4 // 3
     return size
-
-
-def _pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
 
 
 @dataclass(frozen=True)
@@ -160,10 +157,10 @@ def score_requests(
     loglik = [[0.0] * len(r.continuations) for r in requests]
     greedy = [[True] * len(r.continuations) for r in requests]
     plain: list[_Row] = []
-    # (a sliding-window model scores every row in full: the shared prefix is attended without a window)
-    groups = _shared_prefixes(rows, requests, plain) if not model.config.sliding_window else iter(())
-    if model.config.sliding_window:
-        plain.extend(rows)
+    if model.config.sliding_window:  # a shared prefix is attended without a window: score rows whole
+        plain, groups = list(rows), iter(())
+    else:
+        groups = _shared_prefixes(rows, requests, plain)
     for prefix, group in groups:
         # MMLU-style k-shot: one subject's prompts share description + shots; run that prefix once.
         prefix_width = length_bucket(len(prefix))
@@ -211,8 +208,8 @@ def _score_packed_rows(graphdef, state, rows, batch_tokens, loglik, greedy, on_b
 
 def _fill(batch: Sequence[_Row], width: int, n_rows: int, offset: int = 0) -> tuple[jax.Array, ...]:
     """Right-padded device arrays for a batch; ``offset`` tokens of each row are already cached."""
-    n_pos = _pow2(max(len(r.positions) for r in batch))
-    n_cand = _pow2(max(len(r.targets[0]) for r in batch))
+    n_pos = next_pow2(max(len(r.positions) for r in batch))
+    n_cand = next_pow2(max(len(r.targets[0]) for r in batch))
     tokens = np.zeros((n_rows, width), np.int32)
     valid = np.zeros((n_rows, width), bool)
     positions = np.zeros((n_rows, n_pos), np.int32)

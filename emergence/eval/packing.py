@@ -18,6 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
+from emergence.models.generate import next_pow2
+
 #: Rows longer than this are not packed (attention over a wide packed row costs more than padding).
 PACK_MAX_WIDTH = 256
 PACK_MIN_WIDTH = 64
@@ -46,7 +48,7 @@ class PackedBatch:
 def pack_width(lengths: Sequence[int]) -> int:
     """The packed row width for rows of these lengths: a power of two between the bounds."""
     longest = max(lengths)
-    return max(PACK_MIN_WIDTH, 1 << max(0, (longest - 1).bit_length()))
+    return max(PACK_MIN_WIDTH, next_pow2(longest))
 
 
 def first_fit_decreasing(lengths: Sequence[int], width: int) -> list[list[int]]:
@@ -70,10 +72,6 @@ def first_fit_decreasing(lengths: Sequence[int], width: int) -> list[list[int]]:
     return bins
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
 def packed_batches(rows: Sequence[ScoringRow], width: int, batch_tokens: int) -> list[PackedBatch]:
     """Pack ``rows`` (each at most ``width`` tokens) into batches of about ``batch_tokens`` tokens.
 
@@ -81,12 +79,12 @@ def packed_batches(rows: Sequence[ScoringRow], width: int, batch_tokens: int) ->
     power of two rows), so one evaluation compiles at most two programs."""
     bins = first_fit_decreasing([len(r.tokens) for r in rows], width)
     per_batch = max(1, batch_tokens // width)
-    n_pos = _pow2(max(sum(len(rows[i].positions) for i in b) for b in bins))
-    n_cand = _pow2(max(len(t) for r in rows for t in r.targets))
+    n_pos = next_pow2(max(sum(len(rows[i].positions) for i in b) for b in bins))
+    n_cand = next_pow2(max(len(t) for r in rows for t in r.targets))
     batches = []
     for start in range(0, len(bins), per_batch):
         chunk = bins[start:start + per_batch]
-        n_rows = per_batch if len(chunk) == per_batch else _pow2(len(chunk))
+        n_rows = per_batch if len(chunk) == per_batch else next_pow2(len(chunk))
         batches.append(_fill(rows, chunk, n_rows, width, n_pos, n_cand))
     return batches
 

@@ -81,7 +81,8 @@ def _grow(cache: KVCache, extra: int) -> KVCache:
     )
 
 
-def _pow2(n: int) -> int:
+def next_pow2(n: int) -> int:
+    """The smallest power of two ≥ n (≥ 1): row counts and widths from a few compiled shapes."""
     return 1 << max(0, (n - 1).bit_length())
 
 
@@ -193,9 +194,9 @@ def greedy_generate(
             running = [row for row in dict.fromkeys(live) if rows[row].finish is None]
             if not running or step == max_new_tokens - 1:
                 break
-            if _pow2(len(running)) < len(live):  # most rows are done: continue with a smaller batch
+            if next_pow2(len(running)) < len(live):  # most rows are done: continue with a smaller batch
                 keep = [live.index(row) for row in running]
-                keep += keep[:1] * (_pow2(len(keep)) - len(keep))
+                keep += keep[:1] * (next_pow2(len(keep)) - len(keep))
                 live = [live[k] for k in keep]
                 next_ids, cache = _select_rows(next_ids, cache, jnp.asarray(keep, jnp.int32))
                 shrinks += 1

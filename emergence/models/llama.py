@@ -295,11 +295,11 @@ class Llama(nnx.Module):
             mask &= (positions[:, :, None] - key_pos[:, None, :]) < self.config.sliding_window
         x = self.embed(tokens)
         inv_freq = self.inv_freq[...]
+        aligned = cache is None or (fresh_cache and cache.keys[0].shape[2] == t)  # key slot i = query i
         new_keys, new_values = [], []
         for i, layer in enumerate(self.layers):
             layer_cache = None if cache is None else (cache.keys[i], cache.values[i], cache)
             shared = None if prefix is None else (prefix.keys[i][0], prefix.values[i][0], prefix.valid[0])
-            aligned = cache is None or (fresh_cache and cache.keys[i].shape[2] == t)
             x, new_kv = layer(x, positions, mask, inv_freq, layer_cache, shared, aligned)
             if new_kv is not None:
                 new_keys.append(new_kv[0])
