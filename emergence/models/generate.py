@@ -189,8 +189,8 @@ def greedy_generate(
         live = list(range(len(chunk)))  # which row each slot of the batch holds
         for step in range(max_new_tokens):
             host_ids = np.asarray(next_ids)
-            for slot, row in enumerate(live):
-                rows[row].push(int(host_ids[slot]))
+            for row in dict.fromkeys(live):  # a row padding a shrunk batch holds two slots: push once
+                rows[row].push(int(host_ids[live.index(row)]))
             running = [row for row in dict.fromkeys(live) if rows[row].finish is None]
             if not running or step == max_new_tokens - 1:
                 break

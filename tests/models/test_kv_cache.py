@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from emergence.models.generate import greedy_generate
@@ -94,12 +95,18 @@ def test_a_shared_few_shot_prefix_is_computed_once_and_changes_no_token():
         assert list(a.token_ids) == greedy_by_recomputing(loaded.model, prompt, 8, width=96)[len(prompt):]
 
 
-def test_rows_that_finish_early_leave_the_batch_without_changing_any_row():
+@pytest.mark.parametrize(
+    "stop",
+    [
+        ["\x02", "\x04", "<unk>", "</s>"],  # the tiny model's rows hit these at different steps, or never
+        ["\x02", "\x04", "<unk>", "</s>", "b", "j"],  # three rows left: the shrunk batch is padded to four
+    ],
+)
+def test_rows_that_finish_early_leave_the_batch_without_changing_any_row(stop):
     """A batch shrinks as rows hit their stop sequence; every row still gets what it gets alone."""
     loaded = _model()
     rng = np.random.default_rng(5)
     prompts = [list(rng.integers(3, 300, n)) for n in (4, 6, 3, 5, 7, 2, 6, 4)]
-    stop = ["\x02", "\x04", "<unk>", "</s>"]  # the tiny model's rows hit these at different steps, or never
     stats: dict = {}
     batched = greedy_generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=16, batch_size=8, stop=stop,
                               stop_at_eos=False, stats=stats)
