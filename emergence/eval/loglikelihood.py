@@ -31,8 +31,8 @@ from flax import nnx
 from emergence.data.tasks import Request
 from emergence.eval.packing import PACK_MAX_WIDTH, pack_width, packed_batches
 from emergence.eval.tokenization import encode_pair, loglikelihood_inputs
-from emergence.models.generate import next_pow2
-from emergence.models.llama import KVCache, Llama
+from emergence.models.generate import next_pow2, shared_prefix_cache
+from emergence.models.llama import Llama
 from emergence.models.tokenizer import TextTokenizer
 
 
@@ -88,13 +88,6 @@ def _score_packed(graphdef, state, tokens, valid, positions, segments, gather, t
         positions = positions + prefix.next_pos[0]
     hidden, _ = model.hidden_states(tokens, valid=valid, positions=positions, segments=segments, prefix=prefix)
     return _gather(model, hidden, gather, targets)
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef", "cache_size"))
-def _prefill_prefix(graphdef, state, tokens, valid, cache_size):
-    model = nnx.merge(graphdef, state)
-    cache = KVCache.empty(model.config, 1, cache_size)
-    return model.hidden_states(tokens, valid=valid, cache=cache)[1]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
@@ -163,12 +156,7 @@ def score_requests(
         groups = _shared_prefixes(rows, requests, plain)
     for prefix, group in groups:
         # MMLU-style k-shot: one subject's prompts share description + shots; run that prefix once.
-        prefix_width = length_bucket(len(prefix))
-        tokens = np.zeros((1, prefix_width), np.int32)
-        tokens[0, prefix_width - len(prefix):] = prefix
-        valid = np.zeros_like(tokens, bool)
-        valid[0, prefix_width - len(prefix):] = True
-        cache = _prefill_prefix(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid), prefix_width)
+        cache = shared_prefix_cache(graphdef, state, model.config, prefix, length_bucket(len(prefix)))
         n = len(prefix)
         suffixes = [dataclasses.replace(r, tokens=r.tokens[n:], positions=tuple(p - n for p in r.positions))
                     for r in group]

@@ -109,6 +109,14 @@ def _left_padded(prompts: Sequence[Sequence[int]], rows: int, width: int) -> tup
     return tokens, valid
 
 
+def shared_prefix_cache(graphdef, state, config, prefix: Sequence[int], width: int) -> KVCache:
+    """A batch-1 cache holding ``prefix`` (left-padded to ``width`` slots), computed once and then
+    attended by every row through ``hidden_states(prefix=…)``: generation and few-shot scoring both."""
+    tokens, valid = _left_padded([list(prefix)], 1, width)
+    _, cache = _prefill(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid), KVCache.empty(config, 1, width), None)
+    return cache
+
+
 class _Row:
     def __init__(self, tokenizer: TextTokenizer, stop: Sequence[str], eos: set[int]):
         self.ids: list[int] = []
@@ -166,10 +174,7 @@ def greedy_generate(
     if shared < MIN_SHARED_PREFIX or model.config.sliding_window:
         shared = 0
     else:
-        width = round_up(shared)
-        tokens, valid = _left_padded([prompts[0][:shared]], 1, width)
-        _, prefix = _prefill(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid),
-                             KVCache.empty(model.config, 1, width), None)
+        prefix = shared_prefix_cache(graphdef, state, model.config, prompts[0][:shared], round_up(shared))
     n_chunks = -(-len(prompts) // batch_size) if prompts else 0
     rows_per_chunk = -(-len(prompts) // n_chunks) if prompts else 0
     results: list[Generation] = []
