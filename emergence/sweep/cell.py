@@ -2,9 +2,9 @@
 
 This is the thin adapter between the sweep and the two engines: :func:`emergence.eval.evaluate.evaluate`
 and :func:`emergence.train.finetune.run_finetune` (+ :func:`emergence.train.adapters.load_adapter`).
-The base model stays loaded across cells of a checkpoint; each finetuned cell trains a *copy* (the
-trainer donates the arrays it updates, and LoRA wraps modules in place), so the next cell starts from
-the untouched base. The finetuning run lives in the cell's work folder, so a cell interrupted mid-
+The base model stays loaded across cells of a checkpoint and is never changed: a LoRA cell trains
+adapters on a copy of the wrapped graph (wrapped once per checkpoint, :func:`emergence.train.lora.lora_copy`),
+a full-finetuning cell a copy of the weights (the trainer donates the arrays it updates). The finetuning run lives in the cell's work folder, so a cell interrupted mid-
 training resumes from its last orbax checkpoint when a runner takes it over.
 
 Timings separate what the sweep costs from what the engines compute: ``train`` is the trainer's step
@@ -90,7 +90,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         result = run_finetune(
             ft_cfg,
             ft_dir,
-            loaded=fresh_copy(base, copy_arrays=ft_cfg.method == "full"),
+            loaded=base if ft_cfg.method == "lora" else fresh_copy(base, copy_arrays=True),
             on_log=lambda m: log(f"step {m['step']} loss {m['loss']:.4f} lr {m['lr']:.3g}"),
             on_plan=lambda p: log(
                 f"plan: {p.total_steps} steps, {p.n_train} training examples ({p.data_note})"

@@ -38,13 +38,19 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def save_lora_adapter(directory: str | Path, model, lora: LoraConfig, info: dict[str, Any]) -> Path:
-    """Write the adapter weights of a LoRA-wrapped model and its config."""
+def save_lora_adapter(
+    directory: str | Path, model, lora: LoraConfig, info: dict[str, Any], *, weights: dict | None = None
+) -> Path:
+    """Write the adapter weights of a LoRA-wrapped model and its config.
+
+    ``weights`` (dotted path → array, as :func:`lora_state` gives them) spares a walk over the model
+    when the caller already holds them, as the trainer does."""
     from safetensors.numpy import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in lora_state(model).items()}
+    weights = lora_state(model) if weights is None else weights
+    weights = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in weights.items()}
     tmp = directory / f".{WEIGHTS_FILE}.tmp"
     save_file(weights, str(tmp))
     os.replace(tmp, directory / WEIGHTS_FILE)

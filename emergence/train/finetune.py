@@ -25,7 +25,7 @@ from emergence.models.registry import LoadedModel, load_model
 from emergence.train import adapters, budgets, checkpoints
 from emergence.train.config import FinetuneConfig
 from emergence.train.examples import make_batch, padded_shape, task_examples
-from emergence.train.lora import apply_lora, set_training
+from emergence.train.lora import lora_copy, set_training
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
 
@@ -118,11 +118,14 @@ def run_finetune(
     chosen = task_examples(cfg.task, [docs[i] for i in subset], loaded.tokenizer, cfg.max_seq_len)
 
     # LoRA wraps a fresh module tree sharing the base arrays, so the caller's model stays usable (a
-    # sweep reuses it); full finetuning donates the base weights to the trainer (use result.model).
-    model = nnx.clone(loaded.model)
+    # sweep reuses it, and the wrapping: lora_copy); full finetuning donates the base weights to the
+    # trainer (use result.model).
     if cfg.method == "lora":
-        model = apply_lora(model, cfg.lora, seed=cfg.seed)
-        set_training(model, True)
+        model = lora_copy(loaded.model, cfg.lora, seed=cfg.seed)
+        if cfg.lora.dropout > 0:  # without dropout the mode changes nothing: skip two model walks
+            set_training(model, True)
+    else:
+        model = nnx.clone(loaded.model)
     _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good
     trainable = nnx.LoRAParam if cfg.method == "lora" else nnx.Param
     trainer = Trainer(model, trainable, cfg.optim, total, mesh=build_mesh(cfg.mesh), seed=cfg.seed)
@@ -175,8 +178,9 @@ def run_finetune(
     }
     model = trainer.model()
     if cfg.method == "lora":
-        set_training(model, False)
-        adapters.save_lora_adapter(out, model, cfg.lora, info)
+        if cfg.lora.dropout > 0:
+            set_training(model, False)
+        adapters.save_lora_adapter(out, model, cfg.lora, info, weights=trainer.flat_params())
     else:
         adapters.save_full_model(out, dataclasses.replace(loaded, model=model), info)
     return FinetuneResult(out, total, start, tuple(history), note, model=model)

@@ -8,11 +8,17 @@ with B initialized to zero, so a fresh adapter leaves the model's outputs unchan
 Dropout draws from a per-layer key variable that the trainer replaces by ``fold_in(key(seed, step),
 layer)`` for every step, so masks are a pure function of (seed, step): a resumed run draws exactly
 the masks an uninterrupted one would. Outside training (``deterministic``) no dropout is applied.
+
+A sweep finetunes the same base model many times, so wrapping is done once per (base, config, seed)
+(:func:`lora_copy`: later calls copy the wrapped graph, ~40 ms instead of ~0.5 s on a 30-layer model)
+and folding adapters back in is one compiled call (:func:`merge_lora`), not ~200 eager updates.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import weakref
 from collections.abc import Iterator
 
 import jax
@@ -129,14 +135,52 @@ def merge_lora(model: nnx.Module) -> nnx.Module:
     """Fold every adapter into its base kernel (``W + scale · A B``) and unwrap it, in place.
 
     The result has the original module tree, so it exports with ``save_model`` and gives the logits
-    of base + adapter up to floating-point rounding.
+    of base + adapter up to floating-point rounding. All kernels are folded by one jitted call.
     """
-    for path, layer in list(lora_layers(model)):
-        base = layer.base
-        delta = (layer.lora.lora_a[...] @ layer.lora.lora_b[...]) * layer.scale
-        base.kernel[...] = (base.kernel[...].astype(jnp.float32) + delta).astype(base.kernel[...].dtype)
-        setattr(_parent(model, path), path[-1], base)
+    layers = list(lora_layers(model))
+    if not layers:
+        return model
+    kernels = _folded_kernels(
+        [layer.base.kernel[...] for _, layer in layers],
+        [layer.lora.lora_a[...] for _, layer in layers],
+        [layer.lora.lora_b[...] for _, layer in layers],
+        scales=tuple(float(layer.scale) for _, layer in layers),
+    )
+    for (path, layer), kernel in zip(layers, kernels, strict=True):
+        layer.base.kernel.set_value(kernel)
+        setattr(_parent(model, path), path[-1], layer.base)
     return model
+
+
+@functools.partial(jax.jit, static_argnames=("scales",))
+def _folded_kernels(kernels, downs, ups, *, scales):
+    return [
+        (k.astype(jnp.float32) + (a @ b) * s).astype(k.dtype)
+        for k, a, b, s in zip(kernels, downs, ups, scales, strict=True)
+    ]
+
+
+_TEMPLATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def lora_copy(base: nnx.Module, cfg: LoraConfig, seed: int = 0) -> nnx.Module:
+    """``apply_lora(nnx.clone(base), cfg, seed)``, built once per (base, cfg, seed) and copied after.
+
+    The wrapped graph and its fresh adapters are kept, weakly keyed on ``base`` (they go when the
+    base does). Each call returns new modules and Variables over the base's arrays, with *copies* of
+    the adapter arrays, because the trainer donates what it updates. ``base`` must not be changed in
+    place afterwards (a sweep never does: full finetuning trains a copy).
+    """
+    per_base = _TEMPLATES.setdefault(base, {})
+    if (cfg, seed) not in per_base:
+        per_base[cfg, seed] = nnx.split(apply_lora(nnx.clone(base), cfg, seed), nnx.LoRAParam, ...)
+    graphdef, adapters, rest = per_base[cfg, seed]
+    return nnx.merge(graphdef, _copied(adapters), rest, copy=True)
+
+
+@jax.jit
+def _copied(tree):
+    return jax.tree.map(jnp.copy, tree)
 
 
 def lora_state(model: nnx.Module) -> dict[str, jax.Array]:

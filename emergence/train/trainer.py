@@ -68,6 +68,12 @@ def _transform(hyper: Hyper) -> optax.GradientTransformation:
     return optax.chain(*parts)
 
 
+@functools.partial(jax.jit, static_argnames=("hyper",))
+def _opt_init(hyper: Hyper, params):
+    """Fresh optimizer state, in one dispatch (eagerly it is two ops per parameter)."""
+    return _transform(hyper).init(params)
+
+
 def learning_rate(step, peak, warmup, total, end_ratio, schedule: str):
     """Linear warmup over ``warmup`` steps (first step at peak/warmup), then cosine to
     ``end_ratio · peak`` at ``total`` or constant. Works on Python numbers and traced arrays."""
@@ -148,7 +154,7 @@ class Trainer:
         shard_state(self.params, mesh)
         shard_state(self.rest, mesh)
         self.hyper = Hyper.from_config(optim)
-        self.opt_state = jax.tree.map(lambda x: _on_mesh(x, mesh), _transform(self.hyper).init(self.params))
+        self.opt_state = jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(self.hyper, self.params))
         warmup = int(round(optim.warmup_ratio * total_steps))
         self.sched = {
             "lr": jnp.float32(optim.lr),
