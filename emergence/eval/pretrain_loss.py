@@ -25,6 +25,7 @@ import numpy as np
 from flax import nnx
 
 from emergence.errors import UserError
+from emergence.models.generate import next_pow2
 from emergence.models.registry import LoadedModel
 
 MAX_SEQ_LEN = 2048
@@ -111,9 +112,12 @@ def pretrain_loss(
     if n_pred <= 0:
         raise UserError(f"loss corpus has {len(ids)} tokens; need at least 2")
     n_windows = -(-n_pred // seq_len)
-    width = seq_len + 1
+    # one window holds the whole slice: run it only as wide as needed (a power of two, for reuse of
+    # the compiled program); causal attention makes the trailing padding irrelevant either way
+    span = min(seq_len, next_pow2(n_pred)) if n_windows == 1 else seq_len
+    width = span + 1
     windows = np.zeros((n_windows, width), np.int32)
-    mask = np.zeros((n_windows, seq_len), np.float32)
+    mask = np.zeros((n_windows, span), np.float32)
     for w in range(n_windows):
         start = w * seq_len
         count = min(seq_len, n_pred - start)
@@ -127,7 +131,7 @@ def pretrain_loss(
         if len(tok) < rows:  # pad the last batch to the compiled shape
             pad = rows - len(tok)
             tok = np.concatenate([tok, np.zeros((pad, width), np.int32)])
-            msk = np.concatenate([msk, np.zeros((pad, seq_len), np.float32)])
+            msk = np.concatenate([msk, np.zeros((pad, span), np.float32)])
         total += float(_window_nll(graphdef, state, jnp.asarray(tok), jnp.asarray(msk)))
     return LossResult(total / n_pred, int(n_pred), int(seq_len), time.perf_counter() - started)
 

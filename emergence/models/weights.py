@@ -8,6 +8,7 @@ same table backwards, so load → save → load is the identity by construction.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -80,8 +81,16 @@ def _flat_params(model: Llama) -> dict[str, nnx.Variable]:
 
 
 def abstract_model(config: LlamaConfig) -> Llama:
-    """A model with shapes and dtypes only: no memory is spent on random weights we overwrite."""
-    return nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0)))
+    """A model with shapes and dtypes only: no memory is spent on random weights we overwrite.
+
+    Tracing the constructor takes ~1 s for a 30-layer model, and a sweep loads many checkpoints of
+    one architecture, so the traced graph is kept per config and each call returns a fresh copy."""
+    return nnx.merge(*_abstract_split(config), copy=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _abstract_split(config: LlamaConfig):
+    return nnx.split(nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0))))
 
 
 def build_model(config: LlamaConfig, tensors: Mapping[str, np.ndarray], source: str) -> Llama:

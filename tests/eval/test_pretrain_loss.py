@@ -50,6 +50,13 @@ def test_loss_equals_a_numpy_computation_over_overlapping_windows(tiny):
     assert 0 < result.loss < 2 * np.log(tiny.config.vocab_size)
 
 
+def test_a_slice_shorter_than_one_window_scores_like_the_reference(tiny):
+    ids = token_stream(read_documents(CORPUS), tiny.tokenizer, 41)
+    result = pretrain_loss(tiny, ids, tokens=40, seq_len=128)  # run 64 wide, not 128
+    assert (result.n_tokens, result.seq_len) == (40, 128)
+    assert result.loss == pytest.approx(_numpy_nll(tiny, ids, 128, 40), rel=1e-5)
+
+
 def test_the_slice_is_fixed_whatever_the_batching(tiny):
     a = corpus_loss(tiny, corpus=CORPUS, tokens=200, seq_len=64, batch_size=1)
     b = corpus_loss(tiny, corpus=CORPUS, tokens=200, seq_len=64, batch_size=2)
