@@ -122,16 +122,28 @@ def attention(
 
     ``aligned``: key slot i holds query i (no cache, or a fresh cache exactly as wide as the input),
     so by causality a block of queries needs only the keys up to its own end. A long prompt then
-    costs about half the score work of the full square, and a block's scores fit in memory that the
-    full ``[T, T]`` tensors of a 1,500-token prompt do not."""
+    costs about half the score work of the full square.
+
+    Long inputs also run one batch row at a time (``lax.map``): a block's scores for the whole batch
+    (16 rows × 768 grouped queries × 1,440 keys = 280 MB at GSM8K's 5-shot prompts) stream through
+    DRAM on every elementwise pass of the softmax, one row's fit in the CPU's last-level cache. On a
+    2-core CPU this halves the attention time of a 16 × 1,440-token prefill (860 → 450 ms a layer)."""
     t = q.shape[1]
     if not aligned or t <= QUERY_BLOCK or k.shape[2] != t:
         return grouped_attention(q, k, v, mask, prefix)
-    blocks = []
-    for start in range(0, t, QUERY_BLOCK):
-        end = min(start + QUERY_BLOCK, t)
-        blocks.append(grouped_attention(q[:, start:end], k[:, :, :end], v[:, :, :end], mask[:, start:end, :end], prefix))
-    return jnp.concatenate(blocks, axis=1)
+
+    def blocked(q, k, v, mask):
+        blocks = []
+        for start in range(0, t, QUERY_BLOCK):
+            end = min(start + QUERY_BLOCK, t)
+            blocks.append(
+                grouped_attention(q[:, start:end], k[:, :, :end], v[:, :, :end], mask[:, start:end, :end], prefix)
+            )
+        return jnp.concatenate(blocks, axis=1)
+
+    if q.shape[0] == 1:
+        return blocked(q, k, v, mask)
+    return jax.lax.map(lambda row: blocked(*(x[None] for x in row))[0], (q, k, v, mask))
 
 
 def grouped_attention(
@@ -152,20 +164,25 @@ def grouped_attention(
     b, t, h, d = q.shape
     kv = k.shape[1]
     g = h // kv
-    qh = q.reshape(b, t, kv, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv, g * t, d)
+    # the scale goes on the queries ([T, D]) and the normalization on the output ([T, D]): neither
+    # costs a pass over the [T, S] scores
+    qh = (q * jnp.asarray(d**-0.5, q.dtype)).reshape(b, t, kv, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv, g * t, d)
     scores = jnp.einsum("bkqd,bksd->bkqs", qh, k, preferred_element_type=jnp.float32)
-    scores = jnp.where(jnp.tile(mask, (1, g, 1))[:, None], scores * (d**-0.5), -1e30)
-    if prefix is None:
-        weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-        out = jnp.einsum("bkqs,bksd->bkqd", weights, v)
-    else:
+    scores = jnp.where(jnp.tile(mask, (1, g, 1))[:, None], scores, -1e30)
+    top = jnp.max(scores, axis=-1, keepdims=True)
+    if prefix is not None:
         pk, pv, pvalid = prefix
         shared = jnp.einsum("bkqd,kpd->bkqp", qh, pk.astype(q.dtype), preferred_element_type=jnp.float32)
-        shared = jnp.where(pvalid, shared * (d**-0.5), -1e30)
-        weights = jax.nn.softmax(jnp.concatenate([shared, scores], axis=-1), axis=-1).astype(v.dtype)
-        p = pk.shape[1]
-        out = jnp.einsum("bkqp,kpd->bkqd", weights[..., :p], pv.astype(v.dtype))
-        out = out + jnp.einsum("bkqs,bksd->bkqd", weights[..., p:], v)
+        shared = jnp.where(pvalid, shared, -1e30)
+        top = jnp.maximum(top, jnp.max(shared, axis=-1, keepdims=True))
+    weights = jnp.exp(scores - top)  # unnormalized softmax, fp32
+    total = jnp.sum(weights, axis=-1, keepdims=True)
+    out = jnp.einsum("bkqs,bksd->bkqd", weights.astype(v.dtype), v, preferred_element_type=jnp.float32)
+    if prefix is not None:
+        shared = jnp.exp(shared - top)
+        total = total + jnp.sum(shared, axis=-1, keepdims=True)
+        out = out + jnp.einsum("bkqp,kpd->bkqd", shared.astype(v.dtype), pv.astype(v.dtype), preferred_element_type=jnp.float32)
+    out = (out / total).astype(v.dtype)
     return out.reshape(b, kv, g, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
 
 

@@ -168,3 +168,19 @@ def test_long_inputs_attend_in_causal_blocks_with_the_same_result():
     blocked = np.asarray(attention(q, k, v, mask, aligned=True))
     full = np.asarray(grouped_attention(q, k, v, mask))
     np.testing.assert_allclose(blocked[valid], full[valid], atol=1e-5)  # padding queries attend to nothing
+
+
+def test_long_inputs_with_a_shared_prefix_attend_in_blocks_with_the_same_result():
+    """The row-by-row, block-by-block path gives every row the same view of a shared prefix."""
+    from emergence.models.llama import QUERY_BLOCK, attention, grouped_attention
+
+    rng = np.random.default_rng(8)
+    t, p = QUERY_BLOCK + 29, 40
+    q = jnp.asarray(rng.standard_normal((3, t, 6, 8)), jnp.float32)
+    k, v = (jnp.asarray(rng.standard_normal((3, 2, t, 8)), jnp.float32) for _ in range(2))
+    prefix = tuple(jnp.asarray(rng.standard_normal((2, p, 8)), jnp.float32) for _ in range(2))
+    prefix += (jnp.asarray(np.arange(p) < p - 5),)  # the prefix's own padding is masked
+    mask = jnp.asarray(np.broadcast_to(np.tril(np.ones((t, t), bool)), (3, t, t)))
+    blocked = np.asarray(attention(q, k, v, mask, prefix, aligned=True))
+    full = np.asarray(grouped_attention(q, k, v, mask, prefix))
+    np.testing.assert_allclose(blocked, full, atol=1e-5)
