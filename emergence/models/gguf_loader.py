@@ -111,6 +111,27 @@ def _llama3_scaling_from_freqs(config: LlamaConfig, factors: np.ndarray, source:
     return candidate
 
 
+def _reader(path: Path):
+    """``gguf.GGUFReader`` over a plain ndarray view of its memory map.
+
+    The reader slices its map once per metadata string (about 100k for a 49k-token vocabulary and
+    its merges); slices of an ``np.memmap`` carry per-slice bookkeeping that made reading SmolLM2's
+    file take 2.2 s, a plain view of the same mapped bytes 0.7 s. Same parse, same fields, same
+    tensor views (``tests/models/test_gguf.py``)."""
+    import gguf
+
+    class PlainViewReader(gguf.GGUFReader):
+        @property
+        def data(self):
+            return self._plain
+
+        @data.setter
+        def data(self, value):
+            self._plain = value.view(np.ndarray) if isinstance(value, np.memmap) else value
+
+    return PlainViewReader(str(path))
+
+
 def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dict[str, Any]]:
     """Config, HF-named fp32 tensors (HF layout) and raw metadata fields of a GGUF file."""
     import gguf
@@ -119,7 +140,7 @@ def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dic
     if not path.exists():
         raise UserError(f"{path}: GGUF file not found")
     try:
-        reader = gguf.GGUFReader(str(path))
+        reader = _reader(path)
     except Exception as err:
         raise UserError(f"{path}: not a readable GGUF file ({err})") from None
     fields = read_fields(reader)

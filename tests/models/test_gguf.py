@@ -67,6 +67,18 @@ def test_sentencepiece_style_tokenizer_from_scores():
     assert [pieces[i] for i in tok.encode("é", add_bos=False)] == ["▁", "<0xC3>", "<0xA9>"]  # byte fallback
 
 
+def test_the_fast_reader_parses_exactly_what_the_gguf_library_parses(tmp_path):
+    from emergence.models.gguf_loader import _reader
+
+    path = tmp_path / "tiny.gguf"
+    write_tiny_gguf(path, "gqa_untied", {"q_proj": Q.Q4_1})
+    ours, theirs = _reader(path), gguf.GGUFReader(str(path))
+    assert {k: f.contents() for k, f in ours.fields.items()} == {k: f.contents() for k, f in theirs.fields.items()}
+    assert [(t.name, t.tensor_type) for t in ours.tensors] == [(t.name, t.tensor_type) for t in theirs.tensors]
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(ours.tensors, theirs.tensors, strict=True))
+    assert type(ours.data) is np.ndarray  # the plain view, not np.memmap
+
+
 def test_unsupported_quant_type_names_the_tensor(tmp_path):
     writer_path = tmp_path / "q81.gguf"
     _write_with_raw_type(writer_path, Q.Q8_1)
