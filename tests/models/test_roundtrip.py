@@ -46,3 +46,13 @@ def test_saving_over_an_existing_export_replaces_it_whole(tmp_path):
     save_model(loaded, target)
     assert not (target / "stale.txt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_two_loads_of_one_architecture_share_no_variables():
+    """The traced abstract model is reused per config; every load still gets its own variables."""
+    first = load_model(str(FIXTURES / "gqa_tied"))
+    second = load_model(str(FIXTURES / "gqa_tied"))
+    kernel = first.model.layers[0].attn.q_proj.kernel
+    assert kernel is not second.model.layers[0].attn.q_proj.kernel
+    kernel.set_value(kernel.get_value() * 0)
+    assert float(np.abs(np.asarray(second.model.layers[0].attn.q_proj.kernel.get_value())).sum()) > 0

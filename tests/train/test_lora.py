@@ -11,7 +11,7 @@ from flax import nnx
 from emergence.errors import UserError
 from emergence.train.adapters import load_adapter, save_lora_adapter
 from emergence.train.config import LoraConfig, MeshConfig, OptimConfig
-from emergence.train.lora import apply_lora, lora_layers, merge_lora, set_training
+from emergence.train.lora import _TEMPLATES, apply_lora, lora_copy, lora_layers, merge_lora, set_training
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
 
@@ -98,6 +98,39 @@ def test_saved_adapter_loads_onto_a_fresh_base(base, trained, tmp_path):
     np.testing.assert_array_equal(np.asarray(unmerged.model(tokens)[0]), expected)
     merged = load_adapter(load_model(base.meta.source), tmp_path)
     np.testing.assert_allclose(np.asarray(merged.model(tokens)[0]), expected, atol=1e-5)
+
+
+def test_a_lora_copy_is_a_fresh_wrap_and_copies_are_independent(base):
+    """lora_copy wraps once per base and hands out copies: each equals apply_lora on a clone, and
+    training one (the trainer donates its adapters) leaves the next copy and the base untouched."""
+    expected = _flat(apply_lora(nnx.clone(base.model), CFG, seed=3), nnx.LoRAParam)
+    first = lora_copy(base.model, CFG, seed=3)
+    assert _flat(first, nnx.LoRAParam).keys() == expected.keys()
+    for name, value in _flat(first, nnx.LoRAParam).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+    base_before = _flat(base.model)
+    set_training(first, True)
+    _train(first)
+    second = lora_copy(base.model, CFG, seed=3)
+    for name, value in _flat(second, nnx.LoRAParam).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+    assert all(layer.deterministic for _, layer in lora_layers(second))  # the mode of a copy is its own
+    for name, value in _flat(base.model).items():
+        np.testing.assert_array_equal(value, base_before[name], err_msg=name)
+    merge_lora(second)  # in place on the copy's own variables
+    assert list(lora_layers(lora_copy(base.model, CFG, seed=3)))
+
+
+def test_the_wrapped_graph_is_kept_only_while_its_base_lives(tiny):
+    import gc
+
+    model = nnx.clone(tiny.model)
+    lora_copy(model, LoraConfig(rank=2))
+    assert model in _TEMPLATES
+    n = len(_TEMPLATES)
+    del model
+    gc.collect()
+    assert len(_TEMPLATES) == n - 1
 
 
 def test_bad_lora_settings_are_user_errors(tiny):
