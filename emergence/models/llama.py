@@ -175,6 +175,9 @@ def grouped_attention(
         shared = jnp.einsum("bkqd,kpd->bkqp", qh, pk.astype(q.dtype), preferred_element_type=jnp.float32)
         shared = jnp.where(pvalid, shared, -1e30)
         top = jnp.maximum(top, jnp.max(shared, axis=-1, keepdims=True))
+    # the output does not depend on the shift (its gradient through ``top`` is exactly zero), and
+    # differentiating the max would cost three more passes over the scores in the backward pass
+    top = jax.lax.stop_gradient(top)
     weights = jnp.exp(scores - top)  # unnormalized softmax, fp32
     total = jnp.sum(weights, axis=-1, keepdims=True)
     out = jnp.einsum("bkqs,bksd->bkqd", weights.astype(v.dtype), v, preferred_element_type=jnp.float32)

@@ -54,8 +54,15 @@ class LoraLinear(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = x.shape
         x = x.reshape(-1, shape[-1])  # 2-D GEMMs only: see emergence.models.llama.Linear
+        kernel = self.base.kernel[...]
+        dropping = self.rate > 0 and not self.deterministic
+        if not dropping and x.dtype == kernel.dtype == jnp.float32:
+            out = folded_matmul(x, kernel, self.lora.lora_a[...], self.lora.lora_b[...], self.scale)
+            if self.base.bias is not None:
+                out = out + self.base.bias[...]
+            return out.reshape(*shape[:-1], out.shape[-1])
         h = x
-        if self.rate > 0 and not self.deterministic:
+        if dropping:
             keep = jax.random.bernoulli(self.dropout_key[...], 1.0 - self.rate, x.shape)
             h = jnp.where(keep, x / (1.0 - self.rate), 0).astype(x.dtype)
         # the scale goes on the rank-r activations, not on the [tokens, out] product: one less
@@ -63,6 +70,35 @@ class LoraLinear(nnx.Module):
         down = (h @ self.lora.lora_a[...].astype(h.dtype)) * self.scale
         out = self.base(x) + (down @ self.lora.lora_b[...].astype(h.dtype)).astype(x.dtype)
         return out.reshape(*shape[:-1], out.shape[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def folded_matmul(x: jax.Array, kernel: jax.Array, a: jax.Array, b: jax.Array, scale: float) -> jax.Array:
+    """``x W + scale · (x A) B`` as one GEMM, ``x (W + scale · A B)``, with LoRA's own backward.
+
+    Why: the two-GEMM form writes a ``[tokens, out]`` product of a rank-8 GEMM and adds it to the
+    base output, forward, and does the same for the input gradient, backward: four memory-bound
+    passes over activations per projection, ~1 s of a 9.6 s SmolLM2 LoRA step (batch 8 × 256).
+    Folding costs one weight-sized pass. The backward computes ``dx = g (W + s A B)ᵀ``,
+    ``dA = s xᵀ (g Bᵀ)``, ``dB = s (x A)ᵀ g`` (small GEMMs); ``dW = xᵀ g`` is returned too, so the
+    function is differentiable in every array, and XLA drops it when the base is frozen.
+    fp32 only: in bf16 the folded weights would round the adapter's small update away."""
+    return x @ (kernel + (a @ b) * scale)
+
+
+def _folded_fwd(x, kernel, a, b, scale):
+    return folded_matmul(x, kernel, a, b, scale), (x, kernel, a, b)
+
+
+def _folded_bwd(scale, residuals, g):
+    x, kernel, a, b = residuals
+    dx = g @ (kernel + (a @ b) * scale).T
+    da = (x.T @ (g @ b.T)) * scale
+    db = ((x @ a) * scale).T @ g
+    return dx, x.T @ g, da, db
+
+
+folded_matmul.defvjp(_folded_fwd, _folded_bwd)
 
 
 def _parent(model: nnx.Module, path: tuple) -> nnx.Module:
