@@ -209,6 +209,8 @@ def lora_copy(base: nnx.Module, cfg: LoraConfig, seed: int = 0) -> nnx.Module:
     """
     per_base = _TEMPLATES.setdefault(base, {})
     if (cfg, seed) not in per_base:
+        if len(per_base) >= 4:  # a sweep uses one (config, seed); keep a few, not one per call
+            per_base.pop(next(iter(per_base)))
         per_base[cfg, seed] = nnx.split(apply_lora(nnx.clone(base), cfg, seed), nnx.LoRAParam, ...)
     graphdef, adapters, rest = per_base[cfg, seed]
     return nnx.merge(graphdef, _copied(adapters), rest, copy=True)
