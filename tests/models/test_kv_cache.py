@@ -165,9 +165,10 @@ def test_long_inputs_attend_in_causal_blocks_with_the_same_result():
     valid = np.ones((2, t), bool)
     valid[1, :50] = False  # a left-padded row
     mask = jnp.asarray(np.tril(np.ones((t, t), bool))[None] & valid[:, None, :])
-    blocked = np.asarray(attention(q, k, v, mask, aligned=True))
     full = np.asarray(grouped_attention(q, k, v, mask))
-    np.testing.assert_allclose(blocked[valid], full[valid], atol=1e-5)  # padding queries attend to nothing
+    for rowwise in (False, True):  # training / scoring, and prefill (one batch row at a time)
+        blocked = np.asarray(attention(q, k, v, mask, aligned=True, rowwise=rowwise))
+        np.testing.assert_allclose(blocked[valid], full[valid], atol=1e-5)  # padding queries attend to nothing
 
 
 def test_long_inputs_with_a_shared_prefix_attend_in_blocks_with_the_same_result():
@@ -181,6 +182,7 @@ def test_long_inputs_with_a_shared_prefix_attend_in_blocks_with_the_same_result(
     prefix = tuple(jnp.asarray(rng.standard_normal((2, p, 8)), jnp.float32) for _ in range(2))
     prefix += (jnp.asarray(np.arange(p) < p - 5),)  # the prefix's own padding is masked
     mask = jnp.asarray(np.broadcast_to(np.tril(np.ones((t, t), bool)), (3, t, t)))
-    blocked = np.asarray(attention(q, k, v, mask, prefix, aligned=True))
     full = np.asarray(grouped_attention(q, k, v, mask, prefix))
-    np.testing.assert_allclose(blocked, full, atol=1e-5)
+    for rowwise in (False, True):
+        blocked = np.asarray(attention(q, k, v, mask, prefix, aligned=True, rowwise=rowwise))
+        np.testing.assert_allclose(blocked, full, atol=1e-5)
