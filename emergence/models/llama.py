@@ -240,7 +240,32 @@ class MLP(nnx.Module):
         self.down_proj = _linear(f, d, cfg.mlp_bias, cfg, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
+
+
+@jax.custom_vjp
+def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
+    """``silu(gate) · up``, with a backward that reuses the forward's sigmoid.
+
+    Why: differentiated as written, XLA:CPU recomputes the sigmoid and spreads the derivative over
+    several passes of ``[tokens, 1536]`` arrays; at 8 × 256 tokens on SmolLM2 that cost 0.47 s of a
+    7.4 s LoRA step, this backward 0.27 s. The forward is the same expression, so values are
+    bit-identical; ``d gate = dh · up · s · (1 + gate · (1 − s))``, ``d up = dh · gate · s``."""
+    return jax.nn.silu(gate) * up
+
+
+def _swiglu_fwd(gate, up):
+    s = jax.nn.sigmoid(gate)
+    return gate * s * up, (gate, up, s)
+
+
+def _swiglu_bwd(residuals, dh):
+    gate, up, s = residuals
+    gs = gate * s
+    return dh * up * (s + gs * (1 - s)), dh * gs
+
+
+swiglu.defvjp(_swiglu_fwd, _swiglu_bwd)
 
 
 class Block(nnx.Module):
