@@ -105,8 +105,10 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
     return x * cos + rotated * sin
 
 
-#: Queries per block when a long input attends causally to itself (long prompts, training rows).
+#: Queries per block when a long input attends causally to itself: training and scoring rows, and
+#: (row by row) prefills. Measured best for each: 8 x 256 LoRA steps, 16 x 1,440-token GSM8K prefills.
 QUERY_BLOCK = 128
+PREFILL_QUERY_BLOCK = 256
 
 
 def attention(
@@ -134,13 +136,14 @@ def attention(
     860 → 450 ms a layer). Under differentiation the loop costs more than it saves, so training
     does not use it."""
     t = q.shape[1]
-    if not aligned or t <= QUERY_BLOCK or k.shape[2] != t:
+    size = PREFILL_QUERY_BLOCK if rowwise else QUERY_BLOCK
+    if not aligned or t <= size or k.shape[2] != t:
         return grouped_attention(q, k, v, mask, prefix)
 
     def blocked(q, k, v, mask):
         blocks = []
-        for start in range(0, t, QUERY_BLOCK):
-            end = min(start + QUERY_BLOCK, t)
+        for start in range(0, t, size):
+            end = min(start + size, t)
             blocks.append(
                 grouped_attention(q[:, start:end], k[:, :, :end], v[:, :, :end], mask[:, start:end, :end], prefix)
             )

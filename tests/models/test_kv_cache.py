@@ -156,10 +156,10 @@ def test_packed_segments_give_each_sequence_its_own_logits():
 
 def test_long_inputs_attend_in_causal_blocks_with_the_same_result():
     """Query blocks that see only keys up to their end give the full causal attention."""
-    from emergence.models.llama import QUERY_BLOCK, attention, grouped_attention
+    from emergence.models.llama import PREFILL_QUERY_BLOCK, QUERY_BLOCK, attention, grouped_attention
 
     rng = np.random.default_rng(7)
-    t = 2 * QUERY_BLOCK + 37
+    t = 2 * max(QUERY_BLOCK, PREFILL_QUERY_BLOCK) + 37
     q = jnp.asarray(rng.standard_normal((2, t, 6, 8)), jnp.float32)
     k, v = (jnp.asarray(rng.standard_normal((2, 2, t, 8)), jnp.float32) for _ in range(2))
     valid = np.ones((2, t), bool)
@@ -173,10 +173,10 @@ def test_long_inputs_attend_in_causal_blocks_with_the_same_result():
 
 def test_long_inputs_with_a_shared_prefix_attend_in_blocks_with_the_same_result():
     """The row-by-row, block-by-block path gives every row the same view of a shared prefix."""
-    from emergence.models.llama import QUERY_BLOCK, attention, grouped_attention
+    from emergence.models.llama import PREFILL_QUERY_BLOCK, QUERY_BLOCK, attention, grouped_attention
 
     rng = np.random.default_rng(8)
-    t, p = QUERY_BLOCK + 29, 40
+    t, p = max(QUERY_BLOCK, PREFILL_QUERY_BLOCK) + 29, 40
     q = jnp.asarray(rng.standard_normal((3, t, 6, 8)), jnp.float32)
     k, v = (jnp.asarray(rng.standard_normal((3, 2, t, 8)), jnp.float32) for _ in range(2))
     prefix = tuple(jnp.asarray(rng.standard_normal((2, p, 8)), jnp.float32) for _ in range(2))
