@@ -121,7 +121,8 @@ def attention(
     aligned: bool = False,
     rowwise: bool = False,
 ) -> jax.Array:
-    """:func:`grouped_attention`, in blocks of :data:`QUERY_BLOCK` queries when ``aligned``.
+    """:func:`grouped_attention`, in blocks of :data:`QUERY_BLOCK` queries when ``aligned``
+    (:data:`PREFILL_QUERY_BLOCK` when ``rowwise``).
 
     ``aligned``: key slot i holds query i (no cache, or a fresh cache exactly as wide as the input),
     so by causality a block of queries needs only the keys up to its own end. That skips a quarter
@@ -131,7 +132,7 @@ def attention(
     against 53 ms unblocked.
 
     ``rowwise`` (prefill, forward only) also runs one batch row at a time (``lax.map``): at GSM8K's
-    5-shot prompts a block's scores for the whole batch (16 rows × 384 grouped queries × 1,440 keys)
+    5-shot prompts a block's scores for the whole batch (16 rows × 768 grouped queries × 1,440 keys)
     would not fit the CPU's last-level cache, one row's do (a 16 × 1,440-token prefill: attention
     860 → 450 ms a layer). Under differentiation the loop costs more than it saves, so training
     does not use it."""
