@@ -3,9 +3,10 @@
 This is the thin adapter between the sweep and the two engines: :func:`emergence.eval.evaluate.evaluate`
 and :func:`emergence.train.finetune.run_finetune` (+ :func:`emergence.train.adapters.load_adapter`).
 The base model stays loaded across cells of a checkpoint and is never changed: a LoRA cell trains
-adapters on a copy of the wrapped graph (wrapped once per checkpoint, :func:`emergence.train.lora.lora_copy`),
-a full-finetuning cell a copy of the weights (the trainer donates the arrays it updates). The finetuning run lives in the cell's work folder, so a cell interrupted mid-
-training resumes from its last orbax checkpoint when a runner takes it over.
+adapters on a copy of the wrapped graph (wrapped once per checkpoint:
+:func:`emergence.train.lora.lora_copy`), a full-finetuning cell a copy of the weights (the trainer
+donates the arrays it updates). The finetuning run lives in the cell's work folder, so a cell
+interrupted mid-training resumes from its last orbax checkpoint when a runner takes it over.
 
 Timings separate what the sweep costs from what the engines compute: ``train`` is the trainer's step
 loop (compilation included), ``eval`` the scoring / generation; ``finetune_call``, ``adapter_load``

@@ -120,9 +120,10 @@ def run_finetune(
     # LoRA wraps a fresh module tree sharing the base arrays, so the caller's model stays usable (a
     # sweep reuses it, and the wrapping: lora_copy); full finetuning donates the base weights to the
     # trainer (use result.model).
+    switch_mode = cfg.lora.dropout > 0  # without dropout the mode changes nothing: skip the model walks
     if cfg.method == "lora":
         model = lora_copy(loaded.model, cfg.lora, seed=cfg.seed)
-        if cfg.lora.dropout > 0:  # without dropout the mode changes nothing: skip two model walks
+        if switch_mode:
             set_training(model, True)
     else:
         model = nnx.clone(loaded.model)
@@ -178,7 +179,7 @@ def run_finetune(
     }
     model = trainer.model()
     if cfg.method == "lora":
-        if cfg.lora.dropout > 0:
+        if switch_mode:
             set_training(model, False)
         adapters.save_lora_adapter(out, model, cfg.lora, info, weights=trainer.flat_params())
     else:

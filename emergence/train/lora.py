@@ -83,7 +83,12 @@ def folded_matmul(x: jax.Array, kernel: jax.Array, a: jax.Array, b: jax.Array, s
     ``dA = s xᵀ (g Bᵀ)``, ``dB = s (x A)ᵀ g`` (small GEMMs); ``dW = xᵀ g`` is returned too, so the
     function is differentiable in every array, and XLA drops it when the base is frozen.
     fp32 only: in bf16 the folded weights would round the adapter's small update away."""
-    return x @ (kernel + (a @ b) * scale)
+    return x @ fold_adapter(kernel, a, b, scale)
+
+
+def fold_adapter(kernel: jax.Array, a: jax.Array, b: jax.Array, scale: float) -> jax.Array:
+    """``W + scale · A B`` in fp32, in the kernel's dtype: the weight a merged adapter leaves."""
+    return (kernel.astype(jnp.float32) + (a @ b) * scale).astype(kernel.dtype)
 
 
 def _folded_fwd(x, kernel, a, b, scale):
@@ -92,7 +97,7 @@ def _folded_fwd(x, kernel, a, b, scale):
 
 def _folded_bwd(scale, residuals, g):
     x, kernel, a, b = residuals
-    dx = g @ (kernel + (a @ b) * scale).T
+    dx = g @ fold_adapter(kernel, a, b, scale).T  # recomputed: cheaper than keeping it per projection
     da = (x.T @ (g @ b.T)) * scale
     db = ((x @ a) * scale).T @ g
     return dx, x.T @ g, da, db
@@ -190,10 +195,7 @@ def merge_lora(model: nnx.Module) -> nnx.Module:
 
 @functools.partial(jax.jit, static_argnames=("scales",))
 def _folded_kernels(kernels, downs, ups, *, scales):
-    return [
-        (k.astype(jnp.float32) + (a @ b) * s).astype(k.dtype)
-        for k, a, b, s in zip(kernels, downs, ups, scales, strict=True)
-    ]
+    return [fold_adapter(k, a, b, s) for k, a, b, s in zip(kernels, downs, ups, scales, strict=True)]
 
 
 _TEMPLATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
