@@ -12,9 +12,15 @@ definition and the optimizer's *shape* (clipping, Adam betas, weight decay); lea
 lengths, step and seed are traced. Every run of a sweep on the same architecture and method therefore
 reuses the compiled step for each padded shape, as :mod:`emergence.models.generate` does for decoding.
 
-Numerics: a step whose loss, gradient norm or updated parameters are not finite is *not applied*
-(parameters and optimizer state stay as they were) and is counted; the loop stops at the next check
-with :class:`TrainingDiverged`, so the last checkpoint written is a good one.
+Numerics: a step whose loss or gradient norm is not finite is *not applied* (parameters and
+optimizer state stay as they were) and is counted; the loop stops at the next check with
+:class:`TrainingDiverged`, so the last checkpoint written is a good one. The keep-or-apply choice is
+made before the update, so it fuses into the update's one pass over parameters and Adam moments
+(choosing after the update, on the new parameters, cost two more passes over all three: see
+``_train_step``). A finite gradient norm means every gradient is finite and AdamW's direction is then
+bounded, so only an absurd learning rate can still overflow a parameter; that step is counted as
+non-finite too (its parameters are read once more, without a select) and training stops before the
+next save, as for any other non-finite step.
 """
 
 from __future__ import annotations
@@ -114,21 +120,27 @@ def _train_step(graphdef, hyper: Hyper, params, rest, opt_state, batch, step, sc
         (loss_sum, count), grads = grad_fn(params, mb, jax.random.fold_in(key, i))
         return (jax.tree.map(jnp.add, g_acc, grads), l_acc + loss_sum, n_acc + count), None
 
-    zeros = jax.tree.map(jnp.zeros_like, params)
     accum = batch["tokens"].shape[0]
-    (grads, loss_sum, count), _ = jax.lax.scan(body, (zeros, 0.0, 0.0), (batch, jnp.arange(accum)))
+    if accum == 1:  # no zero-filled accumulator to add into: two fewer passes over full-model gradients
+        (loss_sum, count), grads = grad_fn(
+            params, jax.tree.map(lambda x: x[0], batch), jax.random.fold_in(key, 0)
+        )
+    else:
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        (grads, loss_sum, count), _ = jax.lax.scan(body, (zeros, 0.0, 0.0), (batch, jnp.arange(accum)))
     denom = jnp.maximum(count, 1.0)
     grads = jax.tree.map(lambda g: g / denom, grads)
     loss = loss_sum / denom
     grad_norm = optax.tree.norm(grads)
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)  # known before the update: see the module doc
     direction, new_opt = _transform(hyper).update(grads, opt_state, params)
     lr = learning_rate(step, sched["lr"], sched["warmup"], sched["total"], sched["end_ratio"], hyper.schedule)
     new_params = jax.tree.map(lambda p, d: (p - lr * d).astype(p.dtype), params, direction)
-    finite = [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]
-    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.all(jnp.stack(finite))
     keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(ok, new, old))
-    metrics = {"loss": loss, "grad_norm": grad_norm, "lr": lr, "loss_tokens": count, "ok": ok}
-    return keep(new_params, params), keep(new_opt, opt_state), metrics
+    new_params, new_opt = keep(new_params, params), keep(new_opt, opt_state)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
+    metrics = {"loss": loss, "grad_norm": grad_norm, "lr": lr, "loss_tokens": count, "ok": ok & finite}
+    return new_params, new_opt, metrics
 
 
 def _on_mesh(x: jax.Array, mesh) -> jax.Array:
