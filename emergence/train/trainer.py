@@ -15,12 +15,13 @@ reuses the compiled step for each padded shape, as :mod:`emergence.models.genera
 Numerics: a step whose loss or gradient norm is not finite is *not applied* (parameters and
 optimizer state stay as they were) and is counted; the loop stops at the next check with
 :class:`TrainingDiverged`, so the last checkpoint written is a good one. The keep-or-apply choice is
-made before the update, so it fuses into the update's one pass over parameters and Adam moments
-(choosing after the update, on the new parameters, cost two more passes over all three: see
-``_train_step``). A finite gradient norm means every gradient is finite and AdamW's direction is then
-bounded, so only an absurd learning rate can still overflow a parameter; that step is counted as
-non-finite too (its parameters are read once more, without a select) and training stops before the
-next save, as for any other non-finite step.
+made before the update, so it fuses into the update's one pass over parameters and Adam moments;
+choosing after the update, on the new parameters, cost two more passes over all three. (With the
+one-micro-batch path that skips the zero-filled gradient accumulator, full finetuning of
+SmolLM2-135M went from 16.7 to 15.1 s a step on a 2-core AVX2 CPU.) A finite gradient norm means
+every gradient is finite and AdamW's direction is then bounded, so only an absurd learning rate can
+still overflow a parameter; such a step is counted as non-finite too (its new parameters are checked
+once more, without a select), and training stops before the next save as for any other.
 """
 
 from __future__ import annotations

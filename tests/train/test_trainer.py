@@ -1,0 +1,81 @@
+"""The training step's numerics: a non-finite step is never applied or saved, and how a step's examples
+are split into micro-batches does not change its update."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from emergence.models.registry import load_model
+from emergence.train.config import MeshConfig, OptimConfig
+from emergence.train.examples import Example, make_batch
+from emergence.train.mesh import build_mesh
+from emergence.train.trainer import Trainer, TrainingDiverged
+
+from .conftest import TINY
+
+SHAPE = (16, 8)  # padded (tokens, loss positions): one compile for every batch here
+
+
+def _examples(n: int, seed: int = 0) -> list[Example]:
+    rng = np.random.default_rng(seed)
+    return [
+        Example(rng.integers(1, 300, size=int(rng.integers(8, 16))).astype(np.int32), 3) for _ in range(n)
+    ]
+
+
+def _trainer(lr: float, weight_decay: float = 0.0) -> Trainer:
+    """A trainer on a freshly loaded tiny model (the step donates the arrays it updates)."""
+    model = load_model(str(TINY)).model
+    optim = OptimConfig(lr=lr, schedule="constant", warmup_ratio=0.0, weight_decay=weight_decay)
+    return Trainer(model, nnx.Param, optim, 4, mesh=build_mesh(MeshConfig()))
+
+
+def _params(trainer: Trainer) -> dict[str, np.ndarray]:
+    return {k: np.array(v) for k, v in trainer.flat_params().items()}
+
+
+def test_a_step_with_a_non_finite_loss_is_not_applied():
+    trainer = _trainer(lr=1e-3)
+    batch = make_batch(_examples(4), 1, 4, shape=SHAPE)
+    poisoned = _params(trainer)
+    embed = next(k for k in poisoned if "embed" in k)
+    poisoned[embed][int(batch.tokens[0, 0, 0])] = np.nan  # the first token's embedding: the loss is NaN
+    trainer.load_state(poisoned, trainer.opt_leaves())
+    opt_before = [np.array(x) for x in trainer.opt_leaves()]
+
+    metrics = trainer.step(batch, 0)
+
+    assert not bool(metrics["ok"])
+    after = _params(trainer)
+    for k in poisoned:  # parameters and optimizer state stay exactly as they were
+        np.testing.assert_array_equal(after[k], poisoned[k], err_msg=k)
+    for x, y in zip(trainer.opt_leaves(), opt_before, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), y)
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        trainer.fit(lambda step: batch, start_step=1)
+
+
+def test_an_update_that_overflows_the_parameters_is_flagged():
+    # finite loss and gradients; Adam's first direction is about ±1, plus the decay 0.1 · 1 on the
+    # norm weights (ones), and lr = float32's largest value times 1.1 is infinite
+    trainer = _trainer(lr=float(np.finfo(np.float32).max), weight_decay=0.1)
+    batch = make_batch(_examples(4), 1, 4, shape=SHAPE)
+    metrics = trainer.step(batch, 0)
+    assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["grad_norm"]))
+    assert not bool(metrics["ok"])
+    with pytest.raises(TrainingDiverged):
+        trainer.fit(lambda step: batch, start_step=1)
+
+
+def test_one_micro_batch_and_two_accumulated_halves_give_the_same_update():
+    examples = _examples(4, seed=1)
+    whole, halves = _trainer(lr=1e-2), _trainer(lr=1e-2)
+    m1 = whole.step(make_batch(examples, 1, 4, shape=SHAPE), 0)  # no accumulator: the direct path
+    m2 = halves.step(make_batch(examples, 2, 2, shape=SHAPE), 0)  # lax.scan over two micro-batches
+    assert bool(m1["ok"]) and bool(m2["ok"])
+    assert float(m1["loss"]) == pytest.approx(float(m2["loss"]), rel=1e-5)
+    # the gradients agree (Adam's first step is about sign(g), so compare them, not the parameters)
+    assert float(m1["grad_norm"]) == pytest.approx(float(m2["grad_norm"]), rel=1e-5)
+    assert float(m1["grad_norm"]) > 0
