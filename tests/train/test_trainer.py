@@ -9,20 +9,10 @@ from flax import nnx
 
 from emergence.models.registry import load_model
 from emergence.train.config import MeshConfig, OptimConfig
-from emergence.train.examples import Example, make_batch
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer, TrainingDiverged
 
-from .conftest import TINY
-
-SHAPE = (16, 8)  # padded (tokens, loss positions): one compile for every batch here
-
-
-def _examples(n: int, seed: int = 0) -> list[Example]:
-    rng = np.random.default_rng(seed)
-    return [
-        Example(rng.integers(1, 300, size=int(rng.integers(8, 16))).astype(np.int32), 3) for _ in range(n)
-    ]
+from .conftest import TINY, synthetic_batches
 
 
 def _trainer(lr: float, weight_decay: float = 0.0) -> Trainer:
@@ -38,7 +28,7 @@ def _params(trainer: Trainer) -> dict[str, np.ndarray]:
 
 def test_a_step_with_a_non_finite_loss_is_not_applied():
     trainer = _trainer(lr=1e-3)
-    batch = make_batch(_examples(4), 1, 4, shape=SHAPE)
+    batch = synthetic_batches(1)[0]
     poisoned = _params(trainer)
     embed = next(k for k in poisoned if "embed" in k)
     poisoned[embed][int(batch.tokens[0, 0, 0])] = np.nan  # the first token's embedding: the loss is NaN
@@ -61,7 +51,7 @@ def test_an_update_that_overflows_the_parameters_is_flagged():
     # finite loss and gradients; Adam's first direction is about ±1, plus the decay 0.1 · 1 on the
     # norm weights (ones), and lr = float32's largest value times 1.1 is infinite
     trainer = _trainer(lr=float(np.finfo(np.float32).max), weight_decay=0.1)
-    batch = make_batch(_examples(4), 1, 4, shape=SHAPE)
+    batch = synthetic_batches(1)[0]
     metrics = trainer.step(batch, 0)
     assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["grad_norm"]))
     assert not bool(metrics["ok"])
@@ -70,10 +60,13 @@ def test_an_update_that_overflows_the_parameters_is_flagged():
 
 
 def test_one_micro_batch_and_two_accumulated_halves_give_the_same_update():
-    examples = _examples(4, seed=1)
+    # the same 4 examples (one seeded draw), as one micro-batch of 4 and as two accumulated halves
+    (one,) = synthetic_batches(1, batch_size=4, accum=1, seed=1)
+    (halves_batch,) = synthetic_batches(1, batch_size=2, accum=2, seed=1)
+    np.testing.assert_array_equal(one.tokens.reshape(4, -1), halves_batch.tokens.reshape(4, -1))
     whole, halves = _trainer(lr=1e-2), _trainer(lr=1e-2)
-    m1 = whole.step(make_batch(examples, 1, 4, shape=SHAPE), 0)  # no accumulator: the direct path
-    m2 = halves.step(make_batch(examples, 2, 2, shape=SHAPE), 0)  # lax.scan over two micro-batches
+    m1 = whole.step(one, 0)  # no accumulator: the direct path
+    m2 = halves.step(halves_batch, 0)  # lax.scan over two micro-batches
     assert bool(m1["ok"]) and bool(m2["ok"])
     assert float(m1["loss"]) == pytest.approx(float(m2["loss"]), rel=1e-5)
     # the gradients agree (Adam's first step is about sign(g), so compare them, not the parameters)
