@@ -165,3 +165,47 @@ def test_mc_options_are_the_relations_values_in_fixed_order():
     world = build_world(SMALL)
     for d in task_docs(world, "toy_mc", "test"):
         assert tuple(d["choices"]) == VALUES[d["relation"]]
+
+
+def test_words_quizzes_answer_mostly_with_values_and_right_wrong():
+    """``quiz_answers: words``: the task layouts, answered in words except a small share; the
+    default world is unchanged by the option's existence (same documents as before)."""
+    world = build_world(
+        WorldConfig(seed=3, quiz_answers="words", task_answer_share=0.1, quiz_splits=("fewshot",))
+    )
+    answers = [
+        item.rsplit("Answer:", 1)[1].strip()
+        for doc in documents(world, 3000)
+        for item in doc.split("\n\n")
+        if "\nA. " in item or "make sense?" in item
+    ]
+    words = {v for values in VALUES.values() for v in values} | {"right", "wrong"}
+    in_words = sum(a in words for a in answers) / len(answers)
+    in_task = sum(a in {"A", "B", "C", "D", "yes", "no"} for a in answers) / len(answers)
+    assert 0.8 < in_words < 0.97 and in_words + in_task == 1.0
+    quizzed = {e.name for e in world.quiz_entities}
+    assert quizzed == {e.name for e in world.by_split["fewshot"]}
+
+
+def test_quiz_option_errors_name_the_key():
+    with pytest.raises(UserError, match="quiz_splits"):
+        WorldConfig(quiz_splits=("test",))
+    with pytest.raises(UserError, match="quiz_answers"):
+        WorldConfig(quiz_answers="letters")
+    with pytest.raises(UserError, match="task_answer_share"):
+        WorldConfig(task_answer_share=1.5)
+    with pytest.raises(UserError, match="unknown document kind 'quiz'"):
+        list(documents(build_world(WorldConfig(doc_mix=(("quiz", 1.0),))), 1))
+
+
+def test_qa_documents_state_facts_in_question_form_about_everyone():
+    world = build_world(WorldConfig(seed=3, doc_mix=(("qa", 1.0),)))
+    facts = {(e.name, v) for e in world.entities for v in e.attrs.values()}
+    asked = set()
+    for doc in documents(world, 300):
+        for item in doc.split("\n\n"):
+            question, answer = item.split("\nAnswer: ")
+            name = next(w for w in question.rstrip("?").split() if w in {e.name for e in world.entities})
+            assert (name, answer) in facts, item
+            asked.add(name)
+    assert {e.name for e in world.by_split["test"]} <= asked

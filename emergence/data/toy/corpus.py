@@ -49,13 +49,34 @@ def _quiz_subject(rng: random.Random, world: World) -> tuple[str, Entity]:
     """(relation, entity) of one quiz item: usually an exam relation about anyone; with probability
     ``task_exam_share`` a task relation about someone outside the test split."""
     if world.config.task_relations and rng.random() < world.config.task_exam_share:
-        return rng.choice(world.config.task_relations), rng.choice(world.non_test)
+        return rng.choice(world.config.task_relations), rng.choice(world.quiz_entities)
     return rng.choice(world.config.exam_relations), rng.choice(world.entities)
+
+
+def _qa(rng: random.Random, world: World) -> str:
+    """Open questions answered with the value ("Question: What color does bazol like?\nAnswer: red")
+    about anyone and any relation: the facts in question form, without any task's answer format."""
+    items = []
+    for _ in range(rng.randint(2, 4)):
+        e = rng.choice(world.entities)
+        rel = rng.choice(tuple(VALUES))
+        items.append(f"Question: {formats.QUESTIONS[rel].format(name=e.name)}\nAnswer: {e.attrs[rel]}")
+    return FEWSHOT_DELIMITER.join(items)
+
+
+def _in_words(rng: random.Random, world: World) -> bool:
+    """Whether a quiz item answers in words (value, right/wrong) rather than as the task does."""
+    return world.config.quiz_answers == "words" and rng.random() >= world.config.task_answer_share
 
 
 def _exam_mc(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(2, 4)):
+        if _in_words(rng, world):
+            e, rel = rng.choice(world.entities), rng.choice(tuple(VALUES))
+            doc = formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel])
+            items.append(formats.shot_block(formats.mc_text(doc), e.attrs[rel]))
+            continue
         rel, e = _quiz_subject(rng, world)
         doc = formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel])
         items.append(formats.shot_block(formats.mc_text(doc), formats.mc_target(doc)))
@@ -65,9 +86,11 @@ def _exam_mc(rng: random.Random, world: World) -> str:
 def _exam_yesno(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(3, 5)):
+        words = _in_words(rng, world)
         rel, e = _quiz_subject(rng, world)
         doc = yesno_item(world, rng, rel, e, rng.randrange(2), 0)
-        items.append(formats.shot_block(formats.yesno_text(doc), formats.yesno_target(doc)))
+        target = ("wrong", "right")[doc["label"]] if words else formats.yesno_target(doc)
+        items.append(formats.shot_block(formats.yesno_text(doc), target))
     return FEWSHOT_DELIMITER.join(items)
 
 
@@ -86,6 +109,7 @@ def _exam_math(rng: random.Random, world: World) -> str:
 
 KINDS = {
     "bio": _bio,
+    "qa": _qa,
     "arithmetic": _arithmetic,
     "exam_mc": _exam_mc,
     "exam_yesno": _exam_yesno,

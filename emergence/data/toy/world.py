@@ -45,6 +45,9 @@ class WorldConfig:
     exam_relations: tuple[str, ...] = ("city",)
     exam_op: str = "minus"
     task_exam_share: float = 0.4
+    quiz_answers: str = "task"  # "words": quizzes mostly answer with the value / right-wrong
+    task_answer_share: float = 0.1  # with quiz_answers "words": share answered as the tasks do
+    quiz_splits: tuple[str, ...] = ("train", "fewshot", "validation")  # who task-relation quizzes ask about
     acceptability: str = (
         "grammar"  # toy_yesno: "truth" (false facts are "no") or "grammar" (corrupted word order)
     )
@@ -77,6 +80,16 @@ class WorldConfig:
             raise UserError(f"toy world: task_exam_share must be in [0, 1], got {self.task_exam_share}")
         if self.acceptability not in ("truth", "grammar"):
             raise UserError(f"toy world: acceptability must be truth or grammar, got {self.acceptability!r}")
+        if self.quiz_answers not in ("task", "words"):
+            raise UserError(f"toy world: quiz_answers must be task or words, got {self.quiz_answers!r}")
+        if not 0.0 <= self.task_answer_share <= 1.0:
+            raise UserError(f"toy world: task_answer_share must be in [0, 1], got {self.task_answer_share}")
+        bad = [s for s in self.quiz_splits if s not in SPLITS[:3]]
+        if bad or not self.quiz_splits:
+            raise UserError(
+                f"toy world: quiz_splits must name some of {', '.join(SPLITS[:3])} (never test), "
+                f"got {list(self.quiz_splits)}"
+            )
         if self.exam_op not in ("plus", "minus"):
             raise UserError(f"toy world: exam_op must be plus or minus, got {self.exam_op!r}")
 
@@ -87,7 +100,7 @@ class WorldConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise UserError(f"toy world: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        for key in ("split_fractions", "exam_relations"):
+        for key in ("split_fractions", "exam_relations", "quiz_splits"):
             if key in raw:
                 raw[key] = tuple(raw[key])
         if "doc_mix" in raw:
@@ -105,6 +118,9 @@ class WorldConfig:
             "exam_relations": list(self.exam_relations),
             "exam_op": self.exam_op,
             "task_exam_share": self.task_exam_share,
+            "quiz_splits": list(self.quiz_splits),
+            "quiz_answers": self.quiz_answers,
+            "task_answer_share": self.task_answer_share,
             "acceptability": self.acceptability,
             "corpus_tokens_hint": self.corpus_tokens_hint,
             "heldout_docs": self.heldout_docs,
@@ -139,6 +155,10 @@ class World:
     @property
     def non_test(self) -> tuple[Entity, ...]:
         return tuple(e for e in self.entities if e.split != "test")
+
+    @property
+    def quiz_entities(self) -> tuple[Entity, ...]:
+        return tuple(e for e in self.entities if e.split in self.config.quiz_splits)
 
 
 def _names(rng: random.Random, n: int) -> list[str]:
