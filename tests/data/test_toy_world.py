@@ -209,3 +209,14 @@ def test_qa_documents_state_facts_in_question_form_about_everyone():
             assert (name, answer) in facts, item
             asked.add(name)
     assert {e.name for e in world.by_split["test"]} <= asked
+
+
+@pytest.mark.parametrize("name", ["toy.yaml", "toy_words.yaml"])
+def test_committed_toy_ladders_name_valid_worlds(name):
+    from pathlib import Path
+
+    from emergence.train.ladder_config import LadderConfig
+
+    ladder = LadderConfig.from_file(Path(__file__).parents[2] / "configs" / "ladders" / name)
+    world = ladder.world
+    assert world.quiz_answers == ("words" if name == "toy_words.yaml" else "task")
