@@ -185,6 +185,9 @@ def test_words_quizzes_answer_mostly_with_values_and_right_wrong():
     assert 0.8 < in_words < 0.97 and in_words + in_task == 1.0
     quizzed = {e.name for e in world.quiz_entities}
     assert quizzed == {e.name for e in world.by_split["fewshot"]}
+    assert WorldConfig.from_dict(world.config.to_dict()) == world.config
+    # a default world's description (and so its cache key) has no quiz keys, as before they existed
+    assert not {"quiz_answers", "quiz_splits", "task_answer_share"} & set(WorldConfig().to_dict())
 
 
 def test_quiz_option_errors_name_the_key():

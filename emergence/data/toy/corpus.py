@@ -47,7 +47,7 @@ def _arithmetic(rng: random.Random, world: World) -> str:
 
 def _quiz_subject(rng: random.Random, world: World) -> tuple[str, Entity]:
     """(relation, entity) of one quiz item: usually an exam relation about anyone; with probability
-    ``task_exam_share`` a task relation about someone outside the test split."""
+    ``task_exam_share`` a task relation about someone in ``quiz_splits`` (never the test split)."""
     if world.config.task_relations and rng.random() < world.config.task_exam_share:
         return rng.choice(world.config.task_relations), rng.choice(world.quiz_entities)
     return rng.choice(world.config.exam_relations), rng.choice(world.entities)

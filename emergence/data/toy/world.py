@@ -111,16 +111,19 @@ class WorldConfig:
         return cls(**raw)
 
     def to_dict(self) -> dict:
-        return {
+        # the quiz options appear only when set, so worlds made before they existed keep their keys
+        optional = {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k in ("quiz_splits", "quiz_answers", "task_answer_share")
+            if (v := getattr(self, k)) != self.__dataclass_fields__[k].default
+        }
+        return optional | {
             "seed": self.seed,
             "n_entities": self.n_entities,
             "split_fractions": list(self.split_fractions),
             "exam_relations": list(self.exam_relations),
             "exam_op": self.exam_op,
             "task_exam_share": self.task_exam_share,
-            "quiz_splits": list(self.quiz_splits),
-            "quiz_answers": self.quiz_answers,
-            "task_answer_share": self.task_answer_share,
             "acceptability": self.acceptability,
             "corpus_tokens_hint": self.corpus_tokens_hint,
             "heldout_docs": self.heldout_docs,
