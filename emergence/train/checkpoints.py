@@ -53,8 +53,11 @@ def latest_step(directory: str | Path) -> int | None:
 def save_checkpoint(
     directory: str | Path, step: int, params: dict, opt_leaves: list, *, keep: int = 2
 ) -> Path:
-    """Save (params, optimizer leaves, step) as ``step_<N>``; prune all but the newest ``keep``."""
-    directory = Path(directory)
+    """Save (params, optimizer leaves, step) as ``step_<N>``; prune all but the newest ``keep``.
+
+    Paths are made absolute first: orbax refuses relative ones, and ``--out runs/x`` is how people
+    type them."""
+    directory = Path(directory).absolute()
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"step_{step:08d}"
     tree = {
@@ -73,7 +76,7 @@ def save_checkpoint(
 
 def restore_checkpoint(path: str | Path, abstract_params: dict, abstract_opt: list) -> tuple[dict, list, int]:
     """(params, optimizer leaves, step) restored onto the shardings in the abstract arrays."""
-    path = Path(path)
+    path = Path(path).absolute()
     target = {
         "params": {_key(k): v for k, v in abstract_params.items()},
         "opt": {f"{i:05d}": v for i, v in enumerate(abstract_opt)},
