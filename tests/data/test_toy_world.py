@@ -223,3 +223,21 @@ def test_committed_toy_ladders_name_valid_worlds(name):
     ladder = LadderConfig.from_file(Path(__file__).parents[2] / "configs" / "ladders" / name)
     world = ladder.world
     assert world.quiz_answers == ("words" if name == "toy_words.yaml" else "task")
+
+
+def test_more_relations_give_more_distinct_task_questions():
+    """``relations`` adds facts per person: the task splits then hold that many more distinct
+    questions (the default three stay the default world, described without the key)."""
+    six = WorldConfig(seed=3, relations=("color", "pet", "city", "food", "sport", "tree"))
+    world = build_world(six)
+    assert all(set(e.attrs) == set(six.relations) for e in world.entities)
+    assert world.config.task_relations == ("color", "pet", "food", "sport", "tree")
+    train = task_docs(world, "toy_mc", "train")
+    assert len({(d["entity"], d["relation"]) for d in train}) == 5 * len(world.by_split["train"])
+    bio = next(d for d in documents(world, 50) if "trees." in d or "the tree of" in d)
+    assert "sport" in bio or "plays" in bio
+    assert WorldConfig.from_dict(six.to_dict()) == six and "relations" not in WorldConfig().to_dict()
+    with pytest.raises(UserError, match="relations must be distinct names"):
+        WorldConfig(relations=("color", "smell"))
+    with pytest.raises(UserError, match="unknown exam relation 'city'"):
+        WorldConfig(relations=("color", "pet"))

@@ -59,7 +59,7 @@ def _qa(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(2, 4)):
         e = rng.choice(world.entities)
-        rel = rng.choice(tuple(VALUES))
+        rel = rng.choice(world.config.relations)
         items.append(f"Question: {formats.QUESTIONS[rel].format(name=e.name)}\nAnswer: {e.attrs[rel]}")
     return FEWSHOT_DELIMITER.join(items)
 
@@ -73,7 +73,7 @@ def _exam_mc(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(2, 4)):
         if _in_words(rng, world):
-            e, rel = rng.choice(world.entities), rng.choice(tuple(VALUES))
+            e, rel = rng.choice(world.entities), rng.choice(world.config.relations)
             doc = formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel])
             items.append(formats.shot_block(formats.mc_text(doc), e.attrs[rel]))
             continue

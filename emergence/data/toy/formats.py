@@ -17,12 +17,18 @@ STATEMENTS: dict[str, tuple[str, str]] = {
     "color": ("{name} likes the color {value}.", "the favorite color of {name} is {value}."),
     "pet": ("{name} keeps a {value}.", "the pet of {name} is a {value}."),
     "city": ("{name} lives in {value}.", "the home of {name} is {value}."),
+    "food": ("{name} eats {value}.", "the food of {name} is {value}."),
+    "sport": ("{name} plays {value}.", "the sport of {name} is {value}."),
+    "tree": ("{name} grows {value} trees.", "the tree of {name} is the {value}."),
 }
 COINS_STATEMENTS = ("{name} has {coins} coins.", "the purse of {name} holds {coins} coins.")
 QUESTIONS: dict[str, str] = {
     "color": "What color does {name} like?",
     "pet": "What animal does {name} keep?",
     "city": "Where does {name} live?",
+    "food": "What food does {name} eat?",
+    "sport": "What sport does {name} play?",
+    "tree": "What tree does {name} grow?",
 }
 OP_VERBS = {"plus": "finds", "minus": "loses"}
 COLA_QUESTION = "\nQuestion: Does this sentence make sense?\nAnswer:"

@@ -23,7 +23,12 @@ VALUES: dict[str, tuple[str, ...]] = {
     "color": ("red", "blue", "green", "gold"),
     "pet": ("cat", "dog", "fish", "bird"),
     "city": ("rome", "oslo", "lima", "riga"),
+    # more relations a world may give its people (WorldConfig.relations); not in the default world
+    "food": ("bread", "rice", "soup", "cake"),
+    "sport": ("golf", "polo", "judo", "chess"),
+    "tree": ("oak", "elm", "ash", "yew"),
 }
+DEFAULT_RELATIONS = ("color", "pet", "city")
 MAX_COINS = 9
 SPLITS = ("train", "fewshot", "validation", "test")
 
@@ -42,6 +47,7 @@ class WorldConfig:
     seed: int = 0
     n_entities: int = 40
     split_fractions: tuple[float, float, float, float] = (0.4, 0.1, 0.1, 0.4)  # train, fewshot, val, test
+    relations: tuple[str, ...] = DEFAULT_RELATIONS  # what every person has (keys of VALUES)
     exam_relations: tuple[str, ...] = ("city",)
     exam_op: str = "minus"
     task_exam_share: float = 0.4
@@ -69,9 +75,16 @@ class WorldConfig:
             raise UserError(
                 f"toy world: split_fractions must be 4 numbers summing to 1, got {self.split_fractions}"
             )
-        unknown = [r for r in self.exam_relations if r not in VALUES]
+        unknown = [r for r in self.relations if r not in VALUES]
+        if unknown or len(set(self.relations)) != len(self.relations):
+            raise UserError(
+                f"toy world: relations must be distinct names from {', '.join(VALUES)}, got {list(self.relations)}"
+            )
+        unknown = [r for r in self.exam_relations if r not in self.relations]
         if unknown:
-            raise UserError(f"toy world: unknown exam relation {unknown[0]!r}; known: {', '.join(VALUES)}")
+            raise UserError(
+                f"toy world: unknown exam relation {unknown[0]!r}; known: {', '.join(self.relations)}"
+            )
         if self.vocab_size < 300:
             raise UserError(
                 f"toy world: vocab_size must be >= 300 (256 bytes + merges), got {self.vocab_size}"
@@ -100,7 +113,7 @@ class WorldConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise UserError(f"toy world: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        for key in ("split_fractions", "exam_relations", "quiz_splits"):
+        for key in ("split_fractions", "relations", "exam_relations", "quiz_splits"):
             if key in raw:
                 raw[key] = tuple(raw[key])
         if "doc_mix" in raw:
@@ -111,10 +124,10 @@ class WorldConfig:
         return cls(**raw)
 
     def to_dict(self) -> dict:
-        # the quiz options appear only when set, so worlds made before they existed keep their keys
+        # these options appear only when set, so worlds made before they existed keep their keys
         optional = {
             k: (list(v) if isinstance(v, tuple) else v)
-            for k in ("quiz_splits", "quiz_answers", "task_answer_share")
+            for k in ("relations", "quiz_splits", "quiz_answers", "task_answer_share")
             if (v := getattr(self, k)) != self.__dataclass_fields__[k].default
         }
         return optional | {
@@ -134,7 +147,7 @@ class WorldConfig:
     @property
     def task_relations(self) -> tuple[str, ...]:
         """Relations the toy tasks ask about: every one the pretraining quizzes leave out."""
-        return tuple(r for r in VALUES if r not in self.exam_relations)
+        return tuple(r for r in self.relations if r not in self.exam_relations)
 
     @property
     def task_op(self) -> str:
@@ -164,9 +177,9 @@ class World:
         return tuple(e for e in self.entities if e.split in self.config.quiz_splits)
 
 
-def _names(rng: random.Random, n: int) -> list[str]:
+def _names(rng: random.Random, n: int, relations: tuple[str, ...]) -> list[str]:
     """n distinct two-syllable names (no collision with attribute words)."""
-    taken = {v for values in VALUES.values() for v in values}
+    taken = {v for rel in relations for v in VALUES[rel]}
     names: list[str] = []
     while len(names) < n:
         name = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(2))
@@ -179,7 +192,7 @@ def _names(rng: random.Random, n: int) -> list[str]:
 def build_world(config: WorldConfig) -> World:
     """Entities with attributes and splits, a pure function of ``config``."""
     rng = random.Random(f"toy-world-{config.seed}")
-    names = _names(rng, config.n_entities)
+    names = _names(rng, config.n_entities, config.relations)
     counts = [int(round(f * config.n_entities)) for f in config.split_fractions]
     counts[0] += config.n_entities - sum(counts)
     labels = [s for s, c in zip(SPLITS, counts, strict=True) for _ in range(c)]
@@ -187,7 +200,7 @@ def build_world(config: WorldConfig) -> World:
     entities = tuple(
         Entity(
             name=name,
-            attrs={rel: rng.choice(values) for rel, values in VALUES.items()},
+            attrs={rel: rng.choice(VALUES[rel]) for rel in config.relations},
             coins=rng.randint(1, MAX_COINS),
             split=split,
         )
