@@ -42,6 +42,20 @@ class WorldConfig:
     quizzes cover only in a fraction ``task_exam_share`` of their items and never for test entities.
     ``exam_op`` is the arithmetic story most worked problems use (``minus``: "loses"); the numeric
     task asks for the other (``plus``: "finds"), again rare in the corpus and never for test entities.
+
+    Options for variants of this world (docs/toy-world.md, probe 6; the defaults give the world
+    above):
+
+    - ``relations``: the facts every person has. More relations give the task splits more distinct
+      questions per person.
+    - ``quiz_splits``: whose letter and yes/no quiz items on the task relations the corpus holds.
+      With ``fewshot`` and ``validation`` only, the finetuning split's people are new to those
+      formats. With ``train`` included, the model has memorised their quiz answers and finetuning
+      has nothing left to teach.
+    - ``quiz_answers: words``: those quizzes answer mostly in words (the option's value,
+      "right"/"wrong"), and in the tasks' own answer tokens only for a share
+      ``task_answer_share``. The facts and the judgement are then learned in the task layouts for
+      everyone, and the answer code is the rare part.
     """
 
     seed: int = 0
