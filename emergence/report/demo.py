@@ -123,7 +123,7 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
             f"{m['tokens_per_s']:,.0f} tok/s"
         )
 
-    manifest = pretrain_ladder(ladder, out.resolve(), on_log=log)  # orbax wants absolute paths
+    manifest = pretrain_ladder(ladder, out, on_log=log)
     n = len(read_manifest(manifest))
     progress(f"  {n} checkpoints -> {manifest}  ({time.perf_counter() - t0:.0f}s)")
     _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=False, cpu=cpu_seconds() - c0)

@@ -185,7 +185,7 @@ def sweep_section(
     world = ladder_manifest.resolve().parent / "world"
     raw: dict[str, Any] = json.loads(json.dumps(cfg.sweep))  # a deep copy of plain data
     raw["name"] = f"{cfg.name}-sweep"
-    raw["out"] = str(cfg.sweep_dir.resolve())  # absolute: orbax (finetuning state) refuses relative paths
+    raw["out"] = str(cfg.sweep_dir.resolve())  # absolute: the written sweep.yaml runs from any folder
     raw["ladder"] = str(ladder_manifest.resolve())
     raw["tasks"] = [
         {k: v for k, v in to_dict(t).items() if k in TaskEntry.__dataclass_fields__ and v is not None}

@@ -267,7 +267,7 @@ def pretrain_ladder(
     ladder: LadderConfig, out: str | Path, on_log: Callable[[dict], None] | None = None
 ) -> Path:
     """Pretrain every model of ``ladder`` into ``out``; returns the manifest path."""
-    out = Path(out).resolve()  # orbax refuses relative checkpoint paths
+    out = Path(out).resolve()  # the returned manifest path names the ladder from any folder
     out.mkdir(parents=True, exist_ok=True)
     world_dir = store.ensure_corpus(ladder.world, out / WORLD_DIR)
     tok = toy_tokenizer.load(str(world_dir / store.TOKENIZER_FILE))

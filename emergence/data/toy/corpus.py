@@ -60,7 +60,8 @@ def _qa(rng: random.Random, world: World) -> str:
     for _ in range(rng.randint(2, 4)):
         e = rng.choice(world.entities)
         rel = rng.choice(world.config.relations)
-        items.append(f"Question: {formats.QUESTIONS[rel].format(name=e.name)}\nAnswer: {e.attrs[rel]}")
+        question = formats.question_text(formats.QUESTIONS[rel].format(name=e.name))
+        items.append(formats.shot_block(question, e.attrs[rel]))
     return FEWSHOT_DELIMITER.join(items)
 
 
@@ -72,14 +73,13 @@ def _in_words(rng: random.Random, world: World) -> bool:
 def _exam_mc(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(2, 4)):
-        if _in_words(rng, world):
+        if words := _in_words(rng, world):  # any fact about anyone: the value is no task's answer
             e, rel = rng.choice(world.entities), rng.choice(world.config.relations)
-            doc = formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel])
-            items.append(formats.shot_block(formats.mc_text(doc), e.attrs[rel]))
-            continue
-        rel, e = _quiz_subject(rng, world)
+        else:
+            rel, e = _quiz_subject(rng, world)
         doc = formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel])
-        items.append(formats.shot_block(formats.mc_text(doc), formats.mc_target(doc)))
+        target = e.attrs[rel] if words else formats.mc_target(doc)
+        items.append(formats.shot_block(formats.mc_text(doc), target))
     return FEWSHOT_DELIMITER.join(items)
 
 

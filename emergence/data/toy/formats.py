@@ -141,8 +141,13 @@ def yesno_gold(doc: dict) -> int:
     return int(doc["label"])
 
 
+def question_text(question: str) -> str:
+    """An open question as GSM8K lays it out (the toy math task and the corpus' ``qa`` items)."""
+    return f"Question: {question}\nAnswer:"
+
+
 def math_text(doc: dict) -> str:
-    return f"Question: {doc['question']}\nAnswer:"
+    return question_text(doc["question"])
 
 
 def math_target(doc: dict) -> str:
