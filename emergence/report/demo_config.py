@@ -39,6 +39,7 @@ class DemoTask:
     finetuned_shots: int | None = None
     limit: int | None = None
     budgets: tuple[int, ...] | None = None  # overrides sweep.budgets for this task
+    finetune: dict[str, Any] | None = None  # overrides keys of sweep.finetune for this task
 
 
 @dataclass(frozen=True)

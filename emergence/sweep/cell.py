@@ -107,7 +107,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
             "data": result.data_note,
             "final_loss": result.history[-1]["loss"] if result.history else None,
         }
-        if not cfg.finetune.keep_checkpoints:
+        if not cfg.task_finetune(cell.task).keep_checkpoints:
             cleanup.append(ft_dir / CHECKPOINT_DIR)
         t0 = time.perf_counter()
         if result.model is not None:  # trained just now: merge in memory instead of reloading

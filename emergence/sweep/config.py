@@ -56,6 +56,9 @@ class TaskEntry:
     budgets: tuple[int, ...] | None = None  # overrides the sweep's budgets for this task
     limit: int | None = None  # overrides eval.limit for this task
     finetuned_shots: int | None = None  # shots when evaluating finetuned cells (None: same as shots)
+    # keys of the sweep's ``finetune`` section that differ for this task, e.g. {epochs: 3}: tasks differ
+    # in how many steps teach their format, as learning rates are tuned per benchmark in practice
+    finetune: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,22 @@ class SweepConfig:
 
     def task_budgets(self, task: TaskEntry) -> tuple[int, ...]:
         return task.budgets if task.budgets is not None else self.budgets
+
+    def task_finetune(self, task: str, *, source: str = "sweep") -> FinetuneSpec:
+        """The finetuning settings of one task: the sweep's, with the task's own keys on top."""
+        entry = next((t for t in self.tasks if t.name == task), None)
+        if entry is None or not entry.finetune:
+            return self.finetune
+        from emergence.config import to_dict
+
+        where = f"tasks[{self.tasks.index(entry)}]"
+        merged = to_dict(self.finetune)
+        unknown = sorted(set(entry.finetune) - set(merged))
+        if unknown:
+            raise UserError(
+                f"{source}: {where}.finetune: unknown key '{unknown[0]}'; known: {', '.join(sorted(merged))}"
+            )
+        return from_dict(FinetuneSpec, merged | entry.finetune, source=source, prefix=f"{where}.finetune")
 
 
 def checkpoint_id(spec: CheckpointSpec) -> str:
@@ -201,8 +220,9 @@ def validate(cfg: SweepConfig, source: str) -> None:
             raise UserError(f"{source}: budgets of task '{task.name}' repeat a value: {list(budgets)}")
     if len(set(cfg.subset_seeds)) != len(cfg.subset_seeds) or not cfg.subset_seeds:
         raise UserError(f"{source}: subset_seeds must be a non-empty list of distinct integers")
-    if any(b > 0 for t in cfg.tasks for b in cfg.task_budgets(t)):
-        finetune_config(cfg, "<model>", cfg.tasks[0].name, 1, cfg.subset_seeds[0], source=source)
+    for task in cfg.tasks:
+        if any(b > 0 for b in cfg.task_budgets(task)):
+            finetune_config(cfg, "<model>", task.name, 1, cfg.subset_seeds[0], source=source)
     if cfg.dtype not in ("float32", "bfloat16"):
         raise UserError(f"{source}: dtype must be float32 or bfloat16, got {cfg.dtype!r}")
     if cfg.lock_ttl <= 0:
@@ -279,7 +299,7 @@ def finetune_config(
     """The engine's FinetuneConfig for one cell (validated by the engine itself)."""
     from emergence.train.config import DEFAULT_LORA_TARGETS, FinetuneConfig, LoraConfig, OptimConfig
 
-    ft = cfg.finetune
+    ft = cfg.task_finetune(task, source=source)
     try:
         return FinetuneConfig(
             model=model,

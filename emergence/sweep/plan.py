@@ -89,7 +89,7 @@ def expand(cfg: SweepConfig) -> list[Cell]:
             limit = task.limit if task.limit is not None else cfg.eval.limit
             for budget in sorted(cfg.task_budgets(task)):
                 for seed in (None,) if budget == 0 else cfg.subset_seeds:
-                    method = "none" if budget == 0 else cfg.finetune.method
+                    method = "none" if budget == 0 else cfg.task_finetune(task.name).method
                     shots = few_shots if budget == 0 or task.finetuned_shots is None else task.finetuned_shots
                     resolved: dict[str, Any] = {
                         "checkpoint": checkpoint_identity(ckpt),
@@ -158,7 +158,7 @@ def _estimate(
     eval_tokens = docs * (per_example * (shots + 1) + _GEN_TOKENS.get(task, 0))
     flops = 2 * params * eval_tokens
     if budget > 0:
-        ft = cfg.finetune
+        ft = cfg.task_finetune(task)
         from emergence.train.budgets import plan_steps
 
         steps = plan_steps(

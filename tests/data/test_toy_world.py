@@ -241,3 +241,43 @@ def test_more_relations_give_more_distinct_task_questions():
         WorldConfig(relations=("color", "smell"))
     with pytest.raises(UserError, match="unknown exam relation 'city'"):
         WorldConfig(relations=("color", "pet"))
+
+
+def test_balanced_values_give_every_split_each_value_equally_often():
+    """``balanced_values``: a finetuning set has no label prior to learn, and one constant letter
+    scores exactly chance on the test split; names, coins and splits are those of the plain world."""
+    from collections import Counter
+
+    plain = build_world(SMALL)
+    world = build_world(WorldConfig(seed=3, n_entities=40, balanced_values=True))
+    assert [(e.name, e.coins, e.split) for e in world.entities] == [
+        (e.name, e.coins, e.split) for e in plain.entities
+    ]
+    for split in SPLITS:
+        for rel in world.config.relations:
+            counts = Counter(e.attrs[rel] for e in world.by_split[split])
+            assert max(counts.values()) - min(counts.get(v, 0) for v in VALUES[rel]) <= 1, (split, rel)
+    letters = Counter(d["answer"] for d in task_docs(world, "toy_mc", "test"))
+    assert len(set(letters.values())) == 1 and len(letters) == 4
+    assert "balanced_values" not in WorldConfig().to_dict()
+
+
+def test_shuffled_options_vary_the_letter_of_one_question():
+    """``shuffle_options``: the same question comes with different letters, so the letter is found
+    by looking the recalled value up among the options, in the tasks and in the corpus' quizzes."""
+    world = build_world(WorldConfig(seed=3, n_entities=40, shuffle_options=True))
+    train = task_docs(world, "toy_mc", "train")
+    by_question: dict[str, set[int]] = {}
+    for d in train:
+        assert d["choices"][d["answer"]] == next(e for e in world.entities if e.name == d["entity"]).attrs[d["relation"]]
+        assert sorted(d["choices"]) == sorted(VALUES[d["relation"]])
+        by_question.setdefault(d["question"], set()).add(d["answer"])
+    assert sum(len(letters) > 1 for letters in by_question.values()) > len(by_question) / 2
+    orders = {
+        tuple(line[3:] for line in item.split("\n")[1:5])
+        for doc in documents(world, 300)
+        for item in doc.split("\n\n")
+        if "\nA. " in item and "Where does" in item
+    }
+    assert len(orders) > 4  # the quizzes' city options come in many orders too
+    assert "shuffle_options" not in WorldConfig().to_dict()

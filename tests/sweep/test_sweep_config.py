@@ -96,6 +96,20 @@ def test_keys_are_stable_and_change_only_with_what_changes_the_numbers(tmp_path)
     assert changed == {label for label in base if "D=0 " not in label}  # few-shot cells do not train
 
 
+def test_a_task_can_finetune_with_its_own_settings(tmp_path):
+    raw = tiny_raw()
+    base = {c.label(): c.key for c in expand(load_sweep_config(write_config(tmp_path / "a.yaml", raw)))}
+    raw["tasks"][0]["finetune"] = {"epochs": 5, "lr": "3e-4"}
+    cfg = load_sweep_config(write_config(tmp_path / "b.yaml", raw))
+    task = raw["tasks"][0]["name"]
+    assert (cfg.task_finetune(task).epochs, cfg.task_finetune(task).lr) == (5.0, 3e-4)
+    assert cfg.task_finetune(task).batch_size == cfg.finetune.batch_size  # the rest comes from the sweep
+    cells = expand(cfg)
+    assert {c.resolved["finetune"]["epochs"] for c in cells if c.budget} == {5.0}
+    changed = {c.label() for c in cells if base[c.label()] != c.key}
+    assert changed == {c.label() for c in cells if c.budget}  # few-shot cells keep their keys
+
+
 def test_shards_partition_the_plan():
     cells = expand(load_sweep_config(TINY_CONFIG))
     parts = [shard(cells, i, 3) for i in range(3)]
@@ -151,6 +165,8 @@ def test_ladder_manifest_paths_are_relative_to_the_manifest(tmp_path):
         (lambda r: r["tasks"].append({"name": "mmmlu"}), "tasks[1].name: unknown task 'mmmlu'"),
         (lambda r: r["finetune"].update(method="qlora"), "finetune: --method must be one of lora, full"),
         (lambda r: r["loss"].update(corpus="missing.txt"), "loss.corpus: file not found"),
+        (lambda r: r["tasks"][0].update(finetune={"epoch": 2}), "tasks[0].finetune: unknown key 'epoch'"),
+        (lambda r: r["tasks"][0].update(finetune={"epochs": "two"}), "tasks[0].finetune.epochs"),
     ],
 )
 def test_bad_configs_name_the_culprit(tmp_path, edit, culprit):

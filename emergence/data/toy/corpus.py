@@ -77,7 +77,7 @@ def _exam_mc(rng: random.Random, world: World) -> str:
             e, rel = rng.choice(world.entities), rng.choice(world.config.relations)
         else:
             rel, e = _quiz_subject(rng, world)
-        doc = formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel])
+        doc = formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel], shuffle=world.config.shuffle_options)
         target = e.attrs[rel] if words else formats.mc_target(doc)
         items.append(formats.shot_block(formats.mc_text(doc), target))
     return FEWSHOT_DELIMITER.join(items)

@@ -32,7 +32,11 @@ def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:
     for e in world.by_split[split]:
         for rel in world.config.task_relations:
             for _ in range(VARIANTS[split]):
-                docs.append(formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel]))
+                docs.append(
+                    formats.mc_record(
+                        rng, rel, e.name, e.attrs[rel], VALUES[rel], shuffle=world.config.shuffle_options
+                    )
+                )
     return docs
 
 

@@ -56,6 +56,14 @@ class WorldConfig:
       "right"/"wrong"), and in the tasks' own answer tokens only for a share
       ``task_answer_share``. The facts and the judgement are then learned in the task layouts for
       everyone, and the answer code is the rare part.
+    - ``balanced_values``: within each split, every value of a relation is held by equally many
+      people (as nearly as the split's size allows). The letter answers of ``toy_mc`` are then
+      balanced in every split, so a finetuning set cannot teach a label prior in place of the code,
+      and always answering one letter scores exactly chance.
+    - ``shuffle_options``: every letter question (quizzes and ``toy_mc``) lists the four values in
+      a random order, so the letter is not a fixed code of the value: the model must find the
+      recalled value among the options, and a finetuning set cannot be learned by heart as
+      person → letter, since the same question comes with different letters.
     """
 
     seed: int = 0
@@ -68,6 +76,8 @@ class WorldConfig:
     quiz_answers: str = "task"  # "words": quizzes mostly answer with the value / right-wrong
     task_answer_share: float = 0.1  # with quiz_answers "words": share answered as the tasks do
     quiz_splits: tuple[str, ...] = ("train", "fewshot", "validation")  # who task-relation quizzes ask about
+    balanced_values: bool = False  # each split holds every value of a relation equally often
+    shuffle_options: bool = False  # letter questions list their options in a random order
     acceptability: str = (
         "grammar"  # toy_yesno: "truth" (false facts are "no") or "grammar" (corrupted word order)
     )
@@ -141,7 +151,7 @@ class WorldConfig:
         # these options appear only when set, so worlds made before they existed keep their keys
         optional = {
             k: (list(v) if isinstance(v, tuple) else v)
-            for k in ("relations", "quiz_splits", "quiz_answers", "task_answer_share")
+            for k in ("relations", "quiz_splits", "quiz_answers", "task_answer_share", "balanced_values", "shuffle_options")
             if (v := getattr(self, k)) != self.__dataclass_fields__[k].default
         }
         return optional | {
@@ -220,5 +230,22 @@ def build_world(config: WorldConfig) -> World:
         )
         for name, split in zip(names, labels, strict=True)
     )
+    if config.balanced_values:
+        entities = _balance_values(entities, config.relations, config.seed)
     by_split = {s: tuple(e for e in entities if e.split == s) for s in SPLITS}
     return World(config, entities, by_split)
+
+
+def _balance_values(entities: tuple[Entity, ...], relations: tuple[str, ...], seed: int) -> tuple[Entity, ...]:
+    """Reassign each relation's values so that every split holds them equally often: the split's
+    people get the values in turn, in a seeded random order (names, coins and splits unchanged)."""
+    rng = random.Random(f"toy-world-balanced-{seed}")
+    attrs = {e.name: dict(e.attrs) for e in entities}
+    for split in SPLITS:
+        members = [e.name for e in entities if e.split == split]
+        for rel in relations:
+            cycle = [VALUES[rel][i % len(VALUES[rel])] for i in range(len(members))]
+            rng.shuffle(cycle)
+            for name, value in zip(members, cycle, strict=True):
+                attrs[name][rel] = value
+    return tuple(Entity(e.name, attrs[e.name], e.coins, e.split) for e in entities)
