@@ -200,7 +200,9 @@ def sweep_section(
         evaluation.setdefault("data_dir", str(world))
     if check_only:
         checked = {k: v for k, v in raw.items() if k != "ladder"}
-        from_dict(SweepConfig, checked, source=f"{source}: sweep")
+        sweep = from_dict(SweepConfig, checked, source=f"{source}: sweep")
+        for task in sweep.tasks:  # a task's own finetuning keys: known names, right types
+            sweep.task_finetune(task.name, source=f"{source}: sweep")
     return raw
 
 

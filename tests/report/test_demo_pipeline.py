@@ -205,6 +205,10 @@ BAD = {
     "sweep key the demo owns": (lambda r: r["sweep"].update(out="x"), "sweep.out is set by the demo"),
     "bad sweep key": (lambda r: r["sweep"]["finetune"].update(lrr=1), "unknown key 'finetune.lrr'"),
     "bad fit form": (lambda r: r["fit"].update(form="cubic"), "fit: unknown --form"),
+    "bad task finetune key": (
+        lambda r: r["tasks"][0].update(finetune={"epoch": 3}),
+        "tasks[0].finetune: unknown key 'epoch'",
+    ),
 }
 
 
