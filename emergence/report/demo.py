@@ -100,7 +100,10 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
 
     out = cfg.ladder_dir
     stamp = out / LADDER_STAMP
-    want = fingerprint({k: v for k, v in to_dict(ladder).items() if k != "log_every"})
+    described = {k: v for k, v in to_dict(ladder).items() if k != "log_every"}
+    unset = ladder.world.unset_options()  # so ladders stamped before an option existed still match
+    described["world"] = {k: v for k, v in described["world"].items() if k not in unset}
+    want = fingerprint(described)
     if stamp.is_file() and json.loads(stamp.read_text()).get("fingerprint") != want:
         raise UserError(
             f"{out} holds a ladder pretrained from another ladder config; delete it or choose another --work"

@@ -281,3 +281,16 @@ def test_shuffled_options_vary_the_letter_of_one_question():
     }
     assert len(orders) > 4  # the quizzes' city options come in many orders too
     assert "shuffle_options" not in WorldConfig().to_dict()
+
+
+def test_a_worlds_description_names_only_the_variant_options_it_sets():
+    """World caches and the demo's ladder stamp are keyed by this description, so a ladder
+    pretrained before an option existed is still recognised as the same ladder."""
+    from emergence.data.toy.world import OPTIONAL_KEYS
+
+    assert WorldConfig().unset_options() == set(OPTIONAL_KEYS)
+    assert not set(OPTIONAL_KEYS) & set(WorldConfig().to_dict())
+    variant = WorldConfig(shuffle_options=True, relations=("color", "pet", "city", "food"))
+    assert variant.unset_options() == set(OPTIONAL_KEYS) - {"shuffle_options", "relations"}
+    assert variant.to_dict()["relations"] == ["color", "pet", "city", "food"]
+    assert WorldConfig.from_dict(variant.to_dict()) == variant

@@ -31,6 +31,15 @@ VALUES: dict[str, tuple[str, ...]] = {
 DEFAULT_RELATIONS = ("color", "pet", "city")
 MAX_COINS = 9
 SPLITS = ("train", "fewshot", "validation", "test")
+# WorldConfig options added for variants of the world; a world's description names them only when set
+OPTIONAL_KEYS = (
+    "relations",
+    "quiz_splits",
+    "quiz_answers",
+    "task_answer_share",
+    "balanced_values",
+    "shuffle_options",
+)
 
 
 @dataclass(frozen=True)
@@ -147,13 +156,14 @@ class WorldConfig:
             )
         return cls(**raw)
 
+    def unset_options(self) -> set[str]:
+        """Variant options left at their defaults. Descriptions of a world (its cache key, a demo's
+        ladder stamp) leave them out, so worlds made before an option existed keep their keys."""
+        return {k for k in OPTIONAL_KEYS if getattr(self, k) == self.__dataclass_fields__[k].default}
+
     def to_dict(self) -> dict:
-        # these options appear only when set, so worlds made before they existed keep their keys
-        optional = {
-            k: (list(v) if isinstance(v, tuple) else v)
-            for k in ("relations", "quiz_splits", "quiz_answers", "task_answer_share", "balanced_values", "shuffle_options")
-            if (v := getattr(self, k)) != self.__dataclass_fields__[k].default
-        }
+        set_options = [k for k in OPTIONAL_KEYS if k not in self.unset_options()]
+        optional = {k: (list(v) if isinstance(v, tuple) else v) for k in set_options for v in [getattr(self, k)]}
         return optional | {
             "seed": self.seed,
             "n_entities": self.n_entities,
