@@ -204,16 +204,17 @@ def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dic
     from emergence.report.demo_analysis import analyse_task
     from emergence.train.pretrain import read_manifest
 
-    held = held_out(cfg.holdout, read_manifest(manifest))
+    entries = read_manifest(manifest)
     present = set(frame["checkpoint"].astype(str))
-    held &= present
-    if not held:
-        raise UserError("no held-out checkpoint is in the results table: check the demo config's holdout")
-    if held == present:
-        raise UserError("every checkpoint is held out: the demo config's holdout leaves nothing to fit")
     t0, load, c0, fitted_any = time.perf_counter(), os.getloadavg()[0], cpu_seconds(), False
     analyses = {}
     for task in cfg.tasks:
+        held = held_out(task.holdout or cfg.holdout, entries) & present
+        which = f"task {task.name}'s holdout" if task.holdout else "the demo config's holdout"
+        if not held:
+            raise UserError(f"no held-out checkpoint is in the results table: check {which}")
+        if held == present:
+            raise UserError(f"every checkpoint is held out: {which} leaves nothing to fit")
         folder = Path(cfg.out) / task.name
         stamp = _task_fingerprint(frame, task, cfg, held)
         previous = folder / ANALYSIS_JSON

@@ -29,6 +29,16 @@ DEMO_OWNED_SWEEP_KEYS = ("name", "out", "checkpoints", "ladder", "tasks")
 
 
 @dataclass(frozen=True)
+class Holdout:
+    """Checkpoints kept out of the fit (union of the three ways to name them)."""
+
+    models: tuple[str, ...] = ()  # ladder model names: all their checkpoints
+    checkpoints: tuple[str, ...] = ()  # checkpoint ids, e.g. d64-l2@800
+    flops_above: float | None = None  # every checkpoint trained with more FLOPs than this
+    largest: int = 0  # the k checkpoints trained with the most FLOPs
+
+
+@dataclass(frozen=True)
 class DemoTask:
     """A toy task: how the sweep evaluates it and which metric/chance level the law is fit on."""
 
@@ -40,6 +50,10 @@ class DemoTask:
     limit: int | None = None
     budgets: tuple[int, ...] | None = None  # overrides sweep.budgets for this task
     finetune: dict[str, Any] | None = None  # overrides keys of sweep.finetune for this task
+    # this task's own backtest future (default: the demo's holdout). Tasks emerge at different
+    # compute, and the check "predicted from checkpoints with >= 2x less compute than the first
+    # post-emergence one" is about each task's own emergence
+    holdout: Holdout | None = None
 
 
 @dataclass(frozen=True)
@@ -55,16 +69,6 @@ class FitSettings:
     seed: int = 0
     d0: float | None = None  # default: the few-shot example count (min 2)
     protocols: bool = True  # also score the paper's backtest protocols (MLE only) on the full table
-
-
-@dataclass(frozen=True)
-class Holdout:
-    """Checkpoints kept out of the fit (union of the three ways to name them)."""
-
-    models: tuple[str, ...] = ()  # ladder model names: all their checkpoints
-    checkpoints: tuple[str, ...] = ()  # checkpoint ids, e.g. d64-l2@800
-    flops_above: float | None = None  # every checkpoint trained with more FLOPs than this
-    largest: int = 0  # the k checkpoints trained with the most FLOPs
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,9 @@ def load_demo_config(
     _check_fit(cfg.fit, source)
     ladder = LadderConfig.from_file(cfg.ladder)
     _check_holdout(cfg.holdout, ladder, source)
+    for i, task in enumerate(cfg.tasks):
+        if task.holdout is not None:
+            _check_holdout(task.holdout, ladder, source, where=f"tasks[{i}].holdout")
     # the sweep section's keys and types, checked now (its checkpoints exist only after pretraining)
     sweep_section(cfg, ladder_manifest=Path(cfg.ladder_dir) / "ladder.yaml", check_only=True, source=source)
     return cfg, ladder
@@ -138,27 +145,27 @@ def _check_fit(fit: FitSettings, source: str) -> None:
         raise UserError(f"{source}: fit.d0 must be at least 2, got {fit.d0}")
 
 
-def _check_holdout(holdout: Holdout, ladder, source: str) -> None:
+def _check_holdout(holdout: Holdout, ladder, source: str, where: str = "holdout") -> None:
     models = {m.name for m in ladder.models}
     for i, name in enumerate(holdout.models):
         if name not in models:
             raise UserError(
-                f"{source}: holdout.models[{i}]: no model '{name}' in {ladder.name} (has {', '.join(sorted(models))})"
+                f"{source}: {where}.models[{i}]: no model '{name}' in {ladder.name} (has {', '.join(sorted(models))})"
             )
     ids = {f"{m.name}@{s}" for m in ladder.models for s in m.checkpoints}
     for i, cid in enumerate(holdout.checkpoints):
         if cid not in ids:
             raise UserError(
-                f"{source}: holdout.checkpoints[{i}]: no checkpoint '{cid}' in ladder {ladder.name}"
+                f"{source}: {where}.checkpoints[{i}]: no checkpoint '{cid}' in ladder {ladder.name}"
             )
     n_ckpt = sum(len(m.checkpoints) for m in ladder.models)
     if not 0 <= holdout.largest < n_ckpt:
         raise UserError(
-            f"{source}: holdout.largest must be in 0..{n_ckpt - 1} (the ladder has {n_ckpt} checkpoints)"
+            f"{source}: {where}.largest must be in 0..{n_ckpt - 1} (the ladder has {n_ckpt} checkpoints)"
         )
     if not (holdout.models or holdout.checkpoints or holdout.flops_above is not None or holdout.largest):
         raise UserError(
-            f"{source}: holdout: name the held-out checkpoints (models, checkpoints, flops_above or largest); "
+            f"{source}: {where}: name the held-out checkpoints (models, checkpoints, flops_above or largest); "
             "the backtest needs them"
         )
 

@@ -40,10 +40,12 @@ def summarize(cfg, ladder, manifest: Path, frame, analyses: dict, timings: dict,
             "max_fitted_flops": a["compute"]["max_fitted_flops"],
             "finetuned_higher": a["finetuned_vs_fewshot"]["finetuned_higher"],
             "acceptance": a["acceptance"],
+            "held_out": sorted(r["id"] for r in a["checkpoints"] if r["held_out"]),
         }
     wins = sum(t["acceptance"]["success"] for t in tasks.values())
     higher = sum(bool(t["finetuned_higher"]) for t in tasks.values())
-    held = sorted({r["id"] for a in analyses.values() for r in a["checkpoints"] if r["held_out"]})
+    own = {t.name: to_dict(t.holdout) for t in cfg.tasks if t.holdout is not None}
+    held = sorted({h for name, t in tasks.items() if name not in own for h in t["held_out"]})
     return {
         "name": cfg.name,
         "config": source,
@@ -63,7 +65,7 @@ def summarize(cfg, ladder, manifest: Path, frame, analyses: dict, timings: dict,
             "subset_seeds": sorted({int(s) for s in frame["subset_seed"].dropna()}),
             "tasks": [t.name for t in cfg.tasks],
         },
-        "holdout": {"spec": to_dict(cfg.holdout), "checkpoints": held},
+        "holdout": {"spec": to_dict(cfg.holdout), "checkpoints": held, "by_task": own},
         "fit": to_dict(cfg.fit),
         "tasks": tasks,
         "acceptance": {
@@ -124,7 +126,7 @@ def _head(s: dict) -> list[str]:
         f"checkpoints, {_g(lad['flops_range'][0])}–{_g(lad['flops_range'][1])} training FLOPs.",
         f"- **Sweep**: {s['sweep']['rows']} cells over tasks {', '.join(s['sweep']['tasks'])}; budgets "
         f"{s['sweep']['budgets']} (0 = few-shot), subset seeds {s['sweep']['subset_seeds']}.",
-        f"- **Held out** of every fit (the backtest's future): {', '.join(s['holdout']['checkpoints'])}.",
+        *_holdout_lines(s),
         f"- **Fit**: {s['fit']['form']} E(D), {s['fit']['likelihood']} likelihood, NUTS {s['fit']['chains']} "
         f"chains × {s['fit']['samples']} draws ({s['fit']['warmup']} warmup).",
         "",
@@ -310,3 +312,29 @@ def _tail(s: dict) -> list[str]:
         "```",
     ]
     return lines
+
+
+def _holdout_lines(s: dict) -> list[str]:
+    """The held-out checkpoints: one line when every task shares them, else one per own holdout."""
+    own = s["holdout"].get("by_task") or {}
+    shared = [n for n in s["tasks"] if n not in own]
+    lines = []
+    if shared:
+        scope = "every fit" if not own else "the fits of " + ", ".join(f"`{n}`" for n in shared)
+        lines.append(
+            f"- **Held out** of {scope} (the backtest's future): {', '.join(s['holdout']['checkpoints'])}."
+        )
+    for name in own:
+        lines.append(
+            f"- **Held out** of the `{name}` fit (its own holdout, {_holdout_spec(own[name])}): "
+            f"{', '.join(s['tasks'][name]['held_out'])}."
+        )
+    return lines
+
+
+def _holdout_spec(spec: dict) -> str:
+    parts = [f"models {', '.join(spec['models'])}" if spec.get("models") else ""]
+    parts.append(f"checkpoints {', '.join(spec['checkpoints'])}" if spec.get("checkpoints") else "")
+    parts.append(f"FLOPs above {_g(spec['flops_above'])}" if spec.get("flops_above") is not None else "")
+    parts.append(f"the {spec['largest']} largest" if spec.get("largest") else "")
+    return "; ".join(p for p in parts if p)

@@ -193,6 +193,31 @@ def test_changing_one_tasks_fit_settings_refits_only_that_task(ci_demo, tmp_path
     assert json.loads((out / "toy_math" / "analysis.json").read_text())["metric"] == "em_flexible"
 
 
+def test_a_task_with_its_own_holdout_is_refit_against_it(ci_demo, tmp_path):
+    """Tasks emerge at different compute, so one task may hold out other checkpoints than the rest;
+    only that task is refit, and the report names both held-out sets."""
+    import shutil
+
+    out, work, _, _ = ci_demo
+    own_out = tmp_path / "out"
+    shutil.copytree(out, own_out)
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["ladder"] = str(ROOT / raw["ladder"])
+    raw["tasks"][1]["holdout"] = {"largest": 2}
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    proc = demo(str(config), "--out", str(own_out), "--work", str(work), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "toy_mc: skipped" in proc.stdout and "toy_yesno: skipped" not in proc.stdout
+    manifest = read_manifest(work / "ladder" / "ladder.yaml")
+    want = held_out(Holdout(largest=2), manifest)
+    analysis = json.loads((own_out / "toy_yesno" / "analysis.json").read_text())
+    assert {r["id"] for r in analysis["checkpoints"] if r["held_out"]} == want
+    report = (own_out / "report.md").read_text()
+    assert "Held out** of the fits of `toy_mc`, `toy_math`" in report
+    assert "Held out** of the `toy_yesno` fit (its own holdout, the 2 largest): " in report
+
+
 BAD = {
     "unknown key": (lambda r: r["fit"].update(sampels=10), "unknown key 'fit.sampels'"),
     "unknown task": (lambda r: r["tasks"].append({"name": "toy_nope"}), "tasks[3].name"),
@@ -205,6 +230,10 @@ BAD = {
     "sweep key the demo owns": (lambda r: r["sweep"].update(out="x"), "sweep.out is set by the demo"),
     "bad sweep key": (lambda r: r["sweep"]["finetune"].update(lrr=1), "unknown key 'finetune.lrr'"),
     "bad fit form": (lambda r: r["fit"].update(form="cubic"), "fit: unknown --form"),
+    "bad task holdout": (
+        lambda r: r["tasks"][1].update(holdout={"models": ["d999"]}),
+        "tasks[1].holdout.models[0]",
+    ),
     "bad task finetune key": (
         lambda r: r["tasks"][0].update(finetune={"epoch": 3}),
         "tasks[0].finetune: unknown key 'epoch'",
