@@ -10,7 +10,9 @@ from the ladder it pretrains (checkpoints, output folder, loss corpus, toy data 
 The held-out set is the backtest's point: the largest/latest checkpoints, those that show the few-shot
 emergence, are removed from the fit and used only for the ground truth. They are named by ladder
 model (every checkpoint of the model), by checkpoint id, by a compute threshold, or as the k
-checkpoints trained with the most compute.
+checkpoints trained with the most compute. A task may name its own held-out set (``holdout`` in its
+entry), since tasks emerge at different compute, and its own finetuning keys (``finetune``), since
+tasks differ in how many steps teach their answer format.
 """
 
 from __future__ import annotations
