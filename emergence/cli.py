@@ -40,7 +40,7 @@ _register_all()
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=False, prog_name="emergence")
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
@@ -52,13 +52,15 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(1)
-    except Exception as err:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
+    except typer.TyperException as err:
+        # usage errors (missing argument, unknown option or command, bad value) from the click
+        # that typer vendors; typer's own base class catches them whichever click is installed
+        code = getattr(err, "exit_code", EXIT_USER_ERROR)
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        if code and message:  # no arguments at all: the help was shown, nothing went wrong
+            command = getattr(getattr(err, "ctx", None), "command_path", "emergence")
+            print(f"error: {command}: {message} (see {command} --help)", file=sys.stderr)
+        sys.exit(code)
 
 
 if __name__ == "__main__":
