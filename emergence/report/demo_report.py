@@ -333,8 +333,14 @@ def _holdout_lines(s: dict) -> list[str]:
 
 
 def _holdout_spec(spec: dict) -> str:
-    parts = [f"models {', '.join(spec['models'])}" if spec.get("models") else ""]
-    parts.append(f"checkpoints {', '.join(spec['checkpoints'])}" if spec.get("checkpoints") else "")
-    parts.append(f"FLOPs above {_g(spec['flops_above'])}" if spec.get("flops_above") is not None else "")
-    parts.append(f"the {spec['largest']} largest" if spec.get("largest") else "")
-    return "; ".join(p for p in parts if p)
+    """A Holdout in words, naming only the ways it uses ("FLOPs above 1.2e+12; the 2 largest")."""
+    parts = []
+    if spec.get("models"):
+        parts.append(f"models {', '.join(spec['models'])}")
+    if spec.get("checkpoints"):
+        parts.append(f"checkpoints {', '.join(spec['checkpoints'])}")
+    if spec.get("flops_above") is not None:
+        parts.append(f"FLOPs above {_g(spec['flops_above'])}")
+    if spec.get("largest"):
+        parts.append(f"the {spec['largest']} largest")
+    return "; ".join(parts)

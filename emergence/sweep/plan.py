@@ -87,9 +87,10 @@ def expand(cfg: SweepConfig) -> list[Cell]:
             spec = get_task(task.name)
             few_shots = spec.default_shots if task.shots is None else task.shots
             limit = task.limit if task.limit is not None else cfg.eval.limit
+            finetune_method = cfg.task_finetune(task.name).method  # merged once per task, not per cell
             for budget in sorted(cfg.task_budgets(task)):
                 for seed in (None,) if budget == 0 else cfg.subset_seeds:
-                    method = "none" if budget == 0 else cfg.task_finetune(task.name).method
+                    method = "none" if budget == 0 else finetune_method
                     shots = few_shots if budget == 0 or task.finetuned_shots is None else task.finetuned_shots
                     resolved: dict[str, Any] = {
                         "checkpoint": checkpoint_identity(ckpt),

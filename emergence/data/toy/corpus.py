@@ -21,8 +21,8 @@ import random
 from collections.abc import Iterator
 
 from emergence.data.toy import formats
-from emergence.data.toy.tasks import yesno_item
-from emergence.data.toy.world import MAX_COINS, VALUES, Entity, World
+from emergence.data.toy.tasks import mc_item, yesno_item
+from emergence.data.toy.world import MAX_COINS, Entity, World
 
 FEWSHOT_DELIMITER = "\n\n"
 
@@ -77,7 +77,7 @@ def _exam_mc(rng: random.Random, world: World) -> str:
             e, rel = rng.choice(world.entities), rng.choice(world.config.relations)
         else:
             rel, e = _quiz_subject(rng, world)
-        doc = formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel], shuffle=world.config.shuffle_options)
+        doc = mc_item(world, rng, rel, e)
         target = e.attrs[rel] if words else formats.mc_target(doc)
         items.append(formats.shot_block(formats.mc_text(doc), target))
     return FEWSHOT_DELIMITER.join(items)

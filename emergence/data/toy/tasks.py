@@ -27,16 +27,17 @@ TOY_TASKS = ("toy_mc", "toy_yesno", "toy_math")
 VARIANTS = {"train": 6, "fewshot": 2, "validation": 2, "test": 4}
 
 
+def mc_item(world: World, rng: random.Random, rel: str, e: Entity) -> dict:
+    """A letter question on one fact, options in fixed or shuffled order by the world's config."""
+    return formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel], shuffle=world.config.shuffle_options)
+
+
 def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:
     docs = []
     for e in world.by_split[split]:
         for rel in world.config.task_relations:
             for _ in range(VARIANTS[split]):
-                docs.append(
-                    formats.mc_record(
-                        rng, rel, e.name, e.attrs[rel], VALUES[rel], shuffle=world.config.shuffle_options
-                    )
-                )
+                docs.append(mc_item(world, rng, rel, e))
     return docs
 
 

@@ -162,8 +162,9 @@ class WorldConfig:
         return {k for k in OPTIONAL_KEYS if getattr(self, k) == self.__dataclass_fields__[k].default}
 
     def to_dict(self) -> dict:
-        set_options = [k for k in OPTIONAL_KEYS if k not in self.unset_options()]
-        optional = {k: (list(v) if isinstance(v, tuple) else v) for k in set_options for v in [getattr(self, k)]}
+        unset = self.unset_options()
+        optional = {k: getattr(self, k) for k in OPTIONAL_KEYS if k not in unset}
+        optional = {k: list(v) if isinstance(v, tuple) else v for k, v in optional.items()}
         return optional | {
             "seed": self.seed,
             "n_entities": self.n_entities,
