@@ -7,6 +7,8 @@ checkpoint in DIR.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import typer
 
 
@@ -52,6 +54,12 @@ def finetune(
     ),
     save_every: int = typer.Option(50, "--save-every", help="checkpoint every N steps"),
     log_every: int = typer.Option(1, "--log-every"),
+    eval_every: int = typer.Option(
+        None, "--eval-every", help="evaluate at step 0 and every N steps (learning curve in metrics.jsonl)"
+    ),
+    eval_split: str = typer.Option("validation", "--eval-split", help="split scored by --eval-every"),
+    eval_shots: int = typer.Option(0, "--eval-shots", help="shots of the prompts scored by --eval-every"),
+    eval_limit: int = typer.Option(None, "--eval-limit", help="score only the first N examples"),
     mesh: str = typer.Option(None, "--mesh", help="device mesh 'data,fsdp,tensor' (default 1,1,1)"),
     distributed: bool = typer.Option(False, "--distributed", help="call jax.distributed.initialize() first"),
 ) -> None:
@@ -88,10 +96,44 @@ def finetune(
     from emergence.data.sources import check_task
 
     check_task(task)
-    _run(cfg, out)
+    curve = None
+    if eval_every is not None:
+        if eval_every <= 0:
+            raise UserError(f"--eval-every must be a positive number of steps, got {eval_every}")
+        curve = _CurveSpec(eval_every, eval_split, eval_shots, eval_limit, data_dir)
+        curve.check(task)
+    _run(cfg, out, curve)
 
 
-def _run(cfg, out: str) -> None:
+@dataclass(frozen=True)
+class _CurveSpec:
+    """What ``--eval-every`` scores: a split of the task, with a number of shots."""
+
+    every: int
+    split: str
+    shots: int
+    limit: int | None
+    data_dir: str | None
+
+    def check(self, task: str) -> None:
+        """Fail before training (exit 2) on a split, shot count or limit the task cannot give."""
+        from emergence.data.tasks import make_requests
+
+        make_requests(task, shots=self.shots, split=self.split, limit=self.limit, data_dir=self.data_dir)
+
+    def evaluator(self, task: str):
+        from emergence.eval.evaluate import evaluate
+
+        def score(loaded) -> dict[str, float]:
+            res = evaluate(
+                loaded, task, shots=self.shots, split=self.split, limit=self.limit, data_dir=self.data_dir
+            )
+            return dict(res.metrics)
+
+        return score
+
+
+def _run(cfg, out: str, curve: _CurveSpec | None = None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -119,8 +161,15 @@ def _run(cfg, out: str) -> None:
             state["task"], completed=m["step"], loss=f"{m['loss']:.4f}", rate=f"{m['tokens_per_s']:.0f}"
         )
 
+    def on_eval(line: dict) -> None:
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in line["eval"].items())
+        progress.console.print(f"step {line['step']}: {curve.split} {shown}")
+
+    extra = {}
+    if curve is not None:
+        extra = {"evaluator": curve.evaluator(cfg.task), "eval_every": curve.every, "on_eval": on_eval}
     with progress:
-        result = run_finetune(cfg, out, on_plan=on_plan, on_log=on_log)
+        result = run_finetune(cfg, out, on_plan=on_plan, on_log=on_log, **extra)
     if result.already_done:
         print(f"{out}: already finished ({result.total_steps} steps); nothing to do")
         return
@@ -129,6 +178,15 @@ def _run(cfg, out: str) -> None:
     last = result.history[-1] if result.history else {}
     loss = f"{last['loss']:.4f}" if last else "n/a"
     print(f"finished {result.total_steps} steps, final loss {loss}; result in {out}")
+    if curve is not None:
+        from emergence.train.finetune import eval_curve
+
+        points = eval_curve(out)
+        names = list(points[0]["eval"]) if points else []
+        print(f"learning curve on {cfg.task} {curve.split} ({curve.shots}-shot):")
+        print("  step  " + "  ".join(f"{n:>8}" for n in names))
+        for p in points:
+            print(f"  {p['step']:>4}  " + "  ".join(f"{p['eval'][n]:8.4f}" for n in names))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,11 @@
 """A finetuning run end to end: budget subset → batches → trainer → checkpoints → result directory.
 
+With an ``evaluator`` (``emergence finetune --eval-every N``) the run also records its learning
+curve: the evaluator's metrics on the untrained model (step 0) and every N steps, as lines
+``{"step": N, "eval": {...}}`` in ``metrics.jsonl`` (:func:`eval_curve` reads them back). Evaluation
+never changes training, so it is not part of the run's fingerprint, and a resumed run redoes exactly
+the evaluations after its checkpoint.
+
 The output directory is the run's identity. ``run.json`` records the config and its fingerprint;
 ``checkpoints/`` the orbax checkpoints; ``metrics.jsonl`` one line per logged step; the result
 (adapter or full model, see :mod:`emergence.train.adapters`) appears when training finishes.
@@ -25,7 +31,7 @@ from emergence.models.registry import LoadedModel, load_model
 from emergence.train import adapters, budgets, checkpoints
 from emergence.train.config import FinetuneConfig
 from emergence.train.examples import make_batch, padded_shape, task_examples
-from emergence.train.lora import lora_copy, set_training
+from emergence.train.lora import lora_copy, merge_lora, set_training
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
 
@@ -87,6 +93,15 @@ def _trim_metrics(path: Path, upto: int) -> None:
     os.replace(tmp, path)
 
 
+def eval_curve(out_dir: str | Path) -> list[dict]:
+    """The run's evaluations as ``[{"step": N, "eval": {metric: value}}, ...]``, in step order."""
+    path = Path(out_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sorted((m for m in lines if "eval" in m), key=lambda m: m["step"])
+
+
 def run_finetune(
     cfg: FinetuneConfig,
     out_dir: str | Path,
@@ -94,8 +109,16 @@ def run_finetune(
     loaded: LoadedModel | None = None,
     on_log: Callable[[dict], None] | None = None,
     on_plan: Callable[[RunPlan], None] | None = None,
+    evaluator: Callable[[LoadedModel], dict[str, float]] | None = None,
+    eval_every: int | None = None,
+    on_eval: Callable[[dict], None] | None = None,
 ) -> FinetuneResult:
-    """Train (or resume) the run ``cfg`` into ``out_dir``; ``loaded`` reuses an already loaded base."""
+    """Train (or resume) the run ``cfg`` into ``out_dir``; ``loaded`` reuses an already loaded base.
+
+    ``evaluator`` (with ``eval_every``) scores the model being trained, LoRA adapters folded in, at
+    step 0 and every ``eval_every`` steps (see the module docstring)."""
+    if evaluator is not None and (eval_every is None or eval_every <= 0):
+        raise UserError(f"--eval-every must be a positive number of steps, got {eval_every}")
     out = Path(out_dir)
     _check_run_dir(out, cfg, create=False)
     if (out / adapters.CONFIG_FILE).is_file():
@@ -149,14 +172,31 @@ def run_finetune(
             [chosen[i] for i in ids], cfg.grad_accum, cfg.batch_size, pad_id=pad_id, shape=shape
         )
 
-    def log(metrics: dict) -> None:
+    def append(line: dict) -> None:
         with metrics_path.open("a") as f:
-            f.write(json.dumps(metrics) + "\n")
+            f.write(json.dumps(line) + "\n")
+
+    def log(metrics: dict) -> None:
+        append(metrics)
         if on_log:
             on_log(metrics)
 
     def save(step: int) -> None:
         checkpoints.save_checkpoint(ckpt_dir, step, trainer.flat_params(), trainer.opt_leaves())
+
+    def evaluate_at(step: int) -> None:
+        model = trainer.model(copy=True)  # merge_lora folds in place: keep it off the training state
+        if cfg.method == "lora":
+            if switch_mode:
+                set_training(model, False)
+            model = merge_lora(model)
+        line = {"step": step, "eval": evaluator(dataclasses.replace(loaded, model=model))}
+        append(line)
+        if on_eval:
+            on_eval(line)
+
+    if evaluator is not None and start == 0 and not eval_curve(out):
+        evaluate_at(0)
 
     history = trainer.fit(
         batch_fn,
@@ -166,6 +206,8 @@ def run_finetune(
         save_final=False,  # the adapter / model written below is the finished run's checkpoint
         on_log=log,
         on_save=save,
+        eval_every=eval_every if evaluator is not None else None,
+        on_eval=evaluate_at if evaluator is not None else None,
     )
     info = {
         "base_model": cfg.model,

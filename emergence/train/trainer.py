@@ -184,8 +184,10 @@ class Trainer:
         self._bad = jnp.zeros((), jnp.int32)
 
     # ------------------------------------------------------------------ state in and out
-    def model(self) -> nnx.Module:
-        return nnx.merge(self.graphdef, self.params, self.rest)
+    def model(self, *, copy: bool = False) -> nnx.Module:
+        """The module over the trainer's current arrays; ``copy`` gives it Variables of its own, so
+        changing the module in place (folding LoRA into a kernel) cannot reach the training state."""
+        return nnx.merge(self.graphdef, self.params, self.rest, copy=copy)
 
     def flat_params(self) -> dict[str, jax.Array]:
         return {".".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(self.params)}
@@ -244,8 +246,14 @@ class Trainer:
         save_final: bool = True,
         on_log: Callable[[dict], None] | None = None,
         on_save: Callable[[int], None] | None = None,
+        eval_every: int | None = None,
+        on_eval: Callable[[int], None] | None = None,
     ) -> list[dict]:
         """Steps ``start_step .. total_steps - 1``; ``on_log`` gets host metrics, ``on_save`` the step count.
+
+        ``on_eval`` gets the step count every ``eval_every`` steps and after the last one, *before*
+        that step's checkpoint is saved: a run killed after a save has therefore logged every
+        evaluation up to it, and the ones after it are redone on resume.
 
         ``save_final=False`` skips the checkpoint after the last step, for callers that write the
         finished result themselves right away (a kill in between only repeats the last few steps).
@@ -276,6 +284,8 @@ class Trainer:
                 history.append(host)
                 if on_log:
                     on_log(host)
+            if on_eval and eval_every and (done % eval_every == 0 or done == self.total_steps):
+                on_eval(done)
             if saving and on_save:
                 on_save(done)
         return history

@@ -33,6 +33,8 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
         (["--budget", "8", "--rank", "-3"], "--rank must be a positive integer, got -3"),
         (["--budget", "8", "--steps", "3", "--epochs", "2"], "give either --steps or --epochs"),
         (["--budget", "8", "--method", "qlora"], "--method must be one of lora, full"),
+        (["--budget", "8", "--eval-every", "0"], "--eval-every must be a positive number of steps, got 0"),
+        (["--budget", "8", "--eval-every", "2", "--eval-split", "dev"], "task cola has no local split 'dev'"),
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(capsys, tmp_path, args, message):
@@ -95,3 +97,16 @@ def test_finetune_writes_metrics_and_an_adapter_that_evaluates(capsys, tmp_path)
         capsys, "--budget", "8", "--steps", "5", "--batch-size", "4", "--lr", "1e-2", "--out", str(out)
     )
     assert code == 2 and "different config" in err
+
+
+def test_eval_every_prints_and_records_the_learning_curve(capsys, tmp_path):
+    out = tmp_path / "curve"
+    args = ["--budget", "8", "--steps", "4", "--batch-size", "4", "--eval-every", "2", "--out", str(out)]
+    code, stdout, err = _run(capsys, *args)
+    assert code == 0, err
+    assert "learning curve on cola validation (0-shot):" in stdout
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    points = [line for line in lines if "eval" in line]
+    assert [p["step"] for p in points] == [0, 2, 4]
+    assert all(set(p["eval"]) == {"mcc", "acc"} for p in points)
+    assert len(lines) == len(points) + 4  # and one training line per step
