@@ -71,6 +71,29 @@ def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
     return dataclasses.replace(loaded, model=model)
 
 
+def _curve_scorer(cell: Cell, cfg: SweepConfig, split: str):
+    """Scores a model being finetuned as the cell will score the result, but on ``split``."""
+    from emergence.eval.evaluate import evaluate
+
+    ev = cfg.eval
+
+    def score(loaded: LoadedModel) -> dict[str, float]:
+        res = evaluate(
+            loaded,
+            cell.task,
+            shots=cell.shots,
+            split=split,
+            limit=cell.limit,
+            batch_size=ev.batch_size,
+            data_dir=ev.data_dir,
+            source=ev.source,
+            seed=ev.fewshot_seed,
+        )
+        return dict(res.metrics)
+
+    return score
+
+
 def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: CellLog) -> CellOutcome:
     from emergence.eval.evaluate import evaluate
 
@@ -80,9 +103,16 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
     model = base
     if cell.budget > 0:
         from emergence.train.adapters import load_adapter
-        from emergence.train.finetune import CHECKPOINT_DIR, run_finetune
+        from emergence.train.finetune import CHECKPOINT_DIR, eval_curve, run_finetune
 
         ft_cfg = finetune_config(cfg, cell.checkpoint.model, cell.task, cell.budget, cell.subset_seed)
+        task_ft = cfg.task_finetune(cell.task)
+        curve = {}
+        if task_ft.eval_every is not None:
+            curve = {
+                "evaluator": _curve_scorer(cell, cfg, task_ft.eval_split),
+                "eval_every": task_ft.eval_every,
+            }
         ft_dir = work / "finetune"
         t0 = time.perf_counter()
         log(
@@ -96,6 +126,8 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
             on_plan=lambda p: log(
                 f"plan: {p.total_steps} steps, {p.n_train} training examples ({p.data_note})"
             ),
+            on_eval=lambda line: log(f"step {line['step']} {task_ft.eval_split} {line['eval']}"),
+            **curve,
         )
         timings["finetune_call"] = time.perf_counter() - t0
         if result.history:
@@ -107,13 +139,17 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
             "data": result.data_note,
             "final_loss": result.history[-1]["loss"] if result.history else None,
         }
-        if not cfg.task_finetune(cell.task).keep_checkpoints:
+        if curve:
+            train_info["curve"] = eval_curve(ft_dir)
+        if not task_ft.keep_checkpoints:
             cleanup.append(ft_dir / CHECKPOINT_DIR)
         t0 = time.perf_counter()
         if result.model is not None:  # trained just now: merge in memory instead of reloading
             from emergence.train.lora import merge_lora
 
-            model = dataclasses.replace(base, model=merge_lora(result.model) if ft_cfg.method == "lora" else result.model)
+            model = dataclasses.replace(
+                base, model=merge_lora(result.model) if ft_cfg.method == "lora" else result.model
+            )
         else:  # finished by an earlier runner: the saved adapter is the result
             model = load_adapter(fresh_copy(base, copy_arrays=False), ft_dir)
         timings["adapter_load"] = time.perf_counter() - t0

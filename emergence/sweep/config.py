@@ -83,6 +83,10 @@ class FinetuneSpec:
     seed: int = 0
     save_every: int = 1000  # orbax checkpoints inside a cell (resume of long cells)
     keep_checkpoints: bool = False  # keep the cell's orbax checkpoints once its adapter is written
+    # the learning curve of each finetuned cell: its eval prompt scored on ``eval_split`` at step 0 and
+    # every ``eval_every`` steps, kept in the cell's record (``train.curve``); off by default
+    eval_every: int | None = None
+    eval_split: str = "validation"
 
 
 @dataclass(frozen=True)
@@ -220,9 +224,15 @@ def validate(cfg: SweepConfig, source: str) -> None:
             raise UserError(f"{source}: budgets of task '{task.name}' repeat a value: {list(budgets)}")
     if len(set(cfg.subset_seeds)) != len(cfg.subset_seeds) or not cfg.subset_seeds:
         raise UserError(f"{source}: subset_seeds must be a non-empty list of distinct integers")
-    for task in cfg.tasks:
+    for i, task in enumerate(cfg.tasks):
         if any(b > 0 for b in cfg.task_budgets(task)):
             finetune_config(cfg, "<model>", task.name, 1, cfg.subset_seeds[0], source=source)
+            every = cfg.task_finetune(task.name, source=source).eval_every
+            if every is not None and every <= 0:
+                where = f"tasks[{i}].finetune" if "eval_every" in (task.finetune or {}) else "finetune"
+                raise UserError(
+                    f"{source}: {where}.eval_every must be a positive number of steps, got {every}"
+                )
     if cfg.dtype not in ("float32", "bfloat16"):
         raise UserError(f"{source}: dtype must be float32 or bfloat16, got {cfg.dtype!r}")
     if cfg.lock_ttl <= 0:

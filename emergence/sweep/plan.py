@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emergence.sweep.config import CheckpointSpec, SweepConfig, checkpoint_id, finetune_config, is_hub_id
+from emergence.sweep.config import (
+    CheckpointSpec,
+    FinetuneSpec,
+    SweepConfig,
+    checkpoint_id,
+    finetune_config,
+    is_hub_id,
+)
 
 # Rough sizes for the cost estimate only (tokens of one example: prompt + answer, LLaMA-style tokenizer).
 _TOKENS_PER_EXAMPLE = {"mmlu": 110, "commonsense_qa": 60, "cola": 25, "gsm8k": 200}
@@ -45,6 +52,11 @@ class Cell:
     def label(self) -> str:
         seed = "-" if self.subset_seed is None else str(self.subset_seed)
         return f"{self.checkpoint_id} {self.task} D={self.budget} seed={seed}"
+
+
+def _curve_identity(ft: FinetuneSpec) -> dict[str, Any] | None:
+    """What a finetuned cell's learning curve scores (its record holds the curve), or None when off."""
+    return None if ft.eval_every is None else {"every": ft.eval_every, "split": ft.eval_split}
 
 
 def stable_hash(data: Any, length: int = 16) -> str:
@@ -87,10 +99,11 @@ def expand(cfg: SweepConfig) -> list[Cell]:
             spec = get_task(task.name)
             few_shots = spec.default_shots if task.shots is None else task.shots
             limit = task.limit if task.limit is not None else cfg.eval.limit
-            finetune_method = cfg.task_finetune(task.name).method  # merged once per task, not per cell
+            task_ft = cfg.task_finetune(task.name)  # merged once per task, not per cell
+            curve = _curve_identity(task_ft)
             for budget in sorted(cfg.task_budgets(task)):
                 for seed in (None,) if budget == 0 else cfg.subset_seeds:
-                    method = "none" if budget == 0 else finetune_method
+                    method = "none" if budget == 0 else task_ft.method
                     shots = few_shots if budget == 0 or task.finetuned_shots is None else task.finetuned_shots
                     resolved: dict[str, Any] = {
                         "checkpoint": checkpoint_identity(ckpt),
@@ -110,6 +123,8 @@ def expand(cfg: SweepConfig) -> list[Cell]:
                         for key in ("model", "data_dir", "save_every", "log_every", "mesh"):
                             raw.pop(key, None)
                         resolved["finetune"] = raw
+                        if curve is not None:  # absent when off: the keys of earlier sweeps stay valid
+                            resolved["finetune_curve"] = curve
                     cells.append(
                         Cell(
                             key=stable_hash(resolved),

@@ -186,3 +186,26 @@ def test_a_failed_cell_is_recorded_and_retried_only_when_asked(tmp_path):
     assert Runner(fixed, echo=lambda _: None).run().skipped == 1
     report = Runner(fixed, echo=lambda _: None).run(retry_failed=True)
     assert report.done_here == 1 and sweep_status(fixed.out).done == 1
+
+
+def test_a_finetuned_cell_records_its_learning_curve_when_asked(tmp_path):
+    """``finetune.eval_every``: step 0 scores the base as the few-shot cell does (same prompt, same
+    split here), and the last point scores the finished model as the cell's own evaluation does."""
+    raw = tiny_raw()
+    raw.update(
+        checkpoints=raw["checkpoints"][:1], budgets=[0, 16], subset_seeds=[0], out=str(tmp_path / "out")
+    )
+    raw["finetune"]["eval_every"] = 1
+    cfg = load_sweep_config(write_config(tmp_path / "s.yaml", raw))
+    assert Runner(cfg, echo=lambda _: None).run().done_here == 2
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "cells").glob("*.json")]
+    fewshot, tuned = sorted(records, key=lambda r: r["row"]["budget"])
+    curve = tuned["train"]["curve"]
+    assert [p["step"] for p in curve] == list(range(tuned["train"]["steps"] + 1))
+    metrics = ("acc", "mcc")
+    assert {m: curve[0]["eval"][m] for m in metrics} == pytest.approx({m: fewshot["row"][m] for m in metrics})
+    assert {m: curve[-1]["eval"][m] for m in metrics} == pytest.approx({m: tuned["row"][m] for m in metrics})
+    assert "curve" not in fewshot["train"] and tuned["config"]["finetune_curve"] == {
+        "every": 1,
+        "split": "validation",
+    }

@@ -96,6 +96,13 @@ def test_keys_are_stable_and_change_only_with_what_changes_the_numbers(tmp_path)
     assert changed == {label for label in base if "D=0 " not in label}  # few-shot cells do not train
 
 
+def test_learning_curves_change_only_the_finetuned_cells_keys_and_only_when_asked(tmp_path):
+    base = {c.label(): c.key for c in expand(load_sweep_config(TINY_CONFIG))}
+    curved = {c.label(): c.key for c in expand(load_sweep_config(TINY_CONFIG, ["finetune.eval_every=5"]))}
+    changed = {label for label in base if curved[label] != base[label]}
+    assert changed == {label for label in base if "D=0 " not in label}
+
+
 def test_a_task_can_finetune_with_its_own_settings(tmp_path):
     raw = tiny_raw()
     base = {c.label(): c.key for c in expand(load_sweep_config(write_config(tmp_path / "a.yaml", raw)))}
@@ -167,6 +174,8 @@ def test_ladder_manifest_paths_are_relative_to_the_manifest(tmp_path):
         (lambda r: r["loss"].update(corpus="missing.txt"), "loss.corpus: file not found"),
         (lambda r: r["tasks"][0].update(finetune={"epoch": 2}), "tasks[0].finetune: unknown key 'epoch'"),
         (lambda r: r["tasks"][0].update(finetune={"epochs": "two"}), "tasks[0].finetune.epochs"),
+        (lambda r: r["finetune"].update(eval_every=0), "finetune.eval_every must be a positive number"),
+        (lambda r: r["tasks"][0].update(finetune={"eval_every": -2}), "tasks[0].finetune.eval_every must be"),
     ],
 )
 def test_bad_configs_name_the_culprit(tmp_path, edit, culprit):
