@@ -4,7 +4,8 @@ A cell is one (checkpoint, task, budget, subset seed). Its key is a hash of its 
 everything that changes its numbers (model reference, task, shots, eval limit, budget, seed, method and
 every finetuning hyperparameter, loss corpus), nothing that does not (output folder, batch sizes for
 evaluation, data folder location). Rerunning a config therefore finds its finished cells, a changed
-learning rate makes new ones, and two hosts with different mount points agree on every key.
+learning rate makes new ones, and two hosts with different mount points agree on every key (local
+checkpoints and corpora enter by content: :mod:`emergence.sweep.identity`).
 
 Few-shot cells (budget 0) do not depend on a training subset, so there is one per (checkpoint, task),
 with ``subset_seed`` empty (NaN in the table) rather than one copy per seed.
@@ -26,6 +27,7 @@ from emergence.sweep.config import (
     finetune_config,
     is_hub_id,
 )
+from emergence.sweep.identity import checkpoint_identity, loss_identity
 
 # Rough sizes for the cost estimate only (tokens of one example: prompt + answer, LLaMA-style tokenizer).
 _TOKENS_PER_EXAMPLE = {"mmlu": 110, "commonsense_qa": 60, "cola": 25, "gsm8k": 200}
@@ -65,36 +67,15 @@ def stable_hash(data: Any, length: int = 16) -> str:
     ]
 
 
-def loss_identity(cfg: SweepConfig) -> dict[str, Any]:
-    loss = cfg.loss
-    return {
-        "corpus": loss.corpus,
-        "hub": loss.hub,
-        "hub_config": loss.hub_config,
-        "split": loss.split,
-        "field": loss.field,
-        "tokens": loss.tokens,
-        "seq_len": loss.seq_len,
-    }
-
-
-def checkpoint_identity(ckpt: CheckpointSpec) -> dict[str, Any]:
-    return {
-        "id": checkpoint_id(ckpt),
-        "model": ckpt.model,
-        "params": ckpt.params,
-        "tokens": ckpt.tokens,
-        "flops": ckpt.flops,
-    }
-
-
 def expand(cfg: SweepConfig) -> list[Cell]:
     """Every cell, in plan order: checkpoint, task, budget, seed (a runner keeps one model loaded)."""
     from emergence.data.tasks import get_task
 
     cells: list[Cell] = []
+    loss = loss_identity(cfg)
     for ckpt in cfg.checkpoints:
         params = _params(ckpt)
+        identity = checkpoint_identity(ckpt)
         for task in cfg.tasks:
             spec = get_task(task.name)
             few_shots = spec.default_shots if task.shots is None else task.shots
@@ -106,7 +87,7 @@ def expand(cfg: SweepConfig) -> list[Cell]:
                     method = "none" if budget == 0 else task_ft.method
                     shots = few_shots if budget == 0 or task.finetuned_shots is None else task.finetuned_shots
                     resolved: dict[str, Any] = {
-                        "checkpoint": checkpoint_identity(ckpt),
+                        "checkpoint": identity,
                         "task": task.name,
                         "split": spec.eval_split,
                         "shots": shots,
@@ -115,7 +96,7 @@ def expand(cfg: SweepConfig) -> list[Cell]:
                         "subset_seed": seed,
                         "method": method,
                         "eval": {"fewshot_seed": cfg.eval.fewshot_seed, "source": cfg.eval.source},
-                        "loss": loss_identity(cfg),
+                        "loss": loss,
                         "dtype": cfg.dtype,
                     }
                     if budget > 0:

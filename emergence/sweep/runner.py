@@ -28,7 +28,8 @@ from emergence.config import to_dict
 from emergence.errors import UserError
 from emergence.sweep.cell import CellLog, run_cell
 from emergence.sweep.config import SweepConfig, tokenizer_fingerprint
-from emergence.sweep.plan import Cell, checkpoint_identity, expand, loss_identity, shard, stable_hash
+from emergence.sweep.identity import checkpoint_identity, loss_identity
+from emergence.sweep.plan import Cell, expand, shard, stable_hash
 from emergence.sweep.schema import RESULT_COLUMNS
 from emergence.sweep.store import HOST, Store, read_json, write_json
 

@@ -1,0 +1,89 @@
+"""What a cell's key says about its checkpoint and its loss corpus: their contents, not where they lie.
+
+A cell key must survive a move. Hosts that share a sweep folder may mount it at different paths, and
+a ladder may be copied to another machine; the finished cells must still be found. It must also
+*not* survive a change of content: a checkpoint re-trained into the same folder is another model,
+and its cells must run again. So a local checkpoint or corpus is identified by a fingerprint of its
+bytes, never by its path. Hub ids and aliases name immutable things and stay as written.
+
+The fingerprint reads at most 2 MiB per file: files up to that size whole, larger ones by size, first
+MiB and last MiB. The header and the first tensors of a safetensors or GGUF file differ between any
+two trainings, so this tells checkpoints apart without hashing gigabytes at every ``sweep plan``.
+Only the files that make the model count (config, weights, tokenizer), so a README or a log file
+added next to the weights changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from emergence.sweep.config import CheckpointSpec, SweepConfig, checkpoint_id
+
+_EDGE = 1 << 20  # bytes read from each end of a large file
+_MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+_WEIGHT_SUFFIXES = (".safetensors", ".gguf")
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """(size, mtime) are part of the cache key only: a rewritten file is read again."""
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        if size <= 2 * _EDGE:
+            h.update(f.read())
+        else:
+            h.update(f.read(_EDGE))
+            f.seek(size - _EDGE)
+            h.update(f.read(_EDGE))
+    return h.hexdigest()
+
+
+def file_fingerprint(path: str | Path) -> str:
+    stat = Path(path).stat()
+    return _file_digest(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)[:16]
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """A local model (a .gguf file or an HF directory) by the contents of the files that define it."""
+    path = Path(path)
+    if path.is_file():
+        return file_fingerprint(path)
+    files = sorted(
+        p for p in path.iterdir() if p.is_file() and (p.name in _MODEL_FILES or p.suffix in _WEIGHT_SUFFIXES)
+    )
+    h = hashlib.sha256()
+    for p in files:
+        h.update(f"{p.name}\0{file_fingerprint(p)}\0".encode())
+    return h.hexdigest()[:16]
+
+
+def _is_local(reference: str) -> bool:
+    return Path(reference).exists()
+
+
+def checkpoint_identity(ckpt: CheckpointSpec) -> dict[str, Any]:
+    model = ckpt.model
+    return {
+        "id": checkpoint_id(ckpt),
+        "model": {"content": model_fingerprint(model)} if _is_local(model) else model,
+        "params": ckpt.params,
+        "tokens": ckpt.tokens,
+        "flops": ckpt.flops,
+    }
+
+
+def loss_identity(cfg: SweepConfig) -> dict[str, Any]:
+    loss = cfg.loss
+    corpus = loss.corpus
+    return {
+        "corpus": {"content": file_fingerprint(corpus)} if corpus and _is_local(corpus) else corpus,
+        "hub": loss.hub,
+        "hub_config": loss.hub_config,
+        "split": loss.split,
+        "field": loss.field,
+        "tokens": loss.tokens,
+        "seq_len": loss.seq_len,
+    }
