@@ -98,8 +98,6 @@ def finetune(
     check_task(task)
     curve = None
     if eval_every is not None:
-        if eval_every <= 0:
-            raise UserError(f"--eval-every must be a positive number of steps, got {eval_every}")
         curve = _CurveSpec(eval_every, eval_split, eval_shots, eval_limit, data_dir)
         curve.check(task)
     _run(cfg, out, curve)
@@ -122,15 +120,9 @@ class _CurveSpec:
         make_requests(task, shots=self.shots, split=self.split, limit=self.limit, data_dir=self.data_dir)
 
     def evaluator(self, task: str):
-        from emergence.eval.evaluate import evaluate
+        from emergence.eval.evaluate import scorer
 
-        def score(loaded) -> dict[str, float]:
-            res = evaluate(
-                loaded, task, shots=self.shots, split=self.split, limit=self.limit, data_dir=self.data_dir
-            )
-            return dict(res.metrics)
-
-        return score
+        return scorer(task, shots=self.shots, split=self.split, limit=self.limit, data_dir=self.data_dir)
 
 
 def _run(cfg, out: str, curve: _CurveSpec | None = None) -> None:

@@ -112,6 +112,16 @@ def evaluate(
     return EvalResult(spec.name, used_shots, len(records), metrics, seconds, records)
 
 
+def scorer(task: str, **options: Any) -> Callable[[LoadedModel], dict[str, float]]:
+    """``evaluate(model, task, **options)``'s metrics as a function of the model: what a finetuning
+    run calls at each point of its learning curve (:func:`emergence.train.finetune.run_finetune`)."""
+
+    def score(loaded: LoadedModel) -> dict[str, float]:
+        return dict(evaluate(loaded, task, **options).metrics)
+
+    return score
+
+
 def write_records(path: str | os.PathLike, records: Sequence[dict[str, Any]]) -> Path:
     """Per-example JSONL, written to a temp file in the same folder and renamed into place."""
     path = Path(path)

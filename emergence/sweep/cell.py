@@ -71,32 +71,18 @@ def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
     return dataclasses.replace(loaded, model=model)
 
 
-def _curve_scorer(cell: Cell, cfg: SweepConfig, split: str):
-    """Scores a model being finetuned as the cell will score the result, but on ``split``."""
-    from emergence.eval.evaluate import evaluate
-
-    ev = cfg.eval
-
-    def score(loaded: LoadedModel) -> dict[str, float]:
-        res = evaluate(
-            loaded,
-            cell.task,
-            shots=cell.shots,
-            split=split,
-            limit=cell.limit,
-            batch_size=ev.batch_size,
-            data_dir=ev.data_dir,
-            source=ev.source,
-            seed=ev.fewshot_seed,
-        )
-        return dict(res.metrics)
-
-    return score
-
-
 def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: CellLog) -> CellOutcome:
-    from emergence.eval.evaluate import evaluate
+    from emergence.eval.evaluate import evaluate, scorer
 
+    ev = cfg.eval  # how the cell scores its model; a learning curve scores the same way on its own split
+    eval_options = dict(
+        shots=cell.shots,
+        limit=cell.limit,
+        batch_size=ev.batch_size,
+        data_dir=ev.data_dir,
+        source=ev.source,
+        seed=ev.fewshot_seed,
+    )
     timings: dict[str, float] = {"train": 0.0, "eval": 0.0}
     cleanup: list[Path] = []
     train_info: dict[str, Any] = {}
@@ -110,7 +96,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         curve = {}
         if task_ft.eval_every is not None:
             curve = {
-                "evaluator": _curve_scorer(cell, cfg, task_ft.eval_split),
+                "evaluator": scorer(cell.task, split=task_ft.eval_split, **eval_options),
                 "eval_every": task_ft.eval_every,
             }
         ft_dir = work / "finetune"
@@ -154,18 +140,8 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
             model = load_adapter(fresh_copy(base, copy_arrays=False), ft_dir)
         timings["adapter_load"] = time.perf_counter() - t0
     log(f"evaluate {cell.task} shots={cell.shots} limit={cell.limit}")
-    ev = cfg.eval
     t0 = time.perf_counter()
-    res = evaluate(
-        model,
-        cell.task,
-        shots=cell.shots,
-        limit=cell.limit,
-        batch_size=ev.batch_size,
-        data_dir=ev.data_dir,
-        source=ev.source,
-        seed=ev.fewshot_seed,
-    )
+    res = evaluate(model, cell.task, **eval_options)
     timings["eval_call"] = time.perf_counter() - t0
     timings["eval"] = float(res.seconds)
     log(f"metrics {res.metrics} n={res.n} correct={res.n_correct} ({res.seconds:.2f}s)")

@@ -28,7 +28,6 @@ from emergence.config import to_dict
 from emergence.errors import UserError
 from emergence.sweep.cell import CellLog, run_cell
 from emergence.sweep.config import SweepConfig, tokenizer_fingerprint
-from emergence.sweep.identity import checkpoint_identity, loss_identity
 from emergence.sweep.plan import Cell, expand, shard, stable_hash
 from emergence.sweep.schema import RESULT_COLUMNS
 from emergence.sweep.store import HOST, Store, read_json, write_json
@@ -298,7 +297,7 @@ class Runner:
 
     def _loss(self, cell: Cell, base) -> tuple[float, float]:
         """The checkpoint's pretraining loss from OUT/loss, computing it once (under a claim) if missing."""
-        ident = {"checkpoint": checkpoint_identity(cell.checkpoint), "loss": loss_identity(self.cfg)}
+        ident = {"checkpoint": cell.resolved["checkpoint"], "loss": cell.resolved["loss"]}  # as planned
         name = stable_hash(ident)
         path = self.store.loss_dir / f"{name}.json"
         t0 = time.perf_counter()

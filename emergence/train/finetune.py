@@ -206,7 +206,7 @@ def run_finetune(
         save_final=False,  # the adapter / model written below is the finished run's checkpoint
         on_log=log,
         on_save=save,
-        eval_every=eval_every if evaluator is not None else None,
+        eval_every=eval_every,
         on_eval=evaluate_at if evaluator is not None else None,
     )
     info = {
