@@ -190,6 +190,31 @@ def test_words_quizzes_answer_mostly_with_values_and_right_wrong():
     assert not {"quiz_answers", "quiz_splits", "task_answer_share"} & set(WorldConfig().to_dict())
 
 
+def _task_answered_share(world, layout: str) -> float:
+    """Share of a quiz layout's items answered in the task's own tokens."""
+    answers = [
+        item.rsplit("Answer:", 1)[1].strip()
+        for doc in documents(world, 3000)
+        for item in doc.split("\n\n")
+        if layout in item
+    ]
+    return sum(a in {"A", "B", "C", "D", "yes", "no"} for a in answers) / len(answers)
+
+
+def test_mc_answer_share_makes_letter_quizzes_rarer_and_leaves_yes_no_quizzes_alone():
+    """``mc_answer_share`` sets the letter quizzes' share apart from ``task_answer_share``; left
+    unset it is the same share, and the world's description does not name it."""
+    common = {"seed": 3, "quiz_answers": "words", "task_answer_share": 0.2}
+    rare = build_world(WorldConfig(**common, mc_answer_share=0.02))
+    same = build_world(WorldConfig(**common))
+    assert _task_answered_share(rare, "\nA. ") < 0.05 < 0.12 < _task_answered_share(same, "\nA. ")
+    assert 0.12 < _task_answered_share(rare, "make sense?") < 0.3
+    assert "mc_answer_share" not in same.config.to_dict()
+    assert WorldConfig.from_dict(rare.config.to_dict()) == rare.config
+    with pytest.raises(UserError, match="mc_answer_share"):
+        WorldConfig(mc_answer_share=-0.1)
+
+
 def test_quiz_option_errors_name_the_key():
     with pytest.raises(UserError, match="quiz_splits"):
         WorldConfig(quiz_splits=("test",))

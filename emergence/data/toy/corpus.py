@@ -65,15 +65,15 @@ def _qa(rng: random.Random, world: World) -> str:
     return FEWSHOT_DELIMITER.join(items)
 
 
-def _in_words(rng: random.Random, world: World) -> bool:
+def _in_words(rng: random.Random, world: World, quiz: str) -> bool:
     """Whether a quiz item answers in words (value, right/wrong) rather than as the task does."""
-    return world.config.quiz_answers == "words" and rng.random() >= world.config.task_answer_share
+    return world.config.quiz_answers == "words" and rng.random() >= world.config.answer_share(quiz)
 
 
 def _exam_mc(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(2, 4)):
-        if words := _in_words(rng, world):  # any fact about anyone: the value is no task's answer
+        if words := _in_words(rng, world, "mc"):  # any fact about anyone: the value is no task's answer
             e, rel = rng.choice(world.entities), rng.choice(world.config.relations)
         else:
             rel, e = _quiz_subject(rng, world)
@@ -86,7 +86,7 @@ def _exam_mc(rng: random.Random, world: World) -> str:
 def _exam_yesno(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(3, 5)):
-        words = _in_words(rng, world)
+        words = _in_words(rng, world, "yesno")
         rel, e = _quiz_subject(rng, world)
         doc = yesno_item(world, rng, rel, e, rng.randrange(2), 0)
         target = ("wrong", "right")[doc["label"]] if words else formats.yesno_target(doc)

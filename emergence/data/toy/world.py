@@ -37,6 +37,7 @@ OPTIONAL_KEYS = (
     "quiz_splits",
     "quiz_answers",
     "task_answer_share",
+    "mc_answer_share",
     "balanced_values",
     "shuffle_options",
 )
@@ -65,6 +66,9 @@ class WorldConfig:
       "right"/"wrong"), and in the tasks' own answer tokens only for a share
       ``task_answer_share``. The facts and the judgement are then learned in the task layouts for
       everyone, and the answer code is the rare part.
+    - ``mc_answer_share``: the same share for the letter quizzes alone (default: ``task_answer_share``).
+      A rarer letter code lets the facts come well before the letters on a ladder, so that some
+      checkpoints know the answer and cannot yet give its letter: the gap finetuning can close.
     - ``balanced_values``: within each split, every value of a relation is held by equally many
       people (as nearly as the split's size allows). The letter answers of ``toy_mc`` are then
       balanced in every split, so a finetuning set cannot teach a label prior in place of the code,
@@ -84,6 +88,7 @@ class WorldConfig:
     task_exam_share: float = 0.4
     quiz_answers: str = "task"  # "words": quizzes mostly answer with the value / right-wrong
     task_answer_share: float = 0.1  # with quiz_answers "words": share answered as the tasks do
+    mc_answer_share: float | None = None  # the share for letter quizzes alone; None: task_answer_share
     quiz_splits: tuple[str, ...] = ("train", "fewshot", "validation")  # who task-relation quizzes ask about
     balanced_values: bool = False  # each split holds every value of a relation equally often
     shuffle_options: bool = False  # letter questions list their options in a random order
@@ -128,8 +133,10 @@ class WorldConfig:
             raise UserError(f"toy world: acceptability must be truth or grammar, got {self.acceptability!r}")
         if self.quiz_answers not in ("task", "words"):
             raise UserError(f"toy world: quiz_answers must be task or words, got {self.quiz_answers!r}")
-        if not 0.0 <= self.task_answer_share <= 1.0:
-            raise UserError(f"toy world: task_answer_share must be in [0, 1], got {self.task_answer_share}")
+        for key in ("task_answer_share", "mc_answer_share"):
+            share = getattr(self, key)
+            if share is not None and not 0.0 <= share <= 1.0:
+                raise UserError(f"toy world: {key} must be in [0, 1], got {share}")
         bad = [s for s in self.quiz_splits if s not in SPLITS[:3]]
         if bad or not self.quiz_splits:
             raise UserError(
@@ -183,6 +190,12 @@ class WorldConfig:
     def task_relations(self) -> tuple[str, ...]:
         """Relations the toy tasks ask about: every one the pretraining quizzes leave out."""
         return tuple(r for r in self.relations if r not in self.exam_relations)
+
+    def answer_share(self, quiz: str) -> float:
+        """Share of a quiz's items (``mc`` or ``yesno``) answered in the task's tokens."""
+        if quiz == "mc" and self.mc_answer_share is not None:
+            return self.mc_answer_share
+        return self.task_answer_share
 
     @property
     def task_op(self) -> str:
