@@ -12,7 +12,7 @@ import typer
 
 
 def pretrain_command(
-    config: str = typer.Argument(..., help="ladder config (YAML), e.g. configs/ladders/toy.yaml"),
+    config: str = typer.Argument(..., help="ladder config (YAML), e.g. configs/ladders/toy_words_many.yaml"),
     out: str = typer.Option(None, "--out", "-o", help="output folder (default: runs/ladders/<name>)"),
 ) -> None:
     """Pretrain every model of the ladder, export checkpoints, write <out>/ladder.yaml."""
