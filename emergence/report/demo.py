@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -63,12 +65,15 @@ def _timings_path(cfg: DemoConfig) -> Path:
 
 
 def cpu_seconds() -> float:
-    """CPU time (user + system, all threads) of this process so far: with the wall time and the load
-    average it tells how long a stage would take on an idle machine."""
+    """CPU time (user + system, all threads) of this process and of its finished helper runners so
+    far: with the wall time and the load average it tells how long a stage would take on an idle
+    machine."""
     import resource
 
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
 
 
 def _record_timing(
@@ -151,7 +156,11 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
         os.replace(tmp, path)
     sweep = load_sweep_config(path)
     t0, load, c0 = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
-    report = run_sweep(sweep, echo=lambda line: progress(f"  {line}"))
+    helpers = _start_helpers(cfg, path, progress)
+    try:
+        report = run_sweep(sweep, echo=lambda line: progress(f"  {line}"))
+    finally:
+        _stop_helpers(helpers, progress)
     if report.failed_here or _failed_cells(sweep.out):
         raise UserError(
             f"{_failed_cells(sweep.out)} sweep cell(s) failed; see `emergence sweep status {path}`, fix, "
@@ -170,6 +179,36 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
     skipped = report.done_here == 0
     _record_timing(cfg, "sweep", time.perf_counter() - t0, load, skipped=skipped, cpu=cpu_seconds() - c0)
     return frame
+
+
+def _start_helpers(cfg: DemoConfig, sweep_yaml: Path, progress: Progress) -> list[subprocess.Popen]:
+    """``cfg.workers - 1`` more ``emergence sweep run`` processes on the same sweep. The runners
+    claim cells through lock files, so each cell is computed once, by whichever runner gets to it;
+    its numbers do not depend on which (tests/report/test_demo_pipeline.py)."""
+    helpers = []
+    for i in range(1, cfg.workers):
+        log = Path(cfg.work) / f"sweep_worker{i}.log"
+        with open(log, "w") as handle:
+            helpers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "emergence.cli", "sweep", "run", str(sweep_yaml)],
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        progress(f"  runner {i + 1} of {cfg.workers} started (its cells: {log})")
+    return helpers
+
+
+def _stop_helpers(helpers: list[subprocess.Popen], progress: Progress) -> None:
+    """Wait for helpers that are finishing their last cells; stop them if this runner failed (their
+    claimed cells are then left unrecorded, and a rerun redoes them)."""
+    failing = sys.exc_info()[0] is not None
+    for helper in helpers:
+        if failing:
+            helper.terminate()
+        if helper.wait() not in (0, -signal.SIGTERM) and not failing:
+            progress(f"  a helper runner exited with code {helper.returncode}; see its log")
 
 
 def _failed_cells(folder: str) -> int:

@@ -83,6 +83,9 @@ class DemoConfig:
     work: str = "runs/demo"  # checkpoints and sweep cells (large; not committed)
     sweep: dict[str, Any] = field(default_factory=dict)
     fit: FitSettings = field(default_factory=FitSettings)
+    # sweep runner processes sharing the cells (:mod:`emergence.sweep.runner` claims them): a tiny
+    # model's steps keep about one core busy, so one runner per core finishes the sweep soonest
+    workers: int = 1
 
     @property
     def ladder_dir(self) -> Path:
@@ -124,6 +127,8 @@ def load_demo_config(
         if key in cfg.sweep:
             raise UserError(f"{source}: sweep.{key} is set by the demo itself (remove it)")
     _check_fit(cfg.fit, source)
+    if not isinstance(cfg.workers, int) or cfg.workers < 1:
+        raise UserError(f"{source}: workers must be a whole number >= 1, got {cfg.workers!r}")
     ladder = LadderConfig.from_file(cfg.ladder)
     _check_holdout(cfg.holdout, ladder, source)
     for i, task in enumerate(cfg.tasks):

@@ -218,6 +218,32 @@ def test_a_task_with_its_own_holdout_is_refit_against_it(ci_demo, tmp_path):
     assert "Held out** of the `toy_yesno` fit (its own holdout, the 2 largest): " in report
 
 
+def test_two_sweep_runners_share_the_cells_and_give_the_same_table(ci_demo, tmp_path):
+    """``workers: 2`` starts a second ``emergence sweep run`` on the same sweep; the lock files
+    split the cells between the runners, and the table is the one runner's, number for number."""
+    import shutil
+
+    out, work, _, _ = ci_demo
+    shutil.copytree(work / "ladder", tmp_path / "work" / "ladder")  # pretraining is not retested
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["ladder"] = str(ROOT / raw["ladder"])
+    raw["workers"] = 2
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    proc = demo(str(config), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "runner 2 of 2 started" in proc.stdout
+    helper_cells = re.findall(
+        r"\[\d+/\d+\] \S+@\S+ toy_", (tmp_path / "work" / "sweep_worker1.log").read_text()
+    )
+    main_cells = re.findall(r"\[\d+/\d+\] \S+@\S+ toy_", proc.stdout)
+    assert helper_cells and main_cells, "both runners computed cells"
+    one, two = (pd.read_csv(o / "results.csv").drop(columns="seconds") for o in (out, tmp_path / "out"))
+    one, two = (t.sort_values("config_hash").reset_index(drop=True) for t in (one, two))
+    pd.testing.assert_frame_equal(one, two)
+    assert len(helper_cells) + len(main_cells) == len(two), "every cell computed exactly once"
+
+
 BAD = {
     "unknown key": (lambda r: r["fit"].update(sampels=10), "unknown key 'fit.sampels'"),
     "unknown task": (lambda r: r["tasks"].append({"name": "toy_nope"}), "tasks[3].name"),
