@@ -14,6 +14,9 @@ import typer
 def pretrain_command(
     config: str = typer.Argument(..., help="ladder config (YAML), e.g. configs/ladders/toy_words_many.yaml"),
     out: str = typer.Option(None, "--out", "-o", help="output folder (default: runs/ladders/<name>)"),
+    model: list[str] = typer.Option(
+        None, "--model", help="pretrain only this model of the ladder (repeatable; default: all)"
+    ),
 ) -> None:
     """Pretrain every model of the ladder, export checkpoints, write <out>/ladder.yaml."""
     from emergence.train.ladder_config import LadderConfig
@@ -31,7 +34,7 @@ def pretrain_command(
             flush=True,
         )
 
-    manifest = pretrain_ladder(ladder, target, on_log=log)
+    manifest = pretrain_ladder(ladder, target, on_log=log, models=model or None)
     print(manifest)
 
 

@@ -101,7 +101,7 @@ def _record_timing(
 
 def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
     """Pretrain (or resume, or skip) the ladder; refuses a work folder holding another ladder."""
-    from emergence.train.pretrain import MANIFEST, pretrain_ladder, read_manifest
+    from emergence.train.pretrain import MANIFEST, prepare_world, pretrain_ladder, read_manifest, split_models
 
     out = cfg.ladder_dir
     stamp = out / LADDER_STAMP
@@ -131,7 +131,25 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
             f"{m['tokens_per_s']:,.0f} tok/s"
         )
 
-    manifest = pretrain_ladder(ladder, out, on_log=log)
+    groups = split_models(ladder, cfg.workers)
+    if len(groups) > 1:
+        prepare_world(ladder, out)  # once, before the helpers read it
+    helpers = [
+        _spawn(
+            ["pretrain", cfg.ladder, "--out", str(out), *(a for name in group for a in ("--model", name))],
+            Path(cfg.work) / f"pretrain_worker{i}.log",
+            f"pretraining {', '.join(group)}",
+            progress,
+        )
+        for i, group in enumerate(groups[1:], start=1)
+    ]
+    try:
+        pretrain_ladder(ladder, out, on_log=log, models=groups[0] if helpers else None)
+    finally:
+        _stop_helpers(helpers, progress)
+    if any(helper.returncode for helper in helpers):
+        raise UserError(f"a pretraining runner failed; see {Path(cfg.work)}/pretrain_worker*.log")
+    manifest = pretrain_ladder(ladder, out)  # every model is done: writes the whole manifest
     n = len(read_manifest(manifest))
     progress(f"  {n} checkpoints -> {manifest}  ({time.perf_counter() - t0:.0f}s)")
     _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=False, cpu=cpu_seconds() - c0)
@@ -185,19 +203,25 @@ def _start_helpers(cfg: DemoConfig, sweep_yaml: Path, progress: Progress) -> lis
     """``cfg.workers - 1`` more ``emergence sweep run`` processes on the same sweep. The runners
     claim cells through lock files, so each cell is computed once, by whichever runner gets to it;
     its numbers do not depend on which (tests/report/test_demo_pipeline.py)."""
-    helpers = []
-    for i in range(1, cfg.workers):
-        log = Path(cfg.work) / f"sweep_worker{i}.log"
-        with open(log, "w") as handle:
-            helpers.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "emergence.cli", "sweep", "run", str(sweep_yaml)],
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        progress(f"  runner {i + 1} of {cfg.workers} started (its cells: {log})")
-    return helpers
+    return [
+        _spawn(
+            ["sweep", "run", str(sweep_yaml)],
+            Path(cfg.work) / f"sweep_worker{i}.log",
+            "sweep runner",
+            progress,
+        )
+        for i in range(1, cfg.workers)
+    ]
+
+
+def _spawn(args: list[str], log: Path, what: str, progress: Progress) -> subprocess.Popen:
+    """``emergence ARGS`` in a helper process whose output goes to ``log``."""
+    with open(log, "w") as handle:
+        helper = subprocess.Popen(
+            [sys.executable, "-m", "emergence.cli", *args], stdout=handle, stderr=subprocess.STDOUT
+        )
+    progress(f"  helper process: {what} (log: {log})")
+    return helper
 
 
 def _stop_helpers(helpers: list[subprocess.Popen], progress: Progress) -> None:

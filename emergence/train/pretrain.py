@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import yaml
 
 from emergence.data.toy import store
 from emergence.data.toy import tokenizer as toy_tokenizer
+from emergence.errors import UserError
 from emergence.models.config import LlamaConfig
 from emergence.models.tokenizer import TextTokenizer
 from emergence.train.examples import Batch
@@ -264,16 +265,46 @@ def train_model(
 
 
 def pretrain_ladder(
-    ladder: LadderConfig, out: str | Path, on_log: Callable[[dict], None] | None = None
+    ladder: LadderConfig,
+    out: str | Path,
+    on_log: Callable[[dict], None] | None = None,
+    models: Sequence[str] | None = None,
 ) -> Path:
-    """Pretrain every model of ``ladder`` into ``out``; returns the manifest path."""
+    """Pretrain every model of ``ladder`` (or only those named in ``models``) into ``out``; returns
+    the manifest path. Models are independent (each has its own folder, seed and batches), so
+    several processes may pretrain disjoint ``models`` of one ladder at once (:func:`split_models`)
+    once the world exists (:func:`prepare_world`)."""
+    names = [m.name for m in ladder.models]
+    unknown = [name for name in models or () if name not in names]
+    if unknown:
+        raise UserError(f"ladder {ladder.name}: no model {unknown[0]!r}; models: {', '.join(names)}")
     out = Path(out).resolve()  # the returned manifest path names the ladder from any folder
-    out.mkdir(parents=True, exist_ok=True)
-    world_dir = store.ensure_corpus(ladder.world, out / WORLD_DIR)
+    world_dir = prepare_world(ladder, out)
     tok = toy_tokenizer.load(str(world_dir / store.TOKENIZER_FILE))
     train = windows(store.load_tokens(world_dir, store.TRAIN_TOKENS), ladder.seq_len)
     heldout = windows(store.load_tokens(world_dir, store.HELDOUT_TOKENS), ladder.seq_len)[:HELDOUT_WINDOWS]
     for m in ladder.models:
-        train_model(out, m, ladder, tok, train, heldout, on_log)
-        write_manifest(out, ladder)
+        if models is None or m.name in models:
+            train_model(out, m, ladder, tok, train, heldout, on_log)
+            write_manifest(out, ladder)
     return write_manifest(out, ladder)
+
+
+def prepare_world(ladder: LadderConfig, out: str | Path) -> Path:
+    """Generate (or find) the ladder's world, corpus and tokenizer in ``out/world``."""
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    return store.ensure_corpus(ladder.world, out / WORLD_DIR)
+
+
+def split_models(ladder: LadderConfig, parts: int) -> list[list[str]]:
+    """The ladder's models in ``parts`` groups of about equal pretraining time, largest first, for
+    that many processes (cost ~ steps · hidden_size · layers: on a CPU tiny models are bound by
+    per-step overhead more than by FLOPs)."""
+    groups: list[list[str]] = [[] for _ in range(max(1, min(parts, len(ladder.models))))]
+    load = [0] * len(groups)
+    for m in sorted(ladder.models, key=lambda m: -m.steps * m.hidden_size * m.layers):
+        i = load.index(min(load))
+        groups[i].append(m.name)
+        load[i] += m.steps * m.hidden_size * m.layers
+    return groups

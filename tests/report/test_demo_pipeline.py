@@ -218,13 +218,11 @@ def test_a_task_with_its_own_holdout_is_refit_against_it(ci_demo, tmp_path):
     assert "Held out** of the `toy_yesno` fit (its own holdout, the 2 largest): " in report
 
 
-def test_two_sweep_runners_share_the_cells_and_give_the_same_table(ci_demo, tmp_path):
-    """``workers: 2`` starts a second ``emergence sweep run`` on the same sweep; the lock files
-    split the cells between the runners, and the table is the one runner's, number for number."""
-    import shutil
-
+def test_two_workers_split_pretraining_and_the_sweep_and_change_no_number(ci_demo, tmp_path):
+    """``workers: 2``: a helper process pretrains part of the ladder, and a second ``emergence sweep
+    run`` shares the sweep's cells through the lock files. The checkpoints are the one-process
+    run's, byte for byte, and so is the table, number for number; every cell is computed once."""
     out, work, _, _ = ci_demo
-    shutil.copytree(work / "ladder", tmp_path / "work" / "ladder")  # pretraining is not retested
     raw = yaml.safe_load(CONFIG.read_text())
     raw["ladder"] = str(ROOT / raw["ladder"])
     raw["workers"] = 2
@@ -232,7 +230,12 @@ def test_two_sweep_runners_share_the_cells_and_give_the_same_table(ci_demo, tmp_
     config.write_text(yaml.safe_dump(raw))
     proc = demo(str(config), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "runner 2 of 2 started" in proc.stdout
+    assert "helper process: pretraining" in proc.stdout and "helper process: sweep runner" in proc.stdout
+    weights = sorted((work / "ladder").glob("*/step_*/model.safetensors"))
+    assert len(weights) == N_CKPT
+    for path in weights:
+        twin = tmp_path / "work" / path.relative_to(work)
+        assert twin.read_bytes() == path.read_bytes(), twin
     helper_cells = re.findall(
         r"\[\d+/\d+\] \S+@\S+ toy_", (tmp_path / "work" / "sweep_worker1.log").read_text()
     )

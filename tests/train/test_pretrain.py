@@ -16,7 +16,7 @@ import yaml
 
 from emergence.errors import UserError
 from emergence.train.ladder_config import LadderConfig
-from emergence.train.pretrain import pretrain_ladder, read_manifest, step_windows
+from emergence.train.pretrain import pretrain_ladder, read_manifest, split_models, step_windows
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "configs" / "ladders" / "ci.yaml"
@@ -149,3 +149,32 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: ladder 'x': no models"]
+
+
+def test_split_models_gives_every_model_to_one_group_largest_first():
+    ladder = LadderConfig.from_file(ROOT / "configs" / "ladders" / "toy_words_many.yaml")
+    groups = split_models(ladder, 2)
+    assert sorted(name for group in groups for name in group) == sorted(m.name for m in ladder.models)
+    assert groups[0] == ["d96-l3"]  # the longest run alone; the other three beside it
+    assert split_models(ladder, 1) == [
+        [m.name for m in sorted(ladder.models, key=lambda m: -m.steps * m.hidden_size * m.layers)]
+    ]
+    assert len(split_models(ladder, 9)) == len(ladder.models)
+
+
+def test_pretraining_only_some_models_of_a_ladder(tmp_path):
+    """``--model``: the named models only; an unknown name is a one-line error, before any work."""
+    ladder = LadderConfig.from_dict(
+        {
+            **TINY,
+            "models": [
+                {**TINY["models"][0], "steps": 20, "checkpoints": [20]},
+                {**TINY["models"][0], "name": "n", "steps": 20, "checkpoints": [20]},
+            ],
+        }
+    )
+    manifest = pretrain_ladder(ladder, tmp_path / "l", models=["n"])
+    assert [c["id"] for c in read_manifest(manifest)] == ["n@20"]
+    with pytest.raises(UserError, match="no model 'q'; models: m, n"):
+        pretrain_ladder(ladder, tmp_path / "other", models=["q"])
+    assert not (tmp_path / "other").exists()
