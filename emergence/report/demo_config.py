@@ -83,8 +83,8 @@ class DemoConfig:
     work: str = "runs/demo"  # checkpoints and sweep cells (large; not committed)
     sweep: dict[str, Any] = field(default_factory=dict)
     fit: FitSettings = field(default_factory=FitSettings)
-    # sweep runner processes sharing the cells (:mod:`emergence.sweep.runner` claims them): a tiny
-    # model's steps keep about one core busy, so one runner per core finishes the sweep soonest
+    # processes that share the work: the ladder's models (split_models) and the sweep's cells (the
+    # runners claim them): a tiny model's steps keep about one core busy, so one per core is soonest
     workers: int = 1
 
     @property
