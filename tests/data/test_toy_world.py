@@ -294,7 +294,10 @@ def test_shuffled_options_vary_the_letter_of_one_question():
     train = task_docs(world, "toy_mc", "train")
     by_question: dict[str, set[int]] = {}
     for d in train:
-        assert d["choices"][d["answer"]] == next(e for e in world.entities if e.name == d["entity"]).attrs[d["relation"]]
+        assert (
+            d["choices"][d["answer"]]
+            == next(e for e in world.entities if e.name == d["entity"]).attrs[d["relation"]]
+        )
         assert sorted(d["choices"]) == sorted(VALUES[d["relation"]])
         by_question.setdefault(d["question"], set()).add(d["answer"])
     assert sum(len(letters) > 1 for letters in by_question.values()) > len(by_question) / 2

@@ -260,7 +260,9 @@ def build_world(config: WorldConfig) -> World:
     return World(config, entities, by_split)
 
 
-def _balance_values(entities: tuple[Entity, ...], relations: tuple[str, ...], seed: int) -> tuple[Entity, ...]:
+def _balance_values(
+    entities: tuple[Entity, ...], relations: tuple[str, ...], seed: int
+) -> tuple[Entity, ...]:
     """Reassign each relation's values so that every split holds them equally often: the split's
     people get the values in turn, in a seeded random order (names, coins and splits unchanged)."""
     rng = random.Random(f"toy-world-balanced-{seed}")
