@@ -16,14 +16,16 @@ every `--every` steps (docs/toy-world.md, probe 10).
 from __future__ import annotations
 
 import argparse
-import json
+import random
 import shutil
 import tempfile
 from pathlib import Path
 
 from emergence.data.tasks import Request
-from emergence.data.toy import formats
-from emergence.data.toy.world import VALUES, WorldConfig, build_world
+from emergence.data.templates import LETTERS
+from emergence.data.toy import formats, store
+from emergence.data.toy.tasks import mc_item
+from emergence.data.toy.world import build_world
 from emergence.eval.loglikelihood import score_requests
 from emergence.models.registry import load_model
 from emergence.train.config import FinetuneConfig, LoraConfig, OptimConfig
@@ -31,18 +33,22 @@ from emergence.train.finetune import run_finetune
 
 
 def requests(world, split: str, answer: str) -> list[Request]:
-    """The 0-shot letter prompt of every (person, task relation) of a split, scored on the four
-    values (``answer="value"``) or the four letters (``"letter"``)."""
+    """The 0-shot letter prompt of every (person, task relation) of a split, scored on its options'
+    values (``answer="value"``) or on their letters (``"letter"``); the gold index is the same."""
+    rng = random.Random(0)  # draws option orders only in a world with shuffle_options
     out = []
     for entity in world.by_split[split]:
         for rel in world.config.task_relations:
-            values = VALUES[rel]
-            context = formats.mc_text(
-                {"question": formats.QUESTIONS[rel].format(name=entity.name), "choices": list(values)}
-            )
-            options = [f" {v}" for v in values] if answer == "value" else [f" {x}" for x in "ABCD"]
+            doc = mc_item(world, rng, rel, entity)
+            words = doc["choices"] if answer == "value" else LETTERS[: len(doc["choices"])]
             out.append(
-                Request("toy_mc_recall", len(out), context, values.index(entity.attrs[rel]), tuple(options))
+                Request(
+                    "toy_mc_recall",
+                    len(out),
+                    formats.mc_text(doc),
+                    doc["answer"],
+                    tuple(f" {w}" for w in words),
+                )
             )
     return out
 
@@ -88,9 +94,7 @@ def main() -> None:
     args = parser.parse_args()
 
     ladder = Path(args.ladder)
-    world = build_world(
-        WorldConfig.from_dict(json.loads((ladder / "world" / "world.json").read_text())["config"])
-    )
+    world = build_world(store.read_config(ladder / "world"))
     for name in args.checkpoints:
         base = load_model(str(ladder / name))
         if not args.finetune_steps:

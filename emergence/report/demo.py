@@ -20,9 +20,9 @@ Every file is written atomically. Stage wall times and the load average are reco
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -101,7 +101,14 @@ def _record_timing(
 
 def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
     """Pretrain (or resume, or skip) the ladder; refuses a work folder holding another ladder."""
-    from emergence.train.pretrain import MANIFEST, prepare_world, pretrain_ladder, read_manifest, split_models
+    from emergence.train.pretrain import (
+        MANIFEST,
+        prepare_world,
+        pretrain_ladder,
+        read_manifest,
+        split_models,
+        write_manifest,
+    )
 
     out = cfg.ladder_dir
     stamp = out / LADDER_STAMP
@@ -131,25 +138,19 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
             f"{m['tokens_per_s']:,.0f} tok/s"
         )
 
-    groups = split_models(ladder, cfg.workers)
-    if len(groups) > 1:
+    mine, *theirs = split_models(ladder, cfg.workers)
+    if theirs:
         prepare_world(ladder, out)  # once, before the helpers read it
-    helpers = [
-        _spawn(
-            ["pretrain", cfg.ladder, "--out", str(out), *(a for name in group for a in ("--model", name))],
-            Path(cfg.work) / f"pretrain_worker{i}.log",
-            f"pretraining {', '.join(group)}",
-            progress,
-        )
-        for i, group in enumerate(groups[1:], start=1)
-    ]
-    try:
-        pretrain_ladder(ladder, out, on_log=log, models=groups[0] if helpers else None)
-    finally:
-        _stop_helpers(helpers, progress)
+    jobs = {
+        f"pretraining {', '.join(group)}": ["pretrain", cfg.ladder, "--out", str(out)]
+        + [a for name in group for a in ("--model", name)]
+        for group in theirs
+    }
+    with _helpers(cfg, "pretrain", jobs, progress) as helpers:
+        pretrain_ladder(ladder, out, on_log=log, models=mine)
     if any(helper.returncode for helper in helpers):
-        raise UserError(f"a pretraining runner failed; see {Path(cfg.work)}/pretrain_worker*.log")
-    manifest = pretrain_ladder(ladder, out)  # every model is done: writes the whole manifest
+        raise UserError(f"a pretraining helper failed; see {Path(cfg.work)}/pretrain_worker*.log")
+    manifest = write_manifest(out.resolve(), ladder)  # every model is done: the whole manifest
     n = len(read_manifest(manifest))
     progress(f"  {n} checkpoints -> {manifest}  ({time.perf_counter() - t0:.0f}s)")
     _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=False, cpu=cpu_seconds() - c0)
@@ -174,11 +175,14 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
         os.replace(tmp, path)
     sweep = load_sweep_config(path)
     t0, load, c0 = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
-    helpers = _start_helpers(cfg, path, progress)
-    try:
+    # more runners on the same sweep claim cells through lock files: each cell is computed once, by
+    # whichever runner gets to it, and its numbers do not depend on which (test_demo_pipeline.py)
+    jobs = {f"sweep runner {i + 1}": ["sweep", "run", str(path)] for i in range(1, cfg.workers)}
+    with _helpers(cfg, "sweep", jobs, progress) as helpers:
         report = run_sweep(sweep, echo=lambda line: progress(f"  {line}"))
-    finally:
-        _stop_helpers(helpers, progress)
+    for helper in helpers:
+        if helper.returncode:
+            progress(f"  a sweep helper exited with code {helper.returncode}; see its log")
     if report.failed_here or _failed_cells(sweep.out):
         raise UserError(
             f"{_failed_cells(sweep.out)} sweep cell(s) failed; see `emergence sweep status {path}`, fix, "
@@ -199,40 +203,30 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
     return frame
 
 
-def _start_helpers(cfg: DemoConfig, sweep_yaml: Path, progress: Progress) -> list[subprocess.Popen]:
-    """``cfg.workers - 1`` more ``emergence sweep run`` processes on the same sweep. The runners
-    claim cells through lock files, so each cell is computed once, by whichever runner gets to it;
-    its numbers do not depend on which (tests/report/test_demo_pipeline.py)."""
-    return [
-        _spawn(
-            ["sweep", "run", str(sweep_yaml)],
-            Path(cfg.work) / f"sweep_worker{i}.log",
-            "sweep runner",
-            progress,
-        )
-        for i in range(1, cfg.workers)
-    ]
-
-
-def _spawn(args: list[str], log: Path, what: str, progress: Progress) -> subprocess.Popen:
-    """``emergence ARGS`` in a helper process whose output goes to ``log``."""
-    with open(log, "w") as handle:
-        helper = subprocess.Popen(
-            [sys.executable, "-m", "emergence.cli", *args], stdout=handle, stderr=subprocess.STDOUT
-        )
-    progress(f"  helper process: {what} (log: {log})")
-    return helper
-
-
-def _stop_helpers(helpers: list[subprocess.Popen], progress: Progress) -> None:
-    """Wait for helpers that are finishing their last cells; stop them if this runner failed (their
-    claimed cells are then left unrecorded, and a rerun redoes them)."""
-    failing = sys.exc_info()[0] is not None
-    for helper in helpers:
-        if failing:
+@contextlib.contextmanager
+def _helpers(cfg: DemoConfig, stage: str, jobs: dict[str, list[str]], progress: Progress):
+    """Run ``emergence ARGS`` for each job in a helper process (output in
+    ``<work>/<stage>_worker<i>.log``) beside the block; wait for them when it ends, or stop them if it
+    fails (a helper's unfinished work is then redone by the rerun)."""
+    helpers = []
+    for i, (what, args) in enumerate(jobs.items(), start=1):
+        log = Path(cfg.work) / f"{stage}_worker{i}.log"
+        with open(log, "w") as handle:
+            helpers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "emergence.cli", *args], stdout=handle, stderr=subprocess.STDOUT
+                )
+            )
+        progress(f"  helper process: {what} (log: {log})")
+    try:
+        yield helpers
+    except BaseException:
+        for helper in helpers:
             helper.terminate()
-        if helper.wait() not in (0, -signal.SIGTERM) and not failing:
-            progress(f"  a helper runner exited with code {helper.returncode}; see its log")
+        raise
+    finally:
+        for helper in helpers:
+            helper.wait()
 
 
 def _failed_cells(folder: str) -> int:

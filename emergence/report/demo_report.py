@@ -299,7 +299,7 @@ def _tail(s: dict) -> list[str]:
     lines += [
         "",
         "Wall-clock and CPU seconds (user + system, all threads of the demo process and of its helper "
-        "sweep runners) of the last run that did each stage's work, with the 1-minute load average "
+        "processes) of the last run that did each stage's work, with the 1-minute load average "
         f"around it, on a machine with {s['machine']['cpus']} CPUs: when the load average exceeds the "
         "CPU count, other processes slow every stage. On an idle machine a stage needs at least its CPU "
         "seconds ÷ CPUs, and about its CPU seconds where its work runs on one thread at a time (as tiny "

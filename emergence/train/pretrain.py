@@ -301,10 +301,14 @@ def split_models(ladder: LadderConfig, parts: int) -> list[list[str]]:
     """The ladder's models in ``parts`` groups of about equal pretraining time, largest first, for
     that many processes (cost ~ steps · hidden_size · layers: on a CPU tiny models are bound by
     per-step overhead more than by FLOPs)."""
+
+    def cost(m: LadderModel) -> int:
+        return m.steps * m.hidden_size * m.layers
+
     groups: list[list[str]] = [[] for _ in range(max(1, min(parts, len(ladder.models))))]
     load = [0] * len(groups)
-    for m in sorted(ladder.models, key=lambda m: -m.steps * m.hidden_size * m.layers):
+    for m in sorted(ladder.models, key=cost, reverse=True):
         i = load.index(min(load))
         groups[i].append(m.name)
-        load[i] += m.steps * m.hidden_size * m.layers
+        load[i] += cost(m)
     return groups
