@@ -18,6 +18,8 @@ from tokenizers import Tokenizer
 
 from emergence.errors import UserError
 
+_MEMO_SIZE = 200_000  # texts kept per tokenizer before the memo starts over
+
 
 @dataclass(frozen=True)
 class TextTokenizer:
@@ -35,13 +37,22 @@ class TextTokenizer:
     def vocab_size(self) -> int:
         return self.backend.get_vocab_size(with_added_tokens=True)
 
+    _memo: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
     def encode(self, text: str, *, add_bos: bool | None = None) -> list[int]:
-        """Token ids of ``text`` with no special tokens (BOS only when asked or the model wants it)."""
-        ids = self.backend.encode(text, add_special_tokens=False).ids
+        """Token ids of ``text`` with no special tokens (BOS only when asked or the model wants it).
+
+        Memoized per tokenizer: a sweep encodes the same prompts and training examples in every cell
+        of a checkpoint (and the harness contract encodes each context twice)."""
+        ids = self._memo.get(text)
+        if ids is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            ids = self._memo[text] = tuple(self.backend.encode(text, add_special_tokens=False).ids)
         want_bos = self.add_bos if add_bos is None else add_bos
         if want_bos and self.bos_token_id is not None:
-            ids = [self.bos_token_id, *ids]
-        return ids
+            return [self.bos_token_id, *ids]
+        return list(ids)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [enc.ids for enc in self.backend.encode_batch(texts, add_special_tokens=False)]
@@ -80,7 +91,9 @@ class TextTokenizer:
         )
 
     @classmethod
-    def from_directory(cls, directory: str | Path, model_config: dict[str, Any] | None = None) -> TextTokenizer:
+    def from_directory(
+        cls, directory: str | Path, model_config: dict[str, Any] | None = None
+    ) -> TextTokenizer:
         """Load from an HF model directory: tokenizer.json, or a slow tokenizer via transformers."""
         directory = Path(directory)
         config = _read_json(directory / "tokenizer_config.json")
@@ -90,7 +103,9 @@ class TextTokenizer:
         elif (directory / "tokenizer.model").exists():
             backend = _convert_slow(directory)
         else:
-            raise UserError(f"{directory}: no tokenizer (tokenizer.json or tokenizer.model) in the model directory")
+            raise UserError(
+                f"{directory}: no tokenizer (tokenizer.json or tokenizer.model) in the model directory"
+            )
 
         def token_id(name: str) -> int | None:
             value = config.get(name)
@@ -107,8 +122,11 @@ class TextTokenizer:
         eos_ids = tuple(dict.fromkeys(e for e in eos if e is not None))
         pad = token_id("pad_token")
         add_bos = bool(config.get("add_bos_token", _post_processor_adds_bos(backend)))
-        specials = {k: (v["content"] if isinstance(v, dict) else v) for k, v in config.items()
-                    if k.endswith("_token") and isinstance(v, (str, dict))}
+        specials = {
+            k: (v["content"] if isinstance(v, dict) else v)
+            for k, v in config.items()
+            if k.endswith("_token") and isinstance(v, (str, dict))
+        }
         return cls(backend, bos, eos_ids, pad, add_bos, config.get("chat_template"), specials)
 
 
@@ -125,7 +143,7 @@ def _post_processor_adds_bos(backend: Tokenizer) -> bool:
     """Whether the tokenizer's own post-processor prepends a BOS (LLaMA-2/3 style TemplateProcessing)."""
     with_special = backend.encode("a", add_special_tokens=True).ids
     without = backend.encode("a", add_special_tokens=False).ids
-    return len(with_special) > len(without) and with_special[-len(without):] == without
+    return len(with_special) > len(without) and with_special[-len(without) :] == without
 
 
 def _convert_slow(directory: Path) -> Tokenizer:
@@ -135,4 +153,6 @@ def _convert_slow(directory: Path) -> Tokenizer:
 
         return AutoTokenizer.from_pretrained(str(directory), use_fast=True).backend_tokenizer
     except Exception as err:  # conversion needs sentencepiece/protobuf; say what failed, in one line
-        raise UserError(f"{directory / 'tokenizer.model'}: cannot convert SentencePiece tokenizer ({err})") from None
+        raise UserError(
+            f"{directory / 'tokenizer.model'}: cannot convert SentencePiece tokenizer ({err})"
+        ) from None

@@ -3,9 +3,10 @@
 This is the thin adapter between the sweep and the two engines: :func:`emergence.eval.evaluate.evaluate`
 and :func:`emergence.train.finetune.run_finetune` (+ :func:`emergence.train.adapters.load_adapter`).
 The base model stays loaded across cells of a checkpoint and is never changed: a LoRA cell trains
-adapters on a copy of the wrapped graph (wrapped once per checkpoint:
-:func:`emergence.train.lora.lora_copy`), a full-finetuning cell a copy of the weights (the trainer
-donates the arrays it updates). The finetuning run lives in the cell's work folder, so a cell
+fresh adapters over the wrapped graph (wrapped and placed once per checkpoint:
+:func:`emergence.train.lora.lora_parts`) and is evaluated with them folded into a new model over the
+base's arrays (:func:`emergence.train.lora.fold_into_base`); a full-finetuning cell trains a copy of
+the weights (the trainer donates the arrays it updates). The finetuning run lives in the cell's work folder, so a cell
 interrupted mid-training resumes from its last orbax checkpoint when a runner takes it over.
 
 Timings separate what the sweep costs from what the engines compute: ``train`` is the trainer's step
@@ -58,16 +59,16 @@ _split_cache: list = []  # [(model, graphdef, state)] of the current base model:
 
 def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
     """A model object independent of ``loaded`` (new variables; new arrays when they will be donated)."""
-    import jax.numpy as jnp
     from flax import nnx
 
     if not _split_cache or _split_cache[0][0] is not loaded.model:
         _split_cache[:] = [(loaded.model, *nnx.split(loaded.model))]
     _, graphdef, state = _split_cache[0]
-    model = nnx.merge(graphdef, state, copy=True)  # new Variable objects, same (immutable) arrays
-    if copy_arrays:
-        for _, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
-            var.set_value(jnp.copy(var.get_value()))
+    if copy_arrays:  # one compiled copy of every array, not one dispatch per parameter
+        from emergence.train.mesh import copied
+
+        state = copied(state)
+    model = nnx.merge(graphdef, state, copy=True)  # new Variable objects, over the copies or the same arrays
     return dataclasses.replace(loaded, model=model)
 
 
@@ -130,12 +131,8 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         if not task_ft.keep_checkpoints:
             cleanup.append(ft_dir / CHECKPOINT_DIR)
         t0 = time.perf_counter()
-        if result.model is not None:  # trained just now: merge in memory instead of reloading
-            from emergence.train.lora import merge_lora
-
-            model = dataclasses.replace(
-                base, model=merge_lora(result.model) if ft_cfg.method == "lora" else result.model
-            )
+        if result.trainer is not None:  # trained just now: fold in memory instead of reloading
+            model = dataclasses.replace(base, model=result.merged_model())
         else:  # finished by an earlier runner: the saved adapter is the result
             model = load_adapter(fresh_copy(base, copy_arrays=False), ft_dir)
         timings["adapter_load"] = time.perf_counter() - t0

@@ -25,7 +25,7 @@ import numpy as np
 from emergence.errors import UserError
 from emergence.models.registry import LoadedModel, load_model, save_model
 from emergence.train.config import LoraConfig
-from emergence.train.lora import apply_lora, load_lora_state, lora_state, merge_lora
+from emergence.train.lora import apply_lora, load_lora_state, merge_lora
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -38,18 +38,13 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def save_lora_adapter(
-    directory: str | Path, model, lora: LoraConfig, info: dict[str, Any], *, weights: dict | None = None
-) -> Path:
-    """Write the adapter weights of a LoRA-wrapped model and its config.
-
-    ``weights`` (dotted path → array, as :func:`lora_state` gives them) spares a walk over the model
-    when the caller already holds them, as the trainer does."""
+def save_lora_adapter(directory: str | Path, lora: LoraConfig, info: dict[str, Any], weights: dict) -> Path:
+    """Write adapter weights (dotted path → array, as :func:`lora_state` or the trainer's
+    ``flat_params`` give them) and their config."""
     from safetensors.numpy import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = lora_state(model) if weights is None else weights
     weights = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in weights.items()}
     tmp = directory / f".{WEIGHTS_FILE}.tmp"
     save_file(weights, str(tmp))

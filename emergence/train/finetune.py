@@ -20,7 +20,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flax import nnx
@@ -29,9 +29,9 @@ from emergence.data import sources
 from emergence.errors import UserError
 from emergence.models.registry import LoadedModel, load_model
 from emergence.train import adapters, budgets, checkpoints
-from emergence.train.config import FinetuneConfig
+from emergence.train.config import FinetuneConfig, LoraConfig
 from emergence.train.examples import make_batch, padded_shape, task_examples
-from emergence.train.lora import lora_copy, merge_lora, set_training
+from emergence.train.lora import fold_into_base, lora_copy, lora_parts, merge_lora, set_training
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
 
@@ -48,7 +48,30 @@ class FinetuneResult:
     history: tuple[dict, ...]
     data_note: str
     already_done: bool = False
-    model: nnx.Module | None = None  # the trained model (LoRA: wrapped, not merged)
+    trainer: Trainer | None = field(default=None, repr=False, compare=False)  # None when already done
+    base: nnx.Module | None = field(default=None, repr=False, compare=False)  # what LoRA adapts
+    lora: LoraConfig | None = None  # the adapters' shape, for a LoRA run
+
+    @property
+    def model(self) -> nnx.Module | None:
+        """The trained model with Variables of its own (LoRA: wrapped, not merged, dropout off)."""
+        if self.trainer is None:
+            return None
+        model = self.trainer.model(copy=True)
+        if self.lora is not None and self.lora.dropout > 0:
+            set_training(model, False)
+        return model
+
+    def merged_model(self) -> nnx.Module | None:
+        """The trained model in the base architecture (LoRA folded into the kernels), for evaluation.
+
+        LoRA folds the trained adapters into a new model over the base's arrays
+        (:func:`emergence.train.lora.fold_into_base`): no wrapped graph is built or walked."""
+        if self.trainer is None:
+            return None
+        if self.lora is None:
+            return self.trainer.model()
+        return fold_into_base(self.base, self.trainer.flat_params(), self.lora.scale)
 
 
 @dataclass(frozen=True)
@@ -144,15 +167,20 @@ def run_finetune(
     # sweep reuses it, and the wrapping: lora_copy); full finetuning donates the base weights to the
     # trainer (use result.model).
     switch_mode = cfg.lora.dropout > 0  # without dropout the mode changes nothing: skip the model walks
-    if cfg.method == "lora":
-        model = lora_copy(loaded.model, cfg.lora, seed=cfg.seed)
-        if switch_mode:
-            set_training(model, True)
+    mesh = build_mesh(cfg.mesh)
+    if cfg.method == "lora" and not switch_mode:  # the wrapped graph, already split: no module built
+        graphdef, params, rest = lora_parts(loaded.model, cfg.lora, seed=cfg.seed, mesh=mesh)
+        _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good
+        trainer = Trainer.from_parts(graphdef, params, rest, cfg.optim, total, mesh=mesh, seed=cfg.seed)
     else:
-        model = nnx.clone(loaded.model)
-    _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good
-    trainable = nnx.LoRAParam if cfg.method == "lora" else nnx.Param
-    trainer = Trainer(model, trainable, cfg.optim, total, mesh=build_mesh(cfg.mesh), seed=cfg.seed)
+        if cfg.method == "lora":
+            model = lora_copy(loaded.model, cfg.lora, seed=cfg.seed)
+            set_training(model, True)
+        else:
+            model = nnx.clone(loaded.model)
+        _check_run_dir(out, cfg, create=True)
+        trainable = nnx.LoRAParam if cfg.method == "lora" else nnx.Param
+        trainer = Trainer(model, trainable, cfg.optim, total, mesh=mesh, seed=cfg.seed)
 
     ckpt_dir = out / CHECKPOINT_DIR
     start = 0
@@ -219,11 +247,10 @@ def run_finetune(
         "fingerprint": cfg.fingerprint(),
         "config": cfg.to_dict(),
     }
-    model = trainer.model()
     if cfg.method == "lora":
-        if switch_mode:
-            set_training(model, False)
-        adapters.save_lora_adapter(out, model, cfg.lora, info, weights=trainer.flat_params())
-    else:
-        adapters.save_full_model(out, dataclasses.replace(loaded, model=model), info)
-    return FinetuneResult(out, total, start, tuple(history), note, model=model)
+        adapters.save_lora_adapter(out, cfg.lora, info, trainer.flat_params())
+        return FinetuneResult(
+            out, total, start, tuple(history), note, trainer=trainer, base=loaded.model, lora=cfg.lora
+        )
+    adapters.save_full_model(out, dataclasses.replace(loaded, model=trainer.model()), info)
+    return FinetuneResult(out, total, start, tuple(history), note, trainer=trainer)

@@ -10,8 +10,11 @@ layer)`` for every step, so masks are a pure function of (seed, step): a resumed
 the masks an uninterrupted one would. Outside training (``deterministic``) no dropout is applied.
 
 A sweep finetunes the same base model many times, so wrapping is done once per (base, config, seed)
-(:func:`lora_copy`: later calls copy the wrapped graph, ~40 ms instead of ~0.5 s on a 30-layer model)
-and folding adapters back in is one compiled call (:func:`merge_lora`), not ~200 eager updates.
+and kept split: :func:`lora_parts` hands a trainer the graph, fresh adapter copies and the base arrays
+(placed on the mesh once), with no module built or walked; :func:`lora_copy` builds a module from
+them for callers that want one. Folding adapters back in is one compiled call (:func:`merge_lora` on
+a wrapped module; :func:`fold_into_base` straight from the adapter arrays onto the base), not ~200
+eager updates.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from flax import nnx
 
 from emergence.errors import UserError
 from emergence.train.config import LoraConfig
+from emergence.train.mesh import copied, shard_state
 
 
 class DropoutKey(nnx.Variable):
@@ -201,6 +205,32 @@ def _folded_kernels(kernels, downs, ups, *, scales):
 _TEMPLATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+class _Template:
+    """``nnx.split(apply_lora(nnx.clone(base), cfg, seed), nnx.LoRAParam, ...)``, kept for copies."""
+
+    def __init__(self, base: nnx.Module, cfg: LoraConfig, seed: int):
+        self.graphdef, self.adapters, self.rest = nnx.split(
+            apply_lora(nnx.clone(base), cfg, seed), nnx.LoRAParam, ...
+        )
+        self.mesh = None  # the mesh ``adapters`` and ``rest`` are placed on, once one was asked for
+
+    def placed(self, mesh) -> _Template:
+        if mesh is not None and self.mesh is not mesh:
+            shard_state(self.adapters, mesh)
+            shard_state(self.rest, mesh)
+            self.mesh = mesh
+        return self
+
+
+def _template(base: nnx.Module, cfg: LoraConfig, seed: int) -> _Template:
+    per_base = _TEMPLATES.setdefault(base, {})
+    if (cfg, seed) not in per_base:
+        if len(per_base) >= 4:  # a sweep uses one (config, seed); keep a few, not one per call
+            per_base.pop(next(iter(per_base)))
+        per_base[cfg, seed] = _Template(base, cfg, seed)
+    return per_base[cfg, seed]
+
+
 def lora_copy(base: nnx.Module, cfg: LoraConfig, seed: int = 0) -> nnx.Module:
     """``apply_lora(nnx.clone(base), cfg, seed)``, built once per (base, cfg, seed) and copied after.
 
@@ -209,18 +239,55 @@ def lora_copy(base: nnx.Module, cfg: LoraConfig, seed: int = 0) -> nnx.Module:
     the adapter arrays, because the trainer donates what it updates. ``base`` must not be changed in
     place afterwards (a sweep never does: full finetuning trains a copy).
     """
-    per_base = _TEMPLATES.setdefault(base, {})
-    if (cfg, seed) not in per_base:
-        if len(per_base) >= 4:  # a sweep uses one (config, seed); keep a few, not one per call
-            per_base.pop(next(iter(per_base)))
-        per_base[cfg, seed] = nnx.split(apply_lora(nnx.clone(base), cfg, seed), nnx.LoRAParam, ...)
-    graphdef, adapters, rest = per_base[cfg, seed]
-    return nnx.merge(graphdef, _copied(adapters), rest, copy=True)
+    t = _template(base, cfg, seed)
+    return nnx.merge(t.graphdef, copied(t.adapters), t.rest, copy=True)
 
 
-@jax.jit
-def _copied(tree):
-    return jax.tree.map(jnp.copy, tree)
+def lora_parts(base: nnx.Module, cfg: LoraConfig, seed: int = 0, *, mesh=None):
+    """``(graphdef, adapters, rest)`` of :func:`lora_copy`'s model without building the module.
+
+    What a trainer needs, at the cost of one compiled copy of the adapters: a sweep's LoRA cell
+    skips a merge and a split of the whole graph (and, with ``mesh``, placing every base array on
+    it, done once per template). ``adapters`` are fresh copies (the trainer donates them); ``rest``
+    is shared by every copy, so it must never be changed in place (the trainer only reads it).
+    """
+    t = _template(base, cfg, seed).placed(mesh)
+    return t.graphdef, copied(t.adapters), t.rest
+
+
+_BASE_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float) -> nnx.Module:
+    """A new model of ``base``'s architecture whose kernels are ``W + scale · A B`` for each adapter.
+
+    The functional twin of ``merge_lora(<base wrapped, adapter loaded>)``: one compiled fold of the
+    adapted kernels and one merge over the base's (cached) flat state, instead of wrapping, loading,
+    folding and unwrapping module by module. ``adapter`` maps ``<linear path>.lora.lora_a`` /
+    ``.lora_b`` to arrays (:func:`lora_state`, the trainer's ``flat_params``). ``base`` is unchanged;
+    the result shares its other arrays.
+    """
+    if base not in _BASE_SPLITS:
+        graphdef, state = nnx.split(base)
+        flat = list(nnx.to_flat_state(state))
+        _BASE_SPLITS[base] = (graphdef, flat, {".".join(map(str, p)): i for i, (p, _) in enumerate(flat)})
+    graphdef, flat, index = _BASE_SPLITS[base]
+    linears = sorted({name.rsplit(".lora.", 1)[0] for name in adapter})
+    try:
+        slots = [index[f"{name}.kernel"] for name in linears]
+    except KeyError as err:
+        raise UserError(f"adapter tensor for {err.args[0]!r} has no kernel in the base model") from None
+    kernels = _folded_kernels(
+        [flat[i][1].get_value() for i in slots],
+        [adapter[f"{name}.lora.lora_a"] for name in linears],
+        [adapter[f"{name}.lora.lora_b"] for name in linears],
+        scales=(float(scale),) * len(linears),
+    )
+    folded = list(flat)
+    for i, kernel in zip(slots, kernels, strict=True):
+        path, var = folded[i]
+        folded[i] = (path, var.replace(kernel))
+    return nnx.merge(graphdef, nnx.from_flat_state(folded), copy=True)
 
 
 def lora_state(model: nnx.Module) -> dict[str, jax.Array]:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
@@ -43,7 +44,7 @@ from emergence.errors import UserError
 from emergence.train.config import OptimConfig
 from emergence.train.examples import Batch
 from emergence.train.lora import with_dropout_keys
-from emergence.train.mesh import shard_batch, shard_state
+from emergence.train.mesh import copied, shard_batch, shard_state
 
 
 class TrainingDiverged(UserError):
@@ -148,6 +149,24 @@ def _train_step(graphdef, hyper: Hyper, params, rest, opt_state, batch, step, sc
     return new_params, new_opt, metrics
 
 
+_OPT_TEMPLATES: dict = {}
+
+
+def _fresh_opt_state(hyper: Hyper, params, mesh):
+    """A fresh optimizer state for ``params``, every leaf on ``mesh``.
+
+    Fresh AdamW state depends only on the parameters' shapes, dtypes and placement (zero moments,
+    step 0), so it is built once per such signature and handed out as a compiled copy (the step
+    donates it): a sweep's cells skip the init and the placement of every leaf."""
+    leaves, treedef = jax.tree.flatten(params)
+    key = (hyper, mesh, treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves))
+    if key not in _OPT_TEMPLATES:
+        if len(_OPT_TEMPLATES) >= 8:
+            _OPT_TEMPLATES.pop(next(iter(_OPT_TEMPLATES)))
+        _OPT_TEMPLATES[key] = jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(hyper, params))
+    return copied(_OPT_TEMPLATES[key])
+
+
 def _on_mesh(x: jax.Array, mesh) -> jax.Array:
     """Replicate a leaf not yet placed on the mesh (Adam's step count), so every call of the step
     sees the same input shardings and the compiled program is reused."""
@@ -166,19 +185,43 @@ class Trainer:
     def __init__(
         self, model: nnx.Module, trainable, optim: OptimConfig, total_steps: int, *, mesh, seed: int = 0
     ):
-        self.graphdef, self.params, self.rest = nnx.split(model, trainable, ...)
+        graphdef, params, rest = nnx.split(model, trainable, ...)
+        shard_state(rest, mesh)
+        self._setup(graphdef, params, rest, optim, total_steps, mesh, seed)
+
+    @classmethod
+    def from_parts(
+        cls,
+        graphdef,
+        params: nnx.State,
+        rest: nnx.State,
+        optim: OptimConfig,
+        total_steps: int,
+        *,
+        mesh,
+        seed=0,
+    ) -> Trainer:
+        """A trainer over an already split model whose ``rest`` is already placed on ``mesh`` (as
+        :func:`emergence.train.lora.lora_parts` gives it): no walk over the whole graph."""
+        trainer = cls.__new__(cls)
+        trainer._setup(graphdef, params, rest, optim, total_steps, mesh, seed)
+        return trainer
+
+    def _setup(self, graphdef, params, rest, optim: OptimConfig, total_steps: int, mesh, seed: int) -> None:
+        self.graphdef, self.params, self.rest = graphdef, params, rest
         self.mesh = mesh
         shard_state(self.params, mesh)
-        shard_state(self.rest, mesh)
         self.hyper = Hyper.from_config(optim)
-        self.opt_state = jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(self.hyper, self.params))
+        self.opt_state = _fresh_opt_state(self.hyper, self.params, mesh)
         warmup = int(round(optim.warmup_ratio * total_steps))
-        self.sched = {
-            "lr": jnp.float32(optim.lr),
-            "warmup": jnp.float32(warmup),
-            "total": jnp.float32(total_steps),
-            "end_ratio": jnp.float32(optim.end_lr_ratio),
-        }
+        self.sched = jax.device_put(
+            {
+                "lr": np.float32(optim.lr),
+                "warmup": np.float32(warmup),
+                "total": np.float32(total_steps),
+                "end_ratio": np.float32(optim.end_lr_ratio),
+            }
+        )
         self.total_steps = total_steps
         self.key = jax.random.key(seed)
         self._bad = jnp.zeros((), jnp.int32)

@@ -14,9 +14,12 @@ from emergence.train.config import LoraConfig, MeshConfig, OptimConfig
 from emergence.train.lora import (
     _TEMPLATES,
     apply_lora,
+    fold_into_base,
     folded_matmul,
     lora_copy,
     lora_layers,
+    lora_parts,
+    lora_state,
     merge_lora,
     set_training,
 )
@@ -96,10 +99,44 @@ def test_merged_model_gives_the_logits_of_base_plus_adapter(base, trained):
     np.testing.assert_allclose(np.asarray(merged(tokens)[0]), np.asarray(with_adapter), atol=1e-5)
 
 
+def test_folding_into_the_base_equals_merging_and_leaves_the_base_alone(base, trained):
+    """fold_into_base (what a sweep evaluates) gives merge_lora's kernels and logits; the base keeps its own."""
+    tokens = jnp.asarray([[3, 1, 4, 1, 5, 9, 2, 6]])
+    base_before = _flat(base.model)
+    folded = fold_into_base(base.model, lora_state(trained[0]), CFG.scale)
+    merged = merge_lora(nnx.clone(trained[0]))
+    assert _flat(folded).keys() == _flat(merged).keys()
+    for name, value in _flat(merged).items():
+        np.testing.assert_array_equal(_flat(folded)[name], value, err_msg=name)
+    np.testing.assert_allclose(np.asarray(folded(tokens)[0]), np.asarray(trained[0](tokens)[0]), atol=1e-5)
+    for name, value in _flat(base.model).items():
+        np.testing.assert_array_equal(value, base_before[name], err_msg=name)
+    with pytest.raises(UserError, match="no kernel"):
+        fold_into_base(base.model, {"layers.0.nope.lora.lora_a": 0, "layers.0.nope.lora.lora_b": 0}, 1.0)
+
+
+def test_lora_parts_are_lora_copy_split_with_fresh_adapters(base):
+    """The trainer's view of a LoRA copy: the same graph and arrays, adapters copied on every call."""
+    mesh = build_mesh(MeshConfig())
+    graphdef, adapters, rest = lora_parts(base.model, CFG, seed=3, mesh=mesh)
+    expected = lora_copy(base.model, CFG, seed=3)
+    rebuilt = nnx.merge(graphdef, adapters, rest)
+    for kind in (nnx.LoRAParam, nnx.Param):
+        want = _flat(expected, kind)
+        assert _flat(rebuilt, kind).keys() == want.keys()
+        for name, value in _flat(rebuilt, kind).items():
+            np.testing.assert_array_equal(value, want[name], err_msg=name)
+    _, again, rest_again = lora_parts(base.model, CFG, seed=3, mesh=mesh)
+    assert rest_again is rest  # placed once, shared (the trainer never writes it)
+    first = jax.tree.leaves(adapters)[0]
+    assert all(a is not b for a, b in zip(jax.tree.leaves(adapters), jax.tree.leaves(again), strict=True))
+    assert first.sharding.mesh == mesh
+
+
 def test_saved_adapter_loads_onto_a_fresh_base(base, trained, tmp_path):
     from emergence.models.registry import load_model
 
-    save_lora_adapter(tmp_path, trained[0], CFG, {"base_model": "tiny"})
+    save_lora_adapter(tmp_path, CFG, {"base_model": "tiny"}, lora_state(trained[0]))
     tokens = jnp.asarray([[7, 7, 8, 9]])
     expected = np.asarray(trained[0](tokens)[0])
     unmerged = load_adapter(load_model(base.meta.source), tmp_path, merge=False)
@@ -156,7 +193,9 @@ def test_the_folded_matmul_has_the_two_gemm_forms_values_and_gradients():
 
     np.testing.assert_allclose(folded(x, w, a, b), plain(x, w, a, b), rtol=1e-5)
     for ours, reference in zip(
-        jax.grad(folded, argnums=(0, 1, 2, 3))(x, w, a, b), jax.grad(plain, argnums=(0, 1, 2, 3))(x, w, a, b), strict=True
+        jax.grad(folded, argnums=(0, 1, 2, 3))(x, w, a, b),
+        jax.grad(plain, argnums=(0, 1, 2, 3))(x, w, a, b),
+        strict=True,
     ):
         np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
 

@@ -1,0 +1,19 @@
+"""The memoized encoder: repeated texts give the backend's ids, and callers own what they get."""
+
+from __future__ import annotations
+
+from emergence.models.tokenizer import TextTokenizer
+
+from .helpers import FIXTURES
+
+
+def test_memoized_encoding_equals_the_backend_and_hands_out_fresh_lists():
+    tok = TextTokenizer.from_directory(FIXTURES / "gqa_tied")
+    text = "The cat sat on the mat.\nAnswer: yes"
+    first = tok.encode(text, add_bos=False)
+    assert first == tok.backend.encode(text, add_special_tokens=False).ids
+    first.append(-1)  # a caller changing its list cannot reach the memo
+    assert tok.encode(text, add_bos=False) == tok.backend.encode(text, add_special_tokens=False).ids
+    assert tok.encode(text, add_bos=False) is not tok.encode(text, add_bos=False)
+    if tok.bos_token_id is not None:
+        assert tok.encode(text, add_bos=True) == [tok.bos_token_id, *first[:-1]]
