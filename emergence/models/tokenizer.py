@@ -18,7 +18,25 @@ from tokenizers import Tokenizer
 
 from emergence.errors import UserError
 
-_MEMO_SIZE = 200_000  # texts kept per tokenizer before the memo starts over
+
+class _Memo:
+    """Token ids by text, forgotten all at once past ``MAX_CHARS`` characters of remembered text."""
+
+    MAX_CHARS = 20_000_000  # ~20 MB of text and its ids (a few times that as Python objects)
+
+    def __init__(self) -> None:
+        self.ids: dict[str, tuple[int, ...]] = {}
+        self.chars = 0
+
+    def get(self, text: str, encode) -> tuple[int, ...]:
+        ids = self.ids.get(text)
+        if ids is None:
+            if self.chars + len(text) > self.MAX_CHARS:
+                self.ids.clear()
+                self.chars = 0
+            ids = self.ids[text] = tuple(encode(text))
+            self.chars += len(text)
+        return ids
 
 
 @dataclass(frozen=True)
@@ -33,22 +51,18 @@ class TextTokenizer:
     chat_template: str | None = None
     special_tokens: dict[str, str] = field(default_factory=dict)
 
+    _memo: _Memo = field(default_factory=_Memo, init=False, repr=False, compare=False)
+
     @property
     def vocab_size(self) -> int:
         return self.backend.get_vocab_size(with_added_tokens=True)
-
-    _memo: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def encode(self, text: str, *, add_bos: bool | None = None) -> list[int]:
         """Token ids of ``text`` with no special tokens (BOS only when asked or the model wants it).
 
         Memoized per tokenizer: a sweep encodes the same prompts and training examples in every cell
         of a checkpoint (and the harness contract encodes each context twice)."""
-        ids = self._memo.get(text)
-        if ids is None:
-            if len(self._memo) >= _MEMO_SIZE:
-                self._memo.clear()
-            ids = self._memo[text] = tuple(self.backend.encode(text, add_special_tokens=False).ids)
+        ids = self._memo.get(text, lambda t: self.backend.encode(t, add_special_tokens=False).ids)
         want_bos = self.add_bos if add_bos is None else add_bos
         if want_bos and self.bos_token_id is not None:
             return [self.bos_token_id, *ids]

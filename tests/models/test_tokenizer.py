@@ -17,3 +17,15 @@ def test_memoized_encoding_equals_the_backend_and_hands_out_fresh_lists():
     assert tok.encode(text, add_bos=False) is not tok.encode(text, add_bos=False)
     if tok.bos_token_id is not None:
         assert tok.encode(text, add_bos=True) == [tok.bos_token_id, *first[:-1]]
+
+
+def test_the_memo_forgets_everything_past_its_character_budget(monkeypatch):
+    from emergence.models import tokenizer as module
+
+    monkeypatch.setattr(module._Memo, "MAX_CHARS", 20)
+    tok = TextTokenizer.from_directory(FIXTURES / "gqa_tied")
+    tok.encode("0123456789")
+    tok.encode("abcdefghij")
+    assert len(tok._memo.ids) == 2 and tok._memo.chars == 20
+    assert tok.encode("klm") == tok.backend.encode("klm", add_special_tokens=False).ids
+    assert list(tok._memo.ids) == ["klm"] and tok._memo.chars == 3
