@@ -9,6 +9,7 @@ outside this project too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,18 @@ class _Memo:
         return ids
 
 
+_MEMOS: dict[str, _Memo] = {}  # by the tokenizer's serialized form: checkpoints of a ladder share one
+
+
+def _shared_memo(backend: Tokenizer) -> _Memo:
+    key = hashlib.sha256(backend.to_str().encode()).hexdigest()
+    if key not in _MEMOS:
+        if len(_MEMOS) >= 4:
+            _MEMOS.pop(next(iter(_MEMOS)))
+        _MEMOS[key] = _Memo()
+    return _MEMOS[key]
+
+
 @dataclass(frozen=True)
 class TextTokenizer:
     """Text ↔ token ids for one model."""
@@ -51,7 +64,7 @@ class TextTokenizer:
     chat_template: str | None = None
     special_tokens: dict[str, str] = field(default_factory=dict)
 
-    _memo: _Memo = field(default_factory=_Memo, init=False, repr=False, compare=False)
+    _memo: _Memo | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def vocab_size(self) -> int:
@@ -60,8 +73,11 @@ class TextTokenizer:
     def encode(self, text: str, *, add_bos: bool | None = None) -> list[int]:
         """Token ids of ``text`` with no special tokens (BOS only when asked or the model wants it).
 
-        Memoized per tokenizer: a sweep encodes the same prompts and training examples in every cell
-        of a checkpoint (and the harness contract encodes each context twice)."""
+        Memoized, shared by every loaded copy of the same tokenizer: a sweep encodes the same prompts
+        and training examples in every cell of every checkpoint (and the harness contract encodes
+        each context twice)."""
+        if self._memo is None:
+            object.__setattr__(self, "_memo", _shared_memo(self.backend))
         ids = self._memo.get(text, lambda t: self.backend.encode(t, add_special_tokens=False).ids)
         want_bos = self.add_bos if add_bos is None else add_bos
         if want_bos and self.bos_token_id is not None:

@@ -94,6 +94,7 @@ class Runner:
         self.max_poll = poll if poll is not None else min(10.0, max(0.2, cfg.lock_ttl / 10))
         self.version = code_version()
         self._loaded: tuple[str, Any] | None = None
+        self._losses: dict[str, float] = {}  # loss file name -> value, once read or computed
         self._tokenizer: tuple[str, str] | None = None
         self.retry_failed = False
         # Finished cells' training checkpoints are deleted in the background, overlapping the next cell.
@@ -299,12 +300,15 @@ class Runner:
         """The checkpoint's pretraining loss from OUT/loss, computing it once (under a claim) if missing."""
         ident = {"checkpoint": cell.resolved["checkpoint"], "loss": cell.resolved["loss"]}  # as planned
         name = stable_hash(ident)
+        if name in self._losses:  # a loss file, once written, is never changed
+            return self._losses[name], 0.0
         path = self.store.loss_dir / f"{name}.json"
         t0 = time.perf_counter()
         while True:
             data = read_json(path)
             if data is not None:
-                return float(data["loss"]), time.perf_counter() - t0
+                self._losses[name] = float(data["loss"])
+                return self._losses[name], time.perf_counter() - t0
             claim = self.store.claim(f"loss-{name}")
             if claim is None:  # another runner is computing it
                 time.sleep(0.2)
