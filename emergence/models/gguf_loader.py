@@ -15,6 +15,7 @@ import numpy as np
 
 from emergence.errors import UserError
 from emergence.models.config import LlamaConfig, RopeScaling, rope_inverse_frequencies
+from emergence.models.gguf_file import read_gguf
 
 #: GGUF tensor name → HF tensor name (``{i}`` is the layer index).
 GGUF_TO_HF: dict[str, str] = {
@@ -36,12 +37,20 @@ IGNORED_GGUF_TENSORS = ("rope_freqs.weight",)
 
 def permute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
     """llama.cpp's permutation of Q/K rows (HF → GGUF); used by tests to write GGUF files."""
-    return weight.reshape(n_head, 2, weight.shape[0] // n_head // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    return (
+        weight.reshape(n_head, 2, weight.shape[0] // n_head // 2, *weight.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weight.shape)
+    )
 
 
 def unpermute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
     """Inverse of :func:`permute_qk` (GGUF → HF)."""
-    return weight.reshape(n_head, weight.shape[0] // n_head // 2, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    return (
+        weight.reshape(n_head, weight.shape[0] // n_head // 2, 2, *weight.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weight.shape)
+    )
 
 
 def _field_value(field: Any) -> Any:
@@ -49,7 +58,9 @@ def _field_value(field: Any) -> Any:
 
 
 def read_fields(reader: Any) -> dict[str, Any]:
-    return {name: _field_value(field) for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+    return {
+        name: _field_value(field) for name, field in reader.fields.items() if not name.startswith("GGUF.")
+    }
 
 
 def _hf_name(gguf_name: str) -> str | None:
@@ -111,27 +122,6 @@ def _llama3_scaling_from_freqs(config: LlamaConfig, factors: np.ndarray, source:
     return candidate
 
 
-def _reader(path: Path):
-    """``gguf.GGUFReader`` over a plain ndarray view of its memory map.
-
-    The reader slices its map once per metadata string (about 100k for a 49k-token vocabulary and
-    its merges); slices of an ``np.memmap`` carry per-slice bookkeeping that made reading SmolLM2's
-    file take 2.2 s, a plain view of the same mapped bytes 0.7 s. Same parse, same fields, same
-    tensor views (``tests/models/test_gguf.py``)."""
-    import gguf
-
-    class PlainViewReader(gguf.GGUFReader):
-        @property
-        def data(self):
-            return self._plain
-
-        @data.setter
-        def data(self, value):
-            self._plain = value.view(np.ndarray) if isinstance(value, np.memmap) else value
-
-    return PlainViewReader(str(path))
-
-
 def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dict[str, Any]]:
     """Config, HF-named fp32 tensors (HF layout) and raw metadata fields of a GGUF file."""
     import gguf
@@ -140,14 +130,14 @@ def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dic
     if not path.exists():
         raise UserError(f"{path}: GGUF file not found")
     try:
-        reader = _reader(path)
+        contents = read_gguf(path)
     except Exception as err:
         raise UserError(f"{path}: not a readable GGUF file ({err})") from None
-    fields = read_fields(reader)
+    fields = contents.fields
     config = config_from_fields(fields, str(path))
     tensors: dict[str, np.ndarray] = {}
     rope_freqs = None
-    for tensor in reader.tensors:
+    for tensor in contents.tensors:
         try:
             array = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
         except (NotImplementedError, KeyError, ValueError) as err:

@@ -43,22 +43,54 @@ def test_gguf_tokenizer_equals_the_original_bpe(tmp_path):
     write_tiny_gguf(path, "gqa_untied", {})
     ours = load_model(str(path)).tokenizer
     original = TextTokenizer.from_directory(FIXTURES / "gqa_untied")
-    for text in ["The capital of France is Paris.", "Question: What is 12 + 30?\nAnswer: 42", "  odd   spacing</s>"]:
+    for text in [
+        "The capital of France is Paris.",
+        "Question: What is 12 + 30?\nAnswer: 42",
+        "  odd   spacing</s>",
+    ]:
         assert ours.encode(text) == original.encode(text)
         assert ours.decode(ours.encode(text)) == text
     assert ours.encode("</s>") == [2]  # control tokens stay whole
 
 
 def test_sentencepiece_style_tokenizer_from_scores():
-    pieces = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["▁", "h", "e", "l", "o", "w", "r", "d",
-              "he", "ll", "hell", "hello", "▁hello", "wo", "wor", "worl", "world", "▁world"]
+    pieces = (
+        ["<unk>", "<s>", "</s>"]
+        + [f"<0x{b:02X}>" for b in range(256)]
+        + [
+            "▁",
+            "h",
+            "e",
+            "l",
+            "o",
+            "w",
+            "r",
+            "d",
+            "he",
+            "ll",
+            "hell",
+            "hello",
+            "▁hello",
+            "wo",
+            "wor",
+            "worl",
+            "world",
+            "▁world",
+        ]
+    )
     scores = [0.0] * 259 + [-float(i) for i in range(len(pieces) - 259)]
     scores[pieces.index("▁hello")] = 10.0
     scores[pieces.index("▁world")] = 9.0
     types = [2, 3, 3] + [6] * 256 + [1] * (len(pieces) - 259)
-    fields = {"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": pieces, "tokenizer.ggml.scores": scores,
-              "tokenizer.ggml.token_type": types, "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2,
-              "tokenizer.ggml.unknown_token_id": 0}
+    fields = {
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": pieces,
+        "tokenizer.ggml.scores": scores,
+        "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.bos_token_id": 1,
+        "tokenizer.ggml.eos_token_id": 2,
+        "tokenizer.ggml.unknown_token_id": 0,
+    }
     tok = tokenizer_from_gguf(fields, "test")
     ids = tok.encode("hello world", add_bos=False)
     assert [pieces[i] for i in ids] == ["▁hello", "▁world"]
@@ -67,16 +99,42 @@ def test_sentencepiece_style_tokenizer_from_scores():
     assert [pieces[i] for i in tok.encode("é", add_bos=False)] == ["▁", "<0xC3>", "<0xA9>"]  # byte fallback
 
 
-def test_the_fast_reader_parses_exactly_what_the_gguf_library_parses(tmp_path):
-    from emergence.models.gguf_loader import _reader
+def _same_parse(path):
+    """read_gguf gives the gguf library's fields (decoded) and tensors (same views of the file)."""
+    from emergence.models.gguf_file import read_gguf
+    from emergence.models.gguf_loader import read_fields
 
+    ours, theirs = read_gguf(path), gguf.GGUFReader(str(path))
+    expected = read_fields(theirs)
+    assert list(ours.fields) == list(expected)
+    for key, value in expected.items():
+        assert ours.fields[key] == value and type(ours.fields[key]) is type(value), key
+    assert [(t.name, t.tensor_type, t.shape) for t in ours.tensors] == [
+        (t.name, t.tensor_type, tuple(int(d) for d in t.shape)) for t in theirs.tensors
+    ]
+    for a, b in zip(ours.tensors, theirs.tensors, strict=True):
+        assert a.data.dtype == b.data.dtype and a.data.shape == b.data.shape, a.name
+        assert np.array_equal(a.data, b.data), a.name
+
+
+def test_our_parse_of_a_written_file_is_the_gguf_library_s(tmp_path):
     path = tmp_path / "tiny.gguf"
-    write_tiny_gguf(path, "gqa_untied", {"q_proj": Q.Q4_1})
-    ours, theirs = _reader(path), gguf.GGUFReader(str(path))
-    assert {k: f.contents() for k, f in ours.fields.items()} == {k: f.contents() for k, f in theirs.fields.items()}
-    assert [(t.name, t.tensor_type) for t in ours.tensors] == [(t.name, t.tensor_type) for t in theirs.tensors]
-    assert all(np.array_equal(a.data, b.data) for a, b in zip(ours.tensors, theirs.tensors, strict=True))
-    assert type(ours.data) is np.ndarray  # the plain view, not np.memmap
+    write_tiny_gguf(path, "gqa_untied", {"q_proj": Q.Q4_1, "mlp": Q.Q8_0})
+    _same_parse(path)
+
+
+@pytest.mark.realmodel
+def test_our_parse_of_the_real_smollm2_file_is_the_gguf_library_s():
+    from emergence.models.registry import alias_path
+
+    _same_parse(alias_path("smollm2-135m"))
+
+
+def test_a_file_that_is_not_gguf_is_one_line(tmp_path):
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(b"NOPE" + bytes(60))
+    with pytest.raises(UserError, match="not a readable GGUF file.*magic"):
+        load_model(str(path))
 
 
 def test_unsupported_quant_type_names_the_tensor(tmp_path):
@@ -104,7 +162,9 @@ def _write_with_raw_type(path, qtype):
     for tensor in reader.tensors:
         if tensor.name == "blk.0.ffn_up.weight":
             rows, cols = int(tensor.shape[1]), int(tensor.shape[0])
-            writer.add_tensor(tensor.name, np.zeros((rows, cols // block * type_size), np.uint8), raw_dtype=qtype)
+            writer.add_tensor(
+                tensor.name, np.zeros((rows, cols // block * type_size), np.uint8), raw_dtype=qtype
+            )
         else:
             writer.add_tensor(tensor.name, np.asarray(tensor.data))
     writer.write_header_to_file()
