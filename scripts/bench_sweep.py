@@ -50,6 +50,40 @@ def measure(config: Path, overrides: list[str], out: Path) -> dict[str, float]:
     return {"cells": report.done_here, "wall": wall, "compute": compute, **parts, "sweep": sweep}
 
 
+def io_floor(out: Path, cell: Path, repeats: int = 50) -> float:
+    """Seconds per cell of the file work every finished cell must do, and nothing else: take and
+    release its claim, write its run log, per-example records, adapter and record (the sizes of the
+    warm sweep's last cell, read back from ``cell``)."""
+    import numpy as np
+
+    from emergence.eval.evaluate import write_records
+    from emergence.sweep.cell import CellLog
+    from emergence.sweep.store import Store, read_json
+    from emergence.train.adapters import save_lora_adapter
+    from emergence.train.config import LoraConfig
+
+    record = read_json(cell)
+    examples = [
+        json.loads(line) for line in (cell.parent / cell.stem / "records.jsonl").read_text().splitlines()
+    ]
+    adapter = cell.parent / cell.stem / "finetune" / "adapter_model.safetensors"
+    weights = {"w": np.zeros(adapter.stat().st_size // 4 if adapter.exists() else 1, np.float32)}
+    store = Store(out / "floor", ttl=60)
+    started = time.perf_counter()
+    for i in range(repeats):
+        key = f"floor{i}"
+        claim = store.claim(key)
+        log = CellLog(store.work_dir(key) / "run.log")
+        log("start")
+        write_records(store.work_dir(key) / "records.jsonl", examples)
+        save_lora_adapter(store.work_dir(key) / "finetune", LoraConfig(), {}, weights)
+        log("done")
+        log.close()
+        store.write_record(key, record)
+        claim.release()
+    return (time.perf_counter() - started) / repeats
+
+
 def show(name: str, m: dict[str, float]) -> None:
     n, wall = m["cells"], m["wall"]
     overhead = wall - m["compute"]
@@ -73,11 +107,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         cold = measure(Path(args.config), args.overrides, Path(tmp) / "cold")
         warm = measure(Path(args.config), args.overrides, Path(tmp) / "warm")
+        finetuned = [
+            p
+            for p in sorted((Path(tmp) / "warm" / "cells").glob("*.json"))
+            if (p.parent / p.stem / "finetune").is_dir()
+        ]
+        floor = io_floor(
+            Path(tmp), finetuned[-1] if finetuned else next((Path(tmp) / "warm" / "cells").glob("*.json"))
+        )
     show("cold (first sweep in a process, compilation included in compute)", cold)
     show("warm (steady state: steps already compiled)", warm)
     print(
         f"per-cell overhead, warm: {(warm['wall'] - warm['compute']) / warm['wall']:.1%} "
         f"(sweep machinery alone {warm['sweep'] / warm['wall']:.1%}); goal <= 5%"
+    )
+    compute = warm["compute"] / warm["cells"]
+    print(
+        f"floor: a cell's claim, log, records, adapter and record files alone take {floor * 1000:.1f} ms, "
+        f"{floor / (compute + floor):.1%} of a cell computing {compute * 1000:.0f} ms"
     )
 
 
