@@ -150,15 +150,20 @@ def _train_step(graphdef, hyper: Hyper, params, rest, opt_state, batch, step, sc
 
 
 _OPT_TEMPLATES: dict = {}
+_TEMPLATE_MAX_BYTES = 64 << 20  # adapters and toy models; a full model's moments are not kept twice
 
 
 def _fresh_opt_state(hyper: Hyper, params, mesh):
     """A fresh optimizer state for ``params``, every leaf on ``mesh``.
 
     Fresh AdamW state depends only on the parameters' shapes, dtypes and placement (zero moments,
-    step 0), so it is built once per such signature and handed out as a compiled copy (the step
-    donates it): a sweep's cells skip the init and the placement of every leaf."""
+    step 0), so for small parameter sets (LoRA adapters) it is built once per such signature and
+    handed out as a compiled copy (the step donates it): a sweep's cells skip the init and the
+    placement of every leaf. Large sets are initialised each time: keeping their zero moments would
+    hold twice the model's size for good."""
     leaves, treedef = jax.tree.flatten(params)
+    if sum(x.nbytes for x in leaves) > _TEMPLATE_MAX_BYTES:
+        return jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(hyper, params))
     key = (hyper, mesh, treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves))
     if key not in _OPT_TEMPLATES:
         if len(_OPT_TEMPLATES) >= 8:

@@ -72,3 +72,18 @@ def test_one_micro_batch_and_two_accumulated_halves_give_the_same_update():
     # the gradients agree (Adam's first step is about sign(g), so compare them, not the parameters)
     assert float(m1["grad_norm"]) == pytest.approx(float(m2["grad_norm"]), rel=1e-5)
     assert float(m1["grad_norm"]) > 0
+
+
+def test_each_trainer_starts_from_its_own_fresh_optimizer_state():
+    """The zero AdamW state is built once per parameter signature and copied: training one trainer
+    (whose step donates its state) leaves the next one's state fresh, and both equal a plain init."""
+    first = _trainer(lr=1e-2)
+    first.fit(lambda step: synthetic_batches(4)[step], start_step=0)
+    assert any(np.abs(np.asarray(x)).max() > 0 for x in first.opt_leaves())
+    second = _trainer(lr=1e-2)
+    assert second.opt_state is not first.opt_state
+    for x in second.opt_leaves():
+        np.testing.assert_array_equal(np.asarray(x), np.zeros_like(np.asarray(x)))
+    assert [np.asarray(x).shape for x in second.opt_leaves()] == [
+        np.asarray(x).shape for x in first.opt_leaves()
+    ]
