@@ -210,10 +210,12 @@ class Trainer:
         :func:`emergence.train.lora.lora_parts` gives it): no walk over the whole graph."""
         trainer = cls.__new__(cls)
         trainer._setup(graphdef, params, rest, optim, total_steps, mesh, seed)
+        trainer._shared_rest = True
         return trainer
 
     def _setup(self, graphdef, params, rest, optim: OptimConfig, total_steps: int, mesh, seed: int) -> None:
         self.graphdef, self.params, self.rest = graphdef, params, rest
+        self._shared_rest = False
         self.mesh = mesh
         shard_state(self.params, mesh)
         self.hyper = Hyper.from_config(optim)
@@ -234,8 +236,9 @@ class Trainer:
     # ------------------------------------------------------------------ state in and out
     def model(self, *, copy: bool = False) -> nnx.Module:
         """The module over the trainer's current arrays; ``copy`` gives it Variables of its own, so
-        changing the module in place (folding LoRA into a kernel) cannot reach the training state."""
-        return nnx.merge(self.graphdef, self.params, self.rest, copy=copy)
+        changing the module in place (folding LoRA into a kernel) cannot reach the training state.
+        A trainer built :meth:`from_parts` always copies: its ``rest`` is shared with later runs."""
+        return nnx.merge(self.graphdef, self.params, self.rest, copy=copy or self._shared_rest)
 
     def flat_params(self) -> dict[str, jax.Array]:
         return {".".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(self.params)}

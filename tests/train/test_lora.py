@@ -206,3 +206,20 @@ def test_bad_lora_settings_are_user_errors(tiny):
     with pytest.raises(UserError, match="'attn_out' matches no linear module"):
         apply_lora(tiny.model, LoraConfig(targets=("attn_out",)))
     assert jax.devices()  # JAX still fine after the errors
+
+
+def test_folding_a_from_parts_trainer_s_model_in_place_leaves_the_shared_base_alone(base):
+    """A trainer over lora_parts shares the base arrays' Variables with every later run; the modules
+    it hands out have their own, so merge_lora (in place) on one cannot change the next run's base."""
+    mesh = build_mesh(MeshConfig())
+    cfg = LoraConfig(rank=2, alpha=4)
+    graphdef, adapters, rest = lora_parts(base.model, cfg, seed=5, mesh=mesh)
+    trainer = Trainer.from_parts(graphdef, adapters, rest, OptimConfig(lr=1e-2), 2, mesh=mesh)
+    for step, batch in enumerate(synthetic_batches(2)):
+        trainer.step(batch, step)
+    before = _flat(nnx.merge(*lora_parts(base.model, cfg, seed=5, mesh=mesh)))
+    merge_lora(trainer.model())
+    after = _flat(nnx.merge(*lora_parts(base.model, cfg, seed=5, mesh=mesh)))
+    assert after.keys() == before.keys()
+    for name, value in before.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
