@@ -54,21 +54,18 @@ class CellOutcome:
     cleanup: list[Path] = field(default_factory=list)  # deletable once the cell's record is written
 
 
-_split_cache: list = []  # [(model, graphdef, state)] of the current base model: copies are then cheap
-
-
 def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
     """A model object independent of ``loaded`` (new variables; new arrays when they will be donated)."""
     from flax import nnx
 
-    if not _split_cache or _split_cache[0][0] is not loaded.model:
-        _split_cache[:] = [(loaded.model, *nnx.split(loaded.model))]
-    _, graphdef, state = _split_cache[0]
-    if copy_arrays:  # one compiled copy of every array, not one dispatch per parameter
-        from emergence.train.mesh import copied
+    from emergence.train.lora import base_split
+    from emergence.train.mesh import copied
 
-        state = copied(state)
-    model = nnx.merge(graphdef, state, copy=True)  # new Variable objects, over the copies or the same arrays
+    split = base_split(loaded.model)  # walked once per base model: copies are then cheap
+    state = copied(split.state) if copy_arrays else split.state  # one compiled copy of every array
+    model = nnx.merge(
+        split.graphdef, state, copy=True
+    )  # new Variable objects, over the copies or the same arrays
     return dataclasses.replace(loaded, model=model)
 
 

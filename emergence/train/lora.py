@@ -255,7 +255,25 @@ def lora_parts(base: nnx.Module, cfg: LoraConfig, seed: int = 0, *, mesh=None):
     return t.graphdef, copied(t.adapters), t.rest
 
 
+class BaseSplit:
+    """``nnx.split(base)`` kept while ``base`` lives: its flat state and each dotted path's slot in it.
+
+    A sweep builds many models over one base (fresh copies, folded adapters); each starts from this
+    instead of walking the base's graph again. ``base`` must not change in place afterwards."""
+
+    def __init__(self, base: nnx.Module):
+        self.graphdef, self.state = nnx.split(base)
+        self.flat = list(nnx.to_flat_state(self.state))
+        self.index = {".".join(map(str, p)): i for i, (p, _) in enumerate(self.flat)}
+
+
 _BASE_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def base_split(base: nnx.Module) -> BaseSplit:
+    if base not in _BASE_SPLITS:
+        _BASE_SPLITS[base] = BaseSplit(base)
+    return _BASE_SPLITS[base]
 
 
 def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float) -> nnx.Module:
@@ -267,11 +285,8 @@ def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float
     ``.lora_b`` to arrays (:func:`lora_state`, the trainer's ``flat_params``). ``base`` is unchanged;
     the result shares its other arrays.
     """
-    if base not in _BASE_SPLITS:
-        graphdef, state = nnx.split(base)
-        flat = list(nnx.to_flat_state(state))
-        _BASE_SPLITS[base] = (graphdef, flat, {".".join(map(str, p)): i for i, (p, _) in enumerate(flat)})
-    graphdef, flat, index = _BASE_SPLITS[base]
+    split = base_split(base)
+    flat, index = split.flat, split.index
     linears = sorted({name.rsplit(".lora.", 1)[0] for name in adapter})
     try:
         slots = [index[f"{name}.kernel"] for name in linears]
@@ -287,7 +302,7 @@ def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float
     for i, kernel in zip(slots, kernels, strict=True):
         path, var = folded[i]
         folded[i] = (path, var.replace(kernel))
-    return nnx.merge(graphdef, nnx.from_flat_state(folded), copy=True)
+    return nnx.merge(split.graphdef, nnx.from_flat_state(folded), copy=True)
 
 
 def lora_state(model: nnx.Module) -> dict[str, jax.Array]:
