@@ -53,16 +53,6 @@ def unpermute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
     )
 
 
-def _field_value(field: Any) -> Any:
-    return field.contents()
-
-
-def read_fields(reader: Any) -> dict[str, Any]:
-    return {
-        name: _field_value(field) for name, field in reader.fields.items() if not name.startswith("GGUF.")
-    }
-
-
 def _hf_name(gguf_name: str) -> str | None:
     parts = gguf_name.split(".")
     if parts[0] == "blk" and len(parts) > 2 and parts[1].isdigit():

@@ -101,8 +101,7 @@ def test_sentencepiece_style_tokenizer_from_scores():
 
 def _same_parse(path):
     """read_gguf gives the gguf library's fields (decoded) and tensors (same views of the file)."""
-    from emergence.models.gguf_file import read_gguf
-    from emergence.models.gguf_loader import read_fields
+    from emergence.models.gguf_file import read_fields, read_gguf
 
     ours, theirs = read_gguf(path), gguf.GGUFReader(str(path))
     expected = read_fields(theirs)
