@@ -29,13 +29,13 @@ class _Memo:
         self.ids: dict[str, tuple[int, ...]] = {}
         self.chars = 0
 
-    def get(self, text: str, encode) -> tuple[int, ...]:
+    def get(self, text: str, backend: Tokenizer) -> tuple[int, ...]:
         ids = self.ids.get(text)
         if ids is None:
             if self.chars + len(text) > self.MAX_CHARS:
                 self.ids.clear()
                 self.chars = 0
-            ids = self.ids[text] = tuple(encode(text))
+            ids = self.ids[text] = tuple(backend.encode(text, add_special_tokens=False).ids)
             self.chars += len(text)
         return ids
 
@@ -78,7 +78,7 @@ class TextTokenizer:
         each context twice)."""
         if self._memo is None:
             object.__setattr__(self, "_memo", _shared_memo(self.backend))
-        ids = self._memo.get(text, lambda t: self.backend.encode(t, add_special_tokens=False).ids)
+        ids = self._memo.get(text, self.backend)
         want_bos = self.add_bos if add_bos is None else add_bos
         if want_bos and self.bos_token_id is not None:
             return [self.bos_token_id, *ids]

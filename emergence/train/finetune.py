@@ -31,7 +31,7 @@ from emergence.models.registry import LoadedModel, load_model
 from emergence.train import adapters, budgets, checkpoints
 from emergence.train.config import FinetuneConfig, LoraConfig
 from emergence.train.examples import make_batch, padded_shape, task_examples
-from emergence.train.lora import fold_into_base, lora_copy, lora_parts, merge_lora, set_training
+from emergence.train.lora import fold_into_base, lora_parts, set_training
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
 
@@ -63,15 +63,17 @@ class FinetuneResult:
         return model
 
     def merged_model(self) -> nnx.Module | None:
-        """The trained model in the base architecture (LoRA folded into the kernels), for evaluation.
+        """The trained model in the base architecture (LoRA folded into the kernels), for evaluation."""
+        return None if self.trainer is None else in_base_architecture(self.trainer, self.base, self.lora)
 
-        LoRA folds the trained adapters into a new model over the base's arrays
-        (:func:`emergence.train.lora.fold_into_base`): no wrapped graph is built or walked."""
-        if self.trainer is None:
-            return None
-        if self.lora is None:
-            return self.trainer.model()
-        return fold_into_base(self.base, self.trainer.flat_params(), self.lora.scale)
+
+def in_base_architecture(trainer: Trainer, base: nnx.Module, lora: LoraConfig | None) -> nnx.Module:
+    """What ``trainer`` holds now, in the base architecture: with ``lora``, its adapters folded into
+    a new model over ``base``'s arrays (:func:`emergence.train.lora.fold_into_base`: no wrapped
+    graph is built or walked); otherwise its own weights."""
+    if lora is None:
+        return trainer.model()
+    return fold_into_base(base, trainer.flat_params(), lora.scale)
 
 
 @dataclass(frozen=True)
@@ -163,24 +165,17 @@ def run_finetune(
     loaded = loaded or load_model(cfg.model, dtype=cfg.dtype)
     chosen = task_examples(cfg.task, [docs[i] for i in subset], loaded.tokenizer, cfg.max_seq_len)
 
-    # LoRA wraps a fresh module tree sharing the base arrays, so the caller's model stays usable (a
-    # sweep reuses it, and the wrapping: lora_copy); full finetuning donates the base weights to the
-    # trainer (use result.model).
-    switch_mode = cfg.lora.dropout > 0  # without dropout the mode changes nothing: skip the model walks
+    # LoRA trains fresh adapters over the base's arrays, wrapped and placed once per base
+    # (lora_parts), so the caller's model stays usable (a sweep reuses it); full finetuning donates
+    # the base weights to the trainer (use result.model).
     mesh = build_mesh(cfg.mesh)
-    if cfg.method == "lora" and not switch_mode:  # the wrapped graph, already split: no module built
-        graphdef, params, rest = lora_parts(loaded.model, cfg.lora, seed=cfg.seed, mesh=mesh)
-        _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good
-        trainer = Trainer.from_parts(graphdef, params, rest, cfg.optim, total, mesh=mesh, seed=cfg.seed)
+    if cfg.method == "lora":
+        # without dropout the mode changes nothing: the deterministic graph, shared with lora_copy
+        parts = lora_parts(loaded.model, cfg.lora, seed=cfg.seed, mesh=mesh, training=cfg.lora.dropout > 0)
+        trainer = Trainer.from_parts(*parts, cfg.optim, total, mesh=mesh, seed=cfg.seed)
     else:
-        if cfg.method == "lora":
-            model = lora_copy(loaded.model, cfg.lora, seed=cfg.seed)
-            set_training(model, True)
-        else:
-            model = nnx.clone(loaded.model)
-        _check_run_dir(out, cfg, create=True)
-        trainable = nnx.LoRAParam if cfg.method == "lora" else nnx.Param
-        trainer = Trainer(model, trainable, cfg.optim, total, mesh=mesh, seed=cfg.seed)
+        trainer = Trainer(nnx.clone(loaded.model), nnx.Param, cfg.optim, total, mesh=mesh, seed=cfg.seed)
+    _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good
 
     ckpt_dir = out / CHECKPOINT_DIR
     start = 0
@@ -213,11 +208,7 @@ def run_finetune(
         checkpoints.save_checkpoint(ckpt_dir, step, trainer.flat_params(), trainer.opt_leaves())
 
     def evaluate_at(step: int) -> None:
-        model = trainer.model(copy=True)  # merge_lora folds in place: keep it off the training state
-        if cfg.method == "lora":
-            if switch_mode:
-                set_training(model, False)
-            model = merge_lora(model)
+        model = in_base_architecture(trainer, loaded.model, cfg.lora if cfg.method == "lora" else None)
         line = {"step": step, "eval": evaluator(dataclasses.replace(loaded, model=model))}
         append(line)
         if on_eval:

@@ -206,12 +206,14 @@ _TEMPLATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class _Template:
-    """``nnx.split(apply_lora(nnx.clone(base), cfg, seed), nnx.LoRAParam, ...)``, kept for copies."""
+    """``nnx.split(apply_lora(nnx.clone(base), cfg, seed), nnx.LoRAParam, ...)``, kept for copies;
+    with ``training``, its dropout is on (:func:`set_training`)."""
 
-    def __init__(self, base: nnx.Module, cfg: LoraConfig, seed: int):
-        self.graphdef, self.adapters, self.rest = nnx.split(
-            apply_lora(nnx.clone(base), cfg, seed), nnx.LoRAParam, ...
-        )
+    def __init__(self, base: nnx.Module, cfg: LoraConfig, seed: int, training: bool):
+        model = apply_lora(nnx.clone(base), cfg, seed)
+        if training:
+            set_training(model, True)
+        self.graphdef, self.adapters, self.rest = nnx.split(model, nnx.LoRAParam, ...)
         self.mesh = None  # the mesh ``adapters`` and ``rest`` are placed on, once one was asked for
 
     def placed(self, mesh) -> _Template:
@@ -222,13 +224,14 @@ class _Template:
         return self
 
 
-def _template(base: nnx.Module, cfg: LoraConfig, seed: int) -> _Template:
+def _template(base: nnx.Module, cfg: LoraConfig, seed: int, training: bool = False) -> _Template:
     per_base = _TEMPLATES.setdefault(base, {})
-    if (cfg, seed) not in per_base:
+    key = (cfg, seed, training)
+    if key not in per_base:
         if len(per_base) >= 4:  # a sweep uses one (config, seed); keep a few, not one per call
             per_base.pop(next(iter(per_base)))
-        per_base[cfg, seed] = _Template(base, cfg, seed)
-    return per_base[cfg, seed]
+        per_base[key] = _Template(base, cfg, seed, training)
+    return per_base[key]
 
 
 def lora_copy(base: nnx.Module, cfg: LoraConfig, seed: int = 0) -> nnx.Module:
@@ -243,15 +246,17 @@ def lora_copy(base: nnx.Module, cfg: LoraConfig, seed: int = 0) -> nnx.Module:
     return nnx.merge(t.graphdef, copied(t.adapters), t.rest, copy=True)
 
 
-def lora_parts(base: nnx.Module, cfg: LoraConfig, seed: int = 0, *, mesh=None):
-    """``(graphdef, adapters, rest)`` of :func:`lora_copy`'s model without building the module.
+def lora_parts(base: nnx.Module, cfg: LoraConfig, seed: int = 0, *, mesh=None, training: bool = False):
+    """``(graphdef, adapters, rest)`` of :func:`lora_copy`'s model without building the module;
+    with ``training``, of that model after ``set_training(model, True)`` (dropout on).
 
     What a trainer needs, at the cost of one compiled copy of the adapters: a sweep's LoRA cell
     skips a merge and a split of the whole graph (and, with ``mesh``, placing every base array on
     it, done once per template). ``adapters`` are fresh copies (the trainer donates them); ``rest``
-    is shared by every copy, so it must never be changed in place (the trainer only reads it).
+    is shared by every copy, so it must never be changed in place (the trainer only reads it, and
+    replaces the dropout keys functionally).
     """
-    t = _template(base, cfg, seed).placed(mesh)
+    t = _template(base, cfg, seed, training).placed(mesh)
     return t.graphdef, copied(t.adapters), t.rest
 
 
