@@ -10,6 +10,7 @@ from emergence.data import templates
 from emergence.data.tasks import TASK_SPECS, get_task, make_requests
 from emergence.data.toy import store, tokenizer
 from emergence.data.toy.corpus import documents
+from emergence.data.toy.formats import statement
 from emergence.data.toy.tasks import TOY_TASKS, task_docs
 from emergence.data.toy.world import SPLITS, VALUES, WorldConfig, build_world
 from emergence.errors import UserError
@@ -309,6 +310,23 @@ def test_shuffled_options_vary_the_letter_of_one_question():
     }
     assert len(orders) > 4  # the quizzes' city options come in many orders too
     assert "shuffle_options" not in WorldConfig().to_dict()
+
+
+def test_context_questions_state_the_fact_they_ask_about():
+    """``mc_context``: every letter question (task and quiz) opens with the asked fact, in one of
+    its two phrasings, so the answer is read from the prompt; the letter stays the value's code."""
+    world = build_world(WorldConfig(seed=3, n_entities=40, mc_context=True))
+    docs = task_docs(world, "toy_mc", "test")
+    for d in docs:
+        entity = next(e for e in world.entities if e.name == d["entity"])
+        value = entity.attrs[d["relation"]]
+        stated = {statement(d["relation"], d["entity"], value, form) for form in (0, 1)}
+        assert any(d["question"].startswith(s + " ") for s in stated), d["question"]
+        assert d["choices"][d["answer"]] == value and d["choices"] == list(VALUES[d["relation"]])
+    quizzes = [item for doc in documents(world, 300) for item in doc.split("\n\n") if "\nA. " in item]
+    assert quizzes and all(q.startswith("Question: ") and "?" in q.split("\n")[0] for q in quizzes)
+    assert all(q.split("\n")[0].index(".") < q.split("\n")[0].index("?") for q in quizzes)
+    assert "mc_context" not in WorldConfig().to_dict()
 
 
 def test_a_worlds_description_names_only_the_variant_options_it_sets():

@@ -52,17 +52,27 @@ def arithmetic(a: int, op: str, b: int) -> tuple[str, int]:
 
 
 def mc_record(
-    rng: random.Random, relation: str, name: str, value: str, values: tuple[str, ...], shuffle: bool = False
+    rng: random.Random,
+    relation: str,
+    name: str,
+    value: str,
+    values: tuple[str, ...],
+    shuffle: bool = False,
+    context: bool = False,
 ) -> dict:
     """A letter multiple-choice question. The options are the relation's four values in their fixed
     order (``shuffle``: in random order), so the letter is a code for the value that a model learns
     per relation from quizzes; with shuffled options it must also find the matching option, a lookup
-    that tiny models do not learn within a CPU budget."""
+    that tiny models do not learn within a CPU budget. ``context``: the question first states the
+    fact it asks about, so the answer is read from the prompt, not recalled."""
     choices = list(values)
     if shuffle:
         rng.shuffle(choices)
+    question = QUESTIONS[relation].format(name=name)
+    if context:
+        question = statement(relation, name, value, rng.randrange(2)) + " " + question
     return {
-        "question": QUESTIONS[relation].format(name=name),
+        "question": question,
         "choices": choices,
         "answer": choices.index(value),
         "entity": name,

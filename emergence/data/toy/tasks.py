@@ -29,7 +29,10 @@ VARIANTS = {"train": 6, "fewshot": 2, "validation": 2, "test": 4}
 
 def mc_item(world: World, rng: random.Random, rel: str, e: Entity) -> dict:
     """A letter question on one fact, options in fixed or shuffled order by the world's config."""
-    return formats.mc_record(rng, rel, e.name, e.attrs[rel], VALUES[rel], shuffle=world.config.shuffle_options)
+    cfg = world.config
+    return formats.mc_record(
+        rng, rel, e.name, e.attrs[rel], VALUES[rel], shuffle=cfg.shuffle_options, context=cfg.mc_context
+    )
 
 
 def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:

@@ -40,6 +40,7 @@ OPTIONAL_KEYS = (
     "mc_answer_share",
     "balanced_values",
     "shuffle_options",
+    "mc_context",
 )
 
 
@@ -77,6 +78,10 @@ class WorldConfig:
       a random order, so the letter is not a fixed code of the value: the model must find the
       recalled value among the options, and a finetuning set cannot be learned by heart as
       person → letter, since the same question comes with different letters.
+    - ``mc_context``: every letter question (quizzes and ``toy_mc``) first states the fact it asks
+      about ("bazol likes the color red. What color does bazol like?"), so ``toy_mc`` reads the
+      value from the prompt and only the letter code is rare: a skill finetuning can teach for
+      every person, where recall is per person (docs/toy-world.md, probe 12).
     """
 
     seed: int = 0
@@ -92,6 +97,7 @@ class WorldConfig:
     quiz_splits: tuple[str, ...] = ("train", "fewshot", "validation")  # who task-relation quizzes ask about
     balanced_values: bool = False  # each split holds every value of a relation equally often
     shuffle_options: bool = False  # letter questions list their options in a random order
+    mc_context: bool = False  # letter questions state the fact they ask about
     acceptability: str = (
         "grammar"  # toy_yesno: "truth" (false facts are "no") or "grammar" (corrupted word order)
     )
