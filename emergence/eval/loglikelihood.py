@@ -33,6 +33,7 @@ from emergence.eval.packing import PACK_MAX_WIDTH, pack_width, packed_batches
 from emergence.eval.tokenization import encode_pair, loglikelihood_inputs
 from emergence.models.generate import next_pow2, shared_prefix_cache
 from emergence.models.llama import Llama
+from emergence.models.static_graph import StaticGraph, split_static
 from emergence.models.tokenizer import TextTokenizer
 
 
@@ -71,32 +72,32 @@ def _gather(model: Llama, hidden, positions, targets):
     return jnp.take_along_axis(logprobs, targets, axis=-1), jnp.argmax(logprobs, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _score_batch(graphdef, state, tokens, valid, positions, targets):
+@functools.partial(jax.jit, static_argnames=("graph",))
+def _score_batch(graph: StaticGraph, state, tokens, valid, positions, targets):
     """log p(target | prefix) at ``positions`` [B, P] for candidates ``targets`` [B, P, K]."""
-    model = nnx.merge(graphdef, state)
+    model = nnx.merge(graph.graphdef, state)
     hidden, _ = model.hidden_states(tokens, valid=valid)
     return _gather(model, hidden, positions, targets)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _score_packed(graphdef, state, tokens, valid, positions, segments, gather, targets, prefix=None):
+@functools.partial(jax.jit, static_argnames=("graph",))
+def _score_packed(graph: StaticGraph, state, tokens, valid, positions, segments, gather, targets, prefix=None):
     """As :func:`_score_batch` for rows holding several sequences (:mod:`emergence.eval.packing`),
     each continuing the shared ``prefix`` cache when one is given."""
-    model = nnx.merge(graphdef, state)
+    model = nnx.merge(graph.graphdef, state)
     if prefix is not None:
         positions = positions + prefix.next_pos[0]
     hidden, _ = model.hidden_states(tokens, valid=valid, positions=positions, segments=segments, prefix=prefix)
     return _gather(model, hidden, gather, targets)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _score_after_prefix(graphdef, state, prefix_cache, tokens, valid, positions, targets):
+@functools.partial(jax.jit, static_argnames=("graph",))
+def _score_after_prefix(graph: StaticGraph, state, prefix_cache, tokens, valid, positions, targets):
     """As :func:`_score_batch`, every row continuing one shared, already-computed prefix.
 
     The prefix's keys/values are attended by all rows from one copy (``hidden_states(prefix=…)``),
     never broadcast per row; each row's positions continue after it."""
-    model = nnx.merge(graphdef, state)
+    model = nnx.merge(graph.graphdef, state)
     token_pos = jnp.maximum(jnp.cumsum(valid, axis=1, dtype=jnp.int32) - 1, 0) + prefix_cache.next_pos[0]
     hidden, _ = model.hidden_states(tokens, valid=valid, positions=token_pos, prefix=prefix_cache)
     return _gather(model, hidden, positions, targets)
@@ -146,7 +147,7 @@ def score_requests(
     several to a row instead (:mod:`emergence.eval.packing`): less padding, one program."""
     max_length = max_length or model.config.max_position_embeddings
     rows = build_rows(tokenizer, requests, max_length)
-    graphdef, state = nnx.split(model)
+    graph, state = split_static(model)
     loglik = [[0.0] * len(r.continuations) for r in requests]
     greedy = [[True] * len(r.continuations) for r in requests]
     plain: list[_Row] = []
@@ -156,38 +157,38 @@ def score_requests(
         groups = _shared_prefixes(rows, requests, plain)
     for prefix, group in groups:
         # MMLU-style k-shot: one subject's prompts share description + shots; run that prefix once.
-        cache = shared_prefix_cache(graphdef, state, model.config, prefix, length_bucket(len(prefix)))
+        cache = shared_prefix_cache(graph, state, model.config, prefix, length_bucket(len(prefix)))
         n = len(prefix)
         suffixes = [dataclasses.replace(r, tokens=r.tokens[n:], positions=tuple(p - n for p in r.positions))
                     for r in group]
         if pack and max(len(r.tokens) for r in suffixes) <= PACK_MAX_WIDTH:
-            _score_packed_rows(graphdef, state, suffixes, batch_tokens, loglik, greedy, on_batch, cache)
+            _score_packed_rows(graph, state, suffixes, batch_tokens, loglik, greedy, on_batch, cache)
             continue
         group.sort(key=lambda r: -len(r.tokens))
         for batch, width, n_rows in _batches(group, batch_size, batch_tokens, max_length, offset=len(prefix)):
             arrays = _fill(batch, width, n_rows, offset=len(prefix))
-            chosen, argmax = _score_after_prefix(graphdef, state, cache, *arrays)
+            chosen, argmax = _score_after_prefix(graph, state, cache, *arrays)
             _collect(batch, chosen, argmax, loglik, greedy)
             if on_batch:
                 on_batch(len(batch))
     short = [r for r in plain if len(r.tokens) <= PACK_MAX_WIDTH] if pack else []
     if short:
-        _score_packed_rows(graphdef, state, short, batch_tokens, loglik, greedy, on_batch)
+        _score_packed_rows(graph, state, short, batch_tokens, loglik, greedy, on_batch)
     plain = [r for r in plain if len(r.tokens) > PACK_MAX_WIDTH] if pack else plain
     plain.sort(key=lambda r: -len(r.tokens))  # longest first: a batch never grows past its first row
     for batch, width, n_rows in _batches(plain, batch_size, batch_tokens, max_length):
-        chosen, argmax = _score_batch(graphdef, state, *_fill(batch, width, n_rows))
+        chosen, argmax = _score_batch(graph, state, *_fill(batch, width, n_rows))
         _collect(batch, chosen, argmax, loglik, greedy)
         if on_batch:
             on_batch(len(batch))
     return [ChoiceScores(tuple(a), tuple(b)) for a, b in zip(loglik, greedy, strict=True)]
 
 
-def _score_packed_rows(graphdef, state, rows, batch_tokens, loglik, greedy, on_batch, prefix=None) -> None:
+def _score_packed_rows(graph: StaticGraph, state, rows, batch_tokens, loglik, greedy, on_batch, prefix=None) -> None:
     width = pack_width([len(r.tokens) for r in rows])
     for packed in packed_batches(rows, width, batch_tokens):
         arrays = (packed.tokens, packed.valid, packed.positions, packed.segments, packed.gather, packed.targets)
-        chosen, argmax = _score_packed(graphdef, state, *map(jnp.asarray, arrays), prefix)
+        chosen, argmax = _score_packed(graph, state, *map(jnp.asarray, arrays), prefix)
         batch = [rows[i] for i in packed.rows]
         _collect(batch, chosen, argmax, loglik, greedy, packed.placement)
         if on_batch:

@@ -27,6 +27,7 @@ from flax import nnx
 from emergence.errors import UserError
 from emergence.models.generate import next_pow2
 from emergence.models.registry import LoadedModel
+from emergence.models.static_graph import StaticGraph, static_graph
 
 MAX_SEQ_LEN = 2048
 
@@ -89,10 +90,10 @@ def token_stream(documents: Iterator[str], tokenizer, limit: int) -> np.ndarray:
     return np.asarray(ids[:limit], np.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _window_nll(graphdef, state, tokens, mask):
+@functools.partial(jax.jit, static_argnames=("graph",))
+def _window_nll(graph: StaticGraph, state, tokens, mask):
     """Sum of NLL over masked next-token predictions of ``tokens`` [B, T+1]."""
-    model = nnx.merge(graphdef, state)
+    model = nnx.merge(graph.graphdef, state)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     logits, _ = model(inputs)
     logz = jax.nn.logsumexp(logits, axis=-1)
@@ -124,6 +125,7 @@ def pretrain_loss(
         windows[w, : count + 1] = ids[start : start + count + 1]
         mask[w, :count] = 1.0
     graphdef, state = nnx.split(loaded.model)
+    graph = static_graph(graphdef)
     total = 0.0
     rows = max(1, min(batch_size, n_windows))
     for b in range(0, n_windows, rows):
@@ -132,7 +134,7 @@ def pretrain_loss(
             pad = rows - len(tok)
             tok = np.concatenate([tok, np.zeros((pad, width), np.int32)])
             msk = np.concatenate([msk, np.zeros((pad, span), np.float32)])
-        total += float(_window_nll(graphdef, state, jnp.asarray(tok), jnp.asarray(msk)))
+        total += float(_window_nll(graph, state, jnp.asarray(tok), jnp.asarray(msk)))
     return LossResult(total / n_pred, int(n_pred), int(seq_len), time.perf_counter() - started)
 
 

@@ -2,7 +2,8 @@
 
 Prompts are left-padded into length buckets (multiples of :data:`BUCKET`), so a sweep compiles the
 prefill and decode steps a bounded number of times; the jitted functions are module-level and keyed
-on the model's graph definition, so every checkpoint of the same architecture reuses them. Each step
+on the model's graph definition (hashed once: :mod:`emergence.models.static_graph`), so every
+checkpoint of the same architecture reuses them. Each step
 moves only the chosen token ids to the host, where EOS and stop strings are checked.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from emergence.models.llama import KVCache, Llama
+from emergence.models.static_graph import StaticGraph, split_static
 from emergence.models.tokenizer import TextTokenizer
 
 BUCKET = 32
@@ -37,17 +39,17 @@ class Generation:
     finish: str  # "eos" | "stop" | "length"
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",), donate_argnames=("cache",))
-def _prefill(graphdef, state, tokens, valid, cache, prefix):
-    model = nnx.merge(graphdef, state)
+@functools.partial(jax.jit, static_argnames=("graph",), donate_argnames=("cache",))
+def _prefill(graph: StaticGraph, state, tokens, valid, cache, prefix):
+    model = nnx.merge(graph.graphdef, state)
     hidden, cache = model.hidden_states(tokens, valid=valid, cache=cache, prefix=prefix, fresh_cache=True)
     logits = model.logits(hidden[:, -1])
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",), donate_argnames=("cache",))
-def _decode(graphdef, state, tokens, cache, prefix):
-    model = nnx.merge(graphdef, state)
+@functools.partial(jax.jit, static_argnames=("graph",), donate_argnames=("cache",))
+def _decode(graph: StaticGraph, state, tokens, cache, prefix):
+    model = nnx.merge(graph.graphdef, state)
     hidden, cache = model.hidden_states(tokens[:, None], cache=cache, prefix=prefix)
     logits = model.logits(hidden[:, -1])
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
@@ -109,11 +111,11 @@ def _left_padded(prompts: Sequence[Sequence[int]], rows: int, width: int) -> tup
     return tokens, valid
 
 
-def shared_prefix_cache(graphdef, state, config, prefix: Sequence[int], width: int) -> KVCache:
+def shared_prefix_cache(graph: StaticGraph, state, config, prefix: Sequence[int], width: int) -> KVCache:
     """A batch-1 cache holding ``prefix`` (left-padded to ``width`` slots), computed once and then
     attended by every row through ``hidden_states(prefix=…)``: generation and few-shot scoring both."""
     tokens, valid = _left_padded([list(prefix)], 1, width)
-    _, cache = _prefill(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid), KVCache.empty(config, 1, width), None)
+    _, cache = _prefill(graph, state, jnp.asarray(tokens), jnp.asarray(valid), KVCache.empty(config, 1, width), None)
     return cache
 
 
@@ -164,7 +166,7 @@ def greedy_generate(
     least :data:`MIN_SHARED_PREFIX` tokens (a few-shot block) is prefilled once and attended by
     every row from one copy: no row recomputes it, and each decoding step reads it once per batch
     instead of once per row. ``on_chunk`` gets the number of prompts finished after each chunk."""
-    graphdef, state = nnx.split(model)
+    graph, state = split_static(model)
     eos = set(tokenizer.eos_token_ids) if stop_at_eos else set()
     started = time.perf_counter()
     max_len = model.config.max_position_embeddings
@@ -174,7 +176,7 @@ def greedy_generate(
     if shared < MIN_SHARED_PREFIX or model.config.sliding_window:
         shared = 0
     else:
-        prefix = shared_prefix_cache(graphdef, state, model.config, prompts[0][:shared], round_up(shared))
+        prefix = shared_prefix_cache(graph, state, model.config, prompts[0][:shared], round_up(shared))
     n_chunks = -(-len(prompts) // batch_size) if prompts else 0
     rows_per_chunk = -(-len(prompts) // n_chunks) if prompts else 0
     results: list[Generation] = []
@@ -189,7 +191,7 @@ def greedy_generate(
         cache = KVCache.empty(model.config, rows_per_chunk, width)
         if prefix is not None:
             cache = cache._replace(next_pos=jnp.full((rows_per_chunk,), shared, jnp.int32))
-        next_ids, cache = _prefill(graphdef, state, jnp.asarray(tokens), jnp.asarray(valid), cache, prefix)
+        next_ids, cache = _prefill(graph, state, jnp.asarray(tokens), jnp.asarray(valid), cache, prefix)
         cache = _grow(cache, round_up(max_new_tokens))
         live = list(range(len(chunk)))  # which row each slot of the batch holds
         for step in range(max_new_tokens):
@@ -205,7 +207,7 @@ def greedy_generate(
                 live = [live[k] for k in keep]
                 next_ids, cache = _select_rows(next_ids, cache, jnp.asarray(keep, jnp.int32))
                 shrinks += 1
-            next_ids, cache = _decode(graphdef, state, next_ids, cache, prefix)
+            next_ids, cache = _decode(graph, state, next_ids, cache, prefix)
         results.extend(r.result() for r in rows)
         if on_chunk:
             on_chunk(len(chunk))

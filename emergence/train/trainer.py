@@ -41,6 +41,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from emergence.errors import UserError
+from emergence.models.static_graph import StaticGraph, static_graph
 from emergence.train.config import OptimConfig
 from emergence.train.examples import Batch
 from emergence.train.lora import with_dropout_keys
@@ -107,12 +108,12 @@ def _loss_sums(model, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array
     return jnp.sum((logz - gold) * mask), jnp.sum(mask)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "hyper"), donate_argnames=("params", "opt_state"))
-def _train_step(graphdef, hyper: Hyper, params, rest, opt_state, batch, step, sched, key):
+@functools.partial(jax.jit, static_argnames=("graph", "hyper"), donate_argnames=("params", "opt_state"))
+def _train_step(graph: StaticGraph, hyper: Hyper, params, rest, opt_state, batch, step, sched, key):
     """One optimizer step over ``batch`` ([accum, B, ...] arrays); returns new state and metrics."""
 
     def micro(p, mb, k):
-        model = nnx.merge(graphdef, p, with_dropout_keys(rest, k))
+        model = nnx.merge(graph.graphdef, p, with_dropout_keys(rest, k))
         return _loss_sums(model, mb)
 
     grad_fn = jax.value_and_grad(micro, has_aux=True)
@@ -215,6 +216,7 @@ class Trainer:
 
     def _setup(self, graphdef, params, rest, optim: OptimConfig, total_steps: int, mesh, seed: int) -> None:
         self.graphdef, self.params, self.rest = graphdef, params, rest
+        self._graph = static_graph(graphdef)
         self._shared_rest = False
         self.mesh = mesh
         shard_state(self.params, mesh)
@@ -274,7 +276,7 @@ class Trainer:
         )
         key = jax.random.fold_in(self.key, step)
         self.params, self.opt_state, metrics = _train_step(
-            self.graphdef,
+            self._graph,
             self.hyper,
             self.params,
             self.rest,
@@ -352,11 +354,11 @@ def mean_loss(model: nnx.Module, batches: list[Batch]) -> float:
                 k: jnp.asarray(getattr(b, k)[a])
                 for k in ("tokens", "valid", "target_pos", "targets", "target_mask")
             }
-            s, n = _eval_sums(graphdef, state, arrays)
+            s, n = _eval_sums(static_graph(graphdef), state, arrays)
             total, count = total + float(s), count + float(n)
     return total / count if count else math.nan
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _eval_sums(graphdef, state, batch):
-    return _loss_sums(nnx.merge(graphdef, state), batch)
+@functools.partial(jax.jit, static_argnames=("graph",))
+def _eval_sums(graph: StaticGraph, state, batch):
+    return _loss_sums(nnx.merge(graph.graphdef, state), batch)
