@@ -17,6 +17,7 @@ Documented, not tested here (one host, CPU only).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -112,9 +113,14 @@ def copied(tree):
 def shard_batch(arrays: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """Put host batch arrays on the mesh; the batch size must divide by data × fsdp."""
     ways = mesh.shape["data"] * mesh.shape["fsdp"]
-    out = {}
-    for name, value in arrays.items():
+    for value in arrays.values():
         if value.shape[1] % ways:
             raise UserError(f"--batch-size {value.shape[1]} does not divide by the mesh's data×fsdp = {ways}")
-        out[name] = jax.device_put(value, NamedSharding(mesh, batch_spec(value.ndim)))
-    return out
+    # one batched transfer, not a dispatch per array
+    placed = jax.device_put(list(arrays.values()), [_batch_sharding(mesh, v.ndim) for v in arrays.values()])
+    return dict(zip(arrays, placed, strict=True))
+
+
+@functools.lru_cache(maxsize=64)
+def _batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
+    return NamedSharding(mesh, batch_spec(ndim))

@@ -109,8 +109,13 @@ def _loss_sums(model, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array
 
 
 @functools.partial(jax.jit, static_argnames=("graph", "hyper"), donate_argnames=("params", "opt_state"))
-def _train_step(graph: StaticGraph, hyper: Hyper, params, rest, opt_state, batch, step, sched, key):
-    """One optimizer step over ``batch`` ([accum, B, ...] arrays); returns new state and metrics."""
+def _train_step(graph: StaticGraph, hyper: Hyper, params, rest, opt_state, batch, step, sched, seed_key, bad):
+    """One optimizer step over ``batch`` ([accum, B, ...] arrays); returns new state and metrics.
+
+    The step's key (``fold_in(seed_key, step)``) and the count of non-finite steps ``bad`` are
+    computed here, not by eager ops around the call: each eager op is a dispatch of its own, which
+    on a toy model costs as much as the step."""
+    key = jax.random.fold_in(seed_key, step)
 
     def micro(p, mb, k):
         model = nnx.merge(graph.graphdef, p, with_dropout_keys(rest, k))
@@ -147,7 +152,7 @@ def _train_step(graph: StaticGraph, hyper: Hyper, params, rest, opt_state, batch
     new_params, new_opt = jax.lax.cond(ok, apply, lambda p, o: (p, o), params, opt_state)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
     metrics = {"loss": loss, "grad_norm": grad_norm, "lr": lr, "loss_tokens": count, "ok": ok & finite}
-    return new_params, new_opt, metrics
+    return new_params, new_opt, metrics, bad + (~metrics["ok"]).astype(jnp.int32)
 
 
 _OPT_TEMPLATES: dict = {}
@@ -274,19 +279,18 @@ class Trainer:
             },
             self.mesh,
         )
-        key = jax.random.fold_in(self.key, step)
-        self.params, self.opt_state, metrics = _train_step(
+        self.params, self.opt_state, metrics, self._bad = _train_step(
             self._graph,
             self.hyper,
             self.params,
             self.rest,
             self.opt_state,
             arrays,
-            jnp.int32(step),
+            np.int32(step),
             self.sched,
-            key,
+            self.key,
+            self._bad,
         )
-        self._bad = self._bad + (~metrics["ok"]).astype(jnp.int32)
         return metrics
 
     def fit(
