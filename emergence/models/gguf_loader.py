@@ -15,6 +15,7 @@ import numpy as np
 
 from emergence.errors import UserError
 from emergence.models.config import LlamaConfig, RopeScaling, rope_inverse_frequencies
+from emergence.models.gguf_dequant import dequantize
 from emergence.models.gguf_file import read_gguf
 
 #: GGUF tensor name → HF tensor name (``{i}`` is the layer index).
@@ -114,7 +115,6 @@ def _llama3_scaling_from_freqs(config: LlamaConfig, factors: np.ndarray, source:
 
 def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dict[str, Any]]:
     """Config, HF-named fp32 tensors (HF layout) and raw metadata fields of a GGUF file."""
-    import gguf
 
     path = Path(path)
     if not path.exists():
@@ -129,7 +129,7 @@ def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dic
     rope_freqs = None
     for tensor in contents.tensors:
         try:
-            array = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+            array = dequantize(tensor.data, tensor.tensor_type)
         except (NotImplementedError, KeyError, ValueError) as err:
             raise UserError(
                 f"{path}: tensor {tensor.name!r} has type {tensor.tensor_type.name}, which cannot be dequantized ({err})"
