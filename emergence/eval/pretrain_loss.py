@@ -27,7 +27,7 @@ from flax import nnx
 from emergence.errors import UserError
 from emergence.models.generate import next_pow2
 from emergence.models.registry import LoadedModel
-from emergence.models.static_graph import StaticGraph, static_graph
+from emergence.models.static_graph import StaticGraph, split_static
 
 MAX_SEQ_LEN = 2048
 
@@ -124,8 +124,7 @@ def pretrain_loss(
         count = min(seq_len, n_pred - start)
         windows[w, : count + 1] = ids[start : start + count + 1]
         mask[w, :count] = 1.0
-    graphdef, state = nnx.split(loaded.model)
-    graph = static_graph(graphdef)
+    graph, state = split_static(loaded.model)
     total = 0.0
     rows = max(1, min(batch_size, n_windows))
     for b in range(0, n_windows, rows):

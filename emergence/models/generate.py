@@ -3,8 +3,8 @@
 Prompts are left-padded into length buckets (multiples of :data:`BUCKET`), so a sweep compiles the
 prefill and decode steps a bounded number of times; the jitted functions are module-level and keyed
 on the model's graph definition (hashed once: :mod:`emergence.models.static_graph`), so every
-checkpoint of the same architecture reuses them. Each step
-moves only the chosen token ids to the host, where EOS and stop strings are checked.
+checkpoint of the same architecture reuses them. Each step moves only the chosen token ids to the
+host, where EOS and stop strings are checked.
 """
 
 from __future__ import annotations

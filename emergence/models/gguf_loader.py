@@ -115,7 +115,6 @@ def _llama3_scaling_from_freqs(config: LlamaConfig, factors: np.ndarray, source:
 
 def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dict[str, Any]]:
     """Config, HF-named fp32 tensors (HF layout) and raw metadata fields of a GGUF file."""
-
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: GGUF file not found")
@@ -134,7 +133,7 @@ def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dic
             raise UserError(
                 f"{path}: tensor {tensor.name!r} has type {tensor.tensor_type.name}, which cannot be dequantized ({err})"
             ) from None
-        array = np.asarray(array, dtype=np.float32).reshape([int(d) for d in reversed(tensor.shape)])
+        array = array.reshape([int(d) for d in reversed(tensor.shape)])  # dequantize gives flat fp32
         if tensor.name == "rope_freqs.weight":
             rope_freqs = array
             continue

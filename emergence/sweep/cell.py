@@ -63,9 +63,8 @@ def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
 
     split = base_split(loaded.model)  # walked once per base model: copies are then cheap
     state = copied(split.state) if copy_arrays else split.state  # one compiled copy of every array
-    model = nnx.merge(
-        split.graphdef, state, copy=True
-    )  # new Variable objects, over the copies or the same arrays
+    # new Variable objects, over the copies or the same arrays
+    model = nnx.merge(split.graphdef, state, copy=True)
     return dataclasses.replace(loaded, model=model)
 
 

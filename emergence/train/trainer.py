@@ -41,7 +41,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from emergence.errors import UserError
-from emergence.models.static_graph import StaticGraph, static_graph
+from emergence.models.static_graph import StaticGraph, split_static, static_graph
 from emergence.train.config import OptimConfig
 from emergence.train.examples import Batch
 from emergence.train.lora import with_dropout_keys
@@ -220,8 +220,7 @@ class Trainer:
         return trainer
 
     def _setup(self, graphdef, params, rest, optim: OptimConfig, total_steps: int, mesh, seed: int) -> None:
-        self.graphdef, self.params, self.rest = graphdef, params, rest
-        self._graph = static_graph(graphdef)
+        self.graph, self.params, self.rest = static_graph(graphdef), params, rest
         self._shared_rest = False
         self.mesh = mesh
         shard_state(self.params, mesh)
@@ -245,7 +244,7 @@ class Trainer:
         """The module over the trainer's current arrays; ``copy`` gives it Variables of its own, so
         changing the module in place (folding LoRA into a kernel) cannot reach the training state.
         A trainer built :meth:`from_parts` always copies: its ``rest`` is shared with later runs."""
-        return nnx.merge(self.graphdef, self.params, self.rest, copy=copy or self._shared_rest)
+        return nnx.merge(self.graph.graphdef, self.params, self.rest, copy=copy or self._shared_rest)
 
     def flat_params(self) -> dict[str, jax.Array]:
         return {".".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(self.params)}
@@ -280,7 +279,7 @@ class Trainer:
             self.mesh,
         )
         self.params, self.opt_state, metrics, self._bad = _train_step(
-            self._graph,
+            self.graph,
             self.hyper,
             self.params,
             self.rest,
@@ -350,7 +349,7 @@ class Trainer:
 
 def mean_loss(model: nnx.Module, batches: list[Batch]) -> float:
     """Mean masked NLL of a model over batches (no gradients): held-out loss for tests and logs."""
-    graphdef, state = nnx.split(model)
+    graph, state = split_static(model)
     total = count = 0.0
     for b in batches:
         for a in range(b.tokens.shape[0]):
@@ -358,7 +357,7 @@ def mean_loss(model: nnx.Module, batches: list[Batch]) -> float:
                 k: jnp.asarray(getattr(b, k)[a])
                 for k in ("tokens", "valid", "target_pos", "targets", "target_mask")
             }
-            s, n = _eval_sums(static_graph(graphdef), state, arrays)
+            s, n = _eval_sums(graph, state, arrays)
             total, count = total + float(s), count + float(n)
     return total / count if count else math.nan
 
