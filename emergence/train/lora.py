@@ -26,6 +26,7 @@ from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from emergence.errors import UserError
@@ -297,10 +298,13 @@ def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float
         slots = [index[f"{name}.kernel"] for name in linears]
     except KeyError as err:
         raise UserError(f"adapter tensor for {err.args[0]!r} has no kernel in the base model") from None
+    # The adapters go in as host arrays, so the folded kernels are placed as the base's are (not on
+    # the trainer's mesh): placement is part of a compiled program's key, and a scorer compiled for
+    # the base model then serves the folded one too instead of compiling again for every shape.
     kernels = _folded_kernels(
         [flat[i][1].get_value() for i in slots],
-        [adapter[f"{name}.lora.lora_a"] for name in linears],
-        [adapter[f"{name}.lora.lora_b"] for name in linears],
+        [np.asarray(adapter[f"{name}.lora.lora_a"]) for name in linears],
+        [np.asarray(adapter[f"{name}.lora.lora_b"]) for name in linears],
         scales=(float(scale),) * len(linears),
     )
     folded = list(flat)

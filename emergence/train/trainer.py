@@ -237,7 +237,9 @@ class Trainer:
         )
         self.total_steps = total_steps
         self.key = jax.random.key(seed)
-        self._bad = jnp.zeros((), jnp.int32)
+        # replicated on the mesh, as the step returns it: an unplaced zero is a different input
+        # type to jit, and the second step of every run compiled the whole step again
+        self._bad = jax.device_put(np.int32(0), NamedSharding(mesh, PartitionSpec()))
 
     # ------------------------------------------------------------------ state in and out
     def model(self, *, copy: bool = False) -> nnx.Module:

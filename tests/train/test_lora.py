@@ -26,7 +26,7 @@ from emergence.train.lora import (
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
 
-from .conftest import synthetic_batches
+from .conftest import BENCHMARKS, counting_compiles, synthetic_batches
 
 
 def _flat(model, kind=nnx.Param):
@@ -113,6 +113,21 @@ def test_folding_into_the_base_equals_merging_and_leaves_the_base_alone(base, tr
         np.testing.assert_array_equal(value, base_before[name], err_msg=name)
     with pytest.raises(UserError, match="no kernel"):
         fold_into_base(base.model, {"layers.0.nope.lora.lora_a": 0, "layers.0.nope.lora.lora_b": 0}, 1.0)
+
+
+def test_a_folded_model_is_scored_by_the_program_compiled_for_its_base(base, trained):
+    """The folded kernels are placed like the base's (the adapters come from the trainer's mesh),
+    so a sweep's finetuned cells reuse the scorer its few-shot cell compiled for each shape."""
+    from emergence.data.tasks import make_requests
+    from emergence.eval.loglikelihood import score_requests
+
+    _, requests = make_requests("cola", limit=6, data_dir=BENCHMARKS)
+    before = score_requests(base.model, base.tokenizer, requests)
+    folded = fold_into_base(base.model, lora_state(trained[0]), CFG.scale)
+    with counting_compiles() as compiles:
+        after = score_requests(folded, base.tokenizer, requests)
+    assert compiles == []
+    assert [s.loglikelihoods for s in after] != [s.loglikelihoods for s in before]  # really the finetuned model
 
 
 def test_lora_parts_are_lora_copy_split_with_fresh_adapters(base):

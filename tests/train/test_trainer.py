@@ -12,7 +12,7 @@ from emergence.train.config import MeshConfig, OptimConfig
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer, TrainingDiverged
 
-from .conftest import TINY, synthetic_batches
+from .conftest import TINY, counting_compiles, synthetic_batches
 
 
 def _trainer(lr: float, weight_decay: float = 0.0) -> Trainer:
@@ -72,6 +72,25 @@ def test_one_micro_batch_and_two_accumulated_halves_give_the_same_update():
     # the gradients agree (Adam's first step is about sign(g), so compare them, not the parameters)
     assert float(m1["grad_norm"]) == pytest.approx(float(m2["grad_norm"]), rel=1e-5)
     assert float(m1["grad_norm"]) > 0
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_a_run_compiles_its_step_once(lora):
+    """Every step after the first reuses the first one's program: the state a step returns has the
+    placement of the state it was given (an unplaced counter once made step 2 compile it all again)."""
+    from emergence.train.config import LoraConfig
+    from emergence.train.lora import apply_lora
+
+    model = load_model(str(TINY)).model
+    model = apply_lora(model, LoraConfig(rank=2, alpha=4)) if lora else model
+    trainer = Trainer(model, nnx.LoRAParam if lora else nnx.Param, OptimConfig(lr=1e-3), 4, mesh=build_mesh(MeshConfig()))
+    batches = synthetic_batches(4, batch_size=2)
+    trainer.step(batches[0], 0)
+    with counting_compiles() as compiles:
+        for step in range(1, 4):
+            trainer.step(batches[step], step)
+        trainer.fit(lambda step: batches[step], start_step=3)
+    assert compiles == []
 
 
 def test_each_trainer_starts_from_its_own_fresh_optimizer_state():
