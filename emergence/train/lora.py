@@ -298,15 +298,20 @@ def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float
         slots = [index[f"{name}.kernel"] for name in linears]
     except KeyError as err:
         raise UserError(f"adapter tensor for {err.args[0]!r} has no kernel in the base model") from None
-    # The adapters go in as host arrays, so the folded kernels are placed as the base's are (not on
-    # the trainer's mesh): placement is part of a compiled program's key, and a scorer compiled for
-    # the base model then serves the folded one too instead of compiling again for every shape.
+    # The folded kernels are placed as the base's are, not where the adapters were trained:
+    # placement is part of a compiled program's key, and a scorer compiled for the base then serves
+    # the folded model too instead of compiling again for every shape. The adapters go in as host
+    # arrays, so an unplaced base gives unplaced kernels; a placed base's kernels are put back on
+    # its placement.
+    bases = [flat[i][1].get_value() for i in slots]
     kernels = _folded_kernels(
-        [flat[i][1].get_value() for i in slots],
+        bases,
         [np.asarray(adapter[f"{name}.lora.lora_a"]) for name in linears],
         [np.asarray(adapter[f"{name}.lora.lora_b"]) for name in linears],
         scales=(float(scale),) * len(linears),
     )
+    if any(kernel.committed for kernel in bases):
+        kernels = jax.device_put(kernels, [kernel.sharding for kernel in bases])
     folded = list(flat)
     for i, kernel in zip(slots, kernels, strict=True):
         path, var = folded[i]

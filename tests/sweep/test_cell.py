@@ -35,3 +35,34 @@ def test_a_copy_for_full_finetuning_owns_its_arrays(base):
     copy = fresh_copy(base, copy_arrays=True)
     assert all(a is not b for a, b in zip(_params(copy), _params(base), strict=True))
     assert all(bool(jnp.all(a == b)) for a, b in zip(_params(copy), _params(base), strict=True))
+
+
+def test_few_shot_lora_and_full_finetuning_cells_share_one_compiled_scorer():
+    """A sweep places its base where the trainer's models live (the default mesh): a full-finetuning
+    cell's model, its LoRA cells' folded models and the base itself are then scored by one program
+    per shape (each kind compiled its own before)."""
+    from emergence.data.tasks import make_requests
+    from emergence.eval.loglikelihood import score_requests
+    from emergence.sweep.runner import place_on_default_mesh
+    from emergence.train.config import LoraConfig, MeshConfig, OptimConfig
+    from emergence.train.lora import fold_into_base, lora_parts
+    from emergence.train.mesh import build_mesh
+    from emergence.train.trainer import Trainer
+    from tests.train.conftest import BENCHMARKS, counting_compiles, synthetic_batches
+
+    base = load_model(str(TINY_LLAMA / "gqa_untied"))
+    place_on_default_mesh(base.model)
+    _, requests = make_requests("cola", limit=6, data_dir=BENCHMARKS)
+    few_shot = score_requests(base.model, base.tokenizer, requests)
+    mesh, optim, lora = build_mesh(MeshConfig()), OptimConfig(lr=1e-2), LoraConfig(rank=2, alpha=4)
+    full = Trainer(fresh_copy(base, copy_arrays=True).model, nnx.Param, optim, 2, mesh=mesh)
+    adapted = Trainer.from_parts(*lora_parts(base.model, lora, mesh=mesh), optim, 2, mesh=mesh)
+    for trainer in (full, adapted):
+        for step, batch in enumerate(synthetic_batches(2)):
+            trainer.step(batch, step)
+    models = [full.model(), fold_into_base(base.model, adapted.flat_params(), lora.scale)]
+    with counting_compiles() as compiles:
+        finetuned = [score_requests(model, base.tokenizer, requests) for model in models]
+    assert compiles == []
+    for scores in finetuned:  # really the finetuned models
+        assert [s.loglikelihoods for s in scores] != [s.loglikelihoods for s in few_shot]
