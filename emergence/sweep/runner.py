@@ -85,21 +85,6 @@ def code_version() -> str:
     return f"{__version__}+g{sha}" if sha else __version__
 
 
-def place_on_default_mesh(model) -> None:
-    """Put a checkpoint's arrays where the finetuning engine's models live (the default mesh).
-
-    Why: a compiled program is keyed on where its inputs are placed. A full-finetuning cell
-    evaluates the trainer's arrays, which are on the mesh; a base left unplaced made every scorer
-    and generation shape compile a second time for them. LoRA cells fold onto the base's placement
-    (:func:`emergence.train.lora.fold_into_base`), so all three kinds of cell share one program."""
-    from flax import nnx
-
-    from emergence.train.config import MeshConfig
-    from emergence.train.mesh import build_mesh, shard_state
-
-    shard_state(nnx.state(model), build_mesh(MeshConfig()))
-
-
 class Runner:
     def __init__(self, cfg: SweepConfig, *, echo: Callable[[str], None] = print, poll: float | None = None):
         self.cfg = cfg
@@ -287,11 +272,12 @@ class Runner:
         if self._loaded and self._loaded[0] == cell.checkpoint_id:
             return self._loaded[1], 0.0
         from emergence.models.registry import load_model
+        from emergence.train.mesh import place_on_default_mesh
 
         self._loaded = None  # free the previous checkpoint first
         t0 = time.perf_counter()
         loaded = load_model(cell.checkpoint.model, dtype=self.cfg.dtype)
-        place_on_default_mesh(loaded.model)
+        place_on_default_mesh(loaded.model)  # few-shot and finetuned cells then share compiled programs
         fp = tokenizer_fingerprint(loaded.tokenizer)
         self._check_tokenizer(cell.checkpoint_id, fp)
         self._loaded = (cell.checkpoint_id, loaded)

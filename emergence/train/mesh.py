@@ -99,6 +99,19 @@ def shard_state(state, mesh: Mesh):
     return state
 
 
+def place_on_default_mesh(model) -> None:
+    """Put a model's arrays on the default mesh (one device), where a finetuning run's models live.
+
+    Why: a compiled program is keyed on where its inputs are placed. A sweep's full-finetuning cell
+    evaluates the trainer's arrays, which are on the mesh; an unplaced base made every scorer and
+    generation shape compile a second time for them. LoRA cells fold onto the base's placement
+    (:func:`emergence.train.lora.fold_into_base`), so all three kinds of cell share one program.
+    The arrays are aliased, not copied."""
+    from flax import nnx
+
+    shard_state(nnx.state(model), build_mesh(MeshConfig()))
+
+
 def param_sharding(path: str, shape: tuple[int, ...], mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, param_spec(path, shape, mesh))
 

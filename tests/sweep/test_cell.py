@@ -43,12 +43,12 @@ def test_few_shot_lora_and_full_finetuning_cells_share_one_compiled_scorer():
     per shape (each kind compiled its own before)."""
     from emergence.data.tasks import make_requests
     from emergence.eval.loglikelihood import score_requests
-    from emergence.sweep.runner import place_on_default_mesh
     from emergence.train.config import LoraConfig, MeshConfig, OptimConfig
     from emergence.train.lora import fold_into_base, lora_parts
-    from emergence.train.mesh import build_mesh
+    from emergence.train.mesh import build_mesh, place_on_default_mesh
     from emergence.train.trainer import Trainer
-    from tests.train.conftest import BENCHMARKS, counting_compiles, synthetic_batches
+    from tests.compiles import counting_compiles
+    from tests.train.conftest import BENCHMARKS, synthetic_batches
 
     base = load_model(str(TINY_LLAMA / "gqa_untied"))
     place_on_default_mesh(base.model)

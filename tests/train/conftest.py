@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 
@@ -22,23 +19,6 @@ def tiny():
     from emergence.models.registry import load_model
 
     return load_model(str(TINY))
-
-
-@contextlib.contextmanager
-def counting_compiles() -> Iterator[list[float]]:
-    """The XLA compilations inside the block, one entry (seconds) each: a compiled step that a run
-    should reuse but compiles again costs seconds to minutes per run on a real model."""
-    compiles: list[float] = []
-
-    def listener(event: str, duration: float, **_) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(duration)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield compiles
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def synthetic_batches(n_steps: int, batch_size: int = 4, accum: int = 1, seed: int = 0, vocab: int = 300):

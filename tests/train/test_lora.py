@@ -25,8 +25,9 @@ from emergence.train.lora import (
 )
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
+from tests.compiles import counting_compiles
 
-from .conftest import BENCHMARKS, counting_compiles, synthetic_batches
+from .conftest import BENCHMARKS, synthetic_batches
 
 
 def _flat(model, kind=nnx.Param):

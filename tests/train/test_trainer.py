@@ -11,8 +11,9 @@ from emergence.models.registry import load_model
 from emergence.train.config import MeshConfig, OptimConfig
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer, TrainingDiverged
+from tests.compiles import counting_compiles
 
-from .conftest import TINY, counting_compiles, synthetic_batches
+from .conftest import TINY, synthetic_batches
 
 
 def _trainer(lr: float, weight_decay: float = 0.0) -> Trainer:
