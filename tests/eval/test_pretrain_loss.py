@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import emergence.eval.pretrain_loss as pretrain_loss_module
 from emergence.errors import UserError
 from emergence.eval.pretrain_loss import corpus_loss, pretrain_loss, read_documents, token_stream
 from emergence.models.registry import load_model
@@ -55,6 +56,14 @@ def test_a_slice_shorter_than_one_window_scores_like_the_reference(tiny):
     result = pretrain_loss(tiny, ids, tokens=40, seq_len=128)  # run 64 wide, not 128
     assert (result.n_tokens, result.seq_len) == (40, 128)
     assert result.loss == pytest.approx(_numpy_nll(tiny, ids, 128, 40), rel=1e-5)
+
+
+def test_large_batches_project_to_the_vocabulary_block_by_block_with_the_same_loss(tiny, monkeypatch):
+    """Logits at most 5 positions × 2 rows at a time: 48 positions make 10 blocks, the last padded."""
+    monkeypatch.setattr(pretrain_loss_module, "MAX_LOGITS", 2 * 5 * tiny.config.vocab_size)
+    ids = token_stream(read_documents(CORPUS), tiny.tokenizer, 101)
+    result = pretrain_loss(tiny, ids, tokens=90, seq_len=48, batch_size=2)  # shapes no other test compiles
+    assert result.loss == pytest.approx(_numpy_nll(tiny, ids, 48, 90), rel=1e-5)
 
 
 def test_the_slice_is_fixed_whatever_the_batching(tiny):
