@@ -58,30 +58,38 @@ def prepare(steps: int) -> tuple[Path, Path]:
     return hf_dir, data
 
 
-def run_ours(method: str, hf_dir: Path, data: Path) -> dict:
-    import jax
+def ours_model(method: str, hf_dir: Path):
+    """The bench's model for our trainer, and the type of its trainable arrays."""
     from flax import nnx
 
     from emergence.models.registry import load_model
-    from emergence.train.config import LoraConfig, MeshConfig, OptimConfig
-    from emergence.train.examples import Example, make_batch
+    from emergence.train.config import LoraConfig
     from emergence.train.lora import apply_lora
+
+    model = load_model(str(hf_dir)).model
+    if method == "lora":
+        return apply_lora(model, LoraConfig(rank=RANK, alpha=ALPHA)), nnx.LoRAParam
+    return model, nnx.Param
+
+
+def ours_trainer(model, trainable, data: Path):
+    """Our trainer with the bench's optimizer, and the batches of each step from the bench's rows."""
+    from emergence.train.config import MeshConfig, OptimConfig
+    from emergence.train.examples import Example, make_batch
     from emergence.train.mesh import build_mesh
     from emergence.train.trainer import Trainer
 
     rows = np.load(data, allow_pickle=False)
-    model = load_model(str(hf_dir)).model
-    if method == "lora":
-        model = apply_lora(model, LoraConfig(rank=RANK, alpha=ALPHA))
-    trainable = nnx.LoRAParam if method == "lora" else nnx.Param
-    trainer = Trainer(
-        model,
-        trainable,
-        OptimConfig(lr=LR, schedule="constant", warmup_ratio=0.0),
-        len(rows),
-        mesh=build_mesh(MeshConfig()),
-    )
+    optim = OptimConfig(lr=LR, schedule="constant", warmup_ratio=0.0)
+    trainer = Trainer(model, trainable, optim, len(rows), mesh=build_mesh(MeshConfig()))
     batches = [make_batch([Example(r, LOSS_TOKENS) for r in step_rows], 1, BATCH) for step_rows in rows]
+    return trainer, batches
+
+
+def run_ours(method: str, hf_dir: Path, data: Path) -> dict:
+    import jax
+
+    trainer, batches = ours_trainer(*ours_model(method, hf_dir), data)
     times = []
     for step, batch in enumerate(batches):
         start = time.perf_counter()

@@ -96,10 +96,7 @@ MAX_LOGITS = 1 << 25
 
 
 def _nll_sum(model, hidden, targets, mask):
-    logits = model.logits(hidden)
-    logz = jax.nn.logsumexp(logits, axis=-1)
-    gold = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-    return jnp.sum((logz - gold) * mask)
+    return jnp.sum(model.token_nll(hidden, targets) * mask)
 
 
 @functools.partial(jax.jit, static_argnames=("graph",))
@@ -111,7 +108,7 @@ def _window_nll(graph: StaticGraph, state, tokens, mask):
     model = nnx.merge(graph.graphdef, state)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     hidden, _ = model.hidden_states(inputs)
-    b, t, d = hidden.shape
+    b, t = hidden.shape[:2]
     block = max(1, MAX_LOGITS // (b * model.config.vocab_size))
     if block >= t:
         return _nll_sum(model, hidden, targets, mask)

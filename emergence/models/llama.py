@@ -378,6 +378,13 @@ class Llama(nnx.Module):
             out = self.lm_head(hidden)
         return out.astype(jnp.float32)
 
+    def token_nll(self, hidden: jax.Array, targets: jax.Array) -> jax.Array:
+        """``-log p(targets)`` in fp32 from the hidden states that predict them (``[..., d]`` → ``[...]``):
+        the training loss and the pretraining loss both sum these."""
+        logits = self.logits(hidden)
+        gold = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+        return jax.nn.logsumexp(logits, axis=-1) - gold
+
     def __call__(
         self,
         tokens: jax.Array,

@@ -101,11 +101,8 @@ def _loss_sums(model, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array
     """(sum of masked NLL, number of masked tokens) for one micro-batch."""
     hidden, _ = model.hidden_states(batch["tokens"], valid=batch["valid"])
     picked = jnp.take_along_axis(hidden, batch["target_pos"][..., None], axis=1)
-    logits = model.logits(picked)  # fp32 [B, K, V]
-    logz = jax.nn.logsumexp(logits, axis=-1)
-    gold = jnp.take_along_axis(logits, batch["targets"][..., None], axis=-1)[..., 0]
     mask = batch["target_mask"]
-    return jnp.sum((logz - gold) * mask), jnp.sum(mask)
+    return jnp.sum(model.token_nll(picked, batch["targets"]) * mask), jnp.sum(mask)
 
 
 @functools.partial(jax.jit, static_argnames=("graph", "hyper"), donate_argnames=("params", "opt_state"))
@@ -239,7 +236,7 @@ class Trainer:
         self.key = jax.random.key(seed)
         # replicated on the mesh, as the step returns it: an unplaced zero is a different input
         # type to jit, and the second step of every run compiled the whole step again
-        self._bad = jax.device_put(np.int32(0), NamedSharding(mesh, PartitionSpec()))
+        self._bad = _on_mesh(jnp.zeros((), jnp.int32), mesh)
 
     # ------------------------------------------------------------------ state in and out
     def model(self, *, copy: bool = False) -> nnx.Module:
