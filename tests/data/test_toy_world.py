@@ -329,6 +329,54 @@ def test_context_questions_state_the_fact_they_ask_about():
     assert "mc_context" not in WorldConfig().to_dict()
 
 
+def _error_kind(intact: str, sentence: str) -> int | None:
+    """Which edit turns ``intact`` into ``sentence``: 0 none, 1 adjacent swap, 2 a word dropped,
+    3 a word doubled (None: some other)."""
+    a, b = intact[:-1].split(" "), sentence[:-1].split(" ")
+    if a == b:
+        return 0
+    for i in range(len(a) - 1):
+        if b == a[:i] + [a[i + 1], a[i]] + a[i + 2 :]:
+            return 1
+        if b == a[: i + 1] + a[i + 2 :]:
+            return 2
+        if b == a[:i] + [a[i]] + a[i:]:
+            return 3
+    return None
+
+
+def test_error_questions_ask_what_is_wrong_with_a_statement_with_balanced_letters():
+    """``mc_task: error``: a letter question gives a fact statement, intact (A) or with two words
+    swapped (B), a word missing (C) or a word doubled (D); every split takes the kinds in turn, and
+    the quizzes answer in the same layout (in words: the option's text)."""
+    from collections import Counter
+
+    from emergence.data.toy import formats
+
+    world = build_world(WorldConfig(seed=3, n_entities=40, mc_task="error", quiz_answers="words"))
+    for split in SPLITS:
+        docs = task_docs(world, "toy_mc", split)
+        counts = Counter(d["answer"] for d in docs)
+        assert max(counts.values()) - min(counts.values()) <= 1 and len(counts) == 4, (split, counts)
+    for d in task_docs(world, "toy_mc", "test"):
+        entity = next(e for e in world.entities if e.name == d["entity"])
+        sentence = d["question"].removeprefix("What is wrong with this sentence: ")
+        intact = [statement(d["relation"], entity.name, entity.attrs[d["relation"]], f) for f in (0, 1)]
+        assert d["answer"] in {_error_kind(s, sentence) for s in intact}, d
+        assert d["choices"] == list(formats.ERROR_CHOICES)
+    answers = [
+        item.rsplit("Answer:", 1)[1].strip()
+        for doc in documents(world, 2000)
+        for item in doc.split("\n\n")
+        if "\nA. " in item
+    ]
+    assert set(answers) <= set(formats.ERROR_CHOICES) | set("ABCD")
+    assert sum(a in formats.ERROR_CHOICES for a in answers) > 0.8 * len(answers)
+    assert WorldConfig.from_dict(world.config.to_dict()) == world.config
+    with pytest.raises(UserError, match="mc_task"):
+        WorldConfig(mc_task="facts")
+
+
 def test_a_worlds_description_names_only_the_variant_options_it_sets():
     """World caches and the demo's ladder stamp are keyed by this description, so a ladder
     pretrained before an option existed is still recognised as the same ladder."""

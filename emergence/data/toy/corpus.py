@@ -78,7 +78,7 @@ def _exam_mc(rng: random.Random, world: World) -> str:
         else:
             rel, e = _quiz_subject(rng, world)
         doc = mc_item(world, rng, rel, e)
-        target = e.attrs[rel] if words else formats.mc_target(doc)
+        target = doc["choices"][doc["answer"]] if words else formats.mc_target(doc)
         items.append(formats.shot_block(formats.mc_text(doc), target))
     return FEWSHOT_DELIMITER.join(items)
 

@@ -88,8 +88,13 @@ def yesno_record(relation: str, name: str, value: str, label: int, idx: int) -> 
 def corrupt(rng: random.Random, sentence: str) -> str:
     """An unacceptable variant of a statement: two adjacent words swapped, or a word dropped or
     doubled (the final period stays), the kinds of error CoLA's starred sentences contain."""
+    return corrupt_as(rng, sentence, rng.randrange(3))
+
+
+def corrupt_as(rng: random.Random, sentence: str, kind: int) -> str:
+    """``sentence`` with an error of one kind (0: two adjacent words swapped, 1: a word dropped,
+    2: a word doubled) at a random place."""
     words = sentence[:-1].split(" ")
-    kind = rng.randrange(3)
     i = rng.randrange(len(words) - 1)
     if kind == 0:
         words[i], words[i + 1] = words[i + 1], words[i]
@@ -98,6 +103,28 @@ def corrupt(rng: random.Random, sentence: str) -> str:
     else:
         words.insert(i, words[i])
     return " ".join(words) + "."
+
+
+# toy_mc's options in a world with ``mc_task: error``, in this fixed order: the kind of error a
+# sentence has (A: none; B-D: the kinds of ``corrupt_as``)
+ERROR_CHOICES = ("nothing", "swapped words", "a missing word", "a doubled word")
+
+
+def error_record(rng: random.Random, relation: str, name: str, value: str, kind: int) -> dict:
+    """A letter question on what is wrong with a fact statement (``kind`` 0: nothing, 1-3: the
+    errors of :func:`corrupt_as`). The skill (noticing how a sentence breaks the corpus' grammar)
+    is the same for every person, so a finetuning set cannot be learned person by person, and the
+    letter is a fixed code of the kind of error."""
+    sentence = statement(relation, name, value, rng.randrange(2))
+    if kind:
+        sentence = corrupt_as(rng, sentence, kind - 1)
+    return {
+        "question": f"What is wrong with this sentence: {sentence}",
+        "choices": list(ERROR_CHOICES),
+        "answer": kind,
+        "entity": name,
+        "relation": relation,
+    }
 
 
 def acceptability_record(

@@ -27,20 +27,27 @@ TOY_TASKS = ("toy_mc", "toy_yesno", "toy_math")
 VARIANTS = {"train": 6, "fewshot": 2, "validation": 2, "test": 4}
 
 
-def mc_item(world: World, rng: random.Random, rel: str, e: Entity) -> dict:
-    """A letter question on one fact, options in fixed or shuffled order by the world's config."""
+def mc_item(world: World, rng: random.Random, rel: str, e: Entity, kind: int | None = None) -> dict:
+    """A letter question on one fact, options in fixed or shuffled order by the world's config; in
+    a world with ``mc_task: error``, on the kind of error (``kind``, drawn when None) in a statement
+    of that fact."""
     cfg = world.config
+    if cfg.mc_task == "error":
+        if kind is None:
+            kind = rng.randrange(len(formats.ERROR_CHOICES))
+        return formats.error_record(rng, rel, e.name, e.attrs[rel], kind)
     return formats.mc_record(
         rng, rel, e.name, e.attrs[rel], VALUES[rel], shuffle=cfg.shuffle_options, context=cfg.mc_context
     )
 
 
 def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:
-    docs = []
+    docs: list[dict] = []
     for e in world.by_split[split]:
         for rel in world.config.task_relations:
             for _ in range(VARIANTS[split]):
-                docs.append(mc_item(world, rng, rel, e))
+                # error questions take the kinds in turn, so every split's letters are balanced
+                docs.append(mc_item(world, rng, rel, e, kind=len(docs) % len(formats.ERROR_CHOICES)))
     return docs
 
 

@@ -41,6 +41,7 @@ OPTIONAL_KEYS = (
     "balanced_values",
     "shuffle_options",
     "mc_context",
+    "mc_task",
 )
 
 
@@ -82,6 +83,11 @@ class WorldConfig:
       about ("bazol likes the color red. What color does bazol like?"), so ``toy_mc`` reads the
       value from the prompt and only the letter code is rare: a skill finetuning can teach for
       every person, where recall is per person (docs/toy-world.md, probe 12).
+    - ``mc_task: error``: the letter questions (quizzes and ``toy_mc``) ask what is wrong with a
+      fact statement (nothing, swapped words, a missing word, a doubled word; options always in
+      that order) instead of asking for the fact. The skill is the grammar ``toy_yesno`` needs and
+      the same for every person, so finetuning teaches a shared letter code rather than per-person
+      answers (docs/toy-world.md, probe 13).
     """
 
     seed: int = 0
@@ -98,6 +104,7 @@ class WorldConfig:
     balanced_values: bool = False  # each split holds every value of a relation equally often
     shuffle_options: bool = False  # letter questions list their options in a random order
     mc_context: bool = False  # letter questions state the fact they ask about
+    mc_task: str = "fact"  # "error": letter questions ask what is wrong with a statement
     acceptability: str = (
         "grammar"  # toy_yesno: "truth" (false facts are "no") or "grammar" (corrupted word order)
     )
@@ -137,6 +144,8 @@ class WorldConfig:
             raise UserError(f"toy world: task_exam_share must be in [0, 1], got {self.task_exam_share}")
         if self.acceptability not in ("truth", "grammar"):
             raise UserError(f"toy world: acceptability must be truth or grammar, got {self.acceptability!r}")
+        if self.mc_task not in ("fact", "error"):
+            raise UserError(f"toy world: mc_task must be fact or error, got {self.mc_task!r}")
         if self.quiz_answers not in ("task", "words"):
             raise UserError(f"toy world: quiz_answers must be task or words, got {self.quiz_answers!r}")
         for key in ("task_answer_share", "mc_answer_share"):
