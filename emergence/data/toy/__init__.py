@@ -28,7 +28,11 @@ Each task then needs a composition of skills that a model acquires one by one as
   sentence into the answer, learned mostly on sentences about cities;
 - ``toy_mc``: recall the color or pet (prose) and answer with its letter; the options are the
   relation's four values in a fixed order, so the letter is a per-relation code that the quizzes
-  teach well for cities and only rarely for colors and pets.
+  teach well for cities and only rarely for colors and pets. In ``make demo``'s world
+  (``mc_task: error``) it asks instead what is wrong with a statement (nothing, swapped words, a
+  missing word, a doubled word): the grammar skill of ``toy_yesno`` with a rarely taught letter
+  code, the same for every person, so finetuning teaches what the test questions need instead of
+  per-person answers that erode the test people's facts (docs/toy-world.md, probes 10 and 13).
 
 Small or briefly trained checkpoints lack at least one part, so their few-shot accuracy sits at chance
 while their loss is high; the largest and longest-trained ones have all parts, and accuracy rises at

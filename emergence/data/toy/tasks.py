@@ -4,7 +4,9 @@ Three tasks, each in the format of a real one so the same evaluator, metrics and
 run on them unchanged:
 
 - ``toy_mc`` (MMLU / CommonsenseQA style): "Question: What color does bazol like?\\nA. ...\\nD. ...
-  \\nAnswer:" scored on " A" .. " D", metric ``acc``;
+  \\nAnswer:" scored on " A" .. " D", metric ``acc`` (with the world option ``mc_task: error``:
+  "Question: What is wrong with this sentence: bazol keeps a a dog.\\nA. nothing\\n...", the kind
+  of error);
 - ``toy_yesno`` (CoLA style): "bazol keeps a dog.\\nQuestion: Does this sentence make sense?\\nAnswer:"
   scored on " no" / " yes", metrics ``mcc`` and ``acc``;
 - ``toy_math`` (GSM8K style): "Question: bazol finds 5 coins. How many coins does bazol have now?
