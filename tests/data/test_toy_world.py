@@ -375,6 +375,8 @@ def test_error_questions_ask_what_is_wrong_with_a_statement_with_balanced_letter
     assert WorldConfig.from_dict(world.config.to_dict()) == world.config
     with pytest.raises(UserError, match="mc_task"):
         WorldConfig(mc_task="facts")
+    with pytest.raises(UserError, match="mc_context"):
+        WorldConfig(mc_task="error", mc_context=True)
 
 
 def test_a_worlds_description_names_only_the_variant_options_it_sets():

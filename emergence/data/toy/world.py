@@ -146,6 +146,10 @@ class WorldConfig:
             raise UserError(f"toy world: acceptability must be truth or grammar, got {self.acceptability!r}")
         if self.mc_task not in ("fact", "error"):
             raise UserError(f"toy world: mc_task must be fact or error, got {self.mc_task!r}")
+        if self.mc_task == "error" and (self.shuffle_options or self.mc_context):
+            raise UserError(
+                "toy world: shuffle_options and mc_context shape fact questions; mc_task error asks none"
+            )
         if self.quiz_answers not in ("task", "words"):
             raise UserError(f"toy world: quiz_answers must be task or words, got {self.quiz_answers!r}")
         for key in ("task_answer_share", "mc_answer_share"):
