@@ -30,6 +30,7 @@ import numpy as np
 from flax import nnx
 
 from emergence.errors import UserError
+from emergence.models.static_graph import static_graph
 from emergence.train.config import LoraConfig
 from emergence.train.mesh import copied, shard_state
 
@@ -210,11 +211,8 @@ class _Template:
     """``nnx.split(apply_lora(nnx.clone(base), cfg, seed), nnx.LoRAParam, ...)``, kept for copies;
     with ``training``, its dropout is on (:func:`set_training`)."""
 
-    def __init__(self, base: nnx.Module, cfg: LoraConfig, seed: int, training: bool):
-        model = apply_lora(nnx.clone(base), cfg, seed)
-        if training:
-            set_training(model, True)
-        self.graphdef, self.adapters, self.rest = nnx.split(model, nnx.LoRAParam, ...)
+    def __init__(self, graphdef: nnx.GraphDef, adapters: nnx.State, rest: nnx.State):
+        self.graphdef, self.adapters, self.rest = graphdef, adapters, rest
         self.mesh = None  # the mesh ``adapters`` and ``rest`` are placed on, once one was asked for
 
     def placed(self, mesh) -> _Template:
@@ -225,13 +223,85 @@ class _Template:
         return self
 
 
+class _Skeleton:
+    """What a template holds apart from its base's arrays: the wrapped graph, the fresh adapters
+    and, for each leaf of ``rest``, the base leaf it takes (or its own variable: dropout keys).
+
+    Why: every checkpoint of a ladder (or of one model's training run) has the same architecture,
+    and wrapping is most of a LoRA cell's setup on a new checkpoint (SmolLM2: ~1.5 s, mostly
+    drawing ~200 adapters one by one). With the skeleton, the template of another checkpoint is
+    its arrays put into the same graph. It holds no base array, so no base outlives its use."""
+
+    def __init__(self, base: nnx.Module, template: _Template, wrapped: list[tuple]):
+        index = base_split(base).index
+        self.graphdef, self.adapters = template.graphdef, template.adapters
+        self.paths: list[tuple] = []
+        self.sources: list[str | None] = []
+        self.own: dict[int, nnx.Variable] = {}
+        for i, (path, var) in enumerate(nnx.to_flat_state(template.rest)):
+            source = ".".join(map(str, _unwrapped(path, wrapped)))
+            self.paths.append(path)
+            self.sources.append(source if source in index else None)
+            if source not in index:
+                self.own[i] = var
+        taken = [s for s in self.sources if s is not None]
+        self.complete = len(taken) == len(set(taken)) == len(index)
+
+    def template(self, base: nnx.Module) -> _Template:
+        split = base_split(base)
+        flat = []
+        for i, (path, source) in enumerate(zip(self.paths, self.sources, strict=True)):
+            if source is None:
+                flat.append((path, self.own[i]))
+            else:
+                var = split.flat[split.index[source]][1]
+                flat.append((path, var.replace(var.get_value())))
+        return _Template(self.graphdef, self.adapters, nnx.from_flat_state(flat))
+
+
+def _unwrapped(path: tuple, wrapped: list[tuple]) -> tuple:
+    """A wrapped model's leaf path as the base names it: ``q_proj.base.kernel`` → ``q_proj.kernel``."""
+    for linear in wrapped:
+        n = len(linear)
+        if path[:n] == linear and len(path) > n and path[n] == "base":
+            return path[:n] + path[n + 1 :]
+    return path
+
+
+_SKELETONS: dict = {}
+
+
+def _architecture(base: nnx.Module) -> tuple:
+    split = base_split(base)
+    shapes = tuple((tuple(v.get_value().shape), str(v.get_value().dtype)) for _, v in split.flat)
+    return static_graph(split.graphdef), shapes
+
+
+def _build_template(base: nnx.Module, cfg: LoraConfig, seed: int, training: bool) -> _Template:
+    key = (_architecture(base), cfg, seed, training)
+    skeleton = _SKELETONS.get(key)
+    if skeleton is not None:
+        return skeleton.template(base)
+    wrapped = list(matching_linears(base, cfg.targets))
+    model = apply_lora(nnx.clone(base), cfg, seed)
+    if training:
+        set_training(model, True)
+    template = _Template(*nnx.split(model, nnx.LoRAParam, ...))
+    skeleton = _Skeleton(base, template, wrapped)
+    if skeleton.complete:
+        if len(_SKELETONS) >= 8:
+            _SKELETONS.pop(next(iter(_SKELETONS)))
+        _SKELETONS[key] = skeleton
+    return template
+
+
 def _template(base: nnx.Module, cfg: LoraConfig, seed: int, training: bool = False) -> _Template:
     per_base = _TEMPLATES.setdefault(base, {})
     key = (cfg, seed, training)
     if key not in per_base:
         if len(per_base) >= 4:  # a sweep uses one (config, seed); keep a few, not one per call
             per_base.pop(next(iter(per_base)))
-        per_base[key] = _Template(base, cfg, seed, training)
+        per_base[key] = _build_template(base, cfg, seed, training)
     return per_base[key]
 
 

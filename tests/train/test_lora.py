@@ -239,3 +239,43 @@ def test_folding_a_from_parts_trainer_s_model_in_place_leaves_the_shared_base_al
     assert after.keys() == before.keys()
     for name, value in before.items():
         np.testing.assert_array_equal(after[name], value, err_msg=name)
+
+
+def test_a_second_checkpoint_of_one_architecture_reuses_the_wrapped_graph(base):
+    """Checkpoints of one model share the wrapped graph and the fresh adapters (no second wrap):
+    the parts for the second equal a fresh wrap of it and hold its own arrays, and the cache keeps
+    no array of the first checkpoint."""
+    from emergence.train import lora
+
+    cfg = LoraConfig(rank=2, alpha=4, dropout=0.1)
+    first = nnx.clone(base.model)
+    second = nnx.clone(base.model)
+    graphdef, state = nnx.split(second)
+    second = nnx.merge(graphdef, jax.tree.map(lambda x: x * 1.5 + 0.25, state))
+    lora._SKELETONS.clear()
+    lora_parts(first, cfg, seed=4)
+    assert len(lora._SKELETONS) == 1
+    skeleton = next(iter(lora._SKELETONS.values()))
+    assert all(isinstance(var, lora.DropoutKey) for var in skeleton.own.values())
+    reused = lora_parts(second, cfg, seed=4, training=True), lora_parts(second, cfg, seed=4)
+    assert len(lora._SKELETONS) == 2  # dropout on and off are two graphs
+
+    lora._SKELETONS.clear()
+    lora._TEMPLATES.clear()
+    fresh = lora_parts(second, cfg, seed=4, training=True), lora_parts(second, cfg, seed=4)
+    own = {".".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(nnx.state(second))}
+    for (g, adapters, rest), (g0, adapters0, rest0) in zip(reused, fresh, strict=True):
+        assert g == g0
+        for ours, theirs in ((adapters, adapters0), (rest, rest0)):
+            ours, theirs = dict(nnx.to_flat_state(ours)), dict(nnx.to_flat_state(theirs))
+            assert ours.keys() == theirs.keys()
+            for path, var in ours.items():
+                np.testing.assert_array_equal(
+                    jax.random.key_data(var.get_value()) if isinstance(var, lora.DropoutKey) else var.get_value(),
+                    jax.random.key_data(theirs[path].get_value())
+                    if isinstance(var, lora.DropoutKey)
+                    else theirs[path].get_value(),
+                    err_msg=str(path),
+                )
+        leaves = [v.get_value() for p, v in nnx.to_flat_state(rest) if not isinstance(v, lora.DropoutKey)]
+        assert len(leaves) == len(own) and all(any(x is y for y in own.values()) for x in leaves)
