@@ -234,7 +234,7 @@ class _Skeleton:
 
     def __init__(self, base: nnx.Module, template: _Template, wrapped: list[tuple]):
         index = base_split(base).index
-        self.graphdef, self.adapters = template.graphdef, template.adapters
+        self.graphdef, self.adapters = template.graphdef, _fresh_variables(template.adapters)
         self.paths: list[tuple] = []
         self.sources: list[str | None] = []
         self.own: dict[int, nnx.Variable] = {}
@@ -243,7 +243,7 @@ class _Skeleton:
             self.paths.append(path)
             self.sources.append(source if source in index else None)
             if source not in index:
-                self.own[i] = var
+                self.own[i] = var.replace(var.get_value())
         taken = [s for s in self.sources if s is not None]
         self.complete = len(taken) == len(set(taken)) == len(index)
 
@@ -251,12 +251,16 @@ class _Skeleton:
         split = base_split(base)
         flat = []
         for i, (path, source) in enumerate(zip(self.paths, self.sources, strict=True)):
-            if source is None:
-                flat.append((path, self.own[i]))
-            else:
-                var = split.flat[split.index[source]][1]
-                flat.append((path, var.replace(var.get_value())))
-        return _Template(self.graphdef, self.adapters, nnx.from_flat_state(flat))
+            var = self.own[i] if source is None else split.flat[split.index[source]][1]
+            flat.append((path, var.replace(var.get_value())))
+        # every template gets its own Variables: placing one on a mesh (in place) must not move
+        # another's arrays
+        return _Template(self.graphdef, _fresh_variables(self.adapters), nnx.from_flat_state(flat))
+
+
+def _fresh_variables(state: nnx.State) -> nnx.State:
+    """``state`` with new Variable objects over the same arrays."""
+    return nnx.from_flat_state([(p, v.replace(v.get_value())) for p, v in nnx.to_flat_state(state)])
 
 
 def _unwrapped(path: tuple, wrapped: list[tuple]) -> tuple:

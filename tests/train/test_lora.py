@@ -279,3 +279,20 @@ def test_a_second_checkpoint_of_one_architecture_reuses_the_wrapped_graph(base):
                 )
         leaves = [v.get_value() for p, v in nnx.to_flat_state(rest) if not isinstance(v, lora.DropoutKey)]
         assert len(leaves) == len(own) and all(any(x is y for y in own.values()) for x in leaves)
+
+
+def test_checkpoints_sharing_a_wrapped_graph_keep_their_own_placement(base):
+    """Placing one checkpoint's LoRA parts on a mesh (in place) leaves another's where they were."""
+    from emergence.train import lora
+
+    cfg = LoraConfig(rank=2, alpha=4)
+    one, four = build_mesh(MeshConfig()), build_mesh(MeshConfig(data=1, fsdp=2, tensor=2))
+    first, second = nnx.clone(base.model), nnx.clone(base.model)
+    lora._SKELETONS.clear()
+    lora_parts(first, cfg, seed=6, mesh=one)
+    lora_parts(second, cfg, seed=6, mesh=four)  # from the first one's skeleton
+    for mesh, model in ((one, first), (four, second)):
+        _, adapters, rest = lora_parts(model, cfg, seed=6, mesh=mesh)
+        for state in (adapters, rest):
+            for path, var in nnx.to_flat_state(state):
+                assert var.get_value().sharding.mesh == mesh, path
