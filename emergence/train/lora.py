@@ -225,42 +225,36 @@ class _Template:
 
 class _Skeleton:
     """What a template holds apart from its base's arrays: the wrapped graph, the fresh adapters
-    and, for each leaf of ``rest``, the base leaf it takes (or its own variable: dropout keys).
+    and, for each leaf of ``rest``, the slot of the base leaf it takes (the same slot in every base
+    of one architecture) or its own variable (dropout keys).
 
     Why: every checkpoint of a ladder (or of one model's training run) has the same architecture,
     and wrapping is most of a LoRA cell's setup on a new checkpoint (SmolLM2: ~1.5 s, mostly
     drawing ~200 adapters one by one). With the skeleton, the template of another checkpoint is
     its arrays put into the same graph. It holds no base array, so no base outlives its use."""
 
-    def __init__(self, base: nnx.Module, template: _Template, wrapped: list[tuple]):
-        index = base_split(base).index
-        self.graphdef, self.adapters = template.graphdef, _fresh_variables(template.adapters)
-        self.paths: list[tuple] = []
-        self.sources: list[str | None] = []
-        self.own: dict[int, nnx.Variable] = {}
-        for i, (path, var) in enumerate(nnx.to_flat_state(template.rest)):
-            source = ".".join(map(str, _unwrapped(path, wrapped)))
-            self.paths.append(path)
-            self.sources.append(source if source in index else None)
-            if source not in index:
-                self.own[i] = var.replace(var.get_value())
-        taken = [s for s in self.sources if s is not None]
-        self.complete = len(taken) == len(set(taken)) == len(index)
+    def __init__(self, base: nnx.Module, wrapped_model: nnx.Module, template: _Template):
+        split = base_split(base)
+        wrapped = [path for path, _ in lora_layers(wrapped_model)]
+        self.graphdef, self.adapters = template.graphdef, _fresh(nnx.to_flat_state(template.adapters))
+        self.leaves: list[tuple[tuple, int | nnx.Variable]] = []
+        for path, var in nnx.to_flat_state(template.rest):
+            slot = split.index.get(".".join(map(str, _unwrapped(path, wrapped))))
+            self.leaves.append((path, var.replace(var.get_value()) if slot is None else slot))
+        slots = sorted(leaf for _, leaf in self.leaves if isinstance(leaf, int))
+        self.complete = slots == list(range(len(split.flat)))  # every base leaf taken exactly once
 
     def template(self, base: nnx.Module) -> _Template:
-        split = base_split(base)
-        flat = []
-        for i, (path, source) in enumerate(zip(self.paths, self.sources, strict=True)):
-            var = self.own[i] if source is None else split.flat[split.index[source]][1]
-            flat.append((path, var.replace(var.get_value())))
+        flat = base_split(base).flat
+        rest = [(path, flat[leaf][1] if isinstance(leaf, int) else leaf) for path, leaf in self.leaves]
         # every template gets its own Variables: placing one on a mesh (in place) must not move
         # another's arrays
-        return _Template(self.graphdef, _fresh_variables(self.adapters), nnx.from_flat_state(flat))
+        return _Template(self.graphdef, _fresh(nnx.to_flat_state(self.adapters)), _fresh(rest))
 
 
-def _fresh_variables(state: nnx.State) -> nnx.State:
-    """``state`` with new Variable objects over the same arrays."""
-    return nnx.from_flat_state([(p, v.replace(v.get_value())) for p, v in nnx.to_flat_state(state)])
+def _fresh(leaves) -> nnx.State:
+    """A state of new Variable objects over the same arrays as ``leaves`` ((path, Variable) pairs)."""
+    return nnx.from_flat_state([(p, v.replace(v.get_value())) for p, v in leaves])
 
 
 def _unwrapped(path: tuple, wrapped: list[tuple]) -> tuple:
@@ -277,21 +271,19 @@ _SKELETONS: dict = {}
 
 def _architecture(base: nnx.Module) -> tuple:
     split = base_split(base)
-    shapes = tuple((tuple(v.get_value().shape), str(v.get_value().dtype)) for _, v in split.flat)
-    return static_graph(split.graphdef), shapes
+    arrays = (v.get_value() for _, v in split.flat)
+    return static_graph(split.graphdef), tuple((x.shape, x.dtype) for x in arrays)
 
 
 def _build_template(base: nnx.Module, cfg: LoraConfig, seed: int, training: bool) -> _Template:
     key = (_architecture(base), cfg, seed, training)
-    skeleton = _SKELETONS.get(key)
-    if skeleton is not None:
+    if (skeleton := _SKELETONS.get(key)) is not None:
         return skeleton.template(base)
-    wrapped = list(matching_linears(base, cfg.targets))
     model = apply_lora(nnx.clone(base), cfg, seed)
     if training:
         set_training(model, True)
     template = _Template(*nnx.split(model, nnx.LoRAParam, ...))
-    skeleton = _Skeleton(base, template, wrapped)
+    skeleton = _Skeleton(base, model, template)
     if skeleton.complete:
         if len(_SKELETONS) >= 8:
             _SKELETONS.pop(next(iter(_SKELETONS)))
