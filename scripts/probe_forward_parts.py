@@ -49,29 +49,26 @@ VARIANTS = {
 }
 
 
-def build(graph, variant: dict):
-    """The jitted forward with ``variant``'s replacements patched into the model module while tracing."""
+def compile_variant(graph, variant: dict, inputs: tuple):
+    """The forward pass compiled with ``variant``'s replacements patched into the model module while
+    it is traced; the module is restored afterwards."""
     saved = {name: getattr(llama, name) for name in ("attention", "apply_rope", "swiglu")}
     saved_norm = llama.RMSNorm.__call__
 
-    @jax.jit
     def forward(state, tokens, valid, positions, segments):
         model = nnx.merge(graph, state)
         hidden, _ = model.hidden_states(tokens, valid=valid, positions=positions, segments=segments)
         return jnp.sum(hidden[:, -1])
 
-    def traced(*args):
+    for name, fn in saved.items():
+        setattr(llama, name, variant.get(name, fn))
+    llama.RMSNorm.__call__ = variant.get("norm", saved_norm)
+    try:
+        return jax.jit(forward).lower(*inputs).compile()
+    finally:
         for name, fn in saved.items():
-            setattr(llama, name, variant.get(name, fn))
-        llama.RMSNorm.__call__ = variant.get("norm", saved_norm)
-        try:
-            return forward.lower(*args).compile()
-        finally:
-            for name, fn in saved.items():
-                setattr(llama, name, fn)
-            llama.RMSNorm.__call__ = saved_norm
-
-    return traced
+            setattr(llama, name, fn)
+        llama.RMSNorm.__call__ = saved_norm
 
 
 def main() -> None:
@@ -92,7 +89,7 @@ def main() -> None:
     segments = jnp.asarray(np.broadcast_to(slot // args.segment, shape), jnp.int32)
     positions = jnp.asarray(np.broadcast_to(slot % args.segment, shape), jnp.int32)
     inputs = (state, tokens, jnp.ones(shape, bool), positions, segments)
-    compiled = {name: build(graph, variant)(*inputs) for name, variant in VARIANTS.items()}
+    compiled = {name: compile_variant(graph, variant, inputs) for name, variant in VARIANTS.items()}
     times: dict[str, list[float]] = {name: [] for name in compiled}
     for _ in range(args.rounds):
         for name, fn in compiled.items():

@@ -18,6 +18,7 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from emergence.errors import UserError
+from emergence.memo import remember
 
 
 class _Memo:
@@ -45,11 +46,7 @@ _MEMOS: dict[str, _Memo] = {}  # by the tokenizer's serialized form: checkpoints
 
 def _shared_memo(backend: Tokenizer) -> _Memo:
     key = hashlib.sha256(backend.to_str().encode()).hexdigest()
-    if key not in _MEMOS:
-        if len(_MEMOS) >= 4:
-            _MEMOS.pop(next(iter(_MEMOS)))
-        _MEMOS[key] = _Memo()
-    return _MEMOS[key]
+    return _MEMOS[key] if key in _MEMOS else remember(_MEMOS, key, _Memo(), 4)
 
 
 @dataclass(frozen=True)

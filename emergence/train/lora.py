@@ -30,6 +30,7 @@ import numpy as np
 from flax import nnx
 
 from emergence.errors import UserError
+from emergence.memo import remember
 from emergence.models.static_graph import static_graph
 from emergence.train.config import LoraConfig
 from emergence.train.mesh import copied, shard_state
@@ -235,7 +236,7 @@ class _Skeleton:
 
     def __init__(self, base: nnx.Module, wrapped_model: nnx.Module, template: _Template):
         split = base_split(base)
-        wrapped = [path for path, _ in lora_layers(wrapped_model)]
+        wrapped = {path for path, _ in lora_layers(wrapped_model)}
         self.graphdef, self.adapters = template.graphdef, _fresh(nnx.to_flat_state(template.adapters))
         self.leaves: list[tuple[tuple, int | nnx.Variable]] = []
         for path, var in nnx.to_flat_state(template.rest):
@@ -257,13 +258,10 @@ def _fresh(leaves) -> nnx.State:
     return nnx.from_flat_state([(p, v.replace(v.get_value())) for p, v in leaves])
 
 
-def _unwrapped(path: tuple, wrapped: list[tuple]) -> tuple:
+def _unwrapped(path: tuple, wrapped: set[tuple]) -> tuple:
     """A wrapped model's leaf path as the base names it: ``q_proj.base.kernel`` → ``q_proj.kernel``."""
-    for linear in wrapped:
-        n = len(linear)
-        if path[:n] == linear and len(path) > n and path[n] == "base":
-            return path[:n] + path[n + 1 :]
-    return path
+    n = path.index("base") if "base" in path else -1
+    return path[:n] + path[n + 1 :] if n >= 0 and path[:n] in wrapped else path
 
 
 _SKELETONS: dict = {}
@@ -285,19 +283,15 @@ def _build_template(base: nnx.Module, cfg: LoraConfig, seed: int, training: bool
     template = _Template(*nnx.split(model, nnx.LoRAParam, ...))
     skeleton = _Skeleton(base, model, template)
     if skeleton.complete:
-        if len(_SKELETONS) >= 8:
-            _SKELETONS.pop(next(iter(_SKELETONS)))
-        _SKELETONS[key] = skeleton
+        remember(_SKELETONS, key, skeleton, 8)
     return template
 
 
 def _template(base: nnx.Module, cfg: LoraConfig, seed: int, training: bool = False) -> _Template:
     per_base = _TEMPLATES.setdefault(base, {})
     key = (cfg, seed, training)
-    if key not in per_base:
-        if len(per_base) >= 4:  # a sweep uses one (config, seed); keep a few, not one per call
-            per_base.pop(next(iter(per_base)))
-        per_base[key] = _build_template(base, cfg, seed, training)
+    if key not in per_base:  # a sweep uses one (config, seed); keep a few, not one per call
+        remember(per_base, key, _build_template(base, cfg, seed, training), 4)
     return per_base[key]
 
 

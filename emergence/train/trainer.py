@@ -41,6 +41,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from emergence.errors import UserError
+from emergence.memo import remember
 from emergence.models.static_graph import StaticGraph, split_static, static_graph
 from emergence.train.config import OptimConfig
 from emergence.train.examples import Batch
@@ -169,9 +170,7 @@ def _fresh_opt_state(hyper: Hyper, params, mesh):
         return jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(hyper, params))
     key = (hyper, mesh, treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves))
     if key not in _OPT_TEMPLATES:
-        if len(_OPT_TEMPLATES) >= 8:
-            _OPT_TEMPLATES.pop(next(iter(_OPT_TEMPLATES)))
-        _OPT_TEMPLATES[key] = jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(hyper, params))
+        remember(_OPT_TEMPLATES, key, jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(hyper, params)), 8)
     return copied(_OPT_TEMPLATES[key])
 
 
