@@ -57,7 +57,8 @@ def run_cmd(
     ),
 ) -> None:
     """Run (or resume) the cells of CONFIG; safe to start on several hosts sharing the output folder."""
-    from emergence.sweep.runner import parse_shard, run_sweep
+    from emergence.sweep.plan import parse_shard
+    from emergence.sweep.runner import run_sweep
 
     cfg = _config(config, overrides)
     shard_spec = parse_shard(shard)

@@ -139,3 +139,30 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
     timings["eval"] = float(res.seconds)
     log(f"metrics {res.metrics} n={res.n} correct={res.n_correct} ({res.seconds:.2f}s)")
     return CellOutcome(dict(res.metrics), res.n, res.n_correct, res.records, timings, train_info, cleanup)
+
+
+def results_row(
+    cell: Cell, base: LoadedModel, loss: float, outcome: CellOutcome, seconds: float, version: str
+):
+    """The cell's row of the results table (DESIGN.md "Results row"): the checkpoint's scale (the
+    config's values, else what the checkpoint says), the cell's coordinates, its metrics."""
+    meta, spec = base.meta, cell.checkpoint
+    row: dict[str, Any] = {
+        "checkpoint": cell.checkpoint_id,
+        "params": spec.params if spec.params is not None else meta.params,
+        "tokens": spec.tokens if spec.tokens is not None else meta.tokens,
+        "flops": spec.flops if spec.flops is not None else meta.flops,
+        "pretrain_loss": loss,
+        "task": cell.task,
+        "shots": cell.shots,
+        "budget": cell.budget,
+        "subset_seed": cell.subset_seed,
+        "method": cell.method,
+        "n_eval": outcome.n_eval,
+        "n_correct": outcome.n_correct,
+        "seconds": round(seconds, 4),
+        "config_hash": cell.key,
+        "code_version": version,
+    }
+    row.update(outcome.metrics)
+    return row

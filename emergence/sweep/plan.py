@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emergence.errors import UserError
 from emergence.sweep.config import (
     CheckpointSpec,
     FinetuneSpec,
@@ -128,6 +129,19 @@ def expand(cfg: SweepConfig) -> list[Cell]:
 def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
     """Cells of shard ``index`` of ``count`` (0-based): every count-th cell of the plan."""
     return [c for c in cells if c.index % count == index]
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/n"`` (0-based i) → (i, n); None → the whole sweep."""
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if n <= 0 or not 0 <= i < n:
+        raise UserError(f"--shard {text!r}: need 0 <= i < n")
+    return i, n
 
 
 def _params(ckpt: CheckpointSpec) -> float | None:

@@ -5,10 +5,12 @@ checkpoint is loaded once for all its cells and the jitted steps (keyed on the m
 once per shape for the whole run. For each cell it: skips it if a record exists (done, or failed
 unless ``retry_failed``); claims it (:mod:`emergence.sweep.store`), or moves on if a live runner holds
 it; computes the checkpoint's pretraining loss once (cached in OUT/loss, under its own claim); runs the
-cell (:mod:`emergence.sweep.cell`); writes the per-example records, then the cell record — the commit
-point. A runner killed at any instant leaves no record and a lock whose dead owner makes it stale, so
-the next runner redoes exactly the unfinished cells. When its own cells are done a runner waits for
-cells claimed by others, taking over any whose claim goes stale, so the sweep ends complete.
+cell (:mod:`emergence.sweep.cell`); then hands the cell to a background committer
+(:mod:`emergence.sweep.committer`), which writes the per-example records, then the cell record — the
+commit point — and releases the claim while the next cell computes. A runner killed at any instant
+leaves no record and a lock whose dead owner makes it stale, so the next runner redoes exactly the
+unfinished cells. When its own cells are done a runner waits for cells claimed by others, taking over
+any whose claim goes stale, so the sweep ends complete.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emergence.config import to_dict
 from emergence.errors import UserError
-from emergence.sweep.cell import CellLog, run_cell
+from emergence.sweep.cell import CellLog, results_row, run_cell
+from emergence.sweep.committer import Committer
 from emergence.sweep.config import SweepConfig, tokenizer_fingerprint
 from emergence.sweep.plan import Cell, expand, shard, stable_hash
 from emergence.sweep.schema import RESULT_COLUMNS
@@ -37,6 +39,20 @@ class TokenizerMismatch(UserError):
     """Checkpoints of one sweep with different tokenizers: a config error, fatal for the whole run."""
 
 
+@dataclass(frozen=True)
+class _Finished:
+    """A computed cell on its way to the committer: what :meth:`Runner._commit` writes."""
+
+    cell: Cell
+    claim: Any  # emergence.sweep.store.Claim, held until the record is written
+    attempts: int  # this attempt's number (a failed record counts them)
+    started: float  # when the run started (for the ETA)
+    record: dict
+    timing: dict[str, float]
+    records: list[dict] | None  # per-example records; None when the cell failed
+    log: CellLog
+
+
 @dataclass
 class RunReport:
     total: int  # cells in this runner's shard
@@ -45,19 +61,6 @@ class RunReport:
     skipped: int = 0  # finished or failed before this run
     seconds: float = 0.0
     timings: list[dict[str, float]] = field(default_factory=list)
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """``"i/n"`` (0-based i) → (i, n); None → the whole sweep."""
-    if not text:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
-    if n <= 0 or not 0 <= i < n:
-        raise UserError(f"--shard {text!r}: need 0 <= i < n")
-    return i, n
 
 
 def code_version() -> str:
@@ -97,8 +100,7 @@ class Runner:
         self._losses: dict[str, float] = {}  # loss file name -> value, once read or computed
         self._tokenizer: tuple[str, str] | None = None
         self.retry_failed = False
-        # Finished cells' training checkpoints are deleted in the background, overlapping the next cell.
-        self._cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cleanup")
+        self._commits: Committer | None = None  # set while run() runs
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -133,20 +135,22 @@ class Runner:
             f"{report.skipped} already recorded, {len(pending)} to do -> {self.cfg.out}"
         )
         delay = 0.2
-        while pending:
-            progressed = False
-            for cell in pending:
-                if self._try_cell(cell, report, started, attempted):
-                    attempted.add(cell.key)
-                    progressed = True
-            pending = open_cells()
-            # the rest are claimed by live runners: wait for them to finish or for their locks to expire
-            if pending and wait:
-                delay = 0.2 if progressed else min(delay * 2, self.max_poll)
-                time.sleep(delay)
-            elif pending:
-                break
-        self._cleaner.shutdown(wait=True)
+        with Committer() as self._commits:
+            while pending:
+                progressed = False
+                for cell in pending:
+                    if self._try_cell(cell, report, started):
+                        attempted.add(cell.key)
+                        progressed = True
+                self._commits.wait()  # the records open_cells reads are all written
+                pending = open_cells()
+                # the rest are claimed by live runners: wait for them to finish or for their locks to expire
+                if pending and wait:
+                    delay = 0.2 if progressed else min(delay * 2, self.max_poll)
+                    time.sleep(delay)
+                elif pending:
+                    break
+        self._commits = None
         report.seconds = time.perf_counter() - started
         failed = sum(1 for c in mine if (self.store.record(c.key) or {}).get("status") == "failed")
         self.echo(
@@ -166,35 +170,60 @@ class Runner:
         if read_json(path) != manifest:
             write_json(path, manifest)
 
-    def _try_cell(self, cell: Cell, report: RunReport, started: float, attempted: set[str]) -> bool:
+    def _try_cell(self, cell: Cell, report: RunReport, started: float) -> bool:
+        """Claim and compute ``cell``, then hand it to the background committer. False if another
+        runner holds or finished it (or it failed before and is not to be retried)."""
         claim = self.store.claim(cell.key)
         if claim is None:
             return False
         try:
             rec = self.store.record(cell.key)  # finished by another runner between our check and claim
             status = (rec or {}).get("status")
-            if status == "done" or (status == "failed" and (not self.retry_failed or cell.key in attempted)):
+            if status == "done" or (status == "failed" and not self.retry_failed):
+                claim.release()
                 return False
-            record, timing = self._execute(cell, rec)
-            if not claim.owned():
+            attempts = (rec or {}).get("attempts", 0) + 1
+            finished = _Finished(cell, claim, attempts, started, *self._execute(cell, attempts))
+        except BaseException:
+            claim.release()
+            raise
+        commit = self._commit
+        self._commits.submit(lambda: commit(finished, report))
+        return True
+
+    def _commit(self, done: _Finished, report: RunReport) -> None:
+        """Write the cell's per-example records, then its record, then release its claim (in the
+        committer's thread: :mod:`emergence.sweep.committer`)."""
+        cell, record = done.cell, done.record
+        try:
+            if done.records is not None:
+                from emergence.eval.evaluate import write_records
+
+                try:
+                    write_records(self.store.work_dir(cell.key) / "records.jsonl", done.records)
+                except Exception as err:  # noqa: BLE001 - recorded as the cell's failure, like a compute error
+                    record = self._failure(cell, err, done.log, done.attempts)
+            if not done.claim.owned():
                 self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")
-                return False
+                return
             cleanup = record.pop("_cleanup", ())
             self.store.write_record(cell.key, record)
             for path in cleanup:
-                self._cleaner.submit(shutil.rmtree, path, ignore_errors=True)
+                shutil.rmtree(path, ignore_errors=True)
         finally:
-            claim.release()
+            done.log.close()
+            done.claim.release()
         if record["status"] == "done":
             report.done_here += 1
-            report.timings.append(timing)
+            report.timings.append(done.timing)
         else:
             report.failed_here += 1
-        self._progress(cell, record, timing, report, started)
-        return True
+        self._progress(cell, record, done.timing, report, done.started)
 
     # ------------------------------------------------------------------ one cell
-    def _execute(self, cell: Cell, previous: dict | None) -> tuple[dict, dict[str, float]]:
+    def _execute(self, cell: Cell, attempts: int) -> tuple[dict, dict[str, float], list | None, CellLog]:
+        """Compute the cell: its record (done or failed), timings, per-example records (None when it
+        failed) and its open run log, all for :meth:`_commit`."""
         work = self.store.work_dir(cell.key)
         log = CellLog(work / "run.log")
         t0 = time.perf_counter()
@@ -206,15 +235,12 @@ class Runner:
             timing.update(load=t_load, loss=t_loss)
             t_cell = time.perf_counter()
             outcome = run_cell(cell, self.cfg, base, work, log)
-            from emergence.eval.evaluate import write_records
-
-            write_records(work / "records.jsonl", outcome.records)
             seconds = time.perf_counter() - t_cell
             timing.update(outcome.timings, cell=seconds, total=time.perf_counter() - t0)
             record = {
                 "status": "done",
                 "key": cell.key,
-                "row": self._row(cell, base, loss, outcome, seconds),
+                "row": results_row(cell, base, loss, outcome, seconds, self.version),
                 "config": cell.resolved,
                 "timings": timing,
                 "train": outcome.train,
@@ -224,48 +250,28 @@ class Runner:
                 "_cleanup": outcome.cleanup,  # taken out before the record is written
             }
             log(f"done in {seconds:.2f}s (train {timing['train']:.2f}s, eval {timing['eval']:.2f}s)")
+            return record, timing, outcome.records, log
         except TokenizerMismatch:
             log.close()
             raise
         except Exception as err:  # noqa: BLE001 - a failed cell is recorded, the sweep goes on
-            message = " ".join(str(err).split()) or type(err).__name__
-            log(f"failed: {type(err).__name__}: {message}\n{traceback.format_exc()}")
             timing["total"] = time.perf_counter() - t0
-            attempts = (previous or {}).get("attempts", 0) + 1
-            record = {
-                "status": "failed",
-                "key": cell.key,
-                "error": f"{type(err).__name__}: {message}",
-                "attempts": attempts,
-                "config": cell.resolved,
-                "host": HOST,
-                "pid": os.getpid(),
-                "finished": time.time(),
-            }
-        log.close()
-        return record, timing
+            return self._failure(cell, err, log, attempts), timing, None, log
 
-    def _row(self, cell: Cell, base, loss: float, outcome, seconds: float) -> dict[str, Any]:
-        meta, spec = base.meta, cell.checkpoint
-        row: dict[str, Any] = {
-            "checkpoint": cell.checkpoint_id,
-            "params": spec.params if spec.params is not None else meta.params,
-            "tokens": spec.tokens if spec.tokens is not None else meta.tokens,
-            "flops": spec.flops if spec.flops is not None else meta.flops,
-            "pretrain_loss": loss,
-            "task": cell.task,
-            "shots": cell.shots,
-            "budget": cell.budget,
-            "subset_seed": cell.subset_seed,
-            "method": cell.method,
-            "n_eval": outcome.n_eval,
-            "n_correct": outcome.n_correct,
-            "seconds": round(seconds, 4),
-            "config_hash": cell.key,
-            "code_version": self.version,
+    def _failure(self, cell: Cell, err: Exception, log: CellLog, attempts: int) -> dict:
+        """The record of a failed cell; the error and its traceback go to the cell's run log."""
+        message = " ".join(str(err).split()) or type(err).__name__
+        log(f"failed: {type(err).__name__}: {message}\n{traceback.format_exc()}")
+        return {
+            "status": "failed",
+            "key": cell.key,
+            "error": f"{type(err).__name__}: {message}",
+            "attempts": attempts,
+            "config": cell.resolved,
+            "host": HOST,
+            "pid": os.getpid(),
+            "finished": time.time(),
         }
-        row.update(outcome.metrics)
-        return row
 
     def _base(self, cell: Cell):
         """The checkpoint's base model, loaded once for all of its cells; tokenizer checked on load."""

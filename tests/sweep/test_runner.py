@@ -209,3 +209,26 @@ def test_a_finetuned_cell_records_its_learning_curve_when_asked(tmp_path):
         "every": 1,
         "split": "validation",
     }
+
+
+def test_a_cell_finished_before_a_fatal_error_is_still_committed(tmp_path, monkeypatch):
+    """A cell's record is written in the background while the next cell computes
+    (emergence/sweep/committer.py); when that next cell stops the run, the finished one is kept."""
+    from emergence.sweep.runner import TokenizerMismatch
+
+    raw = tiny_raw()
+    raw.update(budgets=[0], out=str(tmp_path / "out"))
+    cfg = load_sweep_config(write_config(tmp_path / "s.yaml", raw))
+    load_base = Runner._base
+
+    def second_checkpoint_fails(self, cell):
+        if cell.checkpoint_id == "tiny-untied":
+            raise TokenizerMismatch("checkpoint 'tiny-untied' has a different tokenizer (test)")
+        return load_base(self, cell)
+
+    monkeypatch.setattr(Runner, "_base", second_checkpoint_fails)
+    with pytest.raises(TokenizerMismatch):
+        Runner(cfg, echo=lambda _: None).run()
+    status = sweep_status(cfg.out)
+    assert (status.done, status.failed, status.running) == (1, 0, 0)
+    assert not list((tmp_path / "out" / "cells").glob("*.lock"))
