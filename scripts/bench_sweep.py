@@ -13,7 +13,11 @@ Each cell record carries timings (emergence/sweep/cell.py); the wall time of the
                logs, status checks (emergence/sweep).
 Overhead = wall − compute, as a fraction of the wall time; the goal is ≤ 5 %.
 
-    python scripts/bench_sweep.py [--config configs/sweeps/tiny.yaml] [--repeats 3] [overrides...]
+``--rename-latency-ms L`` makes every ``os.replace`` (each atomic write: records, adapters, run files)
+sleep L ms first, as on a network filesystem where a rename is a round trip to the server: it shows
+which writes sit on a cell's critical path and which the background committer hides.
+
+    python scripts/bench_sweep.py [--config configs/sweeps/tiny.yaml] [--repeats 3] [--rename-latency-ms L] [overrides...]
 """
 
 from __future__ import annotations
@@ -85,6 +89,20 @@ def io_floor(out: Path, cell: Path, repeats: int = 50) -> float:
     return (time.perf_counter() - started) / repeats
 
 
+def slow_renames(seconds: float) -> None:
+    """Every ``os.replace`` in this process sleeps ``seconds`` first (the sleep releases the GIL, as
+    waiting for a file server does)."""
+    import os
+
+    replace = os.replace
+
+    def slow_replace(src, dst, **kwargs):
+        time.sleep(seconds)
+        return replace(src, dst, **kwargs)
+
+    os.replace = slow_replace
+
+
 def show(name: str, m: dict[str, float]) -> None:
     n, wall = m["cells"], m["wall"]
     overhead = wall - m["compute"]
@@ -110,7 +128,15 @@ def main() -> None:
         default=3,
         help="warm sweeps to run; the fastest counts (this machine's speed drifts from run to run)",
     )
+    parser.add_argument(
+        "--rename-latency-ms",
+        type=float,
+        default=0.0,
+        help="sleep this long in every os.replace (a network filesystem's round trip); 0 = off",
+    )
     args = parser.parse_args()
+    if args.rename_latency_ms > 0:
+        slow_renames(args.rename_latency_ms / 1000)
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         cold = measure(Path(args.config), args.overrides, Path(tmp) / "cold")
         warms = [

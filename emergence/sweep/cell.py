@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,16 @@ def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
     return dataclasses.replace(loaded, model=model)
 
 
-def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: CellLog) -> CellOutcome:
+def run_cell(
+    cell: Cell,
+    cfg: SweepConfig,
+    base: LoadedModel,
+    work: Path,
+    log: CellLog,
+    background: Callable[[Callable[[], None]], None] | None = None,
+) -> CellOutcome:
+    """Run the cell; ``background`` writes the finetuning result while the cell is evaluated (see
+    :func:`emergence.train.finetune.run_finetune`)."""
     from emergence.eval.evaluate import evaluate, scorer
 
     ev = cfg.eval  # how the cell scores its model; a learning curve scores the same way on its own split
@@ -110,6 +120,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
                 f"plan: {p.total_steps} steps, {p.n_train} training examples ({p.data_note})"
             ),
             on_eval=lambda line: log(f"step {line['step']} {task_ft.eval_split} {line['eval']}"),
+            background=background,
             **curve,
         )
         timings["finetune_call"] = time.perf_counter() - t0

@@ -8,7 +8,8 @@ time; done here, it overlaps the next cell's training and evaluation (file write
 Order and safety:
 - One thread runs the jobs in the order they were submitted.
 - At most one job is pending. :meth:`Committer.submit` first waits for the previous job, so memory
-  stays bounded and a job's error surfaces at the latest one cell later, in the runner's thread.
+  stays bounded and a job's error surfaces at the latest one cell later, in the runner's thread,
+  as :class:`CommitFailed`: fatal for the run, never mistaken for the failure of the cell computing.
 - A job writes its record last and releases its claim only after that. No other runner takes the
   cell in between. A runner killed with a job pending leaves a claimed cell without a record, and
   the next run redoes it, exactly as if the runner had been killed during the cell's compute.
@@ -18,6 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+
+
+class CommitFailed(RuntimeError):
+    """A background write failed (its error is the cause); the cell it belonged to has no record."""
 
 
 class Committer:
@@ -31,10 +36,10 @@ class Committer:
         self._pending = self._pool.submit(job)
 
     def wait(self) -> None:
-        """Block until the pending job (if any) is done; re-raise its error."""
+        """Block until the pending job (if any) is done; raise :class:`CommitFailed` if it failed."""
         pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+        if pending is not None and (err := pending.exception()) is not None:
+            raise CommitFailed(f"writing a finished cell failed: {type(err).__name__}: {err}") from err
 
     def close(self) -> None:
         """Finish the pending job, then stop the thread (errors re-raise after the thread is stopped)."""

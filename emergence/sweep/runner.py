@@ -28,7 +28,7 @@ from typing import Any
 from emergence.config import to_dict
 from emergence.errors import UserError
 from emergence.sweep.cell import CellLog, results_row, run_cell
-from emergence.sweep.committer import Committer
+from emergence.sweep.committer import CommitFailed, Committer
 from emergence.sweep.config import SweepConfig, tokenizer_fingerprint
 from emergence.sweep.plan import Cell, expand, shard, stable_hash
 from emergence.sweep.schema import RESULT_COLUMNS
@@ -176,6 +176,7 @@ class Runner:
         claim = self.store.claim(cell.key)
         if claim is None:
             return False
+        finished: _Finished | None = None
         try:
             rec = self.store.record(cell.key)  # finished by another runner between our check and claim
             status = (rec or {}).get("status")
@@ -184,11 +185,14 @@ class Runner:
                 return False
             attempts = (rec or {}).get("attempts", 0) + 1
             finished = _Finished(cell, claim, attempts, started, *self._execute(cell, attempts))
+            commit = self._commit
+            # after the cell's own background writes (its adapter), which must not have failed
+            self._commits.submit(lambda: commit(finished, report))
         except BaseException:
+            if finished is not None:
+                finished.log.close()
             claim.release()
             raise
-        commit = self._commit
-        self._commits.submit(lambda: commit(finished, report))
         return True
 
     def _commit(self, done: _Finished, report: RunReport) -> None:
@@ -234,7 +238,7 @@ class Runner:
             loss, t_loss = self._loss(cell, base)
             timing.update(load=t_load, loss=t_loss)
             t_cell = time.perf_counter()
-            outcome = run_cell(cell, self.cfg, base, work, log)
+            outcome = run_cell(cell, self.cfg, base, work, log, background=self._commits.submit)
             seconds = time.perf_counter() - t_cell
             timing.update(outcome.timings, cell=seconds, total=time.perf_counter() - t0)
             record = {
@@ -251,7 +255,7 @@ class Runner:
             }
             log(f"done in {seconds:.2f}s (train {timing['train']:.2f}s, eval {timing['eval']:.2f}s)")
             return record, timing, outcome.records, log
-        except TokenizerMismatch:
+        except (TokenizerMismatch, CommitFailed):  # fatal for the run, not this cell's failure
             log.close()
             raise
         except Exception as err:  # noqa: BLE001 - a failed cell is recorded, the sweep goes on

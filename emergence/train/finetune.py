@@ -137,11 +137,17 @@ def run_finetune(
     evaluator: Callable[[LoadedModel], dict[str, float]] | None = None,
     eval_every: int | None = None,
     on_eval: Callable[[dict], None] | None = None,
+    background: Callable[[Callable[[], None]], None] | None = None,
 ) -> FinetuneResult:
     """Train (or resume) the run ``cfg`` into ``out_dir``; ``loaded`` reuses an already loaded base.
 
     ``evaluator`` (with ``eval_every``) scores the model being trained, LoRA adapters folded in, at
-    step 0 and every ``eval_every`` steps (see the module docstring)."""
+    step 0 and every ``eval_every`` steps (see the module docstring).
+
+    ``background`` runs the job that writes the finished run's result (adapter or model, then the
+    config that marks the run finished). By default the job runs before this returns; a sweep passes
+    its committer (:mod:`emergence.sweep.committer`), so the files are written while the cell is
+    evaluated and are on disk before the cell's record."""
     if evaluator is not None and (eval_every is None or eval_every <= 0):
         raise UserError(f"--eval-every must be a positive number of steps, got {eval_every}")
     out = Path(out_dir)
@@ -238,10 +244,13 @@ def run_finetune(
         "fingerprint": cfg.fingerprint(),
         "config": cfg.to_dict(),
     }
+    write = background or (lambda job: job())
     if cfg.method == "lora":
-        adapters.save_lora_adapter(out, cfg.lora, info, trainer.flat_params())
+        weights = trainer.flat_params()
+        write(lambda: adapters.save_lora_adapter(out, cfg.lora, info, weights))
         return FinetuneResult(
             out, total, start, tuple(history), note, trainer=trainer, base=loaded.model, lora=cfg.lora
         )
-    adapters.save_full_model(out, dataclasses.replace(loaded, model=trainer.model()), info)
+    trained = dataclasses.replace(loaded, model=trainer.model())
+    write(lambda: adapters.save_full_model(out, trained, info))
     return FinetuneResult(out, total, start, tuple(history), note, trainer=trainer)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from emergence.sweep.committer import Committer
+from emergence.sweep.committer import CommitFailed, Committer
 
 
 def test_jobs_run_in_submission_order_on_one_background_thread():
@@ -44,8 +44,9 @@ def test_a_failed_job_raises_in_the_caller_at_the_next_wait():
         raise OSError("disk full")
 
     commits.submit(broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CommitFailed, match="OSError: disk full") as err:
         commits.wait()
+    assert isinstance(err.value.__cause__, OSError)
     commits.submit(lambda: None)  # the committer stays usable
     commits.close()
 

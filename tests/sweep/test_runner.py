@@ -232,3 +232,24 @@ def test_a_cell_finished_before_a_fatal_error_is_still_committed(tmp_path, monke
     status = sweep_status(cfg.out)
     assert (status.done, status.failed, status.running) == (1, 0, 0)
     assert not list((tmp_path / "out" / "cells").glob("*.lock"))
+
+
+def test_a_cell_whose_adapter_cannot_be_written_gets_no_record(tmp_path, monkeypatch):
+    """The finetuned adapter is written in the background before the cell's record; if that write
+    fails, the run stops (CommitFailed) and the cell stays unrecorded, to be redone."""
+    from emergence.sweep.committer import CommitFailed
+    from emergence.train import adapters
+
+    raw = tiny_raw()
+    raw.update(checkpoints=raw["checkpoints"][:1], budgets=[16], subset_seeds=[0], out=str(tmp_path / "out"))
+    cfg = load_sweep_config(write_config(tmp_path / "s.yaml", raw))
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(adapters, "save_lora_adapter", disk_full)
+    with pytest.raises(CommitFailed, match="No space left on device"):
+        Runner(cfg, echo=lambda _: None).run()
+    status = sweep_status(cfg.out)
+    assert (status.done, status.failed, status.running) == (0, 0, 0)
+    assert not list((tmp_path / "out" / "cells").glob("*.lock"))
