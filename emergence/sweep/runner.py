@@ -2,10 +2,11 @@
 
 One process loops over its cells (all, or every n-th with ``--shard i/n``) in plan order, so a
 checkpoint is loaded once for all its cells and the jitted steps (keyed on the model's graph) compile
-once per shape for the whole run. For each cell it: skips it if a record exists (done, or failed
+once per shape for the whole run; while it works on one checkpoint, the next hub checkpoint downloads
+(:mod:`emergence.sweep.prefetch`). For each cell it: skips it if a record exists (done, or failed
 unless ``retry_failed``); claims it (:mod:`emergence.sweep.store`), or moves on if a live runner holds
-it; computes the checkpoint's pretraining loss once (cached in OUT/loss, under its own claim); runs the
-cell (:mod:`emergence.sweep.cell`); then hands the cell to a background committer
+it; computes the checkpoint's pretraining loss once (cached in OUT/loss, under its own claim); runs
+the cell (:mod:`emergence.sweep.cell`); then hands the cell to a background committer
 (:mod:`emergence.sweep.committer`), which writes the per-example records, then the cell record — the
 commit point — and releases the claim while the next cell computes. A runner killed at any instant
 leaves no record and a lock whose dead owner makes it stale, so the next runner redoes exactly the
@@ -31,6 +32,7 @@ from emergence.sweep.cell import CellLog, results_row, run_cell
 from emergence.sweep.committer import CommitFailed, Committer
 from emergence.sweep.config import SweepConfig, tokenizer_fingerprint
 from emergence.sweep.plan import Cell, expand, shard, stable_hash
+from emergence.sweep.prefetch import Prefetcher
 from emergence.sweep.schema import RESULT_COLUMNS
 from emergence.sweep.store import HOST, Store, read_json, write_json
 
@@ -101,6 +103,7 @@ class Runner:
         self._tokenizer: tuple[str, str] | None = None
         self.retry_failed = False
         self._commits: Committer | None = None  # set while run() runs
+        self._prefetch = Prefetcher([])
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -134,6 +137,7 @@ class Runner:
             f"sweep {self.cfg.name}: {len(mine)} cells in shard {shard_spec[0]}/{shard_spec[1]}, "
             f"{report.skipped} already recorded, {len(pending)} to do -> {self.cfg.out}"
         )
+        self._prefetch = Prefetcher([cell.checkpoint.model for cell in pending])
         delay = 0.2
         with Committer() as self._commits:
             while pending:
@@ -286,7 +290,9 @@ class Runner:
 
         self._loaded = None  # free the previous checkpoint first
         t0 = time.perf_counter()
+        self._prefetch.wait(cell.checkpoint.model)
         loaded = load_model(cell.checkpoint.model, dtype=self.cfg.dtype)
+        self._prefetch.after(cell.checkpoint.model)  # the next hub checkpoint downloads meanwhile
         place_on_default_mesh(loaded.model)  # few-shot and finetuned cells then share compiled programs
         fp = tokenizer_fingerprint(loaded.tokenizer)
         self._check_tokenizer(cell.checkpoint_id, fp)
