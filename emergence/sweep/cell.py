@@ -5,7 +5,7 @@ and :func:`emergence.train.finetune.run_finetune` (+ :func:`emergence.train.adap
 The base model stays loaded across cells of a checkpoint and is never changed: a LoRA cell trains
 fresh adapters over the wrapped graph (wrapped and placed once per checkpoint:
 :func:`emergence.train.lora.lora_parts`) and is evaluated with them folded into a new model over the
-base's arrays (:func:`emergence.train.lora.fold_into_base`); a full-finetuning cell trains a copy of
+base's arrays (:func:`emergence.train.lora.folded_split`); a full-finetuning cell trains a copy of
 the weights (the trainer donates the arrays it updates). The finetuning run lives in the cell's work folder, so a cell
 interrupted mid-training resumes from its last orbax checkpoint when a runner takes it over.
 
@@ -93,7 +93,11 @@ def run_cell(
     timings: dict[str, float] = {"train": 0.0, "eval": 0.0}
     cleanup: list[Path] = []
     train_info: dict[str, Any] = {}
-    model = base
+    # the base evaluated over its kept split: no module tree walked per cell (a finetuned cell
+    # replaces it below)
+    from emergence.train.lora import base_as_split
+
+    model = dataclasses.replace(base, model=base_as_split(base.model))
     if cell.budget > 0:
         from emergence.train.adapters import load_adapter
         from emergence.train.finetune import CHECKPOINT_DIR, eval_curve, run_finetune
@@ -139,7 +143,7 @@ def run_cell(
             cleanup.append(ft_dir / CHECKPOINT_DIR)
         t0 = time.perf_counter()
         if result.trainer is not None:  # trained just now: fold in memory instead of reloading
-            model = dataclasses.replace(base, model=result.merged_model())
+            model = dataclasses.replace(base, model=result.evaluation_model())
         else:  # finished by an earlier runner: the saved adapter is the result
             model = load_adapter(fresh_copy(base, copy_arrays=False), ft_dir)
         timings["adapter_load"] = time.perf_counter() - t0

@@ -31,7 +31,7 @@ from flax import nnx
 
 from emergence.errors import UserError
 from emergence.memo import remember
-from emergence.models.static_graph import static_graph
+from emergence.models.static_graph import SplitModel, static_graph
 from emergence.train.config import LoraConfig
 from emergence.train.mesh import copied, shard_state
 
@@ -351,6 +351,19 @@ def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float
     ``.lora_b`` to arrays (:func:`lora_state`, the trainer's ``flat_params``). ``base`` is unchanged;
     the result shares its other arrays.
     """
+    return folded_split(base, adapter, scale).module()
+
+
+def base_as_split(base: nnx.Module) -> SplitModel:
+    """``base`` as a :class:`SplitModel` over its kept split (:func:`base_split`): evaluating it
+    walks no module tree. ``base`` must not change in place afterwards."""
+    split = base_split(base)
+    return SplitModel(static_graph(split.graphdef), split.state, base.config)
+
+
+def folded_split(base: nnx.Module, adapter: dict[str, jax.Array], scale: float) -> SplitModel:
+    """:func:`fold_into_base`'s model as a :class:`SplitModel`, never built as a module: what a
+    sweep evaluates (the state holds the folded kernels and the base's other Variables)."""
     split = base_split(base)
     flat, index = split.flat, split.index
     linears = sorted({name.rsplit(".lora.", 1)[0] for name in adapter})
@@ -376,7 +389,7 @@ def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float
     for i, kernel in zip(slots, kernels, strict=True):
         path, var = folded[i]
         folded[i] = (path, var.replace(kernel))
-    return nnx.merge(split.graphdef, nnx.from_flat_state(folded), copy=True)
+    return SplitModel(static_graph(split.graphdef), nnx.from_flat_state(folded), base.config)
 
 
 def lora_state(model: nnx.Module) -> dict[str, jax.Array]:
