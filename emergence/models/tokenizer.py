@@ -46,7 +46,7 @@ _MEMOS: dict[str, _Memo] = {}  # by the tokenizer's serialized form: checkpoints
 
 def _shared_memo(backend: Tokenizer) -> _Memo:
     key = hashlib.sha256(backend.to_str().encode()).hexdigest()
-    return _MEMOS[key] if key in _MEMOS else remember(_MEMOS, key, _Memo(), 4)
+    return remember(_MEMOS, key, _Memo, 4)
 
 
 @dataclass(frozen=True)

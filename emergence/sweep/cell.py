@@ -93,12 +93,11 @@ def run_cell(
     timings: dict[str, float] = {"train": 0.0, "eval": 0.0}
     cleanup: list[Path] = []
     train_info: dict[str, Any] = {}
-    # the base evaluated over its kept split: no module tree walked per cell (a finetuned cell
-    # replaces it below)
-    from emergence.train.lora import base_as_split
+    if cell.budget == 0:  # the base, over its kept split: no module tree walked per cell
+        from emergence.train.lora import base_as_split
 
-    model = dataclasses.replace(base, model=base_as_split(base.model))
-    if cell.budget > 0:
+        model = dataclasses.replace(base, model=base_as_split(base.model))
+    else:
         from emergence.train.adapters import load_adapter
         from emergence.train.finetune import CHECKPOINT_DIR, eval_curve, run_finetune
 

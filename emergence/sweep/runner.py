@@ -16,6 +16,7 @@ any whose claim goes stale, so the sweep ends complete.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -48,7 +49,6 @@ class _Finished:
     cell: Cell
     claim: Any  # emergence.sweep.store.Claim, held until the record is written
     attempts: int  # this attempt's number (a failed record counts them)
-    started: float  # when the run started (for the ETA)
     record: dict
     timing: dict[str, float]
     records: list[dict] | None  # per-example records; None when the cell failed
@@ -63,6 +63,7 @@ class RunReport:
     skipped: int = 0  # finished or failed before this run
     seconds: float = 0.0
     timings: list[dict[str, float]] = field(default_factory=list)
+    started: float = 0.0  # time.perf_counter() when the run started (for the ETA)
 
 
 def code_version() -> str:
@@ -113,7 +114,7 @@ class Runner:
         cells = expand(self.cfg)
         mine = shard(cells, *shard_spec)
         self._write_manifest(cells)
-        report = RunReport(total=len(mine))
+        report = RunReport(total=len(mine), started=started)
         attempted: set[str] = set()
         self.retry_failed = retry_failed
 
@@ -143,7 +144,7 @@ class Runner:
             while pending:
                 progressed = False
                 for cell in pending:
-                    if self._try_cell(cell, report, started):
+                    if self._try_cell(cell, report):
                         attempted.add(cell.key)
                         progressed = True
                 self._commits.wait()  # the records open_cells reads are all written
@@ -174,7 +175,7 @@ class Runner:
         if read_json(path) != manifest:
             write_json(path, manifest)
 
-    def _try_cell(self, cell: Cell, report: RunReport, started: float) -> bool:
+    def _try_cell(self, cell: Cell, report: RunReport) -> bool:
         """Claim and compute ``cell``, then hand it to the background committer. False if another
         runner holds or finished it (or it failed before and is not to be retried)."""
         claim = self.store.claim(cell.key)
@@ -187,11 +188,9 @@ class Runner:
             if status == "done" or (status == "failed" and not self.retry_failed):
                 claim.release()
                 return False
-            attempts = (rec or {}).get("attempts", 0) + 1
-            finished = _Finished(cell, claim, attempts, started, *self._execute(cell, attempts))
-            commit = self._commit
+            finished = self._execute(cell, claim, (rec or {}).get("attempts", 0) + 1)
             # after the cell's own background writes (its adapter), which must not have failed
-            self._commits.submit(lambda: commit(finished, report))
+            self._commits.submit(functools.partial(self._commit, finished, report))
         except BaseException:
             if finished is not None:
                 finished.log.close()
@@ -226,12 +225,12 @@ class Runner:
             report.timings.append(done.timing)
         else:
             report.failed_here += 1
-        self._progress(cell, record, done.timing, report, done.started)
+        self._progress(cell, record, done.timing, report)
 
     # ------------------------------------------------------------------ one cell
-    def _execute(self, cell: Cell, attempts: int) -> tuple[dict, dict[str, float], list | None, CellLog]:
-        """Compute the cell: its record (done or failed), timings, per-example records (None when it
-        failed) and its open run log, all for :meth:`_commit`."""
+    def _execute(self, cell: Cell, claim, attempts: int) -> _Finished:
+        """Compute the cell (held by ``claim``): its record (done or failed), timings, per-example
+        records and open run log, for :meth:`_commit`."""
         work = self.store.work_dir(cell.key)
         log = CellLog(work / "run.log")
         t0 = time.perf_counter()
@@ -258,13 +257,15 @@ class Runner:
                 "_cleanup": outcome.cleanup,  # taken out before the record is written
             }
             log(f"done in {seconds:.2f}s (train {timing['train']:.2f}s, eval {timing['eval']:.2f}s)")
-            return record, timing, outcome.records, log
+            return _Finished(cell, claim, attempts, record, timing, outcome.records, log)
         except (TokenizerMismatch, CommitFailed):  # fatal for the run, not this cell's failure
             log.close()
             raise
         except Exception as err:  # noqa: BLE001 - a failed cell is recorded, the sweep goes on
             timing["total"] = time.perf_counter() - t0
-            return self._failure(cell, err, log, attempts), timing, None, log
+            return _Finished(
+                cell, claim, attempts, self._failure(cell, err, log, attempts), timing, None, log
+            )
 
     def _failure(self, cell: Cell, err: Exception, log: CellLog, attempts: int) -> dict:
         """The record of a failed cell; the error and its traceback go to the cell's run log."""
@@ -363,10 +364,10 @@ class Runner:
                 claim.release()
 
     # ------------------------------------------------------------------ progress
-    def _progress(self, cell: Cell, record: dict, timing: dict, report: RunReport, started: float) -> None:
+    def _progress(self, cell: Cell, record: dict, timing: dict, report: RunReport) -> None:
         finished = report.done_here + report.failed_here
         left = report.total - report.skipped - finished
-        rate = (time.perf_counter() - started) / max(finished, 1)
+        rate = (time.perf_counter() - report.started) / max(finished, 1)
         if record["status"] == "done":
             row = record["row"]
             metrics = ", ".join(

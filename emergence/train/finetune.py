@@ -32,7 +32,7 @@ from emergence.models.static_graph import SplitModel
 from emergence.train import adapters, budgets, checkpoints
 from emergence.train.config import FinetuneConfig, LoraConfig
 from emergence.train.examples import make_batch, padded_shape, task_examples
-from emergence.train.lora import fold_into_base, folded_split, lora_parts, set_training
+from emergence.train.lora import folded_split, lora_parts, set_training
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
 
@@ -63,32 +63,25 @@ class FinetuneResult:
             set_training(model, False)
         return model
 
-    def merged_model(self) -> nnx.Module | None:
-        """The trained model in the base architecture (LoRA folded into the kernels)."""
-        return None if self.trainer is None else in_base_architecture(self.trainer, self.base, self.lora)
-
     def evaluation_model(self) -> nnx.Module | SplitModel | None:
-        """:meth:`merged_model` as the evaluator takes it: for LoRA, a :class:`SplitModel` that is
-        never built as a module (see :func:`for_evaluation`)."""
+        """The trained model in the base architecture, as the evaluator takes it (see
+        :func:`for_evaluation`)."""
         return None if self.trainer is None else for_evaluation(self.trainer, self.base, self.lora)
 
 
-def in_base_architecture(trainer: Trainer, base: nnx.Module, lora: LoraConfig | None) -> nnx.Module:
-    """What ``trainer`` holds now, in the base architecture: with ``lora``, its adapters folded into
-    a new model over ``base``'s arrays (:func:`emergence.train.lora.fold_into_base`: no wrapped
-    graph is built or walked); otherwise its own weights."""
-    if lora is None:
-        return trainer.model()
-    return fold_into_base(base, trainer.flat_params(), lora.scale)
-
-
 def for_evaluation(trainer: Trainer, base: nnx.Module, lora: LoraConfig | None) -> nnx.Module | SplitModel:
-    """:func:`in_base_architecture` for the evaluator, which only splits the model: with ``lora``,
-    the folded kernels over ``base``'s kept state (:func:`emergence.train.lora.folded_split`),
-    skipping a build and a split of the whole module tree."""
+    """What ``trainer`` holds now, in the base architecture: with ``lora``, its adapters folded onto
+    ``base``'s kept state as a :class:`SplitModel` (:func:`emergence.train.lora.folded_split`: no
+    wrapped graph walked, no module built: the evaluator only splits it); otherwise its own weights."""
     if lora is None:
         return trainer.model()
     return folded_split(base, trainer.flat_params(), lora.scale)
+
+
+def in_base_architecture(trainer: Trainer, base: nnx.Module, lora: LoraConfig | None) -> nnx.Module:
+    """:func:`for_evaluation` as a module, for evaluators that call the model themselves."""
+    model = for_evaluation(trainer, base, lora)
+    return model.module() if isinstance(model, SplitModel) else model
 
 
 @dataclass(frozen=True)

@@ -283,16 +283,14 @@ def _build_template(base: nnx.Module, cfg: LoraConfig, seed: int, training: bool
     template = _Template(*nnx.split(model, nnx.LoRAParam, ...))
     skeleton = _Skeleton(base, model, template)
     if skeleton.complete:
-        remember(_SKELETONS, key, skeleton, 8)
+        remember(_SKELETONS, key, lambda: skeleton, 8)
     return template
 
 
 def _template(base: nnx.Module, cfg: LoraConfig, seed: int, training: bool = False) -> _Template:
-    per_base = _TEMPLATES.setdefault(base, {})
-    key = (cfg, seed, training)
-    if key not in per_base:  # a sweep uses one (config, seed); keep a few, not one per call
-        remember(per_base, key, _build_template(base, cfg, seed, training), 4)
-    return per_base[key]
+    # a sweep uses one (config, seed) per base; keep a few, not one per call
+    make = lambda: _build_template(base, cfg, seed, training)  # noqa: E731
+    return remember(_TEMPLATES.setdefault(base, {}), (cfg, seed, training), make, 4)
 
 
 def lora_copy(base: nnx.Module, cfg: LoraConfig, seed: int = 0) -> nnx.Module:

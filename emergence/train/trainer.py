@@ -165,13 +165,15 @@ def _fresh_opt_state(hyper: Hyper, params, mesh):
     handed out as a compiled copy (the step donates it): a sweep's cells skip the init and the
     placement of every leaf. Large sets are initialised each time: keeping their zero moments would
     hold twice the model's size for good."""
+
+    def fresh():
+        return jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(hyper, params))
+
     leaves, treedef = jax.tree.flatten(params)
     if sum(x.nbytes for x in leaves) > _TEMPLATE_MAX_BYTES:
-        return jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(hyper, params))
+        return fresh()
     key = (hyper, mesh, treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves))
-    if key not in _OPT_TEMPLATES:
-        remember(_OPT_TEMPLATES, key, jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(hyper, params)), 8)
-    return copied(_OPT_TEMPLATES[key])
+    return copied(remember(_OPT_TEMPLATES, key, fresh, 8))
 
 
 def _on_mesh(x: jax.Array, mesh) -> jax.Array:
