@@ -9,6 +9,9 @@ are off the cell's critical path.
 
     .venv/bin/python scripts/probe_sweep_parts.py [--config configs/sweeps/tiny.yaml] [--repeats 3]
 
+``--files`` instead times, one by one, the files a finetuned cell writes (60 cells of the tiny sweep's
+sizes), and creating a bare 100-byte file, the filesystem's unit cost.
+
 ``--fold MODEL`` instead times what evaluating a LoRA cell's model costs on MODEL (a fold of rank-4
 q/v adapters, as a :class:`SplitModel` and as a module, against ``nnx.merge`` and ``split_static``
 of the whole model), ten calls each.
@@ -85,6 +88,51 @@ def probe_cells(config: Path, repeats: int) -> None:
         )
 
 
+def probe_files(cells: int = 60) -> None:
+    import numpy as np
+
+    from emergence.eval.evaluate import write_records
+    from emergence.sweep.cell import CellLog
+    from emergence.sweep.store import Store
+    from emergence.train.adapters import save_lora_adapter
+    from emergence.train.config import LoraConfig
+
+    examples = [{"doc_id": i, "loglikelihoods": [-1.0, -2.0], "pred": 0, "gold": 1} for i in range(12)]
+    record = {"status": "done", "row": {"acc": 0.75}, "timings": {"train": 0.03}}
+    weights = {"w": np.zeros(4000, np.float32)}  # a tiny-sweep adapter's size
+    parts = dict.fromkeys(("claim", "run log", "adapter", "records", "record", "release"), 0.0)
+    with tempfile.TemporaryDirectory(prefix="probe_files_") as tmp:
+        store = Store(tmp, ttl=60)
+        start = time.perf_counter()
+        for i in range(cells):
+            (Path(tmp) / f"bare{i}").write_bytes(b"x" * 100)
+        bare = (time.perf_counter() - start) / cells
+        for i in range(cells):
+            key, t = f"cell{i}", [time.perf_counter()]
+            claim = store.claim(key)
+            t.append(time.perf_counter())
+            log = CellLog(store.work_dir(key) / "run.log")
+            log("start")
+            t.append(time.perf_counter())
+            save_lora_adapter(store.work_dir(key) / "finetune", LoraConfig(), {}, weights)
+            t.append(time.perf_counter())
+            write_records(store.work_dir(key) / "records.jsonl", examples)
+            t.append(time.perf_counter())
+            log("done")
+            log.close()
+            store.write_record(key, record)
+            t.append(time.perf_counter())
+            claim.release()
+            t.append(time.perf_counter())
+            for name, a, b in zip(parts, t[:-1], t[1:], strict=True):
+                parts[name] += b - a
+    print(
+        f"creating a 100-byte file: {bare * 1e3:.2f} ms; a finetuned cell's files, ms each (mean of {cells}):"
+    )
+    print("  " + ", ".join(f"{name} {total / cells * 1e3:.2f}" for name, total in parts.items())
+          + f"; all {sum(parts.values()) / cells * 1e3:.2f}")  # fmt: skip
+
+
 def probe_fold(model_ref: str) -> None:
     import numpy as np
     from flax import nnx
@@ -128,8 +176,13 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "sweeps" / "tiny.yaml")
     parser.add_argument("--repeats", type=int, default=3, help="warm sweeps after the cold one")
     parser.add_argument("--fold", metavar="MODEL", help="time the evaluation model's parts on MODEL instead")
+    parser.add_argument(
+        "--files", action="store_true", help="time a finetuned cell's files one by one instead"
+    )
     args = parser.parse_args()
-    if args.fold:
+    if args.files:
+        probe_files()
+    elif args.fold:
         probe_fold(args.fold)
     else:
         probe_cells(args.config, args.repeats)
