@@ -1,21 +1,30 @@
-"""The `emergence` command line: a thin typer app.
+"""The `emergence` command line: a thin typer app with one error boundary.
 
 Each command group lives in its own module under :mod:`emergence.commands` and exposes
-``register(app)``; this file only assembles them and maps :class:`~emergence.errors.UserError` to one
-line on stderr with exit code 2. Heavy imports (JAX, NumPyro) happen inside the commands, so that
-``emergence --help`` stays fast.
+``register(app)``; this file only assembles them and owns the exit codes (README "Exit codes"):
+
+* 0 everything done; 1 some sweep cells or fits failed, the rest done (a command says so with
+  ``typer.Exit(1)``); 2 a user error: one line on stderr naming the file, row, key or option;
+  3 an internal error (a bug): a short traceback.
+* :func:`~emergence.errors.expected_error_line` decides what is the user's: a
+  :class:`~emergence.errors.UserError`, an OS error on a path they gave, malformed JSON/YAML,
+  an unreadable safetensors file. ``EMERGENCE_DEBUG=1`` prints the full traceback of any error.
+
+Heavy imports (JAX, NumPyro) happen inside the commands, so that ``emergence --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
+import traceback
 
 import typer
 
 from emergence import commands
-from emergence.errors import EXIT_USER_ERROR, UserError
+from emergence.errors import EXIT_INTERNAL, EXIT_PARTIAL, EXIT_USER_ERROR, UserError, expected_error_line
 
 app = typer.Typer(
     name="emergence",
@@ -37,21 +46,24 @@ def _register_all() -> None:
 _register_all()
 
 
+def _debug() -> bool:
+    return os.environ.get("EMERGENCE_DEBUG", "").strip() not in ("", "0", "false", "no")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning user errors into one line and exit code 2."""
+    """Console entry point: run the app and end with an honest exit code (0, 1, 2 or 3)."""
     try:
-        app(args=argv, standalone_mode=False, prog_name="emergence")
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
-    except FileNotFoundError as err:
-        print(f"error: file not found: {err.filename or err}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
-    except typer.Exit as err:
-        sys.exit(err.exit_code)
+        # standalone_mode=False: click *returns* the code of a typer.Exit(n) instead of exiting, so
+        # it must be passed on here (dropping it made a sweep with failed cells exit 0)
+        code = app(args=argv, standalone_mode=False, prog_name="emergence")
+    except typer.Exit as err:  # raised past click by a callback
+        code = err.exit_code
     except typer.Abort:
         print("aborted", file=sys.stderr)
-        sys.exit(1)
+        code = EXIT_PARTIAL
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
     except typer.TyperException as err:
         # usage errors (missing argument, unknown option or command, bad value) from the click
         # that typer vendors; typer's own base class catches them whichever click is installed
@@ -59,8 +71,31 @@ def main(argv: list[str] | None = None) -> None:
         message = err.format_message() if hasattr(err, "format_message") else str(err)
         if code and message:  # no arguments at all: the help was shown, nothing went wrong
             command = getattr(getattr(err, "ctx", None), "command_path", "emergence")
-            print(f"error: {command}: {message} (see {command} --help)", file=sys.stderr)
-        sys.exit(code)
+            print(f"error: {command}: {' '.join(message.split())} (see {command} --help)", file=sys.stderr)
+    except Exception as err:  # the boundary: a user's mistake is one line, a bug is a traceback
+        code = _report(err)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _report(err: Exception) -> int:
+    """Print ``err`` as one line (user error, 2) or a short traceback (bug, 3); return the code."""
+    if _debug():
+        traceback.print_exception(err, file=sys.stderr)
+    line = expected_error_line(err)
+    if line is not None:
+        print(f"error: {line}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if not _debug():
+        traceback.print_exception(err, limit=-3, file=sys.stderr)
+    print(
+        f"internal error: {type(err).__name__}: {' '.join(str(err).split())} (a bug in emergence; "
+        "rerun with EMERGENCE_DEBUG=1 for the full traceback and please report it)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
+
+
+__all__ = ["app", "main", "UserError"]
 
 
 if __name__ == "__main__":

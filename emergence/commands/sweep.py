@@ -69,7 +69,9 @@ def run_cmd(
         wait=not no_wait,
         echo=lambda line: print(line, flush=True),
     )
-    if report.failed_here:
+    if report.failed_cells:  # exit 1: the rest is done, these are not (README "Exit codes")
+        shown = "; ".join(report.failed_cells[:20]) + (" ..." if len(report.failed_cells) > 20 else "")
+        print(f"failed: {len(report.failed_cells)} cell(s): {shown}", file=sys.stderr)
         raise typer.Exit(1)
 
 
@@ -88,16 +90,34 @@ def results_cmd(
     overrides: list[str] = OVERRIDES,
     fmt: str = typer.Option("parquet", "--format", help="parquet | csv"),
     out: str = typer.Option(None, "--out", help="table file (default OUT/results.<format>)"),
+    allow_partial: bool = typer.Option(
+        False, "--allow-partial", help="write the table of the finished cells even if some are missing"
+    ),
 ) -> None:
-    """Consolidate finished cells into one results table (DESIGN.md "Results row" columns + metrics)."""
+    """Consolidate finished cells into one results table (DESIGN.md "Results row" columns + metrics).
+
+    Exits 1 without writing when a planned cell is missing, failed or has a corrupt record (each is
+    named on stderr), unless --allow-partial."""
     from emergence.errors import UserError
-    from emergence.sweep.results import FORMATS, results_table, write_table
+    from emergence.fileio import check_output_file
+    from emergence.sweep.results import FORMATS, incomplete_cells, results_table, write_table
 
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     folder = _out_dir(target, overrides)
+    path = check_output_file(out or Path(folder) / f"results.{'csv' if fmt == 'csv' else 'parquet'}")
+    problems = incomplete_cells(folder)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems and not allow_partial:
+        print(
+            f"results: not written: {len(problems)} cell(s) missing, failed or corrupt "
+            "(finish the sweep, or pass --allow-partial for a table of the rest)",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
     frame = results_table(folder)
-    path = write_table(frame, out or Path(folder) / f"results.{'csv' if fmt == 'csv' else 'parquet'}", fmt)
+    path = write_table(frame, path, fmt)
     print(f"{len(frame)} rows, {len(frame.columns)} columns -> {path}")
 
 

@@ -32,6 +32,28 @@ def _check_out(out: str | Path) -> Store:
     return store
 
 
+def incomplete_cells(out: str | Path) -> list[str]:
+    """One line per cell the table would lack: a record file that is corrupt (named by path), a cell
+    recorded as failed, a planned cell (sweep.json) with no record yet. Empty when the table is whole."""
+    store = _check_out(out)
+    records, corrupt = store.scan_records()
+    lines = [f"corrupt record {path} (truncated or not a cell record; rerun the sweep to redo it)"
+             for path in corrupt]
+    manifest = read_json(store.out / "sweep.json")
+    cells = manifest.get("cells", []) if isinstance(manifest, dict) else []
+    bad = {path.stem for path in corrupt}
+    for cell in cells:
+        if not isinstance(cell, dict) or "key" not in cell:
+            continue
+        key, label = cell["key"], cell.get("label", cell["key"])
+        status = records.get(key, {}).get("status")
+        if status == "failed":
+            lines.append(f"failed cell {label} ({store.record_path(key)}): {records[key].get('error', '')}")
+        elif status != "done" and key not in bad:
+            lines.append(f"missing cell {label}: no record {store.record_path(key)}")
+    return lines
+
+
 def results_table(out: str | Path) -> pd.DataFrame:
     """One row per finished cell: the fixed columns, then the metric columns."""
     store = _check_out(out)

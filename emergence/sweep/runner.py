@@ -64,6 +64,9 @@ class RunReport:
     seconds: float = 0.0
     timings: list[dict[str, float]] = field(default_factory=list)
     started: float = 0.0  # time.perf_counter() when the run started (for the ETA)
+    # labels of the shard's cells recorded as failed when the run ended (here or by an earlier run):
+    # the command exits 1 while any is left, so a script never takes a partial sweep for a whole one
+    failed_cells: list[str] = field(default_factory=list)
 
 
 def code_version() -> str:
@@ -157,7 +160,10 @@ class Runner:
                     break
         self._commits = None
         report.seconds = time.perf_counter() - started
-        failed = sum(1 for c in mine if (self.store.record(c.key) or {}).get("status") == "failed")
+        report.failed_cells = [
+            c.label() for c in mine if (self.store.record(c.key) or {}).get("status") == "failed"
+        ]
+        failed = len(report.failed_cells)
         self.echo(
             f"finished: {report.done_here} cells done and {report.failed_here} failed here in "
             f"{_fmt(report.seconds)}; shard has {failed} failed cell(s)"

@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from emergence import fileio
 
 HOST = socket.gethostname()
 
@@ -38,20 +39,16 @@ def write_json(path: Path, data: Any) -> None:
     No fsync: a killed process cannot tear a renamed file, and after a host crash a truncated record
     does not parse, which readers treat as "no record", so the cell is simply run again."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, allow_nan=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fileio.write_json(path, data, indent=1)  # mode 0644 under umask 022: a group can share OUT
 
 
 def read_json(path: Path) -> Any | None:
+    """The JSON in ``path``, or None when it is missing or does not parse (a record cut by a host
+    crash, a lock being replaced): callers treat both as "no record". An unreadable file (a folder
+    shared without group read permission) is not hidden: its OSError names the path."""
     try:
         return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, IsADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
@@ -79,13 +76,23 @@ class Store:
         write_json(self.record_path(key), record)
 
     def records(self) -> dict[str, dict]:
-        out = {}
+        return self.scan_records()[0]
+
+    def scan_records(self) -> tuple[dict[str, dict], list[Path]]:
+        """Readable records by key, and the record files that are not (truncated, garbage, not an
+        object, or "done" without a row): a runner reruns those cells, ``results`` names them."""
+        out, corrupt = {}, []
         if self.cells.is_dir():
             for path in sorted(self.cells.glob("*.json")):
                 data = read_json(path)
-                if isinstance(data, dict):
+                if data is None and not path.is_file():
+                    continue  # removed meanwhile
+                ok = isinstance(data, dict) and (data.get("status") != "done" or isinstance(data.get("row"), dict))
+                if ok:
                     out[path.stem] = data
-        return out
+                else:
+                    corrupt.append(path)
+        return out, corrupt
 
     # ------------------------------------------------------------------ claims
     def lock_info(self, key: str) -> dict | None:
