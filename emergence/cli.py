@@ -41,6 +41,9 @@ def _register_all() -> None:
         register = getattr(module, "register", None)
         if register is not None:
             register(app)
+    from emergence.commands.domains import check_all
+
+    check_all(app)  # every numeric option checked against its domain before the command runs
 
 
 _register_all()

@@ -65,6 +65,12 @@ def file_mode() -> int:
         return 0o666 & ~_umask
 
 
+def share_dir(path: str | Path) -> None:
+    """Give a folder made by ``mkdtemp`` (mode 0700) the mode ``mkdir`` would have (0755 usually)."""
+    file_mode()  # reads the umask once
+    os.chmod(path, 0o777 & ~(_umask or 0))
+
+
 def share(path: str | Path) -> None:
     """Give a file made by ``mkstemp`` (mode 0600) the mode an ordinary ``open()`` would have."""
     os.chmod(path, file_mode())

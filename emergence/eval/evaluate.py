@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emergence import fileio
 from emergence.data.tasks import DEFAULT_FEWSHOT_SEED, Request, TaskSpec, make_requests
 from emergence.eval.loglikelihood import score_requests
 from emergence.eval.metrics import aggregate, score_examples
@@ -126,13 +126,9 @@ def write_records(path: str | os.PathLike, records: Sequence[dict[str, Any]]) ->
     """Per-example JSONL, written to a temp file in the same folder and renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            for record in records:
-                handle.write(json.dumps({"id": record["doc_id"], **record}, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    def write(handle) -> None:
+        for record in records:
+            handle.write(json.dumps({"id": record["doc_id"], **record}, ensure_ascii=False) + "\n")
+
+    return fileio.atomic_write(path, write)  # the user's umask, not mkstemp's 0600

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emergence.errors import UserError
+from emergence.fileio import read_json_object, share_dir
 from emergence.models.config import LlamaConfig
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -90,12 +91,21 @@ def load_hf_directory(directory: str | Path) -> tuple[LlamaConfig, dict[str, np.
     config_path = directory / "config.json"
     if not config_path.exists():
         raise UserError(f"{config_path}: missing config.json in the model directory")
-    raw = json.loads(config_path.read_text())
+    raw = read_json_object(config_path, "model config")
     config = LlamaConfig.from_hf_dict(raw, source=str(config_path))
     tensors: dict[str, np.ndarray] = {}
     for file in weight_files(directory):
         tensors.update(read_safetensors(file))
     return config, tensors, raw
+
+
+def _check_replaceable(directory: Path) -> None:
+    """Refuse to replace anything but an earlier export: a folder that is not an HF model directory
+    (no config.json), or a file, is the user's, and a mistaken path must never delete it."""
+    if not directory.is_dir() or directory.is_symlink():
+        raise UserError(f"{directory}: exists and is not a model folder; not replacing it")
+    if not (directory / "config.json").is_file():
+        raise UserError(f"{directory}: exists and is not a model folder (no config.json); not replacing it")
 
 
 def save_hf_directory(directory: str | Path, config: LlamaConfig, tensors: dict[str, np.ndarray], tokenizer=None) -> Path:
@@ -113,7 +123,9 @@ def save_hf_directory(directory: str | Path, config: LlamaConfig, tensors: dict[
         )
         if tokenizer is not None:
             tokenizer.save(staging)
+        share_dir(staging)  # mkdtemp makes it 0700: a group sharing the ladder could not read it
         if directory.exists():
+            _check_replaceable(directory)
             backup = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
             os.replace(directory, backup)

@@ -25,6 +25,7 @@ import yaml
 
 from emergence.data.toy.world import WorldConfig
 from emergence.errors import UserError
+from emergence.fileio import check_name
 from emergence.train.config import OptimConfig
 
 
@@ -33,6 +34,11 @@ def _check_keys(raw: dict, cls: type, where: str) -> None:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise UserError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+
+
+# names a ladder's output folder already uses next to the model folders (pretrain.WORLD_DIR, the
+# manifest, the demo's stamp): a model named so would overwrite them
+RESERVED_NAMES = ("world", "ladder.yaml", "demo_ladder.json")
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,17 @@ class LadderModel:
     intermediate_size: int | None = None  # default 4 · hidden_size (SwiGLU)
 
     def __post_init__(self) -> None:
+        # the name is a folder under --out (<out>/<name>/step_N): nothing that climbs out of it
+        check_name(self.name, "ladder model name", reserved=RESERVED_NAMES)
         where = f"ladder model {self.name!r}"
+        for key in ("hidden_size", "layers", "heads", "steps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UserError(f"{where}: {key} must be an integer, got {value!r}")
+        for key in ("kv_heads", "intermediate_size"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise UserError(f"{where}: {key} must be a positive integer, got {value!r}")
         for key in ("hidden_size", "layers", "heads", "steps"):
             if getattr(self, key) <= 0:
                 raise UserError(f"{where}: {key} must be positive, got {getattr(self, key)}")
@@ -85,6 +101,13 @@ class LadderConfig:
     log_every: int = 50
 
     def __post_init__(self) -> None:
+        check_name(self.name, "ladder name")  # the default output folder is runs/ladders/<name>
+        for key in ("seq_len", "batch_size", "log_every", "seed"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UserError(f"ladder {self.name!r}: {key} must be an integer, got {value!r}")
+        if self.seed < 0:
+            raise UserError(f"ladder {self.name!r}: seed must be >= 0, got {self.seed}")
         if not self.models:
             raise UserError(f"ladder {self.name!r}: no models")
         names = [m.name for m in self.models]
@@ -106,21 +129,35 @@ class LadderConfig:
                 raise UserError(f"{where}: models[{i}] is not a mapping")
             _check_keys(m, LadderModel, f"{where}: models[{i}]")
             m = dict(m)
-            m["checkpoints"] = tuple(int(c) for c in m.get("checkpoints", [m.get("steps", 0)]))
+            checkpoints = m.get("checkpoints", [m.get("steps", 0)])
+            if not isinstance(checkpoints, list) or any(
+                isinstance(c, bool) or not isinstance(c, int) for c in checkpoints
+            ):
+                raise UserError(f"{where}: models[{i}].checkpoints: expected a list of integers, got {checkpoints!r}")
+            m["checkpoints"] = tuple(checkpoints)
             try:
                 models.append(LadderModel(**m))
             except TypeError as err:
                 raise UserError(f"{where}: models[{i}]: {err}") from None
+            except UserError as err:
+                raise UserError(f"{where}: models[{i}]: {err}") from None
         optim = raw.pop("optim", None) or {}
         _check_keys(optim, OptimConfig, f"{where}: optim")
         defaults = {"lr": 3e-3, "warmup_ratio": 0.05, "end_lr_ratio": 0.1}
-        return cls(
-            name=str(raw.pop("name", "ladder")),
-            models=tuple(models),
-            world=WorldConfig.from_dict(raw.pop("world", None)),
-            optim=OptimConfig(**{**defaults, **optim}),
-            **raw,
-        )
+        if not isinstance(optim, dict):
+            raise UserError(f"{where}: optim: expected a mapping, got {optim!r}")
+        try:
+            world = WorldConfig.from_dict(raw.pop("world", None))
+        except (TypeError, ValueError, AttributeError) as err:
+            raise UserError(f"{where}: world: {err}") from None
+        try:
+            optim_config = OptimConfig(**{**defaults, **optim})
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{where}: optim: {err}") from None
+        try:
+            return cls(name=raw.pop("name", "ladder"), models=tuple(models), world=world, optim=optim_config, **raw)
+        except UserError as err:
+            raise UserError(f"{where}: {err}") from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> LadderConfig:

@@ -17,9 +17,6 @@ equal an uninterrupted run's. Finished models are recognized by their final expo
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from emergence import fileio
 from emergence.data.toy import store
 from emergence.data.toy import tokenizer as toy_tokenizer
 from emergence.errors import UserError
@@ -163,18 +161,21 @@ def _entry_from_dir(out: Path, rel: str) -> CheckpointEntry | None:
     meta_file = out / rel / "emergence_meta.json"
     if not meta_file.is_file():
         return None
-    meta = json.loads(meta_file.read_text())
+    meta = fileio.read_json_object(meta_file, "checkpoint metadata")
     model = rel.split("/")[0]
-    return CheckpointEntry(
-        meta["name"],
-        rel,
-        model,
-        int(meta["step"]),
-        int(meta["params"]),
-        int(meta["tokens"]),
-        float(meta["flops"]),
-        float(meta["pretrain_loss"]),
-    )
+    try:
+        return CheckpointEntry(
+            meta["name"],
+            rel,
+            model,
+            int(meta["step"]),
+            int(meta["params"]),
+            int(meta["tokens"]),
+            float(meta["flops"]),
+            float(meta["pretrain_loss"]),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"checkpoint metadata {meta_file}: missing or malformed field ({err})") from None
 
 
 def write_manifest(out: Path, ladder: LadderConfig) -> Path:
@@ -193,11 +194,8 @@ def write_manifest(out: Path, ladder: LadderConfig) -> Path:
         "checkpoints": [e.checkpoint() for e in entries],
         "details": [e.details() for e in entries],
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", dir=out)
-    with os.fdopen(fd, "w") as handle:
-        yaml.safe_dump(doc, handle, sort_keys=False)
-    os.replace(tmp, out / MANIFEST)
-    return out / MANIFEST
+    # the user's umask (0644 usually), not mkstemp's 0600: a group shares a ladder's folder
+    return fileio.atomic_write(out / MANIFEST, lambda handle: yaml.safe_dump(doc, handle, sort_keys=False))
 
 
 def read_manifest(path: str | Path) -> list[dict]:
@@ -278,7 +276,7 @@ def pretrain_ladder(
     unknown = [name for name in models or () if name not in names]
     if unknown:
         raise UserError(f"ladder {ladder.name}: no model {unknown[0]!r}; models: {', '.join(names)}")
-    out = Path(out).resolve()  # the returned manifest path names the ladder from any folder
+    out = fileio.check_output_dir(out).resolve()  # the manifest path names the ladder from anywhere
     world_dir = prepare_world(ladder, out)
     tok = toy_tokenizer.load(str(world_dir / store.TOKENIZER_FILE))
     train = windows(store.load_tokens(world_dir, store.TRAIN_TOKENS), ladder.seq_len)

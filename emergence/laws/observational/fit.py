@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from emergence import fileio
 from emergence.errors import UserError
 from emergence.laws.observational import data as obs_data
 from emergence.laws.observational.bayes import BayesConfig, BayesFit, fit_bayes
@@ -292,13 +291,9 @@ def write_json_atomic(path: str | Path, payload: dict) -> Path:
     """Write JSON via a temp file in the same directory, then os.replace (no half-written files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    def write(handle) -> None:
+        json.dump(payload, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+
+    return fileio.atomic_write(path, write)  # the user's umask, not mkstemp's 0600
