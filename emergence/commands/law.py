@@ -31,7 +31,9 @@ def _setup_devices(chains: int) -> None:
     enable_compile_cache()
 
 
-def _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only=False):
+def _options(
+    form, no_delta, likelihood, samples, warmup, seed, chains, mle_only=False, loss_floor=0.0, e0_margin=0.75
+):
     from emergence.laws.emergence_law import LawSpec
     from emergence.laws.law_fit import FitOptions
     from emergence.laws.nuts import SamplerConfig
@@ -39,7 +41,9 @@ def _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only
     if samples < 1 or warmup < 0:
         raise UserError("--samples must be >= 1 and --warmup >= 0")
     return FitOptions(
-        spec=LawSpec(form=form, use_delta=not no_delta, likelihood=likelihood),
+        spec=LawSpec(
+            form=form, use_delta=not no_delta, likelihood=likelihood, loss_floor=loss_floor, e0_margin=e0_margin
+        ),
         sampler=SamplerConfig(num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed),
         sample=not mle_only,
     )
@@ -78,7 +82,13 @@ def fit_cmd(
     warmup: int = typer.Option(1000, "--warmup", help="NUTS warmup steps per chain"),
     chains: int = typer.Option(4, "--chains", help="NUTS chains"),
     seed: int = typer.Option(0, "--seed", help="random seed (same seed, same numbers)"),
-    chance: float = typer.Option(None, "--chance", help="task chance level (centre of B's prior)"),
+    chance: float = typer.Option(
+        None, "--chance", help="task chance level: B is fixed here (sampled only when unknown)"
+    ),
+    loss_floor: float = typer.Option(0.0, "--loss-floor", help="the task's irreducible loss: E(D0) lies above it"),
+    e0_margin: float = typer.Option(
+        0.75, "--e0-margin", help="E(D0) lies at most this many nats below the strongest checkpoint"
+    ),
     backtest: bool = typer.Option(False, "--backtest", help="also run the backtests and plot their bars"),
 ) -> None:
     """Fit the emergence law (MLE + NUTS) and predict the few-shot emergence point E(D0)."""
@@ -88,7 +98,7 @@ def fit_cmd(
     from emergence.laws.simulate import write_json
     from emergence.report.law_plots import plot_e0_cdf, plot_fit
 
-    options = _options(form, no_delta, likelihood, samples, warmup, seed, chains)
+    options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, False, loss_floor, e0_margin)
     data = _load(results, task, metric, d0, chance)
     out.mkdir(parents=True, exist_ok=True)
     fit = fit_law(data, options)
@@ -115,9 +125,20 @@ def fit_cmd(
         print(f"warning: {warning}", file=sys.stderr)
     diag = summary["diagnostics"]
     print(
-        f"{data.task}/{data.metric}: few-shot emergence E(D0={data.d0:g}) = {e0['median']:.3f} nats "
-        f"(90% {e0['q05']:.3f}–{e0['q95']:.3f}; MLE {e0['mle']:.3f}); r_hat {diag['r_hat_max']:.3f}, "
+        f"{data.task}/{data.metric}: few-shot emergence E(D0={data.d0:g}) = {e0['mle']:.3f} nats (MLE; "
+        f"posterior median {e0['median']:.3f}, 90% {e0['q05']:.3f}–{e0['q95']:.3f}); r_hat {diag['r_hat_max']:.3f}, "
         f"ESS {diag['ess_min']:.0f}, divergences {diag['divergences']}; {summary['seconds']:.1f} s → {out}"
+    )
+    print(_baseline_line(summary["baselines"], e0["mle"], truth))
+
+
+def _baseline_line(baselines: dict[str, float], mle: float, truth: float | None) -> str:
+    """The naive forecasts beside the law's (with |error| when the truth is known)."""
+    items = {"law (MLE)": mle, **baselines}
+    if truth is None:
+        return "baselines: " + ", ".join(f"{k} {v:.3f}" for k, v in baselines.items())
+    return f"|error| against the truth {truth:.3f}: " + ", ".join(
+        f"{k} {abs(v - truth):.3f}" for k, v in items.items()
     )
 
 
@@ -146,6 +167,8 @@ def backtest_cmd(
     chains: int = typer.Option(4, "--chains"),
     seed: int = typer.Option(0, "--seed"),
     chance: float = typer.Option(None, "--chance"),
+    loss_floor: float = typer.Option(0.0, "--loss-floor"),
+    e0_margin: float = typer.Option(0.75, "--e0-margin"),
     mle_only: bool = typer.Option(False, "--mle-only", help="score the MLE only (fast, no intervals)"),
     out: Path = typer.Option(None, "--out", help="folder for backtest.json and backtest.png"),
 ) -> None:
@@ -153,7 +176,7 @@ def backtest_cmd(
     _setup_devices(chains)
     from emergence.laws.simulate import write_json
 
-    options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only=mle_only)
+    options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only, loss_floor, e0_margin)
     data = _load(results, task, metric, d0, chance)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -219,14 +242,28 @@ def simulate_cmd(
     seeds: int = typer.Option(2, "--seeds", help="subset seeds per budget"),
     shots: int = typer.Option(5, "--shots"),
     n_eval: int = typer.Option(1000, "--n-eval"),
-    n_emerged: int = typer.Option(2, "--n-emerged", help="checkpoints past the few-shot elbow"),
+    n_emerged: int = typer.Option(2, "--n-emerged", help="at most this many checkpoints past the few-shot elbow"),
+    lead: str = typer.Option(
+        "0.05,0.5", "--lead", help="E(D0) drawn this many nats (low,high) ahead of the checkpoint with n-emerged stronger ones"
+    ),
+    prior: bool = typer.Option(False, "--prior", help="draw the truth from the fit's priors (simulation-based calibration)"),
     task: str = typer.Option("synthetic", "--task"),
 ) -> None:
     """Draw a results table from the emergence law with known parameters."""
     import numpy as np
 
-    from emergence.laws.simulate import Design, draw_truth, simulate, truth_record, write_table
+    from emergence.laws.simulate import (
+        Design,
+        draw_prior_truth,
+        draw_truth,
+        simulate,
+        truth_record,
+        write_table,
+    )
 
+    lead_range = _floats(lead, "--lead", allow_zero=True)
+    if len(lead_range) != 2:
+        raise UserError(f"--lead: expected two numbers 'low,high', got '{lead}'")
     if form not in ("log-power", "power"):
         raise UserError(f"unknown --form '{form}' (choose log-power or power)")
     design = Design(
@@ -237,9 +274,11 @@ def simulate_cmd(
         shots=shots,
         n_eval=n_eval,
         n_emerged=n_emerged,
+        lead=lead_range,
         task=task,
     )
-    truth = draw_truth(design, np.random.default_rng(seed), form=form)
+    draw = draw_prior_truth if prior else draw_truth
+    truth = draw(design, np.random.default_rng(seed), form=form)
     frame = simulate(truth, design, seed)
     write_table(frame, out, truth=truth_record(truth, design, seed))
     print(
@@ -247,12 +286,12 @@ def simulate_cmd(
     )
 
 
-def _floats(text: str, option: str) -> tuple[float, ...]:
+def _floats(text: str, option: str, allow_zero: bool = False) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError as err:
         raise UserError(f"{option}: expected comma-separated numbers, got '{text}'") from err
-    if not values or any(v <= 0 for v in values):
+    if not values or any(not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero) for v in values):
         raise UserError(f"{option}: expected positive numbers, got '{text}'")
     return values
 

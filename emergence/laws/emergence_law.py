@@ -1,20 +1,33 @@
-"""The emergence law as a plain NumPyro model (DESIGN.md "The emergence law").
+"""The emergence law as a plain NumPyro model (docs/design.md "The emergence law").
 
-    Perf(M, D) = B + A · relu_s(E(D) − L(M))          finetuned rows
-    Perf(M, 0) = B + Δ + A · relu_s(E(D0) − L(M))      few-shot rows
+    Perf(M, D) = min(Y, B + A · relu_s(E(D) − L(M)))          finetuned rows
+    Perf(M, 0) = min(Y, B + Δ + A · relu_s(E(D0) − L(M)))      few-shot rows
     E(D)       = k · g(D)^α + C,   g = log D  (log-power, default)  or  g = D  (power)
 
-Why this parameterization: k, α and C are strongly correlated in the posterior (many curves pass
-through the same few elbows), which makes NUTS slow and MLE fragile. So the sampler works on
-quantities the data pin down directly — the elbow at the smallest finetuned budget ``e_a`` and the
-rise ``gap`` to the elbow at the largest — plus the curvature α; k and C are derived:
+Y is the metric's maximum (1 for accuracy, exact match and MCC): a law that predicts an accuracy
+above 1 describes no model, so the rise is capped (a smooth minimum). B is the chance level, fixed
+when the task's chance is known (multiple choice, exact match, MCC) and sampled only otherwise.
 
-    h = g(D) / g(D_max),  E(h) = e_a + gap · (h^α − h_a^α) / (1 − h_a^α)
-    k = gap / (g_b^α − g_a^α),  C = e_a − k · g_a^α.
+Why this parameterization. The sampler works on the quantities a forecast is about and that the
+data pin down: the few-shot emergence point ``e0 = E(D0)`` itself, and the ``shift`` of the elbow
+from D0 to the largest finetuned budget, plus the curvature α; k and C are derived:
 
-``gap > 0`` is exactly ``k > 0``. Every latent is unconstrained (positive ones live on the log
-scale with normal, i.e. log-normal, priors), so chains can be started from the MLE without
-transforms. Priors are weakly informative: B centred on the task's chance level, A, k, α > 0.
+    r = g(D) / g(D_max),  E(r) = e0 + shift · (r^α − r0^α) / (1 − r0^α)
+    k = shift / (g_max^α − g0^α),  C = e0 − k · g0^α.
+
+* **e0 has physical support.** It lies above the task's loss floor and at most ``e0_margin`` nats
+  below the strongest observed checkpoint: a forecast further out than that is an extrapolation the
+  data cannot speak to, so the prior says so instead of leaving mass at negative losses. Inside that
+  window the prior is uniform (``e0 = lo + (hi − lo) · sigmoid(u)``, ``u ~ Logistic(0, 1)``).
+* **A zero shift is an ordinary value.** ``shift`` has a normal prior on the natural scale, so "fine-
+  tuning does not move emergence" sits in the middle of the prior rather than at the mouth of a
+  log-scale funnel; α then simply reverts to its prior.
+* **The hinge is sharp.** relu_s(x) = softplus(s·x)/s with s = 200 per nat: its smoothing (≈0.005
+  nats) is twenty times finer than the 0.1-nat success rule and than the elbow shifts it measures,
+  yet smooth enough that NUTS and the MLE see gradients between adjacent checkpoints.
+
+The log-likelihood is written once (:func:`log_likelihood`, jnp) and used by both the NumPyro model
+and the MLE, so there is no second transcription to keep in step.
 """
 
 from __future__ import annotations
@@ -27,7 +40,6 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from scipy import special
 
 from emergence.errors import UserError
 from emergence.laws.table import LawData
@@ -35,36 +47,55 @@ from emergence.laws.table import LawData
 FORMS: tuple[str, ...] = ("log-power", "power")
 LIKELIHOODS: tuple[str, ...] = ("normal", "binomial")
 #: Latent sites, in the order of the flat parameter vector used by the MLE.
-LATENTS: tuple[str, ...] = ("e_a", "log_gap", "log_alpha", "log_A", "B", "delta", "log_sigma")
+LATENTS: tuple[str, ...] = ("e0_pos", "shift", "log_alpha", "log_A", "B", "delta", "log_sigma")
 _PROB_EPS = 1e-4
+#: Sharpness of the smooth minimum that caps Perf at the metric's maximum (per metric unit).
+_CAP_SHARPNESS = 200.0
 
 
 @dataclass(frozen=True)
 class LawSpec:
-    """Which variant of the law to fit."""
+    """Which variant of the law to fit, and the support of the few-shot emergence point."""
 
     form: str = "log-power"
     use_delta: bool = True
     likelihood: str = "normal"
-    sharpness: float = 50.0  # relu_s = softplus(s·x)/s; 1/s ≈ 0.02 nats of smoothing
+    sharpness: float = 200.0  # relu_s = softplus(s·x)/s; 1/s = 0.005 nats of smoothing
+    sample_chance: bool = False  # True: B is a latent (set by the fit when the chance level is unknown)
+    loss_floor: float = 0.0  # E(D0) lies above the task's irreducible loss (nats)
+    e0_margin: float = 0.75  # ... and at most this many nats below the strongest observed checkpoint
 
     def __post_init__(self) -> None:
         if self.form not in FORMS:
             raise UserError(f"unknown --form '{self.form}' (choose {' or '.join(FORMS)})")
         if self.likelihood not in LIKELIHOODS:
             raise UserError(f"unknown --likelihood '{self.likelihood}' (choose {' or '.join(LIKELIHOODS)})")
+        if not (math.isfinite(self.sharpness) and self.sharpness > 0):
+            raise UserError(f"sharpness must be a positive number (got {self.sharpness})")
+        if not (math.isfinite(self.e0_margin) and self.e0_margin > 0):
+            raise UserError(f"e0_margin must be a positive number of nats (got {self.e0_margin})")
+        if not (math.isfinite(self.loss_floor) and self.loss_floor >= 0):
+            raise UserError(f"loss_floor must be a finite loss >= 0 (got {self.loss_floor})")
 
     def latents(self) -> tuple[str, ...]:
-        """The sampled sites: Δ only with use_delta, σ only for the normal likelihood."""
-        names = [n for n in LATENTS if n != "delta" or self.use_delta]
-        return tuple(n for n in names if n != "log_sigma" or self.likelihood == "normal")
+        """The sampled sites: B only when chance is unknown, Δ with use_delta, σ for the normal likelihood."""
+        skip = set()
+        if not self.sample_chance:
+            skip.add("B")
+        if not self.use_delta:
+            skip.add("delta")
+        if self.likelihood != "normal":
+            skip.add("log_sigma")
+        return tuple(n for n in LATENTS if n not in skip)
 
 
 class Priors(NamedTuple):
-    """(mean, sd) of each latent's normal prior; derived from the data's scale, not its outcome."""
+    """(location, scale) of each latent's prior: logistic for e0_pos, normal for the rest.
 
-    e_a: tuple[float, float]
-    log_gap: tuple[float, float]
+    Derived from the data's scale (loss range, chance level, metric maximum), never its outcome."""
+
+    e0_pos: tuple[float, float]
+    shift: tuple[float, float]
     log_alpha: tuple[float, float]
     log_A: tuple[float, float]
     B: tuple[float, float]
@@ -76,35 +107,54 @@ class LawInputs(NamedTuple):
     """The arrays the model reads (a pytree, so one compiled sampler serves any data of a shape)."""
 
     loss: jnp.ndarray
-    h: jnp.ndarray  # g(D)/g(D_max) per row; few-shot rows carry g(D0)/g(D_max)
+    r: jnp.ndarray  # g(D)/g(D_max) per row; few-shot rows carry g(D0)/g(D_max)
     fewshot: jnp.ndarray  # 1.0 on few-shot rows
     y: jnp.ndarray
     n_eval: jnp.ndarray
     n_correct: jnp.ndarray
-    h_a: jnp.ndarray  # scalar: g(D_min)/g(D_max)
+    r0: jnp.ndarray  # scalar: g(D0)/g(D_max)
+    e0_lo: jnp.ndarray  # scalar: lower end of E(D0)'s support
+    e0_hi: jnp.ndarray  # scalar: upper end of E(D0)'s support
+    chance: jnp.ndarray  # scalar: B when it is not sampled
+    y_max: jnp.ndarray  # scalar: the metric's maximum
     mask: jnp.ndarray  # 1.0 on real rows, 0.0 on padding (see nuts.pad_inputs)
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """The budget scale: maps between (e_a, gap, α) and the paper's (k, α, C)."""
+    """The budget scale and E(D0)'s support: maps latents to the paper's (k, α, C)."""
 
     form: str
     g_a: float  # g(smallest finetuned budget)
     g_b: float  # g(largest finetuned budget)
     g0: float  # g(D0)
+    e0_lo: float
+    e0_hi: float
 
     def g(self, budget: np.ndarray | float) -> np.ndarray:
         budget = np.asarray(budget, dtype=float)
         return np.log(budget) if self.form == "log-power" else budget
 
     @property
-    def h_a(self) -> float:
-        return self.g_a / self.g_b
-
-    @property
-    def h0(self) -> float:
+    def r0(self) -> float:
         return self.g0 / self.g_b
+
+    def r(self, budget: float) -> float:
+        """Normalized scale of one budget (0 means the few-shot point D0)."""
+        return self.r0 if budget == 0 else float(self.g(budget)) / self.g_b
+
+
+def e0_support(data: LawData, spec: LawSpec) -> tuple[float, float]:
+    """Where E(D0) may lie: above the loss floor, within e0_margin below the strongest checkpoint,
+    and no higher than the weakest one (above it, every checkpoint would have emerged)."""
+    lo_loss, hi_loss = float(np.min(data.loss)), float(np.max(data.loss))
+    lo = max(spec.loss_floor, lo_loss - spec.e0_margin)
+    if lo >= hi_loss:
+        raise UserError(
+            f"{data.source}: task '{data.task}': the loss floor {spec.loss_floor:g} is not below the weakest "
+            f"checkpoint's loss {hi_loss:.3g}; lower --loss-floor"
+        )
+    return lo, hi_loss
 
 
 def geometry(data: LawData, spec: LawSpec) -> Geometry:
@@ -120,21 +170,33 @@ def geometry(data: LawData, spec: LawSpec) -> Geometry:
         raise UserError(
             f"{data.source}: log-power form needs finetuned budgets >= 2 (found {budgets.min():g})"
         )
-    geo = Geometry(spec.form, 0.0, 0.0, 0.0)
-    g_a, g_b, g0 = (float(geo.g(v)) for v in (budgets.min(), budgets.max(), data.d0))
-    return Geometry(spec.form, g_a, g_b, g0)
+    if data.d0 >= budgets.max():
+        raise UserError(f"{data.source}: D0 = {data.d0:g} must be below the largest finetuned budget")
+    g = np.log if spec.form == "log-power" else (lambda v: float(v))
+    lo, hi = e0_support(data, spec)
+    return Geometry(spec.form, float(g(budgets.min())), float(g(budgets.max())), float(g(data.d0)), lo, hi)
+
+
+def metric_max(data: LawData) -> float:
+    """The metric's maximum: 1 for the rates and correlations we know; otherwise a loose cap above the data."""
+    from emergence.sweep.schema import KNOWN_METRICS
+
+    if data.metric in KNOWN_METRICS:
+        return 1.0
+    top = float(np.max(data.y))
+    return top + max(float(np.ptp(data.y)), 1.0)
 
 
 def default_priors(data: LawData, spec: LawSpec) -> Priors:
-    """Weakly-informative priors on the scale of the data (losses in nats, accuracies in [0, 1])."""
-    center = float(np.median(data.loss))
+    """Weakly-informative priors on the scale of the data (losses in nats, metric in [B, Y])."""
     spread = float(np.ptp(data.loss)) if data.loss.size > 1 else 0.0
     alpha_mean = 0.0 if spec.form == "log-power" else math.log(0.3)
+    headroom = max(metric_max(data) - data.chance, 1e-3)
     return Priors(
-        e_a=(center, max(1.0, spread)),
-        log_gap=(math.log(0.3), 1.0),
+        e0_pos=(0.0, 1.0),  # logistic(0, 1) on the logit of E(D0)'s position: uniform over its support
+        shift=(0.0, max(0.5, spread)),
         log_alpha=(alpha_mean, 0.75),
-        log_A=(0.0, 1.0),
+        log_A=(math.log(3.0 * headroom), 1.5),  # the rise from chance to the cap over ~1/3 nat
         B=(data.chance, 0.05),
         delta=(0.0, 0.05),
         log_sigma=(math.log(0.03), 1.0),
@@ -142,120 +204,111 @@ def default_priors(data: LawData, spec: LawSpec) -> Priors:
 
 
 def law_inputs(data: LawData, geo: Geometry, xp=jnp) -> LawInputs:
-    """Arrays for the model: each row's normalized budget scale (few-shot rows use D0).
-
-    ``xp=np`` gives float64 numpy arrays (the MLE's fast path, no JAX dispatch per evaluation).
-    """
+    """Arrays for the model: each row's normalized budget scale (few-shot rows use D0)."""
     fewshot = data.fewshot
     g = np.where(fewshot, geo.g0, geo.g(np.where(fewshot, data.d0, data.budget)))
     dtype = jnp.float32 if xp is jnp else np.float64
+    scalar = lambda v: xp.asarray(v, dtype)  # noqa: E731
     return LawInputs(
         loss=xp.asarray(data.loss, dtype),
-        h=xp.asarray(g / geo.g_b, dtype),
+        r=xp.asarray(g / geo.g_b, dtype),
         fewshot=xp.asarray(fewshot, dtype),
         y=xp.asarray(data.y, dtype),
         n_eval=xp.asarray(np.nan_to_num(data.n_eval), dtype),
         n_correct=xp.asarray(np.nan_to_num(data.n_correct), dtype),
-        h_a=xp.asarray(geo.h_a, dtype),
+        r0=scalar(geo.r0),
+        e0_lo=scalar(geo.e0_lo),
+        e0_hi=scalar(geo.e0_hi),
+        chance=scalar(data.chance),
+        y_max=scalar(metric_max(data)),
         mask=xp.ones(data.loss.shape, dtype),
     )
 
 
 def relu_s(x, sharpness: float, xp=jnp):
-    """Smoothed ReLU, softplus(s·x)/s: a hinge with gradients everywhere for NUTS and L-BFGS."""
+    """Smoothed ReLU, softplus(s·x)/s: a hinge with gradients everywhere for NUTS and the MLE."""
     return xp.logaddexp(0.0, sharpness * x) / sharpness
 
 
-def elbow(h, h_a, e_a, gap, alpha):
-    """E at normalized budget scale h (works on jnp and np arrays alike)."""
-    return e_a + gap * (h**alpha - h_a**alpha) / (1.0 - h_a**alpha)
+def e0_value(e0_pos, lo, hi, xp=jnp):
+    """E(D0) from its unconstrained position: lo + (hi − lo) · sigmoid(e0_pos)."""
+    return lo + (hi - lo) / (1.0 + xp.exp(-e0_pos))
+
+
+def elbow(r, r0, e0, shift, alpha):
+    """E at normalized budget scale r (works on jnp and np arrays alike)."""
+    return e0 + shift * (r**alpha - r0**alpha) / (1.0 - r0**alpha)
 
 
 def mean_perf(theta: dict, x: LawInputs, spec: LawSpec, xp=jnp):
     """Expected metric per row for latent values ``theta`` (the law itself; jnp or np arrays)."""
-    alpha = xp.exp(theta["log_alpha"])
-    e = elbow(x.h, x.h_a, theta["e_a"], xp.exp(theta["log_gap"]), alpha)
+    e0 = e0_value(theta["e0_pos"], x.e0_lo, x.e0_hi, xp)
+    e = elbow(x.r, x.r0, e0, theta["shift"], xp.exp(theta["log_alpha"]))
+    base = theta["B"] if spec.sample_chance else x.chance
     delta = theta["delta"] if spec.use_delta else 0.0
-    return theta["B"] + delta * x.fewshot + xp.exp(theta["log_A"]) * relu_s(e - x.loss, spec.sharpness, xp)
+    raw = base + delta * x.fewshot + xp.exp(theta["log_A"]) * relu_s(e - x.loss, spec.sharpness, xp)
+    return x.y_max - relu_s(x.y_max - raw, _CAP_SHARPNESS, xp)
 
 
-def log_likelihood_np(theta: dict, x: LawInputs, spec: LawSpec, grad: bool = False):
-    """Summed log-likelihood in float64 numpy, the same terms as the model's; optionally its gradient.
-
-    Why a numpy twin with a hand-derived gradient: the MLE evaluates it thousands of times, and on a
-    small loaded CPU each JAX dispatch costs milliseconds while this costs tens of microseconds.
-    Tests check it against the NumPyro model and against finite differences.
-    """
-    mu = mean_perf(theta, x, spec, xp=np)
+def row_log_likelihood(theta: dict, x: LawInputs, spec: LawSpec):
+    """Log-likelihood of each row (jnp): normal around Perf, or binomial on (n_correct, n_eval)."""
+    mu = mean_perf(theta, x, spec)
     if spec.likelihood == "normal":
-        log_sigma = theta["log_sigma"]
-        z = (x.y - mu) / np.exp(log_sigma)
-        value = float(np.sum(x.mask * (-0.5 * z * z - log_sigma - 0.5 * math.log(2 * math.pi))))
-        dmu = x.mask * z / np.exp(log_sigma)
-    else:
-        p = np.clip(mu, _PROB_EPS, 1.0 - _PROB_EPS)
-        k, n = x.n_correct, x.n_eval
-        log_choose = special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
-        value = float(np.sum(x.mask * (log_choose + special.xlogy(k, p) + special.xlog1py(n - k, -p))))
-        inside = (mu > _PROB_EPS) & (mu < 1.0 - _PROB_EPS)
-        dmu = x.mask * inside * (k / p - (n - k) / (1.0 - p))
-    if not grad:
-        return value
-    alpha, gap, amp = np.exp(theta["log_alpha"]), np.exp(theta["log_gap"]), np.exp(theta["log_A"])
-    ha, h = float(x.h_a), x.h
-    ha_a, h_a = ha**alpha, h**alpha
-    ratio = (h_a - ha_a) / (1.0 - ha_a)
-    dratio = ((h_a * np.log(h) - ha_a * math.log(ha)) * (1.0 - ha_a) + (h_a - ha_a) * ha_a * math.log(ha)) / (
-        1.0 - ha_a
-    ) ** 2
-    u = spec.sharpness * (theta["e_a"] + gap * ratio - x.loss)
-    slope = amp * special.expit(u)  # d mu / d E
-    grads = {
-        "e_a": np.sum(dmu * slope),
-        "log_gap": np.sum(dmu * slope * gap * ratio),
-        "log_alpha": np.sum(dmu * slope * gap * dratio * alpha),
-        "log_A": np.sum(dmu * amp * np.logaddexp(0.0, u) / spec.sharpness),
-        "B": np.sum(dmu),
-        "delta": np.sum(dmu * x.fewshot),
-    }
-    if spec.likelihood == "normal":
-        grads["log_sigma"] = float(np.sum(x.mask * (z * z - 1.0)))
-    return value, {name: float(grads[name]) for name in spec.latents()}
+        return dist.Normal(mu, jnp.exp(theta["log_sigma"])).log_prob(x.y)
+    probs = jnp.clip(mu, _PROB_EPS, 1.0 - _PROB_EPS)
+    return dist.Binomial(total_count=x.n_eval, probs=probs).log_prob(x.n_correct)
+
+
+def log_likelihood(theta: dict, x: LawInputs, spec: LawSpec):
+    """Summed log-likelihood over real rows (padding carries zero weight); the MLE's objective."""
+    return jnp.sum(x.mask * row_log_likelihood(theta, x, spec))
+
+
+def _prior(name: str, priors: Priors):
+    loc, scale = getattr(priors, name)
+    return dist.Logistic(loc, scale) if name == "e0_pos" else dist.Normal(loc, scale)
 
 
 def emergence_law_model(x: LawInputs, spec: LawSpec, priors: Priors) -> None:
-    """The NumPyro model: normal priors on unconstrained latents, then the law's likelihood."""
-    theta = {name: numpyro.sample(name, dist.Normal(*getattr(priors, name))) for name in spec.latents()}
-    mu = mean_perf(theta, x, spec)
-    real = x.mask > 0  # padded rows (fixed shapes, so one compiled sampler serves many tables) drop out
-    with numpyro.plate("rows", x.loss.shape[0]):
-        if spec.likelihood == "normal":
-            numpyro.sample("obs", dist.Normal(mu, jnp.exp(theta["log_sigma"])).mask(real), obs=x.y)
-        else:
-            probs = jnp.clip(mu, _PROB_EPS, 1.0 - _PROB_EPS)
-            numpyro.sample(
-                "obs", dist.Binomial(total_count=x.n_eval, probs=probs).mask(real), obs=x.n_correct
-            )
+    """The NumPyro model: priors on unconstrained latents, then the law's likelihood."""
+    theta = {name: numpyro.sample(name, _prior(name, priors)) for name in spec.latents()}
+    numpyro.factor("likelihood", log_likelihood(theta, x, spec))
+
+
+def prior_draws(
+    priors: Priors, spec: LawSpec, n: int, seed: int, spread: float = 1.0
+) -> dict[str, np.ndarray]:
+    """``n`` independent draws of every latent from its prior (``spread`` < 1 narrows them toward
+    the centre): dispersed starting points for chains and for the MLE's multi-start."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in spec.latents():
+        loc, scale = getattr(priors, name)
+        noise = rng.logistic(0.0, 1.0, n) if name == "e0_pos" else rng.normal(0.0, 1.0, n)
+        out[name] = loc + spread * scale * noise
+    return out
 
 
 def derived(theta: dict, geo: Geometry) -> dict[str, np.ndarray]:
-    """The paper's parameters and E(D0) from latent values (arrays of draws or scalars)."""
-    e_a = np.asarray(theta["e_a"], dtype=float)
-    gap = np.exp(np.asarray(theta["log_gap"], dtype=float))
+    """The paper's parameters, E(D_min) and E(D0) from latent values (arrays of draws or scalars)."""
+    e0 = np.asarray(e0_value(np.asarray(theta["e0_pos"], float), geo.e0_lo, geo.e0_hi, np), dtype=float)
+    shift = np.asarray(theta["shift"], dtype=float)
     alpha = np.exp(np.asarray(theta["log_alpha"], dtype=float))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        k = gap / (geo.g_b**alpha - geo.g_a**alpha)
-        c = e_a - k * geo.g_a**alpha
+        k = shift / (geo.g_b**alpha - geo.g0**alpha)
+        c = e0 - k * geo.g0**alpha
+        e_a = elbow(geo.g_a / geo.g_b, geo.r0, e0, shift, alpha)
     out = {
         "A": np.exp(np.asarray(theta["log_A"], dtype=float)),
-        "B": np.asarray(theta["B"], dtype=float),
         "k": k,
         "alpha": alpha,
         "C": c,
         "e_a": e_a,
-        "gap": gap,
-        "e0": elbow(geo.h0, geo.h_a, e_a, gap, alpha),
+        "shift": shift,
+        "e0": e0,
     }
+    if "B" in theta:
+        out["B"] = np.asarray(theta["B"], dtype=float)
     if "delta" in theta:
         out["delta"] = np.asarray(theta["delta"], dtype=float)
     if "log_sigma" in theta:
@@ -265,8 +318,16 @@ def derived(theta: dict, geo: Geometry) -> dict[str, np.ndarray]:
 
 def elbow_at(theta: dict, geo: Geometry, budget: float) -> np.ndarray:
     """E(D) for one budget (D = 0 means the few-shot point D0)."""
-    h = geo.h0 if budget == 0 else float(geo.g(budget)) / geo.g_b
+    e0 = e0_value(np.asarray(theta["e0_pos"], float), geo.e0_lo, geo.e0_hi, np)
     alpha = np.exp(np.asarray(theta["log_alpha"], dtype=float))
-    return elbow(
-        h, geo.h_a, np.asarray(theta["e_a"], float), np.exp(np.asarray(theta["log_gap"], float)), alpha
-    )
+    return elbow(geo.r(budget), geo.r0, e0, np.asarray(theta["shift"], float), alpha)
+
+
+def mean_perf_at(theta: dict, geo: Geometry, spec: LawSpec, chance: float, y_max: float, budget: float, loss):
+    """Perf at pretraining loss(es) ``loss`` and one budget, for draws or a point (plots, forecasts)."""
+    e = np.asarray(elbow_at(theta, geo, budget))[..., None]
+    base = np.asarray(theta["B"], float)[..., None] if spec.sample_chance else chance
+    delta = np.asarray(theta["delta"], float)[..., None] if (spec.use_delta and budget == 0) else 0.0
+    amp = np.exp(np.asarray(theta["log_A"], float))[..., None]
+    raw = base + delta + amp * relu_s(e - np.asarray(loss, float), spec.sharpness, np)
+    return y_max - relu_s(y_max - raw, _CAP_SHARPNESS, np)

@@ -1,7 +1,8 @@
 """One emergence-law fit, end to end: checks, MLE, NUTS, summary, and the files a fit leaves behind.
 
 Why a separate module: the CLI, backtests and the calibration script all need the same sequence
-(degenerate-input checks → multi-start MLE → NUTS from the MLE → E(D0) summary), and the same
+(degenerate-input checks → multi-start MLE → NUTS from dispersed starts → E(D0) summary with
+the naive baselines beside it), and the same
 honest warnings when the data cannot identify the law. Warnings travel with the fit into fit.json,
 so a narrow-looking interval is never reported without them.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from emergence.errors import UserError
+from emergence.laws.baselines import baseline_predictions
 from emergence.laws.emergence_law import (
     Geometry,
     LawSpec,
@@ -77,6 +79,10 @@ class LawFit:
     def emergence(self) -> dict[str, float]:
         return few_shot_emergence(self.mle_params["e0"], self.e0_draws())
 
+    def baselines(self) -> dict[str, float]:
+        """The naive forecasts of E(D0) from the same rows (emergence.laws.baselines)."""
+        return baseline_predictions(self.data, self.spec.form)
+
     def summary(self) -> dict:
         """The body of fit.json (without timing and file names, which the caller adds)."""
         draws = self.draws()
@@ -102,7 +108,10 @@ class LawFit:
             "likelihood": self.spec.likelihood,
             "delta": self.spec.use_delta,
             "sharpness": self.spec.sharpness,
+            "chance_sampled": self.spec.sample_chance,
+            "e0_support": [self.geo.e0_lo, self.geo.e0_hi],
             "few_shot_emergence": self.emergence(),
+            "baselines": self.baselines(),
             "params": params,
             "mle": {
                 "nll": self.mle.nll,
@@ -114,8 +123,8 @@ class LawFit:
             "sampler": None
             if self.posterior is None
             else {
-                "chains": self.posterior.samples["e_a"].shape[0],
-                "samples": self.posterior.samples["e_a"].shape[1],
+                "chains": self.posterior.samples["e0_pos"].shape[0],
+                "samples": self.posterior.samples["e0_pos"].shape[1],
                 "warmup": self.posterior_warmup,
                 "chain_method": self.posterior.chain_method,
                 "seconds": self.posterior.seconds,
@@ -129,6 +138,8 @@ class LawFit:
 def input_warnings(data: LawData, spec: LawSpec) -> tuple[LawSpec, list[str]]:
     """Degenerate-input checks; may switch Δ off (it is unidentified without few-shot rows)."""
     warnings = []
+    if data.chance_known == spec.sample_chance:
+        spec = replace(spec, sample_chance=not data.chance_known)
     if not data.fewshot.any():
         warnings.append(
             "no few-shot (budget 0) rows: E(D0) rests on extrapolation alone; fitted without delta"
@@ -164,13 +175,19 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
     x = law_inputs(data, geo)
     priors = default_priors(data, spec)
     mle = fit_mle(
-        law_inputs(data, geo, xp=np), spec, data.chance, n_starts=options.n_starts, seed=options.sampler.seed
+        law_inputs(data, geo, xp=np),
+        spec,
+        priors,
+        data.chance,
+        n_starts=options.n_starts,
+        seed=options.sampler.seed,
     )
     if mle.at_bound:
-        warnings.append(f"MLE on a bound for {', '.join(mle.at_bound)}: the point estimate is not identified")
+        names = ["E(D0) (the edge of its support)" if n == "e0_pos" else n for n in mle.at_bound]
+        warnings.append(f"MLE on a bound for {', '.join(names)}: the point estimate is not identified")
     posterior = None
     if options.sample:
-        posterior = run_nuts(x, spec, priors, mle.theta, options.sampler)
+        posterior = run_nuts(x, spec, priors, options.sampler)
         warnings.extend(posterior.diagnostics.warnings)
         e0 = quantiles(derived(posterior.samples, geo)["e0"])
         if e0["q95"] - e0["q05"] > WIDE_INTERVAL_NATS:

@@ -1,7 +1,7 @@
-"""NUTS for the emergence law: 4 chains from the MLE, with honest diagnostics.
+"""NUTS for the emergence law: 4 chains from dispersed starts, with honest diagnostics.
 
-Why these choices: chains start at (a jitter around) the MLE, so warmup spends its time adapting
-rather than searching; a dense mass matrix absorbs the remaining linear correlations (A with the
+Why these choices: chains start from independent prior draws, so r̂ can tell a posterior with
+several modes from one with a single mode; a dense mass matrix absorbs the remaining linear correlations (A with the
 elbows, the gap with α) that no reparameterization removes; chains run in parallel over JAX's CPU
 devices when there are enough of them (the CLI asks for them with
 ``numpyro.set_host_device_count`` before JAX starts), vectorized otherwise. r̂, bulk ESS and
@@ -23,7 +23,7 @@ from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import potential_energy
 
-from emergence.laws.emergence_law import LawInputs, LawSpec, Priors, emergence_law_model
+from emergence.laws.emergence_law import LawInputs, LawSpec, Priors, emergence_law_model, prior_draws
 
 #: Thresholds under which the fit is flagged (Vehtari et al. 2021 recommendations).
 R_HAT_MAX = 1.01
@@ -81,16 +81,17 @@ def resolve_chain_method(requested: str, num_chains: int) -> str:
     return "parallel" if jax.local_device_count() >= num_chains else "vectorized"
 
 
-def chain_inits(theta: dict[str, float], priors: Priors, num_chains: int, seed: int) -> dict[str, np.ndarray]:
-    """Per-chain starts: the MLE pulled inside ±4 prior sd (an MLE on a bound is no place to start),
-    plus a small jitter so that r̂ can see chains that never mix."""
-    rng = np.random.default_rng(seed)
-    inits = {}
-    for name, value in theta.items():
-        mean, sd = getattr(priors, name)
-        centre = float(np.clip(value, mean - 4 * sd, mean + 4 * sd))
-        inits[name] = (centre + rng.normal(0.0, 0.02, num_chains)).astype(np.float32)
-    return inits
+def chain_inits(priors: Priors, spec: LawSpec, num_chains: int, seed: int) -> dict[str, np.ndarray]:
+    """Per-chain starts drawn independently from the priors (clipped to the MLE's boxes).
+
+    Why not the MLE: chains that all start in one basin agree with each other even when the
+    posterior has another mode, and r̂ then certifies a fit it never tested. Dispersed starts let
+    r̂ see multimodality."""
+    from emergence.laws.mle import latent_bounds
+
+    draws = prior_draws(priors, spec, num_chains, seed + 7919)
+    bounds = latent_bounds(spec, float(priors.B[0]))
+    return {name: np.clip(value, *bounds[name]).astype(np.float32) for name, value in draws.items()}
 
 
 def padded_size(n: int) -> int:
@@ -166,7 +167,6 @@ def run_nuts(
     x: LawInputs,
     spec: LawSpec,
     priors: Priors,
-    init: dict[str, float],
     config: SamplerConfig = SamplerConfig(),
 ) -> Posterior:
     """Sample the posterior; returns draws by chain and diagnostics (with warnings when poor)."""
@@ -177,7 +177,7 @@ def run_nuts(
     x = pad_inputs(LawInputs(*(jnp.asarray(a, jnp.float32) for a in x)), padded_size(int(x.loss.shape[0])))
     priors_arr = Priors(*(jnp.asarray(p, jnp.float32) for p in priors))
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_chains)
-    inits = {k: jnp.asarray(v) for k, v in chain_inits(init, priors, config.num_chains, config.seed).items()}
+    inits = {k: jnp.asarray(v) for k, v in chain_inits(priors, spec, config.num_chains, config.seed).items()}
     start = time.perf_counter()
     draws, diverging = sampler(keys, inits, x, priors_arr)
     samples = {k: np.asarray(v, dtype=float) for k, v in draws.items()}

@@ -3,8 +3,13 @@
 Why: the law's claims (recovery, calibrated intervals, backtest success) can only be checked where
 the truth is known. The designs imitate a real sweep — a ladder of model sizes with intermediate
 checkpoints whose loss follows a Chinchilla-style law, 4–6 finetuning budgets, 2 subset seeds,
-binomial evaluation noise plus a little per-finetune noise — and put most checkpoints *before* the
-few-shot elbow, with a couple past it so that backtests have a ground truth.
+binomial evaluation noise plus a little per-finetune noise. The few-shot elbow is drawn
+``lead`` = 0.05–0.5 nats ahead of a chosen checkpoint (by default, at most ``n_emerged`` checkpoints
+lie past it), so a table can hold no few-shot emergence at all — the researcher's real situation —
+and a forecast must extrapolate, where a naive guess ("just past the strongest checkpoint") fails.
+
+``draw_prior_truth`` instead draws every parameter from the fit's own priors, for simulation-based
+calibration: if the law's 90% intervals are right, they cover such truths 90% of the time.
 """
 
 from __future__ import annotations
@@ -34,12 +39,17 @@ class Design:
     seeds: tuple[int, ...] = (0, 1)
     shots: int = 5
     n_eval: int = 1000
-    n_emerged: int = 2  # checkpoints past the few-shot elbow
+    n_emerged: int = 2  # at most this many checkpoints past the few-shot elbow
+    lead: tuple[float, float] = (0.05, 0.5)  # E(D0) this many nats below the (n_emerged+1)-th strongest
+    losses: tuple[float, ...] = ()  # explicit checkpoint losses (a real sweep's ladder) instead of sizes
+    chance: float = 0.25
     task: str = "synthetic"
 
     def __post_init__(self) -> None:
-        if not len(self.budgets) >= 1 or self.steps_per_size < 1 or not self.sizes:
-            raise UserError("simulation design needs sizes, steps_per_size >= 1 and budgets")
+        if not len(self.budgets) >= 1 or self.steps_per_size < 1 or not (self.sizes or self.losses):
+            raise UserError("simulation design needs sizes (or losses), steps_per_size >= 1 and budgets")
+        if not 0 <= self.lead[0] <= self.lead[1]:
+            raise UserError(f"simulation lead must be 0 <= low <= high nats (got {self.lead})")
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class Truth:
     C: float
     d0: float
     form: str = "log-power"
-    sharpness: float = 50.0
+    sharpness: float = 200.0
     finetune_sd: float = 0.01  # per-finetune scatter around the law
 
     def elbow(self, budget: np.ndarray | float) -> np.ndarray:
@@ -69,8 +79,20 @@ class Truth:
 
 
 def ladder(design: Design) -> pd.DataFrame:
-    """Checkpoints of the ladder with params, tokens, FLOPs and a Chinchilla-style pretraining loss."""
+    """Checkpoints of the ladder with params, tokens, FLOPs and a Chinchilla-style pretraining loss
+    (or the design's explicit losses, with compute that grows as the loss falls)."""
     rows = []
+    for i, loss in enumerate(sorted(design.losses, reverse=True)):
+        flops = 1e15 * 2.0**i
+        rows.append(
+            {
+                "checkpoint": f"sim-{i:02d}",
+                "params": 1e6,
+                "tokens": flops / 6e6,
+                "flops": flops,
+                "pretrain_loss": loss,
+            }
+        )
     for params in design.sizes:
         final_tokens = 20.0 * params
         for step in range(1, design.steps_per_size + 1):
@@ -89,11 +111,11 @@ def ladder(design: Design) -> pd.DataFrame:
 
 
 def draw_truth(design: Design, rng: np.random.Generator, form: str = "log-power") -> Truth:
-    """A realistic truth for a design: few-shot elbow just past the `n_emerged` strongest checkpoints."""
+    """A realistic truth for a design: the few-shot elbow ``lead`` nats ahead of the checkpoint with
+    ``n_emerged`` stronger ones (so at most ``n_emerged`` checkpoints have emerged few-shot)."""
     losses = np.sort(ladder(design)["pretrain_loss"].to_numpy())
     n = min(max(design.n_emerged, 0), losses.size - 1)
-    lo = losses[n - 1] if n > 0 else losses[0] - 0.1
-    e0 = lo + rng.uniform(0.25, 0.75) * (losses[n] - lo)
+    e0 = losses[n] - rng.uniform(*design.lead)
     e_max = np.quantile(losses, rng.uniform(0.55, 0.85))
     alpha = float(rng.uniform(0.7, 2.0) if form == "log-power" else rng.uniform(0.15, 0.5))
     d0 = float(max(2, design.shots))
@@ -103,12 +125,45 @@ def draw_truth(design: Design, rng: np.random.Generator, form: str = "log-power"
     headroom = rng.uniform(0.35, 0.65)
     return Truth(
         A=float(headroom / (e_max - losses[0])),
-        B=0.25,
+        B=design.chance,
         delta=float(rng.normal(0.0, 0.02)),
         k=float(k),
         alpha=alpha,
         C=float(e0 - k * g(d0) ** alpha),
         d0=d0,
+        form=form,
+    )
+
+
+def draw_prior_truth(design: Design, rng: np.random.Generator, form: str = "log-power") -> Truth:
+    """A truth drawn from the law's own priors on this design (simulation-based calibration).
+
+    The priors depend on the data's scale only (loss range, chance, metric maximum), so they are
+    taken from the design's ladder; B is the design's chance level, as the fit assumes.
+    """
+    from emergence.laws.emergence_law import LawSpec, default_priors, derived, geometry, prior_draws
+    from emergence.laws.table import select
+
+    spec = LawSpec(form=form)
+    skeleton = select(
+        simulate(Truth(0.0, design.chance, 0.0, 0.0, 1.0, 0.0, 2.0), design, 0),
+        design.task,
+        chance=design.chance,
+    )
+    geo = geometry(skeleton, spec)
+    theta = {
+        k: float(v[0])
+        for k, v in prior_draws(default_priors(skeleton, spec), spec, 1, int(rng.integers(2**31))).items()
+    }
+    p = derived(theta, geo)
+    return Truth(
+        A=float(p["A"]),
+        B=design.chance,
+        delta=float(p.get("delta", 0.0)),
+        k=float(p["k"]),
+        alpha=float(p["alpha"]),
+        C=float(p["C"]),
+        d0=float(skeleton.d0),
         form=form,
     )
 
@@ -127,7 +182,7 @@ def simulate(truth: Truth, design: Design, seed: int) -> pd.DataFrame:
                     mean += truth.delta
                 else:
                     mean += rng.normal(0.0, truth.finetune_sd)
-                p = float(np.clip(mean, 0.0, 1.0))
+                p = float(np.clip(mean, 0.0, 1.0))  # the metric's maximum caps the rise
                 n_correct = int(rng.binomial(design.n_eval, p))
                 cell = f"{ckpt.checkpoint}|{design.task}|{budget}|{subset_seed}|{seed}"
                 rows.append(

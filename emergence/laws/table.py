@@ -52,8 +52,9 @@ class LawData:
     params: np.ndarray
     tokens: np.ndarray
     d0: float  # few-shot extrapolation limit D0
-    chance: float  # centre of B's prior
+    chance: float  # B (sampled around it only when not known)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    chance_known: bool = True  # False: estimated from the weakest rows, so the law samples B
 
     @property
     def fewshot(self) -> np.ndarray:
@@ -87,6 +88,7 @@ class LawData:
             metric=self.metric,
             d0=self.d0,
             chance=self.chance,
+            chance_known=self.chance_known,
             notes=notes,
             **arrays,
         )
@@ -179,8 +181,10 @@ def select(
     d0, d0_note = _resolve_d0(d0, column("shots")[fewshot])
     if d0_note:
         notes.append(d0_note)
+    chance_known = True
     if chance is None:
         chance, chance_note = _resolve_chance(task, metric, y.to_numpy(float), column("pretrain_loss"))
+        chance_known = (task, metric) in CHANCE_LEVELS
         notes.append(chance_note)
     checkpoint = (
         rows["checkpoint"].astype(str).to_numpy()
@@ -203,6 +207,7 @@ def select(
         tokens=column("tokens"),
         d0=float(d0),
         chance=float(chance),
+        chance_known=chance_known,
         notes=tuple(notes),
     )
 

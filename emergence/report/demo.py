@@ -301,7 +301,8 @@ def _headline(a: dict) -> str:
     error = f"{a['error_nats']:.3f}" if a["error_nats"] is not None else "-"
     ratio = a["compute"]["ratio"]
     return (
-        f"  {a['task']}: E(D0) {p['median']:.3f} (90% {p['q05']:.3f}-{p['q95']:.3f}) vs truth {truth}; "
+        f"  {a['task']}: E(D0) MLE {p['mle']:.3f} (median {p['median']:.3f}, 90% {p['q05']:.3f}-{p['q95']:.3f}) "
+        f"vs truth {truth}; "
         f"error {error} nats; compute ratio {'-' if ratio is None else f'{ratio:.2f}'}x; "
         f"finetuned higher: {a['finetuned_vs_fewshot']['finetuned_higher']}"
     )

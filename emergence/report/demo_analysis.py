@@ -28,7 +28,7 @@ from emergence.report.demo_config import DemoTask, FitSettings
 FIT_JSON = "fit.json"
 SAMPLES = "samples.npz"
 #: Bumped when the analysis changes, so a rerun refits instead of reusing an older analysis.json.
-ANALYSIS_VERSION = 4
+ANALYSIS_VERSION = 5
 #: The acceptance's lookahead: fitted checkpoints with at least this many times less compute.
 MIN_COMPUTE_RATIO = 2.0
 
@@ -194,7 +194,7 @@ def analyse_task(
     write_json(out / FIT_JSON, summary)
 
     e0 = fit.emergence()
-    point = e0["median"] if math.isfinite(e0["median"]) else e0["mle"]
+    point = e0["mle"]  # the paper's rule scores the MLE; the posterior's median and interval go beside it
     table = checkpoint_table(data, held, truth_value)
     lookahead = compute_lookahead(table)
     error = abs(point - truth_value) if truth_value is not None else None
@@ -240,6 +240,10 @@ def analyse_task(
             "n_past_rows": truth.n_past,
         },
         "error_nats": error,
+        "baselines": {
+            name: {"prediction": value, "error": None if truth_value is None else abs(value - truth_value)}
+            for name, value in fit.baselines().items()
+        },
         "compute": lookahead,
         "acceptance": {
             "within_0_1_nats": bool(within),

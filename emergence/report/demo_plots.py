@@ -2,8 +2,10 @@
 
 Unlike ``emergence fit``'s plots (which show the rows a fit saw), these show the backtest: held-out
 checkpoints are drawn hollow, the fitted law is extended over their losses, and the ground-truth
-elbow sits next to the predicted E(D0), so a reader judges the forecast at a glance. The loss axis
-decreases to the right (stronger models on the right), as in the paper and in law_plots.
+elbow sits next to the predicted E(D0) (the MLE, the paper's rule, with the posterior's 90% band),
+so a reader judges the forecast at a glance. The loss axis decreases to the right (stronger models
+on the right), as in the paper and in law_plots; it never goes below 0, and the metric axis never
+above the metric's maximum.
 """
 
 from __future__ import annotations
@@ -17,29 +19,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from emergence.report.law_plots import _curve, _save  # noqa: E402
-
-_BAND_DRAWS = 300
-
-
-def _draws(fit, seed: int = 0) -> dict[str, np.ndarray]:
-    """A fixed subsample of posterior draws (or the MLE as one draw)."""
-    draws = fit.draws()
-    if draws is None:
-        return {k: np.atleast_1d(v) for k, v in fit.mle_params.items()}
-    flat = {k: v.reshape(-1) for k, v in draws.items()}
-    n = flat["A"].size
-    idx = np.random.default_rng(seed).choice(n, min(_BAND_DRAWS, n), replace=False)
-    return {k: v[idx] for k, v in flat.items()}
+from emergence.laws.emergence_law import mean_perf_at, metric_max  # noqa: E402
+from emergence.report.law_plots import _latent_draws, _save  # noqa: E402
 
 
 def plot_law(fit, data, held: set[str], truth: float | None, path: str | Path) -> Path:
     """Metric vs loss by budget: fitted (filled) and held-out (hollow) rows, law bands, E(D0), truth."""
-    geo, draws = fit.geo, _draws(fit)
+    geo, draws = fit.geo, _latent_draws(fit, 0)
+    y_max = metric_max(fit.data)
     e0 = fit.emergence()
     marks = [v for v in (e0["q05"], e0["mle"], truth) if v is not None and math.isfinite(v)]
-    # show the predicted elbow even when it lies beyond the data, but at most 1 nat beyond
-    left = max(min([data.loss.min(), *marks]), data.loss.min() - 1.0) - 0.05
+    # show the predicted elbow even when it lies beyond the data, but at most 1 nat beyond, never below 0
+    left = max(min([data.loss.min(), *marks]) - 0.05, data.loss.min() - 1.0, 0.0)
     grid = np.linspace(left, data.loss.max() + 0.05, 240)
     budgets = [0.0, *data.finetuned_budgets.tolist()]
     colours = plt.cm.viridis(np.linspace(0.0, 0.9, len(budgets)))
@@ -51,8 +42,8 @@ def plot_law(fit, data, held: set[str], truth: float | None, path: str | Path) -
         rows = data.budget == budget
         if not rows.any():
             continue
-        h = geo.h0 if fewshot else float(geo.g(budget)) / geo.g_b
-        lo, mid, hi = np.percentile(_curve(draws, fit, h, grid, fewshot), [5, 50, 95], axis=0)
+        curves = mean_perf_at(draws, geo, fit.spec, fit.data.chance, y_max, budget, grid)
+        lo, mid, hi = np.percentile(curves, [5, 50, 95], axis=0)
         ax.fill_between(grid, lo, hi, color=colour, alpha=0.15, linewidth=0)
         ax.plot(grid, mid, color=colour, linewidth=1.4, linestyle="--" if fewshot else "-")
         label = f"few-shot (D0={data.d0:g})" if fewshot else f"D={budget:g}"
@@ -67,10 +58,10 @@ def plot_law(fit, data, held: set[str], truth: float | None, path: str | Path) -
             s=22,
             zorder=3,
         )
-    centre = e0["median"] if math.isfinite(e0["median"]) else e0["mle"]
+    centre = e0["mle"]
     if math.isfinite(e0["q05"]):
         ax.axvspan(e0["q05"], e0["q95"], color="tab:red", alpha=0.12, label="predicted E(D0), 90%")
-    ax.axvline(centre, color="tab:red", linewidth=1.3, label=f"predicted E(D0) = {centre:.3f}")
+    ax.axvline(centre, color="tab:red", linewidth=1.3, label=f"predicted E(D0) (MLE) = {centre:.3f}")
     if truth is not None:
         ax.axvline(truth, color="tab:blue", linewidth=1.3, linestyle=":", label=f"true elbow = {truth:.3f}")
     if is_held.any():
@@ -82,6 +73,9 @@ def plot_law(fit, data, held: set[str], truth: float | None, path: str | Path) -
             label="held-out losses",
         )
     ax.scatter([], [], facecolors="none", edgecolors="black", label="held-out checkpoint (not fitted)")
+    ax.set_xlim(grid[0], grid[-1])
+    y_low = min(float(np.min(data.y)), fit.data.chance) - 0.05
+    ax.set_ylim(y_low, min(y_max, max(float(np.max(data.y)), fit.data.chance) + 0.1) + 0.02 * (y_max - y_low))
     ax.invert_xaxis()
     ax.set_xlabel("pretraining loss (nats/token) — stronger →")
     ax.set_ylabel(data.metric)
@@ -115,6 +109,7 @@ def plot_elbows(fit, elbows: dict, truth: float | None, path: str | Path) -> Pat
     ax.set_xscale("log")
     ax.set_xlabel("finetuning examples D (log); leftmost point: D0 (few-shot)")
     ax.set_ylabel("emergence point (pretraining loss, nats)")
+    ax.set_ylim(bottom=max(0.0, ax.get_ylim()[0]))
     ax.set_title(f"{fit.data.task}: emergence point vs finetuning data (observed and law)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -133,8 +128,8 @@ def plot_forecast(law, table: list[dict], e0: dict, truth, forecast, task: str, 
     )
     grid = np.geomspace(np.nanmin(flops) / 2, np.nanmax(flops) * 4, 200)
     ax.plot(grid, law.loss(grid), color="grey", linewidth=1.2, label=f"L(C) fit (rmse {law.rmse:.3f})")
-    centre = e0["median"] if math.isfinite(e0["median"]) else e0["mle"]
-    ax.axhline(centre, color="tab:red", linewidth=1.2, label=f"predicted E(D0) {centre:.3f}")
+    centre = e0["mle"]
+    ax.axhline(centre, color="tab:red", linewidth=1.2, label=f"predicted E(D0) (MLE) {centre:.3f}")
     if math.isfinite(e0["q05"]):
         ax.axhspan(e0["q05"], e0["q95"], color="tab:red", alpha=0.1)
     if truth is not None:
@@ -153,6 +148,7 @@ def plot_forecast(law, table: list[dict], e0: dict, truth, forecast, task: str, 
     ax.set_xscale("log")
     ax.set_xlabel("training compute C (FLOPs = 6·N·tokens)")
     ax.set_ylabel("pretraining loss (nats/token)")
+    ax.set_ylim(bottom=max(0.0, ax.get_ylim()[0]))
     ax.set_title(f"{task}: when does it emerge, in compute?")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")

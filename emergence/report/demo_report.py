@@ -35,6 +35,7 @@ def summarize(cfg, ladder, manifest: Path, frame, analyses: dict, timings: dict,
             "truth_elbow": a["truth"]["elbow"] if a["truth"]["emerged"] else None,
             "truth_emerged": a["truth"]["emerged"],
             "error_nats": a["error_nats"],
+            "baselines": a.get("baselines", {}),
             "compute_ratio": a["compute"]["ratio"],
             "first_post_emergence": a["compute"]["first_post_emergence"],
             "max_fitted_flops": a["compute"]["max_fitted_flops"],
@@ -43,6 +44,13 @@ def summarize(cfg, ladder, manifest: Path, frame, analyses: dict, timings: dict,
             "held_out": sorted(r["id"] for r in a["checkpoints"] if r["held_out"]),
         }
     wins = sum(t["acceptance"]["success"] for t in tasks.values())
+    scored = [t for t in tasks.values() if t["error_nats"] is not None and t["baselines"]]
+    law_mean = sum(t["error_nats"] for t in scored) / len(scored) if scored else None
+    baseline_means = (
+        {b: sum(t["baselines"][b]["error"] for t in scored) / len(scored) for b in scored[0]["baselines"]}
+        if scored
+        else {}
+    )
     higher = sum(bool(t["finetuned_higher"]) for t in tasks.values())
     own = {t.name: to_dict(t.holdout) for t in cfg.tasks if t.holdout is not None}
     held = sorted({h for name, t in tasks.items() if name not in own for h in t["held_out"]})
@@ -73,6 +81,11 @@ def summarize(cfg, ladder, manifest: Path, frame, analyses: dict, timings: dict,
             "forecast_ok": wins >= MIN_TASKS,
             "tasks_finetuned_higher": higher,
             "finetuned_higher_everywhere": higher == len(tasks) and bool(tasks),
+            "law_mean_error": law_mean,
+            "baseline_mean_errors": baseline_means,
+            "law_beats_best_baseline": None
+            if law_mean is None or not baseline_means
+            else law_mean < min(baseline_means.values()),
         },
         "timings": timings,
     }
@@ -132,20 +145,20 @@ def _head(s: dict) -> list[str]:
         "",
         "## Results",
         "",
-        "Predicted E(D0): posterior median (90% interval) of the few-shot emergence point, from the fitted "
-        "checkpoints. True elbow: hard-ReLU elbow of the *full* few-shot curve (held-out checkpoints "
+        "Predicted E(D0): the MLE of the few-shot emergence point (the paper's rule), with the posterior "
+        "median and 90% interval beside it, from the fitted checkpoints. True elbow: hard-ReLU elbow of the *full* few-shot curve (held-out checkpoints "
         "included). Compute ratio: FLOPs of the first post-emergence checkpoint ÷ the largest FLOPs among "
         "the fitted checkpoints. Finetuned higher: every finetuning budget whose curve rose did so at a "
         "higher loss than the few-shot curve's elbow (– when the few-shot curve or no finetuned curve rose).",
         "",
-        "| task | metric | predicted E(D0) (90%) | true elbow | error (nats) | ≤ 0.1 | compute ratio | "
+        "| task | metric | predicted E(D0): MLE (median, 90%) | true elbow | error (nats) | ≤ 0.1 | compute ratio | "
         "finetuned higher |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, t in s["tasks"].items():
         p = t["prediction"]
         lines.append(
-            f"| `{name}` | {t['metric']} | {_f(p['median'])} ({_f(p['q05'])}–{_f(p['q95'])}) | "
+            f"| `{name}` | {t['metric']} | {_f(p['mle'])} ({_f(p['median'])}, {_f(p['q05'])}–{_f(p['q95'])}) | "
             f"{_f(t['truth_elbow'])} | {_f(t['error_nats'])} | {_yes(t['acceptance']['within_0_1_nats'] if t['truth_emerged'] else None)} | "
             f"{_f(t['compute_ratio'], 2)}× | {_yes(t['finetuned_higher'])} |"
         )
@@ -157,8 +170,41 @@ def _head(s: dict) -> list[str]:
         f"- Finetuned emergence at higher loss than few-shot: **{acc['tasks_finetuned_higher']}/{n} tasks** "
         f"({'every task' if acc['finetuned_higher_everywhere'] else 'not every task'}).",
         "",
+        *_baseline_lines(s),
     ]
     return lines
+
+
+def _baseline_lines(s: dict) -> list[str]:
+    """The law's |error| beside the naive baselines' (emergence.laws.baselines), task by task."""
+    tasks = {n: t for n, t in s["tasks"].items() if t.get("baselines")}
+    if not tasks:
+        return []
+    names = list(next(iter(tasks.values()))["baselines"])
+    lines = [
+        "Baselines, from the same fitted rows: `strongest` = the strongest fitted checkpoint's loss; "
+        "`smallest_budget` = the observed elbow of the smallest finetuning budget; `linear` = a straight "
+        "line through the observed per-budget elbows in log D, extrapolated to D0. |error| in nats:",
+        "",
+        "| task | law (MLE) | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for name, t in tasks.items():
+        lines.append(
+            f"| `{name}` | {_f(t['error_nats'])} | "
+            + " | ".join(_f(t["baselines"][b]["error"]) for b in names)
+            + " |"
+        )
+    acc = s["acceptance"]
+    if acc.get("law_mean_error") is not None:
+        lines.append(
+            f"| mean | **{_f(acc['law_mean_error'])}** | "
+            + " | ".join(_f(acc["baseline_mean_errors"][b]) for b in names)
+            + " |"
+        )
+        verdict = "below" if acc["law_beats_best_baseline"] else "not below"
+        lines += ["", f"- The law's mean error is **{verdict}** the best baseline's on these tasks."]
+    return lines + [""]
 
 
 def _task_section(name: str, a: dict) -> list[str]:
@@ -171,8 +217,8 @@ def _task_section(name: str, a: dict) -> list[str]:
         "",
     ]
     lines.append(
-        f"- **Predicted few-shot emergence** E(D0 = {a['d0']:g}) = **{_f(p['median'])} nats** "
-        f"(90% interval {_f(p['q05'])}–{_f(p['q95'])}; MLE {_f(p['mle'])}), fitted on "
+        f"- **Predicted few-shot emergence** E(D0 = {a['d0']:g}) = **{_f(p['mle'])} nats** (MLE; "
+        f"posterior median {_f(p['median'])}, 90% interval {_f(p['q05'])}–{_f(p['q95'])}), fitted on "
         f"{a['n_rows_fitted']} of {a['n_rows']} rows."
     )
     if t["emerged"]:
@@ -182,7 +228,7 @@ def _task_section(name: str, a: dict) -> list[str]:
         )
         ok = "within" if a["acceptance"]["within_0_1_nats"] else "outside"
         lines.append(
-            f"- **Error**: |{_f(p['median'])} − {_f(t['elbow'])}| = **{_f(a['error_nats'])} nats**, {ok} 0.1."
+            f"- **Error**: |{_f(p['mle'])} − {_f(t['elbow'])}| = **{_f(a['error_nats'])} nats**, {ok} 0.1."
         )
     else:
         lines.append(

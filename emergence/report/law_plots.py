@@ -4,6 +4,7 @@ Three pictures a researcher reads to trust (or not) a prediction: the data again
 law with posterior bands for each budget, the posterior CDF of the few-shot emergence point with
 the truth when known, and the backtest errors against the 0.1-nat success line. The x axis is
 pretraining loss *decreasing* to the right, so stronger models sit on the right as in the paper.
+Axes stay physical: a loss axis never goes below 0 and a metric axis never above its maximum.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from emergence.laws.emergence_law import elbow  # noqa: E402
+from emergence.laws.emergence_law import mean_perf_at, metric_max  # noqa: E402
 from emergence.laws.law_fit import LawFit  # noqa: E402
 from emergence.laws.predict import SUCCESS_NATS  # noqa: E402
 
@@ -40,30 +41,22 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def _curve(
-    draws: dict[str, np.ndarray], fit: LawFit, h: float, loss: np.ndarray, fewshot: bool
-) -> np.ndarray:
-    """Law mean at each loss for each draw: shape (draws, len(loss))."""
-    e = elbow(h, fit.geo.h_a, draws["e_a"], draws["gap"], draws["alpha"])[:, None]
-    s = fit.spec.sharpness
-    rise = np.logaddexp(0.0, s * (e - loss[None, :])) / s
-    delta = draws.get("delta", np.zeros_like(draws["A"])) if fewshot else np.zeros_like(draws["A"])
-    return draws["B"][:, None] + delta[:, None] + draws["A"][:, None] * rise
+def _latent_draws(fit: LawFit, seed: int) -> dict[str, np.ndarray]:
+    """Up to _BAND_DRAWS posterior draws of the latents (the MLE alone when not sampled)."""
+    if fit.posterior is None:
+        return {k: np.atleast_1d(v) for k, v in fit.mle.theta.items()}
+    flat = fit.posterior.flat()
+    size = next(iter(flat.values())).size
+    idx = np.random.default_rng(seed).choice(size, min(_BAND_DRAWS, size), replace=False)
+    return {k: v[idx] for k, v in flat.items()}
 
 
 def plot_fit(fit: LawFit, path: str | Path, seed: int = 0) -> Path:
     """Metric vs pretraining loss, one colour per budget; posterior median line and 5–95% band."""
     data, geo = fit.data, fit.geo
-    draws = fit.draws()
-    if draws is None:
-        draws = {k: np.atleast_1d(v) for k, v in fit.mle_params.items()}
-    else:
-        flat = {k: v.reshape(-1) for k, v in draws.items()}
-        idx = np.random.default_rng(seed).choice(
-            flat["A"].size, min(_BAND_DRAWS, flat["A"].size), replace=False
-        )
-        draws = {k: v[idx] for k, v in flat.items()}
-    grid = np.linspace(data.loss.min() - 0.05, data.loss.max() + 0.05, 200)
+    draws = _latent_draws(fit, seed)
+    y_max = metric_max(data)
+    grid = np.linspace(max(0.0, data.loss.min() - 0.05), data.loss.max() + 0.05, 200)
     budgets = (
         [0.0, *data.finetuned_budgets.tolist()] if data.fewshot.any() else data.finetuned_budgets.tolist()
     )
@@ -74,17 +67,19 @@ def plot_fit(fit: LawFit, path: str | Path, seed: int = 0) -> Path:
         fewshot = budget == 0
         colour = "black" if fewshot else colour
         label = f"few-shot (D0={data.d0:g})" if fewshot else f"D={budget:g}"
-        h = geo.h0 if fewshot else float(geo.g(budget)) / geo.g_b
-        curves = _curve(draws, fit, h, grid, fewshot)
+        curves = mean_perf_at(draws, geo, fit.spec, data.chance, y_max, budget, grid)
         lo, mid, hi = np.percentile(curves, [5, 50, 95], axis=0)
         ax.fill_between(grid, lo, hi, color=colour, alpha=0.2, linewidth=0)
         ax.plot(grid, mid, color=colour, linewidth=1.5, linestyle="--" if fewshot else "-")
         ax.scatter(data.loss[rows], data.y[rows], color=colour, s=14, label=label, zorder=3)
     summary = fit.emergence()
-    centre = summary["median"] if np.isfinite(summary["median"]) else summary["mle"]
     if np.isfinite(summary["q05"]):
         ax.axvspan(summary["q05"], summary["q95"], color="tab:red", alpha=0.12, label="E(D0) 90% interval")
-    ax.axvline(centre, color="tab:red", linewidth=1.2, label=f"E(D0) = {centre:.3f}")
+    ax.axvline(summary["mle"], color="tab:red", linewidth=1.2, label=f"E(D0) MLE = {summary['mle']:.3f}")
+    lows = [grid[0], summary["mle"]] + ([summary["q05"]] if np.isfinite(summary["q05"]) else [])
+    ax.set_xlim(max(0.0, min(lows) - 0.02), grid[-1])
+    y_low = min(float(np.min(data.y)), data.chance) - 0.05
+    ax.set_ylim(y_low, min(y_max, max(float(np.max(data.y)), data.chance) + 0.1) + 0.02 * (y_max - y_low))
     ax.invert_xaxis()
     ax.set_xlabel("pretraining loss (nats/token) — stronger →")
     ax.set_ylabel(data.metric)
@@ -116,7 +111,7 @@ def plot_e0_cdf(fit: LawFit, path: str | Path, truth: float | None = None) -> Pa
         marks = [summary["mle"]] + ([truth] if truth is not None and np.isfinite(truth) else [])
         lo, hi = min(lo, *marks), max(hi, *marks)
         pad = 0.15 * (hi - lo) + 1e-3
-        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_xlim(max(0.0, lo - pad), hi + pad)
     ax.set_xlabel("few-shot emergence point E(D0) (pretraining loss, nats)")
     ax.set_ylabel("P(E(D0) ≤ x)")
     ax.set_title(f"{fit.data.task}: posterior of the few-shot emergence point")
@@ -141,8 +136,7 @@ def plot_backtest(result, path: str | Path) -> Path:
     ax.axhline(SUCCESS_NATS, color="black", linestyle="--", linewidth=1, label="0.1-nat success line")
     ax.set_xticks(positions, [r.protocol for r in rows], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("|E(D0) − truth| (nats)")
-    point = "posterior median" if any(np.isfinite(r.median) for r in rows) else "MLE"
-    ax.set_title(f"backtests ({point}) vs ground-truth elbow {result.truth.elbow:.3f} nats")
+    ax.set_title(f"backtests (MLE) vs ground-truth elbow {result.truth.elbow:.3f} nats")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

@@ -21,6 +21,7 @@ DESIGN = Design(
     budgets=(8, 32, 128, 512, 2048),
     n_eval=2000,
     n_emerged=3,
+    lead=(0.01, 0.03),  # the few-shot elbow inside the ladder: three checkpoints past it
 )
 
 
