@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
+from emergence.laws.table_domains import check_domains
 from emergence.sweep.schema import KNOWN_METRICS, NUMERIC_COLUMNS, RESULT_COLUMNS
 
 #: Columns without which no emergence-law fit is possible.
@@ -119,7 +120,7 @@ def read_results(path: str | Path) -> pd.DataFrame:
     for column in _NUMERIC:
         if column in frame.columns:
             frame[column] = _numeric_column(frame[column], column, path)
-    return frame
+    return check_domains(frame, path)  # values in range, metric cells numbers (table_domains.py)
 
 
 def _numeric_column(series: pd.Series, column: str, path: Path) -> pd.Series:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emergence.errors import UserError
-from emergence.fileio import read_json_object, share_dir
+from emergence.fileio import read_json_object, share, share_dir
 from emergence.models.config import LlamaConfig
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -118,6 +118,7 @@ def save_hf_directory(directory: str | Path, config: LlamaConfig, tensors: dict[
     try:
         (staging / "config.json").write_text(json.dumps(config.to_hf_dict(), indent=2))
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(staging / SINGLE_FILE), metadata={"format": "pt"})
+        share(staging / SINGLE_FILE)  # safetensors creates it 0600
         (staging / "generation_config.json").write_text(
             json.dumps({"bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id}, indent=2)
         )

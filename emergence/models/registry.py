@@ -9,7 +9,6 @@ same :class:`LoadedModel`; metadata carries parameters and, where a ladder recor
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emergence.errors import UserError
+from emergence.fileio import read_json_object, write_json
 from emergence.models.config import LlamaConfig
 from emergence.models.llama import Llama
 from emergence.models.tokenizer import TextTokenizer
@@ -54,6 +54,9 @@ class LoadedModel:
     tokenizer: TextTokenizer
     config: LlamaConfig
     meta: ModelMeta
+
+
+DTYPES = ("float32", "bfloat16")
 
 
 def alias_path(name: str) -> Path:
@@ -100,13 +103,16 @@ def _download(repo_id: str) -> Path:
 
 def _read_meta(directory: Path) -> dict[str, Any]:
     file = directory / META_FILE
-    return json.loads(file.read_text()) if file.exists() else {}
+    return read_json_object(file, "model metadata") if file.exists() else {}
 
 
 def load_model(reference: str, *, dtype: str | None = None, param_dtype: str | None = None) -> LoadedModel:
     """Load any supported reference; ``dtype`` is the compute dtype (fp32 default, bf16 on accelerators)."""
     from emergence.models.weights import build_model
 
+    for option, value in (("--dtype", dtype), ("param_dtype", param_dtype)):
+        if value is not None and value not in DTYPES:  # checked before minutes of loading
+            raise UserError(f"{option} must be one of {', '.join(DTYPES)}, got {value!r}")
     fmt, path = resolve(reference)
     if fmt == "gguf":
         from emergence.models.gguf_loader import load_gguf
@@ -125,8 +131,11 @@ def load_model(reference: str, *, dtype: str | None = None, param_dtype: str | N
         name = extra.get("name") or path.name
     overrides = {k: v for k, v in (("dtype", dtype), ("param_dtype", param_dtype)) if v}
     config = config.replace(**overrides)
-    if tokenizer.vocab_size > config.vocab_size:
-        raise UserError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model only {config.vocab_size}")
+    if tokenizer.max_id >= config.vocab_size:
+        raise UserError(
+            f"{path}: the tokenizer's largest token id is {tokenizer.max_id} but the model's vocabulary "
+            f"has only {config.vocab_size} rows (ids 0..{config.vocab_size - 1})"
+        )
     model = build_model(config, tensors, str(path))
     meta = ModelMeta(
         name=str(name),
@@ -150,7 +159,5 @@ def save_model(loaded: LoadedModel, directory: str | Path, *, extra_meta: dict[s
     out = save_hf_directory(directory, config, export_tensors(loaded.model, np.float32), loaded.tokenizer)
     meta = {"name": loaded.meta.name, "params": loaded.meta.params, "tokens": loaded.meta.tokens, "flops": loaded.meta.flops}
     meta.update(extra_meta or {})
-    tmp = out / f".{META_FILE}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, out / META_FILE)
+    write_json(out / META_FILE, meta)
     return out

@@ -67,6 +67,13 @@ class TextTokenizer:
     def vocab_size(self) -> int:
         return self.backend.get_vocab_size(with_added_tokens=True)
 
+    @property
+    def max_id(self) -> int:
+        """The largest token id the tokenizer can produce: what must fit the embedding table (a
+        vocabulary with gaps has fewer tokens than its largest id + 1, so the count is not enough)."""
+        ids = self.backend.get_vocab(with_added_tokens=True).values()
+        return max(ids, default=-1)
+
     def encode(self, text: str, *, add_bos: bool | None = None) -> list[int]:
         """Token ids of ``text`` with no special tokens (BOS only when asked or the model wants it).
 

@@ -15,13 +15,12 @@ usual and a result directory, it returns a :class:`LoadedModel` that computes th
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emergence import fileio
 from emergence.errors import UserError
 from emergence.models.registry import LoadedModel, load_model, save_model
 from emergence.train.config import LoraConfig
@@ -33,9 +32,7 @@ FULL_MODEL_DIR = "model"
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    fileio.write_json(path, data)
 
 
 def save_lora_adapter(directory: str | Path, lora: LoraConfig, info: dict[str, Any], weights: dict) -> Path:
@@ -46,9 +43,8 @@ def save_lora_adapter(directory: str | Path, lora: LoraConfig, info: dict[str, A
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in weights.items()}
-    tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(weights, str(tmp))
-    os.replace(tmp, directory / WEIGHTS_FILE)
+    with fileio.atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(weights, str(tmp))  # safetensors creates it 0600; atomic_path gives the umask's mode
     _write_json(directory / CONFIG_FILE, {"method": "lora", "lora": dataclasses.asdict(lora), **info})
     return directory
 
@@ -66,10 +62,7 @@ def read_adapter_config(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise UserError(f"{directory}: not a finetuning result ({CONFIG_FILE} missing)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    return fileio.read_json_object(path, "finetuning result")
 
 
 def load_adapter(loaded: LoadedModel, directory: str | Path, *, merge: bool = True) -> LoadedModel:
@@ -87,13 +80,20 @@ def load_adapter(loaded: LoadedModel, directory: str | Path, *, merge: bool = Tr
         raise UserError(f"{directory / CONFIG_FILE}: unknown method {info.get('method')!r}")
     from safetensors.numpy import load_file
 
-    raw = dict(info["lora"])
-    lora = LoraConfig(**{**raw, "targets": tuple(raw["targets"])})
+    try:
+        raw = dict(info["lora"])
+        lora = LoraConfig(**{**raw, "targets": tuple(raw["targets"])})
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{directory / CONFIG_FILE}: malformed 'lora' section ({err})") from None
     weights_path = directory / WEIGHTS_FILE
     if not weights_path.is_file():
         raise UserError(f"{directory}: {WEIGHTS_FILE} missing")
+    try:
+        state = load_file(str(weights_path))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for a bad file
+        raise UserError(f"{weights_path}: cannot read safetensors ({' '.join(str(err).split())}; truncated?)") from None
     model = apply_lora(loaded.model, lora)
-    load_lora_state(model, load_file(str(weights_path)), str(weights_path))
+    load_lora_state(model, state, str(weights_path))
     if merge:
         model = merge_lora(model)
     return dataclasses.replace(loaded, model=model)

@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flax import nnx
 
+from emergence import fileio
 from emergence.data import sources
 from emergence.errors import UserError
 from emergence.models.registry import LoadedModel, load_model
 from emergence.models.static_graph import SplitModel
 from emergence.train import adapters, budgets, checkpoints
 from emergence.train.config import FinetuneConfig, LoraConfig
+from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import make_batch, padded_shape, task_examples
 from emergence.train.lora import folded_split, lora_parts, set_training
 from emergence.train.mesh import build_mesh
@@ -96,8 +97,10 @@ class RunPlan:
 def _check_run_dir(out: Path, cfg: FinetuneConfig, *, create: bool) -> None:
     """Refuse a directory holding another config's run; with ``create``, claim it for this one."""
     run_file = out / RUN_FILE
-    if run_file.is_file():
-        previous = json.loads(run_file.read_text())
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, expected a folder")
+    if run_file.exists():
+        previous = fileio.read_json_object(run_file, "finetuning run file")
         if previous.get("fingerprint") != cfg.fingerprint():
             raise UserError(
                 f"{out} holds a run with a different config (fingerprint {previous.get('fingerprint')} ≠ "
@@ -105,9 +108,7 @@ def _check_run_dir(out: Path, cfg: FinetuneConfig, *, create: bool) -> None:
             )
     elif create:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps({"fingerprint": cfg.fingerprint(), "config": cfg.to_dict()}, indent=2))
-        os.replace(tmp, run_file)
+        fileio.write_json(run_file, {"fingerprint": cfg.fingerprint(), "config": cfg.to_dict()})
 
 
 def _trim_metrics(path: Path, upto: int) -> None:
@@ -121,9 +122,27 @@ def _trim_metrics(path: Path, upto: int) -> None:
                 kept.append(line)
         except (json.JSONDecodeError, KeyError, TypeError):
             continue  # a line cut by the kill
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in kept))
-    os.replace(tmp, path)
+    fileio.write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def _logged_before(path: Path, start: int, batch_fn: Callable) -> tuple[int, float | None]:
+    """(tokens trained before step ``start``, the run's first logged loss) of a resumed run, so
+    its ``tokens`` continue where they stopped and its divergence check keeps its reference. The
+    steps between the last logged line and the checkpoint are counted from their batches."""
+    if start == 0 or not path.exists():
+        return 0, None
+    lines = []
+    for text in path.read_text().splitlines():
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(line, dict) and "loss" in line and isinstance(line.get("step"), int):
+            lines.append(line)
+    lines.sort(key=lambda m: m["step"])
+    last = lines[-1] if lines else {"step": 0, "tokens": 0}
+    tokens = int(last.get("tokens", 0)) + sum(batch_fn(s).n_tokens for s in range(last["step"], start))
+    return tokens, (float(lines[0]["loss"]) if lines else None)
 
 
 def eval_curve(out_dir: str | Path) -> list[dict]:
@@ -131,8 +150,13 @@ def eval_curve(out_dir: str | Path) -> list[dict]:
     path = Path(out_dir) / METRICS_FILE
     if not path.exists():
         return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return sorted((m for m in lines if "eval" in m), key=lambda m: m["step"])
+    lines = []
+    for text in path.read_text().splitlines():
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill; the resumed run logs it again
+    return sorted((m for m in lines if isinstance(m, dict) and "eval" in m), key=lambda m: m["step"])
 
 
 def run_finetune(
@@ -230,6 +254,7 @@ def run_finetune(
 
     if evaluator is not None and start == 0 and not eval_curve(out):
         evaluate_at(0)
+    tokens_before, reference = _logged_before(metrics_path, start, batch_fn)
 
     history = trainer.fit(
         batch_fn,
@@ -241,6 +266,8 @@ def run_finetune(
         on_save=save,
         eval_every=eval_every,
         on_eval=evaluate_at if evaluator is not None else None,
+        tokens_before=tokens_before,
+        watch=DivergenceWatch(reference=reference),
     )
     info = {
         "base_model": cfg.model,

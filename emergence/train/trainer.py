@@ -44,6 +44,7 @@ from emergence.errors import UserError
 from emergence.memo import remember
 from emergence.models.static_graph import StaticGraph, split_static, static_graph
 from emergence.train.config import OptimConfig
+from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import Batch
 from emergence.train.lora import with_dropout_keys
 from emergence.train.mesh import copied, shard_batch, shard_state
@@ -304,6 +305,8 @@ class Trainer:
         on_save: Callable[[int], None] | None = None,
         eval_every: int | None = None,
         on_eval: Callable[[int], None] | None = None,
+        tokens_before: int = 0,
+        watch: DivergenceWatch | None = None,
     ) -> list[dict]:
         """Steps ``start_step .. total_steps - 1``; ``on_log`` gets host metrics, ``on_save`` the step count.
 
@@ -315,9 +318,15 @@ class Trainer:
         finished result themselves right away (a kill in between only repeats the last few steps).
 
         Metrics are read back only at logging and saving steps (a host sync), and a non-finite step
-        raises :class:`TrainingDiverged` there, before anything is saved.
+        raises :class:`TrainingDiverged` there, before anything is saved; so does a finite failure
+        that ``watch`` (:class:`~emergence.train.divergence.DivergenceWatch`, a fresh one by default)
+        sees: a loss stuck with a zero gradient, or far above its start.
+
+        ``tokens_before`` is the token count of the steps before ``start_step`` (a resumed run's
+        logged ``tokens`` continue where they stopped; ``tokens_per_s`` is this session's rate).
         """
         history = []
+        watch = watch if watch is not None else DivergenceWatch()
         tokens, started = 0, time.perf_counter()
         for step in range(start_step, self.total_steps):
             batch = batch_fn(step)
@@ -333,9 +342,14 @@ class Trainer:
                         f"training diverged: loss {host['loss']:.4g}, grad norm {host['grad_norm']:.4g} "
                         f"by step {done} (non-finite values); lower --lr. The last checkpoint is kept"
                     )
+                if (reason := watch.check(done, host["loss"], host["grad_norm"])) is not None:
+                    raise TrainingDiverged(f"{reason}. The last checkpoint is kept")
                 elapsed = time.perf_counter() - started
                 host.update(
-                    step=done, tokens=tokens, seconds=elapsed, tokens_per_s=tokens / max(elapsed, 1e-9)
+                    step=done,
+                    tokens=tokens_before + tokens,
+                    seconds=elapsed,
+                    tokens_per_s=tokens / max(elapsed, 1e-9),
                 )
                 history.append(host)
                 if on_log:

@@ -1,0 +1,55 @@
+"""Divergence beyond NaN: a run whose loss is finite but whose training has failed anyway.
+
+The trainer already stops on a non-finite loss or gradient. Two finite failures used to be reported
+as successes, and a sweep then fitted the law on their numbers:
+
+* the loss collapses to a constant with a zero gradient norm (the network saturated or died: no
+  parameter moves the loss any more, so nothing more can be learned), and
+* the loss jumps far above where it started (a learning rate too high for the model).
+
+:class:`DivergenceWatch` sees the host metrics of every logged step (no extra device sync) and
+raises :class:`~emergence.train.trainer.TrainingDiverged`'s message through ``fail``. The margins are
+wide on purpose: a real run's noisy batch loss never doubles *and* gains two nats over its first
+steps, and an exactly zero gradient norm with a positive loss is not a converged model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+JUMP_FACTOR = 2.0  # the loss more than doubled ...
+JUMP_NATS = 2.0  # ... and rose by more than this many nats over the reference
+STALL_LOGS = 2  # consecutive logged steps with zero gradient and an unchanged loss
+STALL_MIN_LOSS = 1e-4  # below this a zero gradient is a model that fits its data, not a dead one
+
+
+@dataclass
+class DivergenceWatch:
+    """Checks each logged step; ``reference`` is the run's first logged loss (kept across resumes)."""
+
+    reference: float | None = None
+    _stalled: int = 0
+    _last_loss: float | None = None
+
+    def check(self, step: int, loss: float, grad_norm: float) -> str | None:
+        """None while training is healthy, else the one-line reason it diverged."""
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            return None  # the trainer's non-finite check reports these
+        if self.reference is None:
+            self.reference = loss
+        ref = self.reference
+        if loss > ref * JUMP_FACTOR and loss > ref + JUMP_NATS:
+            return (
+                f"training diverged: loss {loss:.4g} at step {step}, far above its start {ref:.4g}; "
+                "lower --lr"
+            )
+        stuck = grad_norm == 0.0 and loss > STALL_MIN_LOSS and (self._last_loss in (None, loss))
+        self._stalled = self._stalled + 1 if stuck else 0
+        self._last_loss = loss
+        if self._stalled >= STALL_LOGS:
+            return (
+                f"training diverged: loss stuck at {loss:.4g} with zero gradient norm by step {step} "
+                "(the model saturated); lower --lr"
+            )
+        return None
