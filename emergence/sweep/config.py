@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from emergence.config import apply_overrides, from_dict, read_yaml
 from emergence.errors import UserError
+from emergence.fileio import read_json_object
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -204,6 +206,10 @@ def validate(cfg: SweepConfig, source: str) -> None:
             )
         seen[cid] = i
         _check_reference(ckpt.model, f"{source}: checkpoints[{i}].model")
+        for key in ("params", "tokens", "flops"):
+            value = getattr(ckpt, key)
+            if value is not None and (not math.isfinite(value) or value < 0 or (key == "params" and value == 0)):
+                raise UserError(f"{source}: checkpoints[{i}].{key} must be a finite count > 0, got {value}")
     check_shared_tokenizer(cfg.checkpoints, source)
     if not cfg.tasks:
         raise UserError(f"{source}: 'tasks' is empty")
@@ -216,6 +222,9 @@ def validate(cfg: SweepConfig, source: str) -> None:
             if (getattr(task, name) or 0) < 0:
                 raise UserError(f"{source}: tasks[{i}].{name} must be >= 0, got {getattr(task, name)}")
         budgets = cfg.task_budgets(task)
+        if not budgets:  # an empty axis is an empty sweep: refused like empty tasks and seeds
+            where = f"tasks[{i}].budgets" if task.budgets is not None else "budgets"
+            raise UserError(f"{source}: {where} is empty (0 = few-shot only)")
         for j, b in enumerate(budgets):
             if b < 0:
                 where = f"tasks[{i}].budgets[{j}]" if task.budgets is not None else f"budgets[{j}]"
@@ -235,7 +244,11 @@ def validate(cfg: SweepConfig, source: str) -> None:
                 )
     if cfg.dtype not in ("float32", "bfloat16"):
         raise UserError(f"{source}: dtype must be float32 or bfloat16, got {cfg.dtype!r}")
-    if cfg.lock_ttl <= 0:
+    if any(s < 0 for s in cfg.subset_seeds):
+        raise UserError(f"{source}: subset_seeds must be >= 0, got {list(cfg.subset_seeds)}")
+    if cfg.eval.batch_size <= 0 or cfg.loss.batch_size <= 0:
+        raise UserError(f"{source}: eval.batch_size and loss.batch_size must be > 0")
+    if not math.isfinite(cfg.lock_ttl) or cfg.lock_ttl <= 0:
         raise UserError(f"{source}: lock_ttl must be > 0 seconds, got {cfg.lock_ttl}")
     _check_loss(cfg.loss, source)
     if cfg.eval.data_dir is not None and not Path(cfg.eval.data_dir).is_dir():
@@ -292,7 +305,7 @@ def check_shared_tokenizer(checkpoints: tuple[CheckpointSpec, ...], source: str)
         path = Path(ckpt.model)
         if is_hub_id(ckpt.model) or not path.is_dir():
             continue
-        config = json.loads((path / "config.json").read_text())
+        config = read_json_object(path / "config.json", "model config")
         fp = tokenizer_fingerprint(TextTokenizer.from_directory(path, config))
         if first is None:
             first = (checkpoint_id(ckpt), fp)

@@ -117,6 +117,7 @@ class Runner:
         cells = expand(self.cfg)
         mine = shard(cells, *shard_spec)
         self._write_manifest(cells)
+        self.store.clean_stale_locks()  # a killed runner's claims (loss locks too) are taken over
         report = RunReport(total=len(mine), started=started)
         attempted: set[str] = set()
         self.retry_failed = retry_failed
@@ -160,6 +161,7 @@ class Runner:
                     break
         self._commits = None
         report.seconds = time.perf_counter() - started
+        self.store.clean_stale_locks()
         report.failed_cells = [
             c.label() for c in mine if (self.store.record(c.key) or {}).get("status") == "failed"
         ]

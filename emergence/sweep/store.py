@@ -152,6 +152,26 @@ class Store:
         finally:
             guard.unlink(missing_ok=True)
 
+    def clean_stale_locks(self) -> int:
+        """Remove every stale claim (a killed runner's) and the scraps a kill can leave beside it
+        (a claim's private temp file, a takeover guard), each older than ``ttl``; returns how many.
+
+        Why: a claim is otherwise only broken when a runner wants *that* cell. A loss lock
+        (``loss-<id>.lock``) whose loss file a later runner finds written is never claimed again,
+        so the lock of the runner killed while computing it stayed forever."""
+        removed = 0
+        if not self.cells.is_dir():
+            return 0
+        for path in self.cells.glob("*.lock"):
+            if self.is_stale(path) and self._break_if_stale(path):
+                removed += 1
+        now = time.time()
+        for path in [*self.cells.glob(".*.lock.*"), *self.cells.glob("*.lock.takeover")]:
+            if now - _mtime(path) > self.ttl:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def running(self) -> dict[str, dict]:
         """Live claims (lock files that are not stale), by key."""
         out = {}

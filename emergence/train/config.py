@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class LoraConfig:
             raise UserError(f"--lora-dropout must be in [0, 1), got {self.dropout}")
         if not self.targets:
             raise UserError("--target needs at least one module-name pattern")
+        if not math.isfinite(self.alpha) or self.alpha <= 0:
+            raise UserError(f"--alpha must be a finite number > 0, got {self.alpha}")
 
     @property
     def scale(self) -> float:
@@ -65,8 +68,16 @@ class OptimConfig:
     clip_norm: float | None = 1.0
 
     def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise UserError(f"--lr must be > 0, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"--lr must be a finite number > 0, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise UserError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.end_lr_ratio <= 1.0:
+            raise UserError(f"end_lr_ratio must be in [0, 1], got {self.end_lr_ratio}")
+        if not (0.0 <= self.b1 < 1.0 and 0.0 <= self.b2 < 1.0 and self.eps > 0):
+            raise UserError(f"AdamW needs b1, b2 in [0, 1) and eps > 0, got {self.b1}, {self.b2}, {self.eps}")
+        if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
+            raise UserError(f"clip_norm must be a finite number > 0 (or none), got {self.clip_norm}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if not 0.0 <= self.warmup_ratio < 1.0:
@@ -130,8 +141,10 @@ class FinetuneConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.steps is not None and self.steps <= 0:
             raise UserError(f"--steps must be positive, got {self.steps}")
-        if not self.epochs > 0:
-            raise UserError(f"--epochs must be > 0, got {self.epochs}")
+        if not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise UserError(f"--epochs must be a finite number > 0, got {self.epochs}")
+        if self.seed < 0 or self.subset_seed < 0:
+            raise UserError(f"--seed and --subset-seed must be >= 0, got {self.seed} and {self.subset_seed}")
         if self.min_steps < 0:
             raise UserError(f"min_steps must be >= 0, got {self.min_steps}")
         if self.dtype not in DTYPES:

@@ -30,6 +30,8 @@ from emergence.laws.observational.holdout import DEFAULT_CUTOFF_FLOPS, split_by_
 from emergence.laws.observational.impute import ImputeConfig, fit_imputer
 from emergence.laws.observational.sigmoid import SigmoidConfig, SigmoidFit, fit_sigmoid, mse, r2
 
+DEFAULT_REFERENCE_FAMILY = "Llama-2"
+
 
 @dataclass(frozen=True)
 class ObsConfig:
@@ -46,7 +48,7 @@ class ObsConfig:
     benchmarks: tuple[str, ...] = ()
     families: tuple[str, ...] = ()
     exclude_models: tuple[str, ...] = ()
-    reference_family: str = "Llama-2"
+    reference_family: str = DEFAULT_REFERENCE_FAMILY
     sigmoid: SigmoidConfig = SigmoidConfig()
     impute: ImputeConfig = ImputeConfig()
     bayes: BayesConfig | None = None
@@ -64,11 +66,26 @@ class ObsResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _check_reference_family(config: ObsConfig, table: obs_data.ObsTable) -> None:
+    """A reference family the table does not have is a typo, not a note among a hundred: refuse it.
+    (The default, Llama-2, may be absent from a user's own table: then the fit says so in a note.
+    A family present but filtered out by --families is a note too.)"""
+    if obs_data.FAMILY_COL not in table.frame or config.reference_family == DEFAULT_REFERENCE_FAMILY:
+        return
+    known = sorted({str(f) for f in table.frame[obs_data.FAMILY_COL].dropna()})
+    if config.reference_family not in known:
+        raise UserError(
+            f"--reference-family {config.reference_family!r}: no such family in {table.source} "
+            f"(families: {', '.join(known)})"
+        )
+
+
 def _prepare(config: ObsConfig) -> tuple[obs_data.ObsTable, list[str], np.ndarray]:
     """Load, filter and parse; return the table, the benchmarks and the transformed target."""
     if config.cutoff is not None and config.holdout_top is not None:
         raise UserError("give either --cutoff or --holdout-top, not both")
     table = obs_data.load_table(config.data, config.join)
+    _check_reference_family(config, table)
     obs_data.select_models(table, config.families, config.exclude_models)
     columns = list(table.frame.columns)
     if config.target not in columns:
