@@ -7,7 +7,6 @@ is set before JAX starts.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -93,12 +92,14 @@ def fit_cmd(
 ) -> None:
     """Fit the emergence law (MLE + NUTS) and predict the few-shot emergence point E(D0)."""
     _setup_devices(chains)
+    from emergence.fileio import check_output_dir
     from emergence.laws.law_fit import fit_law, save_samples
     from emergence.laws.scaling import fit_ladder
     from emergence.laws.simulate import write_json
     from emergence.report.law_plots import plot_e0_cdf, plot_fit
 
     options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, False, loss_floor, e0_margin)
+    check_output_dir(out)
     data = _load(results, task, metric, d0, chance)
     out.mkdir(parents=True, exist_ok=True)
     fit = fit_law(data, options)
@@ -193,20 +194,32 @@ def forecast_cmd(
     loss: float = typer.Option(None, "--loss", help="pretraining loss of the model (nats/token)"),
 ) -> None:
     """P(the capability has emerged few-shot) for a model, and the compute at which it emerges."""
+    import zipfile
+
+    import numpy as np
+
+    from emergence.fileio import read_json_object
     from emergence.laws.law_fit import load_e0_draws
     from emergence.laws.scaling import ComputeLaw, forecast
 
     folder = fit_dir.parent if fit_dir.name == FIT_JSON else fit_dir
     if not (folder / FIT_JSON).is_file():
         raise UserError(f"no {FIT_JSON} in {folder} (run `emergence fit ... --out {folder}` first)")
-    with open(folder / FIT_JSON) as handle:
-        summary = json.load(handle)
+    summary = read_json_object(folder / FIT_JSON, "fit summary")
     if not (folder / SAMPLES).is_file():
         raise UserError(f"no {SAMPLES} in {folder}: forecasts need the posterior draws")
-    law = ComputeLaw(**summary["compute_law"]) if summary.get("compute_law") else None
-    result = forecast(
-        load_e0_draws(folder / SAMPLES), law, flops=flops, params=params, tokens=tokens, loss=loss
-    )
+    try:
+        law = ComputeLaw(**summary["compute_law"]) if summary.get("compute_law") else None
+        summary["task"] = str(summary["task"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"fit summary {folder / FIT_JSON}: missing or malformed field ({err})") from None
+    try:
+        draws = load_e0_draws(folder / SAMPLES)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise UserError(f"{folder / SAMPLES}: cannot read the posterior draws ({err}; truncated?)") from None
+    if draws.size == 0 or not np.isfinite(draws).any():
+        raise UserError(f"{folder / SAMPLES}: no finite E(D0) draws")
+    result = forecast(draws, law, flops=flops, params=params, tokens=tokens, loss=loss)
     where = (
         f"C = {result['flops']:.3g} FLOPs → loss {result['loss']:.3f}"
         if "flops" in result
@@ -251,6 +264,10 @@ def simulate_cmd(
 ) -> None:
     """Draw a results table from the emergence law with known parameters."""
     import numpy as np
+
+    from emergence.fileio import check_output_file
+
+    check_output_file(out)  # a folder or a path under a file: one line before anything is drawn
 
     from emergence.laws.simulate import (
         Design,
