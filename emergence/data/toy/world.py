@@ -33,6 +33,7 @@ MAX_COINS = 9
 SPLITS = ("train", "fewshot", "validation", "test")
 # WorldConfig options added for variants of the world; a world's description names them only when set
 OPTIONAL_KEYS = (
+    "test_variants",
     "relations",
     "quiz_splits",
     "quiz_answers",
@@ -58,6 +59,9 @@ class WorldConfig:
     Options for variants of this world (docs/toy-world.md, probe 6; the defaults give the world
     above):
 
+    - ``test_variants``: how many items each test person gets per relation in every task's test
+      split (toy_math: twice as many amounts, up to the coins available). Larger test splits make
+      a small rise significant; the corpus and the other splits do not change.
     - ``relations``: the facts every person has. More relations give the task splits more distinct
       questions per person.
     - ``quiz_splits``: whose letter and yes/no quiz items on the task relations the corpus holds.
@@ -105,6 +109,7 @@ class WorldConfig:
     shuffle_options: bool = False  # letter questions list their options in a random order
     mc_context: bool = False  # letter questions state the fact they ask about
     mc_task: str = "fact"  # "error": letter questions ask what is wrong with a statement
+    test_variants: int = 4  # items per (person, relation) in the task test splits (evaluation size)
     acceptability: str = (
         "grammar"  # toy_yesno: "truth" (false facts are "no") or "grammar" (corrupted word order)
     )
@@ -120,6 +125,8 @@ class WorldConfig:
     )
 
     def __post_init__(self) -> None:
+        if not 1 <= self.test_variants <= 64:
+            raise UserError(f"toy world: test_variants must be 1..64, got {self.test_variants}")
         if self.n_entities < 20:
             raise UserError(f"toy world: n_entities must be >= 20, got {self.n_entities}")
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or len(self.split_fractions) != len(SPLITS):
