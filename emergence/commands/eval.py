@@ -32,6 +32,10 @@ def eval_command(
     from emergence.models.registry import load_model
 
     get_task(task)  # unknown task: fail before loading anything
+    if out:
+        from emergence.fileio import check_output_file
+
+        check_output_file(out)  # a folder, or a path under a file: one line before evaluating
     loaded = load_model(model, dtype=dtype)
     if adapter:
         from emergence.train.adapters import load_adapter

@@ -65,8 +65,10 @@ def finetune(
 ) -> None:
     """Finetune MODEL on a D-example nested subset of TASK's training split; resumable."""
     from emergence.errors import UserError
+    from emergence.fileio import check_output_dir
     from emergence.train.config import DEFAULT_LORA_TARGETS, FinetuneConfig, LoraConfig, OptimConfig
 
+    check_output_dir(out)
     if steps is not None and epochs is not None:
         raise UserError("give either --steps or --epochs, not both")
     targets: list[str] = [p.strip() for t in target for p in t.split(",") if p.strip()]

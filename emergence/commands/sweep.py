@@ -57,11 +57,13 @@ def run_cmd(
     ),
 ) -> None:
     """Run (or resume) the cells of CONFIG; safe to start on several hosts sharing the output folder."""
+    from emergence.fileio import check_output_dir
     from emergence.sweep.plan import parse_shard
     from emergence.sweep.runner import run_sweep
 
     cfg = _config(config, overrides)
     shard_spec = parse_shard(shard)
+    check_output_dir(cfg.out, "out")
     report = run_sweep(
         cfg,
         shard_spec=shard_spec,

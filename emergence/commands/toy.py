@@ -19,6 +19,9 @@ def generate_command(
     """Generate the toy world deterministically (same seed, same files)."""
     from emergence.data.toy import store
     from emergence.data.toy.world import WorldConfig
+    from emergence.fileio import check_output_dir
+
+    check_output_dir(out)
 
     config = WorldConfig(seed=seed, n_entities=entities)
     path = store.ensure_corpus(config, out) if corpus else store.ensure_tasks(config, out)
