@@ -44,8 +44,13 @@ class DivergenceWatch:
                 f"training diverged: loss {loss:.4g} at step {step}, far above its start {ref:.4g}; "
                 "lower --lr"
             )
-        stuck = grad_norm == 0.0 and loss > STALL_MIN_LOSS and (self._last_loss in (None, loss))
-        self._stalled = self._stalled + 1 if stuck else 0
+        stuck = grad_norm == 0.0 and loss > STALL_MIN_LOSS
+        if not stuck:
+            self._stalled = 0
+        elif self._stalled and loss == self._last_loss:
+            self._stalled += 1  # still no gradient, and the loss has not moved
+        else:
+            self._stalled = 1
         self._last_loss = loss
         if self._stalled >= STALL_LOGS:
             return (

@@ -86,3 +86,43 @@ def test_records_are_replaced_atomically(tmp_path):
     write_json(path, {"status": "done", "v": 2})
     assert read_json(path) == {"status": "done", "v": 2}
     assert sorted(p.name for p in path.parent.iterdir()) == ["k.json"]  # no temp files left behind
+
+
+def test_stale_claims_and_a_kills_scraps_are_cleaned_on_takeover(tmp_path):
+    """A loss lock whose loss file a later runner finds written is never claimed again: without the
+    sweep-wide cleanup the killed runner's lock stayed forever."""
+    store = Store(tmp_path, ttl=30)
+    _foreign_lock(store, "loss-0123abcd", age=120)  # expired heartbeat: its owner is gone
+    _foreign_lock(store, "cellkey", age=120)
+    _foreign_lock(store, "alive", age=1)  # another host's live claim: kept
+    scrap = store.cells / ".cellkey.lock.deadbeef"
+    scrap.write_text("{}")
+    stamp = time.time() - 120
+    os.utime(scrap, (stamp, stamp))
+    assert store.clean_stale_locks() == 3
+    assert sorted(p.name for p in store.cells.iterdir()) == ["alive.lock"]
+
+
+def test_records_are_written_with_the_users_umask(tmp_path, monkeypatch):
+    from emergence import fileio
+
+    for umask, mode in ((0o022, 0o644), (0o002, 0o664), (0o077, 0o600)):
+        old = os.umask(umask)
+        monkeypatch.setattr(fileio, "_umask", None)  # the umask is read once per process
+        try:
+            path = tmp_path / f"r{umask:o}.json"
+            write_json(path, {"status": "done"})
+        finally:
+            os.umask(old)
+        assert path.stat().st_mode & 0o777 == mode, oct(path.stat().st_mode)
+
+
+def test_results_name_a_corrupt_record_and_a_runner_reruns_it(tmp_path):
+    store = Store(tmp_path)
+    write_json(store.record_path("good"), {"status": "done", "row": {"task": "t"}})
+    store.record_path("cut").write_text('{"status": "do')
+    write_json(store.record_path("rowless"), {"status": "done"})
+    records, corrupt = store.scan_records()
+    assert set(records) == {"good"}
+    assert sorted(p.stem for p in corrupt) == ["cut", "rowless"]
+    assert store.record("cut") is None  # what the runner sees: no record, so the cell runs again
