@@ -74,6 +74,12 @@ def bad(tmp_path_factory) -> Path:
     lora = {"rank": 4, "alpha": 8.0, "dropout": 0.0, "targets": ["q_proj"]}
     (adapter / "adapter_config.json").write_text(json.dumps({"method": "lora", "lora": lora}))
     (adapter / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")
+    gap = root / "id_beyond_vocab"  # 300 tokens, but one has id 400: counting them is not enough
+    shutil.copytree(MODEL, gap)
+    tokenizer = json.loads((gap / "tokenizer.json").read_text())
+    vocab = tokenizer["model"]["vocab"]
+    vocab[max(vocab, key=vocab.get)] = 400
+    (gap / "tokenizer.json").write_text(json.dumps(tokenizer))
     garbage_adapter = root / "garbage_adapter"
     garbage_adapter.mkdir()
     (garbage_adapter / "adapter_config.json").write_text('{"method": "lo')
@@ -135,6 +141,7 @@ CASES: list[tuple[str, str, str]] = [
     ("info-garbage-config", "info {bad}/garbage_model", "config.json"),
     ("info-config-not-object", "info {bad}/list_model", "config.json"),
     ("info-cut-weights", "info {bad}/cut_weights", "model.safetensors"),
+    ("info-tokenizer-id-beyond-vocab", "info {bad}/id_beyond_vocab", "largest token id is 400"),
     ("info-dtype-float8", f"info {MODEL} --dtype float8", "--dtype"),
     ("info-missing", "info {here}/nope", "nope"),
     ("generate-zero-tokens", f"generate {MODEL} --prompt hi --max-new-tokens 0", "--max-new-tokens"),
@@ -266,12 +273,13 @@ if importlib.util.find_spec("emergence.commands.study") is not None:  # the mult
 
 
 def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
-    """Every path under ``folders`` with its size and mtime: a write, a removal or a new file shows."""
+    """Every path under ``folders`` (files with size and mtime): a write, a removal or a new path shows."""
     out = {}
     for folder in folders:
         for path in sorted(folder.rglob("*")):
             stat = path.lstat()
-            out[str(path)] = (stat.st_size if path.is_file() else -1, stat.st_mtime_ns)
+            # a folder's own mtime moves when an entry is added, which shows as a new path anyway
+            out[str(path)] = (stat.st_size, stat.st_mtime_ns) if path.is_file() else (-1, 0)
     return out
 
 
@@ -399,6 +407,22 @@ def test_a_ladder_model_name_cannot_write_outside_out(model, tmp_path, monkeypat
     assert code == 2 and "ladder model name" in err and "Traceback" not in err
     assert _snapshot(tmp_path) == before
     assert (victim / "keep.txt").read_text() == "precious\n"
+
+
+def test_sweep_checkpoint_ids_are_stored_under_hashed_names(tmp_path, capsys):
+    """Sweep ids are never path components: ``../../x`` runs, and writes only under ``out``."""
+    tiny = _absolute_tiny(tmp_path / "tiny.yaml")
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    before = _snapshot(tmp_path)
+    out = parent / "out"
+    argv = ["sweep", "run", str(tiny), f"out={out}", "budgets=[0]",
+            "checkpoints=[{model: " + str(MODEL) + ", id: ../../x}]"]
+    code, err = _run(argv, capsys)
+    assert code == 0, err
+    after = _snapshot(tmp_path)
+    assert {p for p in after if p not in before} == {p for p in after if p.startswith(str(out))}
+    assert all(before[p] == after[p] for p in before)
 
 
 def test_the_hf_writer_never_replaces_a_folder_that_is_not_a_model(tmp_path):
