@@ -83,15 +83,25 @@ def atomic_path(path: str | Path, *, suffix: str = ".tmp") -> Iterator[Path]:
     A reader (or a process killed at any instant) sees the old file or the new one, never half; on
     an error the temp file is removed, so nothing is left behind in the output folder."""
     path = Path(path)
+    _check_replaceable_file(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
         share(tmp)
+        _check_replaceable_file(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _check_replaceable_file(path: Path) -> None:
+    """Only a regular file (or nothing) may be replaced: renaming over a device, a FIFO or a folder
+    would destroy it (``--out /dev/full`` run as root replaced the device with a file)."""
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise UserError(f"{path}: is {kind}; not replacing it with a file")
 
 
 def atomic_write(path: str | Path, write: Callable[[IO], None], *, binary: bool = False) -> Path:
@@ -148,6 +158,8 @@ def check_output_file(path: str | Path, option: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{option} {path}: is a directory, expected a file path")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{option} {path}: is not a regular file (a device or a pipe); not replacing it")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -133,7 +133,12 @@ class TextTokenizer:
         config = _read_json(directory / "tokenizer_config.json")
         model_config = model_config or {}
         if (directory / "tokenizer.json").exists():
-            backend = Tokenizer.from_file(str(directory / "tokenizer.json"))
+            try:
+                backend = Tokenizer.from_file(str(directory / "tokenizer.json"))
+            except Exception as err:  # noqa: BLE001 - the tokenizers library raises a bare Exception
+                raise UserError(
+                    f"{directory / 'tokenizer.json'}: not a readable tokenizer ({' '.join(str(err).split())})"
+                ) from None
         elif (directory / "tokenizer.model").exists():
             backend = _convert_slow(directory)
         else:

@@ -40,6 +40,9 @@ def incomplete_cells(out: str | Path) -> list[str]:
     lines = [f"corrupt record {path} (truncated or not a cell record; rerun the sweep to redo it)"
              for path in corrupt]
     manifest = read_json(store.out / "sweep.json")
+    if manifest is None and (store.out / "sweep.json").exists():
+        lines.append(f"corrupt {store.out / 'sweep.json'}: the plan is unreadable, so missing cells cannot "
+                     "be named (a `sweep run` rewrites it)")
     cells = manifest.get("cells", []) if isinstance(manifest, dict) else []
     bad = {path.stem for path in corrupt}
     for cell in cells:
@@ -109,7 +112,10 @@ class SweepStatus:
 
 def sweep_status(out: str | Path) -> SweepStatus:
     store = _check_out(out)
-    manifest = read_json(store.out / "sweep.json") or {}
+    manifest = read_json(store.out / "sweep.json")
+    if manifest is None and (store.out / "sweep.json").exists():
+        raise UserError(f"{store.out / 'sweep.json'}: not valid JSON (truncated or corrupt; `sweep run` rewrites it)")
+    manifest = manifest if isinstance(manifest, dict) else {}
     labels = {c["key"]: c["label"] for c in manifest.get("cells", [])}
     keys = set(labels) if labels else None
     records = {k: v for k, v in store.records().items() if keys is None or k in keys}

@@ -198,8 +198,6 @@ def run_finetune(
     total = budgets.plan_steps(
         cfg.budget, cfg.examples_per_step, steps=cfg.steps, epochs=cfg.epochs, min_steps=cfg.min_steps
     )
-    if on_plan:
-        on_plan(RunPlan(total, len(docs), note))
     loaded = loaded or load_model(cfg.model, dtype=cfg.dtype)
     chosen = task_examples(cfg.task, [docs[i] for i in subset], loaded.tokenizer, cfg.max_seq_len)
 
@@ -214,6 +212,8 @@ def run_finetune(
     else:
         trainer = Trainer(nnx.clone(loaded.model), nnx.Param, cfg.optim, total, mesh=mesh, seed=cfg.seed)
     _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good
+    if on_plan:  # after the checks (LoRA targets, model, data): a user error stays one line
+        on_plan(RunPlan(total, len(docs), note))
 
     ckpt_dir = out / CHECKPOINT_DIR
     start = 0

@@ -124,7 +124,10 @@ class LadderConfig:
         raw = dict(raw)
         _check_keys(raw, cls, where)
         models = []
-        for i, m in enumerate(raw.pop("models", None) or []):
+        listed = raw.pop("models", None) or []
+        if not isinstance(listed, list):
+            raise UserError(f"{where}: models: expected a list of models, got {listed!r}")
+        for i, m in enumerate(listed):
             if not isinstance(m, dict):
                 raise UserError(f"{where}: models[{i}] is not a mapping")
             _check_keys(m, LadderModel, f"{where}: models[{i}]")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -80,6 +81,14 @@ def bad(tmp_path_factory) -> Path:
     vocab = tokenizer["model"]["vocab"]
     vocab[max(vocab, key=vocab.get)] = 400
     (gap / "tokenizer.json").write_text(json.dumps(tokenizer))
+    tokgarb = root / "garbage_tokenizer"
+    shutil.copytree(MODEL, tokgarb)
+    (tokgarb / "tokenizer.json").write_text('{"version": "1.0", "mod')
+    os.mkfifo(root / "a_pipe")  # renaming a file over it would destroy it (as root: over /dev/full)
+    (root / "ladder_models_int.yaml").write_text("name: x\nmodels: 5\n")
+    corrupt_plan = root / "corrupt_plan"
+    (corrupt_plan / "cells").mkdir(parents=True)
+    (corrupt_plan / "sweep.json").write_text('{"name": "tiny", "cel')
     garbage_adapter = root / "garbage_adapter"
     garbage_adapter.mkdir()
     (garbage_adapter / "adapter_config.json").write_text('{"method": "lo')
@@ -142,6 +151,7 @@ CASES: list[tuple[str, str, str]] = [
     ("info-config-not-object", "info {bad}/list_model", "config.json"),
     ("info-cut-weights", "info {bad}/cut_weights", "model.safetensors"),
     ("info-tokenizer-id-beyond-vocab", "info {bad}/id_beyond_vocab", "largest token id is 400"),
+    ("info-garbage-tokenizer", "info {bad}/garbage_tokenizer", "tokenizer.json"),
     ("info-dtype-float8", f"info {MODEL} --dtype float8", "--dtype"),
     ("info-missing", "info {here}/nope", "nope"),
     ("generate-zero-tokens", f"generate {MODEL} --prompt hi --max-new-tokens 0", "--max-new-tokens"),
@@ -157,7 +167,10 @@ CASES: list[tuple[str, str, str]] = [
     ("eval-dtype-float8", f"eval {MODEL} --task cola --data-dir {DATA} --dtype float8", "--dtype"),
     ("eval-out-is-folder", f"eval {MODEL} --task cola --data-dir {DATA} --out {{bad}}/cut_run", "cut_run"),
     ("eval-out-under-file", f"eval {MODEL} --task cola --data-dir {DATA} --out {{bad}}/a_file/r.jsonl", "a_file"),
+    ("eval-out-is-pipe", f"eval {MODEL} --task cola --data-dir {DATA} --out {{bad}}/a_pipe", "a_pipe"),
     # finetune
+    ("finetune-target-matches-nothing",
+     f"finetune {MODEL} --task cola --budget 8 --data-dir {DATA} --target nomatch --out {{here}}/ft", "nomatch"),
     ("finetune-out-under-file", f"finetune {MODEL} --task cola --budget 8 --out {{bad}}/a_file/ft", "a_file"),
     ("finetune-out-is-file", f"finetune {MODEL} --task cola --budget 8 --out {{bad}}/a_file", "a_file"),
     ("finetune-cut-run-json",
@@ -197,6 +210,7 @@ CASES: list[tuple[str, str, str]] = [
     ("run-bad-shard", f"sweep run {TINY} out={{here}}/sweep --shard 3/2", "--shard"),
     ("run-out-is-file", f"sweep run {TINY} out={{bad}}/a_file", "a_file"),
     ("status-missing", "sweep status {here}/nope", "nope"),
+    ("status-corrupt-plan", "sweep status {bad}/corrupt_plan", "sweep.json"),
     ("status-not-a-sweep", "sweep status {bad}/not_a_sweep", "not_a_sweep"),
     # results
     ("results-not-a-sweep", "results {bad}/not_a_sweep", "not_a_sweep"),
@@ -232,6 +246,7 @@ CASES: list[tuple[str, str, str]] = [
     ("forecast-missing", "forecast {here}/nofit --flops 1e21", "nofit"),
     ("simulate-out-is-folder", "simulate --out {bad}/cut_run", "cut_run"),
     ("simulate-out-under-file", "simulate --out {bad}/a_file/t.csv", "a_file"),
+    ("simulate-out-is-pipe", "simulate --out {bad}/a_pipe", "a_pipe"),
     ("simulate-steps-zero", "simulate --out {here}/t.csv --steps 0", "--steps"),
     ("simulate-sizes-text", "simulate --out {here}/t.csv --sizes big,small", "--sizes"),
     ("simulate-seeds-negative", "simulate --out {here}/t.csv --seeds -1", "--seeds"),
@@ -257,6 +272,7 @@ CASES: list[tuple[str, str, str]] = [
     ("pretrain-ladder-abs", "pretrain {bad}/ladder_ladder_abs.yaml", "/abs"),
     ("pretrain-checkpoints-text", "pretrain {bad}/ladder_checkpoints.yaml --out {here}/ladder", "checkpoints"),
     ("pretrain-size-text", "pretrain {bad}/ladder_size.yaml --out {here}/ladder", "hidden_size"),
+    ("pretrain-models-not-a-list", "pretrain {bad}/ladder_models_int.yaml --out {here}/ladder", "models"),
     ("pretrain-invalid-yaml", "pretrain {bad}/bad.yaml --out {here}/ladder", "bad.yaml"),
     ("pretrain-out-under-file", "pretrain {bad}/ladder_good.yaml --out {bad}/a_file/ladder", "a_file"),
     ("pretrain-unknown-model", "pretrain {bad}/ladder_good.yaml --out {here}/ladder --model nope", "nope"),
@@ -364,6 +380,12 @@ def test_results_on_a_corrupt_record_exits_1_and_names_the_file(tmp_path, capsys
     assert _run(args, capsys)[0] == 0
     code, err = _run(["results", str(out), "--format", "csv"], capsys)
     assert code == 0, err
+
+
+def test_results_on_an_unreadable_plan_exits_1(bad, capsys):
+    code, err = _run(["results", str(bad / "corrupt_plan"), "--format", "csv"], capsys)
+    assert code == 1 and f"corrupt {bad / 'corrupt_plan' / 'sweep.json'}" in err
+    assert not (bad / "corrupt_plan" / "results.csv").exists()
 
 
 def test_a_bug_is_exit_3_with_a_traceback(monkeypatch, capsys):
