@@ -221,6 +221,8 @@ def validate(cfg: SweepConfig, source: str) -> None:
         for name in ("shots", "finetuned_shots"):
             if (getattr(task, name) or 0) < 0:
                 raise UserError(f"{source}: tasks[{i}].{name} must be >= 0, got {getattr(task, name)}")
+        if task.limit is not None and task.limit <= 0:
+            raise UserError(f"{source}: tasks[{i}].limit must be a positive number of examples, got {task.limit}")
         budgets = cfg.task_budgets(task)
         if not budgets:  # an empty axis is an empty sweep: refused like empty tasks and seeds
             where = f"tasks[{i}].budgets" if task.budgets is not None else "budgets"
@@ -248,6 +250,8 @@ def validate(cfg: SweepConfig, source: str) -> None:
         raise UserError(f"{source}: subset_seeds must be >= 0, got {list(cfg.subset_seeds)}")
     if cfg.eval.batch_size <= 0 or cfg.loss.batch_size <= 0:
         raise UserError(f"{source}: eval.batch_size and loss.batch_size must be > 0")
+    if cfg.eval.fewshot_seed < 0:
+        raise UserError(f"{source}: eval.fewshot_seed must be >= 0, got {cfg.eval.fewshot_seed}")
     if not math.isfinite(cfg.lock_ttl) or cfg.lock_ttl <= 0:
         raise UserError(f"{source}: lock_ttl must be > 0 seconds, got {cfg.lock_ttl}")
     _check_loss(cfg.loss, source)

@@ -29,11 +29,11 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
     [
         (["--budget", "61"], "budget 61 is larger than the cola training data"),
         (["--budget", "8", "--target", "qkv_proj"], "LoRA target 'qkv_proj' matches no linear module"),
-        (["--budget", "8", "--rank", "0"], "--rank must be a positive integer, got 0"),
-        (["--budget", "8", "--rank", "-3"], "--rank must be a positive integer, got -3"),
+        (["--budget", "8", "--rank", "0"], "--rank must be > 0, got 0"),
+        (["--budget", "8", "--rank", "-3"], "--rank must be >= 0, got -3"),
         (["--budget", "8", "--steps", "3", "--epochs", "2"], "give either --steps or --epochs"),
         (["--budget", "8", "--method", "qlora"], "--method must be one of lora, full"),
-        (["--budget", "8", "--eval-every", "0"], "--eval-every must be a positive number of steps, got 0"),
+        (["--budget", "8", "--eval-every", "0"], "--eval-every must be > 0, got 0"),
         (["--budget", "8", "--eval-every", "2", "--eval-split", "dev"], "task cola has no local split 'dev'"),
     ],
 )

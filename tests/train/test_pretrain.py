@@ -148,7 +148,7 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path):
         [sys.executable, "-m", "emergence.cli", "pretrain", str(bad)], capture_output=True, text=True
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: ladder 'x': no models"]
+    assert proc.stderr.strip().splitlines() == [f"error: {bad}: ladder 'x': no models"]  # names the file
 
 
 def test_split_models_gives_every_model_to_one_group_largest_first():
