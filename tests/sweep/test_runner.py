@@ -116,6 +116,9 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_table(refe
     proc = run_cli(["sweep", "run", str(TINY_CONFIG), f"out={out}"], env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{finished_before} already recorded" in proc.stdout
+    # the killed runners' claims (cell and loss locks) are gone, and the table is whole: exit 0
+    assert sorted(p.name for p in (out / "cells").glob("*.lock*")) == []
+    assert run_cli(["results", str(out), "--format", "csv"], env).returncode == 0
     table = results_table(out)
     assert table["config_hash"].is_unique
     pd.testing.assert_frame_equal(comparable(table), comparable(reference[1]))
