@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {command}: {' '.join(message.split())} (see {command} --help)", file=sys.stderr)
     except Exception as err:  # the boundary: a user's mistake is one line, a bug is a traceback
         code = _report(err)
-    sys.exit(code if isinstance(code, int) else 0)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)  # success returns normally (exit 0), as a console entry point should
 
 
 def _report(err: Exception) -> int:
