@@ -70,7 +70,9 @@ class Store:
         return self.cells / key
 
     def record(self, key: str) -> dict | None:
-        return read_json(self.record_path(key))
+        """The cell's record, or None when there is none or it is corrupt (the cell runs again)."""
+        data = read_json(self.record_path(key))
+        return data if _valid_record(data) else None
 
     def write_record(self, key: str, record: dict) -> None:
         write_json(self.record_path(key), record)
@@ -87,8 +89,7 @@ class Store:
                 data = read_json(path)
                 if data is None and not path.is_file():
                     continue  # removed meanwhile
-                ok = isinstance(data, dict) and (data.get("status") != "done" or isinstance(data.get("row"), dict))
-                if ok:
+                if _valid_record(data):
                     out[path.stem] = data
                 else:
                     corrupt.append(path)
@@ -180,6 +181,11 @@ class Store:
                 if not self.is_stale(path):
                     out[path.stem] = read_json(path) or {}
         return out
+
+
+def _valid_record(data: Any) -> bool:
+    """A record a reader can use: an object, and a "done" one carries its results row."""
+    return isinstance(data, dict) and (data.get("status") != "done" or isinstance(data.get("row"), dict))
 
 
 def _mtime(path: Path) -> float:

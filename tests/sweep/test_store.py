@@ -126,3 +126,5 @@ def test_results_name_a_corrupt_record_and_a_runner_reruns_it(tmp_path):
     assert set(records) == {"good"}
     assert sorted(p.stem for p in corrupt) == ["cut", "rowless"]
     assert store.record("cut") is None  # what the runner sees: no record, so the cell runs again
+    assert store.record("rowless") is None
+    assert store.record("good") == {"status": "done", "row": {"task": "t"}}
