@@ -201,12 +201,15 @@ def write_manifest(out: Path, ladder: LadderConfig) -> Path:
 def read_manifest(path: str | Path) -> list[dict]:
     """The manifest's checkpoints merged with their details, with absolute ``path``s."""
     path = Path(path)
-    doc = yaml.safe_load(path.read_text())
-    details = {d["id"]: d for d in doc.get("details", [])}
-    return [
-        {**c, **details.get(c["id"], {}), "path": str((path.parent / c["model"]).resolve())}
-        for c in doc["checkpoints"]
-    ]
+    try:
+        doc = yaml.safe_load(path.read_text())
+        details = {d["id"]: d for d in doc.get("details", [])}
+        return [
+            {**c, **details.get(c["id"], {}), "path": str((path.parent / c["model"]).resolve())}
+            for c in doc["checkpoints"]
+        ]
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError) as err:
+        raise UserError(f"ladder manifest {path}: truncated or malformed ({type(err).__name__}: {err})") from None
 
 
 def train_model(
@@ -259,6 +262,7 @@ def train_model(
         save_every=m.save_every,
         on_log=log,
         on_save=save,
+        tokens_before=start * ladder.batch_size * ladder.seq_len,  # every window is seq_len tokens
     )
 
 
