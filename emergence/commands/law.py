@@ -286,7 +286,7 @@ def simulate_cmd(
     design = Design(
         sizes=_floats(sizes, "--sizes"),
         steps_per_size=steps,
-        budgets=tuple(int(b) for b in _floats(budgets, "--budgets")),
+        budgets=_whole(_floats(budgets, "--budgets"), "--budgets"),
         seeds=tuple(range(seeds)),
         shots=shots,
         n_eval=n_eval,
@@ -301,6 +301,12 @@ def simulate_cmd(
     print(
         f"wrote {len(frame)} rows to {out}; true few-shot emergence E(D0={truth.d0:g}) = {truth.e0:.4f} nats"
     )
+
+
+def _whole(values: tuple[float, ...], option: str) -> tuple[int, ...]:
+    if any(v != int(v) for v in values):
+        raise UserError(f"{option}: expected whole numbers of examples, got {', '.join(f'{v:g}' for v in values)}")
+    return tuple(int(v) for v in values)
 
 
 def _floats(text: str, option: str, allow_zero: bool = False) -> tuple[float, ...]:

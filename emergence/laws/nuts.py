@@ -39,8 +39,8 @@ class SamplerConfig:
     num_chains: int = 4
     seed: int = 0
     chain_method: str = "auto"  # auto | parallel | vectorized | sequential
-    target_accept: float = 0.9
-    max_tree_depth: int = 8
+    target_accept: float = 0.95
+    max_tree_depth: int = 10
 
 
 @dataclass(frozen=True)

@@ -258,7 +258,7 @@ _SCHEMA_COLUMNS = RESULT_COLUMNS
 def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dict[str, dict]:
     """Per task: fit, backtest and forecast unless an up-to-date analysis.json exists."""
     from emergence.laws.simulate import write_json
-    from emergence.report.demo_analysis import analyse_task
+    from emergence.report.demo_analysis import analyse_task, first_post_emergence_flops
     from emergence.train.pretrain import read_manifest
 
     entries = read_manifest(manifest)
@@ -266,7 +266,9 @@ def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dic
     t0, load, c0, fitted_any = time.perf_counter(), os.getloadavg()[0], cpu_seconds(), False
     analyses = {}
     for task in cfg.tasks:
-        held = held_out(task.holdout or cfg.holdout, entries) & present
+        holdout = task.holdout or cfg.holdout
+        first_post = first_post_emergence_flops(frame, task, cfg.fit) if holdout.lookahead else None
+        held = held_out(holdout, entries, first_post) & present
         which = f"task {task.name}'s holdout" if task.holdout else "the demo config's holdout"
         if not held:
             raise UserError(f"no held-out checkpoint is in the results table: check {which}")

@@ -28,9 +28,14 @@ from emergence.report.demo_config import DemoTask, FitSettings
 FIT_JSON = "fit.json"
 SAMPLES = "samples.npz"
 #: Bumped when the analysis changes, so a rerun refits instead of reusing an older analysis.json.
-ANALYSIS_VERSION = 5
+ANALYSIS_VERSION = 6
 #: The acceptance's lookahead: fitted checkpoints with at least this many times less compute.
 MIN_COMPUTE_RATIO = 2.0
+#: What makes a demo task's data able to identify the law (issue 25): budgets that rise
+#: significantly before the holdout, elbows increasing with D, and a narrow, physical interval.
+MIN_RISING_BUDGETS = 4
+MIN_SPEARMAN = 0.8
+MAX_INTERVAL_NATS = 0.25
 
 
 def fit_options(settings: FitSettings, *, sample: bool = True):
@@ -91,6 +96,37 @@ def checkpoint_table(data, held: set[str], truth_elbow: float | None) -> list[di
             }
         )
     return rows
+
+
+def first_post_emergence_flops(frame: pd.DataFrame, task: DemoTask, settings: FitSettings) -> float | None:
+    """FLOPs of the cheapest checkpoint past the elbow of the task's full few-shot curve (None: no rise)."""
+    from emergence.laws.predict import truth_elbow
+    from emergence.laws.table import select
+
+    data = select(frame, task.name, metric=task.metric, d0=settings.d0, chance=task.chance)
+    fs = data.fewshot
+    truth = truth_elbow(data.loss[fs], data.y[fs])
+    if not truth.emerged:
+        return None
+    past = data.flops[fs & (data.loss < truth.elbow)]
+    return float(np.nanmin(past)) if past.size else None
+
+
+def fitted_budget_shape(fitted, form: str = "log-power") -> dict:
+    """What the fitted rows say about E(D): how many budgets rise significantly before the holdout,
+    and whether their elbows increase with D (Spearman's rank correlation)."""
+    from scipy import stats
+
+    from emergence.laws.baselines import budget_elbows as observed_elbows
+
+    elbows = observed_elbows(fitted)
+    budgets = sorted(elbows)
+    rho = float(stats.spearmanr(budgets, [elbows[b] for b in budgets])[0]) if len(budgets) >= 3 else None
+    return {
+        "budgets_rising": len(budgets),
+        "elbows": {str(int(b)): elbows[b] for b in budgets},
+        "spearman": rho if rho is None or math.isfinite(rho) else None,
+    }
 
 
 def compute_lookahead(table: list[dict]) -> dict:
@@ -207,6 +243,11 @@ def analyse_task(
             "flops"
         )
     elbows = budget_elbows(data, truth_value, fit)
+    shape = fitted_budget_shape(fitted, settings.form)
+    diag = summary["diagnostics"]
+    interval_ok = (
+        math.isfinite(e0["q05"]) and e0["q95"] - e0["q05"] <= MAX_INTERVAL_NATS and e0["q05"] >= 0.0
+    )
     protocols = None
     if settings.protocols:
         if truth.emerged:
@@ -249,7 +290,17 @@ def analyse_task(
             "within_0_1_nats": bool(within),
             "compute_ratio_at_least_2": bool(ratio_ok),
             "success": bool(within and ratio_ok),
+            "budgets_rising_before_holdout": shape["budgets_rising"],
+            "at_least_4_budgets_rise": shape["budgets_rising"] >= MIN_RISING_BUDGETS,
+            "elbows_spearman": shape["spearman"],
+            "elbows_increase_with_d": shape["spearman"] is not None and shape["spearman"] >= MIN_SPEARMAN,
+            "interval_width": None if not math.isfinite(e0["q05"]) else e0["q95"] - e0["q05"],
+            "interval_narrow_and_physical": bool(interval_ok),
+            "converged": bool(
+                diag["r_hat_max"] is not None and diag["r_hat_max"] <= 1.01 and diag["divergences"] == 0
+            ),
         },
+        "fitted_budgets": shape,
         "finetuned_vs_fewshot": elbows,
         "forecast": forecast,
         "fit": {

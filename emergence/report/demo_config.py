@@ -38,6 +38,9 @@ class Holdout:
     checkpoints: tuple[str, ...] = ()  # checkpoint ids, e.g. d64-l2@800
     flops_above: float | None = None  # every checkpoint trained with more FLOPs than this
     largest: int = 0  # the k checkpoints trained with the most FLOPs
+    # every checkpoint trained with more than 1/lookahead of the FLOPs of the task's first checkpoint
+    # past its few-shot elbow: a rule fixed before any fit, so no threshold is tuned on the forecast
+    lookahead: float | None = None
 
 
 @dataclass(frozen=True)
@@ -170,15 +173,19 @@ def _check_holdout(holdout: Holdout, ladder, source: str, where: str = "holdout"
         raise UserError(
             f"{source}: {where}.largest must be in 0..{n_ckpt - 1} (the ladder has {n_ckpt} checkpoints)"
         )
-    if not (holdout.models or holdout.checkpoints or holdout.flops_above is not None or holdout.largest):
+    if holdout.lookahead is not None and not holdout.lookahead >= 1:
+        raise UserError(f"{source}: {where}.lookahead must be >= 1, got {holdout.lookahead}")
+    named = holdout.models or holdout.checkpoints or holdout.largest
+    if not (named or holdout.flops_above is not None or holdout.lookahead is not None):
         raise UserError(
-            f"{source}: {where}: name the held-out checkpoints (models, checkpoints, flops_above or largest); "
-            "the backtest needs them"
+            f"{source}: {where}: name the held-out checkpoints (models, checkpoints, flops_above, largest or "
+            "lookahead); the backtest needs them"
         )
 
 
-def held_out(holdout: Holdout, entries: list[dict]) -> set[str]:
-    """Ids of the held-out checkpoints among the ladder manifest's entries (``read_manifest``)."""
+def held_out(holdout: Holdout, entries: list[dict], first_post_flops: float | None = None) -> set[str]:
+    """Ids of the held-out checkpoints among the ladder manifest's entries (``read_manifest``);
+    ``first_post_flops`` (the task's first checkpoint past its few-shot elbow) serves ``lookahead``."""
     by_compute = sorted(entries, key=lambda e: float(e["flops"]), reverse=True)
     out = {e["id"] for e in by_compute[: holdout.largest]}
     for e in entries:
@@ -186,6 +193,11 @@ def held_out(holdout: Holdout, entries: list[dict]) -> set[str]:
             e.get("ladder_model") in holdout.models
             or e["id"] in holdout.checkpoints
             or (holdout.flops_above is not None and float(e["flops"]) > holdout.flops_above)
+            or (
+                holdout.lookahead is not None
+                and first_post_flops is not None
+                and float(e["flops"]) * holdout.lookahead > first_post_flops
+            )
         ):
             out.add(e["id"])
     return out

@@ -41,6 +41,7 @@ def summarize(cfg, ladder, manifest: Path, frame, analyses: dict, timings: dict,
             "max_fitted_flops": a["compute"]["max_fitted_flops"],
             "finetuned_higher": a["finetuned_vs_fewshot"]["finetuned_higher"],
             "acceptance": a["acceptance"],
+            "diagnostics": {k: a["fit"]["diagnostics"].get(k) for k in ("r_hat_max", "divergences")},
             "held_out": sorted(r["id"] for r in a["checkpoints"] if r["held_out"]),
         }
     wins = sum(t["acceptance"]["success"] for t in tasks.values())
@@ -171,8 +172,31 @@ def _head(s: dict) -> list[str]:
         f"({'every task' if acc['finetuned_higher_everywhere'] else 'not every task'}).",
         "",
         *_baseline_lines(s),
+        *_identification_lines(s),
     ]
     return lines
+
+
+def _identification_lines(s: dict) -> list[str]:
+    """Whether each task's fitted rows can identify the law at all (issue 25's data checks)."""
+    lines = [
+        "Can the fitted rows identify the law? Budgets whose finetuned curve rises significantly "
+        "(p < 0.01) on the fitted checkpoints (target ≥ 4); Spearman's ρ of their elbows against D "
+        "(target ≥ 0.8); the width of E(D0)'s 90% interval (target ≤ 0.25 nats, none below 0 nats); "
+        "r̂ (≤ 1.01) and divergences (0):",
+        "",
+        "| task | budgets rising | ρ(elbow, D) | 90% width | r̂ | divergences |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, t in s["tasks"].items():
+        a, d = t["acceptance"], t.get("diagnostics", {})
+        if "budgets_rising_before_holdout" not in a:
+            continue
+        lines.append(
+            f"| `{name}` | {a['budgets_rising_before_holdout']} | {_f(a['elbows_spearman'], 2)} | "
+            f"{_f(a['interval_width'])} | {_f(d.get('r_hat_max'))} | {d.get('divergences', '–')} |"
+        )
+    return lines + [""]
 
 
 def _baseline_lines(s: dict) -> list[str]:

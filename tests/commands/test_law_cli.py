@@ -95,7 +95,8 @@ def test_forecast_by_loss_flops_and_params_tokens(fitted, capsys):
 
 def test_simulate_then_mle_backtest(tmp_path, capsys):
     table = tmp_path / "sim.parquet"
-    assert run(["simulate", "--out", str(table), "--seed", "4", "--n-emerged", "3"]) == 0
+    # --lead: the few-shot elbow just ahead of the 4th-strongest checkpoint, so a backtest has a truth
+    assert run(["simulate", "--out", str(table), "--seed", "4", "--n-emerged", "3", "--lead", "0.01,0.03"]) == 0
     assert (tmp_path / "sim.truth.json").is_file()
     assert len(pd.read_parquet(table)) == 144  # the default design: 12 checkpoints × 6 budgets × 2 seeds
     code = run(["backtest", str(table), "--task", "synthetic", "--mle-only", "--out", str(tmp_path / "bt")])

@@ -18,7 +18,12 @@ from emergence.report.demo_analysis import analyse_task, compute_lookahead
 from emergence.report.demo_config import DemoTask, FitSettings, Holdout, held_out
 
 DESIGN = Design(
-    sizes=(20e6, 60e6, 150e6, 400e6), steps_per_size=3, budgets=(64, 256, 1024), n_eval=800, n_emerged=2
+    sizes=(20e6, 60e6, 150e6, 400e6),
+    steps_per_size=3,
+    budgets=(64, 256, 1024),
+    n_eval=800,
+    n_emerged=2,
+    lead=(0.01, 0.03),  # few-shot emergence inside the ladder: two checkpoints past it
 )
 SETTINGS = FitSettings(samples=150, warmup=150, chains=2, protocols=False)
 
@@ -43,7 +48,12 @@ def test_held_out_checkpoints_are_not_fitted_but_define_the_truth(backtest):
     expected = truth_elbow(fs["pretrain_loss"].to_numpy(), fs["acc"].to_numpy())
     assert a["truth"]["emerged"] and a["truth"]["elbow"] == pytest.approx(expected.elbow)
     assert abs(a["truth"]["elbow"] - truth.e0) < 0.1  # the observed elbow finds the simulated one
-    assert a["error_nats"] == pytest.approx(abs(a["prediction"]["median"] - a["truth"]["elbow"]))
+    assert a["error_nats"] == pytest.approx(abs(a["prediction"]["mle"] - a["truth"]["elbow"]))  # the MLE
+    for name, baseline in a["baselines"].items():
+        assert baseline["error"] == pytest.approx(abs(baseline["prediction"] - a["truth"]["elbow"])), name
+    assert {"budgets_rising_before_holdout", "elbows_spearman", "interval_width", "converged"} <= set(
+        a["acceptance"]
+    )
     assert a["acceptance"]["within_0_1_nats"] == (a["error_nats"] <= 0.1 + 1e-9)
 
 
@@ -107,3 +117,10 @@ def test_held_out_is_the_union_of_models_ids_and_compute_threshold():
     assert held_out(Holdout(models=("l",)), entries) == {"l@1"}
     assert held_out(Holdout(checkpoints=("s@2",), flops_above=2.5), entries) == {"s@2", "m@1", "l@1"}
     assert held_out(Holdout(largest=2), entries) == {"m@1", "l@1"}
+
+
+def test_a_lookahead_holdout_keeps_only_checkpoints_with_enough_less_compute():
+    entries = [{"id": f"c@{f}", "ladder_model": "c", "flops": float(f)} for f in (1, 2, 3, 5, 8)]
+    # the first checkpoint past the few-shot elbow used 6 FLOPs: fit only on <= 3 (2x less)
+    assert held_out(Holdout(lookahead=2.0), entries, first_post_flops=6.0) == {"c@5", "c@8"}
+    assert held_out(Holdout(lookahead=2.0), entries, first_post_flops=None) == set()

@@ -145,7 +145,7 @@ def test_report_has_every_section_and_the_numbers_of_the_analyses(ci_demo):
         assert heading in report
     header = next(line for line in report.splitlines() if line.startswith("| task |"))
     for column in (
-        "predicted E(D0) (90%)",
+        "predicted E(D0): MLE (median, 90%)",
         "true elbow",
         "error (nats)",
         "compute ratio",
@@ -153,10 +153,11 @@ def test_report_has_every_section_and_the_numbers_of_the_analyses(ci_demo):
     ):
         assert column in header
     assert "Finetuned emergence at higher loss than few-shot" in report
+    assert "| task | law (MLE) |" in report and "Can the fitted rows identify the law?" in report
     for task in TASKS:
         a = json.loads((out / task / "analysis.json").read_text())
         p = a["prediction"]
-        assert f"**{p['median']:.3f} nats** (90% interval {p['q05']:.3f}–{p['q95']:.3f}" in report
+        assert f"**{p['mle']:.3f} nats** (MLE; posterior median {p['median']:.3f}, 90% interval" in report
         assert f"![accuracy vs loss by budget]({task}/law.png)" in report
         if a["truth"]["emerged"]:
             assert f"= **{a['error_nats']:.3f} nats**" in report
