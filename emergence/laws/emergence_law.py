@@ -236,8 +236,15 @@ def e0_value(e0_pos, lo, hi, xp=jnp):
 
 
 def elbow(r, r0, e0, shift, alpha):
-    """E at normalized budget scale r (works on jnp and np arrays alike)."""
-    return e0 + shift * (r**alpha - r0**alpha) / (1.0 - r0**alpha)
+    """E at normalized budget scale r (works on jnp and np arrays alike).
+
+    (r^α − r0^α) / (1 − r0^α) is computed with expm1: as α → 0 both differences vanish, and in
+    float32 the plain form loses every digit (a chain that wanders to small α then sees no gradient
+    and sticks), while the limit itself, log(r/r0) / log(1/r0), is a perfectly good curve.
+    """
+    xp = jnp if isinstance(r, jnp.ndarray) or isinstance(alpha, jnp.ndarray) else np
+    a0 = xp.expm1(alpha * xp.log(r0))
+    return e0 + shift * (xp.expm1(alpha * xp.log(r)) - a0) / (-a0)
 
 
 def mean_perf(theta: dict, x: LawInputs, spec: LawSpec, xp=jnp):

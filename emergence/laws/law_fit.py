@@ -187,7 +187,7 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
         warnings.append(f"MLE on a bound for {', '.join(names)}: the point estimate is not identified")
     posterior = None
     if options.sample:
-        posterior = run_nuts(x, spec, priors, options.sampler)
+        posterior = run_nuts(x, spec, priors, options.sampler, mle.optima)
         warnings.extend(posterior.diagnostics.warnings)
         e0 = quantiles(derived(posterior.samples, geo)["e0"])
         if e0["q95"] - e0["q05"] > WIDE_INTERVAL_NATS:

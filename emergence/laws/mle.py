@@ -37,6 +37,7 @@ class MLEResult:
     n_starts: int
     n_converged: int
     at_bound: tuple[str, ...]
+    optima: tuple[dict[str, float], ...] = ()  # every start's end point, best first (chain starts)
 
 
 def latent_bounds(spec: LawSpec, chance: float) -> dict[str, tuple[float, float]]:
@@ -103,6 +104,7 @@ def fit_mle(
             for start in starts
         ]
         converged = sum(bool(r.success) for r in results)
+        ranked = sorted(results, key=lambda r: r.fun)
         # restarts polish the best basin: TNC's line search often stops early on the hinge's kinks
         best = min(results, key=lambda r: r.fun)
         for _ in range(RESTARTS):
@@ -122,4 +124,7 @@ def fit_mle(
         n_starts=n_starts,
         n_converged=converged,
         at_bound=at_bound,
+        optima=tuple(
+            {name: float(v) for name, v in zip(names, r.x, strict=True)} for r in ranked if np.isfinite(r.fun)
+        ),
     )

@@ -1,7 +1,7 @@
 """NUTS for the emergence law: 4 chains from dispersed starts, with honest diagnostics.
 
-Why these choices: chains start from independent prior draws, so r̂ can tell a posterior with
-several modes from one with a single mode; a dense mass matrix absorbs the remaining linear correlations (A with the
+Why these choices: chains start from the distinct optima of the multi-start MLE (then prior
+draws), so r̂ can tell a posterior with several modes from one with a single mode; a dense mass matrix absorbs the remaining linear correlations (A with the
 elbows, the gap with α) that no reparameterization removes; chains run in parallel over JAX's CPU
 devices when there are enough of them (the CLI asks for them with
 ``numpyro.set_host_device_count`` before JAX starts), vectorized otherwise. r̂, bulk ESS and
@@ -81,17 +81,39 @@ def resolve_chain_method(requested: str, num_chains: int) -> str:
     return "parallel" if jax.local_device_count() >= num_chains else "vectorized"
 
 
-def chain_inits(priors: Priors, spec: LawSpec, num_chains: int, seed: int) -> dict[str, np.ndarray]:
-    """Per-chain starts drawn independently from the priors (clipped to the MLE's boxes).
+def chain_inits(
+    priors: Priors, spec: LawSpec, num_chains: int, seed: int, optima: tuple[dict[str, float], ...] = ()
+) -> dict[str, np.ndarray]:
+    """Per-chain starts: the distinct end points of the MLE's multi-start (best first), then its other
+    end points, each jittered by a tenth of its prior's scale; prior draws only when there are too few
+    (all clipped to the MLE's boxes).
 
-    Why not the MLE: chains that all start in one basin agree with each other even when the
-    posterior has another mode, and r̂ then certifies a fit it never tested. Dispersed starts let
-    r̂ see multimodality."""
+    Why dispersed: chains that all start in one basin agree with each other even when the posterior
+    has another mode, and r̂ then certifies a fit it never tested. Why the optima rather than raw
+    prior draws: a start on one of the likelihood's flat plateaus (every row at chance) can leave a
+    chain stuck there for the whole warmup, which r̂ reports as disagreement but no sampler fixes.
+    """
     from emergence.laws.mle import latent_bounds
 
+    rng = np.random.default_rng(seed + 7919)
+    names = spec.latents()
+    distinct: list[dict[str, float]] = []
+    for point in optima:
+        if all(max(abs(point[n] - other[n]) for n in names) > 0.05 for other in distinct):
+            distinct.append(point)
+        if len(distinct) == num_chains:
+            break
+    # chains beyond the distinct optima start from the other multi-start end points, then priors
+    starts = (distinct + [p for p in optima if p not in distinct])[:num_chains]
     draws = prior_draws(priors, spec, num_chains, seed + 7919)
     bounds = latent_bounds(spec, float(priors.B[0]))
-    return {name: np.clip(value, *bounds[name]).astype(np.float32) for name, value in draws.items()}
+    inits = {}
+    for name in names:
+        scale = getattr(priors, name)[1]
+        column = [p[name] + rng.normal(0.0, 0.1 * scale) for p in starts]
+        column += list(draws[name][len(column) :])
+        inits[name] = np.clip(np.asarray(column), *bounds[name]).astype(np.float32)
+    return inits
 
 
 def padded_size(n: int) -> int:
@@ -168,6 +190,7 @@ def run_nuts(
     spec: LawSpec,
     priors: Priors,
     config: SamplerConfig = SamplerConfig(),
+    optima: tuple[dict[str, float], ...] = (),
 ) -> Posterior:
     """Sample the posterior; returns draws by chain and diagnostics (with warnings when poor)."""
     method = resolve_chain_method(config.chain_method, config.num_chains)
@@ -177,7 +200,8 @@ def run_nuts(
     x = pad_inputs(LawInputs(*(jnp.asarray(a, jnp.float32) for a in x)), padded_size(int(x.loss.shape[0])))
     priors_arr = Priors(*(jnp.asarray(p, jnp.float32) for p in priors))
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_chains)
-    inits = {k: jnp.asarray(v) for k, v in chain_inits(priors, spec, config.num_chains, config.seed).items()}
+    starts = chain_inits(priors, spec, config.num_chains, config.seed, optima)
+    inits = {k: jnp.asarray(v) for k, v in starts.items()}
     start = time.perf_counter()
     draws, diverging = sampler(keys, inits, x, priors_arr)
     samples = {k: np.asarray(v, dtype=float) for k, v in draws.items()}

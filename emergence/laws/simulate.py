@@ -115,7 +115,8 @@ def draw_truth(design: Design, rng: np.random.Generator, form: str = "log-power"
     ``n_emerged`` stronger ones (so at most ``n_emerged`` checkpoints have emerged few-shot)."""
     losses = np.sort(ladder(design)["pretrain_loss"].to_numpy())
     n = min(max(design.n_emerged, 0), losses.size - 1)
-    e0 = losses[n] - rng.uniform(*design.lead)
+    # never at or below a zero loss: a ladder already near the floor leaves less room ahead
+    e0 = losses[n] - rng.uniform(design.lead[0], min(design.lead[1], 0.9 * losses[n]))
     e_max = np.quantile(losses, rng.uniform(0.55, 0.85))
     alpha = float(rng.uniform(0.7, 2.0) if form == "log-power" else rng.uniform(0.15, 0.5))
     d0 = float(max(2, design.shots))
