@@ -160,12 +160,7 @@ def check_output_file(path: str | Path, option: str = "--out") -> Path:
         raise UserError(f"{option} {path}: is a directory, expected a file path")
     if path.exists() and not path.is_file():
         raise UserError(f"{option} {path}: is not a regular file (a device or a pipe); not replacing it")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{option} {path}: {parent} is a file, not a folder")
-            break
-    return path
+    return _check_parents(path, option)
 
 
 def check_output_dir(path: str | Path, option: str = "--out") -> Path:
@@ -173,6 +168,11 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{option} {path}: is a file, expected a folder")
+    return _check_parents(path, option)
+
+
+def _check_parents(path: Path, option: str) -> Path:
+    """The nearest existing ancestor of ``path`` must be a folder (not a regular file)."""
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
