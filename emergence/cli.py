@@ -24,7 +24,14 @@ import traceback
 import typer
 
 from emergence import commands
-from emergence.errors import EXIT_INTERNAL, EXIT_PARTIAL, EXIT_USER_ERROR, UserError, expected_error_line
+from emergence.errors import (
+    EXIT_INTERNAL,
+    EXIT_PARTIAL,
+    EXIT_USER_ERROR,
+    PartialFailure,
+    UserError,
+    expected_error_line,
+)
 
 app = typer.Typer(
     name="emergence",
@@ -75,6 +82,9 @@ def main(argv: list[str] | None = None) -> None:
         if code and message:  # no arguments at all: the help was shown, nothing went wrong
             command = getattr(getattr(err, "ctx", None), "command_path", "emergence")
             print(f"error: {command}: {' '.join(message.split())} (see {command} --help)", file=sys.stderr)
+    except PartialFailure as err:  # some cells failed, the rest is done and kept
+        print(f"failed: {err}", file=sys.stderr)
+        code = EXIT_PARTIAL
     except Exception as err:  # the boundary: a user's mistake is one line, a bug is a traceback
         code = _report(err)
     if isinstance(code, int) and code != 0:

@@ -27,6 +27,22 @@ class UserError(Exception):
         return self.message
 
 
+class PartialFailure(Exception):
+    """Some of a run's units (sweep cells, fits) failed and the rest are done: one line, exit code 1.
+
+    Library code (the demo, the study) raises it where a command-line tool would exit 1, so that a
+    script can tell "some cells failed, rerun to retry them" from a mistake in its input (2).
+    """
+
+    def __init__(self, message: str):
+        message = " ".join(str(message).split())
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def expected_error_line(err: BaseException) -> str | None:
     """One line for an error that is the user's input or environment, not a bug; None for a bug.
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from emergence.config import to_dict
-from emergence.errors import UserError
+from emergence.errors import PartialFailure, UserError
 from emergence.report.demo_config import DemoConfig, fingerprint, held_out, sweep_section
 from emergence.sweep.schema import NUMERIC_COLUMNS, RESULT_COLUMNS
 
@@ -184,7 +184,7 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
         if helper.returncode:
             progress(f"  a sweep helper exited with code {helper.returncode}; see its log")
     if report.failed_here or _failed_cells(sweep.out):
-        raise UserError(
+        raise PartialFailure(
             f"{_failed_cells(sweep.out)} sweep cell(s) failed; see `emergence sweep status {path}`, fix, "
             f"then `emergence sweep run {path} --retry-failed` and rerun the demo"
         )

@@ -219,6 +219,24 @@ def test_a_task_with_its_own_holdout_is_refit_against_it(ci_demo, tmp_path):
     assert "Held out** of the `toy_yesno` fit (its own holdout, the 2 largest): " in report
 
 
+def test_a_demo_with_failed_cells_exits_1_and_names_the_way_out(ci_demo, tmp_path):
+    """A budget larger than the training split fails its cells; the finished ones stay, and the
+    demo ends with exit 1 (some cells failed), not 0 and not a user error."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(ci_demo[1], work)  # the pretrained ladder and finished cells; the fixture's stay clean
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["ladder"] = str(ROOT / raw["ladder"])
+    raw["sweep"]["budgets"] = [0, 100000]
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    proc = demo(str(config), "--out", str(tmp_path / "out"), "--work", str(work), timeout=240)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("failed: ") and "--retry-failed" in last and "Traceback" not in proc.stderr
+
+
 def test_two_workers_split_pretraining_and_the_sweep_and_change_no_number(ci_demo, tmp_path):
     """``workers: 2``: a helper process pretrains part of the ladder, and a second ``emergence sweep
     run`` shares the sweep's cells through the lock files. The checkpoints are the one-process
