@@ -35,7 +35,6 @@ from emergence.laws.table import LawData
 
 #: A posterior 90% interval wider than this (nats) is flagged: the data barely constrain E(D0).
 WIDE_INTERVAL_NATS = 0.5
-SATURATED = 0.95
 
 
 @dataclass(frozen=True)
@@ -158,11 +157,6 @@ def input_warnings(data: LawData, spec: LawSpec) -> tuple[LawSpec, list[str]]:
         warnings.append(
             f"only {risen} finetuning budget(s) rise clearly above chance: the data barely identify how "
             "E(D) moves with D, so E(D0) comes mostly from the priors"
-        )
-    saturated = int((data.y > SATURATED).sum())
-    if saturated:
-        warnings.append(
-            f"{saturated} row(s) above {SATURATED}: the law is linear past the elbow; saturated rows bias it"
         )
     return spec, warnings
 

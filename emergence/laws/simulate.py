@@ -122,7 +122,7 @@ def draw_truth(design: Design, rng: np.random.Generator, form: str = "log-power"
     d0 = float(max(2, design.shots))
     g = (lambda d: math.log(d)) if form == "log-power" else (lambda d: float(d))
     k = (e_max - e0) / (g(max(design.budgets)) ** alpha - g(d0) ** alpha)
-    # A keeps the strongest finetuned checkpoint below saturation (the law is linear past the elbow)
+    # A keeps the strongest finetuned checkpoint below the metric's maximum (where the law caps Perf)
     headroom = rng.uniform(0.35, 0.65)
     return Truth(
         A=float(headroom / (e_max - losses[0])),
