@@ -28,7 +28,7 @@ from emergence.report.demo_config import DemoTask, FitSettings
 FIT_JSON = "fit.json"
 SAMPLES = "samples.npz"
 #: Bumped when the analysis changes, so a rerun refits instead of reusing an older analysis.json.
-ANALYSIS_VERSION = 7
+ANALYSIS_VERSION = 8
 #: The acceptance's lookahead: fitted checkpoints with at least this many times less compute.
 MIN_COMPUTE_RATIO = 2.0
 #: What makes a demo task's data able to identify the law (issue 25): budgets that rise
