@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from emergence.errors import UserError
+from emergence.fileio import share
 from emergence.laws.baselines import baseline_predictions
 from emergence.laws.emergence_law import (
     Geometry,
@@ -212,7 +213,7 @@ def save_samples(fit: LawFit, path: str | Path) -> Path | None:
     os.close(fd)
     with open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
-    os.chmod(tmp, 0o644)
+    share(tmp)
     os.replace(tmp, path)
     return path
 

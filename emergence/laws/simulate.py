@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
+from emergence.fileio import share
 from emergence.sweep.schema import RESULT_COLUMNS
 
 
@@ -223,7 +224,7 @@ def write_table(frame: pd.DataFrame, path: str | Path, truth: dict | None = None
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a results table is meant to be shared
+        share(tmp)  # mkstemp makes files private; a results table is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -266,5 +267,5 @@ def write_json(path: str | Path, payload: dict) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump(_strict(payload), handle, indent=2, sort_keys=True, allow_nan=False)
         handle.write("\n")
-    os.chmod(tmp, 0o644)
+    share(tmp)
     os.replace(tmp, path)

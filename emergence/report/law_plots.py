@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from emergence.fileio import share  # noqa: E402
 from emergence.laws.emergence_law import mean_perf_at, metric_max  # noqa: E402
 from emergence.laws.law_fit import LawFit  # noqa: E402
 from emergence.laws.predict import SUCCESS_NATS  # noqa: E402
@@ -32,7 +33,7 @@ def _save(fig, path: str | Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-        os.chmod(tmp, 0o644)
+        share(tmp)
         os.replace(tmp, path)
     finally:
         plt.close(fig)

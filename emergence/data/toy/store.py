@@ -29,6 +29,7 @@ from emergence.data.toy import corpus, tokenizer
 from emergence.data.toy.tasks import TOY_TASKS, all_task_docs
 from emergence.data.toy.world import SPLITS, WorldConfig, build_world
 from emergence.errors import UserError
+from emergence.fileio import share
 
 WORLD_FILE = "world.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -67,6 +68,7 @@ def _write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+    share(tmp)  # mkstemp makes files private; a world is meant to be shared like any output
     os.replace(tmp, path)
 
 
@@ -74,6 +76,7 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
     with os.fdopen(fd, "wb") as handle:
         np.save(handle, array, allow_pickle=False)
+    share(tmp)
     os.replace(tmp, path)
 
 
