@@ -130,6 +130,12 @@ def cutoff_cases(frame: pd.DataFrame, task, fit_settings, study: StudyConfig, se
         for name, value in fit.baselines().items():
             case |= {name: value, f"error_{name}": abs(value - truth.elbow)}
         cases.append(case)
+    if not cases:  # every cutoff sees too little ahead or too few checkpoints: say so, do not drop the pair
+        first = f"first post-emergence checkpoint at {first_post:.3g} FLOPs"
+        cases.append(
+            base
+            | {"status": f"no admissible cutoff ({first})", "truth": truth.elbow, "finetuned_higher": higher}
+        )
     return cases
 
 
