@@ -101,8 +101,8 @@ def fit_cmd(
     options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, False, loss_floor, e0_margin)
     check_output_dir(out)
     data = _load(results, task, metric, d0, chance)
+    fit = fit_law(data, options)  # before the folder exists: a fit that cannot start leaves nothing
     out.mkdir(parents=True, exist_ok=True)
-    fit = fit_law(data, options)
     summary = fit.summary()
     try:
         summary["compute_law"] = fit_ladder(data).as_dict()
@@ -148,6 +148,8 @@ def _backtest(data, options, out: Path | None) -> dict:
 
     result = run_backtests(data, options, progress=lambda line: print(line, file=sys.stderr))
     print(format_table(result))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     if out is not None and result.rows:
         from emergence.report.law_plots import plot_backtest
 
@@ -179,8 +181,6 @@ def backtest_cmd(
 
     options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only, loss_floor, e0_margin)
     data = _load(results, task, metric, d0, chance)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
     result = _backtest(data, options, out)
     if out is not None:
         write_json(out / "backtest.json", result)

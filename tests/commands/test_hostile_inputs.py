@@ -250,6 +250,12 @@ CASES: list[tuple[str, str, str]] = [
     ("simulate-steps-zero", "simulate --out {here}/t.csv --steps 0", "--steps"),
     ("simulate-sizes-text", "simulate --out {here}/t.csv --sizes big,small", "--sizes"),
     ("simulate-seeds-negative", "simulate --out {here}/t.csv --seeds -1", "--seeds"),
+    ("simulate-lead-one-number", "simulate --out {here}/t.csv --lead 0.1", "--lead"),
+    ("simulate-lead-negative", "simulate --out {here}/t.csv --lead -0.1,0.2", "--lead"),
+    ("simulate-budgets-fraction", "simulate --out {here}/t.csv --budgets 1.5,64", "--budgets"),
+    ("fit-e0-margin-zero", f"fit {SIM} --task synthetic --e0-margin 0 --out {{here}}/fit", "e0_margin"),
+    ("fit-loss-floor-nan", f"fit {SIM} --task synthetic --loss-floor nan --out {{here}}/fit", "--loss-floor"),
+    ("fit-loss-floor-above-data", f"fit {SIM} --task synthetic --loss-floor 99 --out {{here}}/fit", "loss floor"),
     # obs
     ("obs-unknown-reference", f"obs fit {OBS} --target GSM8K --out {{here}}/obs --reference-family Lama-2",
      "Lama-2"),
