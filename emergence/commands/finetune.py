@@ -50,7 +50,7 @@ def finetune(
     dtype: str = typer.Option("float32", "--dtype", help="compute dtype: float32 | bfloat16"),
     seed: int = typer.Option(0, "--seed", help="adapter init, data order and dropout"),
     data_dir: str = typer.Option(
-        None, "--data-dir", help="benchmarks folder (default: $EMERGENCE_DATA or ../shared)"
+        None, "--data-dir", help="benchmarks folder (default: $EMERGENCE_DATA)"
     ),
     save_every: int = typer.Option(50, "--save-every", help="checkpoint every N steps"),
     log_every: int = typer.Option(1, "--log-every"),

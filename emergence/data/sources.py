@@ -6,8 +6,8 @@ harness-identical whatever the source: lm-evaluation-harness renders its templat
 columns, and its few-shot sampler excludes the evaluated example by dict equality on them.
 
 Sources:
-- local original releases under a data dir (``--data-dir``, env ``EMERGENCE_DATA``, or
-  ``../shared/data/benchmarks`` next to the repository), formats as in each folder's PROVENANCE.md;
+- local original releases under a data dir (``--data-dir`` or env ``EMERGENCE_DATA``), formats as in
+  each folder's PROVENANCE.md;
 - hub-format files (``.parquet`` / ``.jsonl`` / ``.json`` in the hub's columns), e.g. a
   ``datasets``-exported split;
 - the hub via ``datasets.load_dataset`` (online only; never used by tests).
@@ -79,19 +79,14 @@ def check_task(task: str) -> str:
     return task
 
 
-def default_data_dir() -> Path | None:
-    """``../shared/data/benchmarks`` relative to the repository root, if that folder exists."""
-    candidate = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
-    return candidate if candidate.is_dir() else None
-
-
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The benchmarks folder: explicit argument, else ``$EMERGENCE_DATA``, else the repo's sibling."""
+    """The benchmarks folder: the explicit argument, else ``$EMERGENCE_DATA``; never a guessed path."""
     if data_dir is None:
-        data_dir = os.environ.get(ENV_DATA_DIR) or default_data_dir()
+        data_dir = os.environ.get(ENV_DATA_DIR) or None
     if data_dir is None:
         raise UserError(
-            f"no benchmark data dir: pass --data-dir or set {ENV_DATA_DIR} (no ../shared/data/benchmarks)"
+            f"no benchmark data dir: pass --data-dir or set {ENV_DATA_DIR} to a folder of the original "
+            "releases (mmlu/, commonsenseqa/, cola/, gsm8k/)"
         )
     path = Path(data_dir)
     if not path.is_dir():

@@ -7,6 +7,7 @@ not go through the loader it checks.
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +18,7 @@ from emergence.data import sources, tasks
 from emergence.errors import UserError
 
 FIXTURE_DATA = Path(__file__).parents[1] / "fixtures" / "benchmarks"
-REAL_DATA = sources.default_data_dir()
+REAL_DATA = Path(os.environ[sources.ENV_DATA_DIR]) if os.environ.get(sources.ENV_DATA_DIR) else None
 
 
 # ----------------------------------------------------------------------------- hub rows, by hand
@@ -187,7 +188,6 @@ def test_missing_data_dir_is_a_user_error(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="benchmark data dir not found: .*nowhere"):
         sources.load_split("gsm8k", "test", data_dir=tmp_path / "nowhere")
     monkeypatch.delenv(sources.ENV_DATA_DIR, raising=False)
-    monkeypatch.setattr(sources, "default_data_dir", lambda: None)
     with pytest.raises(UserError, match="pass --data-dir or set EMERGENCE_DATA"):
         sources.load_split("gsm8k", "test")
     monkeypatch.setenv(sources.ENV_DATA_DIR, str(FIXTURE_DATA))

@@ -7,6 +7,7 @@ holds the first three requests, so the seeded few-shot generator is checked beyo
 """
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from emergence.errors import UserError
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 GOLDEN = FIXTURES / "golden_prompts"
 FIXTURE_DATA = FIXTURES / "benchmarks"
-REAL_DATA = sources.default_data_dir()
+REAL_DATA = Path(os.environ[sources.ENV_DATA_DIR]) if os.environ.get(sources.ENV_DATA_DIR) else None
 
 
 def _cases(name: str) -> list[dict]:
