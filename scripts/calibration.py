@@ -26,6 +26,7 @@ the law's mean error at most 0.6× the best baseline's. Resumable through ``--lo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -46,22 +47,33 @@ def random_design(rng):
     return Design(sizes=sizes, steps_per_size=3, budgets=budgets, n_emerged=int(rng.integers(0, 3)))
 
 
+@functools.lru_cache(maxsize=4)
+def _task_rows(path: str, task: str):
+    """The table's rows of one task, read once per run (every fit of a design reads them)."""
+    from emergence.laws.table import read_results
+
+    frame = read_results(path)
+    return frame[frame["task"] == task]
+
+
 def table_design(path: str, task: str, rng):
     """The design of a real sweep: its checkpoints' losses, budgets, seeds, shots and eval size."""
     import numpy as np
 
     from emergence.laws.simulate import Design
-    from emergence.laws.table import read_results
 
-    frame = read_results(path)
-    rows = frame[frame["task"] == task]
+    rows = _task_rows(path, task)
     losses = tuple(float(v) for v in rows.groupby("checkpoint")["pretrain_loss"].mean())
     budgets = tuple(int(b) for b in sorted(rows["budget"].unique()) if b > 0)
     seeds = tuple(int(s) for s in sorted(rows["subset_seed"].dropna().unique()))
     shots = int(np.nanmax(rows["shots"])) if "shots" in rows else 2
     n_eval = int(np.nanmedian(rows["n_eval"]))
     return Design(
-        losses=losses, budgets=budgets, seeds=seeds or (0,), shots=max(shots, 2), n_eval=n_eval,
+        losses=losses,
+        budgets=budgets,
+        seeds=seeds or (0,),
+        shots=max(shots, 2),
+        n_eval=n_eval,
         n_emerged=int(rng.integers(0, 3)),
     )
 
@@ -138,7 +150,9 @@ def summarize(records: list[dict], args, seconds: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--design", choices=("default", "table"), default="default")
     parser.add_argument("--table", help="results table whose design to simulate (with --design table)")
     parser.add_argument("--task", help="task of --table")
@@ -148,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--out", default=None, help="write the summary and per-fit records as JSON")
-    parser.add_argument("--log", default=None, help="append each fit's record here (JSONL); reruns skip logged fits")
+    parser.add_argument(
+        "--log", default=None, help="append each fit's record here (JSONL); reruns skip logged fits"
+    )
     args = parser.parse_args(argv)
     if args.design == "table" and not (args.table and args.task):
         parser.error("--design table needs --table and --task")
@@ -189,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out + ".tmp", "w") as handle:
             json.dump({"summary": summary, "fits": records}, handle, indent=2)
         os.replace(args.out + ".tmp", args.out)
-    print(f"calibration: {'PASS' if summary['pass'] else 'FAIL'} (coverage 0.85–0.95 overall and unseen; law <= 0.6x best)")
+    print(
+        f"calibration: {'PASS' if summary['pass'] else 'FAIL'} (coverage 0.85–0.95 overall and unseen; law <= 0.6x best)"
+    )
     return 0 if summary["pass"] else 1
 
 

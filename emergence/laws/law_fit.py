@@ -9,8 +9,6 @@ so a narrow-looking interval is never reported without them.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emergence.errors import UserError
-from emergence.fileio import share
+from emergence.fileio import atomic_write
 from emergence.laws.baselines import baseline_predictions
 from emergence.laws.emergence_law import (
     Geometry,
@@ -209,13 +207,7 @@ def save_samples(fit: LawFit, path: str | Path) -> Path | None:
     path = Path(path)
     arrays = {f"latent_{k}": v for k, v in fit.posterior.samples.items()}
     arrays.update({k: np.asarray(v, dtype=float) for k, v in fit.draws().items()})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-    share(tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda handle: np.savez(handle, **arrays), binary=True)
 
 
 def load_e0_draws(path: str | Path) -> np.ndarray:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
-from emergence.fileio import share
+from emergence.fileio import atomic_path, write_text
 from emergence.sweep.schema import RESULT_COLUMNS
 
 
@@ -217,18 +215,11 @@ def write_table(frame: pd.DataFrame, path: str | Path, truth: dict | None = None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=suffix or ".csv")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=suffix or ".csv") as tmp:
         if suffix in (".parquet", ".pq"):
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
-        share(tmp)  # mkstemp makes files private; a results table is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     if truth is not None:
         write_json(truth_path(path), truth)
     return path
@@ -262,10 +253,5 @@ def _strict(value):
 
 def write_json(path: str | Path, payload: dict) -> None:
     """Atomic JSON write (temp file in the same folder, then rename); non-finite numbers → null."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(_strict(payload), handle, indent=2, sort_keys=True, allow_nan=False)
-        handle.write("\n")
-    share(tmp)
-    os.replace(tmp, path)
+    text = json.dumps(_strict(payload), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_text(path, text)

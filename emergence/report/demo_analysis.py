@@ -112,7 +112,7 @@ def first_post_emergence_flops(frame: pd.DataFrame, task: DemoTask, settings: Fi
     return float(np.nanmin(past)) if past.size else None
 
 
-def fitted_budget_shape(fitted, form: str = "log-power") -> dict:
+def fitted_budget_shape(fitted) -> dict:
     """What the fitted rows say about E(D): how many budgets rise significantly before the holdout,
     and whether their elbows increase with D (Spearman's rank correlation)."""
     from scipy import stats
@@ -243,7 +243,7 @@ def analyse_task(
             "flops"
         )
     elbows = budget_elbows(data, truth_value, fit)
-    shape = fitted_budget_shape(fitted, settings.form)
+    shape = fitted_budget_shape(fitted)
     diag = summary["diagnostics"]
     interval_ok = (
         math.isfinite(e0["q05"]) and e0["q95"] - e0["q05"] <= MAX_INTERVAL_NATS and e0["q05"] >= 0.0

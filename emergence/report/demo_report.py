@@ -189,12 +189,10 @@ def _identification_lines(s: dict) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for name, t in s["tasks"].items():
-        a, d = t["acceptance"], t.get("diagnostics", {})
-        if "budgets_rising_before_holdout" not in a:
-            continue
+        a, d = t["acceptance"], t["diagnostics"]
         lines.append(
             f"| `{name}` | {a['budgets_rising_before_holdout']} | {_f(a['elbows_spearman'], 2)} | "
-            f"{_f(a['interval_width'])} | {_f(d.get('r_hat_max'))} | {d.get('divergences', '–')} |"
+            f"{_f(a['interval_width'])} | {_f(d['r_hat_max'])} | {d['divergences']} |"
         )
     return lines + [""]
 

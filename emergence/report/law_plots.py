@@ -9,8 +9,6 @@ Axes stay physical: a loss axis never goes below 0 and a metric axis never above
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from emergence.fileio import share  # noqa: E402
+from emergence.fileio import atomic_path  # noqa: E402
 from emergence.laws.emergence_law import mean_perf_at, metric_max  # noqa: E402
 from emergence.laws.law_fit import LawFit  # noqa: E402
 from emergence.laws.predict import SUCCESS_NATS  # noqa: E402
@@ -29,16 +27,11 @@ _BAND_DRAWS = 300
 
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-        share(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

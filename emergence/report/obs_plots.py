@@ -7,14 +7,12 @@ compute axis people can read).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from emergence.fileio import share
+from emergence.fileio import atomic_path
 
 _COLORS = {"train": "tab:blue", "test": "tab:red"}
 
@@ -22,14 +20,8 @@ _COLORS = {"train": "tab:blue", "test": "tab:red"}
 def _save(fig, path: Path) -> Path:
     """Save atomically: render to a temp file in the same directory, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=path.suffix) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        share(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -65,12 +65,14 @@ def seeded_demo(study: StudyConfig, seed: int):
     from emergence.fileio import write_text
     from emergence.report.demo_config import load_demo_config
 
-    base, _ = load_demo_config(study.demo)
+    base, _ = load_demo_config(
+        study.demo, out=str(Path(study.out) / f"seed{seed}"), work=str(Path(study.work) / f"seed{seed}")
+    )
     raw = read_yaml(base.ladder)
     raw["seed"] = seed
     raw["world"] = dict(raw.get("world") or {}, seed=seed)
     raw["name"] = f"{raw['name']}-seed{seed}"
-    work = Path(study.work) / f"seed{seed}"
+    work = Path(base.work)
     work.mkdir(parents=True, exist_ok=True)
     ladder_file = work / "ladder_config.yaml"
     write_text(
@@ -78,8 +80,9 @@ def seeded_demo(study: StudyConfig, seed: int):
         f"# {base.ladder} with seed {seed} (written by emergence study)\n"
         + yaml.safe_dump(raw, sort_keys=False),
     )
-    cfg, ladder = load_demo_config(study.demo, out=str(Path(study.out) / f"seed{seed}"), work=str(work))
-    return replace(cfg, ladder=str(ladder_file)), ladder.from_file(ladder_file)
+    from emergence.train.ladder_config import LadderConfig
+
+    return replace(base, ladder=str(ladder_file)), LadderConfig.from_file(ladder_file)
 
 
 def cutoff_cases(frame: pd.DataFrame, task, fit_settings, study: StudyConfig, seed: int) -> list[dict]:

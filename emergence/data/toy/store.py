@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from emergence.data.toy import corpus, tokenizer
 from emergence.data.toy.tasks import TOY_TASKS, all_task_docs
 from emergence.data.toy.world import SPLITS, WorldConfig, build_world
 from emergence.errors import UserError
-from emergence.fileio import share
+from emergence.fileio import atomic_write, write_text
 
 WORLD_FILE = "world.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -65,19 +64,11 @@ def read_config(directory: str | os.PathLike) -> WorldConfig:
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    share(tmp)  # mkstemp makes files private; a world is meant to be shared like any output
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-    share(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False), binary=True)
 
 
 def ensure_tasks(config: WorldConfig, directory: str | os.PathLike | None = None) -> Path:
