@@ -35,10 +35,10 @@ def _fmt(value) -> str:
 
 @obs_app.command("fit")
 def fit_cmd(
-    data: Path | None = typer.Argument(None, help=f"CSV with a 'Model' column; {_SHIPPED}."),
+    data: str | None = typer.Argument(None, help=f"CSV with a 'Model' column; {_SHIPPED}."),
     target: str = typer.Option(..., "--target", help="Column to forecast."),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and plots."),
-    join: Path | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
+    join: str | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
     scale: float | None = typer.Option(None, "--scale", help="Divide the target by X (e.g. 10 for 0–10)."),
     chance: float | None = typer.Option(None, "--chance", help="Chance level C: y → (y − C)/(1 − C)."),
     pcs: int = typer.Option(3, "--pcs", help="Number of principal capabilities K."),
@@ -77,9 +77,9 @@ def fit_cmd(
     from emergence.report.obs_plots import plot_forecast, plot_predicted_vs_actual
 
     config = ObsConfig(
-        data=str(data) if data else None,
+        data=data,
         target=target,
-        join=str(join) if join else None,
+        join=join,
         scale=scale,
         chance=chance,
         pcs=pcs,
@@ -126,10 +126,8 @@ def fit_cmd(
 
 @obs_app.command("families")
 def families_cmd(
-    data: Path | None = typer.Argument(
-        None, help=f"CSV with Model, Model Family, FLOPs and benchmarks; {_SHIPPED}."
-    ),
-    join: Path | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
+    data: str | None = typer.Argument(None, help=f"CSV with families, FLOPs, benchmarks; {_SHIPPED}."),
+    join: str | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
     benchmarks: list[str] | None = typer.Option(None, "--benchmarks", help="Columns for PC1."),
     families: list[str] | None = typer.Option(None, "--families", help="Keep only these families."),
     exclude_models: list[str] | None = typer.Option(None, "--exclude-models", help="Drop these models."),
@@ -137,13 +135,7 @@ def families_cmd(
     """Print each family's compute efficiency: PC1 = slope·log10(FLOPs) + intercept, with R²."""
     from emergence.laws.observational import run_families
 
-    fits, notes = run_families(
-        str(data) if data else None,
-        str(join) if join else None,
-        _names(benchmarks),
-        _names(families),
-        _names(exclude_models),
-    )
+    fits, notes = run_families(data, join, _names(benchmarks), _names(families), _names(exclude_models))
     for note in notes:
         typer.echo(f"note: {note}")
     # PC1 at a common compute (1e23 FLOPs) compares families on one footing: higher = more efficient.

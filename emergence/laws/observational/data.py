@@ -6,9 +6,8 @@ with a user's table is a :class:`~emergence.errors.UserError` naming the file, r
 row we drop or distrust is *reported* (``ObsTable.notes``), never silently fixed: the data has real
 quirks (models without FLOPs, sizes that disagree with the name, duplicated rows).
 
-The authors' own tables ship with the package (``emergence/data/obsscaling/``, Apache-2.0, see its
-PROVENANCE.md), so the commands work on a fresh clone or install: a bare file name that is not a
-file in the working directory names one of them.
+The authors' own tables ship in ``emergence/data/obsscaling/`` (Apache-2.0, PROVENANCE.md there), so
+the commands run on a fresh clone or install: one is the default, a bare file name picks another.
 """
 
 from __future__ import annotations
