@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=str(REPO / "build" / "smollm2-hf"), help="HF model directory")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
-        "--data-dir", default=None, help="real benchmarks folder (default: $EMERGENCE_DATA or ../shared)"
+        "--data-dir", default=None, help="real benchmarks folder (default: $EMERGENCE_DATA)"
     )
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON line on stdout")

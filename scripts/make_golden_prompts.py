@@ -2,7 +2,7 @@
 
 Run in the bench environment (torch CPU + lm-eval 0.4.x), from the repository root::
 
-    PYTHONPATH=. .venv-bench/bin/python scripts/make_golden_prompts.py [--data-dir ../shared/data/benchmarks]
+    PYTHONPATH=. .venv-bench/bin/python scripts/make_golden_prompts.py [--data-dir BENCHMARKS]
 
 How the harness is run offline: for every task we load the harness' own YAML config (through its
 ``TaskManager`` index, so ``include``s and per-subject MMLU files resolve as in a normal run) and
@@ -422,7 +422,7 @@ def _dump(path: Path, obj: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data-dir", default=None, help="real benchmarks folder (default: $EMERGENCE_DATA or ../shared)"
+        "--data-dir", default=None, help="real benchmarks folder (default: $EMERGENCE_DATA)"
     )
     parser.add_argument(
         "--cut", action="store_true", help="re-cut tests/fixtures/benchmarks from the real data"

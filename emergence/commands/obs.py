@@ -9,6 +9,12 @@ from pathlib import Path
 
 import typer
 
+#: Said in both commands' help; the path itself is declared in emergence.laws.observational.data.
+_SHIPPED = (
+    "default: the shipped base_llm_benchmark_eval.csv; a bare file name picks another table of the "
+    "ObsScaling release shipped in emergence/data/obsscaling/"
+)
+
 obs_app = typer.Typer(
     help="Observational scaling laws: forecast a capability from public models' benchmark scores.",
     no_args_is_help=True,
@@ -29,10 +35,10 @@ def _fmt(value) -> str:
 
 @obs_app.command("fit")
 def fit_cmd(
-    data: Path = typer.Argument(..., help="CSV with a 'Model' column (ObsScaling format)."),
+    data: str | None = typer.Argument(None, help=f"CSV with a 'Model' column; {_SHIPPED}."),
     target: str = typer.Option(..., "--target", help="Column to forecast."),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and plots."),
-    join: Path | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
+    join: str | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
     scale: float | None = typer.Option(None, "--scale", help="Divide the target by X (e.g. 10 for 0–10)."),
     chance: float | None = typer.Option(None, "--chance", help="Chance level C: y → (y − C)/(1 − C)."),
     pcs: int = typer.Option(3, "--pcs", help="Number of principal capabilities K."),
@@ -56,7 +62,7 @@ def fit_cmd(
 ) -> None:
     """Fit the law, write OUT/metrics.json and plots, print test MSEs against the baselines."""
     from emergence.errors import UserError
-    from emergence.fileio import check_output_dir
+    from emergence.fileio import check_output_dir, write_json
 
     check_output_dir(out)  # a file, or under one: one line before the fit
     if bayes:
@@ -67,14 +73,13 @@ def fit_cmd(
         numpyro.set_host_device_count(chains)  # before JAX starts: parallel chains on CPU
     from emergence.laws.observational import ObsConfig, run_fit
     from emergence.laws.observational.bayes import BayesConfig
-    from emergence.laws.observational.fit import write_json_atomic
     from emergence.laws.observational.sigmoid import SigmoidConfig
     from emergence.report.obs_plots import plot_forecast, plot_predicted_vs_actual
 
     config = ObsConfig(
-        data=str(data),
+        data=data,
         target=target,
-        join=str(join) if join else None,
+        join=join,
         scale=scale,
         chance=chance,
         pcs=pcs,
@@ -91,7 +96,8 @@ def fit_cmd(
     )
     result = run_fit(config)
     m = result.metrics
-    metrics_path = write_json_atomic(out / "metrics.json", m)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = write_json(out / "metrics.json", m)
     plots = [plot_predicted_vs_actual(result.models, target, out / "predicted_vs_actual.png")]
     plots.append(plot_forecast(result.models, result.fit, result.equivalent, target, out / "forecast.png"))
     for note in m["notes"]:
@@ -120,8 +126,8 @@ def fit_cmd(
 
 @obs_app.command("families")
 def families_cmd(
-    data: Path = typer.Argument(..., help="CSV with Model, Model Family, FLOPs and benchmark columns."),
-    join: Path | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
+    data: str | None = typer.Argument(None, help=f"CSV with families, FLOPs, benchmarks; {_SHIPPED}."),
+    join: str | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
     benchmarks: list[str] | None = typer.Option(None, "--benchmarks", help="Columns for PC1."),
     families: list[str] | None = typer.Option(None, "--families", help="Keep only these families."),
     exclude_models: list[str] | None = typer.Option(None, "--exclude-models", help="Drop these models."),
@@ -129,9 +135,7 @@ def families_cmd(
     """Print each family's compute efficiency: PC1 = slope·log10(FLOPs) + intercept, with R²."""
     from emergence.laws.observational import run_families
 
-    fits, notes = run_families(
-        str(data), str(join) if join else None, _names(benchmarks), _names(families), _names(exclude_models)
-    )
+    fits, notes = run_families(data, join, _names(benchmarks), _names(families), _names(exclude_models))
     for note in notes:
         typer.echo(f"note: {note}")
     # PC1 at a common compute (1e23 FLOPs) compares families on one footing: higher = more efficient.

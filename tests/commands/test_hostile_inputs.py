@@ -27,7 +27,7 @@ DATA = REPO / "tests/fixtures/sweep/benchmarks"
 CORPUS = REPO / "tests/fixtures/sweep/loss_corpus.txt"
 TINY = "{bad}/tiny.yaml"  # configs/sweeps/tiny.yaml with absolute paths (cases run elsewhere)
 SIM = REPO / "tests/fixtures/results/synthetic_small.csv"
-OBS = REPO / "tests/fixtures/obsscaling/base_llm_benchmark_eval_paper77.csv"
+OBS = REPO / "emergence/data/obsscaling/base_llm_benchmark_eval.csv"
 DEMO = REPO / "configs/demo_ci.yaml"
 
 GOOD_LADDER = """\

@@ -1,14 +1,14 @@
 """`emergence obs`: a fit writes metrics.json and plots; user mistakes exit 2 with one line."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from emergence.cli import main
+from emergence.laws.observational.data import DEFAULT_TABLE, PAPER_BASE_EXCLUDED, PAPER_BASE_FAMILIES
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "obsscaling"
-BASE = FIXTURES / "base_llm_benchmark_eval_paper77.csv"
+BASE = DEFAULT_TABLE  # the shipped ObsScaling base-model table
+PAPER_SET = ["--families", ",".join(PAPER_BASE_FAMILIES), "--exclude-models", ",".join(PAPER_BASE_EXCLUDED)]
 
 
 def _run(argv):
@@ -20,8 +20,8 @@ def _run(argv):
 
 
 def test_fit_writes_metrics_and_plots(tmp_path, capsys):
-    out = tmp_path / "out"
-    code = _run(["obs", "fit", str(BASE), "--target", "GSM8K", "--cutoff", "84e21", "--out", str(out)])
+    out = tmp_path / "out"  # no table given: the shipped one
+    code = _run(["obs", "fit", "--target", "GSM8K", "--cutoff", "84e21", *PAPER_SET, "--out", str(out)])
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
     for key in ("n_train", "n_test", "mse_train", "mse_test", "r2_test", "params", "predictions"):
@@ -39,7 +39,7 @@ def test_fit_writes_metrics_and_plots(tmp_path, capsys):
 
 
 def test_families_prints_one_line_per_family(capsys):
-    assert _run(["obs", "families", str(BASE), "--families", "Llama-2,OPT", "--families", "Pythia"]) == 0
+    assert _run(["obs", "families", "--families", "Llama-2,OPT", "--families", "Pythia"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["family", "n"]
     assert sorted(line.split()[0] for line in lines[1:]) == ["Llama-2", "OPT", "Pythia"]
@@ -104,3 +104,9 @@ def test_bad_options(tmp_path, capsys, extra, fragment):
 def test_missing_file(tmp_path, capsys):
     argv = ["obs", "fit", str(tmp_path / "nope.csv"), "--target", "GSM8K", "--out", str(tmp_path)]
     _one_line_error(capsys, argv, "file not found")
+
+
+def test_a_missing_bare_name_lists_the_shipped_tables(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["obs", "fit", "nope.csv", "--target", "X", "--out", "o"]
+    _one_line_error(capsys, argv, "file not found: nope.csv", "instruct_llm_agent_eval.csv")

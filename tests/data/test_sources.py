@@ -157,7 +157,7 @@ def test_training_splits_for_finetuning():
     assert len(records) == 3 * 5 + 3 * 3 and "dev + validation" in note
 
 
-@pytest.mark.skipif(REAL_DATA is None, reason="real benchmark data (../shared/data/benchmarks) not present")
+@pytest.mark.skipif(REAL_DATA is None, reason="full benchmark files not found: set EMERGENCE_DATA")
 def test_real_data_has_the_documented_row_counts():
     counts = {
         ("mmlu", "test"): 14042,

@@ -2,7 +2,7 @@
 
 Golden requests come from the real harness (``scripts/make_golden_prompts.py``, lm-eval 0.4.x):
 ``fixture_data.json`` on the small cuts in ``tests/fixtures/benchmarks`` (always run) and
-``shared_data.json`` on the full real data (run when ../shared/data/benchmarks is present). Each case
+``shared_data.json`` on the full real data (run when $EMERGENCE_DATA names them). Each case
 holds the first three requests, so the seeded few-shot generator is checked beyond the first draw.
 """
 
@@ -52,7 +52,7 @@ def test_prompts_equal_the_harness_on_fixture_data(case):
     _assert_same(_render(case, FIXTURE_DATA), case["requests"])
 
 
-@pytest.mark.skipif(REAL_DATA is None, reason="real benchmark data (../shared/data/benchmarks) not present")
+@pytest.mark.skipif(REAL_DATA is None, reason="full benchmark files not found: set EMERGENCE_DATA")
 @pytest.mark.parametrize(
     "case", _cases("shared_data.json"), ids=lambda c: f"{c['harness_task']}-{c['shots']}shot"
 )

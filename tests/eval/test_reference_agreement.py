@@ -70,6 +70,6 @@ def test_golds_equal_our_data_layers_golds_on_the_real_data(task):
     try:
         sources.resolve_data_dir(None)
     except UserError:
-        pytest.skip("real benchmark data ($EMERGENCE_DATA or ../shared/data/benchmarks) not present")
+        pytest.skip("full benchmark files not found: set EMERGENCE_DATA")
     _, requests = tasks.make_requests(task, shots=0)
     assert [(q.doc_id, q.gold) for q in requests] == [(r["doc_id"], r["gold"]) for r in rows]

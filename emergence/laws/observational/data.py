@@ -5,6 +5,9 @@ The authors' tables carry metadata columns (``Model``, ``Model Family``, ``Model
 with a user's table is a :class:`~emergence.errors.UserError` naming the file, row and column, and every
 row we drop or distrust is *reported* (``ObsTable.notes``), never silently fixed: the data has real
 quirks (models without FLOPs, sizes that disagree with the name, duplicated rows).
+
+The authors' own tables ship in ``emergence/data/obsscaling/`` (Apache-2.0, PROVENANCE.md there), so
+the commands run on a fresh clone or install: one is the default, a bare file name picks another.
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ FAMILY_COL = "Model Family"
 SIZE_COL = "Model Size (B)"
 DATA_COL = "Pretraining Data Size (T)"
 
-#: The paper's standard benchmarks (DESIGN.md), plus the instruct table's spelling of Winograd.
+#: The ObsScaling release's tables, shipped inside the package; the base-model table is the default.
+SHIPPED_TABLES = Path(__file__).resolve().parents[2] / "data" / "obsscaling"
+DEFAULT_TABLE = SHIPPED_TABLES / "base_llm_benchmark_eval.csv"
+
+#: The paper's standard benchmarks, plus the instruct table's spelling of Winograd.
 DEFAULT_BENCHMARKS: tuple[str, ...] = (
     "MMLU",
     "ARC-C",
@@ -79,11 +86,21 @@ class ObsTable:
         return self.frame[SIZE_COL].to_numpy(float)
 
 
+def table_path(path: str | Path) -> Path:
+    """The table a user means: the file at PATH, else the shipped table of that bare name."""
+    path = Path(path)
+    if not path.exists() and len(path.parts) == 1 and (SHIPPED_TABLES / path.name).is_file():
+        return SHIPPED_TABLES / path.name
+    return path
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     """Read a CSV as strings so that number parsing (and its errors) is ours, per cell."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"file not found: {path}")
+        shipped = ", ".join(sorted(p.name for p in SHIPPED_TABLES.glob("*.csv")))
+        hint = f" (the shipped tables: {shipped})" if len(path.parts) == 1 else ""
+        raise UserError(f"file not found: {path}{hint}")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -126,8 +143,11 @@ def _dedupe(frame: pd.DataFrame, source: str, notes: list[str]) -> pd.DataFrame:
     return frame.loc[~dup]
 
 
-def load_table(path: str | Path, join: str | Path | None = None) -> ObsTable:
-    """Load DATA.csv, optionally inner-joined on ``Model`` with OTHER.csv (DATA's columns win)."""
+def load_table(path: str | Path | None, join: str | Path | None = None) -> ObsTable:
+    """Load DATA.csv (None: the shipped default table), optionally inner-joined on ``Model`` with
+    OTHER.csv (DATA's columns win)."""
+    path = DEFAULT_TABLE if path is None else table_path(path)
+    join = None if join is None else table_path(join)
     notes: list[str] = []
     left = read_csv(path)
     left[_LINE_LEFT] = np.arange(len(left)) + 2  # header is line 1

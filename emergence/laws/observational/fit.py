@@ -1,6 +1,6 @@
 """Fit an observational scaling law end to end and write metrics.json.
 
-Pipeline (DESIGN.md "Observational scaling law"): load and clean the table → transform the target
+Pipeline (docs/design.md, "Observational scaling law"): load and clean the table → transform the target
 (scale, chance) → split train/test → impute and PCA *on training rows only* → floored-sigmoid fit on K
 principal capabilities → the same sigmoid on ln FLOPs and ln params as baselines → per-family compute
 efficiency and reference-family-equivalent FLOPs → optionally NUTS with predictive intervals.
@@ -8,15 +8,12 @@ efficiency and reference-family-equivalent FLOPs → optionally NUTS with predic
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from emergence import fileio
 from emergence.errors import UserError
 from emergence.laws.observational import data as obs_data
 from emergence.laws.observational.bayes import BayesConfig, BayesFit, fit_bayes
@@ -37,7 +34,7 @@ DEFAULT_REFERENCE_FAMILY = "Llama-2"
 class ObsConfig:
     """Everything one fit depends on; same config → same numbers."""
 
-    data: str
+    data: str | None  # None: the shipped base-model table (data.DEFAULT_TABLE)
     target: str
     join: str | None = None
     scale: float | None = None  # divide the raw target by this (e.g. 10 for a 0–10 score)
@@ -258,7 +255,7 @@ def _bayes_metrics(bfit: BayesFit, y: np.ndarray, train: np.ndarray) -> dict:
 
 
 def run_families(
-    data: str,
+    data: str | None,
     join: str | None = None,
     benchmarks: tuple[str, ...] = (),
     families: tuple[str, ...] = (),
@@ -302,15 +299,3 @@ def _clean(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-def write_json_atomic(path: str | Path, payload: dict) -> Path:
-    """Write JSON via a temp file in the same directory, then os.replace (no half-written files)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(handle) -> None:
-        json.dump(payload, handle, indent=2, allow_nan=False)
-        handle.write("\n")
-
-    return fileio.atomic_write(path, write)  # the user's umask, not mkstemp's 0600

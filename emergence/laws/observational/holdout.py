@@ -1,6 +1,6 @@
 """Train/test splits that mimic forecasting: train on small models, test on the ones that came later.
 
-Two rules (DESIGN.md): a compute cutoff (models with FLOPs ≤ cutoff train; unknown FLOPs cannot be
+Two rules (docs/design.md): a compute cutoff (models with FLOPs ≤ cutoff train; unknown FLOPs cannot be
 placed below the cutoff, so they go to test), and for closed models without FLOPs, holding out the top
 fraction of models by the target itself.
 """
