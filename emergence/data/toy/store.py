@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,18 @@ def load_task_split(task: str, split: str, data_dir: str | os.PathLike | None = 
     path = directory / "tasks" / task / f"{split}.jsonl"
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+@dataclass(frozen=True)
+class ToyWorld:
+    """A toy task's loader (what :class:`~emergence.data.sources.Release` is for a real task): its
+    records come from the toy directory ``data_dir``, else from the default world, generated on first
+    use. ``source`` does not apply: a toy world is generated, never downloaded."""
+
+    group_key: str | None = None
+
+    def load(self, task: str, split: str, *, source=None, data_dir=None, groups=None) -> list[dict]:
+        return load_task_split(task, split, data_dir)
+
+    def train(self, task: str, data_dir: str | os.PathLike | None = None) -> tuple[list[dict], str]:
+        return load_task_split(task, "train", data_dir), f"{task} train split"
