@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emergence.data.templates import LETTERS, Record
 from emergence.errors import UserError
 
-Record = dict[str, Any]
 ENV_DATA_DIR = "EMERGENCE_DATA"
-_LETTERS = ("A", "B", "C", "D")
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -110,13 +109,12 @@ class Release:
         """
         root = resolve_data_dir(data_dir)
         extra = sorted(root.glob(self.extra_train)) if self.extra_train else []
+        extra_name = Path(self.extra_train or "").parent.name
         if extra:
-            return [r for path in extra for r in self.read(path, 0, "")], f"{task} {Path(self.extra_train).parent.name}"
+            return [r for path in extra for r in self.read(path, 0, "")], f"{task} {extra_name}"
         records = [r for split in self.train_splits for r in self._local(task, split, root, None)]
         note = " + ".join(self.train_splits) + (" split" if len(self.train_splits) == 1 else "")
-        if self.extra_train:
-            note += f" (no {Path(self.extra_train).parent.name} in the data dir)"
-        return records, f"{task} {note}"
+        return records, f"{task} {note}" + (f" (no {extra_name} in the data dir)" if self.extra_train else "")
 
     def groups(self, split: str, data_dir: str | os.PathLike | None = None) -> list[str]:
         """The groups (MMLU subjects) of ``split`` in the local release, sorted (from the file names)."""
@@ -202,7 +200,8 @@ def mmlu_row(row: Any, where: str, row_no: int) -> Record:
     answer = int(row["answer"])
     if not 0 <= answer < 4:
         raise UserError(f"{where}: row {row_no}: answer {answer} is not in 0..3")
-    return {"question": str(row["question"]), "subject": str(row["subject"]), "choices": choices, "answer": answer}
+    return {"question": str(row["question"]), "subject": str(row["subject"]), "choices": choices,
+            "answer": answer}
 
 
 def csqa_row(row: Any, where: str, row_no: int) -> Record:
@@ -247,9 +246,9 @@ def read_mmlu_csv(path: Path, start: int = 0, subject: str = "") -> list[Record]
         for row_no, row in enumerate(csv.reader(f), start=1):
             if len(row) != 6:
                 raise UserError(f"{path}: row {row_no}: expected 6 columns, found {len(row)}")
-            if row[5] not in _LETTERS:
+            if row[5] not in LETTERS[:4]:
                 raise UserError(f"{path}: row {row_no}: answer {row[5]!r} is not one of A, B, C, D")
-            hub = {"question": row[0], "subject": subject, "choices": row[1:5], "answer": _LETTERS.index(row[5])}
+            hub = dict(question=row[0], subject=subject, choices=row[1:5], answer=LETTERS.index(row[5]))
             records.append(mmlu_row(hub, str(path), row_no))
     return records
 

@@ -84,7 +84,7 @@ def test_toy_prompts_render_exactly_like_the_real_task_templates():
     assert get_task("toy_mc").doc_to_text(mc) == templates.mmlu_text(real_mc)
     yn = task_docs(world, "toy_yesno", "test")[0]
     assert get_task("toy_yesno").doc_to_text(yn) == templates.cola_text(yn)
-    assert get_task("toy_yesno").doc_to_target(yn) == templates.cola_target(yn)
+    assert get_task("toy_yesno").doc_to_target(yn) == get_task("cola").doc_to_target(yn)
     gm = task_docs(world, "toy_math", "test")[0]
     assert get_task("toy_math").doc_to_text(gm) == templates.gsm8k_text(gm)
     assert gm["answer"].endswith(f"#### {gm['answer'].split('#### ')[1]}")

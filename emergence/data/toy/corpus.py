@@ -79,7 +79,7 @@ def _exam_mc(rng: random.Random, world: World) -> str:
         else:
             rel, e = _quiz_subject(rng, world)
         doc = mc_item(world, rng, rel, e)
-        target = doc["choices"][doc["answer"]] if words else templates.mmlu_target(doc)
+        target = doc["choices"][doc["answer"]] if words else templates.LETTERS[doc["answer"]]
         items.append(formats.shot_block(formats.mc_text(doc), target))
     return FEWSHOT_DELIMITER.join(items)
 
@@ -90,7 +90,7 @@ def _exam_yesno(rng: random.Random, world: World) -> str:
         words = _in_words(rng, world, "yesno")
         rel, e = _quiz_subject(rng, world)
         doc = yesno_item(world, rng, rel, e, rng.randrange(2), 0)
-        target = ("wrong", "right")[doc["label"]] if words else templates.cola_target(doc)
+        target = ("wrong", "right")[doc["label"]] if words else ("no", "yes")[doc["label"]]
         items.append(formats.shot_block(templates.cola_text(doc), target))
     return FEWSHOT_DELIMITER.join(items)
 
@@ -104,7 +104,7 @@ def _exam_math(rng: random.Random, world: World) -> str:
             op, e = world.config.exam_op, rng.choice(world.entities)
         delta = rng.randint(1, MAX_COINS) if op == "plus" else rng.randint(1, e.coins)
         doc = formats.math_record(e.name, e.coins, op, delta)
-        items.append(formats.shot_block(templates.gsm8k_text(doc), templates.gsm8k_target(doc)))
+        items.append(formats.shot_block(templates.gsm8k_text(doc), doc["answer"]))
     return FEWSHOT_DELIMITER.join(items)
 
 
