@@ -162,3 +162,15 @@ def test_make_requests_is_load_then_build_with_a_per_subject_limit():
     assert [r.context for r in reqs] == [r.context for r in all_reqs if r.doc_id < 2]
     _, gsm = tasks.make_requests("gsm8k", limit=2, data_dir=FIXTURE_DATA)
     assert len(gsm) == 2 and gsm[0].context.count("Question: ") == 6
+
+
+def test_every_task_declares_what_scoring_and_the_law_need():
+    from emergence.eval.metrics import ANSWER_FILTERS, aggregate
+
+    for spec in tasks.TASKS.values():
+        aggregate(spec.metrics, [])  # every metric is one the evaluator computes (raises otherwise)
+        assert (spec.answer_filter in ANSWER_FILTERS) == spec.is_generation, spec.name
+        assert set(spec.chance) <= set(spec.metrics), spec.name
+    assert tasks.chance_level("mmlu", "acc") == 0.25 and tasks.chance_level("cola", "mcc") == 0.0
+    # a toy task's or a user's own task's chance is unknown: the law estimates it from the data
+    assert tasks.chance_level("toy_mc", "acc") is None and tasks.chance_level("my_task", "acc") is None
