@@ -35,7 +35,9 @@ class TaskSpec:
     name: str
     loader: Release | ToyWorld
     doc_to_text: Callable[[Record], str]
-    doc_to_gold: Callable[[Record], int | str]  # choice index, or the reference string (generation)
+    # the column holding the answer: a choice's index or label, or the reference string (generation:
+    # gsm8k's full worked solution, which exact match normalizes like the prediction)
+    gold_column: str
     metrics: tuple[str, ...]  # :mod:`emergence.eval.metrics` names; the first is the headline
     choices: tuple[str, ...] = ()  # scored as target_delimiter + choice; none: greedy generation
     answer_filter: str | None = None  # generation: how a completion becomes an answer (eval.metrics)
@@ -66,13 +68,22 @@ class TaskSpec:
         """MMLU: ``subject``; shots come from the same subject, and ``limit`` applies per subject."""
         return self.loader.group_key
 
+    def doc_to_gold(self, doc: Record) -> int | str:
+        """The gold choice's index (-1: an unlabeled doc, e.g. CSQA's test split), or the reference."""
+        gold = doc[self.gold_column]
+        if not self.choices:
+            return gold
+        if isinstance(gold, str):  # a label, as CSQA's answerKey
+            return self.choices.index(gold.lstrip()) if gold.lstrip() in self.choices else -1
+        return int(gold)
+
     def doc_to_target(self, doc: Record) -> str:
         """What a shot shows after the target delimiter: the gold choice (the harness'
         ``doc_to_choice[doc_to_target]``), or the reference answer; "" where a doc has no label."""
         gold = self.doc_to_gold(doc)
         if not self.choices:
             return str(gold)
-        return self.choices[gold] if 0 <= gold < len(self.choices) else ""
+        return self.choices[gold] if gold >= 0 else ""
 
     def excludes_eval_doc(self, eval_split: str) -> bool:
         return self.always_exclude_eval_doc or eval_split == self.fewshot_split
@@ -129,7 +140,7 @@ TASKS: dict[str, TaskSpec] = {
                 read=sources.read_mmlu_csv, from_hub=sources.mmlu_row,
                 train_splits=("dev", "validation"), extra_train="mmlu/auxiliary_train/*.csv",
             ),
-            doc_to_text=templates.mmlu_text, doc_to_gold=templates.mmlu_gold,
+            doc_to_text=templates.mmlu_text, gold_column="answer",
             description=templates.mmlu_description, choices=("A", "B", "C", "D"),
             metrics=("acc", "acc_macro"), chance={"acc": 0.25},
             fewshot_split="dev", sampler="first_n",
@@ -144,7 +155,7 @@ TASKS: dict[str, TaskSpec] = {
                        "test": ("commonsenseqa/test_rand_split_no_answers.jsonl",)},
                 read=sources.read_csqa_jsonl, from_hub=sources.csqa_row,
             ),
-            doc_to_text=templates.csqa_text, doc_to_gold=templates.csqa_gold,
+            doc_to_text=templates.csqa_text, gold_column="answerKey",
             choices=("A", "B", "C", "D", "E"),
             metrics=("acc",), chance={"acc": 0.2},
             eval_split="validation", always_exclude_eval_doc=True,
@@ -159,7 +170,7 @@ TASKS: dict[str, TaskSpec] = {
                        "validation": ("cola/in_domain_dev.tsv", "cola/out_of_domain_dev.tsv")},
                 read=sources.read_cola_tsv, from_hub=sources.cola_row,
             ),
-            doc_to_text=templates.cola_text, doc_to_gold=templates.cola_gold,
+            doc_to_text=templates.cola_text, gold_column="label",
             choices=("no", "yes"),
             metrics=("mcc", "acc"), chance={"mcc": 0.0},
             eval_split="validation", always_exclude_eval_doc=True,
@@ -172,7 +183,7 @@ TASKS: dict[str, TaskSpec] = {
                 files={"train": ("gsm8k/train.jsonl",), "test": ("gsm8k/test.jsonl",)},
                 read=sources.read_gsm8k_jsonl, from_hub=sources.gsm8k_row,
             ),
-            doc_to_text=templates.gsm8k_text, doc_to_gold=templates.gsm8k_gold,
+            doc_to_text=templates.gsm8k_text, gold_column="answer",
             stop_sequences=("Question:", "</s>", "<|im_end|>"), answer_filter="gsm8k",
             metrics=("em_strict", "em_flexible"), chance={"em_strict": 0.0, "em_flexible": 0.0},
             default_shots=5,
@@ -183,7 +194,7 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             name="toy_mc",
             loader=ToyWorld(),
-            doc_to_text=toy_formats.mc_text, doc_to_gold=templates.mmlu_gold,
+            doc_to_text=toy_formats.mc_text, gold_column="answer",
             choices=("A", "B", "C", "D"),
             metrics=("acc",),
             fewshot_split="fewshot", default_shots=3,
@@ -191,7 +202,7 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             name="toy_yesno",
             loader=ToyWorld(),
-            doc_to_text=templates.cola_text, doc_to_gold=templates.cola_gold,
+            doc_to_text=templates.cola_text, gold_column="label",
             choices=("no", "yes"),
             metrics=("mcc", "acc"),
             fewshot_split="fewshot", default_shots=4,
@@ -199,7 +210,7 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             name="toy_math",
             loader=ToyWorld(),
-            doc_to_text=templates.gsm8k_text, doc_to_gold=templates.gsm8k_gold,
+            doc_to_text=templates.gsm8k_text, gold_column="answer",
             stop_sequences=("\n", "Question:"), max_gen_toks=24, answer_filter="gsm8k",
             metrics=("em_strict", "em_flexible"),
             fewshot_split="fewshot", default_shots=2,

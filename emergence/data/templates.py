@@ -46,10 +46,6 @@ def mmlu_text(doc: Record) -> str:
     return f"{doc['question'].strip()}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:"
 
 
-def mmlu_gold(doc: Record) -> int:
-    return int(doc["answer"])
-
-
 def csqa_text(doc: Record) -> str:
     t = doc["choices"]["text"]
     return (
@@ -57,27 +53,12 @@ def csqa_text(doc: Record) -> str:
     )
 
 
-def csqa_gold(doc: Record) -> int:
-    key = doc["answerKey"].lstrip()
-    return LETTERS.index(key) if key in LETTERS else -1  # -1: unlabeled (the test split)
-
-
 def cola_text(doc: Record) -> str:
     return doc["sentence"] + COLA_QUESTION
 
 
-def cola_gold(doc: Record) -> int:
-    return int(doc["label"])
-
-
 def gsm8k_text(doc: Record) -> str:
     return f"Question: {doc['question']}\nAnswer:"
-
-
-def gsm8k_gold(doc: Record) -> str:
-    """The full worked solution, ending in ``#### <number>``: what few-shot answers show, and the
-    reference, which exact match normalizes like the prediction."""
-    return doc["answer"]
 
 
 # ----------------------------------------------------------------------------- assembly

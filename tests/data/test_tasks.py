@@ -174,3 +174,12 @@ def test_every_task_declares_what_scoring_and_the_law_need():
     assert tasks.chance_level("mmlu", "acc") == 0.25 and tasks.chance_level("cola", "mcc") == 0.0
     # a toy task's or a user's own task's chance is unknown: the law estimates it from the data
     assert tasks.chance_level("toy_mc", "acc") is None and tasks.chance_level("my_task", "acc") is None
+
+
+def test_gold_and_shot_target_come_from_the_declared_answer_column():
+    csqa, cola, gsm8k = (tasks.get_task(t) for t in ("commonsense_qa", "cola", "gsm8k"))
+    assert csqa.doc_to_gold({"answerKey": "C"}) == 2 and csqa.doc_to_target({"answerKey": "C"}) == "C"
+    # CSQA's test split is unlabeled: no gold index, and a shot of it would show its bare text
+    assert csqa.doc_to_gold({"answerKey": ""}) == -1 and csqa.doc_to_target({"answerKey": ""}) == ""
+    assert cola.doc_to_gold({"label": 1}) == 1 and cola.doc_to_target({"label": 1}) == "yes"
+    assert gsm8k.doc_to_gold({"answer": "2 + 2 = 4\n#### 4"}) == gsm8k.doc_to_target({"answer": "2 + 2 = 4\n#### 4"})
