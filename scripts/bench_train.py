@@ -37,7 +37,6 @@ def peak_rss_mb() -> float:
 
 def prepare(steps: int) -> tuple[Path, Path]:
     """Export the model as an HF dir and write the token rows both sides train on."""
-    from emergence.data import sources
     from emergence.data.tasks import build_requests, get_task
     from emergence.models.registry import load_model, save_model
 
@@ -46,7 +45,7 @@ def prepare(steps: int) -> tuple[Path, Path]:
     if not (hf_dir / "config.json").exists():
         save_model(loaded, hf_dir)
     spec = get_task("commonsense_qa")
-    docs, _ = sources.load_train("commonsense_qa")
+    docs, _ = spec.train_records()
     stream: list[int] = []
     for r in build_requests(spec, docs[:400], shots=0):
         stream += loaded.tokenizer.encode(r.context + r.continuations[int(r.gold)] + "\n\n")

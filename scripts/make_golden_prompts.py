@@ -44,7 +44,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emergence.data import sources  # noqa: E402
+from emergence.data import sources, tasks  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
 GOLDEN = FIXTURES / "golden_prompts"
@@ -119,7 +119,7 @@ def write_harness_files(
     """Our local records for the task's harness splits, as hub-layout jsonl files: split -> path."""
     files = {}
     for split in SPLITS[task]:
-        records = sources.load_split(task, split, data_dir=data_dir, subjects=[subject] if subject else None)
+        records = tasks.get_task(task).records(split, data_dir=data_dir, subjects=[subject] if subject else None)
         path = Path(folder) / f"{harness_name}-{split}.jsonl"
         _write_jsonl(path, records)
         files[split] = str(path)
@@ -168,8 +168,8 @@ def golden_prompts(data_dir: Path, out_path: Path, seed: int = 1234) -> None:
         for task, harness_name, shots, subject in CASES:
             files = {}
             for split in SPLITS[task]:
-                records = sources.load_split(
-                    task, split, data_dir=data_dir, subjects=[subject] if subject else None
+                records = tasks.get_task(task).records(
+                    split, data_dir=data_dir, subjects=[subject] if subject else None
                 )
                 path = Path(tmp) / f"{harness_name}-{split}.jsonl"
                 _write_jsonl(path, records)
@@ -212,15 +212,13 @@ def verify_all(data_dir: Path, seed: int = 1234) -> None:
     """Every request of every task (not just the first few): ours vs the harness, printed as counts."""
     from lm_eval.tasks import TaskManager
 
-    from emergence.data import tasks
-
     tm = TaskManager()
     runs = [
         ("commonsense_qa", "commonsense_qa", 6, None),
         ("cola", "cola", 5, None),
         ("gsm8k", "gsm8k", 5, None),
     ]
-    runs += [("mmlu", f"mmlu_{s}", 5, s) for s in sources.mmlu_subjects(data_dir)]
+    runs += [("mmlu", f"mmlu_{s}", 5, s) for s in tasks.get_task("mmlu").loader.groups("test", data_dir)]
     totals: dict[str, list[int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for task, harness_name, shots, subject in runs:
@@ -229,8 +227,8 @@ def verify_all(data_dir: Path, seed: int = 1234) -> None:
                 path = Path(tmp) / f"{harness_name}-{split}.jsonl"
                 _write_jsonl(
                     path,
-                    sources.load_split(
-                        task, split, data_dir=data_dir, subjects=[subject] if subject else None
+                    tasks.get_task(task).records(
+                        split, data_dir=data_dir, subjects=[subject] if subject else None
                     ),
                 )
                 files[split] = str(path)

@@ -31,7 +31,7 @@ def eval_command(
     from emergence.eval.evaluate import evaluate, write_records
     from emergence.models.registry import load_model
 
-    get_task(task)  # unknown task: fail before loading anything
+    spec = get_task(task)  # unknown task: fail before loading anything
     if out:
         from emergence.fileio import check_output_file
 
@@ -45,7 +45,7 @@ def eval_command(
                   transient=True, console=_stderr_console(), disable=not sys.stderr.isatty()) as progress:
         bar = progress.add_task(task, total=None)
         result = evaluate(
-            loaded, task, shots=shots, limit=limit, split=split, batch_size=batch_size, data_dir=data_dir,
+            loaded, spec, shots=shots, limit=limit, split=split, batch_size=batch_size, data_dir=data_dir,
             source=source, subjects=subjects.split(",") if subjects else None, seed=seed,
             on_start=lambda n: progress.update(bar, total=n),
             on_progress=lambda k: progress.advance(bar, k),

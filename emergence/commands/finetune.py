@@ -95,9 +95,9 @@ def finetune(
         save_every=save_every,
         log_every=log_every,
     )
-    from emergence.data.sources import check_task
+    from emergence.data.tasks import get_task
 
-    check_task(task)
+    get_task(task)
     curve = None
     if eval_every is not None:
         curve = _CurveSpec(eval_every, eval_split, eval_shots, eval_limit, data_dir)

@@ -12,7 +12,9 @@ Sources:
   ``datasets``-exported split;
 - the hub via ``datasets.load_dataset`` (online only; never used by tests).
 
-Malformed input raises :class:`UserError` naming the file and row (1-based line/row number).
+A :class:`Release` holds where one benchmark's records are (its task in :mod:`emergence.data.tasks`
+declares it); the readers below turn one file or hub row into records. Malformed input raises
+:class:`UserError` naming the file and row (1-based line/row number).
 """
 
 from __future__ import annotations
@@ -20,63 +22,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emergence.data.templates import LETTERS, Record
 from emergence.errors import UserError
 
-Record = dict[str, Any]
-
-TASKS = ("mmlu", "commonsense_qa", "cola", "gsm8k")
 ENV_DATA_DIR = "EMERGENCE_DATA"
-_LETTERS = ("A", "B", "C", "D")
-
-# hub id, hub config name (MMLU: the subject, filled in per call)
-HUB_IDS: dict[str, tuple[str, str | None]] = {
-    "mmlu": ("cais/mmlu", None),
-    "commonsense_qa": ("tau/commonsense_qa", None),
-    "cola": ("nyu-mll/glue", "cola"),
-    "gsm8k": ("openai/gsm8k", "main"),
-}
-# split name (hub naming) -> file(s) relative to the task's folder in the data dir
-_LOCAL_FILES: dict[str, dict[str, tuple[str, ...]]] = {
-    "commonsense_qa": {
-        "train": ("commonsenseqa/train_rand_split.jsonl",),
-        "validation": ("commonsenseqa/dev_rand_split.jsonl",),
-        "test": ("commonsenseqa/test_rand_split_no_answers.jsonl",),
-    },
-    # GLUE's CoLA dev (1043) is the in-domain dev followed by the out-of-domain dev.
-    "cola": {
-        "train": ("cola/in_domain_train.tsv",),
-        "validation": ("cola/in_domain_dev.tsv", "cola/out_of_domain_dev.tsv"),
-    },
-    "gsm8k": {"train": ("gsm8k/train.jsonl",), "test": ("gsm8k/test.jsonl",)},
-}
-_MMLU_SPLIT_DIRS = {"dev": "dev", "validation": "val", "test": "test"}
-
-
-# Tasks registered from elsewhere (the toy world, emergence.data.toy.registry): name -> loader(split, data_dir).
-_REGISTERED: dict[str, Callable[[str, str | os.PathLike | None], list[Record]]] = {}
-
-
-def register_loader(task: str, loader: Callable[[str, str | os.PathLike | None], list[Record]]) -> None:
-    """Make ``task``'s records come from ``loader(split, data_dir)`` (generated or local files)."""
-    _REGISTERED[task] = loader
-
-
-def registered_loaders() -> dict[str, Callable[[str, str | os.PathLike | None], list[Record]]]:
-    """The registered loaders; the toy world registers itself on first use."""
-    if not _REGISTERED:
-        import emergence.data.toy.registry  # noqa: F401  (registers toy_mc, toy_yesno, toy_math)
-    return _REGISTERED
-
-
-def check_task(task: str) -> str:
-    if task not in TASKS and task not in registered_loaders():
-        known = [*TASKS, *registered_loaders()]
-        raise UserError(f"unknown task {task!r}; known tasks: {', '.join(known)}")
-    return task
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -94,96 +48,233 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return path
 
 
-# ----------------------------------------------------------------------------- local originals
+@dataclass(frozen=True)
+class Release:
+    """Where one benchmark's records come from: its original files under the data dir, its hub
+    dataset, and how a file or a hub row becomes records in the hub's columns.
+
+    A release with a ``group_key`` (MMLU: ``subject``) comes in groups: a file name holding
+    ``{group}`` is read once per group, and the hub holds one config per group (``all``: every one).
+    Records come grouped in the order asked for (default: every group, sorted), rows in file order.
+    """
+
+    hub_id: str
+    hub_config: str | None
+    files: dict[str, tuple[str, ...]]  # split (hub naming) -> files under the data dir, read in order
+    read: Callable[[Path, int, str], list[Record]]  # (file, records before it, group) -> records
+    from_hub: Callable[[Any, str, int], Record]  # (hub row, where, row number) -> checked record
+    group_key: str | None = None
+    train_splits: tuple[str, ...] = ("train",)  # what finetuning trains on (never the test split)
+    extra_train: str | None = None  # a glob of training files used instead when present
+
+    def load(
+        self,
+        task: str,
+        split: str,
+        *,
+        source: str | os.PathLike = "local",
+        data_dir: str | os.PathLike | None = None,
+        groups: Iterable[str] | None = None,
+    ) -> list[Record]:
+        """Records of one split, whatever the source; the same records for the same data.
+
+        ``source``: ``"local"`` (original release files under the data dir), ``"hub"`` (``datasets``,
+        online), or a folder of hub-format files named ``<split>.parquet`` or ``<split>.jsonl``.
+        """
+        groups = list(groups) if groups is not None else None
+        if source == "local":
+            return self._local(task, split, resolve_data_dir(data_dir), groups)
+        if source == "hub":
+            if self.group_key is None:
+                return self._hub(split)
+            if groups is None:
+                return self._grouped(task, self._hub(split, "all"), None)
+            return [r for g in groups for r in self._hub(split, g)]
+        folder = Path(source)
+        if not folder.is_dir():
+            raise UserError(f"data source {str(source)!r} is neither 'local', 'hub' nor a folder")
+        for suffix in (".parquet", ".jsonl"):
+            path = folder / f"{split}{suffix}"
+            if path.is_file():
+                records = self.load_hub_file(path)
+                return self._grouped(task, records, groups) if self.group_key else records
+        raise UserError(f"no {split}.parquet or {split}.jsonl in {folder}")
+
+    def train(self, task: str, data_dir: str | os.PathLike | None = None) -> tuple[list[Record], str]:
+        """Training records for finetuning, and a one-line note of what was used.
+
+        MMLU has no training split in the local release (its ``auxiliary_train`` was left out); when an
+        ``mmlu/auxiliary_train`` folder holds CSVs they are used, otherwise dev + validation of all
+        subjects (the few-shot pool and the model-selection split; the test split is never trained on).
+        """
+        root = resolve_data_dir(data_dir)
+        extra = sorted(root.glob(self.extra_train)) if self.extra_train else []
+        extra_name = Path(self.extra_train or "").parent.name
+        if extra:
+            return [r for path in extra for r in self.read(path, 0, "")], f"{task} {extra_name}"
+        records = [r for split in self.train_splits for r in self._local(task, split, root, None)]
+        note = " + ".join(self.train_splits) + (" split" if len(self.train_splits) == 1 else "")
+        return records, f"{task} {note}" + (f" (no {extra_name} in the data dir)" if self.extra_train else "")
+
+    def groups(self, split: str, data_dir: str | os.PathLike | None = None) -> list[str]:
+        """The groups (MMLU subjects) of ``split`` in the local release, sorted (from the file names)."""
+        head, tail = self.files[split][0].split("{group}")
+        folder = resolve_data_dir(data_dir) / head
+        if not folder.is_dir():
+            raise UserError(f"split folder not found: {folder}")
+        return sorted(p.name[: -len(tail)] for p in folder.glob(f"*{tail}"))
+
+    def load_hub_file(self, path: str | os.PathLike) -> list[Record]:
+        """Records from a hub-format file: ``.parquet`` or ``.jsonl``/``.json`` (one object per line)."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"hub-format file not found: {path}")
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                rows = list(enumerate(pq.read_table(path).to_pylist(), start=1))
+            except Exception as e:  # pyarrow raises several types for a corrupt file
+                raise UserError(f"{path}: not a readable parquet file ({type(e).__name__})") from None
+        elif path.suffix in (".jsonl", ".json"):
+            rows = list(_jsonl_rows(path))
+        else:
+            raise UserError(f"{path}: unsupported hub-format file type {path.suffix!r} (use .parquet or .jsonl)")
+        return [self._from_hub(row, str(path), row_no) for row_no, row in rows]
+
+    def _local(self, task: str, split: str, root: Path, groups: Sequence[str] | None) -> list[Record]:
+        if split not in self.files:
+            raise UserError(f"task {task} has no local split {split!r}; known: {', '.join(self.files)}")
+        records: list[Record] = []
+        for name in self.files[split]:
+            in_groups = "{group}" in name
+            for group in (groups if groups is not None else self.groups(split, root)) if in_groups else ("",):
+                path = root / name.format(group=group)
+                if not path.is_file() and in_groups:
+                    raise UserError(f"unknown {task} {self.group_key} {group!r}: {path} not found")
+                if not path.is_file():
+                    raise UserError(f"{task} file not found: {path}")
+                records += self.read(path, len(records), group)
+        return records
+
+    def _hub(self, split: str, group: str | None = None) -> list[Record]:
+        """Records straight from the hub through ``datasets`` (needs network)."""
+        import datasets  # heavy; only on this path
+
+        config = group if self.group_key else self.hub_config
+        try:
+            ds = datasets.load_dataset(self.hub_id, config, split=split)
+        except Exception as e:  # network, unknown split, offline mode ...
+            raise UserError(
+                f"could not load {self.hub_id} ({config}) split {split!r} from the hub: {type(e).__name__}"
+            ) from None
+        return [self._from_hub(row, self.hub_id, i) for i, row in enumerate(ds, start=1)]
+
+    def _from_hub(self, row: Any, where: str, row_no: int) -> Record:
+        try:
+            return self.from_hub(row, where, row_no)
+        except KeyError as e:
+            raise UserError(f"{where}: row {row_no}: missing column {e}") from None
+        except (TypeError, ValueError) as e:
+            raise UserError(f"{where}: row {row_no}: bad value ({e})") from None
+
+    def _grouped(self, task: str, records: list[Record], groups: list[str] | None) -> list[Record]:
+        by_group: dict[str, list[Record]] = {}
+        for r in records:
+            by_group.setdefault(r[self.group_key], []).append(r)
+        order = groups if groups is not None else sorted(by_group)
+        unknown = [g for g in order if g not in by_group]
+        if unknown:
+            raise UserError(f"unknown {task} {self.group_key} {unknown[0]!r}: no rows for it in this source")
+        return [r for g in order for r in by_group[g]]
 
 
-def mmlu_subjects(data_dir: str | os.PathLike | None = None, split: str = "test") -> list[str]:
-    """Subjects present for ``split`` in the local MMLU release, sorted (file names ``<subject>_<split>.csv``)."""
-    folder = resolve_data_dir(data_dir) / "mmlu" / _mmlu_split_dir(split)
-    if not folder.is_dir():
-        raise UserError(f"MMLU split folder not found: {folder}")
-    suffix = f"_{_mmlu_split_dir(split)}.csv"
-    return sorted(p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}"))
+# ----------------------------------------------------------------------------- one row -> one record
 
 
-def _mmlu_split_dir(split: str) -> str:
-    if split not in _MMLU_SPLIT_DIRS:
-        raise UserError(f"unknown MMLU split {split!r}; known: {', '.join(_MMLU_SPLIT_DIRS)}")
-    return _MMLU_SPLIT_DIRS[split]
+def mmlu_row(row: Any, where: str, row_no: int) -> Record:
+    """A cais/mmlu row (question, subject, choices, answer index), checked."""
+    choices = [str(c) for c in _as_list(row["choices"])]
+    if len(choices) != 4:
+        raise UserError(f"{where}: row {row_no}: expected 4 choices, found {len(choices)}")
+    answer = int(row["answer"])
+    if not 0 <= answer < 4:
+        raise UserError(f"{where}: row {row_no}: answer {answer} is not in 0..3")
+    return {"question": str(row["question"]), "subject": str(row["subject"]), "choices": choices,
+            "answer": answer}
 
 
-def read_mmlu_csv(path: Path, subject: str) -> list[Record]:
+def csqa_row(row: Any, where: str, row_no: int) -> Record:
+    """A tau/commonsense_qa row, checked (test rows have answerKey "")."""
+    labels, texts = ([str(x) for x in _as_list(row["choices"][k])] for k in ("label", "text"))
+    if labels != ["A", "B", "C", "D", "E"]:
+        raise UserError(f"{where}: row {row_no}: expected choice labels A-E, found {labels}")
+    key = str(row.get("answerKey") or "")
+    if key not in ("", "A", "B", "C", "D", "E"):
+        raise UserError(f"{where}: row {row_no}: answerKey {key!r} is not one of A-E")
+    return {
+        "id": str(row["id"]),
+        "question": str(row["question"]),
+        "question_concept": str(row.get("question_concept", "")),
+        "choices": {"label": labels, "text": texts},
+        "answerKey": key,
+    }
+
+
+def cola_row(row: Any, where: str, row_no: int) -> Record:
+    """A glue/cola row (sentence, label 0/1, idx), checked."""
+    label = int(row["label"])
+    if label not in (0, 1):
+        raise UserError(f"{where}: row {row_no}: label {label} is not 0 or 1")
+    return {"sentence": str(row["sentence"]), "label": label, "idx": int(row["idx"])}
+
+
+def gsm8k_row(row: Any, where: str, row_no: int) -> Record:
+    """An openai/gsm8k row (question, answer), checked."""
+    if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("question", "answer")):
+        raise UserError(f"{where}: row {row_no}: expected string fields 'question' and 'answer'")
+    return {"question": row["question"], "answer": row["answer"]}
+
+
+# ----------------------------------------------------------------------------- original release files
+
+
+def read_mmlu_csv(path: Path, start: int = 0, subject: str = "") -> list[Record]:
     """One header-less MMLU CSV (question, A, B, C, D, answer letter) as cais/mmlu records."""
     records = []
     with _open(path, newline="") as f:
         for row_no, row in enumerate(csv.reader(f), start=1):
             if len(row) != 6:
                 raise UserError(f"{path}: row {row_no}: expected 6 columns, found {len(row)}")
-            if row[5] not in _LETTERS:
+            if row[5] not in LETTERS[:4]:
                 raise UserError(f"{path}: row {row_no}: answer {row[5]!r} is not one of A, B, C, D")
-            records.append(_mmlu_record(row[0], subject, row[1:5], _LETTERS.index(row[5])))
+            hub = dict(question=row[0], subject=subject, choices=row[1:5], answer=LETTERS.index(row[5]))
+            records.append(mmlu_row(hub, str(path), row_no))
     return records
 
 
-def _mmlu_record(question: str, subject: str, choices: list[str], answer: int) -> Record:
-    return {"question": question, "subject": subject, "choices": choices, "answer": answer}
-
-
-def load_mmlu_local(
-    split: str, data_dir: str | os.PathLike | None = None, subjects: Iterable[str] | None = None
-) -> list[Record]:
-    """MMLU records for ``split`` (dev / validation / test), subjects in sorted order, rows in file order."""
-    root = resolve_data_dir(data_dir)
-    folder = _mmlu_split_dir(split)
-    subjects = list(subjects) if subjects is not None else mmlu_subjects(root, split)
-    records = []
-    for subject in subjects:
-        path = root / "mmlu" / folder / f"{subject}_{folder}.csv"
-        if not path.is_file():
-            raise UserError(f"unknown MMLU subject {subject!r}: {path} not found")
-        records += read_mmlu_csv(path, subject)
-    return records
-
-
-def read_csqa_jsonl(path: Path) -> list[Record]:
+def read_csqa_jsonl(path: Path, start: int = 0, group: str = "") -> list[Record]:
     """Original CommonsenseQA jsonl → tau/commonsense_qa records (test rows get answerKey "")."""
     records = []
     for row_no, row in _jsonl_rows(path):
         try:
             q = row["question"]
-            choices = q["choices"]
-            labels, texts = [str(c["label"]) for c in choices], [str(c["text"]) for c in choices]
-            record = _csqa_record(
-                row["id"], q["stem"], q.get("question_concept", ""), labels, texts, row.get("answerKey")
-            )
+            hub = {
+                "id": row["id"],
+                "question": q["stem"],
+                "question_concept": q.get("question_concept", ""),
+                "choices": {k: [c[k] for c in q["choices"]] for k in ("label", "text")},
+                "answerKey": row.get("answerKey"),
+            }
         except (KeyError, TypeError) as e:
             raise UserError(f"{path}: row {row_no}: missing field {e}") from None
-        _check_csqa(record, path, row_no)
-        records.append(record)
+        records.append(csqa_row(hub, str(path), row_no))
     return records
 
 
-def _csqa_record(id_: Any, stem: Any, concept: Any, labels: list[str], texts: list[str], key: Any) -> Record:
-    return {
-        "id": str(id_),
-        "question": str(stem),
-        "question_concept": str(concept),
-        "choices": {"label": labels, "text": texts},
-        "answerKey": str(key or ""),
-    }
-
-
-def _check_csqa(record: Record, path: Path | str, row_no: int) -> None:
-    if record["choices"]["label"] != ["A", "B", "C", "D", "E"]:
-        raise UserError(
-            f"{path}: row {row_no}: expected choice labels A-E, found {record['choices']['label']}"
-        )
-    if record["answerKey"] not in ("", "A", "B", "C", "D", "E"):
-        raise UserError(f"{path}: row {row_no}: answerKey {record['answerKey']!r} is not one of A-E")
-
-
-def read_cola_tsv(path: Path, start_idx: int = 0) -> list[Record]:
-    """Raw CoLA tsv (source, label, original mark, sentence; no header) → glue/cola records."""
+def read_cola_tsv(path: Path, start: int = 0, group: str = "") -> list[Record]:
+    """Raw CoLA tsv (source, label, original mark, sentence; no header) → glue/cola records, numbered
+    from ``start`` (GLUE's validation is the in-domain dev followed by the out-of-domain dev)."""
     records = []
     with _open(path, newline="") as f:
         for row_no, line in enumerate(f, start=1):
@@ -192,202 +283,13 @@ def read_cola_tsv(path: Path, start_idx: int = 0) -> list[Record]:
                 raise UserError(f"{path}: row {row_no}: expected 4 tab-separated columns, found {len(cols)}")
             if cols[1] not in ("0", "1"):
                 raise UserError(f"{path}: row {row_no}: label {cols[1]!r} is not 0 or 1")
-            records.append({"sentence": cols[3], "label": int(cols[1]), "idx": start_idx + len(records)})
+            records.append({"sentence": cols[3], "label": int(cols[1]), "idx": start + len(records)})
     return records
 
 
-def read_gsm8k_jsonl(path: Path) -> list[Record]:
+def read_gsm8k_jsonl(path: Path, start: int = 0, group: str = "") -> list[Record]:
     """GSM8K jsonl ({question, answer}) → openai/gsm8k records."""
-    return [_gsm8k_record(row, path, row_no) for row_no, row in _jsonl_rows(path)]
-
-
-def _gsm8k_record(row: Any, path: Path | str, row_no: int) -> Record:
-    if (
-        not isinstance(row, dict)
-        or not isinstance(row.get("question"), str)
-        or not isinstance(row.get("answer"), str)
-    ):
-        raise UserError(f"{path}: row {row_no}: expected string fields 'question' and 'answer'")
-    return {"question": row["question"], "answer": row["answer"]}
-
-
-def load_local(
-    task: str, split: str, data_dir: str | os.PathLike | None = None, subjects: Iterable[str] | None = None
-) -> list[Record]:
-    """Records of ``task``/``split`` from the original release files under the data dir."""
-    check_task(task)
-    if task == "mmlu":
-        return load_mmlu_local(split, data_dir, subjects)
-    root = resolve_data_dir(data_dir)
-    files = _LOCAL_FILES[task]
-    if split not in files:
-        raise UserError(f"task {task} has no local split {split!r}; known: {', '.join(files)}")
-    records: list[Record] = []
-    for rel in files[split]:
-        path = root / rel
-        if not path.is_file():
-            raise UserError(f"{task} file not found: {path}")
-        if task == "commonsense_qa":
-            records += read_csqa_jsonl(path)
-        elif task == "cola":
-            records += read_cola_tsv(path, start_idx=len(records))
-        else:
-            records += read_gsm8k_jsonl(path)
-    return records
-
-
-def load_train(task: str, data_dir: str | os.PathLike | None = None) -> tuple[list[Record], str]:
-    """Training records for finetuning, and a one-line note of what was used.
-
-    MMLU has no training split in the local release (its ``auxiliary_train`` was left out); when an
-    ``mmlu/auxiliary_train`` folder is present its CSVs are used, otherwise dev + validation of all
-    subjects (the few-shot pool and the model-selection split; the test split is never trained on).
-    """
-    check_task(task)
-    if task in _REGISTERED:
-        return _REGISTERED[task]("train", data_dir), f"{task} train split"
-    if task != "mmlu":
-        return load_local(task, "train", data_dir), f"{task} train split"
-    root = resolve_data_dir(data_dir)
-    aux = root / "mmlu" / "auxiliary_train"
-    if aux.is_dir():
-        records = []
-        for path in sorted(aux.glob("*.csv")):
-            records += read_mmlu_csv(path, subject="")
-        return records, "mmlu auxiliary_train"
-    records = load_mmlu_local("dev", root) + load_mmlu_local("validation", root)
-    return records, "mmlu dev + validation (no auxiliary_train in the data dir)"
-
-
-# ----------------------------------------------------------------------------- hub layout
-
-
-def normalize_hub_record(task: str, row: dict[str, Any], where: str = "<hub>", row_no: int = 0) -> Record:
-    """A record in the hub's columns, with array-likes turned into lists and extra columns dropped."""
-    check_task(task)
-    try:
-        if task == "mmlu":
-            choices = [str(c) for c in _as_list(row["choices"])]
-            if len(choices) != 4:
-                raise UserError(f"{where}: row {row_no}: expected 4 choices, found {len(choices)}")
-            answer = int(row["answer"])
-            if not 0 <= answer < 4:
-                raise UserError(f"{where}: row {row_no}: answer {answer} is not in 0..3")
-            return _mmlu_record(str(row["question"]), str(row["subject"]), choices, answer)
-        if task == "commonsense_qa":
-            ch = row["choices"]
-            labels, texts = ([str(x) for x in _as_list(ch[k])] for k in ("label", "text"))
-            record = _csqa_record(
-                row["id"],
-                row["question"],
-                row.get("question_concept", ""),
-                labels,
-                texts,
-                row.get("answerKey"),
-            )
-            _check_csqa(record, where, row_no)
-            return record
-        if task == "cola":
-            label = int(row["label"])
-            if label not in (0, 1):
-                raise UserError(f"{where}: row {row_no}: label {label} is not 0 or 1")
-            return {"sentence": str(row["sentence"]), "label": label, "idx": int(row["idx"])}
-        return _gsm8k_record(dict(row), where, row_no)
-    except KeyError as e:
-        raise UserError(f"{where}: row {row_no}: missing column {e}") from None
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{where}: row {row_no}: bad value ({e})") from None
-
-
-def load_hub_file(task: str, path: str | os.PathLike) -> list[Record]:
-    """Records from a hub-format file: ``.parquet`` or ``.jsonl``/``.json`` (one object per line)."""
-    check_task(task)
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"hub-format file not found: {path}")
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            rows = list(enumerate(pq.read_table(path).to_pylist(), start=1))
-        except Exception as e:  # pyarrow raises several types for a corrupt file
-            raise UserError(f"{path}: not a readable parquet file ({type(e).__name__})") from None
-    elif path.suffix in (".jsonl", ".json"):
-        rows = list(_jsonl_rows(path))
-    else:
-        raise UserError(f"{path}: unsupported hub-format file type {path.suffix!r} (use .parquet or .jsonl)")
-    return [normalize_hub_record(task, row, str(path), row_no) for row_no, row in rows]
-
-
-def load_hub(task: str, split: str, subject: str | None = None) -> list[Record]:
-    """Records straight from the hub through ``datasets`` (needs network; MMLU: one subject or "all")."""
-    import datasets  # heavy; only on this path
-
-    check_task(task)
-    hub_id, config = HUB_IDS[task]
-    if task == "mmlu":
-        config = subject or "all"
-    try:
-        ds = datasets.load_dataset(hub_id, config, split=split)
-    except Exception as e:  # network, unknown split, offline mode ...
-        raise UserError(
-            f"could not load {hub_id} ({config}) split {split!r} from the hub: {type(e).__name__}"
-        ) from None
-    return [normalize_hub_record(task, row, hub_id, i) for i, row in enumerate(ds, start=1)]
-
-
-# ----------------------------------------------------------------------------- one entry point
-
-
-def load_split(
-    task: str,
-    split: str,
-    *,
-    source: str | os.PathLike = "local",
-    data_dir: str | os.PathLike | None = None,
-    subjects: Iterable[str] | None = None,
-) -> list[Record]:
-    """Records of one split, whatever the source; the same records for the same data.
-
-    ``source``: ``"local"`` (original release files under the data dir), ``"hub"`` (``datasets``,
-    online), or a folder of hub-format files named ``<split>.parquet`` or ``<split>.jsonl``.
-    MMLU records come grouped by subject in ``subjects`` order (default: all, sorted), rows in file order.
-    """
-    check_task(task)
-    if task in _REGISTERED:
-        return _REGISTERED[task](split, data_dir)
-    subjects = list(subjects) if subjects is not None else None
-    if source == "local":
-        return load_local(task, split, data_dir, subjects)
-    if source == "hub":
-        if task != "mmlu":
-            return load_hub(task, split)
-        if subjects is None:
-            return _group_by_subject(load_hub(task, split, "all"), None)
-        return [r for s in subjects for r in load_hub(task, split, s)]
-    folder = Path(source)
-    if not folder.is_dir():
-        raise UserError(f"data source {str(source)!r} is neither 'local', 'hub' nor a folder")
-    for suffix in (".parquet", ".jsonl"):
-        path = folder / f"{split}{suffix}"
-        if path.is_file():
-            records = load_hub_file(task, path)
-            return _group_by_subject(records, subjects) if task == "mmlu" else records
-    raise UserError(f"no {split}.parquet or {split}.jsonl in {folder}")
-
-
-def _group_by_subject(records: list[Record], subjects: list[str] | None) -> list[Record]:
-    by_subject: dict[str, list[Record]] = {}
-    for r in records:
-        by_subject.setdefault(r["subject"], []).append(r)
-    order = subjects if subjects is not None else sorted(by_subject)
-    unknown = [s for s in order if s not in by_subject]
-    if unknown:
-        raise UserError(f"unknown MMLU subject {unknown[0]!r}: no rows for it in this source")
-    return [r for s in order for r in by_subject[s]]
-
-
-# ----------------------------------------------------------------------------- helpers
+    return [gsm8k_row(row, str(path), row_no) for row_no, row in _jsonl_rows(path)]
 
 
 def _open(path: Path, newline: str | None = None):

@@ -1,59 +1,107 @@
-"""The four real tasks as frozen values, and the requests the scoring engine consumes.
+"""Every task as a frozen value, in one registry, and the requests the scoring engine consumes.
 
-A :class:`TaskSpec` is data: where the records come from, which split is evaluated, where shots come
-from and how they are drawn, the prompt template (doc → text, doc → few-shot target, choices), the
-delimiters, stop sequences and metric names. :func:`build_requests` turns documents into
-:class:`Request` values whose strings are byte-identical to lm-evaluation-harness 0.4.x defaults
-(checked against fixtures rendered by the real harness, ``scripts/make_golden_prompts.py``).
+A :class:`TaskSpec` is data, like an lm-evaluation-harness task YAML: where the records come from
+(its loader), which split is evaluated, where shots come from and how they are drawn, the prompt
+(doc → text, doc → few-shot target, choices), the delimiters, stop sequences, answer filter and
+metrics, and what the law and the planner need (chance levels, size). :data:`TASKS` declares the
+benchmark tasks and the toy world's tasks side by side; :func:`get_task` is the one place a task name
+is checked. :func:`build_requests` turns documents into :class:`Request` values whose strings are
+byte-identical to lm-evaluation-harness 0.4.x defaults (checked against fixtures rendered by the real
+harness, ``scripts/make_golden_prompts.py``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from emergence.data import sources, templates
+from emergence.data.sources import Release
+from emergence.data.templates import Record
+from emergence.data.toy import formats as toy_formats
+from emergence.data.toy.store import ToyWorld
 from emergence.errors import UserError
 
-Record = dict[str, Any]
 DEFAULT_FEWSHOT_SEED = 1234  # lm-eval's DEFAULT_OTHER_SEED, used by simple_evaluate for shots
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One benchmark task, as the harness' YAML defines it (prompt pieces are plain functions)."""
+    """One task: the harness tasks copy their YAML (prompt pieces are plain functions, as its
+    ``!function`` entries); the toy tasks reuse those pieces (:mod:`emergence.data.toy`)."""
 
     name: str
-    hub_id: str
-    hub_config: str | None  # MMLU: the subject, chosen per load
-    eval_split: str
-    fewshot_split: str
-    sampler: str  # "first_n" | "random"
+    loader: Release | ToyWorld
+    doc_to_text: Callable[[Record], str]
+    # the column holding the answer: a choice's index or label, or the reference string (generation:
+    # gsm8k's full worked solution, which exact match normalizes like the prediction)
+    gold_column: str
+    metrics: tuple[str, ...]  # :mod:`emergence.eval.metrics` names; the first is the headline
+    choices: tuple[str, ...] = ()  # scored as target_delimiter + choice; none: greedy generation
+    answer_filter: str | None = None  # generation: how a completion becomes an answer (eval.metrics)
+    # metric -> its chance level, the emergence law's floor B; a metric left out is estimated from data
+    chance: dict[str, float] = field(default_factory=dict)
+    eval_split: str = "test"
+    fewshot_split: str = "train"
+    sampler: str = "random"  # "first_n" | "random"
     # The harness drops the evaluated doc from the shots only when its few-shot split *equals* its
     # test split. CSQA and CoLA declare neither, so None == None makes that always true for them.
-    always_exclude_eval_doc: bool
-    output_type: str  # "multiple_choice" | "generate_until"
-    doc_to_text: Callable[[Record], str]
-    doc_to_target: Callable[[Record], str]  # what a shot shows after the target delimiter
-    doc_to_gold: Callable[[Record], int | str]  # choice index, or the reference string (generation)
-    metrics: tuple[str, ...]
-    choices: tuple[str, ...] = ()  # scored as target_delimiter + choice
+    always_exclude_eval_doc: bool = False
     description: Callable[[Record], str] | None = None
-    fewshot_group_key: str | None = None  # MMLU: shots come from the same subject
     target_delimiter: str = " "
     fewshot_delimiter: str = "\n\n"
     stop_sequences: tuple[str, ...] = ()
     max_gen_toks: int = 256  # the harness' HF default when the task sets none
     default_shots: int = 0  # the harness YAML's num_fewshot (0 when unset)
+    # for the sweep's cost estimate: examples in the eval split, and tokens of one (prompt + answer)
+    eval_docs: int | None = None
+    example_tokens: int | None = None
 
     @property
     def is_generation(self) -> bool:
-        return self.output_type == "generate_until"
+        return not self.choices
+
+    @property
+    def group_key(self) -> str | None:
+        """MMLU: ``subject``; shots come from the same subject, and ``limit`` applies per subject."""
+        return self.loader.group_key
+
+    def doc_to_gold(self, doc: Record) -> int | str:
+        """The gold choice's index (-1: an unlabeled doc, e.g. CSQA's test split), or the reference."""
+        gold = doc[self.gold_column]
+        if not self.choices:
+            return gold
+        if isinstance(gold, str):  # a label, as CSQA's answerKey
+            return self.choices.index(gold.lstrip()) if gold.lstrip() in self.choices else -1
+        return int(gold)
+
+    def doc_to_target(self, doc: Record) -> str:
+        """What a shot shows after the target delimiter: the gold choice (the harness'
+        ``doc_to_choice[doc_to_target]``), or the reference answer; "" where a doc has no label."""
+        gold = self.doc_to_gold(doc)
+        if not self.choices:
+            return str(gold)
+        return self.choices[gold] if gold >= 0 else ""
 
     def excludes_eval_doc(self, eval_split: str) -> bool:
         return self.always_exclude_eval_doc or eval_split == self.fewshot_split
+
+    def records(
+        self,
+        split: str,
+        *,
+        source: str | os.PathLike = "local",
+        data_dir: str | os.PathLike | None = None,
+        subjects: Iterable[str] | None = None,
+    ) -> list[Record]:
+        """Records of one split (:meth:`emergence.data.sources.Release.load`); MMLU: of ``subjects``."""
+        return self.loader.load(self.name, split, source=source, data_dir=data_dir, groups=subjects)
+
+    def train_records(self, data_dir: str | os.PathLike | None = None) -> tuple[list[Record], str]:
+        """Finetuning records, and a one-line note of what was used."""
+        return self.loader.train(self.name, data_dir)
 
 
 @dataclass(frozen=True)
@@ -79,90 +127,111 @@ class Request:
         return not self.continuations
 
 
-TASK_SPECS: dict[str, TaskSpec] = {
-    "mmlu": TaskSpec(
-        name="mmlu",
-        hub_id="cais/mmlu",
-        hub_config=None,
-        eval_split="test",
-        fewshot_split="dev",
-        sampler="first_n",
-        always_exclude_eval_doc=False,
-        output_type="multiple_choice",
-        doc_to_text=templates.mmlu_text,
-        doc_to_target=templates.mmlu_target,
-        doc_to_gold=templates.mmlu_gold,
-        metrics=("acc", "acc_macro"),
-        choices=("A", "B", "C", "D"),
-        description=templates.mmlu_description,
-        fewshot_group_key="subject",
-    ),
-    "commonsense_qa": TaskSpec(
-        name="commonsense_qa",
-        hub_id="tau/commonsense_qa",
-        hub_config=None,
-        eval_split="validation",
-        fewshot_split="train",
-        sampler="random",
-        always_exclude_eval_doc=True,
-        output_type="multiple_choice",
-        doc_to_text=templates.csqa_text,
-        doc_to_target=templates.csqa_target,
-        doc_to_gold=templates.csqa_gold,
-        metrics=("acc",),
-        choices=("A", "B", "C", "D", "E"),
-    ),
-    "cola": TaskSpec(
-        name="cola",
-        hub_id="nyu-mll/glue",
-        hub_config="cola",
-        eval_split="validation",
-        fewshot_split="train",
-        sampler="random",
-        always_exclude_eval_doc=True,
-        output_type="multiple_choice",
-        doc_to_text=templates.cola_text,
-        doc_to_target=templates.cola_target,
-        doc_to_gold=templates.cola_gold,
-        metrics=("mcc", "acc"),
-        choices=("no", "yes"),
-    ),
-    "gsm8k": TaskSpec(
-        name="gsm8k",
-        hub_id="openai/gsm8k",
-        hub_config="main",
-        eval_split="test",
-        fewshot_split="train",
-        sampler="random",
-        always_exclude_eval_doc=False,
-        output_type="generate_until",
-        doc_to_text=templates.gsm8k_text,
-        doc_to_target=templates.gsm8k_target,
-        doc_to_gold=templates.gsm8k_gold,
-        metrics=("em_strict", "em_flexible"),
-        stop_sequences=("Question:", "</s>", "<|im_end|>"),
-        default_shots=5,
-    ),
+# The tasks, declared once. A field left out takes the harness' default (TaskSpec above).
+TASKS: dict[str, TaskSpec] = {
+    spec.name: spec
+    for spec in (
+        TaskSpec(
+            name="mmlu",
+            loader=Release(
+                hub_id="cais/mmlu", hub_config=None, group_key="subject",
+                files={"dev": ("mmlu/dev/{group}_dev.csv",), "validation": ("mmlu/val/{group}_val.csv",),
+                       "test": ("mmlu/test/{group}_test.csv",)},
+                read=sources.read_mmlu_csv, from_hub=sources.mmlu_row,
+                train_splits=("dev", "validation"), extra_train="mmlu/auxiliary_train/*.csv",
+            ),
+            doc_to_text=templates.mmlu_text, gold_column="answer",
+            description=templates.mmlu_description, choices=("A", "B", "C", "D"),
+            metrics=("acc", "acc_macro"), chance={"acc": 0.25},
+            fewshot_split="dev", sampler="first_n",
+            eval_docs=14042, example_tokens=110,
+        ),
+        TaskSpec(
+            name="commonsense_qa",
+            loader=Release(
+                hub_id="tau/commonsense_qa", hub_config=None,
+                files={"train": ("commonsenseqa/train_rand_split.jsonl",),
+                       "validation": ("commonsenseqa/dev_rand_split.jsonl",),
+                       "test": ("commonsenseqa/test_rand_split_no_answers.jsonl",)},
+                read=sources.read_csqa_jsonl, from_hub=sources.csqa_row,
+            ),
+            doc_to_text=templates.csqa_text, gold_column="answerKey",
+            choices=("A", "B", "C", "D", "E"),
+            metrics=("acc",), chance={"acc": 0.2},
+            eval_split="validation", always_exclude_eval_doc=True,
+            eval_docs=1221, example_tokens=60,
+        ),
+        TaskSpec(
+            name="cola",
+            loader=Release(
+                hub_id="nyu-mll/glue", hub_config="cola",
+                # GLUE's CoLA dev (1043) is the in-domain dev followed by the out-of-domain dev.
+                files={"train": ("cola/in_domain_train.tsv",),
+                       "validation": ("cola/in_domain_dev.tsv", "cola/out_of_domain_dev.tsv")},
+                read=sources.read_cola_tsv, from_hub=sources.cola_row,
+            ),
+            doc_to_text=templates.cola_text, gold_column="label",
+            choices=("no", "yes"),
+            metrics=("mcc", "acc"), chance={"mcc": 0.0},
+            eval_split="validation", always_exclude_eval_doc=True,
+            eval_docs=1043, example_tokens=25,
+        ),
+        TaskSpec(
+            name="gsm8k",
+            loader=Release(
+                hub_id="openai/gsm8k", hub_config="main",
+                files={"train": ("gsm8k/train.jsonl",), "test": ("gsm8k/test.jsonl",)},
+                read=sources.read_gsm8k_jsonl, from_hub=sources.gsm8k_row,
+            ),
+            doc_to_text=templates.gsm8k_text, gold_column="answer",
+            stop_sequences=("Question:", "</s>", "<|im_end|>"), answer_filter="gsm8k",
+            metrics=("em_strict", "em_flexible"), chance={"em_strict": 0.0, "em_flexible": 0.0},
+            default_shots=5,
+            eval_docs=1319, example_tokens=200,
+        ),
+        # The toy world's tasks, in the real ones' formats. Their chance is left to the data (the
+        # demo's fits were made that way) and they have no typical size.
+        TaskSpec(
+            name="toy_mc",
+            loader=ToyWorld(),
+            doc_to_text=toy_formats.mc_text, gold_column="answer",
+            choices=("A", "B", "C", "D"),
+            metrics=("acc",),
+            fewshot_split="fewshot", default_shots=3,
+        ),
+        TaskSpec(
+            name="toy_yesno",
+            loader=ToyWorld(),
+            doc_to_text=templates.cola_text, gold_column="label",
+            choices=("no", "yes"),
+            metrics=("mcc", "acc"),
+            fewshot_split="fewshot", default_shots=4,
+        ),
+        TaskSpec(
+            name="toy_math",
+            loader=ToyWorld(),
+            doc_to_text=templates.gsm8k_text, gold_column="answer",
+            stop_sequences=("\n", "Question:"), max_gen_toks=24, answer_filter="gsm8k",
+            metrics=("em_strict", "em_flexible"),
+            fewshot_split="fewshot", default_shots=2,
+        ),
+    )
 }
 
 
-# Tasks that are not harness tasks (the toy world), added by register_task; TASK_SPECS stays the real four.
-EXTRA_TASK_SPECS: dict[str, TaskSpec] = {}
+def get_task(task: str | TaskSpec) -> TaskSpec:
+    """The task of that name (a :class:`UserError` naming the known ones otherwise); a task already
+    looked up passes through, so a name is checked once on its way to the prompt builder."""
+    if isinstance(task, TaskSpec):
+        return task
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    return TASKS[task]
 
 
-def register_task(spec: TaskSpec, loader: Callable[[str, str | os.PathLike | None], list[Record]]) -> None:
-    """Add a task whose records come from ``loader(split, data_dir)``; same machinery as the real four."""
-    EXTRA_TASK_SPECS[spec.name] = spec
-    sources.register_loader(spec.name, loader)
-
-
-def get_task(name: str) -> TaskSpec:
-    if name in TASK_SPECS:
-        return TASK_SPECS[name]
-    sources.registered_loaders()  # the toy world registers itself on first use
-    if name not in EXTRA_TASK_SPECS:
-        raise UserError(f"unknown task {name!r}; known tasks: {', '.join([*TASK_SPECS, *EXTRA_TASK_SPECS])}")
-    return EXTRA_TASK_SPECS[name]
+def chance_level(task: str, metric: str) -> float | None:
+    """A task's chance level on a metric; None where unknown (a user's task: the law estimates it)."""
+    return TASKS[task].chance.get(metric) if task in TASKS else None
 
 
 def load_task_docs(
@@ -175,17 +244,14 @@ def load_task_docs(
     subjects: Iterable[str] | None = None,
 ) -> tuple[list[Record], list[Record]]:
     """(eval docs, few-shot docs) for a task; the few-shot split is read only when shots > 0."""
-    split = split or spec.eval_split
     shots = spec.default_shots if shots is None else shots
     subjects = list(subjects) if subjects is not None else None
-    docs = sources.load_split(spec.name, split, source=source, data_dir=data_dir, subjects=subjects)
-    if spec.name == "mmlu" and subjects is None:
-        subjects = sorted({d["subject"] for d in docs})
+    docs = spec.records(split or spec.eval_split, source=source, data_dir=data_dir, subjects=subjects)
+    if spec.group_key and subjects is None:
+        subjects = sorted({d[spec.group_key] for d in docs})
     fewshot: list[Record] = []
     if shots > 0:
-        fewshot = sources.load_split(
-            spec.name, spec.fewshot_split, source=source, data_dir=data_dir, subjects=subjects
-        )
+        fewshot = spec.records(spec.fewshot_split, source=source, data_dir=data_dir, subjects=subjects)
     return docs, fewshot
 
 
@@ -212,7 +278,7 @@ def build_requests(
     if limit is not None and limit < 0:
         raise UserError(f"limit must be >= 0, got {limit}")
     exclude = spec.excludes_eval_doc(eval_split or spec.eval_split)
-    key = spec.fewshot_group_key
+    key = spec.group_key
     numbered, seen = [], {}
     for doc in docs:
         group = doc.get(key) if key else None
@@ -246,7 +312,7 @@ def build_requests(
 
 
 def make_requests(
-    name: str,
+    task: str | TaskSpec,
     *,
     shots: int | None = None,
     split: str | None = None,
@@ -256,8 +322,8 @@ def make_requests(
     data_dir: str | os.PathLike | None = None,
     subjects: Iterable[str] | None = None,
 ) -> tuple[TaskSpec, list[Request]]:
-    """Task name → (spec, requests) in one call: what ``emergence eval`` needs before scoring."""
-    spec = get_task(name)
+    """Task (or its name) → (spec, requests) in one call: what ``emergence eval`` needs before scoring."""
+    spec = get_task(task)
     docs, fewshot = load_task_docs(
         spec, split, shots=shots, source=source, data_dir=data_dir, subjects=subjects
     )
@@ -269,7 +335,7 @@ def _samplers(
     spec: TaskSpec, docs: Sequence[Record], fewshot_docs: Sequence[Record], shots: int, seed: int | None
 ) -> dict[Any, templates.FewShotSampler]:
     """One sampler per few-shot group (MMLU: per subject, like the harness' per-subject tasks)."""
-    key = spec.fewshot_group_key
+    key = spec.group_key
     pools: dict[Any, list[Record]] = {}
     for d in fewshot_docs:
         pools.setdefault(d[key] if key else None, []).append(d)

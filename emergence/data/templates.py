@@ -46,14 +46,6 @@ def mmlu_text(doc: Record) -> str:
     return f"{doc['question'].strip()}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:"
 
 
-def mmlu_target(doc: Record) -> str:
-    return LETTERS[doc["answer"]]
-
-
-def mmlu_gold(doc: Record) -> int:
-    return int(doc["answer"])
-
-
 def csqa_text(doc: Record) -> str:
     t = doc["choices"]["text"]
     return (
@@ -61,37 +53,12 @@ def csqa_text(doc: Record) -> str:
     )
 
 
-def csqa_target(doc: Record) -> str:
-    return doc["answerKey"]
-
-
-def csqa_gold(doc: Record) -> int:
-    key = doc["answerKey"].lstrip()
-    return LETTERS.index(key) if key in LETTERS else -1  # -1: unlabeled (the test split)
-
-
 def cola_text(doc: Record) -> str:
     return doc["sentence"] + COLA_QUESTION
 
 
-def cola_target(doc: Record) -> str:
-    return ("no", "yes")[doc["label"]]
-
-
-def cola_gold(doc: Record) -> int:
-    return int(doc["label"])
-
-
 def gsm8k_text(doc: Record) -> str:
     return f"Question: {doc['question']}\nAnswer:"
-
-
-def gsm8k_target(doc: Record) -> str:
-    """Few-shot answers are the full worked solution, ending in ``#### <number>``."""
-    return doc["answer"]
-
-
-gsm8k_gold = gsm8k_target  # the harness' reference string; exact match normalizes it like the prediction
 
 
 # ----------------------------------------------------------------------------- assembly

@@ -69,7 +69,7 @@ def run_requests(
                                stop=stop, batch_size=min(batch_size, 16), on_chunk=on_progress)
         for i, out in zip(order, outs, strict=True):
             generations[i] = out
-        records = score_examples(requests, [g.text for g in generations])
+        records = score_examples(requests, [g.text for g in generations], spec.answer_filter)
         for record, generation in zip(records, generations, strict=True):
             record["generation"] = generation.text
         return records
@@ -86,7 +86,7 @@ def run_requests(
 
 def evaluate(
     loaded: LoadedModel,
-    task: str,
+    task: str | TaskSpec,
     *,
     shots: int | None = None,
     limit: int | None = None,
@@ -99,7 +99,7 @@ def evaluate(
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
-    """Few-shot (or finetuned-model) evaluation of ``loaded`` on ``task``."""
+    """Few-shot (or finetuned-model) evaluation of ``loaded`` on ``task`` (a task or its name)."""
     spec, requests = make_requests(task, shots=shots, split=split, limit=limit, seed=seed, source=source,
                                    data_dir=data_dir, subjects=subjects)
     if on_start:
@@ -112,7 +112,7 @@ def evaluate(
     return EvalResult(spec.name, used_shots, len(records), metrics, seconds, records)
 
 
-def scorer(task: str, **options: Any) -> Callable[[LoadedModel], dict[str, float]]:
+def scorer(task: str | TaskSpec, **options: Any) -> Callable[[LoadedModel], dict[str, float]]:
     """``evaluate(model, task, **options)``'s metrics as a function of the model: what a finetuning
     run calls at each point of its learning curve (:func:`emergence.train.finetune.run_finetune`)."""
 

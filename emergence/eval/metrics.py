@@ -10,7 +10,7 @@ vanishes, e.g. when every prediction (or every gold label) is one class.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -86,27 +86,36 @@ def _same_length(a: Sequence[object], b: Sequence[object]) -> None:
 # ----------------------------------------------------------------------------- per task
 
 
-def score_examples(requests: Sequence[Request], outputs: Sequence[int | str]) -> list[dict[str, Any]]:
+def _gsm8k_answer(completion: str, reference: str) -> dict[str, Any]:
+    """Both gsm8k filters' extractions and matches; ``correct`` is the strict match (the harness'
+    headline gsm8k number)."""
+    scores = gsm8k_extract.score_completion(completion, reference)
+    return {**scores, "strict": gsm8k_extract.strict_match(completion),
+            "flexible": gsm8k_extract.flexible_extract(completion), "correct": scores["em_strict"]}
+
+
+#: How a generation task reads the answer from a completion (``TaskSpec.answer_filter``).
+ANSWER_FILTERS: dict[str, Callable[[str, str], dict[str, Any]]] = {"gsm8k": _gsm8k_answer}
+
+
+def score_examples(
+    requests: Sequence[Request], outputs: Sequence[int | str], answer_filter: str | None = None
+) -> list[dict[str, Any]]:
     """Per-example records from the engine's outputs, one per request, in order.
 
     ``outputs``: for multiple choice the predicted choice index (argmax of the continuations'
     summed log-likelihoods, as the harness' ``acc``); for generation the completion text, already
-    cut at the first stop sequence. Generation records carry both gsm8k filters' extractions;
-    their ``correct`` is the strict match (the harness' headline gsm8k number).
+    cut at the first stop sequence, which ``answer_filter`` turns into the answer's fields.
     """
     if len(outputs) != len(requests):
         raise ValueError(f"length mismatch: {len(outputs)} outputs for {len(requests)} requests")
     records = []
     for req, out in zip(requests, outputs, strict=True):
         rec: dict[str, Any] = {"doc_id": req.doc_id, "group": req.group, "gold": req.gold, "prediction": out}
-        if req.is_generation:
-            scores = gsm8k_extract.score_completion(str(out), str(req.gold))
-            rec.update(scores)
-            rec["strict"] = gsm8k_extract.strict_match(str(out))
-            rec["flexible"] = gsm8k_extract.flexible_extract(str(out))
-            rec["correct"] = scores["em_strict"]
-        else:
-            rec["correct"] = out == req.gold
+        if req.is_generation and answer_filter not in ANSWER_FILTERS:
+            raise ValueError(f"unknown answer filter {answer_filter!r}; known: {', '.join(ANSWER_FILTERS)}")
+        rec.update(ANSWER_FILTERS[answer_filter](str(out), str(req.gold)) if req.is_generation
+                   else {"correct": out == req.gold})
         records.append(rec)
     return records
 

@@ -16,21 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emergence.data.tasks import chance_level
 from emergence.errors import UserError
 from emergence.laws.table_domains import check_domains
 from emergence.sweep.schema import KNOWN_METRICS, NUMERIC_COLUMNS, RESULT_COLUMNS
 
 #: Columns without which no emergence-law fit is possible.
 REQUIRED_COLUMNS: tuple[str, ...] = ("pretrain_loss", "task", "budget")
-
-#: Chance level of the tasks we ship; B's prior is centred here (other tasks: estimated from data).
-CHANCE_LEVELS: dict[tuple[str, str], float] = {
-    ("mmlu", "acc"): 0.25,
-    ("commonsense_qa", "acc"): 0.2,
-    ("cola", "mcc"): 0.0,
-    ("gsm8k", "em_strict"): 0.0,
-    ("gsm8k", "em_flexible"): 0.0,
-}
 
 _NUMERIC = NUMERIC_COLUMNS
 
@@ -185,7 +177,7 @@ def select(
     chance_known = True
     if chance is None:
         chance, chance_note = _resolve_chance(task, metric, y.to_numpy(float), column("pretrain_loss"))
-        chance_known = (task, metric) in CHANCE_LEVELS
+        chance_known = chance_level(task, metric) is not None
         notes.append(chance_note)
     checkpoint = (
         rows["checkpoint"].astype(str).to_numpy()
@@ -226,10 +218,11 @@ def _resolve_d0(d0: float | None, shots: np.ndarray) -> tuple[float, str | None]
 
 
 def _resolve_chance(task: str, metric: str, y: np.ndarray, loss: np.ndarray) -> tuple[float, str]:
-    """Known tasks have a fixed chance level; otherwise use the weakest third of rows (still at chance)."""
-    if (task, metric) in CHANCE_LEVELS:
-        value = CHANCE_LEVELS[(task, metric)]
-        return value, f"chance level {value:g} ({task}/{metric})"
+    """A task's declared chance level (B's prior is centred there), else the weakest third of rows
+    (still at chance): a user's task, or a toy task."""
+    known = chance_level(task, metric)
+    if known is not None:
+        return known, f"chance level {known:g} ({task}/{metric})"
     weakest = y[loss >= np.quantile(loss, 2 / 3)]
     value = float(np.median(weakest)) if weakest.size else float(np.median(y))
     if not math.isfinite(value):

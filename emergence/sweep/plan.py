@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emergence.data.tasks import TaskSpec, get_task
 from emergence.errors import UserError
 from emergence.sweep.config import (
     CheckpointSpec,
@@ -30,10 +31,6 @@ from emergence.sweep.config import (
 )
 from emergence.sweep.identity import checkpoint_identity, loss_identity
 
-# Rough sizes for the cost estimate only (tokens of one example: prompt + answer, LLaMA-style tokenizer).
-_TOKENS_PER_EXAMPLE = {"mmlu": 110, "commonsense_qa": 60, "cola": 25, "gsm8k": 200}
-_EVAL_DOCS = {"mmlu": 14042, "commonsense_qa": 1221, "cola": 1043, "gsm8k": 1319}
-_GEN_TOKENS = {"gsm8k": 256}
 EFFECTIVE_FLOPS = 100e12  # per accelerator, for the hours column of the estimate
 
 
@@ -70,8 +67,6 @@ def stable_hash(data: Any, length: int = 16) -> str:
 
 def expand(cfg: SweepConfig) -> list[Cell]:
     """Every cell, in plan order: checkpoint, task, budget, seed (a runner keeps one model loaded)."""
-    from emergence.data.tasks import get_task
-
     cells: list[Cell] = []
     loss = loss_identity(cfg)
     for ckpt in cfg.checkpoints:
@@ -120,7 +115,7 @@ def expand(cfg: SweepConfig) -> list[Cell]:
                             subset_seed=seed,
                             method=method,
                             resolved=resolved,
-                            est_flops=_estimate(cfg, task.name, shots, limit, budget, params),
+                            est_flops=_estimate(cfg, spec, shots, limit, budget, params),
                         )
                     )
     return cells
@@ -159,17 +154,18 @@ def _params(ckpt: CheckpointSpec) -> float | None:
 
 
 def _estimate(
-    cfg: SweepConfig, task: str, shots: int, limit: int | None, budget: int, params: float | None
+    cfg: SweepConfig, task: TaskSpec, shots: int, limit: int | None, budget: int, params: float | None
 ) -> float | None:
-    """Forward 2N per evaluated token, training 6N (full) or 4N (LoRA) per trained token."""
-    if params is None or task not in _TOKENS_PER_EXAMPLE:  # e.g. the toy tasks: no typical size known
+    """Forward 2N per evaluated token, training 6N (full) or 4N (LoRA) per trained token, from the
+    task's typical size (none for the toy tasks: no estimate)."""
+    if params is None or task.eval_docs is None or task.example_tokens is None:
         return None
-    per_example = _TOKENS_PER_EXAMPLE[task]
-    docs = _EVAL_DOCS[task] if limit is None else min(limit, _EVAL_DOCS[task])
-    eval_tokens = docs * (per_example * (shots + 1) + _GEN_TOKENS.get(task, 0))
+    per_example = task.example_tokens
+    docs = task.eval_docs if limit is None else min(limit, task.eval_docs)
+    eval_tokens = docs * (per_example * (shots + 1) + (task.max_gen_toks if task.is_generation else 0))
     flops = 2 * params * eval_tokens
     if budget > 0:
-        ft = cfg.task_finetune(task)
+        ft = cfg.task_finetune(task.name)
         from emergence.train.budgets import plan_steps
 
         steps = plan_steps(

@@ -25,7 +25,7 @@ from pathlib import Path
 from flax import nnx
 
 from emergence import fileio
-from emergence.data import sources
+from emergence.data.tasks import get_task
 from emergence.errors import UserError
 from emergence.models.registry import LoadedModel, load_model
 from emergence.models.static_graph import SplitModel
@@ -191,7 +191,7 @@ def run_finetune(
                 out, done["steps"], done["steps"], (), done.get("train_data", ""), already_done=True
             )
 
-    docs, note = sources.load_train(cfg.task, cfg.data_dir)
+    docs, note = get_task(cfg.task).train_records(cfg.data_dir)
     subset = budgets.subset_indices(
         len(docs), cfg.budget, cfg.subset_seed, where=f"{cfg.task} training data ({note})"
     )

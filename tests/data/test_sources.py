@@ -96,8 +96,8 @@ def test_hub_format_files_give_the_same_records_and_prompts(task, suffix, tmp_pa
         _write(_hub_rows(task, split), tmp_path / f"{split}{suffix}")
     subjects = ["abstract_algebra", "us_foreign_policy"] if task == "mmlu" else None
     for split in SPLITS[task]:
-        local = sources.load_split(task, split, data_dir=FIXTURE_DATA, subjects=subjects)
-        hub = sources.load_split(task, split, source=tmp_path, subjects=subjects)
+        local = tasks.get_task(task).records(split, data_dir=FIXTURE_DATA, subjects=subjects)
+        hub = tasks.get_task(task).records(split, source=tmp_path, subjects=subjects)
         assert hub == local and len(local) > 0
     spec = tasks.get_task(task)
     prompts = []
@@ -112,7 +112,7 @@ def test_hub_format_files_give_the_same_records_and_prompts(task, suffix, tmp_pa
 def test_hub_file_rows_are_checked_and_extra_columns_dropped(tmp_path):
     path = tmp_path / "test.jsonl"
     _write([{"question": "2+2?", "answer": "#### 4", "extra": 1}], path)
-    assert sources.load_hub_file("gsm8k", path) == [{"question": "2+2?", "answer": "#### 4"}]
+    assert tasks.get_task("gsm8k").loader.load_hub_file(path) == [{"question": "2+2?", "answer": "#### 4"}]
     _write(
         [
             {"question": "q", "subject": "s", "choices": ["a", "b", "c", "d"], "answer": 1},
@@ -121,29 +121,29 @@ def test_hub_file_rows_are_checked_and_extra_columns_dropped(tmp_path):
         path,
     )
     with pytest.raises(UserError, match=r"test.jsonl: row 2: expected 4 choices, found 1"):
-        sources.load_hub_file("mmlu", path)
+        tasks.get_task("mmlu").loader.load_hub_file(path)
     (tmp_path / "x.csv").write_text("question,answer\n", encoding="utf-8")
     with pytest.raises(UserError, match="unsupported hub-format file type '.csv'"):
-        sources.load_hub_file("gsm8k", tmp_path / "x.csv")
+        tasks.get_task("gsm8k").loader.load_hub_file(tmp_path / "x.csv")
 
 
 # ----------------------------------------------------------------------------- local originals
 
 
 def test_cola_validation_is_in_domain_dev_then_out_of_domain_dev():
-    records = sources.load_split("cola", "validation", data_dir=FIXTURE_DATA)
+    records = tasks.get_task("cola").records("validation", data_dir=FIXTURE_DATA)
     assert [r["idx"] for r in records] == list(range(5))
     assert records[0]["sentence"] == "The sailors rode the breeze clear of the rocks."
     assert records[3]["sentence"] == "Somebody just left - guess who."  # first out-of-domain row
 
 
 def test_mmlu_records_are_grouped_by_subject_in_the_requested_order():
-    records = sources.load_split(
-        "mmlu", "test", data_dir=FIXTURE_DATA, subjects=["us_foreign_policy", "abstract_algebra"]
+    records = tasks.get_task("mmlu").records(
+        "test", data_dir=FIXTURE_DATA, subjects=["us_foreign_policy", "abstract_algebra"]
     )
     assert [r["subject"] for r in records] == ["us_foreign_policy"] * 4 + ["abstract_algebra"] * 4
     assert records[4]["choices"] == ["0", "4", "2", "6"] and records[4]["answer"] == 1
-    assert sources.mmlu_subjects(FIXTURE_DATA, "dev") == [
+    assert tasks.get_task("mmlu").loader.groups("dev", FIXTURE_DATA) == [
         "abstract_algebra",
         "high_school_european_history",
         "us_foreign_policy",
@@ -151,9 +151,9 @@ def test_mmlu_records_are_grouped_by_subject_in_the_requested_order():
 
 
 def test_training_splits_for_finetuning():
-    records, note = sources.load_train("commonsense_qa", FIXTURE_DATA)
+    records, note = tasks.get_task("commonsense_qa").train_records(FIXTURE_DATA)
     assert len(records) == 60 and note == "commonsense_qa train split"
-    records, note = sources.load_train("mmlu", FIXTURE_DATA)
+    records, note = tasks.get_task("mmlu").train_records(FIXTURE_DATA)
     assert len(records) == 3 * 5 + 3 * 3 and "dev + validation" in note
 
 
@@ -171,7 +171,7 @@ def test_real_data_has_the_documented_row_counts():
         ("gsm8k", "test"): 1319,
     }
     for (task, split), n in counts.items():
-        assert len(sources.load_split(task, split, data_dir=REAL_DATA)) == n, (task, split)
+        assert len(tasks.get_task(task).records(split, data_dir=REAL_DATA)) == n, (task, split)
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -179,28 +179,28 @@ def test_real_data_has_the_documented_row_counts():
 
 def test_unknown_task_is_a_user_error():
     with pytest.raises(
-        UserError, match="unknown task 'squad'; known tasks: mmlu, commonsense_qa, cola, gsm8k"
+        UserError, match="unknown task 'squad'; known tasks: mmlu, commonsense_qa, cola, gsm8k, toy_mc"
     ):
-        sources.load_split("squad", "test", data_dir=FIXTURE_DATA)
+        tasks.get_task("squad")
 
 
 def test_missing_data_dir_is_a_user_error(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="benchmark data dir not found: .*nowhere"):
-        sources.load_split("gsm8k", "test", data_dir=tmp_path / "nowhere")
+        tasks.get_task("gsm8k").records("test", data_dir=tmp_path / "nowhere")
     monkeypatch.delenv(sources.ENV_DATA_DIR, raising=False)
     with pytest.raises(UserError, match="pass --data-dir or set EMERGENCE_DATA"):
-        sources.load_split("gsm8k", "test")
+        tasks.get_task("gsm8k").records("test")
     monkeypatch.setenv(sources.ENV_DATA_DIR, str(FIXTURE_DATA))
-    assert len(sources.load_split("gsm8k", "test")) == 3
+    assert len(tasks.get_task("gsm8k").records("test")) == 3
     with pytest.raises(UserError, match=r"gsm8k file not found: .*gsm8k/test.jsonl"):
-        sources.load_split("gsm8k", "test", data_dir=tmp_path)
+        tasks.get_task("gsm8k").records("test", data_dir=tmp_path)
 
 
 def test_unknown_split_and_subject_are_user_errors():
     with pytest.raises(UserError, match="task cola has no local split 'test'"):
-        sources.load_split("cola", "test", data_dir=FIXTURE_DATA)
-    with pytest.raises(UserError, match="unknown MMLU subject 'astrology'"):
-        sources.load_split("mmlu", "test", data_dir=FIXTURE_DATA, subjects=["astrology"])
+        tasks.get_task("cola").records("test", data_dir=FIXTURE_DATA)
+    with pytest.raises(UserError, match="unknown mmlu subject 'astrology'"):
+        tasks.get_task("mmlu").records("test", data_dir=FIXTURE_DATA, subjects=["astrology"])
 
 
 @pytest.mark.parametrize(
@@ -253,8 +253,8 @@ def test_malformed_rows_name_the_file_and_row(task, rel, content, message, tmp_p
     (tmp_path / "cola" / "out_of_domain_dev.tsv").write_text("", encoding="utf-8")
     split = {"mmlu": "test", "commonsense_qa": "validation", "cola": "validation", "gsm8k": "test"}[task]
     with pytest.raises(UserError, match=message) as e:
-        sources.load_split(
-            task, split, data_dir=tmp_path, subjects=["abstract_algebra"] if task == "mmlu" else None
+        tasks.get_task(task).records(
+            split, data_dir=tmp_path, subjects=["abstract_algebra"] if task == "mmlu" else None
         )
     assert str(path) in str(e.value) and "\n" not in str(e.value)
 
@@ -262,11 +262,11 @@ def test_malformed_rows_name_the_file_and_row(task, rel, content, message, tmp_p
 def test_hub_source_fails_cleanly_when_offline():
     # conftest sets HF_DATASETS_OFFLINE=1: the hub is unreachable, which must be one user-facing line
     with pytest.raises(UserError, match=r"could not load openai/gsm8k \(main\) split 'test' from the hub"):
-        sources.load_split("gsm8k", "test", source="hub")
+        tasks.get_task("gsm8k").records("test", source="hub")
 
 
 def test_source_that_is_not_a_folder_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="neither 'local', 'hub' nor a folder"):
-        sources.load_split("gsm8k", "test", source=str(tmp_path / "missing"))
+        tasks.get_task("gsm8k").records("test", source=str(tmp_path / "missing"))
     with pytest.raises(UserError, match="no test.parquet or test.jsonl in"):
-        sources.load_split("gsm8k", "test", source=tmp_path)
+        tasks.get_task("gsm8k").records("test", source=tmp_path)

@@ -70,7 +70,9 @@ def test_mmlu_description_matches_the_harness_for_all_57_subjects():
 
 def test_golden_cases_cover_zero_and_k_shot_for_every_task():
     covered = {(c["task"], c["shots"] > 0) for c in _cases("fixture_data.json")}
-    assert covered == {(t, k) for t in tasks.TASK_SPECS for k in (False, True)}
+    harness_tasks = [t for t, spec in tasks.TASKS.items() if isinstance(spec.loader, sources.Release)]
+    assert harness_tasks == ["mmlu", "commonsense_qa", "cola", "gsm8k"]
+    assert covered == {(t, k) for t in harness_tasks for k in (False, True)}
     mmlu_fewshot_subjects = {
         c["subject"] for c in _cases("fixture_data.json") if c["task"] == "mmlu" and c["shots"]
     }
@@ -113,7 +115,7 @@ def test_mmlu_shots_are_the_first_dev_rows_of_the_same_subject_in_file_order():
 
 def test_fewshot_sampling_is_seeded_and_never_draws_the_evaluated_example():
     spec = tasks.get_task("commonsense_qa")
-    train = sources.load_split("commonsense_qa", "train", data_dir=FIXTURE_DATA)
+    train = spec.records("train", data_dir=FIXTURE_DATA)
     docs = train[:10]  # evaluate on the few-shot pool itself: every doc is in the pool
     first = tasks.build_requests(spec, docs, train, shots=5, seed=7, eval_split="train")
     again = tasks.build_requests(spec, docs, train, shots=5, seed=7, eval_split="train")
@@ -160,3 +162,24 @@ def test_make_requests_is_load_then_build_with_a_per_subject_limit():
     assert [r.context for r in reqs] == [r.context for r in all_reqs if r.doc_id < 2]
     _, gsm = tasks.make_requests("gsm8k", limit=2, data_dir=FIXTURE_DATA)
     assert len(gsm) == 2 and gsm[0].context.count("Question: ") == 6
+
+
+def test_every_task_declares_what_scoring_and_the_law_need():
+    from emergence.eval.metrics import ANSWER_FILTERS, aggregate
+
+    for spec in tasks.TASKS.values():
+        aggregate(spec.metrics, [])  # every metric is one the evaluator computes (raises otherwise)
+        assert (spec.answer_filter in ANSWER_FILTERS) == spec.is_generation, spec.name
+        assert set(spec.chance) <= set(spec.metrics), spec.name
+    assert tasks.chance_level("mmlu", "acc") == 0.25 and tasks.chance_level("cola", "mcc") == 0.0
+    # a toy task's or a user's own task's chance is unknown: the law estimates it from the data
+    assert tasks.chance_level("toy_mc", "acc") is None and tasks.chance_level("my_task", "acc") is None
+
+
+def test_gold_and_shot_target_come_from_the_declared_answer_column():
+    csqa, cola, gsm8k = (tasks.get_task(t) for t in ("commonsense_qa", "cola", "gsm8k"))
+    assert csqa.doc_to_gold({"answerKey": "C"}) == 2 and csqa.doc_to_target({"answerKey": "C"}) == "C"
+    # CSQA's test split is unlabeled: no gold index, and a shot of it would show its bare text
+    assert csqa.doc_to_gold({"answerKey": ""}) == -1 and csqa.doc_to_target({"answerKey": ""}) == ""
+    assert cola.doc_to_gold({"label": 1}) == 1 and cola.doc_to_target({"label": 1}) == "yes"
+    assert gsm8k.doc_to_gold({"answer": "2 + 2 = 4\n#### 4"}) == gsm8k.doc_to_target({"answer": "2 + 2 = 4\n#### 4"})

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from emergence.data import templates
-from emergence.data.tasks import TASK_SPECS, get_task, make_requests
+from emergence.data.tasks import get_task, make_requests
 from emergence.data.toy import store, tokenizer
 from emergence.data.toy.corpus import documents
 from emergence.data.toy.formats import statement
@@ -84,7 +84,7 @@ def test_toy_prompts_render_exactly_like_the_real_task_templates():
     assert get_task("toy_mc").doc_to_text(mc) == templates.mmlu_text(real_mc)
     yn = task_docs(world, "toy_yesno", "test")[0]
     assert get_task("toy_yesno").doc_to_text(yn) == templates.cola_text(yn)
-    assert get_task("toy_yesno").doc_to_target(yn) == templates.cola_target(yn)
+    assert get_task("toy_yesno").doc_to_target(yn) == get_task("cola").doc_to_target(yn)
     gm = task_docs(world, "toy_math", "test")[0]
     assert get_task("toy_math").doc_to_text(gm) == templates.gsm8k_text(gm)
     assert gm["answer"].endswith(f"#### {gm['answer'].split('#### ')[1]}")
@@ -104,7 +104,6 @@ def test_make_requests_works_for_toy_tasks_through_the_task_machinery(toy_dir):
     assert yn[0].continuations == (" no", " yes") and yn[0].context.endswith("make sense?\nAnswer:")
     _, gm = make_requests("toy_math", shots=1, data_dir=toy_dir)
     assert gm[0].is_generation and gm[0].stop == ("\n", "Question:") and "#### " in gm[0].gold
-    assert set(TASK_SPECS) == {"mmlu", "commonsense_qa", "cola", "gsm8k"}  # the real four untouched
 
 
 def test_unknown_toy_split_and_task_are_one_line_user_errors(toy_dir):

@@ -93,7 +93,7 @@ def test_task_metrics_from_engine_outputs_generation():
         for i, a in enumerate([18, 7, 1234])
     ]
     completions = [" 9 * 2 = 18.\n#### 18", " The answer is 7.", " #### 1,235"]
-    records = m.score_examples(reqs, completions)
+    records = m.score_examples(reqs, completions, answer_filter="gsm8k")
     assert [(r["em_strict"], r["em_flexible"]) for r in records] == [
         (True, True),
         (False, True),
@@ -106,4 +106,6 @@ def test_task_metrics_from_engine_outputs_generation():
     with pytest.raises(ValueError, match="unknown metric 'bleu'"):
         m.aggregate(("bleu",), records)
     with pytest.raises(ValueError, match="length mismatch"):
-        m.score_examples(reqs, completions[:2])
+        m.score_examples(reqs, completions[:2], answer_filter="gsm8k")
+    with pytest.raises(ValueError, match="unknown answer filter None"):
+        m.score_examples(reqs, completions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emergence.data import sources
+from emergence.data.tasks import get_task
 from emergence.errors import UserError
 from emergence.train.budgets import plan_steps, step_example_ids, subset_indices
 from emergence.train.examples import make_batch, task_examples
@@ -45,7 +45,7 @@ def test_each_epoch_visits_every_example_once_and_order_is_a_function_of_step():
 
 
 def test_examples_are_the_zero_shot_prompt_plus_gold_and_only_the_answer_carries_loss(tiny):
-    docs, _ = sources.load_train("cola", BENCHMARKS)
+    docs, _ = get_task("cola").train_records(BENCHMARKS)
     examples = task_examples("cola", docs[:4], tiny.tokenizer, 512)
     for doc, ex in zip(docs[:4], examples, strict=True):
         text = tiny.tokenizer.decode(ex.tokens.tolist())

@@ -31,7 +31,7 @@ def test_lora_on_smollm2_beats_zero_shot_on_held_out_cola(tmp_path):
     except UserError as err:
         pytest.skip(str(err))
     spec = get_task("cola")
-    dev = sources.load_split("cola", "validation", data_dir=data_dir)
+    dev = spec.records("validation", data_dir=data_dir)
     held_out = [dev[i] for i in np.random.default_rng(0).permutation(len(dev))[:64]]
     pred0, gold = predict(loaded.model, loaded.tokenizer, spec, held_out)
     acc0 = float(np.mean(pred0 == gold))

@@ -43,6 +43,6 @@ emergence moves to higher loss as the budget grows, the effect the emergence law
 2024) fits and extrapolates back to the few-shot regime.
 
 Modules: :mod:`.world` (entities, splits, config), :mod:`.formats` (wording), :mod:`.corpus`
-(documents), :mod:`.tasks` (task records and TaskSpecs), :mod:`.tokenizer` (byte-level BPE),
-:mod:`.store` (files on disk), :mod:`.registry` (plugs the tasks into ``emergence.data.tasks``).
+(documents), :mod:`.tasks` (task records), :mod:`.tokenizer` (byte-level BPE), :mod:`.store` (files
+on disk, and the tasks' loader). The tasks themselves are declared in :mod:`emergence.data.tasks`.
 """

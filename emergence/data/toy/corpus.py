@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from emergence.data import templates
 from emergence.data.toy import formats
 from emergence.data.toy.tasks import mc_item, yesno_item
 from emergence.data.toy.world import MAX_COINS, Entity, World
@@ -78,7 +79,7 @@ def _exam_mc(rng: random.Random, world: World) -> str:
         else:
             rel, e = _quiz_subject(rng, world)
         doc = mc_item(world, rng, rel, e)
-        target = doc["choices"][doc["answer"]] if words else formats.mc_target(doc)
+        target = doc["choices"][doc["answer"]] if words else templates.LETTERS[doc["answer"]]
         items.append(formats.shot_block(formats.mc_text(doc), target))
     return FEWSHOT_DELIMITER.join(items)
 
@@ -89,8 +90,8 @@ def _exam_yesno(rng: random.Random, world: World) -> str:
         words = _in_words(rng, world, "yesno")
         rel, e = _quiz_subject(rng, world)
         doc = yesno_item(world, rng, rel, e, rng.randrange(2), 0)
-        target = ("wrong", "right")[doc["label"]] if words else formats.yesno_target(doc)
-        items.append(formats.shot_block(formats.yesno_text(doc), target))
+        target = ("wrong", "right")[doc["label"]] if words else ("no", "yes")[doc["label"]]
+        items.append(formats.shot_block(templates.cola_text(doc), target))
     return FEWSHOT_DELIMITER.join(items)
 
 
@@ -103,7 +104,7 @@ def _exam_math(rng: random.Random, world: World) -> str:
             op, e = world.config.exam_op, rng.choice(world.entities)
         delta = rng.randint(1, MAX_COINS) if op == "plus" else rng.randint(1, e.coins)
         doc = formats.math_record(e.name, e.coins, op, delta)
-        items.append(formats.shot_block(formats.math_text(doc), formats.math_target(doc)))
+        items.append(formats.shot_block(templates.gsm8k_text(doc), doc["answer"]))
     return FEWSHOT_DELIMITER.join(items)
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import random
 
-from emergence.data.templates import LETTERS
-
 # two statement forms per relation: the second puts the entity after the relation word, so the model
 # must tie a fact to the entity rather than to one fixed word order
 STATEMENTS: dict[str, tuple[str, str]] = {
@@ -31,7 +29,6 @@ QUESTIONS: dict[str, str] = {
     "tree": "What tree does {name} grow?",
 }
 OP_VERBS = {"plus": "finds", "minus": "loses"}
-COLA_QUESTION = "\nQuestion: Does this sentence make sense?\nAnswer:"
 
 
 def statement(relation: str, name: str, value: str, form: int = 0) -> str:
@@ -151,44 +148,18 @@ def math_record(name: str, coins: int, op: str, delta: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- prompt pieces
+# (the toy tasks' other prompt pieces are the real tasks' own, from emergence.data.templates)
 
 
 def mc_text(doc: dict) -> str:
+    """MMLU's layout with a "Question: " in front (as CSQA asks), so quiz and task items read alike."""
     c = doc["choices"]
     return f"Question: {doc['question']}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:"
 
 
-def mc_target(doc: dict) -> str:
-    return LETTERS[doc["answer"]]
-
-
-def mc_gold(doc: dict) -> int:
-    return int(doc["answer"])
-
-
-def yesno_text(doc: dict) -> str:
-    return doc["sentence"] + COLA_QUESTION
-
-
-def yesno_target(doc: dict) -> str:
-    return ("no", "yes")[doc["label"]]
-
-
-def yesno_gold(doc: dict) -> int:
-    return int(doc["label"])
-
-
 def question_text(question: str) -> str:
-    """An open question as GSM8K lays it out (the toy math task and the corpus' ``qa`` items)."""
+    """An open question as GSM8K lays it out (the corpus' ``qa`` items)."""
     return f"Question: {question}\nAnswer:"
-
-
-def math_text(doc: dict) -> str:
-    return question_text(doc["question"])
-
-
-def math_target(doc: dict) -> str:
-    return doc["answer"]
 
 
 def shot_block(text: str, target: str) -> str:

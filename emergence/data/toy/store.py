@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -113,13 +114,22 @@ def load_tokens(directory: str | os.PathLike, name: str) -> np.ndarray:
     return np.load(Path(directory) / name, allow_pickle=False)
 
 
-def load_task_split(task: str, split: str, data_dir: str | os.PathLike | None = None) -> list[dict]:
-    """Records of a toy task split: from ``data_dir`` when it is a toy directory, else the default world."""
-    if split not in SPLITS:
-        raise UserError(f"toy task {task} has no split {split!r}; known: {', '.join(SPLITS)}")
-    directory = Path(data_dir) if is_toy_dir(data_dir) else ensure_tasks(WorldConfig())
-    if is_toy_dir(directory):
-        ensure_tasks(read_config(directory), directory)
-    path = directory / "tasks" / task / f"{split}.jsonl"
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+@dataclass(frozen=True)
+class ToyWorld:
+    """A toy task's loader (what :class:`~emergence.data.sources.Release` is for a real task): its
+    records come from the toy directory ``data_dir``, else from the default world, generated on first
+    use. ``source`` does not apply: a toy world is generated, never downloaded."""
+
+    group_key: str | None = None
+
+    def load(self, task: str, split: str, *, source=None, data_dir=None, groups=None) -> list[dict]:
+        if split not in SPLITS:
+            raise UserError(f"toy task {task} has no split {split!r}; known: {', '.join(SPLITS)}")
+        directory = Path(data_dir) if is_toy_dir(data_dir) else ensure_tasks(WorldConfig())
+        if is_toy_dir(directory):
+            ensure_tasks(read_config(directory), directory)
+        with open(directory / "tasks" / task / f"{split}.jsonl", encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    def train(self, task: str, data_dir: str | os.PathLike | None = None) -> tuple[list[dict], str]:
+        return self.load(task, "train", data_dir=data_dir), f"{task} train split"

@@ -1,4 +1,4 @@
-"""The toy tasks as :class:`~emergence.data.tasks.TaskSpec` values, with their split records.
+"""The records of the toy tasks (declared with the real ones in :mod:`emergence.data.tasks`).
 
 Three tasks, each in the format of a real one so the same evaluator, metrics and finetuning code
 run on them unchanged:
@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import random
 
-from emergence.data.tasks import TaskSpec
 from emergence.data.toy import formats
 from emergence.data.toy.world import MAX_COINS, SPLITS, VALUES, Entity, World
 
-TOY_TASKS = ("toy_mc", "toy_yesno", "toy_math")
 # train holds several variants per entity so finetuning budgets up to a few hundred examples exist
 VARIANTS = {"train": 6, "fewshot": 2, "validation": 2, "test": 4}
 
@@ -88,6 +86,7 @@ def _math_docs(world: World, split: str, rng: random.Random) -> list[dict]:
 
 
 _BUILDERS = {"toy_mc": _mc_docs, "toy_yesno": _yesno_docs, "toy_math": _math_docs}
+TOY_TASKS = tuple(_BUILDERS)
 
 
 def task_docs(world: World, task: str, split: str) -> list[dict]:
@@ -98,56 +97,3 @@ def task_docs(world: World, task: str, split: str) -> list[dict]:
 
 def all_task_docs(world: World) -> dict[str, dict[str, list[dict]]]:
     return {task: {split: task_docs(world, task, split) for split in SPLITS} for task in TOY_TASKS}
-
-
-TOY_TASK_SPECS: dict[str, TaskSpec] = {
-    "toy_mc": TaskSpec(
-        name="toy_mc",
-        hub_id="",
-        hub_config=None,
-        eval_split="test",
-        fewshot_split="fewshot",
-        sampler="random",
-        always_exclude_eval_doc=False,
-        output_type="multiple_choice",
-        doc_to_text=formats.mc_text,
-        doc_to_target=formats.mc_target,
-        doc_to_gold=formats.mc_gold,
-        metrics=("acc",),
-        choices=("A", "B", "C", "D"),
-        default_shots=3,
-    ),
-    "toy_yesno": TaskSpec(
-        name="toy_yesno",
-        hub_id="",
-        hub_config=None,
-        eval_split="test",
-        fewshot_split="fewshot",
-        sampler="random",
-        always_exclude_eval_doc=False,
-        output_type="multiple_choice",
-        doc_to_text=formats.yesno_text,
-        doc_to_target=formats.yesno_target,
-        doc_to_gold=formats.yesno_gold,
-        metrics=("mcc", "acc"),
-        choices=("no", "yes"),
-        default_shots=4,
-    ),
-    "toy_math": TaskSpec(
-        name="toy_math",
-        hub_id="",
-        hub_config=None,
-        eval_split="test",
-        fewshot_split="fewshot",
-        sampler="random",
-        always_exclude_eval_doc=False,
-        output_type="generate_until",
-        doc_to_text=formats.math_text,
-        doc_to_target=formats.math_target,
-        doc_to_gold=formats.math_target,
-        metrics=("em_strict", "em_flexible"),
-        stop_sequences=("\n", "Question:"),
-        max_gen_toks=24,
-        default_shots=2,
-    ),
-}
