@@ -18,7 +18,7 @@ from emergence.errors import UserError
 
 def _setup_devices(chains: int) -> None:
     """One CPU device per chain so chains run in parallel (must precede JAX's first use), and the
-    persistent compilation cache, so a second fit of a similar table skips compiling NUTS."""
+    persistent compilation cache, so a later process skips compiling what it has compiled before."""
     import numpyro
 
     numpyro.set_host_device_count(max(1, chains))
@@ -27,21 +27,12 @@ def _setup_devices(chains: int) -> None:
     enable_compile_cache()
 
 
-def _options(
-    form, no_delta, likelihood, samples, warmup, seed, chains, mle_only=False, loss_floor=0.0, e0_margin=0.75
-):
-    from emergence.laws.emergence_law import LawSpec
-    from emergence.laws.law_fit import FitOptions
-    from emergence.laws.nuts import SamplerConfig
+def _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only, loss_floor, e0_margin):
+    from emergence.laws.law_fit import fit_options
 
-    if samples < 1 or warmup < 0:
-        raise UserError("--samples must be >= 1 and --warmup >= 0")
-    return FitOptions(
-        spec=LawSpec(
-            form=form, use_delta=not no_delta, likelihood=likelihood, loss_floor=loss_floor, e0_margin=e0_margin
-        ),
-        sampler=SamplerConfig(num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed),
-        sample=not mle_only,
+    return fit_options(
+        form=form, delta=not no_delta, likelihood=likelihood, samples=samples, warmup=warmup, chains=chains,
+        seed=seed, sample=not mle_only, loss_floor=loss_floor, e0_margin=e0_margin,
     )
 
 

@@ -53,6 +53,27 @@ class FitOptions:
     sample: bool = True  # False: MLE only (fast backtests)
 
 
+def fit_options(
+    *,
+    form: str = "log-power",
+    delta: bool = True,
+    likelihood: str = "normal",
+    samples: int = 1000,
+    warmup: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    sample: bool = True,
+    loss_floor: float = 0.0,
+    e0_margin: float = 0.75,
+) -> FitOptions:
+    """FitOptions from the flat settings that ``emergence fit`` and a demo's fit section name."""
+    if samples < 1 or warmup < 0:
+        raise UserError("--samples must be >= 1 and --warmup >= 0")
+    spec = LawSpec(form=form, use_delta=delta, likelihood=likelihood, loss_floor=loss_floor, e0_margin=e0_margin)
+    sampler = SamplerConfig(num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed)
+    return FitOptions(spec=spec, sampler=sampler, sample=sample)
+
+
 @dataclass(frozen=True)
 class LawFit:
     """A fitted emergence law: MLE, posterior (when sampled), and what to be wary of."""

@@ -38,20 +38,10 @@ MAX_INTERVAL_NATS = 0.25
 
 
 def fit_options(settings: FitSettings, *, sample: bool = True):
-    from emergence.laws.emergence_law import LawSpec
-    from emergence.laws.law_fit import FitOptions
-    from emergence.laws.nuts import SamplerConfig
+    from emergence.laws import law_fit
 
-    return FitOptions(
-        spec=LawSpec(form=settings.form, use_delta=settings.delta, likelihood=settings.likelihood),
-        sampler=SamplerConfig(
-            num_warmup=settings.warmup,
-            num_samples=settings.samples,
-            num_chains=settings.chains,
-            seed=settings.seed,
-        ),
-        sample=sample,
-    )
+    fields = ("form", "delta", "likelihood", "samples", "warmup", "chains", "seed")
+    return law_fit.fit_options(**{name: getattr(settings, name) for name in fields}, sample=sample)
 
 
 def _finite(value) -> float | None:
