@@ -15,7 +15,6 @@ calibration: if the law's 90% intervals are right, they cover such truths 90% of
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
-from emergence.fileio import atomic_path, write_json
+from emergence.fileio import atomic_path, read_json, write_json
 from emergence.results_table import RESULT_COLUMNS
 
 
@@ -234,7 +233,4 @@ def truth_path(table: str | Path) -> Path:
 def read_truth(table: str | Path) -> dict | None:
     """The sidecar truth of a simulated table, if there is one."""
     path = truth_path(table)
-    if not path.is_file():
-        return None
-    with open(path) as handle:
-        return json.load(handle)
+    return read_json(path, "simulated truth") if path.is_file() else None
