@@ -16,6 +16,7 @@ an absolute path, a separator, a NUL) is refused before anything is written.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -117,9 +118,24 @@ def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda handle: handle.write(text))
 
 
-def write_json(path: str | Path, data: Any, *, indent: int | None = 2) -> Path:
-    """Atomically replace ``path`` with ``data`` as JSON."""
+def write_json(path: str | Path, data: Any, *, indent: int | None = 2, strict: bool = False) -> Path:
+    """Atomically replace ``path`` with ``data`` as JSON. ``strict`` (reports other tools read: fits,
+    analyses, summaries): NaN and ±inf become null, since strict JSON has no spelling for them, and
+    keys are sorted so reruns diff cleanly."""
+    if strict:
+        text = json.dumps(_finite_or_null(data), indent=indent, sort_keys=True, allow_nan=False)
+        return write_text(path, text + "\n")
     return atomic_write(path, lambda handle: json.dump(data, handle, indent=indent, allow_nan=True))
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def read_json(path: str | Path, what: str = "") -> Any:

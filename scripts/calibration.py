@@ -50,7 +50,7 @@ def random_design(rng):
 @functools.lru_cache(maxsize=4)
 def _task_rows(path: str, task: str):
     """The table's rows of one task, read once per run (every fit of a design reads them)."""
-    from emergence.laws.table import read_results
+    from emergence.results_table import read_results
 
     frame = read_results(path)
     return frame[frame["task"] == task]

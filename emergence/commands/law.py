@@ -15,13 +15,10 @@ import typer
 
 from emergence.errors import UserError
 
-FIT_JSON = "fit.json"
-SAMPLES = "samples.npz"
-
 
 def _setup_devices(chains: int) -> None:
     """One CPU device per chain so chains run in parallel (must precede JAX's first use), and the
-    persistent compilation cache, so a second fit of a similar table skips compiling NUTS."""
+    persistent compilation cache, so a later process skips compiling what it has compiled before."""
     import numpyro
 
     numpyro.set_host_device_count(max(1, chains))
@@ -30,26 +27,18 @@ def _setup_devices(chains: int) -> None:
     enable_compile_cache()
 
 
-def _options(
-    form, no_delta, likelihood, samples, warmup, seed, chains, mle_only=False, loss_floor=0.0, e0_margin=0.75
-):
-    from emergence.laws.emergence_law import LawSpec
-    from emergence.laws.law_fit import FitOptions
-    from emergence.laws.nuts import SamplerConfig
+def _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only, loss_floor, e0_margin):
+    from emergence.laws.law_fit import fit_options
 
-    if samples < 1 or warmup < 0:
-        raise UserError("--samples must be >= 1 and --warmup >= 0")
-    return FitOptions(
-        spec=LawSpec(
-            form=form, use_delta=not no_delta, likelihood=likelihood, loss_floor=loss_floor, e0_margin=e0_margin
-        ),
-        sampler=SamplerConfig(num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed),
-        sample=not mle_only,
+    return fit_options(
+        form=form, delta=not no_delta, likelihood=likelihood, samples=samples, warmup=warmup, chains=chains,
+        seed=seed, sample=not mle_only, loss_floor=loss_floor, e0_margin=e0_margin,
     )
 
 
 def _load(results: Path, task: str, metric: str | None, d0: float | None, chance: float | None):
-    from emergence.laws.table import read_results, select
+    from emergence.laws.table import select
+    from emergence.results_table import read_results
 
     frame = read_results(results)
     return select(frame, task, metric=metric, d0=d0, chance=chance, source=str(results))
@@ -69,7 +58,7 @@ def _known_truth(results: Path, data) -> float | None:
 
 
 def fit_cmd(
-    results: Path = typer.Argument(..., help="results table (CSV or Parquet, DESIGN.md 'Results row')"),
+    results: Path = typer.Argument(..., help="results table (CSV or Parquet, docs/design.md 'Results row')"),
     task: str = typer.Option(..., "--task", help="task name in the table's `task` column"),
     out: Path = typer.Option(..., "--out", help="output folder (fit.json, samples.npz, plots)"),
     metric: str = typer.Option(None, "--metric", help="metric column (default: the first one with values)"),
@@ -93,9 +82,7 @@ def fit_cmd(
     """Fit the emergence law (MLE + NUTS) and predict the few-shot emergence point E(D0)."""
     _setup_devices(chains)
     from emergence.fileio import check_output_dir
-    from emergence.laws.law_fit import fit_law, save_samples
-    from emergence.laws.scaling import fit_ladder
-    from emergence.laws.simulate import write_json
+    from emergence.laws.law_fit import fit_law, write_fit_dir
     from emergence.report.law_plots import plot_e0_cdf, plot_fit
 
     options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, False, loss_floor, e0_margin)
@@ -103,22 +90,14 @@ def fit_cmd(
     data = _load(results, task, metric, d0, chance)
     fit = fit_law(data, options)  # before the folder exists: a fit that cannot start leaves nothing
     out.mkdir(parents=True, exist_ok=True)
-    summary = fit.summary()
-    try:
-        summary["compute_law"] = fit_ladder(data).as_dict()
-    except UserError as err:
-        summary["compute_law"] = None
-        summary["notes"].append(f"no loss-vs-compute law: {err}")
     truth = _known_truth(results, data)
-    summary["truth_e0"] = truth
-    save_samples(fit, out / SAMPLES)
-    summary["files"] = {"samples": SAMPLES, "fit_plot": "fit.png", "e0_cdf_plot": "e0_cdf.png"}
     plot_fit(fit, out / "fit.png")
     plot_e0_cdf(fit, out / "e0_cdf.png", truth=truth)
+    files, extra = {"fit_plot": "fit.png", "e0_cdf_plot": "e0_cdf.png"}, {}
     if backtest:
-        summary["backtest"] = _backtest(data, options, out)
-        summary["files"]["backtest_plot"] = "backtest.png"
-    write_json(out / FIT_JSON, summary)
+        extra["backtest"] = _backtest(data, options, out)
+        files["backtest_plot"] = "backtest.png"
+    summary, _ = write_fit_dir(out, fit, truth=truth, files=files, extra=extra)
     e0 = summary["few_shot_emergence"]
     for note in summary["notes"]:
         print(f"note: {note}", file=sys.stderr)
@@ -177,13 +156,13 @@ def backtest_cmd(
 ) -> None:
     """Run the paper's backtest protocols and print |error| against the few-shot ground truth."""
     _setup_devices(chains)
-    from emergence.laws.simulate import write_json
+    from emergence.fileio import write_json
 
     options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only, loss_floor, e0_margin)
     data = _load(results, task, metric, d0, chance)
     result = _backtest(data, options, out)
     if out is not None:
-        write_json(out / "backtest.json", result)
+        write_json(out / "backtest.json", result, strict=True)
 
 
 def forecast_cmd(
@@ -194,38 +173,17 @@ def forecast_cmd(
     loss: float = typer.Option(None, "--loss", help="pretraining loss of the model (nats/token)"),
 ) -> None:
     """P(the capability has emerged few-shot) for a model, and the compute at which it emerges."""
-    import zipfile
+    from emergence.laws.law_fit import read_fit_dir
+    from emergence.laws.scaling import forecast
 
-    import numpy as np
-
-    from emergence.fileio import read_json_object
-    from emergence.laws.law_fit import load_e0_draws
-    from emergence.laws.scaling import ComputeLaw, forecast
-
-    folder = fit_dir.parent if fit_dir.name == FIT_JSON else fit_dir
-    if not (folder / FIT_JSON).is_file():
-        raise UserError(f"no {FIT_JSON} in {folder} (run `emergence fit ... --out {folder}` first)")
-    summary = read_json_object(folder / FIT_JSON, "fit summary")
-    if not (folder / SAMPLES).is_file():
-        raise UserError(f"no {SAMPLES} in {folder}: forecasts need the posterior draws")
-    try:
-        law = ComputeLaw(**summary["compute_law"]) if summary.get("compute_law") else None
-        summary["task"] = str(summary["task"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise UserError(f"fit summary {folder / FIT_JSON}: missing or malformed field ({err})") from None
-    try:
-        draws = load_e0_draws(folder / SAMPLES)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise UserError(f"{folder / SAMPLES}: cannot read the posterior draws ({err}; truncated?)") from None
-    if draws.size == 0 or not np.isfinite(draws).any():
-        raise UserError(f"{folder / SAMPLES}: no finite E(D0) draws")
-    result = forecast(draws, law, flops=flops, params=params, tokens=tokens, loss=loss)
+    fitted = read_fit_dir(fit_dir)
+    result = forecast(fitted.e0_draws, fitted.compute_law, flops=flops, params=params, tokens=tokens, loss=loss)
     where = (
         f"C = {result['flops']:.3g} FLOPs → loss {result['loss']:.3f}"
         if "flops" in result
         else f"loss {result['loss']:.3f}"
     )
-    print(f"{summary['task']}: {where}: P(emerged few-shot) = {result['p_emerged']:.3f}")
+    print(f"{fitted.summary['task']}: {where}: P(emerged few-shot) = {result['p_emerged']:.3f}")
     if "emergence" in result:
         c, n = result["emergence"]["flops"], result["emergence"]["params_compute_optimal"]
         print(

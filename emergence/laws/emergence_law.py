@@ -104,7 +104,7 @@ class Priors(NamedTuple):
 
 
 class LawInputs(NamedTuple):
-    """The arrays the model reads (a pytree, so one compiled sampler serves any data of a shape)."""
+    """The arrays the model reads (numpy float64 from :func:`law_inputs`; jnp inside the sampler)."""
 
     loss: jnp.ndarray
     r: jnp.ndarray  # g(D)/g(D_max) per row; few-shot rows carry g(D0)/g(D_max)
@@ -117,7 +117,6 @@ class LawInputs(NamedTuple):
     e0_hi: jnp.ndarray  # scalar: upper end of E(D0)'s support
     chance: jnp.ndarray  # scalar: B when it is not sampled
     y_max: jnp.ndarray  # scalar: the metric's maximum
-    mask: jnp.ndarray  # 1.0 on real rows, 0.0 on padding (see nuts.pad_inputs)
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,7 @@ def geometry(data: LawData, spec: LawSpec) -> Geometry:
 
 def metric_max(data: LawData) -> float:
     """The metric's maximum: 1 for the rates and correlations we know; otherwise a loose cap above the data."""
-    from emergence.sweep.schema import KNOWN_METRICS
+    from emergence.results_table import KNOWN_METRICS
 
     if data.metric in KNOWN_METRICS:
         return 1.0
@@ -203,25 +202,23 @@ def default_priors(data: LawData, spec: LawSpec) -> Priors:
     )
 
 
-def law_inputs(data: LawData, geo: Geometry, xp=jnp) -> LawInputs:
-    """Arrays for the model: each row's normalized budget scale (few-shot rows use D0)."""
+def law_inputs(data: LawData, geo: Geometry) -> LawInputs:
+    """Arrays for the model, in float64 (the MLE's precision; the sampler casts to float32): each
+    row's normalized budget scale (few-shot rows use D0)."""
     fewshot = data.fewshot
     g = np.where(fewshot, geo.g0, geo.g(np.where(fewshot, data.d0, data.budget)))
-    dtype = jnp.float32 if xp is jnp else np.float64
-    scalar = lambda v: xp.asarray(v, dtype)  # noqa: E731
     return LawInputs(
-        loss=xp.asarray(data.loss, dtype),
-        r=xp.asarray(g / geo.g_b, dtype),
-        fewshot=xp.asarray(fewshot, dtype),
-        y=xp.asarray(data.y, dtype),
-        n_eval=xp.asarray(np.nan_to_num(data.n_eval), dtype),
-        n_correct=xp.asarray(np.nan_to_num(data.n_correct), dtype),
-        r0=scalar(geo.r0),
-        e0_lo=scalar(geo.e0_lo),
-        e0_hi=scalar(geo.e0_hi),
-        chance=scalar(data.chance),
-        y_max=scalar(metric_max(data)),
-        mask=xp.ones(data.loss.shape, dtype),
+        loss=np.asarray(data.loss, float),
+        r=g / geo.g_b,
+        fewshot=fewshot.astype(float),
+        y=np.asarray(data.y, float),
+        n_eval=np.nan_to_num(data.n_eval),
+        n_correct=np.nan_to_num(data.n_correct),
+        r0=np.float64(geo.r0),
+        e0_lo=np.float64(geo.e0_lo),
+        e0_hi=np.float64(geo.e0_hi),
+        chance=np.float64(data.chance),
+        y_max=np.float64(metric_max(data)),
     )
 
 
@@ -267,8 +264,8 @@ def row_log_likelihood(theta: dict, x: LawInputs, spec: LawSpec):
 
 
 def log_likelihood(theta: dict, x: LawInputs, spec: LawSpec):
-    """Summed log-likelihood over real rows (padding carries zero weight); the MLE's objective."""
-    return jnp.sum(x.mask * row_log_likelihood(theta, x, spec))
+    """Summed log-likelihood over rows: the model's likelihood factor and the MLE's objective."""
+    return jnp.sum(row_log_likelihood(theta, x, spec))
 
 
 def _prior(name: str, priors: Priors):
@@ -331,10 +328,19 @@ def elbow_at(theta: dict, geo: Geometry, budget: float) -> np.ndarray:
 
 
 def mean_perf_at(theta: dict, geo: Geometry, spec: LawSpec, chance: float, y_max: float, budget: float, loss):
-    """Perf at pretraining loss(es) ``loss`` and one budget, for draws or a point (plots, forecasts)."""
-    e = np.asarray(elbow_at(theta, geo, budget))[..., None]
-    base = np.asarray(theta["B"], float)[..., None] if spec.sample_chance else chance
-    delta = np.asarray(theta["delta"], float)[..., None] if (spec.use_delta and budget == 0) else 0.0
-    amp = np.exp(np.asarray(theta["log_A"], float))[..., None]
-    raw = base + delta + amp * relu_s(e - np.asarray(loss, float), spec.sharpness, np)
-    return y_max - relu_s(y_max - raw, _CAP_SHARPNESS, np)
+    """Perf at pretraining loss(es) ``loss`` and one budget, for draws or a point (plots, forecasts):
+    :func:`mean_perf` itself, on numpy, with draws along a leading axis."""
+    point = LawInputs(
+        loss=np.asarray(loss, float),
+        r=geo.r(budget),
+        fewshot=float(budget == 0),
+        y=None,
+        n_eval=None,
+        n_correct=None,
+        r0=geo.r0,
+        e0_lo=geo.e0_lo,
+        e0_hi=geo.e0_hi,
+        chance=chance,
+        y_max=y_max,
+    )
+    return mean_perf({k: np.asarray(v, float)[..., None] for k, v in theta.items()}, point, spec, np)

@@ -1,22 +1,25 @@
-"""One emergence-law fit, end to end: checks, MLE, NUTS, summary, and the files a fit leaves behind.
+"""One emergence-law fit, end to end: checks, MLE, NUTS, summary, and the fit directory it leaves
+behind (``fit.json`` + ``samples.npz``, written and read only here).
 
 Why a separate module: the CLI, backtests and the calibration script all need the same sequence
 (degenerate-input checks → multi-start MLE → NUTS from dispersed starts → E(D0) summary with
 the naive baselines beside it), and the same
 honest warnings when the data cannot identify the law. Warnings travel with the fit into fit.json,
-so a narrow-looking interval is never reported without them.
+so a narrow-looking interval is never reported without them. The CLI and the demo both write
+their fits with :func:`write_fit_dir`, so ``emergence forecast`` reads either with :func:`read_fit_dir`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+import zipfile
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from emergence.errors import UserError
-from emergence.fileio import atomic_write
+from emergence.fileio import atomic_write, read_json_object, write_json
 from emergence.laws.baselines import baseline_predictions
 from emergence.laws.emergence_law import (
     Geometry,
@@ -30,7 +33,11 @@ from emergence.laws.emergence_law import (
 from emergence.laws.mle import MLEResult, fit_mle
 from emergence.laws.nuts import Posterior, SamplerConfig, run_nuts
 from emergence.laws.predict import few_shot_emergence, quantiles, truth_elbow
+from emergence.laws.scaling import ComputeLaw, fit_ladder
 from emergence.laws.table import LawData
+
+FIT_JSON = "fit.json"
+SAMPLES = "samples.npz"
 
 #: A posterior 90% interval wider than this (nats) is flagged: the data barely constrain E(D0).
 WIDE_INTERVAL_NATS = 0.5
@@ -44,6 +51,27 @@ class FitOptions:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     n_starts: int = 16
     sample: bool = True  # False: MLE only (fast backtests)
+
+
+def fit_options(
+    *,
+    form: str = "log-power",
+    delta: bool = True,
+    likelihood: str = "normal",
+    samples: int = 1000,
+    warmup: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    sample: bool = True,
+    loss_floor: float = 0.0,
+    e0_margin: float = 0.75,
+) -> FitOptions:
+    """FitOptions from the flat settings that ``emergence fit`` and a demo's fit section name."""
+    if samples < 1 or warmup < 0:
+        raise UserError("--samples must be >= 1 and --warmup >= 0")
+    spec = LawSpec(form=form, use_delta=delta, likelihood=likelihood, loss_floor=loss_floor, e0_margin=e0_margin)
+    sampler = SamplerConfig(num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed)
+    return FitOptions(spec=spec, sampler=sampler, sample=sample)
 
 
 @dataclass(frozen=True)
@@ -91,7 +119,7 @@ class LawFit:
                 entry.update(quantiles(draws[name]))
             params[name] = entry
         diagnostics = (
-            self.posterior.diagnostics.as_dict()
+            asdict(self.posterior.diagnostics)
             if self.posterior is not None
             else {"r_hat_max": None, "ess_min": None, "divergences": None, "warnings": []}
         )
@@ -167,14 +195,7 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
     geo = geometry(data, spec)
     x = law_inputs(data, geo)
     priors = default_priors(data, spec)
-    mle = fit_mle(
-        law_inputs(data, geo, xp=np),
-        spec,
-        priors,
-        data.chance,
-        n_starts=options.n_starts,
-        seed=options.sampler.seed,
-    )
+    mle = fit_mle(x, spec, priors, data.chance, n_starts=options.n_starts, seed=options.sampler.seed)
     if mle.at_bound:
         names = ["E(D0) (the edge of its support)" if n == "e0_pos" else n for n in mle.at_bound]
         warnings.append(f"MLE on a bound for {', '.join(names)}: the point estimate is not identified")
@@ -200,17 +221,61 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
     )
 
 
-def save_samples(fit: LawFit, path: str | Path) -> Path | None:
-    """Posterior draws (latents and derived parameters, by chain) as a pickle-free .npz, atomically."""
-    if fit.posterior is None:
-        return None
+def write_fit_dir(
+    folder: str | Path, fit: LawFit, *, truth: float | None, files: dict[str, str], extra: dict | None = None
+) -> tuple[dict, ComputeLaw | None]:
+    """Write a fit directory: the posterior draws (samples.npz), then fit.json, last, so a folder with
+    a fit.json holds a whole fit. fit.json is :meth:`LawFit.summary` plus the loss-vs-compute law over
+    the fitted rows (or a note why there is none), the known truth, the folder's ``files`` (plots) and
+    ``extra`` entries. Returns the summary and the compute law."""
+    folder = Path(folder)
+    summary = fit.summary()
+    try:
+        law = fit_ladder(fit.data)
+        summary["compute_law"] = law.as_dict()
+    except UserError as err:
+        law = None
+        summary["compute_law"] = None
+        summary["notes"].append(f"no loss-vs-compute law: {err}")
+    summary.update(truth_e0=truth, files={"samples": SAMPLES, **files}, **(extra or {}))
+    folder.mkdir(parents=True, exist_ok=True)
+    if fit.posterior is not None:
+        arrays = {f"latent_{k}": v for k, v in fit.posterior.samples.items()}
+        arrays.update({k: np.asarray(v, dtype=float) for k, v in fit.draws().items()})
+        atomic_write(folder / SAMPLES, lambda handle: np.savez(handle, **arrays), binary=True)
+    write_json(folder / FIT_JSON, summary, strict=True)
+    return summary, law
+
+
+@dataclass(frozen=True)
+class FitDir:
+    """What a forecast needs from a fit directory."""
+
+    summary: dict
+    e0_draws: np.ndarray
+    compute_law: ComputeLaw | None
+
+
+def read_fit_dir(path: str | Path) -> FitDir:
+    """Read a folder written by :func:`write_fit_dir` (or its fit.json); a missing or damaged file is a
+    UserError naming it."""
     path = Path(path)
-    arrays = {f"latent_{k}": v for k, v in fit.posterior.samples.items()}
-    arrays.update({k: np.asarray(v, dtype=float) for k, v in fit.draws().items()})
-    return atomic_write(path, lambda handle: np.savez(handle, **arrays), binary=True)
-
-
-def load_e0_draws(path: str | Path) -> np.ndarray:
-    """E(D0) draws from a samples.npz (safe load: no pickle)."""
-    with np.load(path, allow_pickle=False) as archive:
-        return np.asarray(archive["e0"], dtype=float).reshape(-1)
+    folder = path.parent if path.name == FIT_JSON else path
+    if not (folder / FIT_JSON).is_file():
+        raise UserError(f"no {FIT_JSON} in {folder} (run `emergence fit ... --out {folder}` first)")
+    summary = read_json_object(folder / FIT_JSON, "fit summary")
+    if not (folder / SAMPLES).is_file():
+        raise UserError(f"no {SAMPLES} in {folder}: forecasts need the posterior draws")
+    try:
+        law = ComputeLaw(**summary["compute_law"]) if summary.get("compute_law") else None
+        summary["task"] = str(summary["task"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"fit summary {folder / FIT_JSON}: missing or malformed field ({err})") from None
+    try:
+        with np.load(folder / SAMPLES, allow_pickle=False) as archive:  # safe load: no pickle
+            draws = np.asarray(archive["e0"], dtype=float).reshape(-1)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise UserError(f"{folder / SAMPLES}: cannot read the posterior draws ({err}; truncated?)") from None
+    if draws.size == 0 or not np.isfinite(draws).any():
+        raise UserError(f"{folder / SAMPLES}: no finite E(D0) draws")
+    return FitDir(summary, draws, law)

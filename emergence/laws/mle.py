@@ -7,8 +7,9 @@ infinity. E(D0) is bounded by construction (its latent is a logit over its suppo
 boxes are wide enough never to bind on a table that identifies the law, and a bound that does bind
 is reported, so nobody mistakes it for an estimate.
 
-The objective is :func:`emergence_law.log_likelihood` itself — the same function the NumPyro model
-samples — differentiated by JAX in float64 and handed to scipy's bounded TNC.
+The objective is the likelihood term of the NumPyro model that NUTS samples (read off the model
+with its latents substituted, so there is no second transcription), differentiated by JAX in
+float64 and handed to scipy's bounded TNC.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from functools import lru_cache
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpyro.infer.util import log_likelihood
 from scipy.optimize import minimize
 
-from emergence.laws.emergence_law import LawInputs, LawSpec, Priors, log_likelihood, prior_draws
+from emergence.laws.emergence_law import LawInputs, LawSpec, Priors, emergence_law_model, prior_draws
 
 #: Polishing restarts from the best start (each stops early when it no longer improves).
 RESTARTS = 3
@@ -57,11 +59,13 @@ def latent_bounds(spec: LawSpec, chance: float) -> dict[str, tuple[float, float]
 
 @lru_cache(maxsize=16)
 def _objective(spec: LawSpec):
-    """Compiled (value, gradient) of the negative log-likelihood over the flat latent vector."""
+    """Compiled (value, gradient) of the negative log-likelihood over the flat latent vector: the
+    likelihood term of :func:`emergence_law_model` itself, with the latents substituted."""
     names = spec.latents()
 
-    def nll(vector, x):
-        return -log_likelihood(dict(zip(names, vector, strict=True)), x, spec)
+    def nll(vector, x, priors):
+        theta = dict(zip(names, vector, strict=True))
+        return -log_likelihood(emergence_law_model, theta, x, spec, priors, batch_ndims=0)["likelihood"]
 
     return jax.jit(jax.value_and_grad(nll))
 
@@ -84,7 +88,7 @@ def fit_mle(
         value_and_grad = _objective(spec)
 
         def objective(vector: np.ndarray) -> tuple[float, np.ndarray]:
-            value, gradient = value_and_grad(jnp.asarray(vector), x64)
+            value, gradient = value_and_grad(jnp.asarray(vector), x64, priors)
             value, gradient = float(value), np.asarray(gradient, dtype=float)
             if not math.isfinite(value) or not np.isfinite(gradient).all():
                 return 1e30, np.zeros_like(vector)
@@ -92,23 +96,15 @@ def fit_mle(
 
         draws = prior_draws(priors, spec, n_starts, seed, spread=0.5)
         starts = np.stack([draws[name] for name in names], axis=1)
-        results = [
-            minimize(
-                objective,
-                np.clip(start, lower, upper),
-                method="TNC",
-                jac=True,
-                bounds=box,
-                options={"maxfun": 3000},
-            )
-            for start in starts
-        ]
-        converged = sum(bool(r.success) for r in results)
+        def tnc(start: np.ndarray):
+            return minimize(objective, start, method="TNC", jac=True, bounds=box, options={"maxfun": 3000})
+
+        results = [tnc(np.clip(start, lower, upper)) for start in starts]
         ranked = sorted(results, key=lambda r: r.fun)
         # restarts polish the best basin: TNC's line search often stops early on the hinge's kinks
-        best = min(results, key=lambda r: r.fun)
+        best = ranked[0]
         for _ in range(RESTARTS):
-            again = minimize(objective, best.x, method="TNC", jac=True, bounds=box, options={"maxfun": 3000})
+            again = tnc(best.x)
             if again.fun >= best.fun - 1e-9:
                 break
             best = again
@@ -122,7 +118,7 @@ def fit_mle(
         theta={name: float(v) for name, v in zip(names, vector, strict=True)},
         nll=float(best.fun),
         n_starts=n_starts,
-        n_converged=converged,
+        n_converged=sum(bool(r.success) for r in results),
         at_bound=at_bound,
         optima=tuple(
             {name: float(v) for name, v in zip(names, r.x, strict=True)} for r in ranked if np.isfinite(r.fun)

@@ -1,27 +1,28 @@
-"""NUTS for the emergence law: 4 chains from dispersed starts, with honest diagnostics.
+"""NUTS for the emergence law: ``MCMC(NUTS(model))`` over 4 chains from dispersed starts, with
+honest diagnostics.
 
 Why these choices: chains start from the distinct optima of the multi-start MLE (then prior
-draws), so r̂ can tell a posterior with several modes from one with a single mode; a dense mass matrix absorbs the remaining linear correlations (A with the
-elbows, the gap with α) that no reparameterization removes; chains run in parallel over JAX's CPU
-devices when there are enough of them (the CLI asks for them with
-``numpyro.set_host_device_count`` before JAX starts), vectorized otherwise. r̂, bulk ESS and
-divergences are always reported, and poor values become warnings in the output, never silence.
+draws), so r̂ can tell a posterior with several modes from one with a single mode; a dense mass
+matrix absorbs the remaining linear correlations (A with the elbows, the gap with α) that no
+reparameterization removes; chains run in parallel over JAX's CPU devices when there are enough of
+them (the CLI asks for them with ``numpyro.set_host_device_count`` before JAX starts), vectorized
+otherwise. r̂, bulk ESS and divergences are always reported, and poor values become warnings in the
+output, never silence. The sampler is NumPyro's own driver on the model function. It compiles a
+program per table, which the 200-point fit affords within its 10 s budget (results/bench/law_fit.md),
+so there is no second, hand-driven path that reuses one program across tables.
 """
 
 from __future__ import annotations
 
-import math
+import os
 import time
-from dataclasses import dataclass, replace
-from functools import lru_cache, partial
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
-from numpyro.infer.hmc import hmc
-from numpyro.infer.util import potential_energy
+from numpyro.infer import MCMC, NUTS
 
 from emergence.laws.emergence_law import LawInputs, LawSpec, Priors, emergence_law_model, prior_draws
 
@@ -52,14 +53,6 @@ class Diagnostics:
     divergences: int
     warnings: tuple[str, ...]
 
-    def as_dict(self) -> dict:
-        return {
-            "r_hat_max": self.r_hat_max,
-            "ess_min": self.ess_min,
-            "divergences": self.divergences,
-            "warnings": list(self.warnings),
-        }
-
 
 @dataclass(frozen=True)
 class Posterior:
@@ -69,9 +62,6 @@ class Posterior:
     diagnostics: Diagnostics
     seconds: float
     chain_method: str
-
-    def flat(self) -> dict[str, np.ndarray]:
-        return {name: value.reshape(-1) for name, value in self.samples.items()}
 
 
 def resolve_chain_method(requested: str, num_chains: int) -> str:
@@ -116,75 +106,6 @@ def chain_inits(
     return inits
 
 
-def padded_size(n: int) -> int:
-    """Row count rounded up to a quarter-octave bucket (200 → 224, 20 000 → 20 480).
-
-    Why: the compiled sampler depends only on shapes, so padding to a few bucket sizes lets one
-    compilation (in memory, or JAX's persistent cache across processes) serve many tables.
-    """
-    if n <= 64:
-        return 64
-    step = 2 ** (int(math.log2(n)) - 2)
-    return int(math.ceil(n / step) * step)
-
-
-def pad_inputs(x: LawInputs, size: int) -> LawInputs:
-    """Repeat the first row up to ``size`` rows with mask 0 (finite values, zero weight)."""
-    n = x.loss.shape[0]
-
-    def pad(a):
-        a = jnp.asarray(a)
-        if a.ndim == 0 or size == n:
-            return a
-        return jnp.concatenate([a, jnp.broadcast_to(a[:1], (size - n,))])
-
-    padded = LawInputs(*(pad(a) for a in x))
-    return padded._replace(mask=jnp.concatenate([jnp.ones(n), jnp.zeros(size - n)]).astype(jnp.float32))
-
-
-@lru_cache(maxsize=32)
-def _sampler(spec: LawSpec, config: SamplerConfig, method: str):
-    """A compiled function (chain keys, chain inits, data, priors) → (draws, divergences).
-
-    Built with NumPyro's functional NUTS (``hmc(..., algo="NUTS")``) so that the data and priors
-    are *arguments* of the compiled program rather than constants baked into it, as they are with
-    ``MCMC``; warmup adaptation happens inside ``sample_kernel`` for the first ``num_warmup`` steps.
-    """
-    model = partial(emergence_law_model, spec=spec)
-    total = config.num_warmup + config.num_samples
-
-    def one_chain(rng_key, init, x, priors):
-        def potential(z):
-            return potential_energy(model, (x,), {"priors": priors}, z)
-
-        init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
-        state = init_kernel(
-            init,
-            num_warmup=config.num_warmup,
-            dense_mass=True,
-            target_accept_prob=config.target_accept,
-            max_tree_depth=config.max_tree_depth,
-            rng_key=rng_key,
-        )
-
-        def step(state, _):
-            state = sample_kernel(state)
-            return state, (state.z, state.diverging)
-
-        _, (draws, diverging) = jax.lax.scan(step, state, None, length=total)
-        keep = slice(config.num_warmup, total)
-        return jax.tree.map(lambda a: a[keep], draws), diverging[keep]
-
-    if method == "parallel":
-        return jax.pmap(one_chain, in_axes=(0, 0, None, None))
-    batched = jax.vmap(one_chain, in_axes=(0, 0, None, None))
-    if method == "vectorized":
-        return jax.jit(batched)
-    return jax.jit(
-        lambda keys, inits, x, priors: jax.lax.map(lambda a: one_chain(*a, x, priors), (keys, inits))
-    )
-
-
 def run_nuts(
     x: LawInputs,
     spec: LawSpec,
@@ -194,19 +115,30 @@ def run_nuts(
 ) -> Posterior:
     """Sample the posterior; returns draws by chain and diagnostics (with warnings when poor)."""
     method = resolve_chain_method(config.chain_method, config.num_chains)
-    # the seed only enters through the chain keys: keep it out of the cache key, or every seed
-    # would compile (and keep in memory) its own copy of the same program
-    sampler = _sampler(spec, replace(config, seed=0), method)
-    x = pad_inputs(LawInputs(*(jnp.asarray(a, jnp.float32) for a in x)), padded_size(int(x.loss.shape[0])))
-    priors_arr = Priors(*(jnp.asarray(p, jnp.float32) for p in priors))
-    keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_chains)
-    starts = chain_inits(priors, spec, config.num_chains, config.seed, optima)
-    inits = {k: jnp.asarray(v) for k, v in starts.items()}
+    kernel = NUTS(
+        emergence_law_model,
+        dense_mass=True,
+        target_accept_prob=config.target_accept,
+        max_tree_depth=config.max_tree_depth,
+    )
+    mcmc = MCMC(
+        kernel,
+        num_warmup=config.num_warmup,
+        num_samples=config.num_samples,
+        num_chains=config.num_chains,
+        chain_method=method,
+        progress_bar=False,
+    )
+    inits = chain_inits(priors, spec, config.num_chains, config.seed, optima)
+    if config.num_chains == 1:
+        inits = {name: value[0] for name, value in inits.items()}
+    x = LawInputs(*(jnp.asarray(a, jnp.float32) for a in x))
     start = time.perf_counter()
-    draws, diverging = sampler(keys, inits, x, priors_arr)
-    samples = {k: np.asarray(v, dtype=float) for k, v in draws.items()}
+    mcmc.run(jax.random.PRNGKey(config.seed), x, spec, priors, init_params=inits)
+    samples = {k: np.asarray(v, dtype=float) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
     seconds = time.perf_counter() - start
-    return Posterior(samples, diagnose(samples, int(np.asarray(diverging).sum())), seconds, method)
+    return Posterior(samples, diagnose(samples, divergences), seconds, method)
 
 
 def diagnose(samples: dict[str, np.ndarray], divergences: int) -> Diagnostics:
@@ -232,22 +164,10 @@ def diagnose(samples: dict[str, np.ndarray], divergences: int) -> Diagnostics:
     return Diagnostics(r_hat_max, ess_min, divergences, tuple(warnings))
 
 
-def host_devices(n: int) -> None:
-    """Ask XLA for ``n`` CPU devices; only effective before JAX initializes its backend."""
-    numpyro.set_host_device_count(n)
-
-
 def enable_compile_cache(folder: str | None = None) -> str:
-    """Keep compiled samplers on disk (JAX's persistent cache), so a later process skips compiling.
-
-    Why: compiling NUTS costs seconds on a small CPU while sampling 200 points costs about one;
-    data and priors are arguments of the compiled program and rows are padded to a few bucket
-    sizes, so one cached program serves every table of a similar size. ``EMERGENCE_JAX_CACHE``
-    overrides the folder (``~/.cache/emergence/jax`` by default); ``EMERGENCE_JAX_CACHE=off``
-    disables it.
-    """
-    import os
-
+    """Keep compiled programs on disk (JAX's persistent cache), so a later process skips compiling
+    the MLE's objective and any sampler whose program it has seen. ``EMERGENCE_JAX_CACHE`` overrides
+    the folder (``~/.cache/emergence/jax`` by default); ``EMERGENCE_JAX_CACHE=off`` disables it."""
     folder = folder or os.environ.get("EMERGENCE_JAX_CACHE") or os.path.expanduser("~/.cache/emergence/jax")
     if folder == "off":
         return folder

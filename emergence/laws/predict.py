@@ -29,13 +29,7 @@ def quantiles(values: np.ndarray) -> dict[str, float]:
 
 def few_shot_emergence(mle_e0: float, e0_draws: np.ndarray | None) -> dict[str, float]:
     """The headline numbers: MLE and posterior 5/50/95% of E(D0), in nats."""
-    out = {"mle": float(mle_e0)}
-    out.update(
-        quantiles(e0_draws)
-        if e0_draws is not None
-        else {"median": float("nan"), "q05": float("nan"), "q95": float("nan")}
-    )
-    return out
+    return {"mle": float(mle_e0), **quantiles(e0_draws if e0_draws is not None else [])}
 
 
 def p_emerged(e0_draws: np.ndarray, loss: float | np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ calibration: if the law's 90% intervals are right, they cover such truths 90% of
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
-from emergence.fileio import atomic_path, write_text
-from emergence.sweep.schema import RESULT_COLUMNS
+from emergence.fileio import atomic_path, read_json, write_json
+from emergence.results_table import RESULT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -169,7 +168,7 @@ def draw_prior_truth(design: Design, rng: np.random.Generator, form: str = "log-
 
 
 def simulate(truth: Truth, design: Design, seed: int) -> pd.DataFrame:
-    """One results table (DESIGN.md "Results row" columns plus `acc`) drawn from the law."""
+    """One results table (docs/design.md "Results row" columns plus `acc`) drawn from the law."""
     rng = np.random.default_rng(seed)
     rows = []
     for _, ckpt in ladder(design).iterrows():
@@ -221,7 +220,7 @@ def write_table(frame: pd.DataFrame, path: str | Path, truth: dict | None = None
         else:
             frame.to_csv(tmp, index=False)
     if truth is not None:
-        write_json(truth_path(path), truth)
+        write_json(truth_path(path), truth, strict=True)
     return path
 
 
@@ -234,24 +233,4 @@ def truth_path(table: str | Path) -> Path:
 def read_truth(table: str | Path) -> dict | None:
     """The sidecar truth of a simulated table, if there is one."""
     path = truth_path(table)
-    if not path.is_file():
-        return None
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def _strict(value):
-    """NaN/±inf become null: strict JSON has no spelling for them (and other tools choke on NaN)."""
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: str | Path, payload: dict) -> None:
-    """Atomic JSON write (temp file in the same folder, then rename); non-finite numbers → null."""
-    text = json.dumps(_strict(payload), indent=2, sort_keys=True, allow_nan=False) + "\n"
-    write_text(path, text)
+    return read_json(path, "simulated truth") if path.is_file() else None

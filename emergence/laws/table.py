@@ -1,30 +1,22 @@
-"""Read a results table (DESIGN.md "Results row") and cut out what the emergence law needs.
+"""Cut out of a results table (read and checked by :mod:`emergence.results_table`) what the emergence
+law needs: one task and metric, with D0 and the chance level fixed.
 
-The law fitter must accept a table *whoever produced it* — our sweep runner or a user's own script —
-so this module is the single place that checks it: every problem becomes a one-line
-:class:`~emergence.errors.UserError` naming the file, row and column, and rows the fitter cannot use
-(NaN metric or loss) are dropped with a note rather than silently. The result is a frozen
+Rows the fitter cannot use (NaN metric or loss) are dropped with a note rather than silently, and
+every other problem is a one-line :class:`~emergence.errors.UserError`. The result is a frozen
 :class:`LawData` of plain numpy arrays, so the statistics modules never see pandas.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
 
 from emergence.data.tasks import chance_level
 from emergence.errors import UserError
-from emergence.laws.table_domains import check_domains
-from emergence.sweep.schema import KNOWN_METRICS, NUMERIC_COLUMNS, RESULT_COLUMNS
-
-#: Columns without which no emergence-law fit is possible.
-REQUIRED_COLUMNS: tuple[str, ...] = ("pretrain_loss", "task", "budget")
-
-_NUMERIC = NUMERIC_COLUMNS
+from emergence.results_table import metric_columns
 
 
 @dataclass(frozen=True)
@@ -59,80 +51,13 @@ class LawData:
 
     def subset(self, mask: np.ndarray, note: str | None = None) -> LawData:
         """The same slice restricted to ``mask`` rows (backtests hold rows out this way)."""
-        arrays = {
-            name: getattr(self, name)[mask]
-            for name in (
-                "loss",
-                "budget",
-                "y",
-                "n_eval",
-                "n_correct",
-                "checkpoint",
-                "subset_seed",
-                "flops",
-                "params",
-                "tokens",
-            )
-        }
-        notes = self.notes + ((note,) if note else ())
-        return LawData(
-            source=self.source,
-            task=self.task,
-            metric=self.metric,
-            d0=self.d0,
-            chance=self.chance,
-            chance_known=self.chance_known,
-            notes=notes,
-            **arrays,
-        )
+        arrays = {f.name: getattr(self, f.name)[mask] for f in fields(self) if f.type == "np.ndarray"}
+        return replace(self, notes=self.notes + ((note,) if note else ()), **arrays)
 
     def checkpoints_by_loss(self) -> list[str]:
         """Checkpoint ids from weakest (highest loss) to strongest; the "last" ones are most capable."""
         frame = pd.DataFrame({"c": self.checkpoint, "l": self.loss}).groupby("c")["l"].mean()
         return list(frame.sort_values(ascending=False).index)
-
-
-def read_results(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet results table; a missing or unreadable file is a UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"results table not found: {path}")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path)
-    except Exception as err:  # noqa: BLE001 - any parse failure is the user's file
-        raise UserError(f"{path}: cannot read results table ({type(err).__name__}: {err})") from err
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UserError(
-            f"{path}: missing column '{missing[0]}' (results tables need {', '.join(REQUIRED_COLUMNS)})"
-        )
-    for column in _NUMERIC:
-        if column in frame.columns:
-            frame[column] = _numeric_column(frame[column], column, path)
-    return check_domains(frame, path)  # values in range, metric cells numbers (table_domains.py)
-
-
-def _numeric_column(series: pd.Series, column: str, path: Path) -> pd.Series:
-    converted = pd.to_numeric(series, errors="coerce")
-    bad = converted.isna() & series.notna() & (series.astype(str).str.strip() != "")
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"{path}: row {row + 2}, column '{column}': not a number: {series.iloc[row]!r}")
-    return converted.astype(float)
-
-
-def metric_columns(frame: pd.DataFrame) -> list[str]:
-    """Metric columns: the known ones plus any other numeric column after the fixed schema."""
-    known = [m for m in KNOWN_METRICS if m in frame.columns]
-    extra = [
-        c
-        for c in frame.columns
-        if c not in RESULT_COLUMNS and c not in known and pd.api.types.is_numeric_dtype(frame[c])
-    ]
-    return known + extra
 
 
 def select(

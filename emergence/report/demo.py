@@ -32,7 +32,7 @@ from pathlib import Path
 from emergence.config import to_dict
 from emergence.errors import PartialFailure, UserError
 from emergence.report.demo_config import DemoConfig, fingerprint, held_out, sweep_section
-from emergence.sweep.schema import NUMERIC_COLUMNS, RESULT_COLUMNS
+from emergence.results_table import NUMERIC_COLUMNS, RESULT_COLUMNS
 
 ANALYSIS_JSON = "analysis.json"
 SUMMARY_JSON = "summary.json"
@@ -80,7 +80,7 @@ def _record_timing(
     cfg: DemoConfig, stage: str, seconds: float, load_start: float, skipped: bool, cpu: float = 0.0
 ) -> None:
     """Keep the last *measured* time of each stage; a skipped stage keeps the earlier measurement."""
-    from emergence.laws.simulate import write_json
+    from emergence.fileio import write_json
 
     path = _timings_path(cfg)
     timings = json.loads(path.read_text()) if path.is_file() else {}
@@ -96,7 +96,7 @@ def _record_timing(
     else:
         timings[stage] = entry | {"finished": time.time()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, timings)
+    write_json(path, timings, strict=True)
 
 
 def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
@@ -128,9 +128,9 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
         _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=True)
         return manifest
     out.mkdir(parents=True, exist_ok=True)
-    from emergence.laws.simulate import write_json
+    from emergence.fileio import write_json
 
-    write_json(stamp, {"fingerprint": want, "ladder": ladder.name})
+    write_json(stamp, {"fingerprint": want, "ladder": ladder.name}, strict=True)
 
     def log(m: dict) -> None:
         progress(
@@ -257,7 +257,7 @@ _SCHEMA_COLUMNS = RESULT_COLUMNS
 
 def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dict[str, dict]:
     """Per task: fit, backtest and forecast unless an up-to-date analysis.json exists."""
-    from emergence.laws.simulate import write_json
+    from emergence.fileio import write_json
     from emergence.report.demo_analysis import analyse_task, first_post_emergence_flops
     from emergence.train.pretrain import read_manifest
 
@@ -289,7 +289,7 @@ def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dic
         )
         analysis["fingerprint"] = stamp
         analysis["seconds"] = time.perf_counter() - t_task
-        write_json(previous, analysis)  # last: its presence marks the task as done
+        write_json(previous, analysis, strict=True)  # last: its presence marks the task as done
         fitted_any = True
         progress(_headline(analysis))
         analyses[task.name] = json.loads(previous.read_text())
@@ -314,7 +314,7 @@ def run_demo(
     cfg: DemoConfig, ladder, *, source: str = "demo config", echo: Callable[[str], None] | None = None
 ) -> Path:
     """Run (or resume) every stage; returns the report path."""
-    from emergence.laws.simulate import write_json
+    from emergence.fileio import write_json
     from emergence.report.demo_report import render_report, summarize
 
     progress = Progress(echo or (lambda line: print(line, file=sys.stdout, flush=True)))
@@ -332,7 +332,7 @@ def run_demo(
     timings = json.loads(_timings_path(cfg).read_text()) if _timings_path(cfg).is_file() else {}
     summary = summarize(cfg, ladder, manifest, frame, analyses, timings, source)
     out = Path(cfg.out)
-    write_json(out / SUMMARY_JSON, summary)
+    write_json(out / SUMMARY_JSON, summary, strict=True)
     path = out / REPORT_MD
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(render_report(summary, analyses))

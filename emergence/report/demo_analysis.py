@@ -9,8 +9,9 @@ forecast in compute (L(C) over the fitted ladder pushed through the E(D0) poster
 finetuning moved emergence to higher loss at every budget (the paper's central observation),
 measured on the raw per-budget curves, not on the law.
 
-Everything returned is plain JSON data; the fit's own files (fit.json, samples.npz) follow the
-layout of ``emergence fit``, so ``emergence forecast <out>/<task>`` works on them.
+Everything returned is plain JSON data; the fit's own files are written by the same
+:func:`emergence.laws.law_fit.write_fit_dir` as ``emergence fit``'s, so ``emergence forecast
+<out>/<task>`` works on them.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import pandas as pd
 from emergence.errors import UserError
 from emergence.report.demo_config import DemoTask, FitSettings
 
-FIT_JSON = "fit.json"
-SAMPLES = "samples.npz"
 #: Bumped when the analysis changes, so a rerun refits instead of reusing an older analysis.json.
 ANALYSIS_VERSION = 8
 #: The acceptance's lookahead: fitted checkpoints with at least this many times less compute.
@@ -39,20 +38,10 @@ MAX_INTERVAL_NATS = 0.25
 
 
 def fit_options(settings: FitSettings, *, sample: bool = True):
-    from emergence.laws.emergence_law import LawSpec
-    from emergence.laws.law_fit import FitOptions
-    from emergence.laws.nuts import SamplerConfig
+    from emergence.laws import law_fit
 
-    return FitOptions(
-        spec=LawSpec(form=settings.form, use_delta=settings.delta, likelihood=settings.likelihood),
-        sampler=SamplerConfig(
-            num_warmup=settings.warmup,
-            num_samples=settings.samples,
-            num_chains=settings.chains,
-            seed=settings.seed,
-        ),
-        sample=sample,
-    )
+    fields = ("form", "delta", "likelihood", "samples", "warmup", "chains", "seed")
+    return law_fit.fit_options(**{name: getattr(settings, name) for name in fields}, sample=sample)
 
 
 def _finite(value) -> float | None:
@@ -191,10 +180,9 @@ def analyse_task(
 ) -> dict:
     """Fit, backtest and forecast one task; writes fit.json, samples.npz and plots into ``out``."""
     from emergence.laws.backtest import run_backtests
-    from emergence.laws.law_fit import fit_law, save_samples
+    from emergence.laws.law_fit import FIT_JSON, SAMPLES, fit_law, write_fit_dir
     from emergence.laws.predict import success, truth_elbow
-    from emergence.laws.scaling import emergence_compute, fit_ladder
-    from emergence.laws.simulate import write_json
+    from emergence.laws.scaling import emergence_compute
     from emergence.laws.table import select
     from emergence.report import demo_plots
     from emergence.report.law_plots import plot_e0_cdf
@@ -215,19 +203,8 @@ def analyse_task(
     )
     options = fit_options(settings)
     fit = fit_law(fitted, options)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = fit.summary()
-    try:
-        law = fit_ladder(fitted)
-        summary["compute_law"] = law.as_dict()
-    except UserError as err:
-        law = None
-        summary["compute_law"] = None
-        summary["notes"].append(f"no loss-vs-compute law: {err}")
-    summary["truth_e0"] = truth_value
-    summary["files"] = {"samples": SAMPLES, "fit_plot": "law.png", "e0_cdf_plot": "e0_cdf.png"}
-    save_samples(fit, out / SAMPLES)
-    write_json(out / FIT_JSON, summary)
+    plots = {"fit_plot": "law.png", "e0_cdf_plot": "e0_cdf.png"}
+    summary, law = write_fit_dir(out, fit, truth=truth_value, files=plots)
 
     e0 = fit.emergence()
     point = e0["mle"]  # the paper's rule scores the MLE; the posterior's median and interval go beside it

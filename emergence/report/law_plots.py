@@ -39,7 +39,7 @@ def _latent_draws(fit: LawFit, seed: int) -> dict[str, np.ndarray]:
     """Up to _BAND_DRAWS posterior draws of the latents (the MLE alone when not sampled)."""
     if fit.posterior is None:
         return {k: np.atleast_1d(v) for k, v in fit.mle.theta.items()}
-    flat = fit.posterior.flat()
+    flat = {name: value.reshape(-1) for name, value in fit.posterior.samples.items()}
     size = next(iter(flat.values())).size
     idx = np.random.default_rng(seed).choice(size, min(_BAND_DRAWS, size), replace=False)
     return {k: v[idx] for k, v in flat.items()}

@@ -175,8 +175,7 @@ def summarize_cases(cases: pd.DataFrame) -> dict:
 
 def run_study(study: StudyConfig, echo: Callable[[str], None] = print) -> Path:
     """Pretrain and sweep every seed (resumable), score every admissible cutoff, write the report."""
-    from emergence.fileio import write_text
-    from emergence.laws.simulate import write_json
+    from emergence.fileio import write_json, write_text
     from emergence.report.demo import Progress, pretrain_stage, sweep_stage
     from emergence.sweep.results import write_table
 
@@ -200,7 +199,7 @@ def run_study(study: StudyConfig, echo: Callable[[str], None] = print) -> Path:
     table = pd.DataFrame(cases)
     write_table(table, out / CASES_CSV, "csv")
     summary = {"config": {k: getattr(study, k) for k in study.__dataclass_fields__}, **summarize_cases(table)}
-    write_json(out / SUMMARY_JSON, summary)
+    write_json(out / SUMMARY_JSON, summary, strict=True)
     write_text(out / REPORT_MD, render_study(summary, table))
     return out / REPORT_MD
 

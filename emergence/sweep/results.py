@@ -1,6 +1,6 @@
 """Consolidate a sweep's cell records into the results table, and report where a sweep stands.
 
-The table has exactly the DESIGN.md "Results row" columns (:data:`emergence.sweep.schema.RESULT_COLUMNS`)
+The table has exactly the DESIGN.md "Results row" columns (:data:`emergence.results_table.RESULT_COLUMNS`)
 followed by one column per metric (known metrics first, in their usual order), one row per finished
 cell, sorted by checkpoint, task, budget and subset seed so two runs of the same sweep give the same
 file. Unknown values (tokens, FLOPs of a checkpoint without metadata; the subset seed of a few-shot
@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from emergence.errors import UserError
-from emergence.sweep.schema import COUNT_COLUMNS, KNOWN_METRICS, NUMERIC_COLUMNS, RESULT_COLUMNS
+from emergence.results_table import COUNT_COLUMNS, KNOWN_METRICS, NUMERIC_COLUMNS, RESULT_COLUMNS
 from emergence.sweep.store import Store, read_json
 
 FORMATS = ("parquet", "csv")

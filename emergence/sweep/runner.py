@@ -29,12 +29,12 @@ from typing import Any
 
 from emergence.config import to_dict
 from emergence.errors import UserError
+from emergence.results_table import RESULT_COLUMNS
 from emergence.sweep.cell import CellLog, results_row, run_cell
 from emergence.sweep.committer import CommitFailed, Committer
 from emergence.sweep.config import SweepConfig, tokenizer_fingerprint
 from emergence.sweep.plan import Cell, expand, shard, stable_hash
 from emergence.sweep.prefetch import Prefetcher
-from emergence.sweep.schema import RESULT_COLUMNS
 from emergence.sweep.store import HOST, Store, read_json, write_json
 
 

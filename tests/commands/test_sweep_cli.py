@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from emergence.cli import main
+from emergence.results_table import RESULT_COLUMNS
 from emergence.sweep.config import load_sweep_config
 from emergence.sweep.plan import expand
-from emergence.sweep.schema import RESULT_COLUMNS
 from emergence.sweep.store import Store
 from tests.sweep.helpers import (
     FIXTURES,

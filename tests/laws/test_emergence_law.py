@@ -1,4 +1,4 @@
-"""The emergence-law model itself: its log-density, support, cap, padding and parameter mapping.
+"""The emergence-law model itself: its log-density, support, cap and parameter mapping.
 
 These run without sampling: they pin the NumPyro model to an independent numpy/scipy
 transcription of the law in the paper's symbols (k, α, C), so a change to either shows up here.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from numpyro.infer.util import log_density
 from scipy import special, stats
@@ -27,9 +26,8 @@ from emergence.laws.emergence_law import (
     mean_perf,
     prior_draws,
 )
-from emergence.laws.nuts import pad_inputs, padded_size
 from emergence.laws.simulate import Design, draw_truth, simulate
-from emergence.laws.table import read_results, select
+from emergence.laws.table import select
 
 THETA = {
     "e0_pos": 0.4,
@@ -146,23 +144,6 @@ def test_a_zero_shift_is_an_ordinary_point(data):
     assert abs(values[0] - 2 * values[1] + values[2]) < 1.0
 
 
-def test_padding_rows_carry_no_weight(data):
-    spec = LawSpec()
-    priors = default_priors(data, spec)
-    x = law_inputs(data, geometry(data, spec))
-    padded = pad_inputs(x, padded_size(x.loss.shape[0]) + 37)
-    plain, _ = log_density(emergence_law_model, (x, spec, priors), {}, THETA)
-    with_padding, _ = log_density(emergence_law_model, (padded, spec, priors), {}, THETA)
-    assert float(with_padding) == pytest.approx(float(plain), rel=1e-6)
-
-
-def test_padded_sizes_are_few_buckets():
-    assert padded_size(10) == 64
-    assert padded_size(200) == 224
-    assert padded_size(20_000) == 20_480
-    assert all(padded_size(n) >= n for n in range(1, 5000, 7))
-
-
 def test_derived_k_alpha_c_reproduce_the_elbows(data):
     spec = LawSpec()
     geo = geometry(data, spec)
@@ -194,28 +175,9 @@ def test_select_reads_d0_from_shots_and_knows_chance_levels():
         select(frame, "mmlu", d0=1)
 
 
-def test_table_errors_name_the_culprit(tmp_path):
-    missing = tmp_path / "nope.csv"
-    with pytest.raises(UserError, match="not found"):
-        read_results(missing)
+def test_select_errors_name_the_culprit():
     frame = simulate(draw_truth(Design(), np.random.default_rng(1)), Design(), seed=1)
-    frame.drop(columns=["pretrain_loss"]).to_csv(tmp_path / "no_loss.csv", index=False)
-    with pytest.raises(UserError, match="missing column 'pretrain_loss'"):
-        read_results(tmp_path / "no_loss.csv")
-    bad = frame.astype({"budget": object})
-    bad.loc[4, "budget"] = "lots"
-    bad.to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(UserError, match=r"row 6, column 'budget'"):
-        read_results(tmp_path / "bad.csv")
     with pytest.raises(UserError, match="unknown task 'gsm8k'"):
         select(frame, "gsm8k")
     with pytest.raises(UserError, match="missing column 'mcc'"):
         select(frame, "synthetic", metric="mcc")
-
-
-def test_parquet_and_csv_read_alike(tmp_path):
-    frame = simulate(draw_truth(Design(), np.random.default_rng(2)), Design(), seed=2)
-    frame.to_csv(tmp_path / "t.csv", index=False)
-    frame.to_parquet(tmp_path / "t.parquet", index=False)
-    a, b = read_results(tmp_path / "t.csv"), read_results(tmp_path / "t.parquet")
-    pd.testing.assert_series_equal(a["acc"], b["acc"])

@@ -3,8 +3,7 @@
 Recovery uses an informative but realistic design (7 sizes × 3 checkpoints, budgets from 8 to
 2048, 2 seeds, 2000 eval items): the law must find the truth within 0.02 nats in most seeds.
 Degenerate tables must end in a clear message or a *wide* posterior with a warning — never a
-crash and never a narrow interval that looks trustworthy. Short chains keep this file fast; all
-sampled fits share one compiled sampler (same shapes, same settings).
+crash and never a narrow interval that looks trustworthy. Short chains keep this file fast.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 from emergence.errors import UserError
-from emergence.laws.law_fit import FitOptions, fit_law
+from emergence.laws.law_fit import FIT_JSON, FitOptions, fit_law, read_fit_dir, write_fit_dir
 from emergence.laws.nuts import SamplerConfig
 from emergence.laws.simulate import Design, Truth, draw_truth, ladder, simulate
 from emergence.laws.table import select
@@ -69,6 +68,19 @@ def test_summary_has_the_fit_json_contract(fits):
         assert {"mle", "median", "q05", "q95"} <= set(summary["params"][name])
     assert {"r_hat_max", "ess_min", "divergences"} <= set(summary["diagnostics"])
     assert summary["seconds"] > 0
+
+
+def test_a_fit_directory_reads_back_what_was_written(fits, tmp_path):
+    truth, fit = fits[0]
+    summary, law = write_fit_dir(tmp_path / "fit", fit, truth=truth.e0, files={"fit_plot": "fit.png"})
+    back = read_fit_dir(tmp_path / "fit" / FIT_JSON)
+    np.testing.assert_array_equal(back.e0_draws, fit.e0_draws())
+    assert back.compute_law == law and back.summary["truth_e0"] == truth.e0
+    assert back.summary["files"] == {"samples": "samples.npz", "fit_plot": "fit.png"}
+    assert back.summary["few_shot_emergence"] == summary["few_shot_emergence"]
+    (tmp_path / "fit" / "samples.npz").write_bytes(b"cut")
+    with pytest.raises(UserError, match="samples.npz"):
+        read_fit_dir(tmp_path / "fit")
 
 
 def test_everything_at_chance_gives_a_wide_posterior_and_a_warning():

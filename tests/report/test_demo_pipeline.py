@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from emergence.report.demo_config import Holdout, held_out
-from emergence.sweep.schema import RESULT_COLUMNS
+from emergence.results_table import RESULT_COLUMNS
 from emergence.train.ladder_config import LadderConfig
 from emergence.train.pretrain import read_manifest
 

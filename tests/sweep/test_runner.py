@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emergence.results_table import RESULT_COLUMNS
 from emergence.sweep.config import load_sweep_config
 from emergence.sweep.plan import expand
 from emergence.sweep.results import results_table, sweep_status
 from emergence.sweep.runner import Runner
-from emergence.sweep.schema import RESULT_COLUMNS
 from tests.sweep.helpers import (
     EMERGENCE,
     REPO,
