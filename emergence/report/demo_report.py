@@ -100,14 +100,14 @@ def render_report(summary: dict, analyses: dict[str, dict]) -> str:
     """report.md from the summary and each task's analysis (paths relative to the report's folder)."""
     s, acc, n = summary, summary["acceptance"], len(analyses)
     lad, sweep, fit, own = s["ladder"], s["sweep"], s["fit"], s["holdout"]["by_task"]
-    shared = [name for name in analyses if name not in own]
-    scope = "every fit" if not own else "the fits of " + ", ".join(f"`{name}`" for name in shared)
-    held = [f"- **Held out** of {scope} (the backtest's future): {', '.join(s['holdout']['checkpoints'])}."]
-    held = held if shared else []
-    for name, spec in own.items():
-        rule = "; ".join(f"{k}: {v}" for k, v in spec.items() if v not in (None, 0, []))
-        ids = ", ".join(sorted(r["id"] for r in analyses[name]["checkpoints"] if r["held_out"]))
-        held.append(f"- **Held out** of the `{name}` fit (its own holdout, {rule}): {ids}.")
+    held = []
+    for name, a in analyses.items():
+        rule = "own holdout, " if name in own else ""
+        rule += "; ".join(
+            f"{k}: {v}" for k, v in own.get(name, s["holdout"]["spec"]).items() if v not in (None, 0, [])
+        )
+        ids = ", ".join(sorted(r["id"] for r in a["checkpoints"] if r["held_out"]))
+        held.append(f"- **Held out** of the `{name}` fit ({rule}): {ids}.")
     names = list(next(iter(analyses.values()))["baselines"])
     baselines = [
         f"`{name}` | {_f(a['error_nats'])} | " + " | ".join(_f(a["baselines"][b]["error"]) for b in names)

@@ -109,9 +109,8 @@ def plot_e0_cdf(fit: LawFit, path: str | Path, truth: float | None = None) -> Pa
         lo, hi = min(lo, *marks), max(hi, *marks)
         pad = 0.15 * (hi - lo) + 1e-3
         ax.set_xlim(max(0.0, lo - pad), hi + pad)
-    ax.axvline(
-        summary["mle"], color="tab:orange", linewidth=1.2, linestyle="--", label=f"MLE {summary['mle']:.3f}"
-    )
+    mle = summary["mle"]
+    ax.axvline(mle, color="tab:orange", linewidth=1.2, linestyle="--", label=f"MLE {mle:.3f}")
     if truth is not None:
         ax.axvline(truth, color="tab:red", linewidth=1.5, label=f"truth {truth:.3f}")
         ax.axvspan(truth - SUCCESS_NATS, truth + SUCCESS_NATS, color="tab:red", alpha=0.08, label="±0.1 nat")
@@ -126,20 +125,13 @@ def plot_backtest(result, path: str | Path) -> Path:
     """|error| per protocol, green when within 0.1 nats; whiskers show the 90% interval's reach."""
     rows, truth = result.rows, result.truth.elbow
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(rows) + 2), 4.2))
-    ax.bar(
-        range(len(rows)),
-        [r.error for r in rows],
-        color=["tab:green" if r.success else "tab:red" for r in rows],
-    )
+    colours = ["tab:green" if r.success else "tab:red" for r in rows]
+    ax.bar(range(len(rows)), [r.error for r in rows], color=colours)
     for i, r in enumerate(rows):
-        if np.isfinite(r.q05):
+        if np.isfinite(r.q05):  # whisker: from 0 when the interval covers the truth, else its near end
             reach = (abs(r.q05 - truth), abs(r.q95 - truth))
-            ax.plot(
-                [i, i],
-                [0 if r.q05 <= truth <= r.q95 else min(reach), max(reach)],
-                color="black",
-                linewidth=0.8,
-            )
+            low = 0 if r.q05 <= truth <= r.q95 else min(reach)
+            ax.plot([i, i], [low, max(reach)], color="black", linewidth=0.8)
     ax.axhline(SUCCESS_NATS, color="black", linestyle="--", linewidth=1, label="0.1-nat success line")
     ax.set_xticks(range(len(rows)), [r.protocol for r in rows], rotation=45, ha="right", fontsize=8)
     ax.set(ylabel="|E(D0) − truth| (nats)", title=f"backtests (MLE) vs ground-truth elbow {truth:.3f} nats")
