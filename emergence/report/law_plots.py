@@ -71,7 +71,9 @@ def plot_fit(fit: LawFit, path: str | Path, seed: int = 0, *, data=None, held=()
         label = f"few-shot (D0={data.d0:g})" if budget == 0 else f"D={budget:g}"
         for rows, style in ((~is_held, {"color": colour, "label": label}), (is_held, {"facecolors": "none"})):
             rows = rows & (data.budget == budget)
-            ax.scatter(data.loss[rows], data.y[rows], s=18, edgecolors=colour, zorder=3, **style)
+            ax.scatter(
+                data.loss[rows], data.y[rows], s=18, edgecolors=colour, zorder=3, clip_on=False, **style
+            )
     if np.isfinite(e0["q05"]):
         ax.axvspan(e0["q05"], e0["q95"], color="tab:red", alpha=0.12, label="predicted E(D0), 90%")
     ax.axvline(e0["mle"], color="tab:red", linewidth=1.3, label=f"predicted E(D0) (MLE) = {e0['mle']:.3f}")
@@ -82,8 +84,10 @@ def plot_fit(fit: LawFit, path: str | Path, seed: int = 0, *, data=None, held=()
         ax.axvspan(*span, color="grey", alpha=0.07, label="held-out losses")
         ax.scatter([], [], facecolors="none", edgecolors="black", label="held-out checkpoint (not fitted)")
     ax.set_xlim(grid[0], grid[-1])
-    y_low = min(float(np.min(data.y)), chance) - 0.05
-    ax.set_ylim(y_low, min(y_max, max(float(np.max(data.y)), chance) + 0.1) + 0.02 * (y_max - y_low))
+    # the metric axis stops at its maximum; unclipped markers stay whole on that edge
+    ax.set_ylim(
+        min(float(np.min(data.y)), chance) - 0.05, min(y_max, max(float(np.max(data.y)), chance) + 0.1)
+    )
     ax.invert_xaxis()
     ax.set(xlabel="pretraining loss (nats/token) — stronger →", ylabel=data.metric)
     held_note = ", held-out checkpoints hollow" if is_held.any() else ""
@@ -97,6 +101,7 @@ def plot_e0_cdf(fit: LawFit, path: str | Path, truth: float | None = None) -> Pa
     """Empirical CDF of the E(D0) posterior, with 5/95% marks, the MLE and the truth when known."""
     summary, draws = fit.emergence(), fit.e0_draws()
     truth = truth if truth is not None and np.isfinite(truth) else None
+    marks = [summary["mle"]] + ([truth] if truth is not None else [])
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     if draws is not None:
         values = np.sort(draws[np.isfinite(draws)])
@@ -104,16 +109,14 @@ def plot_e0_cdf(fit: LawFit, path: str | Path, truth: float | None = None) -> Pa
         for q in ("q05", "q95"):
             ax.axvline(summary[q], color="tab:blue", linestyle=":", linewidth=1)
         ax.axvline(summary["median"], color="tab:blue", linewidth=1, label=f"median {summary['median']:.3f}")
-        lo, hi = np.percentile(values, [0.1, 99.9])
-        marks = [summary["mle"]] + ([truth] if truth is not None else [])
-        lo, hi = min(lo, *marks), max(hi, *marks)
-        pad = 0.15 * (hi - lo) + 1e-3
-        ax.set_xlim(max(0.0, lo - pad), hi + pad)
+        marks += np.percentile(values, [0.1, 99.9]).tolist()
     mle = summary["mle"]
     ax.axvline(mle, color="tab:orange", linewidth=1.2, linestyle="--", label=f"MLE {mle:.3f}")
     if truth is not None:
         ax.axvline(truth, color="tab:red", linewidth=1.5, label=f"truth {truth:.3f}")
         ax.axvspan(truth - SUCCESS_NATS, truth + SUCCESS_NATS, color="tab:red", alpha=0.08, label="±0.1 nat")
+    pad = 0.15 * (max(marks) - min(marks)) + 0.02
+    ax.set_xlim(max(0.0, min(marks) - pad), max(marks) + pad)
     ax.set(xlabel="few-shot emergence point E(D0) (pretraining loss, nats)", ylabel="P(E(D0) ≤ x)")
     ax.set_title(f"{fit.data.task}: posterior of the few-shot emergence point")
     ax.legend(fontsize=8)
