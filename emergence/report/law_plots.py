@@ -45,69 +45,79 @@ def _latent_draws(fit: LawFit, seed: int) -> dict[str, np.ndarray]:
     return {k: v[idx] for k, v in flat.items()}
 
 
-def plot_fit(fit: LawFit, path: str | Path, seed: int = 0) -> Path:
-    """Metric vs pretraining loss, one colour per budget; posterior median line and 5–95% band."""
-    data, geo = fit.data, fit.geo
-    draws = _latent_draws(fit, seed)
-    y_max = metric_max(data)
-    grid = np.linspace(max(0.0, data.loss.min() - 0.05), data.loss.max() + 0.05, 200)
-    budgets = (
-        [0.0, *data.finetuned_budgets.tolist()] if data.fewshot.any() else data.finetuned_budgets.tolist()
-    )
+def plot_fit(fit: LawFit, path: str | Path, seed: int = 0, *, data=None, held=(), truth=None) -> Path:
+    """Metric vs pretraining loss, one colour per budget, with the posterior median and 5–95% band.
+
+    ``data`` (default: the fitted rows) may hold more rows than the fit saw: those of the ``held``
+    checkpoints are drawn hollow and the law is extended over their losses, beside the ``truth``.
+    """
+    data = fit.data if data is None else data
+    e0 = fit.emergence()
+    is_held = np.isin(data.checkpoint, sorted(held))
+    marks = [v for v in (e0["q05"], e0["mle"], truth) if v is not None and np.isfinite(v)]
+    # show the predicted elbow even beyond the data, but at most 1 nat beyond and never below 0
+    left = max(min([data.loss.min(), *marks]) - 0.05, data.loss.min() - 1.0, 0.0)
+    grid = np.linspace(left, data.loss.max() + 0.05, 240)
+    budgets = [b for b in [0.0, *data.finetuned_budgets.tolist()] if (data.budget == b).any()]
     colours = plt.cm.viridis(np.linspace(0.0, 0.9, len(budgets)))
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    draws, y_max, chance = _latent_draws(fit, seed), metric_max(fit.data), fit.data.chance
+    fig, ax = plt.subplots(figsize=(8, 5.2))
     for budget, colour in zip(budgets, colours, strict=True):
-        rows = data.budget == budget
-        fewshot = budget == 0
-        colour = "black" if fewshot else colour
-        label = f"few-shot (D0={data.d0:g})" if fewshot else f"D={budget:g}"
-        curves = mean_perf_at(draws, geo, fit.spec, data.chance, y_max, budget, grid)
+        colour = "black" if budget == 0 else colour
+        curves = mean_perf_at(draws, fit.geo, fit.spec, chance, y_max, budget, grid)
         lo, mid, hi = np.percentile(curves, [5, 50, 95], axis=0)
-        ax.fill_between(grid, lo, hi, color=colour, alpha=0.2, linewidth=0)
-        ax.plot(grid, mid, color=colour, linewidth=1.5, linestyle="--" if fewshot else "-")
-        ax.scatter(data.loss[rows], data.y[rows], color=colour, s=14, label=label, zorder=3)
-    summary = fit.emergence()
-    if np.isfinite(summary["q05"]):
-        ax.axvspan(summary["q05"], summary["q95"], color="tab:red", alpha=0.12, label="E(D0) 90% interval")
-    ax.axvline(summary["mle"], color="tab:red", linewidth=1.2, label=f"E(D0) MLE = {summary['mle']:.3f}")
-    lows = [grid[0], summary["mle"]] + ([summary["q05"]] if np.isfinite(summary["q05"]) else [])
-    ax.set_xlim(max(0.0, min(lows) - 0.02), grid[-1])
-    y_low = min(float(np.min(data.y)), data.chance) - 0.05
-    ax.set_ylim(y_low, min(y_max, max(float(np.max(data.y)), data.chance) + 0.1) + 0.02 * (y_max - y_low))
+        ax.fill_between(grid, lo, hi, color=colour, alpha=0.15, linewidth=0)
+        ax.plot(grid, mid, color=colour, linewidth=1.4, linestyle="--" if budget == 0 else "-")
+        label = f"few-shot (D0={data.d0:g})" if budget == 0 else f"D={budget:g}"
+        for rows, style in ((~is_held, {"color": colour, "label": label}), (is_held, {"facecolors": "none"})):
+            rows = rows & (data.budget == budget)
+            ax.scatter(
+                data.loss[rows], data.y[rows], s=18, edgecolors=colour, zorder=3, clip_on=False, **style
+            )
+    if np.isfinite(e0["q05"]):
+        ax.axvspan(e0["q05"], e0["q95"], color="tab:red", alpha=0.12, label="predicted E(D0), 90%")
+    ax.axvline(e0["mle"], color="tab:red", linewidth=1.3, label=f"predicted E(D0) (MLE) = {e0['mle']:.3f}")
+    if truth is not None:
+        ax.axvline(truth, color="tab:blue", linewidth=1.3, linestyle=":", label=f"true elbow = {truth:.3f}")
+    if is_held.any():
+        span = (data.loss[is_held].min(), data.loss[is_held].max())
+        ax.axvspan(*span, color="grey", alpha=0.07, label="held-out losses")
+        ax.scatter([], [], facecolors="none", edgecolors="black", label="held-out checkpoint (not fitted)")
+    ax.set_xlim(grid[0], grid[-1])
+    # the metric axis stops at its maximum; unclipped markers stay whole on that edge
+    ax.set_ylim(
+        min(float(np.min(data.y)), chance) - 0.05, min(y_max, max(float(np.max(data.y)), chance) + 0.1)
+    )
     ax.invert_xaxis()
-    ax.set_xlabel("pretraining loss (nats/token) — stronger →")
-    ax.set_ylabel(data.metric)
-    ax.set_title(f"{data.task}: emergence law fit ({fit.spec.form}, {fit.spec.likelihood})")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set(xlabel="pretraining loss (nats/token) — stronger →", ylabel=data.metric)
+    held_note = ", held-out checkpoints hollow" if is_held.any() else ""
+    ax.set_title(f"{data.task}: emergence law fit ({fit.spec.form}, {fit.spec.likelihood}){held_note}")
+    ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
 def plot_e0_cdf(fit: LawFit, path: str | Path, truth: float | None = None) -> Path:
     """Empirical CDF of the E(D0) posterior, with 5/95% marks, the MLE and the truth when known."""
-    summary = fit.emergence()
+    summary, draws = fit.emergence(), fit.e0_draws()
+    truth = truth if truth is not None and np.isfinite(truth) else None
+    marks = [summary["mle"]] + ([truth] if truth is not None else [])
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    draws = fit.e0_draws()
     if draws is not None:
         values = np.sort(draws[np.isfinite(draws)])
         ax.plot(values, np.arange(1, values.size + 1) / values.size, color="tab:blue", label="posterior CDF")
         for q in ("q05", "q95"):
             ax.axvline(summary[q], color="tab:blue", linestyle=":", linewidth=1)
         ax.axvline(summary["median"], color="tab:blue", linewidth=1, label=f"median {summary['median']:.3f}")
-    ax.axvline(
-        summary["mle"], color="tab:orange", linewidth=1.2, linestyle="--", label=f"MLE {summary['mle']:.3f}"
-    )
-    if truth is not None and np.isfinite(truth):
+        marks += np.percentile(values, [0.1, 99.9]).tolist()
+    mle = summary["mle"]
+    ax.axvline(mle, color="tab:orange", linewidth=1.2, linestyle="--", label=f"MLE {mle:.3f}")
+    if truth is not None:
         ax.axvline(truth, color="tab:red", linewidth=1.5, label=f"truth {truth:.3f}")
         ax.axvspan(truth - SUCCESS_NATS, truth + SUCCESS_NATS, color="tab:red", alpha=0.08, label="±0.1 nat")
-    if draws is not None:
-        lo, hi = np.percentile(values, [0.1, 99.9])
-        marks = [summary["mle"]] + ([truth] if truth is not None and np.isfinite(truth) else [])
-        lo, hi = min(lo, *marks), max(hi, *marks)
-        pad = 0.15 * (hi - lo) + 1e-3
-        ax.set_xlim(max(0.0, lo - pad), hi + pad)
-    ax.set_xlabel("few-shot emergence point E(D0) (pretraining loss, nats)")
-    ax.set_ylabel("P(E(D0) ≤ x)")
+    pad = 0.15 * (max(marks) - min(marks)) + 0.02
+    ax.set_xlim(max(0.0, min(marks) - pad), max(marks) + pad)
+    ax.set(xlabel="few-shot emergence point E(D0) (pretraining loss, nats)", ylabel="P(E(D0) ≤ x)")
     ax.set_title(f"{fit.data.task}: posterior of the few-shot emergence point")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -116,21 +126,18 @@ def plot_e0_cdf(fit: LawFit, path: str | Path, truth: float | None = None) -> Pa
 
 def plot_backtest(result, path: str | Path) -> Path:
     """|error| per protocol, green when within 0.1 nats; whiskers show the 90% interval's reach."""
-    rows = result.rows
+    rows, truth = result.rows, result.truth.elbow
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(rows) + 2), 4.2))
-    errors = np.array([r.error for r in rows])
     colours = ["tab:green" if r.success else "tab:red" for r in rows]
-    positions = np.arange(len(rows))
-    ax.bar(positions, errors, color=colours)
+    ax.bar(range(len(rows)), [r.error for r in rows], color=colours)
     for i, r in enumerate(rows):
-        if np.isfinite(r.q05):
-            reach = (abs(r.q05 - result.truth.elbow), abs(r.q95 - result.truth.elbow))
-            covered = r.q05 <= result.truth.elbow <= r.q95
-            ax.plot([i, i], [0 if covered else min(reach), max(reach)], color="black", linewidth=0.8)
+        if np.isfinite(r.q05):  # whisker: from 0 when the interval covers the truth, else its near end
+            reach = (abs(r.q05 - truth), abs(r.q95 - truth))
+            low = 0 if r.q05 <= truth <= r.q95 else min(reach)
+            ax.plot([i, i], [low, max(reach)], color="black", linewidth=0.8)
     ax.axhline(SUCCESS_NATS, color="black", linestyle="--", linewidth=1, label="0.1-nat success line")
-    ax.set_xticks(positions, [r.protocol for r in rows], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("|E(D0) − truth| (nats)")
-    ax.set_title(f"backtests (MLE) vs ground-truth elbow {result.truth.elbow:.3f} nats")
+    ax.set_xticks(range(len(rows)), [r.protocol for r in rows], rotation=45, ha="right", fontsize=8)
+    ax.set(ylabel="|E(D0) − truth| (nats)", title=f"backtests (MLE) vs ground-truth elbow {truth:.3f} nats")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

@@ -157,10 +157,11 @@ def test_report_has_every_section_and_the_numbers_of_the_analyses(ci_demo):
     for task in TASKS:
         a = json.loads((out / task / "analysis.json").read_text())
         p = a["prediction"]
-        assert f"**{p['mle']:.3f} nats** (MLE; posterior median {p['median']:.3f}, 90% interval" in report
+        row = next(line for line in report.splitlines() if line.startswith(f"| `{task}` | {a['metric']} |"))
+        assert f"| {p['mle']:.3f} ({p['median']:.3f}, {p['q05']:.3f}–{p['q95']:.3f}) |" in row
         assert f"![accuracy vs loss by budget]({task}/law.png)" in report
         if a["truth"]["emerged"]:
-            assert f"= **{a['error_nats']:.3f} nats**" in report
+            assert f"| {a['error_nats']:.3f} |" in row
         assert summary["tasks"][task]["prediction"] == p
     assert {"pretrain", "sweep", "fit"} <= set(summary["timings"])
     assert summary["acceptance"]["tasks_within_0_1_with_2x"] == sum(
@@ -215,8 +216,10 @@ def test_a_task_with_its_own_holdout_is_refit_against_it(ci_demo, tmp_path):
     analysis = json.loads((own_out / "toy_yesno" / "analysis.json").read_text())
     assert {r["id"] for r in analysis["checkpoints"] if r["held_out"]} == want
     report = (own_out / "report.md").read_text()
-    assert "Held out** of the fits of `toy_mc`, `toy_math`" in report
-    assert "Held out** of the `toy_yesno` fit (its own holdout, the 2 largest): " in report
+    assert "Held out** of the `toy_mc` fit (largest: 1): " in report
+    assert (
+        f"Held out** of the `toy_yesno` fit (own holdout, largest: 2): {', '.join(sorted(want))}." in report
+    )
 
 
 def test_a_demo_with_failed_cells_exits_1_and_names_the_way_out(ci_demo, tmp_path):
