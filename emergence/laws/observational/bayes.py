@@ -43,25 +43,23 @@ class BayesFit:
     def coverage(self, actual: np.ndarray, mask: np.ndarray) -> float | None:
         """Share of the masked rows whose actual value lies inside its predictive interval."""
         actual = np.asarray(actual, float)[mask]
-        if actual.size == 0:
-            return None
         inside = (actual >= self.lower[mask]) & (actual <= self.upper[mask])
-        return float(inside.mean())
+        return float(inside.mean()) if actual.size else None
 
 
-def _model(x, y, floor_max: float, free_ceiling: bool, weight_scale: float, noise_scale: float):
+def _model(x, y, config: BayesConfig):
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
 
-    d = x.shape[1]
-    intercept = numpyro.sample("intercept", dist.Normal(0.0, weight_scale))
-    weights = numpyro.sample("weights", dist.Normal(jnp.zeros(d), weight_scale).to_event(1))
-    floor = numpyro.sample("floor", dist.Uniform(0.0, floor_max))
-    ceiling = numpyro.sample("ceiling", dist.Uniform(1.0 - 2.0 * floor_max, 1.0)) if free_ceiling else 1.0
-    noise = numpyro.sample("noise", dist.HalfNormal(noise_scale))
+    intercept = numpyro.sample("intercept", dist.Normal(0.0, config.weight_scale))
+    weights = numpyro.sample("weights", dist.Normal(jnp.zeros(x.shape[1]), config.weight_scale).to_event(1))
+    floor = numpyro.sample("floor", dist.Uniform(0.0, config.floor_max))
+    ceiling = 1.0
+    if config.free_ceiling:
+        ceiling = numpyro.sample("ceiling", dist.Uniform(1.0 - 2.0 * config.floor_max, 1.0))
+    noise = numpyro.sample("noise", dist.HalfNormal(config.noise_scale))
     mu = (ceiling - floor) * jnp.reciprocal(1.0 + jnp.exp(-(x @ weights + intercept))) + floor
-    numpyro.deterministic("mu", mu)
     numpyro.sample("y", dist.Normal(mu, noise), obs=y)
 
 
@@ -76,54 +74,25 @@ def fit_bayes(
     x_train = np.asarray(x_train, float)
     center, scale = x_train.mean(axis=0), x_train.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
-    xs_train = (x_train - center) / scale
-    xs_all = (np.asarray(x_all, float) - center) / scale
-    kwargs = {
-        "floor_max": config.floor_max,
-        "free_ceiling": config.free_ceiling,
-        "weight_scale": config.weight_scale,
-        "noise_scale": config.noise_scale,
-    }
     chain_method = "parallel" if jax.local_device_count() >= config.num_chains else "sequential"
-    mcmc = MCMC(
-        NUTS(_model),
-        num_warmup=config.num_warmup,
-        num_samples=config.num_samples,
-        num_chains=config.num_chains,
-        chain_method=chain_method,
-        progress_bar=False,
-    )
+    mcmc = MCMC(NUTS(_model), num_warmup=config.num_warmup, num_samples=config.num_samples,
+                num_chains=config.num_chains, chain_method=chain_method, progress_bar=False)  # fmt: skip
     key_fit, key_pred = jax.random.split(jax.random.PRNGKey(config.seed))
-    mcmc.run(key_fit, xs_train, np.asarray(y_train, float), **kwargs)
+    mcmc.run(key_fit, (x_train - center) / scale, np.asarray(y_train, float), config)
     samples = mcmc.get_samples()
-    by_chain = mcmc.get_samples(group_by_chain=True)
-    stats = summary({k: v for k, v in by_chain.items() if k != "mu"})
+    stats = summary(mcmc.get_samples(group_by_chain=True))
     diagnostics = {
         "max_r_hat": float(max(np.nanmax(s["r_hat"]) for s in stats.values())),
         "min_ess": float(min(np.nanmin(s["n_eff"]) for s in stats.values())),
         "divergences": int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum()),
         "num_samples": int(config.num_samples * config.num_chains),
     }
-    posterior = {k: v for k, v in samples.items() if k != "mu"}
-    predictive = Predictive(_model, posterior_samples=posterior)(key_pred, xs_all, None, **kwargs)
-    draws = np.asarray(predictive["y"])
-    tail = (1.0 - config.level) / 2.0
-    w_std = np.asarray(samples["weights"])
-    w_raw = w_std / scale
-    b0_raw = np.asarray(samples["intercept"]) - w_raw @ center
+    xs_all = (np.asarray(x_all, float) - center) / scale
+    draws = np.asarray(Predictive(_model, posterior_samples=samples)(key_pred, xs_all, None, config)["y"])
+    w_raw = np.asarray(samples["weights"]) / scale  # back to the predictors' original units
     params = {f"w{i + 1}": float(np.median(w_raw[:, i])) for i in range(w_raw.shape[1])}
-    params.update(
-        intercept=float(np.median(b0_raw)),
-        floor=float(np.median(samples["floor"])),
-        noise=float(np.median(samples["noise"])),
-    )
-    if config.free_ceiling:
-        params["ceiling"] = float(np.median(samples["ceiling"]))
-    return BayesFit(
-        params=params,
-        diagnostics=diagnostics,
-        mean=draws.mean(axis=0),
-        lower=np.quantile(draws, tail, axis=0),
-        upper=np.quantile(draws, 1.0 - tail, axis=0),
-        level=config.level,
-    )
+    params["intercept"] = float(np.median(np.asarray(samples["intercept"]) - w_raw @ center))
+    params.update({k: float(np.median(samples[k])) for k in ("floor", "noise", "ceiling") if k in samples})
+    tail = (1.0 - config.level) / 2.0
+    return BayesFit(params, diagnostics, draws.mean(axis=0), np.quantile(draws, tail, axis=0),
+                    np.quantile(draws, 1.0 - tail, axis=0), config.level)  # fmt: skip

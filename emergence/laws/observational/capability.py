@@ -1,8 +1,13 @@
-"""Principal capabilities: PCA of (imputed) benchmark scores, fit on training rows only.
+"""Principal capabilities: fill the missing scores, then PCA, both fit on training rows only.
 
-Scores are *not* standardized (the paper's choice: benchmarks share the accuracy scale, and
-standardizing would blow up near-constant ones). Components are signed so that each has positive total
-loading, which makes PC1 "more capable = larger" and the fit deterministic across SVD sign flips.
+Public models are not all evaluated on every benchmark. Following the paper, each benchmark is z-scored
+by the *training* rows, the gaps are mean-filled, and the matrix is repeatedly reconstructed from its
+leading principal component(s), overwriting only the missing cells until they stop moving. Test rows are
+filled with the training fit, so no test score informs anything fitted here.
+
+The PCA is on *unstandardized* scores (the paper's choice: benchmarks share the accuracy scale, and
+standardizing would blow up near-constant ones). Components are signed to have positive total loading,
+which makes PC1 "more capable = larger" and the fit deterministic across SVD sign flips.
 """
 
 from __future__ import annotations
@@ -15,6 +20,90 @@ from emergence.errors import UserError
 
 
 @dataclass(frozen=True)
+class ImputeConfig:
+    """Rank of the reconstruction, iteration cap, tolerance (z-units), clip range of filled cells."""
+
+    rank: int = 1
+    max_iter: int = 1000
+    tol: float = 1e-4
+    clip: tuple[float, float] | None = (0.0, 1.0)
+
+
+def _svd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column means, singular values and right singular vectors of the centered matrix."""
+    mean = x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return mean, s, vt
+
+
+def _fill(z, missing, mean, comps, config: ImputeConfig, refit: bool):
+    """Overwrite the missing cells of ``z`` (in place) with their low-rank reconstruction until they
+    stop moving; with ``refit``, the components follow the filled matrix. Returns the final fit and
+    the number of iterations."""
+    n_iter = 0
+    if missing.any():
+        for n_iter in range(1, config.max_iter + 1):  # noqa: B007 - n_iter is reported
+            recon = mean + (z - mean) @ comps.T @ comps
+            delta = np.max(np.abs(recon[missing] - z[missing]))
+            z[missing] = recon[missing]
+            if refit:
+                mean, _, vt = _svd(z)
+                comps = vt[: len(comps)]
+            if delta < config.tol:
+                break
+    return mean, comps, n_iter
+
+
+@dataclass(frozen=True)
+class Imputer:
+    """A fitted imputer: the training scaler and the low-rank PCA of the filled training matrix."""
+
+    config: ImputeConfig
+    center: np.ndarray  # per-column training mean (original units)
+    scale: np.ndarray  # per-column training std (original units)
+    pca_mean: np.ndarray  # column means of the filled, z-scored training matrix
+    components: np.ndarray  # (rank, n_cols) orthonormal rows
+    n_iter: int
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Fill the missing cells of new rows with the training fit (observed cells are kept)."""
+        x = np.asarray(x, dtype=float)
+        missing = np.isnan(x)
+        z = np.where(missing, 0.0, (x - self.center) / self.scale)
+        _fill(z, missing, self.pca_mean, self.components, self.config, refit=False)
+        return self.unscale(z, x, missing)
+
+    def unscale(self, z: np.ndarray, x: np.ndarray, missing: np.ndarray) -> np.ndarray:
+        """The observed cells of ``x`` with the filled cells of ``z`` in original units, clipped."""
+        filled = z * self.scale + self.center
+        if self.config.clip is not None:
+            filled = np.clip(filled, *self.config.clip)
+        return np.where(missing, filled, x)
+
+
+def fit_imputer(
+    x_train: np.ndarray, config: ImputeConfig = ImputeConfig(), columns: list[str] | None = None
+) -> tuple[Imputer, np.ndarray]:
+    """Fit on training rows; return the imputer and the filled training matrix."""
+    x = np.asarray(x_train, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise UserError(f"imputation needs at least 2 training rows, got {x.shape[0]}")
+    missing = np.isnan(x)
+    empty = np.flatnonzero(missing.all(axis=0))
+    if empty.size:
+        name = columns[empty[0]] if columns else f"#{empty[0]}"
+        raise UserError(f"benchmark {name!r} has no value in any training row; drop it from --benchmarks")
+    center = np.nanmean(x, axis=0)
+    scale = np.nanstd(x, axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = np.where(missing, 0.0, (x - center) / scale)
+    mean, _, vt = _svd(z)
+    mean, comps, n_iter = _fill(z, missing, mean, vt[: min(config.rank, x.shape[1])], config, refit=True)
+    imputer = Imputer(config, center, scale, mean, comps, n_iter)
+    return imputer, imputer.unscale(z, x, missing)
+
+
+@dataclass(frozen=True)
 class CapabilityPCA:
     """A fitted PCA: the training mean, K orthonormal components, explained-variance ratios."""
 
@@ -24,11 +113,8 @@ class CapabilityPCA:
     benchmarks: tuple[str, ...]
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """Project rows (complete, imputed scores) onto the K principal capabilities."""
-        x = np.asarray(x, dtype=float)
-        if np.isnan(x).any():
-            raise ValueError("PCA input has missing values; impute first")
-        return (x - self.mean) @ self.components.T
+        """Project complete (imputed) score rows onto the K principal capabilities."""
+        return (np.asarray(x, dtype=float) - self.mean) @ self.components.T
 
     def loadings(self) -> dict[str, dict[str, float]]:
         """Component loadings by benchmark, for metrics.json."""
@@ -46,11 +132,8 @@ def fit_pca(x_train: np.ndarray, n_components: int, benchmarks: list[str]) -> Ca
         raise UserError(
             f"--pcs {n_components} is out of range: {n} training models and {d} benchmarks allow 1..{min(n, d)}"
         )
-    mean = x.mean(axis=0)
-    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    comps = vt[:n_components].copy()
-    signs = np.where(comps.sum(axis=1) < 0, -1.0, 1.0)
-    comps *= signs[:, None]
+    mean, s, vt = _svd(x)
+    comps = vt[:n_components] * np.where(vt[:n_components].sum(axis=1) < 0, -1.0, 1.0)[:, None]
     var = s**2
     ratio = var[:n_components] / var.sum() if var.sum() > 0 else np.zeros(n_components)
     return CapabilityPCA(mean, comps, ratio, tuple(benchmarks))

@@ -9,9 +9,11 @@ compute a Llama-2 would have needed to be this capable": the x axis of the forec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from emergence.laws.observational.sigmoid import r2
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class LineFit:
     n: int
 
     def as_dict(self) -> dict[str, object]:
-        return {"slope": self.slope, "intercept": self.intercept, "r2": self.r2, "n": self.n}
+        return asdict(self)
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> LineFit | None:
@@ -35,10 +37,7 @@ def fit_line(x: np.ndarray, y: np.ndarray) -> LineFit | None:
     if np.unique(x).size < 2:
         return None
     slope, intercept = np.polyfit(x, y, 1)
-    resid = y - (slope * x + intercept)
-    total = np.sum((y - y.mean()) ** 2)
-    r2 = float(1.0 - np.sum(resid**2) / total) if total > 0 else None
-    return LineFit(float(slope), float(intercept), r2, int(x.size))
+    return LineFit(float(slope), float(intercept), r2(y, slope * x + intercept), int(x.size))
 
 
 def family_efficiency(
@@ -46,10 +45,7 @@ def family_efficiency(
 ) -> dict[str, LineFit | None]:
     """Per family: PC1 against log10 FLOPs (None where fewer than two models have FLOPs)."""
     families = np.asarray(families, dtype=object)
-    return {
-        str(fam): fit_line(log10_flops[families == fam], pc1[families == fam])
-        for fam in dict.fromkeys(families.tolist())
-    }
+    return {str(f): fit_line(log10_flops[families == f], pc1[families == f]) for f in dict.fromkeys(families)}
 
 
 @dataclass(frozen=True)
@@ -73,6 +69,4 @@ def fit_equivalent_flops(
     """Fit the ruler in the reference family; None when it has < 2 models with FLOPs or a flat line."""
     mask = np.asarray(families, dtype=object) == reference
     line = fit_line(log10_flops[mask], z[mask])
-    if line is None or line.slope == 0:
-        return None
-    return EquivalentFlops(reference, line)
+    return EquivalentFlops(reference, line) if line is not None and line.slope != 0 else None

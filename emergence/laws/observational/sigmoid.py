@@ -60,38 +60,32 @@ class SigmoidFit:
         }
 
 
-def _unpack(theta: np.ndarray, d: int, free_ceiling: bool) -> tuple[float, np.ndarray, float, float]:
-    w0, w, b = theta[0], theta[1 : d + 1], theta[d + 1]
-    c = theta[d + 2] if free_ceiling else 1.0
-    return w0, w, b, c
-
-
 def fit_sigmoid(x: np.ndarray, y: np.ndarray, config: SigmoidConfig = SigmoidConfig()) -> SigmoidFit:
-    """Bounded least squares (scipy trust-region reflective) from the stated start point."""
+    """Bounded least squares (scipy trust-region reflective) from the paper's start point.
+
+    Parameters are θ = (w₀, w₁…w_d, b[, c])."""
     x = np.asarray(x, dtype=float)
-    if x.ndim == 1:
-        x = x[:, None]
+    x = x[:, None] if x.ndim == 1 else x
     y = np.asarray(y, dtype=float)
     n, d = x.shape
     if n < d + 2:
         raise UserError(f"only {n} training models for a sigmoid with {d} predictors; need at least {d + 2}")
     start = [0.0, *([config.w_start] * d), 0.0]
-    lower = [-np.inf] * (d + 1) + [0.0]
-    upper = [np.inf] * (d + 1) + [config.floor_max]
+    lower, upper = [-np.inf] * (d + 1) + [0.0], [np.inf] * (d + 1) + [config.floor_max]
     if config.free_ceiling:
-        start.append(1.0)
-        lower.append(1.0 - 2.0 * config.floor_max)
-        upper.append(1.0)
+        start, lower, upper = [*start, 1.0], [*lower, 1.0 - 2.0 * config.floor_max], [*upper, 1.0]
+
+    def ceiling(theta: np.ndarray) -> float:
+        return theta[d + 2] if config.free_ceiling else 1.0
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        w0, w, b, c = _unpack(theta, d, config.free_ceiling)
-        return (c - b) * expit(x @ w + w0) + b - y
+        return (ceiling(theta) - theta[d + 1]) * expit(x @ theta[1 : d + 1] + theta[0]) + theta[d + 1] - y
 
     result = least_squares(
         residuals, np.array(start), bounds=(lower, upper), method="trf", max_nfev=config.max_nfev
     )
-    w0, w, b, c = _unpack(result.x, d, config.free_ceiling)
-    return SigmoidFit(np.array(w, dtype=float), float(w0), float(b), float(c), bool(result.success))
+    t = result.x
+    return SigmoidFit(np.array(t[1 : d + 1]), float(t[0]), float(t[d + 1]), float(ceiling(t)), bool(result.success))
 
 
 def mse(actual: np.ndarray, predicted: np.ndarray) -> float | None:
