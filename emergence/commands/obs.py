@@ -6,7 +6,6 @@ Thin: parse options, call :mod:`emergence.laws.observational`, write files, prin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -15,17 +14,14 @@ obs_app = typer.Typer(
     no_args_is_help=True,
 )
 
-# The options both commands take; lists may be repeated or comma-separated (`--families Llama-2,OPT`).
-Data = Annotated[str | None, typer.Argument(help=(
-    "CSV with a 'Model' column; default: the shipped base_llm_benchmark_eval.csv; a bare file name picks "
-    "another table of the ObsScaling release shipped in emergence/data/obsscaling/."))]  # fmt: skip
-Join = Annotated[str | None, typer.Option("--join", help="Second CSV, inner-joined on 'Model'.")]
-Benchmarks = Annotated[list[str] | None, typer.Option("--benchmarks", help="Predictor columns (PC1's).")]
-Families = Annotated[list[str] | None, typer.Option("--families", help="Keep only these families.")]
-Exclude = Annotated[list[str] | None, typer.Option("--exclude-models", help="Drop these models.")]
+_DATA = (
+    "default: the shipped base_llm_benchmark_eval.csv; a bare file name picks another table of the "
+    "ObsScaling release shipped in emergence/data/obsscaling/"
+)
 
 
 def _names(values: list[str] | None) -> tuple[str, ...]:
+    """Options may be repeated or comma-separated (`--families Llama-2,OPT`)."""
     return tuple(part.strip() for value in values or [] for part in value.split(",") if part.strip())
 
 
@@ -35,10 +31,10 @@ def _fmt(value) -> str:
 
 @obs_app.command("fit")
 def fit_cmd(
-    data: Data = None,
+    data: str | None = typer.Argument(None, help=f"CSV with a 'Model' column; {_DATA}."),
     target: str = typer.Option(..., "--target", help="Column to forecast."),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and plots."),
-    join: Join = None,
+    join: str | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
     scale: float | None = typer.Option(None, "--scale", help="Divide the target by X (e.g. 10 for 0–10)."),
     chance: float | None = typer.Option(None, "--chance", help="Chance level C: y → (y − C)/(1 − C)."),
     pcs: int = typer.Option(3, "--pcs", help="Number of principal capabilities K."),
@@ -48,9 +44,9 @@ def fit_cmd(
     holdout_top: float | None = typer.Option(
         None, "--holdout-top", help="Instead of a cutoff, hold out the top FRAC of models by target."
     ),
-    benchmarks: Benchmarks = None,
-    families: Families = None,
-    exclude_models: Exclude = None,
+    benchmarks: list[str] | None = typer.Option(None, "--benchmarks", help="Predictor columns."),
+    families: list[str] | None = typer.Option(None, "--families", help="Keep only these families."),
+    exclude_models: list[str] | None = typer.Option(None, "--exclude-models", help="Drop these models."),
     reference_family: str = typer.Option("Llama-2", "--reference-family", help="Ruler for equivalent FLOPs."),
     free_ceiling: bool = typer.Option(False, "--free-ceiling", help="Fit the sigmoid's ceiling too."),
     bayes: bool = typer.Option(False, "--bayes", help="Also sample the law with NUTS (intervals, coverage)."),
@@ -72,10 +68,10 @@ def fit_cmd(
 
         numpyro.set_host_device_count(chains)  # before JAX starts: parallel chains on CPU
     from emergence.laws.observational import ObsConfig, run_fit
-    from emergence.laws.observational.bayes import BayesConfig
-    from emergence.laws.observational.sigmoid import SigmoidConfig
+    from emergence.laws.observational.law import BayesConfig, SigmoidConfig
     from emergence.report.obs_plots import plot_fit
 
+    sampler = BayesConfig(warmup, samples, chains, seed, level, free_ceiling=free_ceiling)
     result = run_fit(
         ObsConfig(
             data=data,
@@ -91,7 +87,7 @@ def fit_cmd(
             exclude_models=_names(exclude_models),
             reference_family=reference_family,
             sigmoid=SigmoidConfig(free_ceiling=free_ceiling),
-            bayes=BayesConfig(warmup, samples, chains, seed, level, free_ceiling=free_ceiling) if bayes else None,
+            bayes=sampler if bayes else None,
         )
     )
     m = result.metrics
@@ -108,7 +104,9 @@ def fit_cmd(
         f"mse_train={_fmt(m['mse_train'])} mse_test={_fmt(m['mse_test'])} r2_test={_fmt(m['r2_test'])}"
     )
     for name, base in m["baselines"].items():
-        typer.echo(f"{name:9s} n_train={base['n_train']} n_test={base['n_test']} mse_test={_fmt(base['mse_test'])}")
+        typer.echo(
+            f"{name:9s} n_train={base['n_train']} n_test={base['n_test']} mse_test={_fmt(base['mse_test'])}"
+        )
     if b := m["bayes"]:
         typer.echo(
             f"bayes:    {b['level']:.0%} interval coverage on test={_fmt(b['coverage_test'])} "
@@ -120,9 +118,12 @@ def fit_cmd(
 
 @obs_app.command("families")
 def families_cmd(
-    data: Data = None, join: Join = None, benchmarks: Benchmarks = None, families: Families = None,
-    exclude_models: Exclude = None,
-) -> None:  # fmt: skip
+    data: str | None = typer.Argument(None, help=f"CSV with families, FLOPs, benchmarks; {_DATA}."),
+    join: str | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
+    benchmarks: list[str] | None = typer.Option(None, "--benchmarks", help="Columns for PC1."),
+    families: list[str] | None = typer.Option(None, "--families", help="Keep only these families."),
+    exclude_models: list[str] | None = typer.Option(None, "--exclude-models", help="Drop these models."),
+) -> None:
     """Print each family's compute efficiency: PC1 = slope·log10(FLOPs) + intercept, with R²."""
     from emergence.laws.observational import run_families
 
@@ -137,7 +138,8 @@ def families_cmd(
             typer.echo(f"{family:24s}   - (fewer than two models with FLOPs)")
             continue
         r2 = "n/a" if fit.r2 is None else f"{fit.r2:.3f}"
-        typer.echo(f"{family:24s} {fit.n:3d} {fit.slope:8.3f} {fit.intercept:10.3f} {r2:>6s} {at[family]:9.3f}")
+        line = f"{fit.n:3d} {fit.slope:8.3f} {fit.intercept:10.3f} {r2:>6s} {at[family]:9.3f}"
+        typer.echo(f"{family:24s} {line}")
 
 
 def register(app: typer.Typer) -> None:

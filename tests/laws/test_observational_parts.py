@@ -6,7 +6,7 @@ import pytest
 
 from emergence.errors import UserError
 from emergence.laws.observational import data as obs_data
-from emergence.laws.observational.families import family_efficiency, fit_equivalent_flops
+from emergence.laws.observational.capability import family_efficiency, fit_equivalent_flops
 from emergence.laws.observational.fit import split_by_cutoff, split_top_fraction
 
 

@@ -1,13 +1,19 @@
-"""Principal capabilities: fill the missing scores, then PCA, both fit on training rows only.
+"""Principal capabilities (fill the missing scores, then PCA, both fit on training rows only), and how
+they grow with compute.
 
 Public models are not all evaluated on every benchmark. Following the paper, each benchmark is z-scored
 by the *training* rows, the gaps are mean-filled, and the matrix is repeatedly reconstructed from its
 leading principal component(s), overwriting only the missing cells until they stop moving. Test rows are
-filled with the training fit, so no test score informs anything fitted here.
+filled with the training fit, so no test score informs anything fitted here. The PCA is on
+*unstandardized* scores (benchmarks share the accuracy scale; standardizing would blow up near-constant
+ones), its components signed to have positive total loading: PC1 is "more capable = larger" whatever
+sign the SVD picks.
 
-The PCA is on *unstandardized* scores (the paper's choice: benchmarks share the accuracy scale, and
-standardizing would blow up near-constant ones). Components are signed to have positive total loading,
-which makes PC1 "more capable = larger" and the fit deterministic across SVD sign flips.
+Within one family (same data, same recipe) capability grows log-linearly with compute, and families
+differ in how much they buy per FLOP: a per-family line PC1 = slope·log10 FLOPs + intercept measures
+that efficiency. The same line for the law's linear predictor inside a reference family (Llama-2 by
+default) is a ruler mapping *any* model, open or closed, to "the compute a Llama-2 would have needed to
+be this capable": the x axis of the forecast plot.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emergence.errors import UserError
+from emergence.laws.observational.law import r2
 
 
 @dataclass(frozen=True)
@@ -137,3 +144,56 @@ def fit_pca(x_train: np.ndarray, n_components: int, benchmarks: list[str]) -> Ca
     var = s**2
     ratio = var[:n_components] / var.sum() if var.sum() > 0 else np.zeros(n_components)
     return CapabilityPCA(mean, comps, ratio, tuple(benchmarks))
+
+
+@dataclass(frozen=True)
+class LineFit:
+    """y = slope·x + intercept by ordinary least squares, with R² and the number of points."""
+
+    slope: float
+    intercept: float
+    r2: float | None
+    n: int
+
+
+def fit_line(x: np.ndarray, y: np.ndarray) -> LineFit | None:
+    """OLS line through finite points; None with fewer than 2 distinct x values."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if np.unique(x).size < 2:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    return LineFit(float(slope), float(intercept), r2(y, slope * x + intercept), int(x.size))
+
+
+def family_efficiency(
+    families: np.ndarray, log10_flops: np.ndarray, pc1: np.ndarray
+) -> dict[str, LineFit | None]:
+    """Per family: PC1 against log10 FLOPs (None where fewer than two models have FLOPs)."""
+    families = np.asarray(families, dtype=object)
+    return {str(f): fit_line(log10_flops[families == f], pc1[families == f]) for f in dict.fromkeys(families)}
+
+
+@dataclass(frozen=True)
+class EquivalentFlops:
+    """The reference family's ruler: linear predictor z = slope·log10 FLOPs + intercept."""
+
+    reference: str
+    line: LineFit
+
+    def log10_flops(self, z: np.ndarray) -> np.ndarray:
+        """Invert the ruler: the log10 FLOPs at which a reference-family model reaches predictor z."""
+        return (np.asarray(z, float) - self.line.intercept) / self.line.slope
+
+    def predictor(self, log10_flops: np.ndarray) -> np.ndarray:
+        return self.line.slope * np.asarray(log10_flops, float) + self.line.intercept
+
+
+def fit_equivalent_flops(
+    families: np.ndarray, log10_flops: np.ndarray, z: np.ndarray, reference: str
+) -> EquivalentFlops | None:
+    """Fit the ruler in the reference family; None when it has < 2 models with FLOPs or a flat line."""
+    mask = np.asarray(families, dtype=object) == reference
+    line = fit_line(log10_flops[mask], z[mask])
+    return EquivalentFlops(reference, line) if line is not None and line.slope != 0 else None

@@ -1,9 +1,4 @@
-"""Fit an observational scaling law end to end (docs/design.md, "Observational scaling law").
-
-Load and clean the table → transform the target (scale, chance) → split train/test → impute and PCA on
-training rows only → floored sigmoid on K principal capabilities → the same sigmoid on ln FLOPs and
-ln params as baselines → per-family compute efficiency and reference-family-equivalent FLOPs →
-optionally NUTS with predictive intervals.
+"""Fit an observational scaling law end to end (the method: docs/design.md, "Observational scaling law").
 
 The split mimics forecasting: train on small models, test on the ones that came later. A compute cutoff
 trains on the models with FLOPs ≤ cutoff (unknown FLOPs cannot be placed below it, so they go to test);
@@ -19,17 +14,10 @@ import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
+from emergence.laws.observational import capability, law
 from emergence.laws.observational import data as obs_data
-from emergence.laws.observational.bayes import BayesConfig, fit_bayes
-from emergence.laws.observational.capability import ImputeConfig, fit_imputer, fit_pca
 from emergence.laws.observational.data import FAMILY_COL, MODEL_COL, ObsTable
-from emergence.laws.observational.families import (
-    EquivalentFlops,
-    LineFit,
-    family_efficiency,
-    fit_equivalent_flops,
-)
-from emergence.laws.observational.sigmoid import SigmoidConfig, SigmoidFit, fit_sigmoid, mse, r2
+from emergence.laws.observational.law import BayesConfig, SigmoidConfig, mse, r2
 
 DEFAULT_REFERENCE_FAMILY = "Llama-2"
 DEFAULT_CUTOFF_FLOPS = 84e21  # Llama-2-7B's training compute: the paper's default cutoff
@@ -52,7 +40,7 @@ class ObsConfig:
     exclude_models: tuple[str, ...] = ()
     reference_family: str = DEFAULT_REFERENCE_FAMILY
     sigmoid: SigmoidConfig = SigmoidConfig()
-    impute: ImputeConfig = ImputeConfig()
+    impute: capability.ImputeConfig = capability.ImputeConfig()
     bayes: BayesConfig | None = None
 
 
@@ -62,8 +50,8 @@ class ObsResult:
 
     metrics: dict
     models: pd.DataFrame
-    fit: SigmoidFit
-    equivalent: EquivalentFlops | None
+    fit: law.SigmoidFit
+    equivalent: capability.EquivalentFlops | None
 
 
 def split_by_cutoff(flops: np.ndarray, cutoff: float) -> np.ndarray:
@@ -86,21 +74,14 @@ def split_top_fraction(target: np.ndarray, fraction: float) -> np.ndarray:
     return train
 
 
-def _load(
-    data: str | None,
-    join: str | None,
-    benchmarks: tuple[str, ...],
-    families: tuple[str, ...],
-    exclude: tuple[str, ...],
-    target: str = "",
-    reference: str = DEFAULT_REFERENCE_FAMILY,
-) -> tuple[ObsTable, list[str]]:
-    """Load and filter the table, check the target and predictor columns, and parse them as numbers.
+def _load(config: ObsConfig) -> tuple[ObsTable, list[str]]:
+    """Load and filter the table, check the target (if any) and predictor columns, parse them.
 
     A reference family the table lacks is a typo, not a note among a hundred: refused. The default
-    (Llama-2) may be absent from a user's own table, and a family filtered out by --families is kept
-    out; the fit then says so in a note."""
-    table = obs_data.load_table(data, join)
+    (Llama-2) may be absent from a user's own table, and a family filtered out by --families is only
+    noted by the fit."""
+    table = obs_data.load_table(config.data, config.join)
+    target, reference = config.target, config.reference_family
     if reference != DEFAULT_REFERENCE_FAMILY and FAMILY_COL in table.frame:
         known = sorted(set(table.frame[FAMILY_COL]))
         if reference not in known:
@@ -108,10 +89,10 @@ def _load(
                 f"--reference-family {reference!r}: no such family in {table.source} "
                 f"(families: {', '.join(known)})"
             )
-    obs_data.select_models(table, families, exclude)
+    obs_data.select_models(table, config.families, config.exclude_models)
     if target and target not in table.frame:
         raise UserError(f"{table.source}: missing target column {target!r}")
-    chosen = obs_data.benchmark_columns(table, benchmarks, target)
+    chosen = obs_data.benchmark_columns(table, config.benchmarks, target)
     obs_data.parse_numeric_columns(table, [target, *chosen] if target else chosen)
     return table, chosen
 
@@ -120,8 +101,7 @@ def _prepare(config: ObsConfig) -> tuple[ObsTable, list[str], np.ndarray]:
     """Load, filter and parse; return the table, the benchmarks and the transformed target."""
     if config.cutoff is not None and config.holdout_top is not None:
         raise UserError("give either --cutoff or --holdout-top, not both")
-    table, benchmarks = _load(config.data, config.join, config.benchmarks, config.families,
-                              config.exclude_models, config.target, config.reference_family)  # fmt: skip
+    table, benchmarks = _load(config)
     obs_data.check_quirks(table)
     y = table.frame[config.target].to_numpy(float)
     if config.scale is not None:
@@ -167,7 +147,7 @@ def _baseline(x: np.ndarray, y: np.ndarray, train: np.ndarray, cfg: SigmoidConfi
     out: dict = {"x": label, "n_train": int(tr.sum()), "n_test": int(te.sum()), "mse_test": None}
     if tr.sum() < 3:
         return {**out, "note": "fewer than 3 training models with this variable"}
-    fit = fit_sigmoid(x[tr], y[tr], cfg)
+    fit = law.fit_sigmoid(x[tr], y[tr], cfg)
     pred = fit.predict(x[:, None])
     return {**out, "mse_train": mse(y[tr], pred[tr]), "mse_test": mse(y[te], pred[te]),
             "r2_test": r2(y[te], pred[te]), "params": fit.as_dict([label])}  # fmt: skip
@@ -184,18 +164,18 @@ def run_fit(config: ObsConfig) -> ObsResult:
     table, benchmarks, y = _prepare(config)
     train, split_info = _split(config, table, y)
     scores = table.frame[benchmarks].to_numpy(float)
-    imputer, filled_train = fit_imputer(scores[train], config.impute, benchmarks)
+    imputer, filled_train = capability.fit_imputer(scores[train], config.impute, benchmarks)
     filled = np.empty_like(scores)
     filled[train], filled[~train] = filled_train, imputer.transform(scores[~train])
-    pca = fit_pca(filled[train], config.pcs, benchmarks)
+    pca = capability.fit_pca(filled[train], config.pcs, benchmarks)
     pcs = pca.transform(filled)
-    fit = fit_sigmoid(pcs[train], y[train], config.sigmoid)
+    fit = law.fit_sigmoid(pcs[train], y[train], config.sigmoid)
     pred, z = fit.predict(pcs), fit.linear(pcs)
 
     frame, flops = table.frame, table.flops()
     log10_flops = _log(flops, 10)
     families = frame[FAMILY_COL].to_numpy(object) if FAMILY_COL in frame else np.full(len(frame), "?", object)
-    equivalent = fit_equivalent_flops(families, log10_flops, z, config.reference_family)
+    equivalent = capability.fit_equivalent_flops(families, log10_flops, z, config.reference_family)
     if equivalent is None:
         table.notes.append(
             f"no equivalent FLOPs: reference family {config.reference_family!r} has < 2 models with FLOPs"
@@ -216,7 +196,7 @@ def run_fit(config: ObsConfig) -> ObsResult:
     )
     bayes = None
     if config.bayes is not None:
-        bfit = fit_bayes(pcs[train], y[train], pcs, config.bayes)
+        bfit = law.fit_bayes(pcs[train], y[train], pcs, config.bayes)
         models["bayes_mean"], models["bayes_lower"], models["bayes_upper"] = bfit.mean, bfit.lower, bfit.upper
         bayes = {
             "level": bfit.level,
@@ -251,7 +231,7 @@ def run_fit(config: ObsConfig) -> ObsResult:
             "log_flops": _baseline(_log(flops / 1e21), y, train, config.sigmoid, "ln(FLOPs/1e21)"),
             "log_params": _baseline(_log(table.params_b()), y, train, config.sigmoid, "ln(params/1e9)"),
         },
-        "families": family_efficiency(families, log10_flops, pcs[:, 0]),
+        "families": capability.family_efficiency(families, log10_flops, pcs[:, 0]),
         "equivalent_flops": (
             {"reference_family": equivalent.reference, **asdict(equivalent.line)} if equivalent else None
         ),
@@ -268,17 +248,19 @@ def run_families(
     benchmarks: tuple[str, ...] = (),
     families: tuple[str, ...] = (),
     exclude_models: tuple[str, ...] = (),
-) -> tuple[dict[str, LineFit | None], list[str]]:
+) -> tuple[dict[str, capability.LineFit | None], list[str]]:
     """Per-family compute efficiency on all rows (no target, no split): PC1 against log10 FLOPs."""
-    table, chosen = _load(data, join, benchmarks, families, exclude_models)
+    table, chosen = _load(  # no target: the table, its filters and the predictors
+        ObsConfig(data, "", join, benchmarks=benchmarks, families=families, exclude_models=exclude_models)
+    )
     if FAMILY_COL not in table.frame or table.flops_col is None:
         raise UserError(f"{table.source}: needs {FAMILY_COL!r} and FLOPs columns")
     scores = table.frame[chosen].to_numpy(float)
     keep = ~np.isnan(scores).all(axis=1)
-    _, filled = fit_imputer(scores[keep], ImputeConfig(), chosen)
-    pc1 = fit_pca(filled, 1, chosen).transform(filled)[:, 0]
+    _, filled = capability.fit_imputer(scores[keep], columns=chosen)
+    pc1 = capability.fit_pca(filled, 1, chosen).transform(filled)[:, 0]
     fams = table.frame[FAMILY_COL].to_numpy(object)[keep]
-    return family_efficiency(fams, _log(table.flops(), 10)[keep], pc1), table.notes
+    return capability.family_efficiency(fams, _log(table.flops(), 10)[keep], pc1), table.notes
 
 
 def _clean(obj):
