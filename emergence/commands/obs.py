@@ -110,8 +110,8 @@ def fit_cmd(
     if b := m["bayes"]:
         typer.echo(
             f"bayes:    {b['level']:.0%} interval coverage on test={_fmt(b['coverage_test'])} "
-            f"(mean width {b['mean_interval_width_test']:.4f}); max r_hat={b['diagnostics']['max_r_hat']:.3f} "
-            f"divergences={b['diagnostics']['divergences']}"
+            f"(mean width {b['mean_interval_width_test']:.4f}); "
+            f"max r_hat={b['diagnostics']['max_r_hat']:.3f} divergences={b['diagnostics']['divergences']}"
         )
     typer.echo("wrote " + ", ".join(map(str, written)))
 

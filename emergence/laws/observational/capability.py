@@ -33,7 +33,7 @@ class ImputeConfig:
     rank: int = 1
     max_iter: int = 1000
     tol: float = 1e-4
-    clip: tuple[float, float] | None = (0.0, 1.0)
+    clip: tuple[float, float] = (0.0, 1.0)
 
 
 def _svd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,10 +82,7 @@ class Imputer:
 
     def unscale(self, z: np.ndarray, x: np.ndarray, missing: np.ndarray) -> np.ndarray:
         """The observed cells of ``x`` with the filled cells of ``z`` in original units, clipped."""
-        filled = z * self.scale + self.center
-        if self.config.clip is not None:
-            filled = np.clip(filled, *self.config.clip)
-        return np.where(missing, filled, x)
+        return np.where(missing, np.clip(z * self.scale + self.center, *self.config.clip), x)
 
 
 def fit_imputer(
@@ -117,33 +114,24 @@ class CapabilityPCA:
     mean: np.ndarray
     components: np.ndarray  # (K, n_benchmarks)
     explained_variance_ratio: np.ndarray
-    benchmarks: tuple[str, ...]
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Project complete (imputed) score rows onto the K principal capabilities."""
         return (np.asarray(x, dtype=float) - self.mean) @ self.components.T
 
-    def loadings(self) -> dict[str, dict[str, float]]:
-        """Component loadings by benchmark, for metrics.json."""
-        return {
-            f"PC{k + 1}": {b: float(v) for b, v in zip(self.benchmarks, comp, strict=True)}
-            for k, comp in enumerate(self.components)
-        }
 
-
-def fit_pca(x_train: np.ndarray, n_components: int, benchmarks: list[str]) -> CapabilityPCA:
+def fit_pca(x_train: np.ndarray, n_components: int) -> CapabilityPCA:
     """Fit an unstandardized PCA with ``n_components`` on the training rows."""
     x = np.asarray(x_train, dtype=float)
     n, d = x.shape
     if not 1 <= n_components <= min(n, d):
-        raise UserError(
-            f"--pcs {n_components} is out of range: {n} training models and {d} benchmarks allow 1..{min(n, d)}"
-        )
+        allowed = f"{n} training models and {d} benchmarks allow 1..{min(n, d)}"
+        raise UserError(f"--pcs {n_components} is out of range: {allowed}")
     mean, s, vt = _svd(x)
     comps = vt[:n_components] * np.where(vt[:n_components].sum(axis=1) < 0, -1.0, 1.0)[:, None]
     var = s**2
     ratio = var[:n_components] / var.sum() if var.sum() > 0 else np.zeros(n_components)
-    return CapabilityPCA(mean, comps, ratio, tuple(benchmarks))
+    return CapabilityPCA(mean, comps, ratio)
 
 
 @dataclass(frozen=True)

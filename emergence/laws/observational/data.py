@@ -67,12 +67,6 @@ class ObsTable:
             return np.full(len(self.frame), np.nan)
         return self.frame[self.flops_col].to_numpy(float) * self.flops_unit
 
-    def params_b(self) -> np.ndarray:
-        """Parameter count in billions (NaN where unknown)."""
-        if SIZE_COL not in self.frame:
-            return np.full(len(self.frame), np.nan)
-        return self.frame[SIZE_COL].to_numpy(float)
-
 
 def table_path(path: str | Path) -> Path:
     """The table a user means: the file at PATH, else the shipped table of that bare name."""
@@ -126,7 +120,7 @@ def load_table(path: str | Path | None, join: str | Path | None = None) -> ObsTa
     return ObsTable(frame.reset_index(drop=True), source, flops_col, unit, notes, origins)
 
 
-def select_models(table: ObsTable, families: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> ObsTable:
+def select_models(table: ObsTable, families: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> None:
     """Keep only the given families (if any) and drop the excluded models, noting unknown names."""
     frame = table.frame
     if families:
@@ -144,7 +138,6 @@ def select_models(table: ObsTable, families: tuple[str, ...] = (), exclude: tupl
             table.notes.append(f"excluded model {model!r} (--exclude-models)")
         frame = frame[~frame[MODEL_COL].isin(exclude)]
     table.frame = frame.reset_index(drop=True)
-    return table
 
 
 def parse_numeric_columns(table: ObsTable, columns: list[str]) -> None:
@@ -181,28 +174,19 @@ def check_quirks(table: ObsTable) -> None:
     """Note (not fix) metadata that disagrees with itself: a size unlike the name, FLOPs ≠ 6·N·D."""
     for _, row in table.frame.iterrows():
         model, size, tokens = row[MODEL_COL], row.get(SIZE_COL, np.nan), row.get(DATA_COL, np.nan)
-        named = _size_from_name(str(model))
+        named, said = _size_from_name(str(model)), []
         if named and size == size and not 0.7 <= float(size) / named <= 1.3:
-            table.notes.append(
-                f"model {model!r}: {SIZE_COL} is {size:g} but the name says {named:g}B (kept as given)"
-            )
-        if table.flops_col is None:
-            continue
-        flops = row[table.flops_col]
+            said.append(f"{SIZE_COL} is {size:g} but the name says {named:g}B (kept as given)")
+        flops = row[table.flops_col] if table.flops_col else 0.0
         if flops != flops:
-            table.notes.append(
-                f"model {model!r}: no FLOPs (test under a FLOPs cutoff; left out of the ln-FLOPs baseline)"
-            )
-        elif size == size and tokens == tokens and size > 0:
+            said.append("no FLOPs (test under a FLOPs cutoff; left out of the ln-FLOPs baseline)")
+        elif table.flops_col and size == size and tokens == tokens and size > 0:
             expected, actual = 6.0 * size * 1e9 * tokens * 1e12, flops * table.flops_unit
             if expected > 0 and abs(math.log(actual / expected)) > math.log(1.2):
-                table.notes.append(
-                    f"model {model!r}: FLOPs {actual:.3g} differ from 6·N·D = {expected:.3g} (kept as given)"
-                )
+                said.append(f"FLOPs {actual:.3g} differ from 6·N·D = {expected:.3g} (kept as given)")
             if tokens * 1e12 / (size * 1e9) > 5e4:
-                table.notes.append(
-                    f"model {model!r}: {tokens:g}T tokens for {size:g}B params is implausible (kept as given)"
-                )
+                said.append(f"{tokens:g}T tokens for {size:g}B params is implausible (kept as given)")
+        table.notes += [f"model {model!r}: {text}" for text in said]
 
 
 def default_benchmarks(columns: list[str], target: str) -> list[str]:

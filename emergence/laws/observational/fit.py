@@ -7,6 +7,7 @@ for closed models without FLOPs, the top fraction by the target itself is held o
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, is_dataclass
 
@@ -16,7 +17,7 @@ import pandas as pd
 from emergence.errors import UserError
 from emergence.laws.observational import capability, law
 from emergence.laws.observational import data as obs_data
-from emergence.laws.observational.data import FAMILY_COL, MODEL_COL, ObsTable
+from emergence.laws.observational.data import FAMILY_COL, MODEL_COL, SIZE_COL, ObsTable
 from emergence.laws.observational.law import BayesConfig, SigmoidConfig, mse, r2
 
 DEFAULT_REFERENCE_FAMILY = "Llama-2"
@@ -167,12 +168,13 @@ def run_fit(config: ObsConfig) -> ObsResult:
     imputer, filled_train = capability.fit_imputer(scores[train], config.impute, benchmarks)
     filled = np.empty_like(scores)
     filled[train], filled[~train] = filled_train, imputer.transform(scores[~train])
-    pca = capability.fit_pca(filled[train], config.pcs, benchmarks)
+    pca = capability.fit_pca(filled[train], config.pcs)
     pcs = pca.transform(filled)
     fit = law.fit_sigmoid(pcs[train], y[train], config.sigmoid)
     pred, z = fit.predict(pcs), fit.linear(pcs)
 
     frame, flops = table.frame, table.flops()
+    sizes = frame[SIZE_COL].to_numpy(float) if SIZE_COL in frame else np.full(len(frame), np.nan)
     log10_flops = _log(flops, 10)
     families = frame[FAMILY_COL].to_numpy(object) if FAMILY_COL in frame else np.full(len(frame), "?", object)
     equivalent = capability.fit_equivalent_flops(families, log10_flops, z, config.reference_family)
@@ -223,13 +225,15 @@ def run_fit(config: ObsConfig) -> ObsResult:
         "params": fit.as_dict(pc_names),
         "pca": {
             "explained_variance_ratio": pca.explained_variance_ratio,
-            "loadings": pca.loadings(),
+            "loadings": {
+                f"PC{k + 1}": dict(zip(benchmarks, comp, strict=True)) for k, comp in enumerate(pca.components)
+            },
             "imputation_iterations": imputer.n_iter,
             "missing_cells": int(np.isnan(scores).sum()),
         },
         "baselines": {
             "log_flops": _baseline(_log(flops / 1e21), y, train, config.sigmoid, "ln(FLOPs/1e21)"),
-            "log_params": _baseline(_log(table.params_b()), y, train, config.sigmoid, "ln(params/1e9)"),
+            "log_params": _baseline(_log(sizes), y, train, config.sigmoid, "ln(params/1e9)"),
         },
         "families": capability.family_efficiency(families, log10_flops, pcs[:, 0]),
         "equivalent_flops": (
@@ -258,23 +262,15 @@ def run_families(
     scores = table.frame[chosen].to_numpy(float)
     keep = ~np.isnan(scores).all(axis=1)
     _, filled = capability.fit_imputer(scores[keep], columns=chosen)
-    pc1 = capability.fit_pca(filled, 1, chosen).transform(filled)[:, 0]
+    pc1 = capability.fit_pca(filled, 1).transform(filled)[:, 0]
     fams = table.frame[FAMILY_COL].to_numpy(object)[keep]
     return capability.family_efficiency(fams, _log(table.flops(), 10)[keep], pc1), table.notes
 
 
-def _clean(obj):
-    """Make a structure strict-JSON: NaN/inf → None, numpy values and dataclasses → Python."""
-    if is_dataclass(obj):
-        obj = asdict(obj)
-    if isinstance(obj, np.ndarray):
-        obj = obj.tolist()
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+def _clean(metrics: dict) -> dict:
+    """Strict JSON: numpy values and dataclasses become Python, NaN and infinities become None."""
+
+    def plain(obj):
+        return asdict(obj) if is_dataclass(obj) else obj.tolist()  # numpy arrays and scalars
+
+    return json.loads(json.dumps(metrics, default=plain), parse_constant=lambda _: None)

@@ -14,7 +14,7 @@ and the share of held-out actuals inside them (coverage) says whether the interv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -55,13 +55,8 @@ class SigmoidFit:
         return self.link(self.linear(x))
 
     def as_dict(self, names: list[str]) -> dict[str, object]:
-        return {
-            "weights": {n: float(w) for n, w in zip(names, self.weights, strict=True)},
-            "intercept": float(self.intercept),
-            "floor": float(self.floor),
-            "ceiling": float(self.ceiling),
-            "converged": bool(self.converged),
-        }
+        """The parameters, with the weights by predictor name."""
+        return {**asdict(self), "weights": dict(zip(names, self.weights, strict=True))}
 
 
 def fit_sigmoid(x: np.ndarray, y: np.ndarray, config: SigmoidConfig = SigmoidConfig()) -> SigmoidFit:
