@@ -125,9 +125,11 @@ def families_cmd(
     exclude_models: list[str] | None = typer.Option(None, "--exclude-models", help="Drop these models."),
 ) -> None:
     """Print each family's compute efficiency: PC1 = slope·log10(FLOPs) + intercept, with R²."""
-    from emergence.laws.observational import run_families
+    from emergence.laws.observational import ObsConfig, run_families
 
-    fits, notes = run_families(data, join, _names(benchmarks), _names(families), _names(exclude_models))
+    config = ObsConfig(data, join=join, benchmarks=_names(benchmarks), families=_names(families),
+                       exclude_models=_names(exclude_models))  # fmt: skip
+    fits, notes = run_families(config)
     for note in notes:
         typer.echo(f"note: {note}")
     # PC1 at a common compute (1e23 FLOPs) compares families on one footing: higher = more efficient.

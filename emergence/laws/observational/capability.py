@@ -1,19 +1,14 @@
-"""Principal capabilities (fill the missing scores, then PCA, both fit on training rows only), and how
-they grow with compute.
+"""Principal capabilities, fit on training rows only, and how they grow with compute.
 
-Public models are not all evaluated on every benchmark. Following the paper, each benchmark is z-scored
-by the *training* rows, the gaps are mean-filled, and the matrix is repeatedly reconstructed from its
-leading principal component(s), overwriting only the missing cells until they stop moving. Test rows are
+Missing scores are filled by the paper's iterative low-rank imputation (docs/design.md); test rows are
 filled with the training fit, so no test score informs anything fitted here. The PCA is on
-*unstandardized* scores (benchmarks share the accuracy scale; standardizing would blow up near-constant
-ones), its components signed to have positive total loading: PC1 is "more capable = larger" whatever
-sign the SVD picks.
+unstandardized scores (benchmarks share the accuracy scale; standardizing would blow up near-constant
+ones), its components signed so that PC1 is "more capable = larger" whatever sign the SVD picks.
 
-Within one family (same data, same recipe) capability grows log-linearly with compute, and families
-differ in how much they buy per FLOP: a per-family line PC1 = slope·log10 FLOPs + intercept measures
-that efficiency. The same line for the law's linear predictor inside a reference family (Llama-2 by
-default) is a ruler mapping *any* model, open or closed, to "the compute a Llama-2 would have needed to
-be this capable": the x axis of the forecast plot.
+Families differ in how much capability they buy per FLOP: a per-family line PC1 = slope·log10 FLOPs +
+intercept measures it. The same line for the law's linear predictor inside a reference family (Llama-2
+by default) is a ruler mapping any model, open or closed, to "the compute a Llama-2 would have needed
+to be this capable": the forecast plot's x axis.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -26,10 +26,11 @@ DEFAULT_CUTOFF_FLOPS = 84e21  # Llama-2-7B's training compute: the paper's defau
 
 @dataclass(frozen=True)
 class ObsConfig:
-    """Everything one fit depends on; same config → same numbers."""
+    """Everything one fit depends on; same config → same numbers. (`run_families` reads only the
+    table, its filters and the predictors: it has no target.)"""
 
-    data: str | None  # None: the shipped base-model table (data.DEFAULT_TABLE)
-    target: str
+    data: str | None = None  # None: the shipped base-model table (data.DEFAULT_TABLE)
+    target: str = ""
     join: str | None = None
     scale: float | None = None  # divide the raw target by this (e.g. 10 for a 0–10 score)
     chance: float | None = None  # then map chance→0, 1→1: (y − chance)/(1 − chance)
@@ -102,6 +103,8 @@ def _prepare(config: ObsConfig) -> tuple[ObsTable, list[str], np.ndarray]:
     """Load, filter and parse; return the table, the benchmarks and the transformed target."""
     if config.cutoff is not None and config.holdout_top is not None:
         raise UserError("give either --cutoff or --holdout-top, not both")
+    if not config.target:
+        raise UserError("a fit needs a target column (--target)")
     table, benchmarks = _load(config)
     obs_data.check_quirks(table)
     y = table.frame[config.target].to_numpy(float)
@@ -246,17 +249,9 @@ def run_fit(config: ObsConfig) -> ObsResult:
     return ObsResult(_clean(metrics), models, fit, equivalent)
 
 
-def run_families(
-    data: str | None,
-    join: str | None = None,
-    benchmarks: tuple[str, ...] = (),
-    families: tuple[str, ...] = (),
-    exclude_models: tuple[str, ...] = (),
-) -> tuple[dict[str, capability.LineFit | None], list[str]]:
+def run_families(config: ObsConfig) -> tuple[dict[str, capability.LineFit | None], list[str]]:
     """Per-family compute efficiency on all rows (no target, no split): PC1 against log10 FLOPs."""
-    table, chosen = _load(  # no target: the table, its filters and the predictors
-        ObsConfig(data, "", join, benchmarks=benchmarks, families=families, exclude_models=exclude_models)
-    )
+    table, chosen = _load(replace(config, target=""))
     if FAMILY_COL not in table.frame or table.flops_col is None:
         raise UserError(f"{table.source}: needs {FAMILY_COL!r} and FLOPs columns")
     scores = table.frame[chosen].to_numpy(float)

@@ -1,15 +1,12 @@
-"""The observational law: a floored sigmoid of a linear predictor of capabilities (or of ln compute).
+"""The observational law: a floored sigmoid of a linear predictor (of capabilities, or of ln compute).
 
     y = (c − b)·σ(w·x + w₀) + b,   b ∈ [0, b_max] (the floor, e.g. guessing), c = 1 by default
 
-The floor b absorbs a task's chance level; the ceiling c can be freed (c ∈ [1 − 2·b_max, 1]) for tasks
-that saturate below 1. Bounded least squares starts from the paper's point (w₀ = 0, w = 0.03, b = 0):
-the problem is not convex, and the start decides which local optimum it finds.
-
-A forecast far beyond the training range needs an interval too: NUTS samples the same law with the
-predictors standardized by the training rows (so one weakly-informative prior fits any PC scale), the
-floor's bound as a uniform prior and a learned noise. Held-out models get posterior-predictive intervals,
-and the share of held-out actuals inside them (coverage) says whether the intervals can be trusted.
+The ceiling c can be freed (c ∈ [1 − 2·b_max, 1]) for tasks that saturate below 1. Least squares starts
+from the paper's point (w₀ = 0, w = 0.03, b = 0): the problem is not convex, and the start picks the
+optimum. NUTS samples the same law on predictors standardized by the training rows (one weak prior fits
+any PC scale), with the floor's bound as a uniform prior and a learned noise; the share of held-out
+models inside their predictive intervals (coverage) says whether the intervals can be trusted.
 """
 
 from __future__ import annotations
@@ -96,9 +93,7 @@ def mse(actual: np.ndarray, predicted: np.ndarray) -> float | None:
 def r2(actual: np.ndarray, predicted: np.ndarray) -> float | None:
     """Coefficient of determination, None when undefined (fewer than 2 points or constant target)."""
     actual, predicted = np.asarray(actual, float), np.asarray(predicted, float)
-    if actual.size < 2:
-        return None
-    total = np.sum((actual - actual.mean()) ** 2)
+    total = np.sum((actual - actual.mean()) ** 2) if actual.size >= 2 else 0.0
     return float(1.0 - np.sum((actual - predicted) ** 2) / total) if total > 0 else None
 
 
