@@ -34,7 +34,8 @@ def plot_fit(result, target: str, out: str | Path) -> list[Path]:
     lo = float(min(models.actual.min(), models.predicted.min()))
     hi = float(max(models.actual.max(), models.predicted.max()))
     ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.set(xlabel=f"actual {target}", ylabel=f"predicted {target}", title="Observational law: predicted vs actual")
+    ax.set(xlabel=f"actual {target}", ylabel=f"predicted {target}")
+    ax.set_title("Observational law: predicted vs actual")
     ax.legend()
     figures = {out / "predicted_vs_actual.png": fig}
 
