@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from emergence.fileio import atomic_path
+from emergence.laws.observational import ObsResult
 
 _COLORS = {"train": "tab:blue", "test": "tab:red"}
 
 
-def plot_fit(result, target: str, out: str | Path) -> list[Path]:
+def plot_fit(result: ObsResult, target: str, out: str | Path) -> list[Path]:
     """Write OUT/predicted_vs_actual.png and, with a ruler, OUT/forecast.png; return the paths."""
     import matplotlib
 
