@@ -9,24 +9,20 @@ from pathlib import Path
 
 import typer
 
-#: Said in both commands' help; the path itself is declared in emergence.laws.observational.data.
-_SHIPPED = (
-    "default: the shipped base_llm_benchmark_eval.csv; a bare file name picks another table of the "
-    "ObsScaling release shipped in emergence/data/obsscaling/"
-)
-
 obs_app = typer.Typer(
     help="Observational scaling laws: forecast a capability from public models' benchmark scores.",
     no_args_is_help=True,
 )
 
+_DATA = (
+    "default: the shipped base_llm_benchmark_eval.csv; a bare file name picks another table of the "
+    "ObsScaling release shipped in emergence/data/obsscaling/"
+)
+
 
 def _names(values: list[str] | None) -> tuple[str, ...]:
     """Options may be repeated or comma-separated (`--families Llama-2,OPT`)."""
-    out: list[str] = []
-    for value in values or []:
-        out.extend(part.strip() for part in value.split(",") if part.strip())
-    return tuple(out)
+    return tuple(part.strip() for value in values or [] for part in value.split(",") if part.strip())
 
 
 def _fmt(value) -> str:
@@ -35,7 +31,7 @@ def _fmt(value) -> str:
 
 @obs_app.command("fit")
 def fit_cmd(
-    data: str | None = typer.Argument(None, help=f"CSV with a 'Model' column; {_SHIPPED}."),
+    data: str | None = typer.Argument(None, help=f"CSV with a 'Model' column; {_DATA}."),
     target: str = typer.Option(..., "--target", help="Column to forecast."),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and plots."),
     join: str | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
@@ -72,34 +68,31 @@ def fit_cmd(
 
         numpyro.set_host_device_count(chains)  # before JAX starts: parallel chains on CPU
     from emergence.laws.observational import ObsConfig, run_fit
-    from emergence.laws.observational.bayes import BayesConfig
-    from emergence.laws.observational.sigmoid import SigmoidConfig
-    from emergence.report.obs_plots import plot_forecast, plot_predicted_vs_actual
+    from emergence.laws.observational.law import BayesConfig, SigmoidConfig
+    from emergence.report.obs_plots import plot_fit
 
-    config = ObsConfig(
-        data=data,
-        target=target,
-        join=join,
-        scale=scale,
-        chance=chance,
-        pcs=pcs,
-        cutoff=cutoff,
-        holdout_top=holdout_top,
-        benchmarks=_names(benchmarks),
-        families=_names(families),
-        exclude_models=_names(exclude_models),
-        reference_family=reference_family,
-        sigmoid=SigmoidConfig(free_ceiling=free_ceiling),
-        bayes=(
-            BayesConfig(warmup, samples, chains, seed, level, free_ceiling=free_ceiling) if bayes else None
-        ),
+    sampler = BayesConfig(warmup, samples, chains, seed, level, free_ceiling=free_ceiling)
+    result = run_fit(
+        ObsConfig(
+            data=data,
+            target=target,
+            join=join,
+            scale=scale,
+            chance=chance,
+            pcs=pcs,
+            cutoff=cutoff,
+            holdout_top=holdout_top,
+            benchmarks=_names(benchmarks),
+            families=_names(families),
+            exclude_models=_names(exclude_models),
+            reference_family=reference_family,
+            sigmoid=SigmoidConfig(free_ceiling=free_ceiling),
+            bayes=sampler if bayes else None,
+        )
     )
-    result = run_fit(config)
     m = result.metrics
     out.mkdir(parents=True, exist_ok=True)
-    metrics_path = write_json(out / "metrics.json", m)
-    plots = [plot_predicted_vs_actual(result.models, target, out / "predicted_vs_actual.png")]
-    plots.append(plot_forecast(result.models, result.fit, result.equivalent, target, out / "forecast.png"))
+    written = [write_json(out / "metrics.json", m), *plot_fit(result, target, out)]
     for note in m["notes"]:
         typer.echo(f"note: {note}")
     typer.echo(
@@ -114,41 +107,41 @@ def fit_cmd(
         typer.echo(
             f"{name:9s} n_train={base['n_train']} n_test={base['n_test']} mse_test={_fmt(base['mse_test'])}"
         )
-    if m["bayes"]:
-        b = m["bayes"]
+    if b := m["bayes"]:
         typer.echo(
             f"bayes:    {b['level']:.0%} interval coverage on test={_fmt(b['coverage_test'])} "
-            f"(mean width {b['mean_interval_width_test']:.4f}); max r_hat={b['diagnostics']['max_r_hat']:.3f} "
-            f"divergences={b['diagnostics']['divergences']}"
+            f"(mean width {b['mean_interval_width_test']:.4f}); "
+            f"max r_hat={b['diagnostics']['max_r_hat']:.3f} divergences={b['diagnostics']['divergences']}"
         )
-    typer.echo(f"wrote {metrics_path}" + "".join(f", {p}" for p in plots if p))
+    typer.echo("wrote " + ", ".join(map(str, written)))
 
 
 @obs_app.command("families")
 def families_cmd(
-    data: str | None = typer.Argument(None, help=f"CSV with families, FLOPs, benchmarks; {_SHIPPED}."),
+    data: str | None = typer.Argument(None, help=f"CSV with families, FLOPs, benchmarks; {_DATA}."),
     join: str | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
     benchmarks: list[str] | None = typer.Option(None, "--benchmarks", help="Columns for PC1."),
     families: list[str] | None = typer.Option(None, "--families", help="Keep only these families."),
     exclude_models: list[str] | None = typer.Option(None, "--exclude-models", help="Drop these models."),
 ) -> None:
     """Print each family's compute efficiency: PC1 = slope·log10(FLOPs) + intercept, with R²."""
-    from emergence.laws.observational import run_families
+    from emergence.laws.observational import ObsConfig, run_families
 
-    fits, notes = run_families(data, join, _names(benchmarks), _names(families), _names(exclude_models))
+    config = ObsConfig(data, join=join, benchmarks=_names(benchmarks), families=_names(families),
+                       exclude_models=_names(exclude_models))  # fmt: skip
+    fits, notes = run_families(config)
     for note in notes:
         typer.echo(f"note: {note}")
     # PC1 at a common compute (1e23 FLOPs) compares families on one footing: higher = more efficient.
-    at = {f: (v["slope"] * 23.0 + v["intercept"]) if v else None for f, v in fits.items()}
+    at = {f: fit.slope * 23.0 + fit.intercept for f, fit in fits.items() if fit}
     typer.echo(f"{'family':24s} {'n':>3s} {'slope':>8s} {'intercept':>10s} {'R2':>6s} {'PC1@1e23':>9s}")
-    for family, fit in sorted(fits.items(), key=lambda kv: -(at[kv[0]] if kv[1] else -1e9)):
+    for family, fit in sorted(fits.items(), key=lambda kv: -at.get(kv[0], -1e9)):
         if fit is None:
             typer.echo(f"{family:24s}   - (fewer than two models with FLOPs)")
             continue
-        r2 = "n/a" if fit["r2"] is None else f"{fit['r2']:.3f}"
-        typer.echo(
-            f"{family:24s} {fit['n']:3d} {fit['slope']:8.3f} {fit['intercept']:10.3f} {r2:>6s} {at[family]:9.3f}"
-        )
+        r2 = "n/a" if fit.r2 is None else f"{fit.r2:.3f}"
+        line = f"{fit.n:3d} {fit.slope:8.3f} {fit.intercept:10.3f} {r2:>6s} {at[family]:9.3f}"
+        typer.echo(f"{family:24s} {line}")
 
 
 def register(app: typer.Typer) -> None:

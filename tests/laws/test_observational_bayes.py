@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from emergence.laws.observational.bayes import BayesConfig, fit_bayes
+from emergence.laws.observational.law import BayesConfig, fit_bayes
 
 CONFIG = BayesConfig(num_warmup=300, num_samples=300, num_chains=2, seed=1)
 TRUE = {"w1": 6.0, "w2": 4.0, "intercept": -2.5, "floor": 0.1, "noise": 0.02}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from emergence.errors import UserError
-from emergence.laws.observational.impute import ImputeConfig, fit_imputer
+from emergence.laws.observational.capability import ImputeConfig, fit_imputer
 
 
 def _rank_one_scores(rng, n=60, d=7):

@@ -6,8 +6,8 @@ import pytest
 
 from emergence.errors import UserError
 from emergence.laws.observational import data as obs_data
-from emergence.laws.observational.families import family_efficiency, fit_equivalent_flops
-from emergence.laws.observational.holdout import split_by_cutoff, split_top_fraction
+from emergence.laws.observational.capability import family_efficiency, fit_equivalent_flops
+from emergence.laws.observational.fit import split_by_cutoff, split_top_fraction
 
 
 def test_cutoff_trains_on_models_at_or_below_it_and_sends_unknown_flops_to_test():

@@ -6,7 +6,7 @@ import pytest
 from scipy.special import expit
 
 from emergence.laws.observational import ObsConfig, run_fit
-from emergence.laws.observational.sigmoid import SigmoidConfig, fit_sigmoid
+from emergence.laws.observational.law import SigmoidConfig, fit_sigmoid
 
 BENCHES = ["MMLU", "ARC-C", "HellaSwag", "Winograd", "TruthfulQA", "XWinograd", "HumanEval"]
 

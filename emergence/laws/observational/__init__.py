@@ -1,9 +1,8 @@
 """Observational scaling laws (Ruan, Maddison, Hashimoto 2024): forecasts from public models' scores.
 
-Modules: :mod:`.data` (load, join, clean, report quirks), :mod:`.impute` (training-only low-rank
-imputation), :mod:`.capability` (PCA), :mod:`.sigmoid` (floored sigmoid by bounded least squares),
-:mod:`.holdout` (splits), :mod:`.families` (compute efficiency, equivalent FLOPs), :mod:`.bayes` (NUTS),
-:mod:`.fit` (the pipeline and metrics.json).
+:mod:`.data` loads and checks the tables, :mod:`.capability` turns scores into principal capabilities
+(and their growth with compute), :mod:`.law` is the floored sigmoid (least squares and NUTS), and
+:mod:`.fit` runs the pipeline.
 """
 
 from emergence.laws.observational.fit import ObsConfig, ObsResult, run_families, run_fit

@@ -1,13 +1,12 @@
-"""Load, join, filter and clean public models' score tables (the ObsScaling CSV format).
+"""Public models' score tables (the ObsScaling CSV format): load, join, filter, parse, report quirks.
 
-The authors' tables carry metadata columns (``Model``, ``Model Family``, ``Model Size (B)``,
-``Pretraining Data Size (T)``, ``FLOPs (1E21)``) next to benchmark scores. Everything that can go wrong
-with a user's table is a :class:`~emergence.errors.UserError` naming the file, row and column, and every
-row we drop or distrust is *reported* (``ObsTable.notes``), never silently fixed: the data has real
-quirks (models without FLOPs, sizes that disagree with the name, duplicated rows).
-
-The authors' own tables ship in ``emergence/data/obsscaling/`` (Apache-2.0, PROVENANCE.md there), so
-the commands run on a fresh clone or install: one is the default, a bare file name picks another.
+The tables carry metadata columns (``Model``, ``Model Family``, ``Model Size (B)``,
+``Pretraining Data Size (T)``, ``FLOPs (1E21)``) next to benchmark scores. A bad table is a
+:class:`~emergence.errors.UserError` naming the file, line and column, and every row we drop or distrust
+is *reported* (``ObsTable.notes``), never silently fixed: the real tables have models without FLOPs,
+sizes that disagree with the name, duplicated rows. The authors' tables ship in
+``emergence/data/obsscaling/`` (Apache-2.0, PROVENANCE.md there): one is the default, a bare file name
+picks another.
 """
 
 from __future__ import annotations
@@ -27,22 +26,13 @@ FAMILY_COL = "Model Family"
 SIZE_COL = "Model Size (B)"
 DATA_COL = "Pretraining Data Size (T)"
 
-#: The ObsScaling release's tables, shipped inside the package; the base-model table is the default.
 SHIPPED_TABLES = Path(__file__).resolve().parents[2] / "data" / "obsscaling"
 DEFAULT_TABLE = SHIPPED_TABLES / "base_llm_benchmark_eval.csv"
 
 #: The paper's standard benchmarks, plus the instruct table's spelling of Winograd.
 DEFAULT_BENCHMARKS: tuple[str, ...] = (
-    "MMLU",
-    "ARC-C",
-    "HellaSwag",
-    "Winograd",
-    "Winogrande",
-    "TruthfulQA",
-    "GSM8K",
-    "XWinograd",
-    "HumanEval",
-)
+    "MMLU", "ARC-C", "HellaSwag", "Winograd", "Winogrande", "TruthfulQA", "GSM8K", "XWinograd", "HumanEval",
+)  # fmt: skip
 
 #: The paper's default base-model set: 21 families minus three models released after pre-registration.
 PAPER_BASE_FAMILIES: tuple[str, ...] = (
@@ -51,10 +41,8 @@ PAPER_BASE_FAMILIES: tuple[str, ...] = (
     "StarCoder2", "XGLM", "Yi",
 )  # fmt: skip
 PAPER_BASE_EXCLUDED: tuple[str, ...] = (
-    "Qwen/Qwen1.5-110B",
-    "mistralai/Mixtral-8x22B-v0.1",
-    "mistralai/Mistral-Nemo-Base-2407",
-)
+    "Qwen/Qwen1.5-110B", "mistralai/Mixtral-8x22B-v0.1", "mistralai/Mistral-Nemo-Base-2407",
+)  # fmt: skip
 
 _LINE_LEFT, _LINE_RIGHT = "__line_data__", "__line_join__"
 _FLOPS_RE = re.compile(r"^FLOPs(?:\s*\(\s*1E(\d+)\s*\))?$", re.IGNORECASE)
@@ -74,16 +62,10 @@ class ObsTable:
     origins: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def flops(self) -> np.ndarray:
-        """Training FLOPs per row (NaN where unknown), in FLOPs."""
+        """Training FLOPs per row (NaN where unknown)."""
         if self.flops_col is None:
             return np.full(len(self.frame), np.nan)
         return self.frame[self.flops_col].to_numpy(float) * self.flops_unit
-
-    def params_b(self) -> np.ndarray:
-        """Parameter count in billions (NaN where unknown)."""
-        if SIZE_COL not in self.frame:
-            return np.full(len(self.frame), np.nan)
-        return self.frame[SIZE_COL].to_numpy(float)
 
 
 def table_path(path: str | Path) -> Path:
@@ -94,9 +76,9 @@ def table_path(path: str | Path) -> Path:
     return path
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a CSV as strings so that number parsing (and its errors) is ours, per cell."""
-    path = Path(path)
+def _read(path: Path, line_col: str, notes: list[str]) -> pd.DataFrame:
+    """Read a CSV as strings (number parsing and its errors are ours, per cell), numbering its lines
+    in ``line_col`` and dropping (noted) duplicate models."""
     if not path.is_file():
         shipped = ", ".join(sorted(p.name for p in SHIPPED_TABLES.glob("*.csv")))
         hint = f" (the shipped tables: {shipped})" if len(path.parts) == 1 else ""
@@ -107,39 +89,10 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise UserError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
     if MODEL_COL not in frame.columns:
         raise UserError(f"{path}: missing column {MODEL_COL!r}")
-    return frame
-
-
-def to_numeric(frame: pd.DataFrame, column: str, source: str, line_col: str | None = None) -> pd.Series:
-    """Parse one column as floats: empty cells become NaN, anything else non-numeric is an error.
-
-    The error names the file, the line in that file (when ``line_col`` holds line numbers), the
-    model and the column, so the user can go straight to the cell.
-    """
-    if column not in frame.columns:
-        raise UserError(f"{source}: missing column {column!r}")
-    raw = frame[column]
-    if pd.api.types.is_numeric_dtype(raw):
-        return raw.astype(float)
-    text = pd.Series([("" if v is None else str(v)).strip() for v in raw], index=raw.index, dtype=object)
-    empty = text.str.lower().isin({"", "nan", "na", "n/a"})
-    values = pd.to_numeric(text.where(~empty, None), errors="coerce")
-    bad = values.isna() & ~empty
-    if bad.any():
-        idx = int(np.flatnonzero(bad.to_numpy())[0])
-        model = frame[MODEL_COL].iloc[idx] if MODEL_COL in frame else "?"
-        line = int(frame[line_col].iloc[idx]) if line_col and line_col in frame else idx + 2
-        raise UserError(
-            f"{source}: line {line} (model {model!r}), column {column!r}: "
-            f"non-numeric value {text.iloc[idx]!r}"
-        )
-    return values.astype(float)
-
-
-def _dedupe(frame: pd.DataFrame, source: str, notes: list[str]) -> pd.DataFrame:
+    frame[line_col] = np.arange(len(frame)) + 2  # header is line 1
     dup = frame[MODEL_COL].duplicated(keep="first")
     for model in frame.loc[dup, MODEL_COL]:
-        notes.append(f"dropped duplicate row for model {model!r} in {source} (kept the first)")
+        notes.append(f"dropped duplicate row for model {model!r} in {path} (kept the first)")
     return frame.loc[~dup]
 
 
@@ -147,38 +100,27 @@ def load_table(path: str | Path | None, join: str | Path | None = None) -> ObsTa
     """Load DATA.csv (None: the shipped default table), optionally inner-joined on ``Model`` with
     OTHER.csv (DATA's columns win)."""
     path = DEFAULT_TABLE if path is None else table_path(path)
-    join = None if join is None else table_path(join)
     notes: list[str] = []
-    left = read_csv(path)
-    left[_LINE_LEFT] = np.arange(len(left)) + 2  # header is line 1
-    origins = {c: (str(path), _LINE_LEFT) for c in left.columns}
+    frame = _read(path, _LINE_LEFT, notes)
+    origins = dict.fromkeys(frame.columns, (str(path), _LINE_LEFT))
     source = str(path)
-    left = _dedupe(left, str(path), notes)
     if join is not None:
-        right = read_csv(join)
-        right[_LINE_RIGHT] = np.arange(len(right)) + 2
-        right = _dedupe(right, str(join), notes)
-        shared = [c for c in right.columns if c in left.columns and c != MODEL_COL]
-        origins.update({c: (str(join), _LINE_RIGHT) for c in right.columns if c not in shared})
-        for col in shared:
-            notes.append(f"column {col!r} is in both tables; using the one from {path}")
+        join = table_path(join)
+        right = _read(join, _LINE_RIGHT, notes)
+        shared = [c for c in right.columns if c in frame.columns and c != MODEL_COL]
+        notes += [f"column {col!r} is in both tables; using the one from {path}" for col in shared]
+        lost = sorted(set(frame[MODEL_COL]) - set(right[MODEL_COL]))
+        notes += [f"dropped model {model!r}: in {path} but not in {join}" for model in lost]
         right = right.drop(columns=shared)
-        missing = sorted(set(left[MODEL_COL]) - set(right[MODEL_COL]))
-        for model in missing:
-            notes.append(f"dropped model {model!r}: in {path} but not in {join}")
-        left = left.merge(right, on=MODEL_COL, how="inner", sort=False)
+        origins.update(dict.fromkeys(right.columns, (str(join), _LINE_RIGHT)))
+        frame = frame.merge(right, on=MODEL_COL, how="inner", sort=False)
         source = f"{path} ⋈ {join}"
-    flops_col, unit = None, 1.0
-    for col in left.columns:
-        match = _FLOPS_RE.match(col.strip())
-        if match:
-            flops_col, unit = col, 10.0 ** int(match.group(1) or 0)
-            break
-    frame = left.reset_index(drop=True)
-    return ObsTable(frame, source, flops_col, unit, notes, origins)
+    flops_col = next((c for c in frame.columns if _FLOPS_RE.match(c.strip())), None)
+    unit = 10.0 ** int(_FLOPS_RE.match(flops_col.strip()).group(1) or 0) if flops_col else 1.0
+    return ObsTable(frame.reset_index(drop=True), source, flops_col, unit, notes, origins)
 
 
-def select_models(table: ObsTable, families: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> ObsTable:
+def select_models(table: ObsTable, families: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> None:
     """Keep only the given families (if any) and drop the excluded models, noting unknown names."""
     frame = table.frame
     if families:
@@ -196,23 +138,32 @@ def select_models(table: ObsTable, families: tuple[str, ...] = (), exclude: tupl
             table.notes.append(f"excluded model {model!r} (--exclude-models)")
         frame = frame[~frame[MODEL_COL].isin(exclude)]
     table.frame = frame.reset_index(drop=True)
-    return table
 
 
 def parse_numeric_columns(table: ObsTable, columns: list[str]) -> None:
-    """Turn the named columns (and the metadata columns present) into floats, in place."""
+    """Turn the named columns (and the metadata columns present) into floats, in place: empty cells
+    become NaN, and any other non-numeric cell is an error naming its file, line, model and column."""
     meta = [c for c in (SIZE_COL, DATA_COL, table.flops_col) if c and c in table.frame]
-    for col in dict.fromkeys(list(columns) + meta):
-        file, line_col = table.origins.get(col, (table.source, None))
-        table.frame[col] = to_numeric(table.frame, col, file, line_col)
+    frame = table.frame
+    for col in dict.fromkeys([*columns, *meta]):
+        text = frame[col].str.strip()
+        empty = text.str.lower().isin({"", "nan", "na", "n/a"})
+        values = pd.to_numeric(text.where(~empty, None), errors="coerce")
+        bad = np.flatnonzero((values.isna() & ~empty).to_numpy())
+        if bad.size:
+            file, line_col = table.origins[col]
+            i = bad[0]
+            model, line, value = frame[MODEL_COL].iloc[i], frame[line_col].iloc[i], text.iloc[i]
+            raise UserError(
+                f"{file}: line {line} (model {model!r}), column {col!r}: non-numeric value {value!r}"
+            )
+        frame[col] = values.astype(float)
 
 
 def _size_from_name(model: str) -> float | None:
     """Parameter count (billions) written in a model's name, e.g. ``opt-6.7b``; None for MoE names."""
     name = model.split("/")[-1]
-    if re.search(r"\d+x\d+", name, re.IGNORECASE):
-        return None
-    match = _NAME_SIZE_RE.search(name)
+    match = None if re.search(r"\d+x\d+", name, re.IGNORECASE) else _NAME_SIZE_RE.search(name)
     if not match:
         return None
     value = float(match.group(1).replace("_", "."))
@@ -221,40 +172,37 @@ def _size_from_name(model: str) -> float | None:
 
 def check_quirks(table: ObsTable) -> None:
     """Note (not fix) metadata that disagrees with itself: a size unlike the name, FLOPs ≠ 6·N·D."""
-    frame = table.frame
-    for _, row in frame.iterrows():
-        model = row[MODEL_COL]
-        size = row.get(SIZE_COL, np.nan)
-        named = _size_from_name(str(model))
+    for _, row in table.frame.iterrows():
+        model, size, tokens = row[MODEL_COL], row.get(SIZE_COL, np.nan), row.get(DATA_COL, np.nan)
+        named, said = _size_from_name(str(model)), []
         if named and size == size and not 0.7 <= float(size) / named <= 1.3:
-            table.notes.append(
-                f"model {model!r}: {SIZE_COL} is {size:g} but the name says {named:g}B (kept as given)"
-            )
-        if table.flops_col is None:
-            continue
-        flops = row[table.flops_col]
+            said.append(f"{SIZE_COL} is {size:g} but the name says {named:g}B (kept as given)")
+        flops = row[table.flops_col] if table.flops_col else 0.0
         if flops != flops:
-            table.notes.append(
-                f"model {model!r}: no FLOPs (test under a FLOPs cutoff; left out of the ln-FLOPs baseline)"
-            )
-            continue
-        tokens = row.get(DATA_COL, np.nan)
-        if size == size and tokens == tokens and size > 0:
-            expected = 6.0 * size * 1e9 * tokens * 1e12
-            actual = flops * table.flops_unit
+            said.append("no FLOPs (test under a FLOPs cutoff; left out of the ln-FLOPs baseline)")
+        elif table.flops_col and size == size and tokens == tokens and size > 0:
+            expected, actual = 6.0 * size * 1e9 * tokens * 1e12, flops * table.flops_unit
             if expected > 0 and abs(math.log(actual / expected)) > math.log(1.2):
-                table.notes.append(
-                    f"model {model!r}: FLOPs {actual:.3g} differ from 6·N·D = {expected:.3g} (kept as given)"
-                )
+                said.append(f"FLOPs {actual:.3g} differ from 6·N·D = {expected:.3g} (kept as given)")
             if tokens * 1e12 / (size * 1e9) > 5e4:
-                table.notes.append(
-                    f"model {model!r}: {tokens:g}T tokens for {size:g}B params is implausible (kept as given)"
-                )
+                said.append(f"{tokens:g}T tokens for {size:g}B params is implausible (kept as given)")
+        table.notes += [f"model {model!r}: {text}" for text in said]
 
 
 def default_benchmarks(columns: list[str], target: str) -> list[str]:
     """The standard benchmarks present in the table; GSM8K is dropped when the target is GSM8K-like."""
     chosen = [b for b in DEFAULT_BENCHMARKS if b in columns and b != target]
-    if "gsm8k" in target.lower():
-        chosen = [b for b in chosen if b.lower() != "gsm8k"]
+    return [b for b in chosen if b.lower() != "gsm8k"] if "gsm8k" in target.lower() else chosen
+
+
+def benchmark_columns(table: ObsTable, requested: tuple[str, ...], target: str = "") -> list[str]:
+    """The predictor columns: those requested, else the standard ones present; each must exist."""
+    chosen = list(requested) or default_benchmarks(list(table.frame.columns), target)
+    for bench in chosen:
+        if bench not in table.frame:
+            raise UserError(f"{table.source}: missing benchmark column {bench!r}")
+    if target and target in chosen:
+        raise UserError(f"target {target!r} cannot also be a predictor (--benchmarks)")
+    if not chosen:
+        raise UserError(f"{table.source}: no benchmark columns to build capabilities from; use --benchmarks")
     return chosen
