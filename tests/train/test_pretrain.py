@@ -133,7 +133,7 @@ def test_resume_after_sigkill_gives_identical_final_weights(tmp_path):
 
 
 def test_bad_ladder_configs_are_one_line_errors(tmp_path):
-    with pytest.raises(UserError, match="unknown key 'widht'"):
+    with pytest.raises(UserError, match=r"unknown key 'models\[0\].widht'"):
         LadderConfig.from_dict({**TINY, "models": [{**TINY["models"][0], "widht": 3}]})
     with pytest.raises(UserError, match="must include the last step"):
         LadderConfig.from_dict({**TINY, "models": [{**TINY["models"][0], "checkpoints": [10]}]})
