@@ -42,6 +42,16 @@ class Holdout:
     # past its few-shot elbow: a rule fixed before any fit, so no threshold is tuned on the forecast
     lookahead: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.lookahead is not None and not self.lookahead >= 1:
+            raise UserError(f"lookahead must be >= 1, got {self.lookahead}")
+        named = self.models or self.checkpoints or self.largest
+        if not named and self.flops_above is None and self.lookahead is None:
+            raise UserError(
+                "name the held-out checkpoints (models, checkpoints, flops_above, largest or lookahead); "
+                "the backtest needs them"
+            )
+
 
 @dataclass(frozen=True)
 class DemoTask(TaskEntry):
@@ -69,6 +79,15 @@ class FitSettings:
     d0: float | None = None  # default: the few-shot example count (min 2)
     protocols: bool = True  # also score the paper's backtest protocols (MLE only) on the full table
 
+    def __post_init__(self) -> None:
+        from emergence.laws.emergence_law import LawSpec
+
+        LawSpec(form=self.form, use_delta=self.delta, likelihood=self.likelihood)
+        if self.samples < 1 or self.warmup < 0 or self.chains < 1:
+            raise UserError("samples and chains must be >= 1 and warmup >= 0")
+        if self.d0 is not None and self.d0 < 2:
+            raise UserError(f"d0 must be at least 2, got {self.d0}")
+
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -83,6 +102,13 @@ class DemoConfig:
     # processes that share the work: the ladder's models (split_models) and the sweep's cells (the
     # runners claim them): a tiny model's steps keep about one core busy, so one per core is soonest
     workers: int = 1
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tasks]
+        if not names or len(set(names)) != len(names):
+            raise UserError(f"tasks must name each task once, got {names}")
+        if self.workers < 1:
+            raise UserError(f"workers must be a whole number >= 1, got {self.workers}")
 
     @property
     def ladder_dir(self) -> Path:
@@ -101,45 +127,18 @@ def load_demo_config(
     work: str | None = None,
 ):
     """Read and check a demo config; returns ``(DemoConfig, LadderConfig)``. Writes nothing."""
-    from emergence.data.tasks import get_task
     from emergence.train.ladder_config import LadderConfig
 
     source = str(path)
     cfg = load_config(DemoConfig, path, overrides)
     cfg = replace(cfg, out=out or cfg.out, work=work or cfg.work)
-    if not cfg.tasks:
-        raise UserError(f"{source}: 'tasks' is empty")
-    names = [t.name for t in cfg.tasks]
-    if len(set(names)) != len(names):
-        raise UserError(f"{source}: tasks: a task is listed twice: {names}")
-    for i, task in enumerate(cfg.tasks):
-        try:
-            get_task(task.name)
-        except UserError as err:
-            raise UserError(f"{source}: tasks[{i}].name: {err}") from None
-        task_finetune(cfg.sweep.finetune, task, source=source, where=f"tasks[{i}]")
-    _check_fit(cfg.fit, source)
-    if not isinstance(cfg.workers, int) or cfg.workers < 1:
-        raise UserError(f"{source}: workers must be a whole number >= 1, got {cfg.workers!r}")
     ladder = LadderConfig.from_file(cfg.ladder)
     _check_holdout(cfg.holdout, ladder, source)
     for i, task in enumerate(cfg.tasks):
+        task_finetune(cfg.sweep.finetune, task, source=source, where=f"tasks[{i}]")
         if task.holdout is not None:
             _check_holdout(task.holdout, ladder, source, where=f"tasks[{i}].holdout")
     return cfg, ladder
-
-
-def _check_fit(fit: FitSettings, source: str) -> None:
-    from emergence.laws.emergence_law import LawSpec
-
-    try:
-        LawSpec(form=fit.form, use_delta=fit.delta, likelihood=fit.likelihood)
-    except UserError as err:
-        raise UserError(f"{source}: fit: {err}") from None
-    if fit.samples < 1 or fit.warmup < 0 or fit.chains < 1:
-        raise UserError(f"{source}: fit: samples and chains must be >= 1 and warmup >= 0")
-    if fit.d0 is not None and fit.d0 < 2:
-        raise UserError(f"{source}: fit.d0 must be at least 2, got {fit.d0}")
 
 
 def _check_holdout(holdout: Holdout, ladder, source: str, where: str = "holdout") -> None:
@@ -159,14 +158,6 @@ def _check_holdout(holdout: Holdout, ladder, source: str, where: str = "holdout"
     if not 0 <= holdout.largest < n_ckpt:
         raise UserError(
             f"{source}: {where}.largest must be in 0..{n_ckpt - 1} (the ladder has {n_ckpt} checkpoints)"
-        )
-    if holdout.lookahead is not None and not holdout.lookahead >= 1:
-        raise UserError(f"{source}: {where}.lookahead must be >= 1, got {holdout.lookahead}")
-    named = holdout.models or holdout.checkpoints or holdout.largest
-    if not (named or holdout.flops_above is not None or holdout.lookahead is not None):
-        raise UserError(
-            f"{source}: {where}: name the held-out checkpoints (models, checkpoints, flops_above, largest or "
-            "lookahead); the backtest needs them"
         )
 
 

@@ -37,6 +37,12 @@ class CheckpointSpec:
     tokens: float | None = None
     flops: float | None = None
 
+    def __post_init__(self) -> None:
+        for key in ("params", "tokens", "flops"):
+            value = getattr(self, key)
+            if value is not None and (not math.isfinite(value) or value < 0 or (key == "params" and value == 0)):
+                raise UserError(f"{key} must be a finite count > 0, got {value}")
+
 
 @dataclass(frozen=True)
 class LossSpec:
@@ -70,11 +76,22 @@ class TaskEntry:
     finetune: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        from emergence.data.tasks import get_task
+
+        get_task(self.name)  # an unknown task: one line naming the known ones
         for name in ("shots", "finetuned_shots"):
             if (getattr(self, name) or 0) < 0:
                 raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.limit is not None and self.limit <= 0:
             raise UserError(f"limit must be a positive number of examples, got {self.limit}")
+        if self.budgets is not None:
+            check_budgets(self.budgets)
+
+
+def check_budgets(budgets: tuple[int, ...]) -> None:
+    """An empty axis is an empty sweep: refused like empty tasks and seeds; 0 is few-shot only."""
+    if not budgets or min(budgets) < 0 or len(set(budgets)) != len(budgets):
+        raise UserError(f"budgets must be distinct numbers >= 0 (0 = few-shot only), got {list(budgets)}")
 
 
 def task_finetune(finetune: FinetuneSettings, entry: TaskEntry, *, source: str, where: str) -> FinetuneSettings:
@@ -100,6 +117,7 @@ class SweepSettings:
     compile_cache: str | None = None  # a JAX persistent compilation cache: restarts skip recompiling
 
     def __post_init__(self) -> None:
+        check_budgets(self.budgets)
         if self.dtype not in DTYPES:
             raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if len(set(self.subset_seeds)) != len(self.subset_seeds) or not self.subset_seeds:
@@ -154,10 +172,9 @@ def load_sweep_config(path: str | Path, overrides: tuple[str, ...] | list[str] =
 
 
 def read_ladder(path: str | Path) -> tuple[CheckpointSpec, ...]:
-    """A ladder manifest: YAML/JSON with ``checkpoints:`` (or a bare list) of checkpoint entries."""
+    """A ladder manifest: YAML (or JSON) with a ``checkpoints:`` list of checkpoint entries."""
     path = Path(path)
-    raw: Any = read_yaml(path) if path.suffix in (".yaml", ".yml") else _read_json(path)
-    entries = raw.get("checkpoints") if isinstance(raw, dict) else raw
+    entries = read_yaml(path).get("checkpoints")
     if not isinstance(entries, list):
         raise UserError(f"{path}: a ladder manifest needs a 'checkpoints' list")
     out = []
@@ -169,19 +186,8 @@ def read_ladder(path: str | Path) -> tuple[CheckpointSpec, ...]:
     return tuple(out)
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise UserError(f"ladder manifest not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-
-
 def validate(cfg: SweepConfig, source: str) -> None:
     """Checks that need no network and write nothing (plan and run both call this)."""
-    from emergence.data.tasks import get_task
-
     if not cfg.checkpoints:
         raise UserError(f"{source}: no checkpoints (give 'checkpoints' or a 'ladder' manifest)")
     seen: dict[str, int] = {}
@@ -193,28 +199,10 @@ def validate(cfg: SweepConfig, source: str) -> None:
             )
         seen[cid] = i
         _check_reference(ckpt.model, f"{source}: checkpoints[{i}].model")
-        for key in ("params", "tokens", "flops"):
-            value = getattr(ckpt, key)
-            if value is not None and (not math.isfinite(value) or value < 0 or (key == "params" and value == 0)):
-                raise UserError(f"{source}: checkpoints[{i}].{key} must be a finite count > 0, got {value}")
     check_shared_tokenizer(cfg.checkpoints, source)
     if not cfg.tasks:
         raise UserError(f"{source}: 'tasks' is empty")
-    for i, task in enumerate(cfg.tasks):
-        try:
-            get_task(task.name)
-        except UserError as err:
-            raise UserError(f"{source}: tasks[{i}].name: {err}") from None
-        budgets = cfg.task_budgets(task)
-        if not budgets:  # an empty axis is an empty sweep: refused like empty tasks and seeds
-            where = f"tasks[{i}].budgets" if task.budgets is not None else "budgets"
-            raise UserError(f"{source}: {where} is empty (0 = few-shot only)")
-        for j, b in enumerate(budgets):
-            if b < 0:
-                where = f"tasks[{i}].budgets[{j}]" if task.budgets is not None else f"budgets[{j}]"
-                raise UserError(f"{source}: {where} must be >= 0 (0 = few-shot only), got {b}")
-        if len(set(budgets)) != len(budgets):
-            raise UserError(f"{source}: budgets of task '{task.name}' repeat a value: {list(budgets)}")
+    for task in cfg.tasks:
         cfg.task_finetune(task.name, source=source)  # the task's own finetuning keys: names, types, values
     if (cfg.loss.corpus is None) == (cfg.loss.hub is None):
         raise UserError(f"{source}: loss: give exactly one of 'corpus' (a local file) or 'hub' (a dataset id)")

@@ -271,15 +271,15 @@ def test_two_workers_split_pretraining_and_the_sweep_and_change_no_number(ci_dem
 
 BAD = {
     "unknown key": (lambda r: r["fit"].update(sampels=10), "unknown key 'fit.sampels'"),
-    "unknown task": (lambda r: r["tasks"].append({"name": "toy_nope"}), "tasks[3].name"),
+    "unknown task": (lambda r: r["tasks"].append({"name": "toy_nope"}), "tasks[3]: unknown task 'toy_nope'"),
     "unknown held-out model": (lambda r: r["holdout"].update(models=["d999"]), "holdout.models[0]"),
     "nothing held out": (lambda r: r.update(holdout={}), "holdout: name the held-out checkpoints"),
     "too many largest": (
         lambda r: r["holdout"].update(largest=N_CKPT),
         f"holdout.largest must be in 0..{N_CKPT - 1}",
     ),
-    "sweep key the demo owns": (lambda r: r["sweep"].update(out="x"), "sweep.out is set by the demo"),
-    "bad sweep key": (lambda r: r["sweep"]["finetune"].update(lrr=1), "unknown key 'finetune.lrr'"),
+    "sweep key the demo owns": (lambda r: r["sweep"].update(out="x"), "unknown key 'sweep.out'"),
+    "bad sweep key": (lambda r: r["sweep"]["finetune"].update(lrr=1), "unknown key 'sweep.finetune.lrr'"),
     "bad fit form": (lambda r: r["fit"].update(form="cubic"), "fit: unknown --form"),
     "bad task holdout": (
         lambda r: r["tasks"][1].update(holdout={"models": ["d999"]}),
@@ -287,7 +287,7 @@ BAD = {
     ),
     "bad task finetune key": (
         lambda r: r["tasks"][0].update(finetune={"epoch": 3}),
-        "tasks[0].finetune: unknown key 'epoch'",
+        "unknown key 'tasks[0].finetune.epoch'",
     ),
 }
 
