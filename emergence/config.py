@@ -16,6 +16,7 @@ keeps it. And a bare string where an entry is expected names the entry's first f
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -52,7 +53,7 @@ def apply_overrides(
     raw: Mapping[str, Any], overrides: Sequence[str], source: str = "command line"
 ) -> dict[str, Any]:
     """A copy of ``raw`` with each ``dotted.key=value`` set (values parsed as YAML)."""
-    out = _deep_copy(raw)
+    out = copy.deepcopy(dict(raw))
     for item in overrides:
         key, sep, text = item.partition("=")
         key = key.strip()
@@ -75,22 +76,12 @@ def apply_overrides(
     return out
 
 
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
-
-
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``over``'s keys on top, section by section (nested mappings merge too)."""
-    out = _deep_copy(dict(base))
+    out = copy.deepcopy(dict(base))
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = _deep_copy(value)
+        both = isinstance(value, Mapping) and isinstance(out.get(key), dict)
+        out[key] = merge(out[key], value) if both else copy.deepcopy(value)
     return out
 
 

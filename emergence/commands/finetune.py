@@ -43,7 +43,10 @@ def finetune(
     config: str = typer.Option(None, "--config", help="YAML with finetune/eval/dtype/subset_seed/mesh keys"),
     data_dir: str = typer.Option(None, "--data-dir", help="benchmarks folder (default: $EMERGENCE_DATA)"),
 ) -> None:
-    """Finetune MODEL on a D-example nested subset of TASK's training split; resumable."""
+    """Finetune MODEL on a D-example nested subset of TASK's training split; resumable.
+
+    Settings are a sweep config's keys (finetune.*, eval.*, dtype, subset_seed, mesh.*; see
+    configs/sweeps/tiny.yaml), from --config and/or dotted overrides."""
     from emergence.config import load_config
     from emergence.data.sources import check_task
     from emergence.fileio import check_output_dir

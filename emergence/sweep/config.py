@@ -85,13 +85,13 @@ class TaskEntry:
         if self.limit is not None and self.limit <= 0:
             raise UserError(f"limit must be a positive number of examples, got {self.limit}")
         if self.budgets is not None:
-            check_budgets(self.budgets)
+            check_axis("budgets", self.budgets)
 
 
-def check_budgets(budgets: tuple[int, ...]) -> None:
-    """An empty axis is an empty sweep: refused like empty tasks and seeds; 0 is few-shot only."""
-    if not budgets or min(budgets) < 0 or len(set(budgets)) != len(budgets):
-        raise UserError(f"budgets must be distinct numbers >= 0 (0 = few-shot only), got {list(budgets)}")
+def check_axis(key: str, values: tuple[int, ...]) -> None:
+    """Budgets (0: few-shot only) and subset seeds: an empty axis would be an empty sweep."""
+    if not values or min(values) < 0 or len(set(values)) != len(values):
+        raise UserError(f"{key} must be a non-empty list of distinct numbers >= 0, got {list(values)}")
 
 
 def task_finetune(finetune: FinetuneSettings, entry: TaskEntry, *, source: str, where: str) -> FinetuneSettings:
@@ -117,13 +117,10 @@ class SweepSettings:
     compile_cache: str | None = None  # a JAX persistent compilation cache: restarts skip recompiling
 
     def __post_init__(self) -> None:
-        check_budgets(self.budgets)
+        check_axis("budgets", self.budgets)
+        check_axis("subset_seeds", self.subset_seeds)
         if self.dtype not in DTYPES:
             raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if len(set(self.subset_seeds)) != len(self.subset_seeds) or not self.subset_seeds:
-            raise UserError("subset_seeds must be a non-empty list of distinct integers")
-        if any(s < 0 for s in self.subset_seeds):
-            raise UserError(f"subset_seeds must be >= 0, got {list(self.subset_seeds)}")
         if not math.isfinite(self.lock_ttl) or self.lock_ttl <= 0:
             raise UserError(f"lock_ttl must be > 0 seconds, got {self.lock_ttl}")
 

@@ -22,9 +22,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from emergence.config import from_dict, load_config
+from emergence.config import load_config
 from emergence.data.toy.world import WorldConfig
 from emergence.errors import UserError
 from emergence.fileio import check_name
@@ -100,10 +99,6 @@ class LadderConfig:
         for key in ("seq_len", "batch_size", "log_every"):
             if getattr(self, key) <= 0:
                 raise UserError(f"ladder {self.name!r}: {key} must be positive, got {getattr(self, key)}")
-
-    @classmethod
-    def from_dict(cls, raw: Any, where: str = "ladder config") -> LadderConfig:
-        return from_dict(cls, raw, source=where)
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: Sequence[str] = ()) -> LadderConfig:
