@@ -27,7 +27,7 @@ from typing import Any
 
 from emergence.config import load_config, to_dict
 from emergence.errors import UserError
-from emergence.sweep.config import SweepSettings, TaskEntry, task_finetune
+from emergence.sweep.config import SweepSettings, TaskEntry, check_tasks
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,8 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tasks]
-        if not names or len(set(names)) != len(names):
-            raise UserError(f"tasks must name each task once, got {names}")
+        if len(set(names)) != len(names):
+            raise UserError(f"tasks: a task is listed twice: {names}")
         if self.workers < 1:
             raise UserError(f"workers must be a whole number >= 1, got {self.workers}")
 
@@ -132,10 +132,10 @@ def load_demo_config(
     source = str(path)
     cfg = load_config(DemoConfig, path, overrides)
     cfg = replace(cfg, out=out or cfg.out, work=work or cfg.work)
+    check_tasks(cfg.tasks, cfg.sweep.finetune, source)
     ladder = LadderConfig.from_file(cfg.ladder)
     _check_holdout(cfg.holdout, ladder, source)
     for i, task in enumerate(cfg.tasks):
-        task_finetune(cfg.sweep.finetune, task, source=source, where=f"tasks[{i}]")
         if task.holdout is not None:
             _check_holdout(task.holdout, ladder, source, where=f"tasks[{i}].holdout")
     return cfg, ladder

@@ -76,9 +76,6 @@ class TaskEntry:
     finetune: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        from emergence.data.tasks import get_task
-
-        get_task(self.name)  # an unknown task: one line naming the known ones
         for name in ("shots", "finetuned_shots"):
             if (getattr(self, name) or 0) < 0:
                 raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -99,6 +96,20 @@ def task_finetune(finetune: FinetuneSettings, entry: TaskEntry, *, source: str, 
     if not entry.finetune:
         return finetune
     return updated(finetune, entry.finetune, source=source, prefix=f"{where}.finetune")
+
+
+def check_tasks(tasks: tuple[TaskEntry, ...], finetune: FinetuneSettings, source: str) -> None:
+    """Each task is known and its own finetuning keys are valid (a sweep's and a demo's tasks)."""
+    from emergence.data.tasks import get_task
+
+    if not tasks:
+        raise UserError(f"{source}: 'tasks' is empty")
+    for i, task in enumerate(tasks):
+        try:
+            get_task(task.name)
+        except UserError as err:
+            raise UserError(f"{source}: tasks[{i}].name: {err}") from None
+        task_finetune(finetune, task, source=source, where=f"tasks[{i}]")
 
 
 @dataclass(frozen=True)
@@ -197,10 +208,7 @@ def validate(cfg: SweepConfig, source: str) -> None:
         seen[cid] = i
         _check_reference(ckpt.model, f"{source}: checkpoints[{i}].model")
     check_shared_tokenizer(cfg.checkpoints, source)
-    if not cfg.tasks:
-        raise UserError(f"{source}: 'tasks' is empty")
-    for task in cfg.tasks:
-        cfg.task_finetune(task.name, source=source)  # the task's own finetuning keys: names, types, values
+    check_tasks(cfg.tasks, cfg.finetune, source)
     if (cfg.loss.corpus is None) == (cfg.loss.hub is None):
         raise UserError(f"{source}: loss: give exactly one of 'corpus' (a local file) or 'hub' (a dataset id)")
     if cfg.loss.corpus is not None and not Path(cfg.loss.corpus).is_file():

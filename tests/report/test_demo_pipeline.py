@@ -271,7 +271,7 @@ def test_two_workers_split_pretraining_and_the_sweep_and_change_no_number(ci_dem
 
 BAD = {
     "unknown key": (lambda r: r["fit"].update(sampels=10), "unknown key 'fit.sampels'"),
-    "unknown task": (lambda r: r["tasks"].append({"name": "toy_nope"}), "tasks[3]: unknown task 'toy_nope'"),
+    "unknown task": (lambda r: r["tasks"].append({"name": "toy_nope"}), "tasks[3].name"),
     "unknown held-out model": (lambda r: r["holdout"].update(models=["d999"]), "holdout.models[0]"),
     "nothing held out": (lambda r: r.update(holdout={}), "holdout: name the held-out checkpoints"),
     "too many largest": (

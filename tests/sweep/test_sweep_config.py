@@ -172,7 +172,7 @@ def test_ladder_manifest_paths_are_relative_to_the_manifest(tmp_path):
         ),
         (lambda r: r.update(budgets=[0, "sixteen"]), "budgets[1]: expected an integer, got 'sixteen'"),
         (lambda r: r["checkpoints"][1].update(id="tiny-tied"), "duplicate checkpoint id 'tiny-tied'"),
-        (lambda r: r["tasks"].append({"name": "mmmlu"}), "tasks[1]: unknown task 'mmmlu'"),
+        (lambda r: r["tasks"].append({"name": "mmmlu"}), "tasks[1].name: unknown task 'mmmlu'"),
         (lambda r: r["finetune"].update(method="qlora"), "finetune: method must be one of lora, full"),
         (lambda r: r["loss"].update(corpus="missing.txt"), "loss.corpus: file not found"),
         (lambda r: r["tasks"][0].update(finetune={"epoch": 2}), "unknown key 'tasks[0].finetune.epoch'"),
