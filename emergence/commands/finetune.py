@@ -1,8 +1,8 @@
 """`emergence finetune`: LoRA or full finetuning of a model on D examples of a task.
 
-How to finetune is a sweep config's ``finetune:`` section (and ``eval:``, ``dtype``, ``subset_seed``,
-``mesh``: :class:`FinetuneFile`), read from ``--config FILE`` and/or dotted overrides after the
-model, so a setting has one name everywhere::
+How to finetune is a sweep config's ``finetune:`` and ``eval:`` sections (:class:`FinetuneFile`),
+read from ``--config FILE`` and/or dotted overrides after the model, so a setting has one name
+everywhere::
 
     emergence finetune smollm2-135m --task cola --budget 256 --out runs/ft finetune.optim.lr=3e-4
 
@@ -17,19 +17,16 @@ from dataclasses import dataclass, field, replace
 
 import typer
 
-from emergence.train.config import EvalSettings, FinetuneConfig, FinetuneSettings, MeshConfig
+from emergence.train.config import EvalSettings, FinetuneConfig, FinetuneSettings
 
 
 @dataclass(frozen=True)
 class FinetuneFile:
-    """What ``--config`` and the overrides set: the keys of a sweep config, for one run."""
+    """What ``--config`` and the overrides set: the sections of a sweep config, for one run."""
 
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     # the learning curve's prompts (finetune.eval_every): zero-shot, the format a finetuned model learns
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(shots=0))
-    subset_seed: int = 0  # which nested subset of the training split
-    dtype: str = "float32"
-    mesh: MeshConfig = field(default_factory=MeshConfig)
 
 
 def finetune(
@@ -40,13 +37,15 @@ def finetune(
     task: str = typer.Option(..., "--task", help="mmlu | commonsense_qa | cola | gsm8k"),
     budget: int = typer.Option(..., "--budget", help="number of training examples D"),
     out: str = typer.Option(..., "--out", help="result directory (checkpoints, metrics, adapter)"),
-    config: str = typer.Option(None, "--config", help="YAML with finetune/eval/dtype/subset_seed/mesh keys"),
+    config: str = typer.Option(None, "--config", help="YAML with a sweep config's finetune/eval sections"),
     data_dir: str = typer.Option(None, "--data-dir", help="benchmarks folder (default: $EMERGENCE_DATA)"),
+    subset_seed: int = typer.Option(None, "--subset-seed", help="which nested subset of the training split [0]"),
+    dtype: str = typer.Option(None, "--dtype", help="compute dtype: float32 (default) or bfloat16"),
 ) -> None:
     """Finetune MODEL on a D-example nested subset of TASK's training split; resumable.
 
-    Settings are a sweep config's keys (finetune.*, eval.*, dtype, subset_seed, mesh.*; see
-    configs/sweeps/tiny.yaml), from --config and/or dotted overrides."""
+    Settings are a sweep config's finetune.* and eval.* keys (see configs/sweeps/tiny.yaml), from
+    --config and/or dotted overrides."""
     from emergence.config import load_config
     from emergence.data.sources import check_task
     from emergence.fileio import check_output_dir
@@ -54,10 +53,8 @@ def finetune(
     check_output_dir(out)
     run = load_config(FinetuneFile, config, overrides or [])
     ev = run.eval if data_dir is None else replace(run.eval, data_dir=data_dir)
-    cfg = FinetuneConfig.of(
-        run.finetune, model=model, task=task, budget=budget, subset_seed=run.subset_seed,
-        dtype=run.dtype, data_dir=ev.data_dir, mesh=run.mesh,
-    )  # fmt: skip
+    given = {k: v for k, v in {"subset_seed": subset_seed, "dtype": dtype}.items() if v is not None}
+    cfg = FinetuneConfig.of(run.finetune, model=model, task=task, budget=budget, data_dir=ev.data_dir, **given)
     check_task(task)
     if cfg.eval_every is not None:  # a split, shot count or limit the task cannot give: exit 2 now
         from emergence.data.tasks import make_requests

@@ -115,7 +115,7 @@ class MeshConfig:
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """How to finetune, whatever the model, task and budget: method, adapter, optimizer, steps.
+    """How to finetune, whatever the model, task and budget: method, adapter, optimizer, steps, devices.
 
     Steps policy (see :func:`emergence.train.budgets.plan_steps`): ``steps`` if given, else
     ``epochs`` passes over the D examples, but never fewer than ``min_steps`` optimizer steps.
@@ -126,6 +126,7 @@ class FinetuneSettings:
     method: str = "lora"
     lora: LoraConfig = field(default_factory=LoraConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
     batch_size: int = 8
     grad_accum: int = 1
     steps: int | None = None
@@ -160,7 +161,8 @@ class FinetuneSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class FinetuneConfig(FinetuneSettings):
-    """One finetuning run: the settings, applied to ``budget`` examples of ``task`` for ``model``."""
+    """One finetuning run: the settings, applied to ``budget`` examples of ``task`` for ``model``
+    (``dtype``: the compute dtype the model is loaded in; ``data_dir``: the benchmark files)."""
 
     model: str
     task: str
@@ -168,7 +170,6 @@ class FinetuneConfig(FinetuneSettings):
     subset_seed: int = 0  # which nested subset of the training split
     dtype: str = "float32"
     data_dir: str | None = None
-    mesh: MeshConfig = field(default_factory=MeshConfig)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -35,7 +35,7 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
         (["--budget", "8", "finetune.method=qlora"], "finetune: method must be one of lora, full"),
         (["--budget", "8", "finetune.eval_every=0"], "finetune: eval_every must be a positive number of steps"),
         (["--budget", "8", "finetune.eval_every=2", "finetune.eval_split=dev"], "task cola has no local split 'dev'"),
-        (["--budget", "8", "mesh.data=a"], "mesh.data: expected an integer, got 'a'"),
+        (["--budget", "8", "finetune.mesh.data=a"], "finetune.mesh.data: expected an integer, got 'a'"),
         (["--budget", "8", "optim.lr=1"], "unknown key 'optim'"),
     ],
 )

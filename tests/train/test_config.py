@@ -11,6 +11,7 @@ from emergence.config import load_config
 from emergence.errors import UserError
 from emergence.report.demo_config import load_demo_config
 from emergence.sweep.config import finetune_config, load_sweep_config
+from emergence.sweep.plan import expand
 from emergence.train.config import FinetuneConfig, FinetuneSettings, LoraConfig, OptimConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +47,9 @@ def test_a_cell_runs_the_sweep_settings_on_its_checkpoint_task_budget_and_seed()
     assert (run.model, run.task, run.budget, run.subset_seed, run.dtype) == ("m", "cola", 16, 1, cfg.dtype)
     assert run.lora == LoraConfig(rank=4, alpha=8, targets=("q_proj", "v_proj")) and run.optim.lr == 1e-3
     assert run.data_dir == cfg.eval.data_dir
+    sharded = load_sweep_config(SWEEP, ["finetune.mesh={data: 1, fsdp: 2}"])
+    assert finetune_config(sharded, "m", "cola", 16, 1).mesh.fsdp == 2
+    assert [c.key for c in expand(sharded)] == [c.key for c in expand(cfg)]  # the same cells, on more devices
 
 
 def test_the_fingerprint_ignores_what_does_not_change_the_trained_weights():

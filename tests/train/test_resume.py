@@ -21,7 +21,7 @@ from .conftest import BENCHMARKS, TINY
 EMERGENCE = str(Path(sys.executable).with_name("emergence"))
 STEPS, SAVE_EVERY = 300, 25
 ARGS = ["--task", "cola", "--budget", "24", f"finetune.steps={STEPS}", "finetune.batch_size=4", "finetune.optim.lr=5e-3",
-        "finetune.lora.dropout=0.1", "finetune.lora.rank=2", "finetune.seed=3", "subset_seed=1",
+        "finetune.lora.dropout=0.1", "finetune.lora.rank=2", "finetune.seed=3", "--subset-seed", "1",
         f"finetune.save_every={SAVE_EVERY}", "finetune.log_every=25", "--data-dir", str(BENCHMARKS)]  # fmt: skip
 
 
