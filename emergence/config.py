@@ -155,7 +155,10 @@ def convert(tp: Any, value: Any, *, source: str, key: str) -> Any:
             types_ = args
         else:
             types_ = (args[0] if args else Any,) * len(value)
-        items = [convert(t, v, source=source, key=f"{key}[{i}]") for i, (t, v) in enumerate(zip(types_, value, strict=True))]
+        items = [
+            convert(t, v, source=source, key=f"{key}[{i}]")
+            for i, (t, v) in enumerate(zip(types_, value, strict=True))
+        ]
         return tuple(items) if origin is not list else items
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):

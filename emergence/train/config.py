@@ -3,7 +3,7 @@
 How to finetune is declared once, in :class:`FinetuneSettings`. It is the ``finetune:`` section of a
 sweep config (and so of a demo's ``sweep:``), the ``finetune:`` section of ``emergence finetune
 --config``, and the base of :class:`FinetuneConfig`, the engine's description of one run, which adds
-what is trained (model, task, budget, subset) and where (dtype, data folder, device mesh). All of them
+what is trained (model, task, budget, subset) and how it is read (dtype, data folder). All of them
 are read by the strict loader (:mod:`emergence.config`), so a new hyperparameter is one field here and
 every YAML file and dotted override (``finetune.optim.lr=3e-4``) accepts it. :class:`EvalSettings` is
 the ``eval:`` section of both, in the same way.
@@ -32,7 +32,15 @@ SCHEDULES = ("cosine", "constant")
 DTYPES = ("float32", "bfloat16")
 #: FinetuneConfig fields that never change the trained weights: not part of a run's fingerprint
 #: (the same run on another device count, logged more often or with a learning curve is the same run).
-NOT_FINGERPRINTED = ("save_every", "log_every", "eval_every", "eval_split", "keep_checkpoints", "data_dir", "mesh")
+NOT_FINGERPRINTED = (
+    "save_every",
+    "log_every",
+    "eval_every",
+    "eval_split",
+    "keep_checkpoints",
+    "data_dir",
+    "mesh",
+)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,11 @@ def test_one_finetune_section_means_the_same_in_a_sweep_a_demo_and_emergence_fin
     demo = load_demo_config(DEMO, [f"sweep.finetune={SECTION}"])[0].sweep.finetune
     command = load_config(FinetuneFile, None, [f"finetune={SECTION}"]).finetune
     assert sweep == demo == command
-    assert (command.optim, command.lora.rank, command.epochs) == (OptimConfig(lr=3e-4, warmup_ratio=0.1), 2, 2.0)
+    assert (command.optim, command.lora.rank, command.epochs) == (
+        OptimConfig(lr=3e-4, warmup_ratio=0.1),
+        2,
+        2.0,
+    )
 
 
 def test_a_section_keeps_the_defaults_of_its_config_for_keys_it_does_not_name():
@@ -56,8 +60,12 @@ def test_the_fingerprint_ignores_what_does_not_change_the_trained_weights():
     base = _sweep_run(FinetuneSettings())
     same = [{"save_every": 3}, {"log_every": 9}, {"eval_every": 5}, {"keep_checkpoints": True}]
     for change in same:
-        assert FinetuneConfig.of(FinetuneSettings(**change), **RUN).fingerprint() == base.fingerprint(), change
-    assert FinetuneConfig.of(FinetuneSettings(), **RUN, data_dir="elsewhere").fingerprint() == base.fingerprint()
+        assert FinetuneConfig.of(FinetuneSettings(**change), **RUN).fingerprint() == base.fingerprint(), (
+            change
+        )
+    assert (
+        FinetuneConfig.of(FinetuneSettings(), **RUN, data_dir="elsewhere").fingerprint() == base.fingerprint()
+    )
     assert _sweep_run(FinetuneSettings(epochs=4)).fingerprint() != base.fingerprint()
     assert FinetuneConfig.of(FinetuneSettings(), **{**RUN, "budget": 32}).fingerprint() != base.fingerprint()
 
