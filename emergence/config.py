@@ -1,15 +1,22 @@
 """Frozen dataclass configs from YAML: strict keys, checked types, dotted command-line overrides.
 
-Every config in the project (sweeps, and any other YAML a command reads) goes through
-:func:`load_config`, so they all behave alike: ``yaml.safe_load`` only; an unknown key, a missing
-required key or a value of the wrong type is a :class:`~emergence.errors.UserError` naming the dotted
-key and the file (a typo silently ignored would cost a day of accelerator time); and
-``section.key=value`` overrides from the command line are applied *before* validation, so they are
-checked exactly like the file. Override values are parsed as YAML (``3e-4`` → float, ``[1, 2]`` → list).
+Every YAML the project reads or writes goes through this module (:func:`load_config`,
+:func:`read_yaml`, :func:`write_yaml`), so all configs behave alike: ``yaml.safe_load`` only; an
+unknown key, a missing required key or a value of the wrong type is a
+:class:`~emergence.errors.UserError` naming the dotted key and the file (a typo silently ignored would
+cost a day of accelerator time); and ``section.key=value`` overrides from the command line are applied
+*before* validation, so they are checked exactly like the file. Override values are parsed as YAML
+(``3e-4`` → float, ``[1, 2]`` → list).
+
+Two shorthands keep the files short. A section given in the file is read *over the field's default*:
+when a config's default for ``finetune`` sets ``save_every: 1000``, a file's ``finetune: {epochs: 2}``
+keeps it. And a bare string where an entry is expected names the entry's first field
+(``checkpoints: [path]`` for ``checkpoints: [{model: path}]``).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -46,7 +53,7 @@ def apply_overrides(
     raw: Mapping[str, Any], overrides: Sequence[str], source: str = "command line"
 ) -> dict[str, Any]:
     """A copy of ``raw`` with each ``dotted.key=value`` set (values parsed as YAML)."""
-    out = _deep_copy(raw)
+    out = copy.deepcopy(dict(raw))
     for item in overrides:
         key, sep, text = item.partition("=")
         key = key.strip()
@@ -69,17 +76,25 @@ def apply_overrides(
     return out
 
 
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s keys on top, section by section (nested mappings merge too)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        both = isinstance(value, Mapping) and isinstance(out.get(key), dict)
+        out[key] = merge(out[key], value) if both else copy.deepcopy(value)
+    return out
+
+
+def updated(obj: T, over: Mapping[str, Any], *, source: str, prefix: str = "") -> T:
+    """Config ``obj`` with the (partial, nested) keys of ``over`` set, checked like a file."""
+    return from_dict(type(obj), merge(to_dict(obj), over), source=source, prefix=prefix)
 
 
 def from_dict(cls: type[T], raw: Any, *, source: str, prefix: str = "") -> T:
     """Build dataclass ``cls`` from plain data, checking keys and types; errors name key and source."""
     where = prefix or "the top level"
+    if isinstance(raw, str) and _required(first := dataclasses.fields(cls)[0]):  # type: ignore[arg-type]
+        raw = {first.name: raw}  # the shorthand for an entry: its first (required) field
     if not isinstance(raw, Mapping):
         raise UserError(f"{source}: {where}: expected a mapping, got {_show(raw)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -92,14 +107,22 @@ def from_dict(cls: type[T], raw: Any, *, source: str, prefix: str = "") -> T:
     for name, f in fields.items():
         key = _join(prefix, name)
         if name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if _required(f):
                 raise UserError(f"{source}: missing required key '{key}'")
             continue
-        values[name] = convert(hints[name], raw[name], source=source, key=key)
+        value = raw[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(default):
+            value = merge(to_dict(default), value)  # a section is read over the field's default
+        values[name] = convert(hints[name], value, source=source, key=key)
     try:
         return cls(**values)
     except UserError as err:
-        raise UserError(f"{source}: {err}") from None
+        raise UserError(f"{source}: {prefix + ': ' if prefix else ''}{err}") from None
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def convert(tp: Any, value: Any, *, source: str, key: str) -> Any:
@@ -122,10 +145,20 @@ def convert(tp: Any, value: Any, *, source: str, key: str) -> Any:
         return value
     if origin in (tuple, list, Sequence):
         args = typing.get_args(tp)
+        if isinstance(value, Mapping) and args and typing.get_origin(args[0]) is tuple:
+            value = list(value.items())  # a mapping for a list of (key, value) pairs
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{source}: {key}: expected a list, got {_show(value)}")
-        item_tp = args[0] if args else Any
-        items = [convert(item_tp, v, source=source, key=f"{key}[{i}]") for i, v in enumerate(value)]
+        if origin is tuple and args and args[-1] is not Ellipsis:  # a fixed-length tuple: one type per item
+            if len(value) != len(args):
+                raise UserError(f"{source}: {key}: expected {len(args)} items, got {len(value)}")
+            types_ = args
+        else:
+            types_ = (args[0] if args else Any,) * len(value)
+        items = [
+            convert(t, v, source=source, key=f"{key}[{i}]")
+            for i, (t, v) in enumerate(zip(types_, value, strict=True))
+        ]
         return tuple(items) if origin is not list else items
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
@@ -187,7 +220,18 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def load_config(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
-    """Read YAML ``path``, apply dotted ``overrides``, and build a validated ``cls``."""
-    raw = apply_overrides(read_yaml(path), overrides)
-    return from_dict(cls, raw, source=str(path))
+def load_config(cls: type[T], path: str | Path | None, overrides: Sequence[str] = ()) -> T:
+    """Read YAML ``path`` (None: no file, defaults only), apply dotted ``overrides``, build a checked ``cls``."""
+    raw = apply_overrides(read_yaml(path) if path is not None else {}, overrides)
+    return from_dict(cls, raw, source=str(path) if path is not None else "command line")
+
+
+def write_yaml(path: str | Path, data: Any, header: str = "") -> Path:
+    """Plain ``data`` as YAML (keys in order), after ``header`` comment lines, written atomically."""
+    from emergence.fileio import atomic_write
+
+    def write(handle) -> None:
+        handle.write(header)
+        yaml.safe_dump(data, handle, sort_keys=False)
+
+    return atomic_write(Path(path), write)

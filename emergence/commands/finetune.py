@@ -1,5 +1,11 @@
 """`emergence finetune`: LoRA or full finetuning of a model on D examples of a task.
 
+How to finetune is a sweep config's ``finetune:`` and ``eval:`` sections (:class:`FinetuneFile`),
+read from ``--config FILE`` and/or dotted overrides after the model, so a setting has one name
+everywhere::
+
+    emergence finetune smollm2-135m --task cola --budget 256 --out runs/ft finetune.optim.lr=3e-4
+
 The result directory evaluates with ``emergence eval MODEL --adapter DIR``
 (:func:`emergence.train.adapters.load_adapter`). Rerunning the same command resumes from the last
 checkpoint in DIR.
@@ -7,127 +13,57 @@ checkpoint in DIR.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import typer
 
+from emergence.train.config import EvalSettings, FinetuneConfig, FinetuneSettings
 
-def _mesh(spec: str | None, distributed: bool):
-    from emergence.errors import UserError
-    from emergence.train.config import MeshConfig
 
-    if not spec:
-        return MeshConfig(distributed=distributed)
-    try:
-        data, fsdp, tensor = (int(x) for x in spec.split(","))
-    except ValueError:
-        raise UserError(f"--mesh must be three integers 'data,fsdp,tensor', got {spec!r}") from None
-    return MeshConfig(data=data, fsdp=fsdp, tensor=tensor, distributed=distributed)
+@dataclass(frozen=True)
+class FinetuneFile:
+    """What ``--config`` and the overrides set: the sections of a sweep config, for one run."""
+
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    # the learning curve's prompts (finetune.eval_every): zero-shot, the format a finetuned model learns
+    eval: EvalSettings = field(default_factory=lambda: EvalSettings(shots=0))
 
 
 def finetune(
     model: str = typer.Argument(..., help="HF directory, .gguf file or alias (smollm2-135m)"),
+    overrides: list[str] = typer.Argument(
+        None, help="dotted overrides, e.g. finetune.optim.lr=3e-4 finetune.lora.rank=8", show_default=False
+    ),
     task: str = typer.Option(..., "--task", help="mmlu | commonsense_qa | cola | gsm8k"),
     budget: int = typer.Option(..., "--budget", help="number of training examples D"),
     out: str = typer.Option(..., "--out", help="result directory (checkpoints, metrics, adapter)"),
-    subset_seed: int = typer.Option(0, "--subset-seed", help="which nested subset of the training split"),
-    method: str = typer.Option("lora", "--method", help="lora | full"),
-    rank: int = typer.Option(8, "--rank", help="LoRA rank"),
-    alpha: float = typer.Option(16.0, "--alpha", help="LoRA alpha (update scaled by alpha / rank)"),
-    lora_dropout: float = typer.Option(0.0, "--lora-dropout"),
-    target: list[str] = typer.Option(
-        [], "--target", help="LoRA module-name regex (repeatable; default: all projections)"
-    ),
-    lr: float = typer.Option(1e-4, "--lr"),
-    schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant (after linear warmup)"),
-    weight_decay: float = typer.Option(0.0, "--weight-decay"),
-    steps: int = typer.Option(None, "--steps", help="optimizer steps (overrides --epochs)"),
-    epochs: float = typer.Option(None, "--epochs", help="passes over the D examples [default 3]"),
-    min_steps: int = typer.Option(20, "--min-steps", help="lower bound on steps when using --epochs"),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    grad_accum: int = typer.Option(1, "--grad-accum"),
-    max_seq_len: int = typer.Option(512, "--max-seq-len"),
-    dtype: str = typer.Option("float32", "--dtype", help="compute dtype: float32 | bfloat16"),
-    seed: int = typer.Option(0, "--seed", help="adapter init, data order and dropout"),
-    data_dir: str = typer.Option(
-        None, "--data-dir", help="benchmarks folder (default: $EMERGENCE_DATA)"
-    ),
-    save_every: int = typer.Option(50, "--save-every", help="checkpoint every N steps"),
-    log_every: int = typer.Option(1, "--log-every"),
-    eval_every: int = typer.Option(
-        None, "--eval-every", help="evaluate at step 0 and every N steps (learning curve in metrics.jsonl)"
-    ),
-    eval_split: str = typer.Option("validation", "--eval-split", help="split scored by --eval-every"),
-    eval_shots: int = typer.Option(0, "--eval-shots", help="shots of the prompts scored by --eval-every"),
-    eval_limit: int = typer.Option(None, "--eval-limit", help="score only the first N examples"),
-    mesh: str = typer.Option(None, "--mesh", help="device mesh 'data,fsdp,tensor' (default 1,1,1)"),
-    distributed: bool = typer.Option(False, "--distributed", help="call jax.distributed.initialize() first"),
+    config: str = typer.Option(None, "--config", help="YAML with a sweep config's finetune/eval sections"),
+    data_dir: str = typer.Option(None, "--data-dir", help="benchmarks folder (default: $EMERGENCE_DATA)"),
+    subset_seed: int = typer.Option(None, "--subset-seed", help="which nested subset of the training split [0]"),
+    dtype: str = typer.Option(None, "--dtype", help="compute dtype: float32 (default) or bfloat16"),
 ) -> None:
-    """Finetune MODEL on a D-example nested subset of TASK's training split; resumable."""
-    from emergence.errors import UserError
+    """Finetune MODEL on a D-example nested subset of TASK's training split; resumable.
+
+    Settings are a sweep config's finetune.* and eval.* keys (see configs/sweeps/tiny.yaml), from
+    --config and/or dotted overrides."""
+    from emergence.config import load_config
+    from emergence.data.tasks import get_task
     from emergence.fileio import check_output_dir
-    from emergence.train.config import DEFAULT_LORA_TARGETS, FinetuneConfig, LoraConfig, OptimConfig
 
     check_output_dir(out)
-    if steps is not None and epochs is not None:
-        raise UserError("give either --steps or --epochs, not both")
-    targets: list[str] = [p.strip() for t in target for p in t.split(",") if p.strip()]
-    cfg = FinetuneConfig(
-        model=model,
-        task=task,
-        budget=budget,
-        subset_seed=subset_seed,
-        method=method,
-        lora=LoraConfig(
-            rank=rank, alpha=alpha, dropout=lora_dropout, targets=tuple(targets) or DEFAULT_LORA_TARGETS
-        ),
-        optim=OptimConfig(lr=lr, schedule=schedule, weight_decay=weight_decay),
-        mesh=_mesh(mesh, distributed),
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        steps=steps,
-        epochs=3.0 if epochs is None else epochs,
-        min_steps=min_steps,
-        max_seq_len=max_seq_len,
-        dtype=dtype,
-        seed=seed,
-        data_dir=data_dir,
-        save_every=save_every,
-        log_every=log_every,
-    )
-    from emergence.data.tasks import get_task
-
+    run = load_config(FinetuneFile, config, overrides or [])
+    ev = run.eval if data_dir is None else replace(run.eval, data_dir=data_dir)
+    given = {k: v for k, v in {"subset_seed": subset_seed, "dtype": dtype}.items() if v is not None}
+    cfg = FinetuneConfig.of(run.finetune, model=model, task=task, budget=budget, data_dir=ev.data_dir, **given)
     get_task(task)
-    curve = None
-    if eval_every is not None:
-        curve = _CurveSpec(eval_every, eval_split, eval_shots, eval_limit, data_dir)
-        curve.check(task)
-    _run(cfg, out, curve)
-
-
-@dataclass(frozen=True)
-class _CurveSpec:
-    """What ``--eval-every`` scores: a split of the task, with a number of shots."""
-
-    every: int
-    split: str
-    shots: int
-    limit: int | None
-    data_dir: str | None
-
-    def check(self, task: str) -> None:
-        """Fail before training (exit 2) on a split, shot count or limit the task cannot give."""
+    if cfg.eval_every is not None:  # a split, shot count or limit the task cannot give: exit 2 now
         from emergence.data.tasks import make_requests
 
-        make_requests(task, shots=self.shots, split=self.split, limit=self.limit, data_dir=self.data_dir)
-
-    def evaluator(self, task: str):
-        from emergence.eval.evaluate import scorer
-
-        return scorer(task, shots=self.shots, split=self.split, limit=self.limit, data_dir=self.data_dir)
+        make_requests(task, shots=ev.shots, split=cfg.eval_split, limit=ev.limit, data_dir=ev.data_dir)
+    _run(cfg, out, ev)
 
 
-def _run(cfg, out: str, curve: _CurveSpec | None = None) -> None:
+def _run(cfg: FinetuneConfig, out: str, ev: EvalSettings) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -157,11 +93,14 @@ def _run(cfg, out: str, curve: _CurveSpec | None = None) -> None:
 
     def on_eval(line: dict) -> None:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in line["eval"].items())
-        progress.console.print(f"step {line['step']}: {curve.split} {shown}")
+        progress.console.print(f"step {line['step']}: {cfg.eval_split} {shown}")
 
     extra = {}
-    if curve is not None:
-        extra = {"evaluator": curve.evaluator(cfg.task), "eval_every": curve.every, "on_eval": on_eval}
+    if cfg.eval_every is not None:
+        from emergence.eval.evaluate import scorer
+
+        evaluator = scorer(cfg.task, **ev.options(split=cfg.eval_split))
+        extra = {"evaluator": evaluator, "eval_every": cfg.eval_every, "on_eval": on_eval}
     with progress:
         result = run_finetune(cfg, out, on_plan=on_plan, on_log=on_log, **extra)
     if result.already_done:
@@ -172,12 +111,12 @@ def _run(cfg, out: str, curve: _CurveSpec | None = None) -> None:
     last = result.history[-1] if result.history else {}
     loss = f"{last['loss']:.4f}" if last else "n/a"
     print(f"finished {result.total_steps} steps, final loss {loss}; result in {out}")
-    if curve is not None:
+    if cfg.eval_every is not None:
         from emergence.train.finetune import eval_curve
 
         points = eval_curve(out)
         names = list(points[0]["eval"]) if points else []
-        print(f"learning curve on {cfg.task} {curve.split} ({curve.shots}-shot):")
+        print(f"learning curve on {cfg.task} {cfg.eval_split} ({ev.shots}-shot):")
         print("  step  " + "  ".join(f"{n:>8}" for n in names))
         for p in points:
             print(f"  {p['step']:>4}  " + "  ".join(f"{p['eval'][n]:8.4f}" for n in names))

@@ -1,6 +1,6 @@
 """`emergence sweep plan|run|status`, `emergence results` and `emergence loss`: grids of cells → one table.
 
-Every command that reads a sweep config takes dotted overrides after it (``finetune.lr=3e-4
+Every command that reads a sweep config takes dotted overrides after it (``finetune.optim.lr=3e-4
 out=runs/x``); ``status`` and ``results`` take either the output folder or the config (+ overrides).
 """
 
@@ -16,7 +16,7 @@ sweep_app = typer.Typer(
 )
 
 OVERRIDES = typer.Argument(
-    None, help="dotted overrides, e.g. finetune.lr=3e-4 out=runs/x", show_default=False
+    None, help="dotted overrides, e.g. finetune.optim.lr=3e-4 out=runs/x", show_default=False
 )
 
 

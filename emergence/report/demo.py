@@ -159,20 +159,14 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
 
 def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress):
     """Run (or resume) the sweep and write the results table; returns it as a DataFrame."""
-    import yaml
-
+    from emergence.config import write_yaml
     from emergence.sweep.config import load_sweep_config
     from emergence.sweep.results import results_table, write_table
     from emergence.sweep.runner import run_sweep
 
-    raw = sweep_section(cfg, manifest, source=source)
     path = Path(cfg.work) / "sweep.yaml"
-    text = "# written by `emergence demo` from " + source + "; `emergence sweep status` reads it\n"
-    text += yaml.safe_dump(raw, sort_keys=False)
-    if not path.is_file() or path.read_text() != text:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    header = "# written by `emergence demo` from " + source + "; `emergence sweep status` reads it\n"
+    write_yaml(path, sweep_section(cfg, manifest), header)
     sweep = load_sweep_config(path)
     t0, load, c0 = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
     # more runners on the same sweep claim cells through lock files: each cell is computed once, by

@@ -60,9 +60,7 @@ def load_study_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
 
 def seeded_demo(study: StudyConfig, seed: int):
     """The demo config and ladder of one seed: its own ladder file, work and out folders."""
-    import yaml
-
-    from emergence.fileio import write_text
+    from emergence.config import write_yaml
     from emergence.report.demo_config import load_demo_config
 
     base, _ = load_demo_config(
@@ -75,11 +73,7 @@ def seeded_demo(study: StudyConfig, seed: int):
     work = Path(base.work)
     work.mkdir(parents=True, exist_ok=True)
     ladder_file = work / "ladder_config.yaml"
-    write_text(
-        ladder_file,
-        f"# {base.ladder} with seed {seed} (written by emergence study)\n"
-        + yaml.safe_dump(raw, sort_keys=False),
-    )
+    write_yaml(ladder_file, raw, f"# {base.ladder} with seed {seed} (written by emergence study)\n")
     from emergence.train.ladder_config import LadderConfig
 
     return replace(base, ladder=str(ladder_file)), LadderConfig.from_file(ladder_file)

@@ -81,15 +81,8 @@ def run_cell(
     :func:`emergence.train.finetune.run_finetune`)."""
     from emergence.eval.evaluate import evaluate, scorer
 
-    ev = cfg.eval  # how the cell scores its model; a learning curve scores the same way on its own split
-    eval_options = dict(
-        shots=cell.shots,
-        limit=cell.limit,
-        batch_size=ev.batch_size,
-        data_dir=ev.data_dir,
-        source=ev.source,
-        seed=ev.fewshot_seed,
-    )
+    # how the cell scores its model; a learning curve scores the same way on its own split
+    eval_options = cfg.eval.options(shots=cell.shots, limit=cell.limit)
     timings: dict[str, float] = {"train": 0.0, "eval": 0.0}
     cleanup: list[Path] = []
     train_info: dict[str, Any] = {}

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from emergence.config import apply_overrides, from_dict, read_yaml
+from emergence.config import from_dict, load_config, read_yaml, updated
 from emergence.errors import UserError
 from emergence.fileio import read_json_object
+from emergence.train.config import DTYPES, EvalSettings, FinetuneConfig, FinetuneSettings
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -35,6 +36,12 @@ class CheckpointSpec:
     params: int | None = None
     tokens: float | None = None
     flops: float | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("params", "tokens", "flops"):
+            value = getattr(self, key)
+            if value is not None and (not math.isfinite(value) or value < 0 or (key == "params" and value == 0)):
+                raise UserError(f"{key} must be a finite count > 0, got {value}")
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,17 @@ class LossSpec:
     seq_len: int | None = None  # default: the model's context window, at most 2048
     batch_size: int = 8
 
+    def __post_init__(self) -> None:
+        if self.tokens <= 0 or self.batch_size <= 0:
+            raise UserError(f"tokens and batch_size must be positive, got {self.tokens} and {self.batch_size}")
+        if self.seq_len is not None and self.seq_len < 2:
+            raise UserError(f"seq_len must be >= 2, got {self.seq_len}")
+
 
 @dataclass(frozen=True)
 class TaskEntry:
     name: str
-    shots: int | None = None  # None: the task's harness default
+    shots: int | None = None  # None: eval.shots, else the task's harness default
     budgets: tuple[int, ...] | None = None  # overrides the sweep's budgets for this task
     limit: int | None = None  # overrides eval.limit for this task
     finetuned_shots: int | None = None  # shots when evaluating finetuned cells (None: same as shots)
@@ -62,78 +75,84 @@ class TaskEntry:
     # in how many steps teach their format, as learning rates are tuned per benchmark in practice
     finetune: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("shots", "finetuned_shots"):
+            if (getattr(self, name) or 0) < 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.limit is not None and self.limit <= 0:
+            raise UserError(f"limit must be a positive number of examples, got {self.limit}")
+        if self.budgets is not None:
+            check_axis("budgets", self.budgets)
+
+
+def check_axis(key: str, values: tuple[int, ...]) -> None:
+    """Budgets (0: few-shot only) and subset seeds: an empty axis would be an empty sweep."""
+    if not values or min(values) < 0 or len(set(values)) != len(values):
+        raise UserError(f"{key} must be a non-empty list of distinct numbers >= 0, got {list(values)}")
+
+
+def task_finetune(finetune: FinetuneSettings, entry: TaskEntry, *, source: str, where: str) -> FinetuneSettings:
+    """The finetuning settings of one task: ``finetune`` with the task's own keys on top."""
+    if not entry.finetune:
+        return finetune
+    return updated(finetune, entry.finetune, source=source, prefix=f"{where}.finetune")
+
+
+def check_tasks(tasks: tuple[TaskEntry, ...], finetune: FinetuneSettings, source: str) -> None:
+    """Each task is known and its own finetuning keys are valid (a sweep's and a demo's tasks)."""
+    from emergence.data.tasks import get_task
+
+    if not tasks:
+        raise UserError(f"{source}: 'tasks' is empty")
+    for i, task in enumerate(tasks):
+        try:
+            get_task(task.name)
+        except UserError as err:
+            raise UserError(f"{source}: tasks[{i}].name: {err}") from None
+        task_finetune(finetune, task, source=source, where=f"tasks[{i}]")
+
 
 @dataclass(frozen=True)
-class FinetuneSpec:
-    """Finetuning hyperparameters shared by every finetuned cell (see emergence.train.config)."""
+class SweepSettings:
+    """How every cell of a sweep is run: the part of a sweep config that a demo config writes too
+    (:mod:`emergence.report.demo_config`); the demo fills in the rest from the ladder it pretrains."""
 
-    method: str = "lora"
-    lr: float = 1e-4
-    schedule: str = "cosine"
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.0
-    batch_size: int = 8
-    grad_accum: int = 1
-    steps: int | None = None
-    epochs: float = 3.0
-    min_steps: int = 20
-    max_seq_len: int = 512
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] | None = None
-    seed: int = 0
-    save_every: int = 1000  # orbax checkpoints inside a cell (resume of long cells)
-    keep_checkpoints: bool = False  # keep the cell's orbax checkpoints once its adapter is written
-    # the learning curve of each finetuned cell: its eval prompt scored on ``eval_split`` at step 0 and
-    # every ``eval_every`` steps, kept in the cell's record (``train.curve``); off by default
-    eval_every: int | None = None
-    eval_split: str = "validation"
+    loss: LossSpec = field(default_factory=LossSpec)
+    budgets: tuple[int, ...] = (0,)
+    subset_seeds: tuple[int, ...] = (0,)
+    # a sweep runs many short cells: orbax checkpoints and log lines are rarer than a single run's
+    finetune: FinetuneSettings = field(default_factory=lambda: FinetuneSettings(save_every=1000, log_every=10))
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    dtype: str = "float32"
+    lock_ttl: float = 600.0  # seconds without a heartbeat after which a claimed cell is taken over
+    compile_cache: str | None = None  # a JAX persistent compilation cache: restarts skip recompiling
+
+    def __post_init__(self) -> None:
+        check_axis("budgets", self.budgets)
+        check_axis("subset_seeds", self.subset_seeds)
+        if self.dtype not in DTYPES:
+            raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not math.isfinite(self.lock_ttl) or self.lock_ttl <= 0:
+            raise UserError(f"lock_ttl must be > 0 seconds, got {self.lock_ttl}")
 
 
-@dataclass(frozen=True)
-class EvalSpec:
-    limit: int | None = None
-    batch_size: int = 64
-    data_dir: str | None = None
-    source: str = "local"
-    fewshot_seed: int = 1234
-
-
-@dataclass(frozen=True)
-class SweepConfig:
+@dataclass(frozen=True, kw_only=True)
+class SweepConfig(SweepSettings):
     name: str
     out: str
     tasks: tuple[TaskEntry, ...]
     checkpoints: tuple[CheckpointSpec, ...] = ()
     ladder: str | None = None
-    loss: LossSpec = field(default_factory=LossSpec)
-    budgets: tuple[int, ...] = (0,)
-    subset_seeds: tuple[int, ...] = (0,)
-    finetune: FinetuneSpec = field(default_factory=FinetuneSpec)
-    eval: EvalSpec = field(default_factory=EvalSpec)
-    dtype: str = "float32"
-    lock_ttl: float = 600.0  # seconds without a heartbeat after which a claimed cell is taken over
-    compile_cache: str | None = None  # a JAX persistent compilation cache: restarts skip recompiling
 
     def task_budgets(self, task: TaskEntry) -> tuple[int, ...]:
         return task.budgets if task.budgets is not None else self.budgets
 
-    def task_finetune(self, task: str, *, source: str = "sweep") -> FinetuneSpec:
+    def task_finetune(self, task: str, *, source: str = "sweep") -> FinetuneSettings:
         """The finetuning settings of one task: the sweep's, with the task's own keys on top."""
-        entry = next((t for t in self.tasks if t.name == task), None)
-        if entry is None or not entry.finetune:
+        i = next((i for i, t in enumerate(self.tasks) if t.name == task), None)
+        if i is None:
             return self.finetune
-        from emergence.config import to_dict
-
-        where = f"tasks[{self.tasks.index(entry)}]"
-        merged = to_dict(self.finetune)
-        unknown = sorted(set(entry.finetune) - set(merged))
-        if unknown:
-            raise UserError(
-                f"{source}: {where}.finetune: unknown key '{unknown[0]}'; known: {', '.join(sorted(merged))}"
-            )
-        return from_dict(FinetuneSpec, merged | entry.finetune, source=source, prefix=f"{where}.finetune")
+        return task_finetune(self.finetune, self.tasks[i], source=source, where=f"tasks[{i}]")
 
 
 def checkpoint_id(spec: CheckpointSpec) -> str:
@@ -153,12 +172,7 @@ def is_hub_id(reference: str) -> bool:
 def load_sweep_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> SweepConfig:
     """Read, override, validate; every problem is one UserError line naming the key and file."""
     source = str(path)
-    raw = apply_overrides(read_yaml(path), overrides)
-    if isinstance(raw.get("checkpoints"), list):
-        raw["checkpoints"] = [{"model": c} if isinstance(c, str) else c for c in raw["checkpoints"]]
-    if isinstance(raw.get("tasks"), list):
-        raw["tasks"] = [{"name": t} if isinstance(t, str) else t for t in raw["tasks"]]
-    cfg = from_dict(SweepConfig, raw, source=source)
+    cfg = load_config(SweepConfig, path, overrides)
     if cfg.ladder:
         cfg = replace(cfg, checkpoints=cfg.checkpoints + read_ladder(cfg.ladder))
     validate(cfg, source)
@@ -166,15 +180,13 @@ def load_sweep_config(path: str | Path, overrides: tuple[str, ...] | list[str] =
 
 
 def read_ladder(path: str | Path) -> tuple[CheckpointSpec, ...]:
-    """A ladder manifest: YAML/JSON with ``checkpoints:`` (or a bare list) of checkpoint entries."""
+    """A ladder manifest: YAML (or JSON) with a ``checkpoints:`` list of checkpoint entries."""
     path = Path(path)
-    raw: Any = read_yaml(path) if path.suffix in (".yaml", ".yml") else _read_json(path)
-    entries = raw.get("checkpoints") if isinstance(raw, dict) else raw
+    entries = read_yaml(path).get("checkpoints")
     if not isinstance(entries, list):
         raise UserError(f"{path}: a ladder manifest needs a 'checkpoints' list")
     out = []
     for i, entry in enumerate(entries):
-        entry = {"model": entry} if isinstance(entry, str) else entry
         spec = from_dict(CheckpointSpec, entry, source=str(path), prefix=f"checkpoints[{i}]")
         if not Path(spec.model).is_absolute() and (path.parent / spec.model).exists():
             spec = replace(spec, model=str(path.parent / spec.model))
@@ -182,19 +194,8 @@ def read_ladder(path: str | Path) -> tuple[CheckpointSpec, ...]:
     return tuple(out)
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise UserError(f"ladder manifest not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-
-
 def validate(cfg: SweepConfig, source: str) -> None:
     """Checks that need no network and write nothing (plan and run both call this)."""
-    from emergence.data.tasks import get_task
-
     if not cfg.checkpoints:
         raise UserError(f"{source}: no checkpoints (give 'checkpoints' or a 'ladder' manifest)")
     seen: dict[str, int] = {}
@@ -206,59 +207,14 @@ def validate(cfg: SweepConfig, source: str) -> None:
             )
         seen[cid] = i
         _check_reference(ckpt.model, f"{source}: checkpoints[{i}].model")
-        for key in ("params", "tokens", "flops"):
-            value = getattr(ckpt, key)
-            if value is not None and (not math.isfinite(value) or value < 0 or (key == "params" and value == 0)):
-                raise UserError(f"{source}: checkpoints[{i}].{key} must be a finite count > 0, got {value}")
     check_shared_tokenizer(cfg.checkpoints, source)
-    if not cfg.tasks:
-        raise UserError(f"{source}: 'tasks' is empty")
-    for i, task in enumerate(cfg.tasks):
-        try:
-            get_task(task.name)
-        except UserError as err:
-            raise UserError(f"{source}: tasks[{i}].name: {err}") from None
-        for name in ("shots", "finetuned_shots"):
-            if (getattr(task, name) or 0) < 0:
-                raise UserError(f"{source}: tasks[{i}].{name} must be >= 0, got {getattr(task, name)}")
-        if task.limit is not None and task.limit <= 0:
-            raise UserError(f"{source}: tasks[{i}].limit must be a positive number of examples, got {task.limit}")
-        budgets = cfg.task_budgets(task)
-        if not budgets:  # an empty axis is an empty sweep: refused like empty tasks and seeds
-            where = f"tasks[{i}].budgets" if task.budgets is not None else "budgets"
-            raise UserError(f"{source}: {where} is empty (0 = few-shot only)")
-        for j, b in enumerate(budgets):
-            if b < 0:
-                where = f"tasks[{i}].budgets[{j}]" if task.budgets is not None else f"budgets[{j}]"
-                raise UserError(f"{source}: {where} must be >= 0 (0 = few-shot only), got {b}")
-        if len(set(budgets)) != len(budgets):
-            raise UserError(f"{source}: budgets of task '{task.name}' repeat a value: {list(budgets)}")
-    if len(set(cfg.subset_seeds)) != len(cfg.subset_seeds) or not cfg.subset_seeds:
-        raise UserError(f"{source}: subset_seeds must be a non-empty list of distinct integers")
-    for i, task in enumerate(cfg.tasks):
-        if any(b > 0 for b in cfg.task_budgets(task)):
-            finetune_config(cfg, "<model>", task.name, 1, cfg.subset_seeds[0], source=source)
-            every = cfg.task_finetune(task.name, source=source).eval_every
-            if every is not None and every <= 0:
-                where = f"tasks[{i}].finetune" if "eval_every" in (task.finetune or {}) else "finetune"
-                raise UserError(
-                    f"{source}: {where}.eval_every must be a positive number of steps, got {every}"
-                )
-    if cfg.dtype not in ("float32", "bfloat16"):
-        raise UserError(f"{source}: dtype must be float32 or bfloat16, got {cfg.dtype!r}")
-    if any(s < 0 for s in cfg.subset_seeds):
-        raise UserError(f"{source}: subset_seeds must be >= 0, got {list(cfg.subset_seeds)}")
-    if cfg.eval.batch_size <= 0 or cfg.loss.batch_size <= 0:
-        raise UserError(f"{source}: eval.batch_size and loss.batch_size must be > 0")
-    if cfg.eval.fewshot_seed < 0:
-        raise UserError(f"{source}: eval.fewshot_seed must be >= 0, got {cfg.eval.fewshot_seed}")
-    if not math.isfinite(cfg.lock_ttl) or cfg.lock_ttl <= 0:
-        raise UserError(f"{source}: lock_ttl must be > 0 seconds, got {cfg.lock_ttl}")
-    _check_loss(cfg.loss, source)
+    check_tasks(cfg.tasks, cfg.finetune, source)
+    if (cfg.loss.corpus is None) == (cfg.loss.hub is None):
+        raise UserError(f"{source}: loss: give exactly one of 'corpus' (a local file) or 'hub' (a dataset id)")
+    if cfg.loss.corpus is not None and not Path(cfg.loss.corpus).is_file():
+        raise UserError(f"{source}: loss.corpus: file not found: {cfg.loss.corpus}")
     if cfg.eval.data_dir is not None and not Path(cfg.eval.data_dir).is_dir():
         raise UserError(f"{source}: eval.data_dir: benchmark data dir not found: {cfg.eval.data_dir}")
-    if cfg.eval.limit is not None and cfg.eval.limit <= 0:
-        raise UserError(f"{source}: eval.limit must be a positive number of examples, got {cfg.eval.limit}")
 
 
 def _check_reference(reference: str, where: str) -> None:
@@ -276,19 +232,6 @@ def _check_reference(reference: str, where: str) -> None:
     raise UserError(
         f"{where}: checkpoint not found: {reference} (not a model directory, .gguf file, alias or hub id)"
     )
-
-
-def _check_loss(loss: LossSpec, source: str) -> None:
-    if (loss.corpus is None) == (loss.hub is None):
-        raise UserError(
-            f"{source}: loss: give exactly one of 'corpus' (a local file) or 'hub' (a dataset id)"
-        )
-    if loss.corpus is not None and not Path(loss.corpus).is_file():
-        raise UserError(f"{source}: loss.corpus: file not found: {loss.corpus}")
-    if loss.tokens <= 0:
-        raise UserError(f"{source}: loss.tokens must be positive, got {loss.tokens}")
-    if loss.seq_len is not None and loss.seq_len < 2:
-        raise UserError(f"{source}: loss.seq_len must be >= 2, got {loss.seq_len}")
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -320,37 +263,14 @@ def check_shared_tokenizer(checkpoints: tuple[CheckpointSpec, ...], source: str)
             )
 
 
-def finetune_config(
-    cfg: SweepConfig, model: str, task: str, budget: int, subset_seed: int, *, source: str = "sweep"
-):
-    """The engine's FinetuneConfig for one cell (validated by the engine itself)."""
-    from emergence.train.config import DEFAULT_LORA_TARGETS, FinetuneConfig, LoraConfig, OptimConfig
-
-    ft = cfg.task_finetune(task, source=source)
-    try:
-        return FinetuneConfig(
-            model=model,
-            task=task,
-            budget=budget,
-            subset_seed=subset_seed,
-            method=ft.method,
-            lora=LoraConfig(
-                ft.lora_rank, ft.lora_alpha, ft.lora_dropout, ft.lora_targets or DEFAULT_LORA_TARGETS
-            ),
-            optim=OptimConfig(
-                lr=ft.lr, schedule=ft.schedule, warmup_ratio=ft.warmup_ratio, weight_decay=ft.weight_decay
-            ),
-            batch_size=ft.batch_size,
-            grad_accum=ft.grad_accum,
-            steps=ft.steps,
-            epochs=ft.epochs,
-            min_steps=ft.min_steps,
-            max_seq_len=ft.max_seq_len,
-            dtype=cfg.dtype,
-            seed=ft.seed,
-            data_dir=cfg.eval.data_dir,
-            save_every=ft.save_every,
-            log_every=10,
-        )
-    except UserError as err:
-        raise UserError(f"{source}: finetune: {err}") from None
+def finetune_config(cfg: SweepConfig, model: str, task: str, budget: int, subset_seed: int) -> FinetuneConfig:
+    """The engine's FinetuneConfig for one cell: the task's settings on one (checkpoint, budget, seed)."""
+    return FinetuneConfig.of(
+        cfg.task_finetune(task),
+        model=model,
+        task=task,
+        budget=budget,
+        subset_seed=subset_seed,
+        dtype=cfg.dtype,
+        data_dir=cfg.eval.data_dir,
+    )

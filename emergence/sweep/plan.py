@@ -21,15 +21,9 @@ from typing import Any
 
 from emergence.data.tasks import TaskSpec, get_task
 from emergence.errors import UserError
-from emergence.sweep.config import (
-    CheckpointSpec,
-    FinetuneSpec,
-    SweepConfig,
-    checkpoint_id,
-    finetune_config,
-    is_hub_id,
-)
+from emergence.sweep.config import CheckpointSpec, SweepConfig, checkpoint_id, finetune_config, is_hub_id
 from emergence.sweep.identity import checkpoint_identity, loss_identity
+from emergence.train.config import FinetuneSettings
 
 EFFECTIVE_FLOPS = 100e12  # per accelerator, for the hours column of the estimate
 
@@ -54,7 +48,7 @@ class Cell:
         return f"{self.checkpoint_id} {self.task} D={self.budget} seed={seed}"
 
 
-def _curve_identity(ft: FinetuneSpec) -> dict[str, Any] | None:
+def _curve_identity(ft: FinetuneSettings) -> dict[str, Any] | None:
     """What a finetuned cell's learning curve scores (its record holds the curve), or None when off."""
     return None if ft.eval_every is None else {"every": ft.eval_every, "split": ft.eval_split}
 
@@ -74,7 +68,7 @@ def expand(cfg: SweepConfig) -> list[Cell]:
         identity = checkpoint_identity(ckpt)
         for task in cfg.tasks:
             spec = get_task(task.name)
-            few_shots = spec.default_shots if task.shots is None else task.shots
+            few_shots = next(s for s in (task.shots, cfg.eval.shots, spec.default_shots) if s is not None)
             limit = task.limit if task.limit is not None else cfg.eval.limit
             task_ft = cfg.task_finetune(task.name)  # merged once per task, not per cell
             curve = _curve_identity(task_ft)
@@ -96,9 +90,8 @@ def expand(cfg: SweepConfig) -> list[Cell]:
                         "dtype": cfg.dtype,
                     }
                     if budget > 0:
-                        raw = finetune_config(cfg, ckpt.model, task.name, budget, seed).to_dict()
-                        for key in ("model", "data_dir", "save_every", "log_every", "mesh"):
-                            raw.pop(key, None)
+                        raw = finetune_config(cfg, ckpt.model, task.name, budget, seed).identity()
+                        raw.pop("model")  # the checkpoint enters by content, above
                         resolved["finetune"] = raw
                         if curve is not None:  # absent when off: the keys of earlier sweeps stay valid
                             resolved["finetune_curve"] = curve

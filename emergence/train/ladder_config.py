@@ -11,30 +11,23 @@ A YAML file (``configs/ladders/*.yaml``)::
     models:
       - {name: d64-l2, hidden_size: 64, layers: 2, heads: 4, steps: 800, checkpoints: [100, 200, 400, 800]}
 
-Unknown keys are errors naming the key, like every config of the project.
+Read by the project's strict loader (:mod:`emergence.config`): unknown keys and wrong types are
+errors naming the key and the file, like every config of the project. A model's ``checkpoints``
+default to its last step; ``optim`` is read over the ladder's defaults below.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from emergence.config import load_config
 from emergence.data.toy.world import WorldConfig
 from emergence.errors import UserError
 from emergence.fileio import check_name
 from emergence.train.config import OptimConfig
-
-
-def _check_keys(raw: dict, cls: type, where: str) -> None:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise UserError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
-
 
 # names a ladder's output folder already uses next to the model folders (pretrain.WORLD_DIR, the
 # manifest, the demo's stamp): a model named so would overwrite them
@@ -50,7 +43,7 @@ class LadderModel:
     layers: int
     heads: int
     steps: int
-    checkpoints: tuple[int, ...]
+    checkpoints: tuple[int, ...] = ()  # default: the last step only
     kv_heads: int | None = None
     intermediate_size: int | None = None  # default 4 · hidden_size (SwiGLU)
 
@@ -58,23 +51,17 @@ class LadderModel:
         # the name is a folder under --out (<out>/<name>/step_N): nothing that climbs out of it
         check_name(self.name, "ladder model name", reserved=RESERVED_NAMES)
         where = f"ladder model {self.name!r}"
-        for key in ("hidden_size", "layers", "heads", "steps"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise UserError(f"{where}: {key} must be an integer, got {value!r}")
-        for key in ("kv_heads", "intermediate_size"):
-            value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise UserError(f"{where}: {key} must be a positive integer, got {value!r}")
-        for key in ("hidden_size", "layers", "heads", "steps"):
-            if getattr(self, key) <= 0:
+        for key in ("hidden_size", "layers", "heads", "steps", "kv_heads", "intermediate_size"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise UserError(f"{where}: {key} must be positive, got {getattr(self, key)}")
+        if not self.checkpoints:
+            object.__setattr__(self, "checkpoints", (self.steps,))
         if self.hidden_size % self.heads:
             raise UserError(
                 f"{where}: hidden_size {self.hidden_size} is not a multiple of heads {self.heads}"
             )
         bad = [c for c in self.checkpoints if not 0 < c <= self.steps]
-        if not self.checkpoints or bad:
+        if bad:
             raise UserError(
                 f"{where}: checkpoints must be steps in 1..{self.steps}, got {list(self.checkpoints)}"
             )
@@ -89,8 +76,8 @@ class LadderModel:
 
 @dataclass(frozen=True)
 class LadderConfig:
-    name: str
     models: tuple[LadderModel, ...]
+    name: str = "ladder"
     world: WorldConfig = field(default_factory=WorldConfig)
     optim: OptimConfig = field(
         default_factory=lambda: OptimConfig(lr=3e-3, warmup_ratio=0.05, end_lr_ratio=0.1)
@@ -102,10 +89,6 @@ class LadderConfig:
 
     def __post_init__(self) -> None:
         check_name(self.name, "ladder name")  # the default output folder is runs/ladders/<name>
-        for key in ("seq_len", "batch_size", "log_every", "seed"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise UserError(f"ladder {self.name!r}: {key} must be an integer, got {value!r}")
         if self.seed < 0:
             raise UserError(f"ladder {self.name!r}: seed must be >= 0, got {self.seed}")
         if not self.models:
@@ -118,57 +101,5 @@ class LadderConfig:
                 raise UserError(f"ladder {self.name!r}: {key} must be positive, got {getattr(self, key)}")
 
     @classmethod
-    def from_dict(cls, raw: Any, where: str = "ladder config") -> LadderConfig:
-        if not isinstance(raw, dict):
-            raise UserError(f"{where}: expected a mapping at the top level")
-        raw = dict(raw)
-        _check_keys(raw, cls, where)
-        models = []
-        listed = raw.pop("models", None) or []
-        if not isinstance(listed, list):
-            raise UserError(f"{where}: models: expected a list of models, got {listed!r}")
-        for i, m in enumerate(listed):
-            if not isinstance(m, dict):
-                raise UserError(f"{where}: models[{i}] is not a mapping")
-            _check_keys(m, LadderModel, f"{where}: models[{i}]")
-            m = dict(m)
-            checkpoints = m.get("checkpoints", [m.get("steps", 0)])
-            if not isinstance(checkpoints, list) or any(
-                isinstance(c, bool) or not isinstance(c, int) for c in checkpoints
-            ):
-                raise UserError(f"{where}: models[{i}].checkpoints: expected a list of integers, got {checkpoints!r}")
-            m["checkpoints"] = tuple(checkpoints)
-            try:
-                models.append(LadderModel(**m))
-            except TypeError as err:
-                raise UserError(f"{where}: models[{i}]: {err}") from None
-            except UserError as err:
-                raise UserError(f"{where}: models[{i}]: {err}") from None
-        optim = raw.pop("optim", None) or {}
-        _check_keys(optim, OptimConfig, f"{where}: optim")
-        defaults = {"lr": 3e-3, "warmup_ratio": 0.05, "end_lr_ratio": 0.1}
-        if not isinstance(optim, dict):
-            raise UserError(f"{where}: optim: expected a mapping, got {optim!r}")
-        try:
-            world = WorldConfig.from_dict(raw.pop("world", None))
-        except (TypeError, ValueError, AttributeError) as err:
-            raise UserError(f"{where}: world: {err}") from None
-        try:
-            optim_config = OptimConfig(**{**defaults, **optim})
-        except (TypeError, ValueError) as err:
-            raise UserError(f"{where}: optim: {err}") from None
-        try:
-            return cls(name=raw.pop("name", "ladder"), models=tuple(models), world=world, optim=optim_config, **raw)
-        except UserError as err:
-            raise UserError(f"{where}: {err}") from None
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> LadderConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"ladder config not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise UserError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
-        return cls.from_dict(raw, str(path))
+    def from_file(cls, path: str | Path, overrides: Sequence[str] = ()) -> LadderConfig:
+        return load_config(cls, path, overrides)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from emergence import fileio
+from emergence.config import read_yaml, write_yaml
 from emergence.data.toy import store
 from emergence.data.toy import tokenizer as toy_tokenizer
 from emergence.errors import UserError
@@ -194,21 +194,20 @@ def write_manifest(out: Path, ladder: LadderConfig) -> Path:
         "checkpoints": [e.checkpoint() for e in entries],
         "details": [e.details() for e in entries],
     }
-    # the user's umask (0644 usually), not mkstemp's 0600: a group shares a ladder's folder
-    return fileio.atomic_write(out / MANIFEST, lambda handle: yaml.safe_dump(doc, handle, sort_keys=False))
+    return write_yaml(out / MANIFEST, doc)
 
 
 def read_manifest(path: str | Path) -> list[dict]:
     """The manifest's checkpoints merged with their details, with absolute ``path``s."""
     path = Path(path)
+    doc = read_yaml(path)
     try:
-        doc = yaml.safe_load(path.read_text())
         details = {d["id"]: d for d in doc.get("details", [])}
         return [
             {**c, **details.get(c["id"], {}), "path": str((path.parent / c["model"]).resolve())}
             for c in doc["checkpoints"]
         ]
-    except (yaml.YAMLError, AttributeError, KeyError, TypeError) as err:
+    except (AttributeError, KeyError, TypeError) as err:
         raise UserError(f"ladder manifest {path}: truncated or malformed ({type(err).__name__}: {err})") from None
 
 

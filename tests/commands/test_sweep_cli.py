@@ -75,10 +75,10 @@ def test_a_bad_override_names_the_key(capsys):
 
 def test_plan_prints_every_cell_and_a_cost_estimate_and_writes_nothing(tmp_path, capsys):
     code, out, _ = run(
-        ["sweep", "plan", str(TINY_CONFIG), f"out={tmp_path / 'o'}", "finetune.lr=3e-4"], capsys
+        ["sweep", "plan", str(TINY_CONFIG), f"out={tmp_path / 'o'}", "finetune.optim.lr=3e-4"], capsys
     )
     assert code == 0
-    for cell in expand(load_sweep_config(TINY_CONFIG, ["finetune.lr=3e-4"])):
+    for cell in expand(load_sweep_config(TINY_CONFIG, ["finetune.optim.lr=3e-4"])):
         assert cell.key in out
     assert "10 cells (2 few-shot, 8 finetuned)" in out and "estimated cost" in out
     assert not (tmp_path / "o").exists()

@@ -281,8 +281,8 @@ BAD = {
         lambda r: r["holdout"].update(largest=N_CKPT),
         f"holdout.largest must be in 0..{N_CKPT - 1}",
     ),
-    "sweep key the demo owns": (lambda r: r["sweep"].update(out="x"), "sweep.out is set by the demo"),
-    "bad sweep key": (lambda r: r["sweep"]["finetune"].update(lrr=1), "unknown key 'finetune.lrr'"),
+    "sweep key the demo owns": (lambda r: r["sweep"].update(out="x"), "unknown key 'sweep.out'"),
+    "bad sweep key": (lambda r: r["sweep"]["finetune"].update(lrr=1), "unknown key 'sweep.finetune.lrr'"),
     "bad fit form": (lambda r: r["fit"].update(form="cubic"), "fit: unknown --form"),
     "bad task holdout": (
         lambda r: r["tasks"][1].update(holdout={"models": ["d999"]}),
@@ -290,7 +290,7 @@ BAD = {
     ),
     "bad task finetune key": (
         lambda r: r["tasks"][0].update(finetune={"epoch": 3}),
-        "tasks[0].finetune: unknown key 'epoch'",
+        "unknown key 'tasks[0].finetune.epoch'",
     ),
 }
 

@@ -91,7 +91,7 @@ def test_keys_are_stable_and_change_only_with_what_changes_the_numbers(tmp_path)
         for c in expand(load_sweep_config(TINY_CONFIG, ["out=/elsewhere", "eval.batch_size=3"]))
     }
     assert moved == base  # output folder and eval batch size do not change results
-    new_lr = {c.label(): c.key for c in expand(load_sweep_config(TINY_CONFIG, ["finetune.lr=3e-4"]))}
+    new_lr = {c.label(): c.key for c in expand(load_sweep_config(TINY_CONFIG, ["finetune.optim.lr=3e-4"]))}
     changed = {label for label in base if new_lr[label] != base[label]}
     assert changed == {label for label in base if "D=0 " not in label}  # few-shot cells do not train
 
@@ -105,12 +105,15 @@ def test_learning_curves_change_only_the_finetuned_cells_keys_and_only_when_aske
 
 def test_a_task_can_finetune_with_its_own_settings(tmp_path):
     raw = tiny_raw()
+    raw["finetune"]["optim"]["warmup_ratio"] = 0.1
     base = {c.label(): c.key for c in expand(load_sweep_config(write_config(tmp_path / "a.yaml", raw)))}
-    raw["tasks"][0]["finetune"] = {"epochs": 5, "lr": "3e-4"}
+    raw["tasks"][0]["finetune"] = {"epochs": 5, "optim": {"lr": "3e-4"}}
     cfg = load_sweep_config(write_config(tmp_path / "b.yaml", raw))
     task = raw["tasks"][0]["name"]
-    assert (cfg.task_finetune(task).epochs, cfg.task_finetune(task).lr) == (5.0, 3e-4)
-    assert cfg.task_finetune(task).batch_size == cfg.finetune.batch_size  # the rest comes from the sweep
+    own = cfg.task_finetune(task)
+    assert (own.epochs, own.optim.lr) == (5.0, 3e-4)
+    assert own.batch_size == cfg.finetune.batch_size  # the rest comes from the sweep,
+    assert own.optim.warmup_ratio == 0.1 and own.lora == cfg.finetune.lora  # section by section
     cells = expand(cfg)
     assert {c.resolved["finetune"]["epochs"] for c in cells if c.budget} == {5.0}
     changed = {c.label() for c in cells if base[c.label()] != c.key}
@@ -170,12 +173,12 @@ def test_ladder_manifest_paths_are_relative_to_the_manifest(tmp_path):
         (lambda r: r.update(budgets=[0, "sixteen"]), "budgets[1]: expected an integer, got 'sixteen'"),
         (lambda r: r["checkpoints"][1].update(id="tiny-tied"), "duplicate checkpoint id 'tiny-tied'"),
         (lambda r: r["tasks"].append({"name": "mmmlu"}), "tasks[1].name: unknown task 'mmmlu'"),
-        (lambda r: r["finetune"].update(method="qlora"), "finetune: --method must be one of lora, full"),
+        (lambda r: r["finetune"].update(method="qlora"), "finetune: method must be one of lora, full"),
         (lambda r: r["loss"].update(corpus="missing.txt"), "loss.corpus: file not found"),
-        (lambda r: r["tasks"][0].update(finetune={"epoch": 2}), "tasks[0].finetune: unknown key 'epoch'"),
+        (lambda r: r["tasks"][0].update(finetune={"epoch": 2}), "unknown key 'tasks[0].finetune.epoch'"),
         (lambda r: r["tasks"][0].update(finetune={"epochs": "two"}), "tasks[0].finetune.epochs"),
-        (lambda r: r["finetune"].update(eval_every=0), "finetune.eval_every must be a positive number"),
-        (lambda r: r["tasks"][0].update(finetune={"eval_every": -2}), "tasks[0].finetune.eval_every must be"),
+        (lambda r: r["finetune"].update(eval_every=0), "finetune: eval_every must be a positive number"),
+        (lambda r: r["tasks"][0].update(finetune={"eval_every": -2}), "tasks[0].finetune: eval_every must be"),
     ],
 )
 def test_bad_configs_name_the_culprit(tmp_path, edit, culprit):

@@ -217,7 +217,7 @@ def test_the_folded_matmul_has_the_two_gemm_forms_values_and_gradients():
 
 
 def test_bad_lora_settings_are_user_errors(tiny):
-    with pytest.raises(UserError, match="--rank must be a positive"):
+    with pytest.raises(UserError, match="rank must be a positive"):
         LoraConfig(rank=0)
     with pytest.raises(UserError, match="'attn_out' matches no linear module"):
         apply_lora(tiny.model, LoraConfig(targets=("attn_out",)))

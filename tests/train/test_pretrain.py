@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
+from emergence.config import from_dict
 from emergence.errors import UserError
 from emergence.train.ladder_config import LadderConfig
 from emergence.train.pretrain import pretrain_ladder, read_manifest, split_models, step_windows
@@ -101,6 +102,10 @@ def test_data_order_is_a_pure_function_of_the_step():
     assert sorted(sum(a[:5], [])[:10]) == list(range(10))  # an epoch sees every window once
 
 
+def ladder_from_dict(raw: dict) -> LadderConfig:
+    return from_dict(LadderConfig, raw, source="ladder config")
+
+
 def _weights(path: Path) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
@@ -109,7 +114,7 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
 
 def test_resume_after_sigkill_gives_identical_final_weights(tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    straight = pretrain_ladder(LadderConfig.from_dict(TINY), tmp_path / "straight").parent
+    straight = pretrain_ladder(ladder_from_dict(TINY), tmp_path / "straight").parent
     out = tmp_path / "killed"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.Popen(
@@ -125,7 +130,7 @@ def test_resume_after_sigkill_gives_identical_final_weights(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "m" / "step_000240").exists()  # killed mid-run
-    resumed = pretrain_ladder(LadderConfig.from_dict(TINY), out).parent
+    resumed = pretrain_ladder(ladder_from_dict(TINY), out).parent
     a, b = _weights(straight / "m" / "step_000240"), _weights(resumed / "m" / "step_000240")
     assert a.keys() == b.keys()
     for key in a:
@@ -133,10 +138,10 @@ def test_resume_after_sigkill_gives_identical_final_weights(tmp_path):
 
 
 def test_bad_ladder_configs_are_one_line_errors(tmp_path):
-    with pytest.raises(UserError, match="unknown key 'widht'"):
-        LadderConfig.from_dict({**TINY, "models": [{**TINY["models"][0], "widht": 3}]})
+    with pytest.raises(UserError, match=r"unknown key 'models\[0\].widht'"):
+        ladder_from_dict({**TINY, "models": [{**TINY["models"][0], "widht": 3}]})
     with pytest.raises(UserError, match="must include the last step"):
-        LadderConfig.from_dict({**TINY, "models": [{**TINY["models"][0], "checkpoints": [10]}]})
+        ladder_from_dict({**TINY, "models": [{**TINY["models"][0], "checkpoints": [10]}]})
     with pytest.raises(UserError, match="not found"):
         LadderConfig.from_file(tmp_path / "missing.yaml")
 
@@ -164,7 +169,7 @@ def test_split_models_gives_every_model_to_one_group_largest_first():
 
 def test_pretraining_only_some_models_of_a_ladder(tmp_path):
     """``--model``: the named models only; an unknown name is a one-line error, before any work."""
-    ladder = LadderConfig.from_dict(
+    ladder = ladder_from_dict(
         {
             **TINY,
             "models": [

@@ -20,9 +20,9 @@ from .conftest import BENCHMARKS, TINY
 
 EMERGENCE = str(Path(sys.executable).with_name("emergence"))
 STEPS, SAVE_EVERY = 300, 25
-ARGS = ["--task", "cola", "--budget", "24", "--steps", str(STEPS), "--batch-size", "4", "--lr", "5e-3", "--lora-dropout", "0.1",
-        "--rank", "2", "--seed", "3", "--subset-seed", "1", "--save-every", str(SAVE_EVERY), "--log-every", "25",
-        "--data-dir", str(BENCHMARKS)]  # fmt: skip
+ARGS = ["--task", "cola", "--budget", "24", f"finetune.steps={STEPS}", "finetune.batch_size=4", "finetune.optim.lr=5e-3",
+        "finetune.lora.dropout=0.1", "finetune.lora.rank=2", "finetune.seed=3", "--subset-seed", "1",
+        f"finetune.save_every={SAVE_EVERY}", "finetune.log_every=25", "--data-dir", str(BENCHMARKS)]  # fmt: skip
 
 
 def test_sigkill_mid_run_then_rerun_resumes_to_the_uninterrupted_result(tmp_path):
