@@ -112,10 +112,6 @@ def place_on_default_mesh(model) -> None:
     shard_state(nnx.state(model), build_mesh(MeshConfig()))
 
 
-def param_sharding(path: str, shape: tuple[int, ...], mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, param_spec(path, shape, mesh))
-
-
 @jax.jit
 def copied(tree):
     """Copies of every array in ``tree``, placed as the originals, in one compiled call: what a
