@@ -33,7 +33,6 @@ from emergence.eval.packing import PACK_MAX_WIDTH, pack_width, packed_batches
 from emergence.eval.tokenization import encode_pair, loglikelihood_inputs
 from emergence.models.generate import next_pow2, shared_prefix_cache
 from emergence.models.llama import Llama
-from emergence.models.static_graph import StaticGraph, split_static
 from emergence.models.tokenizer import TextTokenizer
 
 
@@ -73,18 +72,18 @@ def _gather(model: Llama, hidden, positions, targets):
 
 
 @functools.partial(jax.jit, static_argnames=("graph",))
-def _score_batch(graph: StaticGraph, state, tokens, valid, positions, targets):
+def _score_batch(graph: nnx.GraphDef, state, tokens, valid, positions, targets):
     """log p(target | prefix) at ``positions`` [B, P] for candidates ``targets`` [B, P, K]."""
-    model = nnx.merge(graph.graphdef, state)
+    model = nnx.merge(graph, state)
     hidden, _ = model.hidden_states(tokens, valid=valid)
     return _gather(model, hidden, positions, targets)
 
 
 @functools.partial(jax.jit, static_argnames=("graph",))
-def _score_packed(graph: StaticGraph, state, tokens, valid, positions, segments, gather, targets, prefix=None):
+def _score_packed(graph: nnx.GraphDef, state, tokens, valid, positions, segments, gather, targets, prefix=None):
     """As :func:`_score_batch` for rows holding several sequences (:mod:`emergence.eval.packing`),
     each continuing the shared ``prefix`` cache when one is given."""
-    model = nnx.merge(graph.graphdef, state)
+    model = nnx.merge(graph, state)
     if prefix is not None:
         positions = positions + prefix.next_pos[0]
     hidden, _ = model.hidden_states(tokens, valid=valid, positions=positions, segments=segments, prefix=prefix)
@@ -92,12 +91,12 @@ def _score_packed(graph: StaticGraph, state, tokens, valid, positions, segments,
 
 
 @functools.partial(jax.jit, static_argnames=("graph",))
-def _score_after_prefix(graph: StaticGraph, state, prefix_cache, tokens, valid, positions, targets):
+def _score_after_prefix(graph: nnx.GraphDef, state, prefix_cache, tokens, valid, positions, targets):
     """As :func:`_score_batch`, every row continuing one shared, already-computed prefix.
 
     The prefix's keys/values are attended by all rows from one copy (``hidden_states(prefix=…)``),
     never broadcast per row; each row's positions continue after it."""
-    model = nnx.merge(graph.graphdef, state)
+    model = nnx.merge(graph, state)
     token_pos = jnp.maximum(jnp.cumsum(valid, axis=1, dtype=jnp.int32) - 1, 0) + prefix_cache.next_pos[0]
     hidden, _ = model.hidden_states(tokens, valid=valid, positions=token_pos, prefix=prefix_cache)
     return _gather(model, hidden, positions, targets)
@@ -147,7 +146,7 @@ def score_requests(
     several to a row instead (:mod:`emergence.eval.packing`): less padding, one program."""
     max_length = max_length or model.config.max_position_embeddings
     rows = build_rows(tokenizer, requests, max_length)
-    graph, state = split_static(model)
+    graph, state = nnx.split(model)
     loglik = [[0.0] * len(r.continuations) for r in requests]
     greedy = [[True] * len(r.continuations) for r in requests]
     plain: list[_Row] = []
@@ -184,7 +183,7 @@ def score_requests(
     return [ChoiceScores(tuple(a), tuple(b)) for a, b in zip(loglik, greedy, strict=True)]
 
 
-def _score_packed_rows(graph: StaticGraph, state, rows, batch_tokens, loglik, greedy, on_batch, prefix=None) -> None:
+def _score_packed_rows(graph: nnx.GraphDef, state, rows, batch_tokens, loglik, greedy, on_batch, prefix=None) -> None:
     width = pack_width([len(r.tokens) for r in rows])
     for packed in packed_batches(rows, width, batch_tokens):
         arrays = (packed.tokens, packed.valid, packed.positions, packed.segments, packed.gather, packed.targets)

@@ -27,7 +27,6 @@ from flax import nnx
 from emergence.errors import UserError
 from emergence.models.generate import next_pow2
 from emergence.models.registry import LoadedModel
-from emergence.models.static_graph import StaticGraph, split_static
 
 MAX_SEQ_LEN = 2048
 
@@ -100,12 +99,12 @@ def _nll_sum(model, hidden, targets, mask):
 
 
 @functools.partial(jax.jit, static_argnames=("graph",))
-def _window_nll(graph: StaticGraph, state, tokens, mask):
+def _window_nll(graph: nnx.GraphDef, state, tokens, mask):
     """Sum of NLL over masked next-token predictions of ``tokens`` [B, T+1].
 
     The logits of a large batch are computed block by block of positions (``lax.map``), at most
     :data:`MAX_LOGITS` elements at a time, so memory does not grow with batch × length × vocabulary."""
-    model = nnx.merge(graph.graphdef, state)
+    model = nnx.merge(graph, state)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     hidden, _ = model.hidden_states(inputs)
     b, t = hidden.shape[:2]
@@ -145,7 +144,7 @@ def pretrain_loss(
         count = min(seq_len, n_pred - start)
         windows[w, : count + 1] = ids[start : start + count + 1]
         mask[w, :count] = 1.0
-    graph, state = split_static(loaded.model)
+    graph, state = nnx.split(loaded.model)
     total = 0.0
     rows = max(1, min(batch_size, n_windows))
     for b in range(0, n_windows, rows):

@@ -2,9 +2,9 @@
 
 Prompts are left-padded into length buckets (multiples of :data:`BUCKET`), so a sweep compiles the
 prefill and decode steps a bounded number of times; the jitted functions are module-level and keyed
-on the model's graph definition (hashed once: :mod:`emergence.models.static_graph`), so every
-checkpoint of the same architecture reuses them. Each step moves only the chosen token ids to the
-host, where EOS and stop strings are checked.
+on the model's graph definition (compared by value), so every checkpoint of the same architecture
+reuses them. Each step moves only the chosen token ids to the host, where EOS and stop strings are
+checked.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import numpy as np
 from flax import nnx
 
 from emergence.models.llama import KVCache, Llama
-from emergence.models.static_graph import StaticGraph, split_static
 from emergence.models.tokenizer import TextTokenizer
 
 BUCKET = 32
@@ -40,16 +39,16 @@ class Generation:
 
 
 @functools.partial(jax.jit, static_argnames=("graph",), donate_argnames=("cache",))
-def _prefill(graph: StaticGraph, state, tokens, valid, cache, prefix):
-    model = nnx.merge(graph.graphdef, state)
+def _prefill(graph: nnx.GraphDef, state, tokens, valid, cache, prefix):
+    model = nnx.merge(graph, state)
     hidden, cache = model.hidden_states(tokens, valid=valid, cache=cache, prefix=prefix, fresh_cache=True)
     logits = model.logits(hidden[:, -1])
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
 
 
 @functools.partial(jax.jit, static_argnames=("graph",), donate_argnames=("cache",))
-def _decode(graph: StaticGraph, state, tokens, cache, prefix):
-    model = nnx.merge(graph.graphdef, state)
+def _decode(graph: nnx.GraphDef, state, tokens, cache, prefix):
+    model = nnx.merge(graph, state)
     hidden, cache = model.hidden_states(tokens[:, None], cache=cache, prefix=prefix)
     logits = model.logits(hidden[:, -1])
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
@@ -111,7 +110,7 @@ def _left_padded(prompts: Sequence[Sequence[int]], rows: int, width: int) -> tup
     return tokens, valid
 
 
-def shared_prefix_cache(graph: StaticGraph, state, config, prefix: Sequence[int], width: int) -> KVCache:
+def shared_prefix_cache(graph: nnx.GraphDef, state, config, prefix: Sequence[int], width: int) -> KVCache:
     """A batch-1 cache holding ``prefix`` (left-padded to ``width`` slots), computed once and then
     attended by every row through ``hidden_states(prefix=…)``: generation and few-shot scoring both."""
     tokens, valid = _left_padded([list(prefix)], 1, width)
@@ -166,7 +165,7 @@ def greedy_generate(
     least :data:`MIN_SHARED_PREFIX` tokens (a few-shot block) is prefilled once and attended by
     every row from one copy: no row recomputes it, and each decoding step reads it once per batch
     instead of once per row. ``on_chunk`` gets the number of prompts finished after each chunk."""
-    graph, state = split_static(model)
+    graph, state = nnx.split(model)
     eos = set(tokenizer.eos_token_ids) if stop_at_eos else set()
     started = time.perf_counter()
     max_len = model.config.max_position_embeddings

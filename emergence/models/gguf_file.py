@@ -1,14 +1,15 @@
-"""A GGUF file's metadata and tensor views, parsed as ``gguf.GGUFReader`` parses them, ~15× faster.
+"""A GGUF file's metadata and tensor views, parsed as ``gguf.GGUFReader`` parses them.
 
 Why not the library's reader alone: it turns every metadata item into numpy views of the memory map,
-one per string and per array element, about 250k of them for SmolLM2's 49k-token vocabulary and
-its merges (0.9 s of a 3 s model load). Here counts and lengths are read with ``struct``, values
-and numeric arrays with one ``np.frombuffer`` each, and strings with a tight loop (~0.09 s). The
-value types, tensor types, layout and sizes still come from the ``gguf`` package
-(``GGUFReader.gguf_scalar_to_np``, ``GGML_QUANT_SIZES``, ``quant_shape_to_byte_shape``), and the
-tensors are the same zero-copy views of the memory map;
-``tests/models/test_gguf.py`` checks the parse against the library's on a written file and on the
-real SmolLM2 file. Files of the other byte order (big-endian GGUF) go to the library's reader.
+one per string and per array element, about 250k of them for SmolLM2's 49k-token vocabulary and its
+merges, which makes parsing the largest part of loading a small checkpoint (measured in
+``results/bench/engines_cache.md``). Here counts and lengths are read with ``struct``, values and
+numeric arrays with one ``np.frombuffer`` each, and strings with a tight loop. The value types,
+tensor types, layout and sizes still come from the ``gguf`` package (``GGUFReader.gguf_scalar_to_np``,
+``GGML_QUANT_SIZES``, ``quant_shape_to_byte_shape``), and the tensors are the same zero-copy views of
+the memory map; ``tests/models/test_gguf.py`` checks the parse against the library's on a written
+file and on the real SmolLM2 file. Files of the other byte order (big-endian GGUF) go to the
+library's reader.
 """
 
 from __future__ import annotations

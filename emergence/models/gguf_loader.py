@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gguf import quants
 
 from emergence.errors import UserError
 from emergence.models.config import LlamaConfig, RopeScaling, rope_inverse_frequencies
-from emergence.models.gguf_dequant import dequantize
 from emergence.models.gguf_file import read_gguf
 
 #: GGUF tensor name → HF tensor name (``{i}`` is the layer index).
@@ -128,12 +128,12 @@ def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dic
     rope_freqs = None
     for tensor in contents.tensors:
         try:
-            array = dequantize(tensor.data, tensor.tensor_type)
+            array = np.asarray(quants.dequantize(tensor.data, tensor.tensor_type), np.float32)
         except (NotImplementedError, KeyError, ValueError) as err:
             raise UserError(
                 f"{path}: tensor {tensor.name!r} has type {tensor.tensor_type.name}, which cannot be dequantized ({err})"
             ) from None
-        array = array.reshape([int(d) for d in reversed(tensor.shape)])  # dequantize gives flat fp32
+        array = array.reshape([int(d) for d in reversed(tensor.shape)])
         if tensor.name == "rope_freqs.weight":
             rope_freqs = array
             continue

@@ -74,9 +74,8 @@ class Linear(nnx.Linear):
     Why: with ``[B, T, d]`` inputs, the weight gradient contracts over two batch dimensions and
     XLA:CPU materializes a transposed copy of the output gradient for every projection (fused with
     its elementwise producers, so it runs at a fraction of memory speed). On the 2-D view every
-    matmul of the forward and backward pass is a plain row-major GEMM: 1.3x faster full finetuning
-    and 1.6x faster LoRA on SmolLM2-sized layers (scripts/bench_train.py). Same parameters, same
-    numbers."""
+    matmul of the forward and backward pass is a plain row-major GEMM (``scripts/bench_train.py``
+    measures it). Same parameters, same numbers."""
 
     def __call__(self, x: jax.Array) -> jax.Array:
         flat = super().__call__(x.reshape(-1, x.shape[-1]))
@@ -127,15 +126,12 @@ def attention(
     ``aligned``: key slot i holds query i (no cache, or a fresh cache exactly as wide as the input),
     so by causality a block of queries needs only the keys up to its own end. That skips a quarter
     of the score work at 2 blocks and about half on long inputs, and, as much, it keeps each block's
-    score tensors small enough to stay in cache through the softmax's elementwise passes: a LoRA
-    step's attention at 8 × 256 tokens, forward and backward, takes 28 ms a layer in blocks of 128
-    against 53 ms unblocked.
+    score tensors small enough to stay in cache through the softmax's elementwise passes.
 
     ``rowwise`` (prefill, forward only) also runs one batch row at a time (``lax.map``): at GSM8K's
     5-shot prompts a block's scores for the whole batch (16 rows × 768 grouped queries × 1,440 keys)
-    would not fit the CPU's last-level cache, one row's do (a 16 × 1,440-token prefill: attention
-    860 → 450 ms a layer). Under differentiation the loop costs more than it saves, so training
-    does not use it."""
+    would not fit the CPU's last-level cache, one row's do. Under differentiation the loop costs
+    more than it saves, so training does not use it."""
     t = q.shape[1]
     size = PREFILL_QUERY_BLOCK if rowwise else QUERY_BLOCK
     if not aligned or t <= size or k.shape[2] != t:
@@ -163,8 +159,7 @@ def grouped_attention(
     Why by hand: the queries of each KV head are laid out as one ``[G·T, D]`` matrix, so the scores
     and the weighted sum are one batched GEMM per (batch, KV head). ``jax.nn.dot_product_attention``
     (XLA implementation) vmaps over the groups instead, which on CPU costs transposed copies of the
-    score tensor: this layout is 2.5x faster forward and ~1.3x forward + backward at SmolLM2's
-    shapes. Softmax runs in fp32; a fully masked row (a padding query) gets uniform weights, not NaN.
+    score tensor. Softmax runs in fp32; a fully masked row (a padding query) gets uniform weights, not NaN.
 
     ``prefix = (keys [KV, P, D], values [KV, P, D], valid [P])`` is a prompt prefix shared by every
     row (a few-shot block): each row attends to it before its own keys, and it is read once for the
@@ -252,9 +247,8 @@ def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
     """``silu(gate) · up``, with a backward that reuses the forward's sigmoid.
 
     Why: differentiated as written, XLA:CPU recomputes the sigmoid and spreads the derivative over
-    several passes of ``[tokens, 1536]`` arrays; at 8 × 256 tokens on SmolLM2 that cost 0.47 s of a
-    7.4 s LoRA step, this backward 0.27 s. The forward is the same expression, so values are
-    bit-identical; ``d gate = dh · up · s · (1 + gate · (1 − s))``, ``d up = dh · gate · s``."""
+    several passes of ``[tokens, intermediate]`` arrays; this backward makes one. The forward is the
+    same expression, so values are bit-identical; ``d gate = dh · up · s · (1 + gate · (1 − s))``, ``d up = dh · gate · s``."""
     return jax.nn.silu(gate) * up
 
 

@@ -9,7 +9,6 @@ outside this project too.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,35 +17,6 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from emergence.errors import UserError
-from emergence.memo import remember
-
-
-class _Memo:
-    """Token ids by text, forgotten all at once past ``MAX_CHARS`` characters of remembered text."""
-
-    MAX_CHARS = 20_000_000  # ~20 MB of text and its ids (a few times that as Python objects)
-
-    def __init__(self) -> None:
-        self.ids: dict[str, tuple[int, ...]] = {}
-        self.chars = 0
-
-    def get(self, text: str, backend: Tokenizer) -> tuple[int, ...]:
-        ids = self.ids.get(text)
-        if ids is None:
-            if self.chars + len(text) > self.MAX_CHARS:
-                self.ids.clear()
-                self.chars = 0
-            ids = self.ids[text] = tuple(backend.encode(text, add_special_tokens=False).ids)
-            self.chars += len(text)
-        return ids
-
-
-_MEMOS: dict[str, _Memo] = {}  # by the tokenizer's serialized form: checkpoints of a ladder share one
-
-
-def _shared_memo(backend: Tokenizer) -> _Memo:
-    key = hashlib.sha256(backend.to_str().encode()).hexdigest()
-    return remember(_MEMOS, key, _Memo, 4)
 
 
 @dataclass(frozen=True)
@@ -61,8 +31,6 @@ class TextTokenizer:
     chat_template: str | None = None
     special_tokens: dict[str, str] = field(default_factory=dict)
 
-    _memo: _Memo | None = field(default=None, init=False, repr=False, compare=False)
-
     @property
     def vocab_size(self) -> int:
         return self.backend.get_vocab_size(with_added_tokens=True)
@@ -75,18 +43,12 @@ class TextTokenizer:
         return max(ids, default=-1)
 
     def encode(self, text: str, *, add_bos: bool | None = None) -> list[int]:
-        """Token ids of ``text`` with no special tokens (BOS only when asked or the model wants it).
-
-        Memoized, shared by every loaded copy of the same tokenizer: a sweep encodes the same prompts
-        and training examples in every cell of every checkpoint (and the harness contract encodes
-        each context twice)."""
-        if self._memo is None:
-            object.__setattr__(self, "_memo", _shared_memo(self.backend))
-        ids = self._memo.get(text, self.backend)
+        """Token ids of ``text`` with no special tokens (BOS only when asked or the model wants it)."""
+        ids = self.backend.encode(text, add_special_tokens=False).ids
         want_bos = self.add_bos if add_bos is None else add_bos
         if want_bos and self.bos_token_id is not None:
             return [self.bos_token_id, *ids]
-        return list(ids)
+        return ids
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [enc.ids for enc in self.backend.encode_batch(texts, add_special_tokens=False)]

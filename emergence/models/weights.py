@@ -8,7 +8,6 @@ same table backwards, so load → save → load is the identity by construction.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,16 +80,8 @@ def _flat_params(model: Llama) -> dict[str, nnx.Variable]:
 
 
 def abstract_model(config: LlamaConfig) -> Llama:
-    """A model with shapes and dtypes only: no memory is spent on random weights we overwrite.
-
-    Tracing the constructor takes ~1 s for a 30-layer model, and a sweep loads many checkpoints of
-    one architecture, so the traced graph is kept per config and each call returns a fresh copy."""
-    return nnx.merge(*_abstract_split(config), copy=True)
-
-
-@functools.lru_cache(maxsize=4)
-def _abstract_split(config: LlamaConfig):
-    return nnx.split(nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0))))
+    """A model with shapes and dtypes only: no memory is spent on random weights we overwrite."""
+    return nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0)))
 
 
 def build_model(config: LlamaConfig, tensors: Mapping[str, np.ndarray], source: str) -> Llama:
@@ -128,8 +119,8 @@ def build_model(config: LlamaConfig, tensors: Mapping[str, np.ndarray], source: 
     if missing:
         hf_name = path_to_hf(missing[0])[0]
         raise UserError(f"{source}: missing tensor {hf_name!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
-    # one batched transfer for all tensors (one dispatch per tensor added ~0.1 s on SmolLM2); the dtype
-    # cast, where there is one, runs on the device as before
+    # one batched transfer for all tensors, not a dispatch per tensor; the dtype cast, where there is
+    # one, runs on the device
     paths = list(flat)
     placed = jax.device_put([filled[path] for path in paths])
     for path, value in zip(paths, placed, strict=True):

@@ -3,11 +3,11 @@
 This is the thin adapter between the sweep and the two engines: :func:`emergence.eval.evaluate.evaluate`
 and :func:`emergence.train.finetune.run_finetune` (+ :func:`emergence.train.adapters.load_adapter`).
 The base model stays loaded across cells of a checkpoint and is never changed: a LoRA cell trains
-fresh adapters over the wrapped graph (wrapped and placed once per checkpoint:
-:func:`emergence.train.lora.lora_parts`) and is evaluated with them folded into a new model over the
-base's arrays (:func:`emergence.train.lora.folded_split`); a full-finetuning cell trains a copy of
-the weights (the trainer donates the arrays it updates). The finetuning run lives in the cell's work folder, so a cell
-interrupted mid-training resumes from its last orbax checkpoint when a runner takes it over.
+fresh adapters over a wrapped clone of it and is evaluated with them folded into a new model over the
+base's arrays (:func:`emergence.train.finetune.in_base_architecture`); a full-finetuning cell trains
+a copy of the weights (the trainer donates the arrays it updates). The finetuning run lives in the
+cell's work folder, so a cell interrupted mid-training resumes from its last orbax checkpoint when a
+runner takes it over.
 
 Timings separate what the sweep costs from what the engines compute: ``train`` is the trainer's step
 loop (compilation included), ``eval`` the scoring / generation; ``finetune_call``, ``adapter_load``
@@ -59,14 +59,7 @@ def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
     """A model object independent of ``loaded`` (new variables; new arrays when they will be donated)."""
     from flax import nnx
 
-    from emergence.train.lora import base_split
-    from emergence.train.mesh import copied
-
-    split = base_split(loaded.model)  # walked once per base model: copies are then cheap
-    state = copied(split.state) if copy_arrays else split.state  # one compiled copy of every array
-    # new Variable objects, over the copies or the same arrays
-    model = nnx.merge(split.graphdef, state, copy=True)
-    return dataclasses.replace(loaded, model=model)
+    return dataclasses.replace(loaded, model=nnx.clone(loaded.model, arrays=copy_arrays))
 
 
 def run_cell(
@@ -86,13 +79,11 @@ def run_cell(
     timings: dict[str, float] = {"train": 0.0, "eval": 0.0}
     cleanup: list[Path] = []
     train_info: dict[str, Any] = {}
-    if cell.budget == 0:  # the base, over its kept split: no module tree walked per cell
-        from emergence.train.lora import base_as_split
-
-        model = dataclasses.replace(base, model=base_as_split(base.model))
+    if cell.budget == 0:
+        model = base
     else:
         from emergence.train.adapters import load_adapter
-        from emergence.train.finetune import CHECKPOINT_DIR, eval_curve, run_finetune
+        from emergence.train.finetune import CHECKPOINT_DIR, eval_curve, in_base_architecture, run_finetune
 
         ft_cfg = finetune_config(cfg, cell.checkpoint.model, cell.task, cell.budget, cell.subset_seed)
         task_ft = cfg.task_finetune(cell.task)
@@ -135,7 +126,8 @@ def run_cell(
             cleanup.append(ft_dir / CHECKPOINT_DIR)
         t0 = time.perf_counter()
         if result.trainer is not None:  # trained just now: fold in memory instead of reloading
-            model = dataclasses.replace(base, model=result.evaluation_model())
+            trained = in_base_architecture(result.trainer, base.model, result.lora)
+            model = dataclasses.replace(base, model=trained)
         else:  # finished by an earlier runner: the saved adapter is the result
             model = load_adapter(fresh_copy(base, copy_arrays=False), ft_dir)
         timings["adapter_load"] = time.perf_counter() - t0

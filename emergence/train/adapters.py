@@ -31,10 +31,6 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 FULL_MODEL_DIR = "model"
 
 
-def _write_json(path: Path, data: dict) -> None:
-    fileio.write_json(path, data)
-
-
 def save_lora_adapter(directory: str | Path, lora: LoraConfig, info: dict[str, Any], weights: dict) -> Path:
     """Write adapter weights (dotted path → array, as :func:`lora_state` or the trainer's
     ``flat_params`` give them) and their config."""
@@ -45,7 +41,7 @@ def save_lora_adapter(directory: str | Path, lora: LoraConfig, info: dict[str, A
     weights = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in weights.items()}
     with fileio.atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(weights, str(tmp))  # safetensors creates it 0600; atomic_path gives the umask's mode
-    _write_json(directory / CONFIG_FILE, {"method": "lora", "lora": dataclasses.asdict(lora), **info})
+    fileio.write_json(directory / CONFIG_FILE, {"method": "lora", "lora": dataclasses.asdict(lora), **info})
     return directory
 
 
@@ -54,7 +50,7 @@ def save_full_model(directory: str | Path, loaded: LoadedModel, info: dict[str, 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_model(loaded, directory / FULL_MODEL_DIR, extra_meta={"finetune": info})
-    _write_json(directory / CONFIG_FILE, {"method": "full", **info})
+    fileio.write_json(directory / CONFIG_FILE, {"method": "full", **info})
     return directory
 
 
@@ -97,9 +93,3 @@ def load_adapter(loaded: LoadedModel, directory: str | Path, *, merge: bool = Tr
     if merge:
         model = merge_lora(model)
     return dataclasses.replace(loaded, model=model)
-
-
-def export_merged(loaded: LoadedModel, directory: str | Path, out: str | Path) -> Path:
-    """Apply a result to the base model and export the merged model as an HF safetensors directory."""
-    merged = load_adapter(loaded, directory, merge=True)
-    return save_model(merged, out, extra_meta={"finetune": read_adapter_config(directory)})

@@ -27,13 +27,13 @@ from flax import nnx
 from emergence import fileio
 from emergence.data.tasks import get_task
 from emergence.errors import UserError
+from emergence.models.llama import Llama
 from emergence.models.registry import LoadedModel, load_model
-from emergence.models.static_graph import SplitModel
 from emergence.train import adapters, budgets, checkpoints
 from emergence.train.config import FinetuneConfig, LoraConfig
 from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import make_batch, padded_shape, task_examples
-from emergence.train.lora import folded_split, lora_parts, set_training
+from emergence.train.lora import apply_lora, fold_into_base, set_training
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
 
@@ -64,25 +64,14 @@ class FinetuneResult:
             set_training(model, False)
         return model
 
-    def evaluation_model(self) -> nnx.Module | SplitModel | None:
-        """The trained model in the base architecture, as the evaluator takes it (see
-        :func:`for_evaluation`)."""
-        return None if self.trainer is None else for_evaluation(self.trainer, self.base, self.lora)
 
-
-def for_evaluation(trainer: Trainer, base: nnx.Module, lora: LoraConfig | None) -> nnx.Module | SplitModel:
-    """What ``trainer`` holds now, in the base architecture: with ``lora``, its adapters folded onto
-    ``base``'s kept state as a :class:`SplitModel` (:func:`emergence.train.lora.folded_split`: no
-    wrapped graph walked, no module built: the evaluator only splits it); otherwise its own weights."""
+def in_base_architecture(trainer: Trainer, base: nnx.Module, lora: LoraConfig | None) -> Llama:
+    """What ``trainer`` holds now, in the base architecture, as the evaluator scores it: with
+    ``lora``, its adapters folded onto ``base``'s kernels in a new model
+    (:func:`emergence.train.lora.fold_into_base`); otherwise its own weights."""
     if lora is None:
         return trainer.model()
-    return folded_split(base, trainer.flat_params(), lora.scale)
-
-
-def in_base_architecture(trainer: Trainer, base: nnx.Module, lora: LoraConfig | None) -> nnx.Module:
-    """:func:`for_evaluation` as a module, for evaluators that call the model themselves."""
-    model = for_evaluation(trainer, base, lora)
-    return model.module() if isinstance(model, SplitModel) else model
+    return fold_into_base(base, trainer.flat_params(), lora.scale)
 
 
 @dataclass(frozen=True)
@@ -201,14 +190,15 @@ def run_finetune(
     loaded = loaded or load_model(cfg.model, dtype=cfg.dtype)
     chosen = task_examples(cfg.task, [docs[i] for i in subset], loaded.tokenizer, cfg.max_seq_len)
 
-    # LoRA trains fresh adapters over the base's arrays, wrapped and placed once per base
-    # (lora_parts), so the caller's model stays usable (a sweep reuses it); full finetuning donates
-    # the base weights to the trainer (use result.model).
+    # LoRA trains fresh adapters over a clone of the base (the base's arrays, new Variables), so the
+    # caller's model stays usable (a sweep reuses it); full finetuning donates the base weights to
+    # the trainer (use result.model).
     mesh = build_mesh(cfg.mesh)
     if cfg.method == "lora":
-        # without dropout the mode changes nothing: the deterministic graph, shared with lora_copy
-        parts = lora_parts(loaded.model, cfg.lora, seed=cfg.seed, mesh=mesh, training=cfg.lora.dropout > 0)
-        trainer = Trainer.from_parts(*parts, cfg.optim, total, mesh=mesh, seed=cfg.seed)
+        model = apply_lora(nnx.clone(loaded.model), cfg.lora, cfg.seed)
+        if cfg.lora.dropout > 0:
+            set_training(model, True)
+        trainer = Trainer(model, nnx.LoRAParam, cfg.optim, total, mesh=mesh, seed=cfg.seed)
     else:
         trainer = Trainer(nnx.clone(loaded.model), nnx.Param, cfg.optim, total, mesh=mesh, seed=cfg.seed)
     _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good

@@ -112,17 +112,6 @@ def place_on_default_mesh(model) -> None:
     shard_state(nnx.state(model), build_mesh(MeshConfig()))
 
 
-def param_sharding(path: str, shape: tuple[int, ...], mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, param_spec(path, shape, mesh))
-
-
-@jax.jit
-def copied(tree):
-    """Copies of every array in ``tree``, placed as the originals, in one compiled call: what a
-    caller hands a trainer that donates its inputs while the originals stay in use."""
-    return jax.tree.map(jax.numpy.copy, tree)
-
-
 def shard_batch(arrays: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """Put host batch arrays on the mesh; the batch size must divide by data × fsdp."""
     ways = mesh.shape["data"] * mesh.shape["fsdp"]

@@ -8,18 +8,17 @@ is divided by the step's total number of loss tokens, so the update does not dep
 split into micro-batches or devices.
 
 Compilation: the step is a module-level ``jax.jit`` whose static arguments are the model's graph
-definition and the optimizer's *shape* (clipping, Adam betas, weight decay); learning rate, schedule
-lengths, step and seed are traced. Every run of a sweep on the same architecture and method therefore
-reuses the compiled step for each padded shape, as :mod:`emergence.models.generate` does for decoding.
+definition (``nnx.GraphDef``, compared by value) and the optimizer's *shape* (clipping, Adam betas,
+weight decay); learning rate, schedule lengths, step and seed are traced. Every run of a sweep on the
+same architecture and method therefore reuses the compiled step for each padded shape, as
+:mod:`emergence.models.generate` does for decoding.
 
 Numerics: a step whose loss or gradient norm is not finite is *not applied* (parameters and
 optimizer state stay as they were) and is counted; the loop stops at the next check with
 :class:`TrainingDiverged`, so the last checkpoint written is a good one. The choice is made before
 the update, as a ``lax.cond`` around it, so the update writes the donated parameter and Adam-moment
-buffers in place in one pass. (Selecting between new and old values after the update cost two more
-passes over all three plus a copy of both moments; with the one-micro-batch path that skips the
-zero-filled gradient accumulator, a full-finetuning step of SmolLM2-135M went from ~16.7 to ~15.2 s
-on a 2-core AVX2 CPU, and its peak RSS from ~6.25 to ~5.75 GB.) A finite gradient norm means every
+buffers in place in one pass (selecting between new and old values after the update would cost two
+more passes over all three and a copy of both moments). A finite gradient norm means every
 gradient is finite and AdamW's direction is then bounded, so only an absurd learning rate can still
 overflow a parameter; such a step is counted as non-finite too (its new parameters are checked once
 more), and training stops before the next save as for any other.
@@ -41,13 +40,11 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from emergence.errors import UserError
-from emergence.memo import remember
-from emergence.models.static_graph import StaticGraph, split_static, static_graph
 from emergence.train.config import OptimConfig
 from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import Batch
 from emergence.train.lora import with_dropout_keys
-from emergence.train.mesh import copied, shard_batch, shard_state
+from emergence.train.mesh import shard_batch, shard_state
 
 
 class TrainingDiverged(UserError):
@@ -70,7 +67,6 @@ class Hyper:
         return cls(cfg.clip_norm, cfg.b1, cfg.b2, cfg.eps, cfg.weight_decay, cfg.schedule)
 
 
-@functools.cache
 def _transform(hyper: Hyper) -> optax.GradientTransformation:
     """Direction of the AdamW update (the learning rate is applied outside, as a traced value)."""
     parts = [optax.clip_by_global_norm(hyper.clip_norm)] if hyper.clip_norm else []
@@ -107,8 +103,8 @@ def _loss_sums(model, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array
     return jnp.sum(model.token_nll(picked, batch["targets"]) * mask), jnp.sum(mask)
 
 
-@functools.partial(jax.jit, static_argnames=("graph", "hyper"), donate_argnames=("params", "opt_state"))
-def _train_step(graph: StaticGraph, hyper: Hyper, params, rest, opt_state, batch, step, sched, seed_key, bad):
+@functools.partial(jax.jit, static_argnames=("graphdef", "hyper"), donate_argnames=("params", "opt_state"))
+def _train_step(graphdef: nnx.GraphDef, hyper: Hyper, params, rest, opt_state, batch, step, sched, seed_key, bad):
     """One optimizer step over ``batch`` ([accum, B, ...] arrays); returns new state and metrics.
 
     The step's key (``fold_in(seed_key, step)``) and the count of non-finite steps ``bad`` are
@@ -117,7 +113,7 @@ def _train_step(graph: StaticGraph, hyper: Hyper, params, rest, opt_state, batch
     key = jax.random.fold_in(seed_key, step)
 
     def micro(p, mb, k):
-        model = nnx.merge(graph.graphdef, p, with_dropout_keys(rest, k))
+        model = nnx.merge(graphdef, p, with_dropout_keys(rest, k))
         return _loss_sums(model, mb)
 
     grad_fn = jax.value_and_grad(micro, has_aux=True)
@@ -154,29 +150,6 @@ def _train_step(graph: StaticGraph, hyper: Hyper, params, rest, opt_state, batch
     return new_params, new_opt, metrics, bad + (~metrics["ok"]).astype(jnp.int32)
 
 
-_OPT_TEMPLATES: dict = {}
-_TEMPLATE_MAX_BYTES = 64 << 20  # adapters and toy models; a full model's moments are not kept twice
-
-
-def _fresh_opt_state(hyper: Hyper, params, mesh):
-    """A fresh optimizer state for ``params``, every leaf on ``mesh``.
-
-    Fresh AdamW state depends only on the parameters' shapes, dtypes and placement (zero moments,
-    step 0), so for small parameter sets (LoRA adapters) it is built once per such signature and
-    handed out as a compiled copy (the step donates it): a sweep's cells skip the init and the
-    placement of every leaf. Large sets are initialised each time: keeping their zero moments would
-    hold twice the model's size for good."""
-
-    def fresh():
-        return jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(hyper, params))
-
-    leaves, treedef = jax.tree.flatten(params)
-    if sum(x.nbytes for x in leaves) > _TEMPLATE_MAX_BYTES:
-        return fresh()
-    key = (hyper, mesh, treedef, tuple((x.shape, x.dtype, x.sharding) for x in leaves))
-    return copied(remember(_OPT_TEMPLATES, key, fresh, 8))
-
-
 def _on_mesh(x: jax.Array, mesh) -> jax.Array:
     """Replicate a leaf not yet placed on the mesh (Adam's step count), so every call of the step
     sees the same input shardings and the compiled program is reused."""
@@ -195,36 +168,12 @@ class Trainer:
     def __init__(
         self, model: nnx.Module, trainable, optim: OptimConfig, total_steps: int, *, mesh, seed: int = 0
     ):
-        graphdef, params, rest = nnx.split(model, trainable, ...)
-        shard_state(rest, mesh)
-        self._setup(graphdef, params, rest, optim, total_steps, mesh, seed)
-
-    @classmethod
-    def from_parts(
-        cls,
-        graphdef,
-        params: nnx.State,
-        rest: nnx.State,
-        optim: OptimConfig,
-        total_steps: int,
-        *,
-        mesh,
-        seed=0,
-    ) -> Trainer:
-        """A trainer over an already split model whose ``rest`` is already placed on ``mesh`` (as
-        :func:`emergence.train.lora.lora_parts` gives it): no walk over the whole graph."""
-        trainer = cls.__new__(cls)
-        trainer._setup(graphdef, params, rest, optim, total_steps, mesh, seed)
-        trainer._shared_rest = True
-        return trainer
-
-    def _setup(self, graphdef, params, rest, optim: OptimConfig, total_steps: int, mesh, seed: int) -> None:
-        self.graph, self.params, self.rest = static_graph(graphdef), params, rest
-        self._shared_rest = False
+        self.graphdef, self.params, self.rest = nnx.split(model, trainable, ...)
         self.mesh = mesh
+        shard_state(self.rest, mesh)
         shard_state(self.params, mesh)
         self.hyper = Hyper.from_config(optim)
-        self.opt_state = _fresh_opt_state(self.hyper, self.params, mesh)
+        self.opt_state = jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(self.hyper, self.params))
         warmup = int(round(optim.warmup_ratio * total_steps))
         self.sched = jax.device_put(
             {
@@ -243,9 +192,8 @@ class Trainer:
     # ------------------------------------------------------------------ state in and out
     def model(self, *, copy: bool = False) -> nnx.Module:
         """The module over the trainer's current arrays; ``copy`` gives it Variables of its own, so
-        changing the module in place (folding LoRA into a kernel) cannot reach the training state.
-        A trainer built :meth:`from_parts` always copies: its ``rest`` is shared with later runs."""
-        return nnx.merge(self.graph.graphdef, self.params, self.rest, copy=copy or self._shared_rest)
+        changing the module in place (folding LoRA into a kernel) cannot reach the training state."""
+        return nnx.merge(self.graphdef, self.params, self.rest, copy=copy)
 
     def flat_params(self) -> dict[str, jax.Array]:
         return {".".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(self.params)}
@@ -280,7 +228,7 @@ class Trainer:
             self.mesh,
         )
         self.params, self.opt_state, metrics, self._bad = _train_step(
-            self.graph,
+            self.graphdef,
             self.hyper,
             self.params,
             self.rest,
@@ -363,7 +311,7 @@ class Trainer:
 
 def mean_loss(model: nnx.Module, batches: list[Batch]) -> float:
     """Mean masked NLL of a model over batches (no gradients): held-out loss for tests and logs."""
-    graph, state = split_static(model)
+    graphdef, state = nnx.split(model)
     total = count = 0.0
     for b in batches:
         for a in range(b.tokens.shape[0]):
@@ -371,11 +319,11 @@ def mean_loss(model: nnx.Module, batches: list[Batch]) -> float:
                 k: jnp.asarray(getattr(b, k)[a])
                 for k in ("tokens", "valid", "target_pos", "targets", "target_mask")
             }
-            s, n = _eval_sums(graph, state, arrays)
+            s, n = _eval_sums(graphdef, state, arrays)
             total, count = total + float(s), count + float(n)
     return total / count if count else math.nan
 
 
-@functools.partial(jax.jit, static_argnames=("graph",))
-def _eval_sums(graph: StaticGraph, state, batch):
-    return _loss_sums(nnx.merge(graph.graphdef, state), batch)
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _eval_sums(graphdef: nnx.GraphDef, state, batch):
+    return _loss_sums(nnx.merge(graphdef, state), batch)

@@ -111,3 +111,20 @@ def test_length_buckets_are_few_and_cover():
     assert len(sizes) <= 16
     assert all(length_bucket(n) >= n for n in range(1, 2049))
     assert all(length_bucket(n) <= max(16, 1.5 * n) for n in range(1, 2049))
+
+
+def test_checkpoints_of_one_architecture_share_a_compiled_scorer():
+    """Scoring with a second checkpoint of the same architecture reuses the first one's program:
+    the jitted scorers are keyed on the graph definition, which two loads give equal."""
+    from emergence.eval.loglikelihood import _score_batch
+
+    tokens = jax.numpy.ones((2, 8), np.int32)
+    valid = jax.numpy.ones((2, 8), bool)
+    positions = jax.numpy.full((2, 1), 7, np.int32)
+    targets = jax.numpy.ones((2, 1, 1), np.int32)
+    before = None
+    for _ in range(2):
+        graph, state = nnx.split(load_model(str(FIXTURES / "gqa_untied")).model)
+        _score_batch(graph, state, tokens, valid, positions, targets)
+        before = before if before is not None else _score_batch._cache_size()
+    assert _score_batch._cache_size() == before

@@ -40,12 +40,12 @@ def test_a_copy_for_full_finetuning_owns_its_arrays(base):
 def test_few_shot_lora_and_full_finetuning_cells_share_one_compiled_scorer():
     """A sweep places its base where the trainer's models live (the default mesh): a full-finetuning
     cell's model, its LoRA cells' folded models and the base itself are then scored by one program
-    per shape (each kind compiled its own before), whether given as modules or, as the sweep gives
-    the base and the folded models, already split (SplitModel), which scores them identically."""
+    per shape (each kind compiled its own before)."""
     from emergence.data.tasks import make_requests
     from emergence.eval.loglikelihood import score_requests
     from emergence.train.config import LoraConfig, MeshConfig, OptimConfig
-    from emergence.train.lora import base_as_split, fold_into_base, folded_split, lora_parts
+    from emergence.train.finetune import in_base_architecture
+    from emergence.train.lora import apply_lora
     from emergence.train.mesh import build_mesh, place_on_default_mesh
     from emergence.train.trainer import Trainer
     from tests.compiles import counting_compiles
@@ -57,17 +57,14 @@ def test_few_shot_lora_and_full_finetuning_cells_share_one_compiled_scorer():
     few_shot = score_requests(base.model, base.tokenizer, requests)
     mesh, optim, lora = build_mesh(MeshConfig()), OptimConfig(lr=1e-2), LoraConfig(rank=2, alpha=4)
     full = Trainer(fresh_copy(base, copy_arrays=True).model, nnx.Param, optim, 2, mesh=mesh)
-    adapted = Trainer.from_parts(*lora_parts(base.model, lora, mesh=mesh), optim, 2, mesh=mesh)
+    wrapped = apply_lora(nnx.clone(base.model), lora)
+    adapted = Trainer(wrapped, nnx.LoRAParam, optim, 2, mesh=mesh)
     for trainer in (full, adapted):
         for step, batch in enumerate(synthetic_batches(2)):
             trainer.step(batch, step)
-    folded = fold_into_base(base.model, adapted.flat_params(), lora.scale)
-    # as a sweep scores them: already split (SplitModel), no module built
-    as_split = [base_as_split(base.model), folded_split(base.model, adapted.flat_params(), lora.scale)]
+    models = [in_base_architecture(full, base.model, None), in_base_architecture(adapted, base.model, lora)]
     with counting_compiles() as compiles:
-        finetuned = [score_requests(model, base.tokenizer, requests) for model in (full.model(), folded)]
-        split_scores = [score_requests(model, base.tokenizer, requests) for model in as_split]
+        finetuned = [score_requests(model, base.tokenizer, requests) for model in models]
     assert compiles == []
     for scores in finetuned:  # really the finetuned models
         assert [s.loglikelihoods for s in scores] != [s.loglikelihoods for s in few_shot]
-    assert split_scores == [few_shot, finetuned[1]]  # the split forms score exactly as the modules

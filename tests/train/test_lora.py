@@ -12,13 +12,10 @@ from emergence.errors import UserError
 from emergence.train.adapters import load_adapter, save_lora_adapter
 from emergence.train.config import LoraConfig, MeshConfig, OptimConfig
 from emergence.train.lora import (
-    _TEMPLATES,
     apply_lora,
     fold_into_base,
     folded_matmul,
-    lora_copy,
     lora_layers,
-    lora_parts,
     lora_state,
     merge_lora,
     set_training,
@@ -131,24 +128,6 @@ def test_a_folded_model_is_scored_by_the_program_compiled_for_its_base(base, tra
     assert [s.loglikelihoods for s in after] != [s.loglikelihoods for s in before]  # really the finetuned model
 
 
-def test_lora_parts_are_lora_copy_split_with_fresh_adapters(base):
-    """The trainer's view of a LoRA copy: the same graph and arrays, adapters copied on every call."""
-    mesh = build_mesh(MeshConfig())
-    graphdef, adapters, rest = lora_parts(base.model, CFG, seed=3, mesh=mesh)
-    expected = lora_copy(base.model, CFG, seed=3)
-    rebuilt = nnx.merge(graphdef, adapters, rest)
-    for kind in (nnx.LoRAParam, nnx.Param):
-        want = _flat(expected, kind)
-        assert _flat(rebuilt, kind).keys() == want.keys()
-        for name, value in _flat(rebuilt, kind).items():
-            np.testing.assert_array_equal(value, want[name], err_msg=name)
-    _, again, rest_again = lora_parts(base.model, CFG, seed=3, mesh=mesh)
-    assert rest_again is rest  # placed once, shared (the trainer never writes it)
-    first = jax.tree.leaves(adapters)[0]
-    assert all(a is not b for a, b in zip(jax.tree.leaves(adapters), jax.tree.leaves(again), strict=True))
-    assert first.sharding.mesh == mesh
-
-
 def test_saved_adapter_loads_onto_a_fresh_base(base, trained, tmp_path):
     from emergence.models.registry import load_model
 
@@ -159,39 +138,6 @@ def test_saved_adapter_loads_onto_a_fresh_base(base, trained, tmp_path):
     np.testing.assert_array_equal(np.asarray(unmerged.model(tokens)[0]), expected)
     merged = load_adapter(load_model(base.meta.source), tmp_path)
     np.testing.assert_allclose(np.asarray(merged.model(tokens)[0]), expected, atol=1e-5)
-
-
-def test_a_lora_copy_is_a_fresh_wrap_and_copies_are_independent(base):
-    """lora_copy wraps once per base and hands out copies: each equals apply_lora on a clone, and
-    training one (the trainer donates its adapters) leaves the next copy and the base untouched."""
-    expected = _flat(apply_lora(nnx.clone(base.model), CFG, seed=3), nnx.LoRAParam)
-    first = lora_copy(base.model, CFG, seed=3)
-    assert _flat(first, nnx.LoRAParam).keys() == expected.keys()
-    for name, value in _flat(first, nnx.LoRAParam).items():
-        np.testing.assert_array_equal(value, expected[name], err_msg=name)
-    base_before = _flat(base.model)
-    set_training(first, True)
-    _train(first)
-    second = lora_copy(base.model, CFG, seed=3)
-    for name, value in _flat(second, nnx.LoRAParam).items():
-        np.testing.assert_array_equal(value, expected[name], err_msg=name)
-    assert all(layer.deterministic for _, layer in lora_layers(second))  # the mode of a copy is its own
-    for name, value in _flat(base.model).items():
-        np.testing.assert_array_equal(value, base_before[name], err_msg=name)
-    merge_lora(second)  # in place on the copy's own variables
-    assert list(lora_layers(lora_copy(base.model, CFG, seed=3)))
-
-
-def test_the_wrapped_graph_is_kept_only_while_its_base_lives(tiny):
-    import gc
-
-    model = nnx.clone(tiny.model)
-    lora_copy(model, LoraConfig(rank=2))
-    assert model in _TEMPLATES
-    n = len(_TEMPLATES)
-    del model
-    gc.collect()
-    assert len(_TEMPLATES) == n - 1
 
 
 def test_the_folded_matmul_has_the_two_gemm_forms_values_and_gradients():
@@ -224,76 +170,14 @@ def test_bad_lora_settings_are_user_errors(tiny):
     assert jax.devices()  # JAX still fine after the errors
 
 
-def test_folding_a_from_parts_trainer_s_model_in_place_leaves_the_shared_base_alone(base):
-    """A trainer over lora_parts shares the base arrays' Variables with every later run; the modules
-    it hands out have their own, so merge_lora (in place) on one cannot change the next run's base."""
-    mesh = build_mesh(MeshConfig())
-    cfg = LoraConfig(rank=2, alpha=4)
-    graphdef, adapters, rest = lora_parts(base.model, cfg, seed=5, mesh=mesh)
-    trainer = Trainer.from_parts(graphdef, adapters, rest, OptimConfig(lr=1e-2), 2, mesh=mesh)
+def test_training_and_merging_a_wrapped_clone_leaves_the_base_alone(base):
+    """A LoRA run trains over a clone of the base (the sweep keeps the base for its next cells): the
+    trainer donates only the adapters, and merge_lora (in place) on its model cannot reach the base."""
+    base_before = _flat(base.model)
+    model = apply_lora(nnx.clone(base.model), LoraConfig(rank=2, alpha=4), seed=5)
+    trainer = Trainer(model, nnx.LoRAParam, OptimConfig(lr=1e-2), 2, mesh=build_mesh(MeshConfig()))
     for step, batch in enumerate(synthetic_batches(2)):
         trainer.step(batch, step)
-    before = _flat(nnx.merge(*lora_parts(base.model, cfg, seed=5, mesh=mesh)))
     merge_lora(trainer.model())
-    after = _flat(nnx.merge(*lora_parts(base.model, cfg, seed=5, mesh=mesh)))
-    assert after.keys() == before.keys()
-    for name, value in before.items():
-        np.testing.assert_array_equal(after[name], value, err_msg=name)
-
-
-def test_a_second_checkpoint_of_one_architecture_reuses_the_wrapped_graph(base):
-    """Checkpoints of one model share the wrapped graph and the fresh adapters (no second wrap):
-    the parts for the second equal a fresh wrap of it and hold its own arrays, and the cache keeps
-    no array of the first checkpoint."""
-    from emergence.train import lora
-
-    cfg = LoraConfig(rank=2, alpha=4, dropout=0.1)
-    first = nnx.clone(base.model)
-    second = nnx.clone(base.model)
-    graphdef, state = nnx.split(second)
-    second = nnx.merge(graphdef, jax.tree.map(lambda x: x * 1.5 + 0.25, state))
-    lora._SKELETONS.clear()
-    lora_parts(first, cfg, seed=4)
-    assert len(lora._SKELETONS) == 1
-    skeleton = next(iter(lora._SKELETONS.values()))
-    kept = [leaf for _, leaf in skeleton.leaves if not isinstance(leaf, int)]  # leaves not from the base
-    assert all(isinstance(var, lora.DropoutKey) for var in kept)
-    reused = lora_parts(second, cfg, seed=4, training=True), lora_parts(second, cfg, seed=4)
-    assert len(lora._SKELETONS) == 2  # dropout on and off are two graphs
-
-    lora._SKELETONS.clear()
-    lora._TEMPLATES.clear()
-    fresh = lora_parts(second, cfg, seed=4, training=True), lora_parts(second, cfg, seed=4)
-    own = {".".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(nnx.state(second))}
-    for (g, adapters, rest), (g0, adapters0, rest0) in zip(reused, fresh, strict=True):
-        assert g == g0
-        for ours, theirs in ((adapters, adapters0), (rest, rest0)):
-            ours, theirs = dict(nnx.to_flat_state(ours)), dict(nnx.to_flat_state(theirs))
-            assert ours.keys() == theirs.keys()
-            for path, var in ours.items():
-                np.testing.assert_array_equal(
-                    jax.random.key_data(var.get_value()) if isinstance(var, lora.DropoutKey) else var.get_value(),
-                    jax.random.key_data(theirs[path].get_value())
-                    if isinstance(var, lora.DropoutKey)
-                    else theirs[path].get_value(),
-                    err_msg=str(path),
-                )
-        leaves = [v.get_value() for p, v in nnx.to_flat_state(rest) if not isinstance(v, lora.DropoutKey)]
-        assert len(leaves) == len(own) and all(any(x is y for y in own.values()) for x in leaves)
-
-
-def test_checkpoints_sharing_a_wrapped_graph_keep_their_own_placement(base):
-    """Placing one checkpoint's LoRA parts on a mesh (in place) leaves another's where they were."""
-    from emergence.train import lora
-
-    cfg = LoraConfig(rank=2, alpha=4)
-    one, four = build_mesh(MeshConfig()), build_mesh(MeshConfig(data=1, fsdp=2, tensor=2))
-    first, second = nnx.clone(base.model), nnx.clone(base.model)
-    lora._SKELETONS.clear()
-    lora_parts(first, cfg, seed=6, mesh=one)
-    lora_parts(second, cfg, seed=6, mesh=four)  # from the first one's skeleton
-    for mesh, model in ((one, first), (four, second)):
-        _, adapters, rest = lora_parts(model, cfg, seed=6, mesh=mesh)
-        for state in (adapters, rest):
-            for path, var in nnx.to_flat_state(state):
-                assert var.get_value().sharding.mesh == mesh, path
+    for name, value in _flat(base.model).items():
+        np.testing.assert_array_equal(value, base_before[name], err_msg=name)

@@ -95,8 +95,8 @@ def test_a_run_compiles_its_step_once(lora):
 
 
 def test_each_trainer_starts_from_its_own_fresh_optimizer_state():
-    """The zero AdamW state is built once per parameter signature and copied: training one trainer
-    (whose step donates its state) leaves the next one's state fresh, and both equal a plain init."""
+    """Training one trainer (whose step donates its state) leaves the next one's AdamW state fresh:
+    zeros of the same shapes."""
     first = _trainer(lr=1e-2)
     first.fit(lambda step: synthetic_batches(4)[step], start_step=0)
     assert any(np.abs(np.asarray(x)).max() > 0 for x in first.opt_leaves())
