@@ -125,9 +125,10 @@ class ToyWorld:
     def load(self, task: str, split: str, *, source=None, data_dir=None, groups=None) -> list[dict]:
         if split not in SPLITS:
             raise UserError(f"toy task {task} has no split {split!r}; known: {', '.join(SPLITS)}")
-        directory = Path(data_dir) if is_toy_dir(data_dir) else ensure_tasks(WorldConfig())
-        if is_toy_dir(directory):
-            ensure_tasks(read_config(directory), directory)
+        if is_toy_dir(data_dir):
+            directory = ensure_tasks(read_config(data_dir), data_dir)
+        else:
+            directory = ensure_tasks(WorldConfig())
         with open(directory / "tasks" / task / f"{split}.jsonl", encoding="utf-8") as handle:
             return [json.loads(line) for line in handle if line.strip()]
 

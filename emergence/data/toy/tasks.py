@@ -1,19 +1,10 @@
 """The records of the toy tasks (declared with the real ones in :mod:`emergence.data.tasks`).
 
-Three tasks, each in the format of a real one so the same evaluator, metrics and finetuning code
-run on them unchanged:
-
-- ``toy_mc`` (MMLU / CommonsenseQA style): "Question: What color does bazol like?\\nA. ...\\nD. ...
-  \\nAnswer:" scored on " A" .. " D", metric ``acc`` (with the world option ``mc_task: error``:
-  "Question: What is wrong with this sentence: bazol keeps a a dog.\\nA. nothing\\n...", the kind
-  of error);
-- ``toy_yesno`` (CoLA style): "bazol keeps a dog.\\nQuestion: Does this sentence make sense?\\nAnswer:"
-  scored on " no" / " yes", metrics ``mcc`` and ``acc``;
-- ``toy_math`` (GSM8K style): "Question: bazol finds 5 coins. How many coins does bazol have now?
-  \\nAnswer:", greedy generation until a newline or "Question:", exact match of "#### N".
-
-Splits: ``train`` (finetuning data), ``fewshot`` (the shot pool), ``validation`` and ``test``; their
-entities are disjoint (see :mod:`emergence.data.toy.world`).
+Each task is in the format of a real one, so the same evaluator, metrics and finetuning code run on
+it unchanged: ``toy_mc`` (MMLU / CommonsenseQA layout, scored on " A" .. " D"), ``toy_yesno`` (CoLA:
+" no" / " yes", MCC) and ``toy_math`` (GSM8K: greedy generation, exact match of "#### N"). The
+splits ``train`` (finetuning), ``fewshot`` (the shot pool), ``validation`` and ``test`` hold disjoint
+people (:mod:`emergence.data.toy.world`).
 """
 
 from __future__ import annotations
@@ -28,17 +19,13 @@ VARIANTS = {"train": 6, "fewshot": 2, "validation": 2, "test": 4}
 
 
 def mc_item(world: World, rng: random.Random, rel: str, e: Entity, kind: int | None = None) -> dict:
-    """A letter question on one fact, options in fixed or shuffled order by the world's config; in
-    a world with ``mc_task: error``, on the kind of error (``kind``, drawn when None) in a statement
-    of that fact."""
-    cfg = world.config
-    if cfg.mc_task == "error":
-        if kind is None:
-            kind = rng.randrange(len(formats.ERROR_CHOICES))
-        return formats.error_record(rng, rel, e.name, e.attrs[rel], kind)
-    return formats.mc_record(
-        rng, rel, e.name, e.attrs[rel], VALUES[rel], shuffle=cfg.shuffle_options, context=cfg.mc_context
-    )
+    """A letter question on one fact; in a world with ``mc_task: error``, on the kind of error
+    (``kind``, drawn when None) in a statement of that fact."""
+    if world.config.mc_task == "fact":
+        return formats.mc_record(rel, e.name, e.attrs[rel], VALUES[rel])
+    if kind is None:
+        kind = rng.randrange(len(formats.ERROR_CHOICES))
+    return formats.error_record(rng, rel, e.name, e.attrs[rel], kind)
 
 
 def _variants(world: World, split: str) -> int:
