@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from emergence.config import from_dict
 from emergence.data import templates
 from emergence.data.tasks import get_task, make_requests
 from emergence.data.toy import store, tokenizer
@@ -185,7 +186,7 @@ def test_words_quizzes_answer_mostly_with_values_and_right_wrong():
     assert 0.8 < in_words < 0.97 and in_words + in_task == 1.0
     quizzed = {e.name for e in world.quiz_entities}
     assert quizzed == {e.name for e in world.by_split["fewshot"]}
-    assert WorldConfig.from_dict(world.config.to_dict()) == world.config
+    assert from_dict(WorldConfig, world.config.to_dict(), source="test") == world.config
     # a default world's description (and so its cache key) has no quiz keys, as before they existed
     assert not {"quiz_answers", "quiz_splits", "task_answer_share"} & set(WorldConfig().to_dict())
 
@@ -287,7 +288,7 @@ def test_error_questions_ask_what_is_wrong_with_a_statement_with_balanced_letter
     ]
     assert set(answers) <= set(formats.ERROR_CHOICES) | set("ABCD")
     assert sum(a in formats.ERROR_CHOICES for a in answers) > 0.8 * len(answers)
-    assert WorldConfig.from_dict(world.config.to_dict()) == world.config
+    assert from_dict(WorldConfig, world.config.to_dict(), source="test") == world.config
     with pytest.raises(UserError, match="mc_task"):
         WorldConfig(mc_task="facts")
 
@@ -302,4 +303,4 @@ def test_a_worlds_description_names_only_the_variant_options_it_sets():
     variant = WorldConfig(balanced_values=True, quiz_splits=("fewshot", "validation"))
     assert variant.unset_options() == set(OPTIONAL_KEYS) - {"balanced_values", "quiz_splits"}
     assert variant.to_dict()["quiz_splits"] == ["fewshot", "validation"]
-    assert WorldConfig.from_dict(variant.to_dict()) == variant
+    assert from_dict(WorldConfig, variant.to_dict(), source="test") == variant

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emergence.config import from_dict
 from emergence.data.toy import corpus, tokenizer
 from emergence.data.toy.tasks import TOY_TASKS, all_task_docs
 from emergence.data.toy.world import SPLITS, WorldConfig, build_world
@@ -60,7 +61,7 @@ def read_config(directory: str | os.PathLike) -> WorldConfig:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise UserError(f"{path}: not a readable toy world file ({err})") from None
-    return WorldConfig.from_dict(raw.get("config"))
+    return from_dict(WorldConfig, raw.get("config") or {}, source=str(path))
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -124,45 +124,20 @@ class WorldConfig:
                 f"got {list(self.quiz_splits)}"
             )
 
-    @classmethod
-    def from_dict(cls, raw: dict | None) -> WorldConfig:
-        raw = dict(raw or {})
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise UserError(f"toy world: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        for key in ("split_fractions", "exam_relations", "quiz_splits"):
-            if key in raw:
-                raw[key] = tuple(raw[key])
-        if "doc_mix" in raw:
-            mix = raw["doc_mix"]
-            raw["doc_mix"] = tuple(
-                (str(k), float(v)) for k, v in (mix.items() if isinstance(mix, dict) else mix)
-            )
-        return cls(**raw)
-
     def unset_options(self) -> set[str]:
         """Variant options left at their defaults. Descriptions of a world (its cache key, a demo's
         ladder stamp) leave them out, so worlds made before an option existed keep their keys."""
         return {k for k in OPTIONAL_KEYS if getattr(self, k) == self.__dataclass_fields__[k].default}
 
     def to_dict(self) -> dict:
+        """The world's description (world.json, the cache key): the variant options that are set,
+        then every other field in declaration order, as plain JSON values."""
         unset = self.unset_options()
-        optional = {k: getattr(self, k) for k in OPTIONAL_KEYS if k not in unset}
-        optional = {k: list(v) if isinstance(v, tuple) else v for k, v in optional.items()}
-        return optional | {
-            "seed": self.seed,
-            "n_entities": self.n_entities,
-            "split_fractions": list(self.split_fractions),
-            "exam_relations": list(self.exam_relations),
-            "exam_op": self.exam_op,
-            "task_exam_share": self.task_exam_share,
-            "acceptability": self.acceptability,
-            "corpus_tokens_hint": self.corpus_tokens_hint,
-            "heldout_docs": self.heldout_docs,
-            "vocab_size": self.vocab_size,
-            "doc_mix": dict(self.doc_mix),
-        }
+        keys = [k for k in OPTIONAL_KEYS if k not in unset]
+        keys += [k for k in self.__dataclass_fields__ if k not in OPTIONAL_KEYS]
+        described = {k: getattr(self, k) for k in keys}
+        described = {k: list(v) if isinstance(v, tuple) else v for k, v in described.items()}
+        return described | {"doc_mix": dict(self.doc_mix)}
 
     @property
     def task_relations(self) -> tuple[str, ...]:
