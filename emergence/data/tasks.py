@@ -100,12 +100,9 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Request:
-    """One evaluated document, ready for the engine.
-
-    Multiple choice: score each of ``continuations`` after ``context`` (harness ``loglikelihood``
-    pairs); ``gold`` is the correct index. Generation: greedy-decode after ``context`` until one of
-    ``stop`` or ``max_gen_toks`` tokens; ``gold`` is the reference string. ``group`` is the MMLU subject.
-    """
+    """One evaluated document, ready for the engine: score each of ``continuations`` after
+    ``context`` (``gold``: the correct index), or, with none, greedy-decode until one of ``stop`` or
+    ``max_gen_toks`` tokens (``gold``: the reference string). ``group`` is the MMLU subject."""
 
     task: str
     doc_id: int
@@ -261,10 +258,8 @@ def build_requests(
 ) -> list[Request]:
     """One :class:`Request` per doc, in order (the few-shot generator advances doc by doc).
 
-    ``limit`` keeps the first ``limit`` docs *per group* (per MMLU subject, else overall), like the
-    harness' ``--limit``, which applies per subtask; their prompts equal those of a full run.
-    ``doc_id`` is the index within the group, i.e. the harness' ``doc_id`` in its (sub)task.
-    Raises :class:`UserError` if a few-shot pool holds fewer than ``shots``.
+    ``limit`` keeps the first ``limit`` docs *per group* (MMLU subject), like the harness' ``--limit``,
+    with the prompts of a full run; ``doc_id`` is the index within the group, as in the harness.
     """
     shots = spec.default_shots if shots is None else shots
     if shots < 0:

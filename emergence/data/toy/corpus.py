@@ -92,7 +92,7 @@ def _exam_math(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(2, 3)):
         if rng.random() < world.config.task_exam_share:
-            op, e = world.config.task_op, rng.choice(world.non_test)
+            op, e = world.config.task_op, rng.choice([e for e in world.entities if e.split != "test"])
         else:
             op, e = world.config.exam_op, rng.choice(world.entities)
         delta = rng.randint(1, MAX_COINS) if op == "plus" else rng.randint(1, e.coins)
@@ -125,11 +125,3 @@ def documents(world: World, n_docs: int, stream: str = "train") -> Iterator[str]
 
 
 AVG_TOKENS_PER_DOC = 40  # measured on the default world with the default BPE; only sizes the corpus
-
-
-def corpus_docs(world: World) -> list[str]:
-    return list(documents(world, max(1, world.config.corpus_tokens_hint // AVG_TOKENS_PER_DOC), "train"))
-
-
-def heldout_docs(world: World) -> list[str]:
-    return list(documents(world, world.config.heldout_docs, "heldout"))

@@ -3,16 +3,15 @@
 A toy directory holds::
 
     world.json                  the config and every entity (for readers; loading needs only the config)
-    tasks/<task>/<split>.jsonl  the task records (small; generated in well under a second)
+    tasks/<task>/<split>.jsonl  the task records
     tokenizer.json              the BPE trained on the corpus
     corpus_train.npy            the pretraining token stream (documents separated by <|endoftext|>)
     corpus_heldout.npy          held-out documents of the same mix (pretraining loss)
     heldout.jsonl               those documents as text, for ``emergence.eval.pretrain_loss``
 
-Tasks and corpus are generated separately and lazily: evaluating a toy task needs only the task files.
-Every file is written to a temporary name and renamed, so a killed generation never leaves a file that
-looks complete. The default directory is ``$EMERGENCE_TOY_DIR`` or ``~/.cache/emergence/toy/<key>``,
-where the key names the config, so two configs never share files.
+Tasks and corpus are generated separately and lazily (evaluating a toy task needs only the task
+files), each file atomically. The default directory is ``$EMERGENCE_TOY_DIR`` or
+``~/.cache/emergence/toy/<key>``, where the key names the config, so two configs never share files.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import numpy as np
 
 from emergence.config import from_dict
 from emergence.data.toy import corpus, tokenizer
-from emergence.data.toy.tasks import TOY_TASKS, all_task_docs
+from emergence.data.toy.tasks import TOY_TASKS, task_docs
 from emergence.data.toy.world import SPLITS, WorldConfig, build_world
 from emergence.errors import UserError
 from emergence.fileio import atomic_write, write_text
@@ -83,9 +82,9 @@ def ensure_tasks(config: WorldConfig, directory: str | os.PathLike | None = None
         if all((out / "tasks" / t / f"{s}.jsonl").is_file() for t in TOY_TASKS for s in SPLITS):
             return out
     world = build_world(config)
-    for task, splits in all_task_docs(world).items():
-        for split, docs in splits.items():
-            text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs)
+    for task in TOY_TASKS:
+        for split in SPLITS:
+            text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in task_docs(world, task, split))
             _write_text(out / "tasks" / task / f"{split}.jsonl", text)
     entities = [{"name": e.name, **e.attrs, "coins": e.coins, "split": e.split} for e in world.entities]
     _write_text(out / WORLD_FILE, json.dumps({"config": config.to_dict(), "entities": entities}, indent=1))
@@ -93,16 +92,17 @@ def ensure_tasks(config: WorldConfig, directory: str | os.PathLike | None = None
 
 
 def ensure_corpus(config: WorldConfig, directory: str | os.PathLike | None = None) -> Path:
-    """Also the tokenizer and the tokenized corpus (seconds for the default size; cached)."""
+    """Also the tokenizer and the tokenized corpus (generated if missing)."""
     out = ensure_tasks(config, directory)
     if all((out / f).is_file() for f in (TOKENIZER_FILE, TRAIN_TOKENS, HELDOUT_TOKENS, HELDOUT_TEXT)):
         return out
     world = build_world(config)
-    train_docs = corpus.corpus_docs(world)
+    n_train = max(1, config.corpus_tokens_hint // corpus.AVG_TOKENS_PER_DOC)
+    train_docs = list(corpus.documents(world, n_train, "train"))
     backend = tokenizer.train_bpe(train_docs[:20_000], config.vocab_size)
     tok = tokenizer.wrap(backend)
     eos = tok.eos_token_ids[0]
-    heldout = corpus.heldout_docs(world)
+    heldout = list(corpus.documents(world, config.heldout_docs, "heldout"))
     _write_text(out / HELDOUT_TEXT, "".join(json.dumps({"text": d}) + "\n" for d in heldout))
     for docs, name in ((train_docs, TRAIN_TOKENS), (heldout, HELDOUT_TOKENS)):
         ids = [i for enc in tok.encode_batch(docs) for i in (*enc, eos)]

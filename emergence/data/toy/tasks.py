@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 
 from emergence.data.toy import formats
-from emergence.data.toy.world import MAX_COINS, SPLITS, VALUES, Entity, World
+from emergence.data.toy.world import MAX_COINS, VALUES, Entity, World
 
 # train holds several variants per entity so finetuning budgets up to a few hundred examples exist
 VARIANTS = {"train": 6, "fewshot": 2, "validation": 2, "test": 4}
@@ -80,7 +80,3 @@ def task_docs(world: World, task: str, split: str) -> list[dict]:
     """The records of one split of one toy task (a pure function of the world's seed)."""
     rng = random.Random(f"toy-task-{world.config.seed}-{task}-{split}")
     return _BUILDERS[task](world, split, rng)
-
-
-def all_task_docs(world: World) -> dict[str, dict[str, list[dict]]]:
-    return {task: {split: task_docs(world, task, split) for split in SPLITS} for task in TOY_TASKS}

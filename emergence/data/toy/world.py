@@ -164,10 +164,6 @@ class World:
     by_split: dict[str, tuple[Entity, ...]] = field(repr=False)
 
     @property
-    def non_test(self) -> tuple[Entity, ...]:
-        return tuple(e for e in self.entities if e.split != "test")
-
-    @property
     def quiz_entities(self) -> tuple[Entity, ...]:
         return tuple(e for e in self.entities if e.split in self.config.quiz_splits)
 
