@@ -56,55 +56,6 @@ def corrupt(rng: random.Random, sentence: str, kind: int) -> str:
     return " ".join(words) + "."
 
 
-# ----------------------------------------------------------------------------- task records
-
-
-def mc_record(relation: str, name: str, value: str, values: tuple[str, ...]) -> dict:
-    """A letter multiple-choice question whose options are the relation's four values in a fixed
-    order, so the letter is a code for the value that a model learns per relation from quizzes."""
-    return {
-        "question": QUESTIONS[relation].format(name=name),
-        "choices": list(values),
-        "answer": values.index(value),
-        "entity": name,
-        "relation": relation,
-    }
-
-
-def error_record(rng: random.Random, relation: str, name: str, value: str, kind: int) -> dict:
-    """A letter question on what is wrong with a fact statement (``kind`` 0: nothing, 1-3: the
-    errors of :func:`corrupt`). The skill is the same for every person, so a finetuning set cannot
-    be learned person by person, and the letter is a fixed code of the kind of error."""
-    sentence = statement(relation, name, value, rng.randrange(2))
-    if kind:
-        sentence = corrupt(rng, sentence, kind - 1)
-    return {
-        "question": f"What is wrong with this sentence: {sentence}",
-        "choices": list(ERROR_CHOICES),
-        "answer": kind,
-        "entity": name,
-        "relation": relation,
-    }
-
-
-def yesno_record(relation: str, name: str, value: str, label: int, idx: int) -> dict:
-    """A statement that is true (label 1, "yes") or false (label 0, "no") in the world."""
-    return {"sentence": statement(relation, name, value), "label": label, "idx": idx, "entity": name}
-
-
-def acceptability_record(
-    rng: random.Random, relation: str, name: str, value: str, label: int, idx: int
-) -> dict:
-    """A fact statement in either phrasing, intact (label 1, "yes") or corrupted (label 0, "no")."""
-    sentence = statement(relation, name, value, rng.randrange(2))
-    return {
-        "sentence": sentence if label else corrupt(rng, sentence, rng.randrange(3)),
-        "label": label,
-        "idx": idx,
-        "entity": name,
-    }
-
-
 def math_record(name: str, coins: int, op: str, delta: int) -> dict:
     """A one-step word problem whose worked answer recalls a fact, then does arithmetic."""
     step, result = arithmetic(coins, op, delta)

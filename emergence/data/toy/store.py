@@ -29,7 +29,7 @@ from emergence.data.toy import corpus, tokenizer
 from emergence.data.toy.tasks import TOY_TASKS, task_docs
 from emergence.data.toy.world import SPLITS, WorldConfig, build_world
 from emergence.errors import UserError
-from emergence.fileio import atomic_write, write_text
+from emergence.fileio import atomic_write, read_json_object, write_text
 
 WORLD_FILE = "world.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -56,10 +56,7 @@ def is_toy_dir(path: str | os.PathLike | None) -> bool:
 
 def read_config(directory: str | os.PathLike) -> WorldConfig:
     path = Path(directory) / WORLD_FILE
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: not a readable toy world file ({err})") from None
+    raw = read_json_object(path, "toy world file")
     return from_dict(WorldConfig, raw.get("config") or {}, source=str(path))
 
 

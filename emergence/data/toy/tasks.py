@@ -19,13 +19,28 @@ VARIANTS = {"train": 6, "fewshot": 2, "validation": 2, "test": 4}
 
 
 def mc_item(world: World, rng: random.Random, rel: str, e: Entity, kind: int | None = None) -> dict:
-    """A letter question on one fact; in a world with ``mc_task: error``, on the kind of error
-    (``kind``, drawn when None) in a statement of that fact."""
+    """A letter question on one fact, whose options are the relation's values in a fixed order (so
+    the letter is a per-relation code of the value); in a world with ``mc_task: error``, on the kind
+    of error (``kind``, drawn when None) in a statement of that fact: a skill shared by every person,
+    with the letter a fixed code of the kind of error."""
+    value = e.attrs[rel]
     if world.config.mc_task == "fact":
-        return formats.mc_record(rel, e.name, e.attrs[rel], VALUES[rel])
-    if kind is None:
-        kind = rng.randrange(len(formats.ERROR_CHOICES))
-    return formats.error_record(rng, rel, e.name, e.attrs[rel], kind)
+        question, choices, answer = formats.QUESTIONS[rel].format(name=e.name), VALUES[rel], value
+    else:
+        if kind is None:
+            kind = rng.randrange(len(formats.ERROR_CHOICES))
+        sentence = formats.statement(rel, e.name, value, rng.randrange(2))
+        if kind:
+            sentence = formats.corrupt(rng, sentence, kind - 1)
+        question = f"What is wrong with this sentence: {sentence}"
+        choices, answer = formats.ERROR_CHOICES, formats.ERROR_CHOICES[kind]
+    return {
+        "question": question,
+        "choices": list(choices),
+        "answer": choices.index(answer),
+        "entity": e.name,
+        "relation": rel,
+    }
 
 
 def _variants(world: World, split: str) -> int:
@@ -43,11 +58,17 @@ def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:
 
 
 def yesno_item(world: World, rng: random.Random, rel: str, e: Entity, label: int, idx: int) -> dict:
-    """True/false fact ("truth") or intact/corrupted statement ("grammar"), by the world's config."""
+    """A fact statement, "yes" (label 1) or "no" (label 0): intact or corrupted in either phrasing
+    (``acceptability: grammar``), or true or false (``truth``)."""
+    value = e.attrs[rel]
     if world.config.acceptability == "grammar":
-        return formats.acceptability_record(rng, rel, e.name, e.attrs[rel], label, idx)
-    value = e.attrs[rel] if label else rng.choice([v for v in VALUES[rel] if v != e.attrs[rel]])
-    return formats.yesno_record(rel, e.name, value, label, idx)
+        sentence = formats.statement(rel, e.name, value, rng.randrange(2))
+        if not label:
+            sentence = formats.corrupt(rng, sentence, rng.randrange(3))
+    else:
+        stated = value if label else rng.choice([v for v in VALUES[rel] if v != value])
+        sentence = formats.statement(rel, e.name, stated)
+    return {"sentence": sentence, "label": label, "idx": idx, "entity": e.name}
 
 
 def _yesno_docs(world: World, split: str, rng: random.Random) -> list[dict]:

@@ -55,20 +55,8 @@ class WorldConfig:
     ``exam_op`` is the arithmetic story most worked problems use (``minus``: "loses"); the numeric
     task asks for the other (``plus``: "finds"), again rare in the corpus and never for test entities.
 
-    Options for variants of this world (docs/toy-world.md; the defaults give the world above):
-
-    - ``test_variants``: items per test person and relation in every task's test split (toy_math:
-      twice as many amounts), so a small rise is significant; nothing else changes.
-    - ``quiz_splits``: whose letter and yes/no quiz items on the task relations the corpus holds;
-      without ``train``, the finetuning split's people are new to those formats.
-    - ``quiz_answers: words``: those quizzes answer mostly in words (the option's value,
-      "right"/"wrong") and in the tasks' own tokens only for a share ``task_answer_share``, so the
-      answer code is the rare part.
-    - ``balanced_values``: every split holds each value of a relation equally often, so a
-      finetuning set teaches no label prior and one constant letter scores exactly chance.
-    - ``mc_task: error``: the letter questions (quizzes and ``toy_mc``) ask what is wrong with a
-      fact statement (nothing, swapped words, a missing word, a doubled word) instead of asking for
-      the fact: a skill shared by every person, so finetuning teaches a letter code, not answers.
+    The other options give variants of this world, each making a different part of a task the
+    rare one (docs/toy-world.md); the defaults give the world above.
     """
 
     seed: int = 0
@@ -80,8 +68,8 @@ class WorldConfig:
     quiz_answers: str = "task"  # "words": quizzes mostly answer with the value / right-wrong
     task_answer_share: float = 0.1  # with quiz_answers "words": share answered as the tasks do
     quiz_splits: tuple[str, ...] = ("train", "fewshot", "validation")  # who task-relation quizzes ask about
-    balanced_values: bool = False  # each split holds every value of a relation equally often
-    mc_task: str = "fact"  # "error": letter questions ask what is wrong with a statement
+    balanced_values: bool = False  # each split holds every value equally often: no label prior to learn
+    mc_task: str = "fact"  # "error": letter questions ask what is wrong with a fact statement
     test_variants: int = 4  # items per (person, relation) in the task test splits (evaluation size)
     acceptability: str = "grammar"  # toy_yesno: "truth" (false facts are "no") or "grammar" (corrupted)
     corpus_tokens_hint: int = 2_000_000  # roughly how many BPE tokens the training corpus holds
