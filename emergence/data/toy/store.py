@@ -40,14 +40,10 @@ ENV_TOY_DIR = "EMERGENCE_TOY_DIR"
 FORMAT_VERSION = 1
 
 
-def config_key(config: WorldConfig) -> str:
-    raw = json.dumps({"v": FORMAT_VERSION, **config.to_dict()}, sort_keys=True)
-    return f"seed{config.seed}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
-
-
 def default_dir(config: WorldConfig) -> Path:
+    raw = json.dumps({"v": FORMAT_VERSION, **config.to_dict()}, sort_keys=True)
     root = os.environ.get(ENV_TOY_DIR) or Path.home() / ".cache" / "emergence" / "toy"
-    return Path(root) / config_key(config)
+    return Path(root) / f"seed{config.seed}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
 
 
 def is_toy_dir(path: str | os.PathLike | None) -> bool:
