@@ -1,20 +1,11 @@
 """Benchmark records from local original-release files, hub-format files, or the hub itself.
 
-Every loader returns plain ``dict`` records in the *hub's* column layout (the layout of cais/mmlu,
-tau/commonsense_qa, nyu-mll/glue cola and openai/gsm8k). That choice is what makes prompts
-harness-identical whatever the source: lm-evaluation-harness renders its templates from exactly these
-columns, and its few-shot sampler excludes the evaluated example by dict equality on them.
-
-Sources:
-- local original releases under a data dir (``--data-dir`` or env ``EMERGENCE_DATA``), formats as in
-  each folder's PROVENANCE.md;
-- hub-format files (``.parquet`` / ``.jsonl`` / ``.json`` in the hub's columns), e.g. a
-  ``datasets``-exported split;
-- the hub via ``datasets.load_dataset`` (online only; never used by tests).
-
-A :class:`Release` holds where one benchmark's records are (its task in :mod:`emergence.data.tasks`
-declares it); the readers below turn one file or hub row into records. Malformed input raises
-:class:`UserError` naming the file and row (1-based line/row number).
+Every loader returns plain ``dict`` records in the *hub's* column layout (cais/mmlu,
+tau/commonsense_qa, nyu-mll/glue cola, openai/gsm8k): lm-evaluation-harness renders its templates
+from exactly these columns, and excludes the evaluated example from its shots by dict equality on
+them, so prompts are harness-identical whatever the source. A :class:`Release` says where one
+benchmark's records are; the readers below turn one file or hub row into records, and malformed
+input raises :class:`UserError` naming the file and (1-based) row.
 """
 
 from __future__ import annotations
@@ -76,11 +67,8 @@ class Release:
         data_dir: str | os.PathLike | None = None,
         groups: Iterable[str] | None = None,
     ) -> list[Record]:
-        """Records of one split, whatever the source; the same records for the same data.
-
-        ``source``: ``"local"`` (original release files under the data dir), ``"hub"`` (``datasets``,
-        online), or a folder of hub-format files named ``<split>.parquet`` or ``<split>.jsonl``.
-        """
+        """Records of one split from ``source``: ``"local"`` (original release files under the data
+        dir), ``"hub"`` (``datasets``, online), or a folder of ``<split>.parquet`` / ``<split>.jsonl``."""
         groups = list(groups) if groups is not None else None
         if source == "local":
             return self._local(task, split, resolve_data_dir(data_dir), groups)
@@ -101,12 +89,9 @@ class Release:
         raise UserError(f"no {split}.parquet or {split}.jsonl in {folder}")
 
     def train(self, task: str, data_dir: str | os.PathLike | None = None) -> tuple[list[Record], str]:
-        """Training records for finetuning, and a one-line note of what was used.
-
-        MMLU has no training split in the local release (its ``auxiliary_train`` was left out); when an
-        ``mmlu/auxiliary_train`` folder holds CSVs they are used, otherwise dev + validation of all
-        subjects (the few-shot pool and the model-selection split; the test split is never trained on).
-        """
+        """Training records for finetuning, and a one-line note of what was used. MMLU has no local
+        training split: the CSVs of ``extra_train`` when present, else dev + validation of every
+        subject (never the test split)."""
         root = resolve_data_dir(data_dir)
         extra = sorted(root.glob(self.extra_train)) if self.extra_train else []
         extra_name = Path(self.extra_train or "").parent.name
@@ -139,7 +124,9 @@ class Release:
         elif path.suffix in (".jsonl", ".json"):
             rows = list(_jsonl_rows(path))
         else:
-            raise UserError(f"{path}: unsupported hub-format file type {path.suffix!r} (use .parquet or .jsonl)")
+            raise UserError(
+                f"{path}: unsupported hub-format file type {path.suffix!r} (use .parquet or .jsonl)"
+            )
         return [self._from_hub(row, str(path), row_no) for row_no, row in rows]
 
     def _local(self, task: str, split: str, root: Path, groups: Sequence[str] | None) -> list[Record]:
@@ -200,8 +187,8 @@ def mmlu_row(row: Any, where: str, row_no: int) -> Record:
     answer = int(row["answer"])
     if not 0 <= answer < 4:
         raise UserError(f"{where}: row {row_no}: answer {answer} is not in 0..3")
-    return {"question": str(row["question"]), "subject": str(row["subject"]), "choices": choices,
-            "answer": answer}
+    question, subject = str(row["question"]), str(row["subject"])
+    return {"question": question, "subject": subject, "choices": choices, "answer": answer}
 
 
 def csqa_row(row: Any, where: str, row_no: int) -> Record:

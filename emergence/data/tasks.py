@@ -1,13 +1,10 @@
 """Every task as a frozen value, in one registry, and the requests the scoring engine consumes.
 
-A :class:`TaskSpec` is data, like an lm-evaluation-harness task YAML: where the records come from
-(its loader), which split is evaluated, where shots come from and how they are drawn, the prompt
-(doc → text, doc → few-shot target, choices), the delimiters, stop sequences, answer filter and
-metrics, and what the law and the planner need (chance levels, size). :data:`TASKS` declares the
-benchmark tasks and the toy world's tasks side by side; :func:`get_task` is the one place a task name
-is checked. :func:`build_requests` turns documents into :class:`Request` values whose strings are
-byte-identical to lm-evaluation-harness 0.4.x defaults (checked against fixtures rendered by the real
-harness, ``scripts/make_golden_prompts.py``).
+A :class:`TaskSpec` is data, like an lm-evaluation-harness task YAML: its loader, splits, few-shot
+sampling, prompt pieces, delimiters, stop sequences, answer filter and metrics, and what the law and
+the planner need (chance levels, size). :data:`TASKS` declares the benchmark and toy tasks side by
+side; :func:`get_task` is the one place a task name is checked. :func:`build_requests` renders
+prompts byte-identical to the harness' 0.4.x defaults (pinned by ``scripts/make_golden_prompts.py``).
 """
 
 from __future__ import annotations
@@ -85,9 +82,6 @@ class TaskSpec:
             return str(gold)
         return self.choices[gold] if gold >= 0 else ""
 
-    def excludes_eval_doc(self, eval_split: str) -> bool:
-        return self.always_exclude_eval_doc or eval_split == self.fewshot_split
-
     def records(
         self,
         split: str,
@@ -106,12 +100,9 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Request:
-    """One evaluated document, ready for the engine.
-
-    Multiple choice: score each of ``continuations`` after ``context`` (harness ``loglikelihood``
-    pairs); ``gold`` is the correct index. Generation: greedy-decode after ``context`` until one of
-    ``stop`` or ``max_gen_toks`` tokens; ``gold`` is the reference string. ``group`` is the MMLU subject.
-    """
+    """One evaluated document, ready for the engine: score each of ``continuations`` after
+    ``context`` (``gold``: the correct index), or, with none, greedy-decode until one of ``stop`` or
+    ``max_gen_toks`` tokens (``gold``: the reference string). ``group`` is the MMLU subject."""
 
     task: str
     doc_id: int
@@ -267,17 +258,15 @@ def build_requests(
 ) -> list[Request]:
     """One :class:`Request` per doc, in order (the few-shot generator advances doc by doc).
 
-    ``limit`` keeps the first ``limit`` docs *per group* (per MMLU subject, else overall), like the
-    harness' ``--limit``, which applies per subtask; their prompts equal those of a full run.
-    ``doc_id`` is the index within the group, i.e. the harness' ``doc_id`` in its (sub)task.
-    Raises :class:`UserError` if a few-shot pool holds fewer than ``shots``.
+    ``limit`` keeps the first ``limit`` docs *per group* (MMLU subject), like the harness' ``--limit``,
+    with the prompts of a full run; ``doc_id`` is the index within the group, as in the harness.
     """
     shots = spec.default_shots if shots is None else shots
     if shots < 0:
         raise UserError(f"shots must be >= 0, got {shots}")
     if limit is not None and limit < 0:
         raise UserError(f"limit must be >= 0, got {limit}")
-    exclude = spec.excludes_eval_doc(eval_split or spec.eval_split)
+    exclude = spec.always_exclude_eval_doc or (eval_split or spec.eval_split) == spec.fewshot_split
     key = spec.group_key
     numbered, seen = [], {}
     for doc in docs:

@@ -1,21 +1,15 @@
 """Prompt templates and few-shot assembly, mirroring lm-evaluation-harness 0.4.x byte for byte.
 
-The harness builds a plain-text prompt (``ConfigurableTask.fewshot_context`` + ``build_qa_turn``,
-no chat template) as::
+The harness builds a plain-text prompt (``ConfigurableTask.fewshot_context``, no chat template) as::
 
-    description                                   # MMLU only; already ends in "\\n\\n"
+    description                                   # MMLU only; already ends in "\n\n"
     + for each shot: text(shot) + target_delimiter + target(shot) + fewshot_delimiter
     + text(doc)
 
 and each multiple-choice continuation as ``target_delimiter + choice``. A shot whose target is the
 empty string is rendered as its bare text, with neither delimiter (the harness' ``has_answer`` rule).
-
-Few-shot examples come from a :class:`FewShotSampler` that reproduces the harness' samplers:
-``first_n`` (MMLU: the first n rows of ``dev`` in file order) and ``default`` (``random.Random(seed)``,
-seed 1234 by default, ``rnd.sample(pool, n)``). When the harness considers the few-shot split to be
-the evaluation split it draws n + 1 and drops copies of the evaluated document (dict equality), so
-the evaluated example is never its own shot. The generator is *shared across documents in order*, as
-in the harness, so prompts match only when documents are rendered in the same order from the start.
+:class:`FewShotSampler` reproduces the harness' samplers, whose generator is shared across documents
+in order: prompts match only when documents are rendered in the same order from the start.
 """
 
 from __future__ import annotations
@@ -64,12 +58,6 @@ def gsm8k_text(doc: Record) -> str:
 # ----------------------------------------------------------------------------- assembly
 
 
-def render_shot(text: str, target: str, target_delimiter: str, fewshot_delimiter: str) -> str:
-    if target == "":
-        return text
-    return text + target_delimiter + target + fewshot_delimiter
-
-
 def render_context(
     description: str,
     shots: Sequence[tuple[str, str]],
@@ -78,16 +66,14 @@ def render_context(
     fewshot_delimiter: str,
 ) -> str:
     """The full context: description, then (text, target) shots, then the evaluated doc's text."""
-    return (
-        description + "".join(render_shot(q, a, target_delimiter, fewshot_delimiter) for q, a in shots) + text
-    )
+    rendered = (q if a == "" else q + target_delimiter + a + fewshot_delimiter for q, a in shots)
+    return description + "".join(rendered) + text
 
 
 class FewShotSampler:
-    """Few-shot examples for a sequence of documents, drawn like the harness' samplers.
-
-    ``kind`` is ``"first_n"`` or ``"random"``; ``where`` names the pool in error messages.
-    """
+    """Few-shot examples for a sequence of documents, drawn like the harness' samplers: ``first_n``
+    (MMLU: the first n rows of ``dev``) or ``random`` (``random.Random(seed).sample(pool, n)``).
+    ``where`` names the pool in error messages."""
 
     def __init__(
         self, pool: Sequence[Record], kind: str, seed: int | None = 1234, where: str = "few-shot split"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from emergence.config import from_dict
 from emergence.data import templates
 from emergence.data.tasks import get_task, make_requests
 from emergence.data.toy import store, tokenizer
@@ -185,34 +186,9 @@ def test_words_quizzes_answer_mostly_with_values_and_right_wrong():
     assert 0.8 < in_words < 0.97 and in_words + in_task == 1.0
     quizzed = {e.name for e in world.quiz_entities}
     assert quizzed == {e.name for e in world.by_split["fewshot"]}
-    assert WorldConfig.from_dict(world.config.to_dict()) == world.config
+    assert from_dict(WorldConfig, world.config.to_dict(), source="test") == world.config
     # a default world's description (and so its cache key) has no quiz keys, as before they existed
     assert not {"quiz_answers", "quiz_splits", "task_answer_share"} & set(WorldConfig().to_dict())
-
-
-def _task_answered_share(world, layout: str) -> float:
-    """Share of a quiz layout's items answered in the task's own tokens."""
-    answers = [
-        item.rsplit("Answer:", 1)[1].strip()
-        for doc in documents(world, 3000)
-        for item in doc.split("\n\n")
-        if layout in item
-    ]
-    return sum(a in {"A", "B", "C", "D", "yes", "no"} for a in answers) / len(answers)
-
-
-def test_mc_answer_share_makes_letter_quizzes_rarer_and_leaves_yes_no_quizzes_alone():
-    """``mc_answer_share`` sets the letter quizzes' share apart from ``task_answer_share``; left
-    unset it is the same share, and the world's description does not name it."""
-    common = {"seed": 3, "quiz_answers": "words", "task_answer_share": 0.2}
-    rare = build_world(WorldConfig(**common, mc_answer_share=0.02))
-    same = build_world(WorldConfig(**common))
-    assert _task_answered_share(rare, "\nA. ") < 0.05 < 0.12 < _task_answered_share(same, "\nA. ")
-    assert 0.12 < _task_answered_share(rare, "make sense?") < 0.3
-    assert "mc_answer_share" not in same.config.to_dict()
-    assert WorldConfig.from_dict(rare.config.to_dict()) == rare.config
-    with pytest.raises(UserError, match="mc_answer_share"):
-        WorldConfig(mc_answer_share=-0.1)
 
 
 def test_quiz_option_errors_name_the_key():
@@ -250,24 +226,6 @@ def test_committed_toy_ladders_name_valid_worlds(name):
     assert world.quiz_answers == ("words" if name == "toy_words.yaml" else "task")
 
 
-def test_more_relations_give_more_distinct_task_questions():
-    """``relations`` adds facts per person: the task splits then hold that many more distinct
-    questions (the default three stay the default world, described without the key)."""
-    six = WorldConfig(seed=3, relations=("color", "pet", "city", "food", "sport", "tree"))
-    world = build_world(six)
-    assert all(set(e.attrs) == set(six.relations) for e in world.entities)
-    assert world.config.task_relations == ("color", "pet", "food", "sport", "tree")
-    train = task_docs(world, "toy_mc", "train")
-    assert len({(d["entity"], d["relation"]) for d in train}) == 5 * len(world.by_split["train"])
-    bio = next(d for d in documents(world, 50) if "trees." in d or "the tree of" in d)
-    assert "sport" in bio or "plays" in bio
-    assert WorldConfig.from_dict(six.to_dict()) == six and "relations" not in WorldConfig().to_dict()
-    with pytest.raises(UserError, match="relations must be distinct names"):
-        WorldConfig(relations=("color", "smell"))
-    with pytest.raises(UserError, match="unknown exam relation 'city'"):
-        WorldConfig(relations=("color", "pet"))
-
-
 def test_balanced_values_give_every_split_each_value_equally_often():
     """``balanced_values``: a finetuning set has no label prior to learn, and one constant letter
     scores exactly chance on the test split; names, coins and splits are those of the plain world."""
@@ -279,53 +237,12 @@ def test_balanced_values_give_every_split_each_value_equally_often():
         (e.name, e.coins, e.split) for e in plain.entities
     ]
     for split in SPLITS:
-        for rel in world.config.relations:
+        for rel in VALUES:
             counts = Counter(e.attrs[rel] for e in world.by_split[split])
             assert max(counts.values()) - min(counts.get(v, 0) for v in VALUES[rel]) <= 1, (split, rel)
     letters = Counter(d["answer"] for d in task_docs(world, "toy_mc", "test"))
     assert len(set(letters.values())) == 1 and len(letters) == 4
     assert "balanced_values" not in WorldConfig().to_dict()
-
-
-def test_shuffled_options_vary_the_letter_of_one_question():
-    """``shuffle_options``: the same question comes with different letters, so the letter is found
-    by looking the recalled value up among the options, in the tasks and in the corpus' quizzes."""
-    world = build_world(WorldConfig(seed=3, n_entities=40, shuffle_options=True))
-    train = task_docs(world, "toy_mc", "train")
-    by_question: dict[str, set[int]] = {}
-    for d in train:
-        assert (
-            d["choices"][d["answer"]]
-            == next(e for e in world.entities if e.name == d["entity"]).attrs[d["relation"]]
-        )
-        assert sorted(d["choices"]) == sorted(VALUES[d["relation"]])
-        by_question.setdefault(d["question"], set()).add(d["answer"])
-    assert sum(len(letters) > 1 for letters in by_question.values()) > len(by_question) / 2
-    orders = {
-        tuple(line[3:] for line in item.split("\n")[1:5])
-        for doc in documents(world, 300)
-        for item in doc.split("\n\n")
-        if "\nA. " in item and "Where does" in item
-    }
-    assert len(orders) > 4  # the quizzes' city options come in many orders too
-    assert "shuffle_options" not in WorldConfig().to_dict()
-
-
-def test_context_questions_state_the_fact_they_ask_about():
-    """``mc_context``: every letter question (task and quiz) opens with the asked fact, in one of
-    its two phrasings, so the answer is read from the prompt; the letter stays the value's code."""
-    world = build_world(WorldConfig(seed=3, n_entities=40, mc_context=True))
-    docs = task_docs(world, "toy_mc", "test")
-    for d in docs:
-        entity = next(e for e in world.entities if e.name == d["entity"])
-        value = entity.attrs[d["relation"]]
-        stated = {statement(d["relation"], d["entity"], value, form) for form in (0, 1)}
-        assert any(d["question"].startswith(s + " ") for s in stated), d["question"]
-        assert d["choices"][d["answer"]] == value and d["choices"] == list(VALUES[d["relation"]])
-    quizzes = [item for doc in documents(world, 300) for item in doc.split("\n\n") if "\nA. " in item]
-    assert quizzes and all(q.startswith("Question: ") and "?" in q.split("\n")[0] for q in quizzes)
-    assert all(q.split("\n")[0].index(".") < q.split("\n")[0].index("?") for q in quizzes)
-    assert "mc_context" not in WorldConfig().to_dict()
 
 
 def _error_kind(intact: str, sentence: str) -> int | None:
@@ -371,11 +288,9 @@ def test_error_questions_ask_what_is_wrong_with_a_statement_with_balanced_letter
     ]
     assert set(answers) <= set(formats.ERROR_CHOICES) | set("ABCD")
     assert sum(a in formats.ERROR_CHOICES for a in answers) > 0.8 * len(answers)
-    assert WorldConfig.from_dict(world.config.to_dict()) == world.config
+    assert from_dict(WorldConfig, world.config.to_dict(), source="test") == world.config
     with pytest.raises(UserError, match="mc_task"):
         WorldConfig(mc_task="facts")
-    with pytest.raises(UserError, match="mc_context"):
-        WorldConfig(mc_task="error", mc_context=True)
 
 
 def test_a_worlds_description_names_only_the_variant_options_it_sets():
@@ -385,7 +300,7 @@ def test_a_worlds_description_names_only_the_variant_options_it_sets():
 
     assert WorldConfig().unset_options() == set(OPTIONAL_KEYS)
     assert not set(OPTIONAL_KEYS) & set(WorldConfig().to_dict())
-    variant = WorldConfig(shuffle_options=True, relations=("color", "pet", "city", "food"))
-    assert variant.unset_options() == set(OPTIONAL_KEYS) - {"shuffle_options", "relations"}
-    assert variant.to_dict()["relations"] == ["color", "pet", "city", "food"]
-    assert WorldConfig.from_dict(variant.to_dict()) == variant
+    variant = WorldConfig(balanced_values=True, quiz_splits=("fewshot", "validation"))
+    assert variant.unset_options() == set(OPTIONAL_KEYS) - {"balanced_values", "quiz_splits"}
+    assert variant.to_dict()["quiz_splits"] == ["fewshot", "validation"]
+    assert from_dict(WorldConfig, variant.to_dict(), source="test") == variant

@@ -1,18 +1,10 @@
 """The toy pretraining corpus: documents drawn from the world, and a held-out sample of the same mix.
 
-Document kinds (mix in :attr:`WorldConfig.doc_mix`):
-
-- ``bio``: all five facts about one entity, in random order and phrasing
-  ("bazol keeps a dog. the favorite color of bazol is red. bazol has 7 coins.");
-- ``arithmetic``: lists of small sums and differences ("7 plus 5 is 12. 9 minus 4 is 5.");
-- ``exam_mc`` / ``exam_yesno`` / ``exam_math``: quizzes already in the task formats, mostly on the
-  *exam* relation (default: where people live) and the *exam* operation (default: losing coins); a
-  share ``task_exam_share`` of their items asks the task relations / operation, never about a test
-  entity.
-
-So the corpus holds everything a toy task needs (the facts, the arithmetic, the answer formats) but
-the task's own combination only rarely, and never for the entities it is tested on; see
-:mod:`emergence.data.toy` for why that yields emergence.
+Document kinds (mix in :attr:`WorldConfig.doc_mix`): ``bio`` (all facts about one person, in random
+order and phrasing), ``qa`` (facts as open questions), ``arithmetic`` (small sums and differences),
+and ``exam_mc`` / ``exam_yesno`` / ``exam_math``, quizzes already in the task formats, mostly on the
+*exam* relation and operation. So the corpus holds every ingredient of a toy task but the task's own
+combination only rarely, and never for the people it is tested on (:mod:`emergence.data.toy`).
 """
 
 from __future__ import annotations
@@ -23,7 +15,8 @@ from collections.abc import Iterator
 from emergence.data import templates
 from emergence.data.toy import formats
 from emergence.data.toy.tasks import mc_item, yesno_item
-from emergence.data.toy.world import MAX_COINS, Entity, World
+from emergence.data.toy.world import MAX_COINS, RELATIONS, Entity, World
+from emergence.errors import UserError
 
 FEWSHOT_DELIMITER = "\n\n"
 
@@ -60,22 +53,22 @@ def _qa(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(2, 4)):
         e = rng.choice(world.entities)
-        rel = rng.choice(world.config.relations)
-        question = formats.question_text(formats.QUESTIONS[rel].format(name=e.name))
+        rel = rng.choice(RELATIONS)
+        question = templates.gsm8k_text({"question": formats.QUESTIONS[rel].format(name=e.name)})
         items.append(formats.shot_block(question, e.attrs[rel]))
     return FEWSHOT_DELIMITER.join(items)
 
 
-def _in_words(rng: random.Random, world: World, quiz: str) -> bool:
+def _in_words(rng: random.Random, world: World) -> bool:
     """Whether a quiz item answers in words (value, right/wrong) rather than as the task does."""
-    return world.config.quiz_answers == "words" and rng.random() >= world.config.answer_share(quiz)
+    return world.config.quiz_answers == "words" and rng.random() >= world.config.task_answer_share
 
 
 def _exam_mc(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(2, 4)):
-        if words := _in_words(rng, world, "mc"):  # any fact about anyone: the value is no task's answer
-            e, rel = rng.choice(world.entities), rng.choice(world.config.relations)
+        if words := _in_words(rng, world):  # any fact about anyone: the value is no task's answer
+            e, rel = rng.choice(world.entities), rng.choice(RELATIONS)
         else:
             rel, e = _quiz_subject(rng, world)
         doc = mc_item(world, rng, rel, e)
@@ -87,7 +80,7 @@ def _exam_mc(rng: random.Random, world: World) -> str:
 def _exam_yesno(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(3, 5)):
-        words = _in_words(rng, world, "yesno")
+        words = _in_words(rng, world)
         rel, e = _quiz_subject(rng, world)
         doc = yesno_item(world, rng, rel, e, rng.randrange(2), 0)
         target = ("wrong", "right")[doc["label"]] if words else ("no", "yes")[doc["label"]]
@@ -99,7 +92,7 @@ def _exam_math(rng: random.Random, world: World) -> str:
     items = []
     for _ in range(rng.randint(2, 3)):
         if rng.random() < world.config.task_exam_share:
-            op, e = world.config.task_op, rng.choice(world.non_test)
+            op, e = world.config.task_op, rng.choice([e for e in world.entities if e.split != "test"])
         else:
             op, e = world.config.exam_op, rng.choice(world.entities)
         delta = rng.randint(1, MAX_COINS) if op == "plus" else rng.randint(1, e.coins)
@@ -125,8 +118,6 @@ def documents(world: World, n_docs: int, stream: str = "train") -> Iterator[str]
     kinds, weights = zip(*world.config.doc_mix, strict=True)
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        from emergence.errors import UserError
-
         raise UserError(f"toy world: unknown document kind {unknown[0]!r}; known: {', '.join(KINDS)}")
     for _ in range(n_docs):
         kind = rng.choices(kinds, weights)[0]
@@ -134,11 +125,3 @@ def documents(world: World, n_docs: int, stream: str = "train") -> Iterator[str]
 
 
 AVG_TOKENS_PER_DOC = 40  # measured on the default world with the default BPE; only sizes the corpus
-
-
-def corpus_docs(world: World) -> list[str]:
-    return list(documents(world, max(1, world.config.corpus_tokens_hint // AVG_TOKENS_PER_DOC), "train"))
-
-
-def heldout_docs(world: World) -> list[str]:
-    return list(documents(world, world.config.heldout_docs, "heldout"))

@@ -15,20 +15,17 @@ STATEMENTS: dict[str, tuple[str, str]] = {
     "color": ("{name} likes the color {value}.", "the favorite color of {name} is {value}."),
     "pet": ("{name} keeps a {value}.", "the pet of {name} is a {value}."),
     "city": ("{name} lives in {value}.", "the home of {name} is {value}."),
-    "food": ("{name} eats {value}.", "the food of {name} is {value}."),
-    "sport": ("{name} plays {value}.", "the sport of {name} is {value}."),
-    "tree": ("{name} grows {value} trees.", "the tree of {name} is the {value}."),
 }
 COINS_STATEMENTS = ("{name} has {coins} coins.", "the purse of {name} holds {coins} coins.")
 QUESTIONS: dict[str, str] = {
     "color": "What color does {name} like?",
     "pet": "What animal does {name} keep?",
     "city": "Where does {name} live?",
-    "food": "What food does {name} eat?",
-    "sport": "What sport does {name} play?",
-    "tree": "What tree does {name} grow?",
 }
 OP_VERBS = {"plus": "finds", "minus": "loses"}
+# toy_mc's options in a world with ``mc_task: error``, in this fixed order: the kind of error a
+# sentence has (A: none; B-D: the kinds of ``corrupt``)
+ERROR_CHOICES = ("nothing", "swapped words", "a missing word", "a doubled word")
 
 
 def statement(relation: str, name: str, value: str, form: int = 0) -> str:
@@ -45,52 +42,9 @@ def arithmetic(a: int, op: str, b: int) -> tuple[str, int]:
     return f"{a} {op} {b} is {result}.", result
 
 
-# ----------------------------------------------------------------------------- task records
-
-
-def mc_record(
-    rng: random.Random,
-    relation: str,
-    name: str,
-    value: str,
-    values: tuple[str, ...],
-    shuffle: bool = False,
-    context: bool = False,
-) -> dict:
-    """A letter multiple-choice question. The options are the relation's four values in their fixed
-    order (``shuffle``: in random order), so the letter is a code for the value that a model learns
-    per relation from quizzes; with shuffled options it must also find the matching option, a lookup
-    that tiny models do not learn within a CPU budget. ``context``: the question first states the
-    fact it asks about, so the answer is read from the prompt, not recalled."""
-    choices = list(values)
-    if shuffle:
-        rng.shuffle(choices)
-    question = QUESTIONS[relation].format(name=name)
-    if context:
-        question = statement(relation, name, value, rng.randrange(2)) + " " + question
-    return {
-        "question": question,
-        "choices": choices,
-        "answer": choices.index(value),
-        "entity": name,
-        "relation": relation,
-    }
-
-
-def yesno_record(relation: str, name: str, value: str, label: int, idx: int) -> dict:
-    """A statement that is true (label 1, "yes") or false (label 0, "no") in the world."""
-    return {"sentence": statement(relation, name, value), "label": label, "idx": idx, "entity": name}
-
-
-def corrupt(rng: random.Random, sentence: str) -> str:
-    """An unacceptable variant of a statement: two adjacent words swapped, or a word dropped or
-    doubled (the final period stays), the kinds of error CoLA's starred sentences contain."""
-    return corrupt_as(rng, sentence, rng.randrange(3))
-
-
-def corrupt_as(rng: random.Random, sentence: str, kind: int) -> str:
-    """``sentence`` with an error of one kind (0: two adjacent words swapped, 1: a word dropped,
-    2: a word doubled) at a random place."""
+def corrupt(rng: random.Random, sentence: str, kind: int) -> str:
+    """``sentence`` with an error of one kind at a random place (0: two adjacent words swapped,
+    1: a word dropped, 2: a word doubled; the final period stays), as in CoLA's starred sentences."""
     words = sentence[:-1].split(" ")
     i = rng.randrange(len(words) - 1)
     if kind == 0:
@@ -100,41 +54,6 @@ def corrupt_as(rng: random.Random, sentence: str, kind: int) -> str:
     else:
         words.insert(i, words[i])
     return " ".join(words) + "."
-
-
-# toy_mc's options in a world with ``mc_task: error``, in this fixed order: the kind of error a
-# sentence has (A: none; B-D: the kinds of ``corrupt_as``)
-ERROR_CHOICES = ("nothing", "swapped words", "a missing word", "a doubled word")
-
-
-def error_record(rng: random.Random, relation: str, name: str, value: str, kind: int) -> dict:
-    """A letter question on what is wrong with a fact statement (``kind`` 0: nothing, 1-3: the
-    errors of :func:`corrupt_as`). The skill (noticing how a sentence breaks the corpus' grammar)
-    is the same for every person, so a finetuning set cannot be learned person by person, and the
-    letter is a fixed code of the kind of error."""
-    sentence = statement(relation, name, value, rng.randrange(2))
-    if kind:
-        sentence = corrupt_as(rng, sentence, kind - 1)
-    return {
-        "question": f"What is wrong with this sentence: {sentence}",
-        "choices": list(ERROR_CHOICES),
-        "answer": kind,
-        "entity": name,
-        "relation": relation,
-    }
-
-
-def acceptability_record(
-    rng: random.Random, relation: str, name: str, value: str, label: int, idx: int
-) -> dict:
-    """A fact statement in either phrasing, intact (label 1, "yes") or corrupted (label 0, "no")."""
-    sentence = statement(relation, name, value, rng.randrange(2))
-    return {
-        "sentence": sentence if label else corrupt(rng, sentence),
-        "label": label,
-        "idx": idx,
-        "entity": name,
-    }
 
 
 def math_record(name: str, coins: int, op: str, delta: int) -> dict:
@@ -155,11 +74,6 @@ def mc_text(doc: dict) -> str:
     """MMLU's layout with a "Question: " in front (as CSQA asks), so quiz and task items read alike."""
     c = doc["choices"]
     return f"Question: {doc['question']}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:"
-
-
-def question_text(question: str) -> str:
-    """An open question as GSM8K lays it out (the corpus' ``qa`` items)."""
-    return f"Question: {question}\nAnswer:"
 
 
 def shot_block(text: str, target: str) -> str:

@@ -3,16 +3,15 @@
 A toy directory holds::
 
     world.json                  the config and every entity (for readers; loading needs only the config)
-    tasks/<task>/<split>.jsonl  the task records (small; generated in well under a second)
+    tasks/<task>/<split>.jsonl  the task records
     tokenizer.json              the BPE trained on the corpus
     corpus_train.npy            the pretraining token stream (documents separated by <|endoftext|>)
     corpus_heldout.npy          held-out documents of the same mix (pretraining loss)
     heldout.jsonl               those documents as text, for ``emergence.eval.pretrain_loss``
 
-Tasks and corpus are generated separately and lazily: evaluating a toy task needs only the task files.
-Every file is written to a temporary name and renamed, so a killed generation never leaves a file that
-looks complete. The default directory is ``$EMERGENCE_TOY_DIR`` or ``~/.cache/emergence/toy/<key>``,
-where the key names the config, so two configs never share files.
+Tasks and corpus are generated separately and lazily (evaluating a toy task needs only the task
+files), each file atomically. The default directory is ``$EMERGENCE_TOY_DIR`` or
+``~/.cache/emergence/toy/<key>``, where the key names the config, so two configs never share files.
 """
 
 from __future__ import annotations
@@ -25,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from emergence.config import from_dict
 from emergence.data.toy import corpus, tokenizer
-from emergence.data.toy.tasks import TOY_TASKS, all_task_docs
+from emergence.data.toy.tasks import TOY_TASKS, task_docs
 from emergence.data.toy.world import SPLITS, WorldConfig, build_world
 from emergence.errors import UserError
-from emergence.fileio import atomic_write, write_text
+from emergence.fileio import atomic_write, read_json_object, write_text
 
 WORLD_FILE = "world.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -40,14 +40,10 @@ ENV_TOY_DIR = "EMERGENCE_TOY_DIR"
 FORMAT_VERSION = 1
 
 
-def config_key(config: WorldConfig) -> str:
-    raw = json.dumps({"v": FORMAT_VERSION, **config.to_dict()}, sort_keys=True)
-    return f"seed{config.seed}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
-
-
 def default_dir(config: WorldConfig) -> Path:
+    raw = json.dumps({"v": FORMAT_VERSION, **config.to_dict()}, sort_keys=True)
     root = os.environ.get(ENV_TOY_DIR) or Path.home() / ".cache" / "emergence" / "toy"
-    return Path(root) / config_key(config)
+    return Path(root) / f"seed{config.seed}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
 
 
 def is_toy_dir(path: str | os.PathLike | None) -> bool:
@@ -56,11 +52,8 @@ def is_toy_dir(path: str | os.PathLike | None) -> bool:
 
 def read_config(directory: str | os.PathLike) -> WorldConfig:
     path = Path(directory) / WORLD_FILE
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: not a readable toy world file ({err})") from None
-    return WorldConfig.from_dict(raw.get("config"))
+    raw = read_json_object(path, "toy world file")
+    return from_dict(WorldConfig, raw.get("config") or {}, source=str(path))
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -82,9 +75,9 @@ def ensure_tasks(config: WorldConfig, directory: str | os.PathLike | None = None
         if all((out / "tasks" / t / f"{s}.jsonl").is_file() for t in TOY_TASKS for s in SPLITS):
             return out
     world = build_world(config)
-    for task, splits in all_task_docs(world).items():
-        for split, docs in splits.items():
-            text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs)
+    for task in TOY_TASKS:
+        for split in SPLITS:
+            text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in task_docs(world, task, split))
             _write_text(out / "tasks" / task / f"{split}.jsonl", text)
     entities = [{"name": e.name, **e.attrs, "coins": e.coins, "split": e.split} for e in world.entities]
     _write_text(out / WORLD_FILE, json.dumps({"config": config.to_dict(), "entities": entities}, indent=1))
@@ -92,16 +85,17 @@ def ensure_tasks(config: WorldConfig, directory: str | os.PathLike | None = None
 
 
 def ensure_corpus(config: WorldConfig, directory: str | os.PathLike | None = None) -> Path:
-    """Also the tokenizer and the tokenized corpus (seconds for the default size; cached)."""
+    """Also the tokenizer and the tokenized corpus (generated if missing)."""
     out = ensure_tasks(config, directory)
     if all((out / f).is_file() for f in (TOKENIZER_FILE, TRAIN_TOKENS, HELDOUT_TOKENS, HELDOUT_TEXT)):
         return out
     world = build_world(config)
-    train_docs = corpus.corpus_docs(world)
+    n_train = max(1, config.corpus_tokens_hint // corpus.AVG_TOKENS_PER_DOC)
+    train_docs = list(corpus.documents(world, n_train, "train"))
     backend = tokenizer.train_bpe(train_docs[:20_000], config.vocab_size)
     tok = tokenizer.wrap(backend)
     eos = tok.eos_token_ids[0]
-    heldout = corpus.heldout_docs(world)
+    heldout = list(corpus.documents(world, config.heldout_docs, "heldout"))
     _write_text(out / HELDOUT_TEXT, "".join(json.dumps({"text": d}) + "\n" for d in heldout))
     for docs, name in ((train_docs, TRAIN_TOKENS), (heldout, HELDOUT_TOKENS)):
         ids = [i for enc in tok.encode_batch(docs) for i in (*enc, eos)]
@@ -125,9 +119,10 @@ class ToyWorld:
     def load(self, task: str, split: str, *, source=None, data_dir=None, groups=None) -> list[dict]:
         if split not in SPLITS:
             raise UserError(f"toy task {task} has no split {split!r}; known: {', '.join(SPLITS)}")
-        directory = Path(data_dir) if is_toy_dir(data_dir) else ensure_tasks(WorldConfig())
-        if is_toy_dir(directory):
-            ensure_tasks(read_config(directory), directory)
+        if is_toy_dir(data_dir):
+            directory = ensure_tasks(read_config(data_dir), data_dir)
+        else:
+            directory = ensure_tasks(WorldConfig())
         with open(directory / "tasks" / task / f"{split}.jsonl", encoding="utf-8") as handle:
             return [json.loads(line) for line in handle if line.strip()]
 

@@ -1,19 +1,10 @@
 """The records of the toy tasks (declared with the real ones in :mod:`emergence.data.tasks`).
 
-Three tasks, each in the format of a real one so the same evaluator, metrics and finetuning code
-run on them unchanged:
-
-- ``toy_mc`` (MMLU / CommonsenseQA style): "Question: What color does bazol like?\\nA. ...\\nD. ...
-  \\nAnswer:" scored on " A" .. " D", metric ``acc`` (with the world option ``mc_task: error``:
-  "Question: What is wrong with this sentence: bazol keeps a a dog.\\nA. nothing\\n...", the kind
-  of error);
-- ``toy_yesno`` (CoLA style): "bazol keeps a dog.\\nQuestion: Does this sentence make sense?\\nAnswer:"
-  scored on " no" / " yes", metrics ``mcc`` and ``acc``;
-- ``toy_math`` (GSM8K style): "Question: bazol finds 5 coins. How many coins does bazol have now?
-  \\nAnswer:", greedy generation until a newline or "Question:", exact match of "#### N".
-
-Splits: ``train`` (finetuning data), ``fewshot`` (the shot pool), ``validation`` and ``test``; their
-entities are disjoint (see :mod:`emergence.data.toy.world`).
+Each task is in the format of a real one, so the same evaluator, metrics and finetuning code run on
+it unchanged: ``toy_mc`` (MMLU / CommonsenseQA layout, scored on " A" .. " D"), ``toy_yesno`` (CoLA:
+" no" / " yes", MCC) and ``toy_math`` (GSM8K: greedy generation, exact match of "#### N"). The
+splits ``train`` (finetuning), ``fewshot`` (the shot pool), ``validation`` and ``test`` hold disjoint
+people (:mod:`emergence.data.toy.world`).
 """
 
 from __future__ import annotations
@@ -21,24 +12,35 @@ from __future__ import annotations
 import random
 
 from emergence.data.toy import formats
-from emergence.data.toy.world import MAX_COINS, SPLITS, VALUES, Entity, World
+from emergence.data.toy.world import MAX_COINS, VALUES, Entity, World
 
 # train holds several variants per entity so finetuning budgets up to a few hundred examples exist
 VARIANTS = {"train": 6, "fewshot": 2, "validation": 2, "test": 4}
 
 
 def mc_item(world: World, rng: random.Random, rel: str, e: Entity, kind: int | None = None) -> dict:
-    """A letter question on one fact, options in fixed or shuffled order by the world's config; in
-    a world with ``mc_task: error``, on the kind of error (``kind``, drawn when None) in a statement
-    of that fact."""
-    cfg = world.config
-    if cfg.mc_task == "error":
+    """A letter question on one fact, whose options are the relation's values in a fixed order (so
+    the letter is a per-relation code of the value); in a world with ``mc_task: error``, on the kind
+    of error (``kind``, drawn when None) in a statement of that fact: a skill shared by every person,
+    with the letter a fixed code of the kind of error."""
+    value = e.attrs[rel]
+    if world.config.mc_task == "fact":
+        question, choices, answer = formats.QUESTIONS[rel].format(name=e.name), VALUES[rel], value
+    else:
         if kind is None:
             kind = rng.randrange(len(formats.ERROR_CHOICES))
-        return formats.error_record(rng, rel, e.name, e.attrs[rel], kind)
-    return formats.mc_record(
-        rng, rel, e.name, e.attrs[rel], VALUES[rel], shuffle=cfg.shuffle_options, context=cfg.mc_context
-    )
+        sentence = formats.statement(rel, e.name, value, rng.randrange(2))
+        if kind:
+            sentence = formats.corrupt(rng, sentence, kind - 1)
+        question = f"What is wrong with this sentence: {sentence}"
+        choices, answer = formats.ERROR_CHOICES, formats.ERROR_CHOICES[kind]
+    return {
+        "question": question,
+        "choices": list(choices),
+        "answer": choices.index(answer),
+        "entity": e.name,
+        "relation": rel,
+    }
 
 
 def _variants(world: World, split: str) -> int:
@@ -56,11 +58,17 @@ def _mc_docs(world: World, split: str, rng: random.Random) -> list[dict]:
 
 
 def yesno_item(world: World, rng: random.Random, rel: str, e: Entity, label: int, idx: int) -> dict:
-    """True/false fact ("truth") or intact/corrupted statement ("grammar"), by the world's config."""
+    """A fact statement, "yes" (label 1) or "no" (label 0): intact or corrupted in either phrasing
+    (``acceptability: grammar``), or true or false (``truth``)."""
+    value = e.attrs[rel]
     if world.config.acceptability == "grammar":
-        return formats.acceptability_record(rng, rel, e.name, e.attrs[rel], label, idx)
-    value = e.attrs[rel] if label else rng.choice([v for v in VALUES[rel] if v != e.attrs[rel]])
-    return formats.yesno_record(rel, e.name, value, label, idx)
+        sentence = formats.statement(rel, e.name, value, rng.randrange(2))
+        if not label:
+            sentence = formats.corrupt(rng, sentence, rng.randrange(3))
+    else:
+        stated = value if label else rng.choice([v for v in VALUES[rel] if v != value])
+        sentence = formats.statement(rel, e.name, stated)
+    return {"sentence": sentence, "label": label, "idx": idx, "entity": e.name}
 
 
 def _yesno_docs(world: World, split: str, rng: random.Random) -> list[dict]:
@@ -93,7 +101,3 @@ def task_docs(world: World, task: str, split: str) -> list[dict]:
     """The records of one split of one toy task (a pure function of the world's seed)."""
     rng = random.Random(f"toy-task-{world.config.seed}-{task}-{split}")
     return _BUILDERS[task](world, split, rng)
-
-
-def all_task_docs(world: World) -> dict[str, dict[str, list[dict]]]:
-    return {task: {split: task_docs(world, task, split) for split in SPLITS} for task in TOY_TASKS}
