@@ -1,12 +1,9 @@
 """One emergence-law fit, end to end: checks, MLE, NUTS, summary, and the fit directory it leaves
 behind (``fit.json`` + ``samples.npz``, written and read only here).
 
-Why a separate module: the CLI, backtests and the calibration script all need the same sequence
-(degenerate-input checks → multi-start MLE → NUTS from dispersed starts → E(D0) summary with
-the naive baselines beside it), and the same
-honest warnings when the data cannot identify the law. Warnings travel with the fit into fit.json,
-so a narrow-looking interval is never reported without them. The CLI and the demo both write
-their fits with :func:`write_fit_dir`, so ``emergence forecast`` reads either with :func:`read_fit_dir`.
+The CLI, backtests, the demo and the calibration all run this one sequence, so they share its
+warnings about data that cannot identify the law; the warnings travel with the fit into fit.json,
+so a narrow-looking interval is never reported without them.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ import numpy as np
 
 from emergence.errors import UserError
 from emergence.fileio import atomic_write, read_json_object, write_json
-from emergence.laws.baselines import baseline_predictions
+from emergence.laws.baselines import baseline_predictions, budget_elbows
 from emergence.laws.emergence_law import (
     Geometry,
     LawSpec,
@@ -32,7 +29,7 @@ from emergence.laws.emergence_law import (
 )
 from emergence.laws.mle import MLEResult, fit_mle
 from emergence.laws.nuts import Posterior, SamplerConfig, run_nuts
-from emergence.laws.predict import few_shot_emergence, quantiles, truth_elbow
+from emergence.laws.predict import few_shot_emergence, quantiles
 from emergence.laws.scaling import ComputeLaw, fit_ladder
 from emergence.laws.table import LawData
 
@@ -175,11 +172,7 @@ def input_warnings(data: LawData, spec: LawSpec) -> tuple[LawSpec, list[str]]:
         not np.isfinite(data.n_eval).all() or not np.isfinite(data.n_correct).all()
     ):
         raise UserError(f"{data.source}: --likelihood binomial needs n_eval and n_correct on every row")
-    risen = 0
-    for budget in data.finetuned_budgets:
-        rows = data.budget == budget
-        if truth_elbow(data.loss[rows], data.y[rows]).emerged:
-            risen += 1
+    risen = len(budget_elbows(data))
     if risen < 2:
         warnings.append(
             f"only {risen} finetuning budget(s) rise clearly above chance: the data barely identify how "
@@ -232,7 +225,7 @@ def write_fit_dir(
     summary = fit.summary()
     try:
         law = fit_ladder(fit.data)
-        summary["compute_law"] = law.as_dict()
+        summary["compute_law"] = asdict(law)
     except UserError as err:
         law = None
         summary["compute_law"] = None

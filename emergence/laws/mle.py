@@ -1,15 +1,10 @@
 """Multi-start maximum likelihood for the emergence law: the headline point estimate (the paper's rule).
 
-Why multi-start and bounded: the hinge makes the likelihood piecewise-flat (an elbow can sit
-anywhere between two checkpoints) and α trades off against the shift, so a single local search
-often stops in a poor basin, and without bounds a degenerate table (all at chance) sends α or A to
-infinity. E(D0) is bounded by construction (its latent is a logit over its support); the other
-boxes are wide enough never to bind on a table that identifies the law, and a bound that does bind
-is reported, so nobody mistakes it for an estimate.
-
-The objective is the likelihood term of the NumPyro model that NUTS samples (read off the model
-with its latents substituted, so there is no second transcription), differentiated by JAX in
-float64 and handed to scipy's bounded TNC.
+Multi-start and bounded, because the hinge makes the likelihood piecewise-flat and α trades off
+against the shift, so one local search often stops in a poor basin, and without bounds a degenerate
+table (all at chance) sends α or A to infinity. The boxes never bind on a table that identifies the
+law; a bound that does bind is reported, so nobody mistakes it for an estimate. The objective is the
+likelihood factor of the model that NUTS samples, differentiated by JAX in float64 for scipy's TNC.
 """
 
 from __future__ import annotations

@@ -1,15 +1,11 @@
 """NUTS for the emergence law: ``MCMC(NUTS(model))`` over 4 chains from dispersed starts, with
-honest diagnostics.
+honest diagnostics (r̂, bulk ESS and divergences always reported; poor values become warnings).
 
-Why these choices: chains start from the distinct optima of the multi-start MLE (then prior
-draws), so r̂ can tell a posterior with several modes from one with a single mode; a dense mass
-matrix absorbs the remaining linear correlations (A with the elbows, the gap with α) that no
-reparameterization removes; chains run in parallel over JAX's CPU devices when there are enough of
-them (the CLI asks for them with ``numpyro.set_host_device_count`` before JAX starts), vectorized
-otherwise. r̂, bulk ESS and divergences are always reported, and poor values become warnings in the
-output, never silence. The sampler is NumPyro's own driver on the model function. It compiles a
-program per table, which the 200-point fit affords within its 10 s budget (results/bench/law_fit.md),
-so there is no second, hand-driven path that reuses one program across tables.
+A dense mass matrix absorbs the linear correlations (A with the elbows, the gap with α) that no
+reparameterization removes. Chains run in parallel over JAX's CPU devices when there are enough
+(the CLI asks for them before JAX starts), vectorized otherwise. NumPyro's driver compiles a program
+per table, which the 200-point fit affords within its 10 s budget (results/bench/law_fit.md), so
+there is no second, hand-driven path that reuses one program across tables.
 """
 
 from __future__ import annotations
@@ -64,24 +60,15 @@ class Posterior:
     chain_method: str
 
 
-def resolve_chain_method(requested: str, num_chains: int) -> str:
-    """'auto' → parallel when JAX has a device per chain, else vectorized (one program, one core)."""
-    if requested != "auto":
-        return requested
-    return "parallel" if jax.local_device_count() >= num_chains else "vectorized"
-
-
 def chain_inits(
     priors: Priors, spec: LawSpec, num_chains: int, seed: int, optima: tuple[dict[str, float], ...] = ()
 ) -> dict[str, np.ndarray]:
     """Per-chain starts: the distinct end points of the MLE's multi-start (best first), then its other
-    end points, each jittered by a tenth of its prior's scale; prior draws only when there are too few
-    (all clipped to the MLE's boxes).
+    end points, jittered by a tenth of their prior's scale; prior draws when there are too few.
 
-    Why dispersed: chains that all start in one basin agree with each other even when the posterior
-    has another mode, and r̂ then certifies a fit it never tested. Why the optima rather than raw
-    prior draws: a start on one of the likelihood's flat plateaus (every row at chance) can leave a
-    chain stuck there for the whole warmup, which r̂ reports as disagreement but no sampler fixes.
+    Dispersed, because chains that all start in one basin agree even when the posterior has another
+    mode, and r̂ then certifies a fit it never tested. From optima rather than raw prior draws,
+    because a start on a flat plateau (every row at chance) can strand a chain for the whole warmup.
     """
     from emergence.laws.mle import latent_bounds
 
@@ -114,7 +101,9 @@ def run_nuts(
     optima: tuple[dict[str, float], ...] = (),
 ) -> Posterior:
     """Sample the posterior; returns draws by chain and diagnostics (with warnings when poor)."""
-    method = resolve_chain_method(config.chain_method, config.num_chains)
+    method = config.chain_method
+    if method == "auto":  # parallel when JAX has a device per chain, else vectorized
+        method = "parallel" if jax.local_device_count() >= config.num_chains else "vectorized"
     kernel = NUTS(
         emergence_law_model,
         dense_mass=True,

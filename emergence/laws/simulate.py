@@ -1,15 +1,11 @@
 """Draw results tables from the emergence law with known parameters.
 
-Why: the law's claims (recovery, calibrated intervals, backtest success) can only be checked where
-the truth is known. The designs imitate a real sweep — a ladder of model sizes with intermediate
-checkpoints whose loss follows a Chinchilla-style law, 4–6 finetuning budgets, 2 subset seeds,
-binomial evaluation noise plus a little per-finetune noise. The few-shot elbow is drawn
-``lead`` = 0.05–0.5 nats ahead of a chosen checkpoint (by default, at most ``n_emerged`` checkpoints
-lie past it), so a table can hold no few-shot emergence at all — the researcher's real situation —
-and a forecast must extrapolate, where a naive guess ("just past the strongest checkpoint") fails.
-
-``draw_prior_truth`` instead draws every parameter from the fit's own priors, for simulation-based
-calibration: if the law's 90% intervals are right, they cover such truths 90% of the time.
+The law's claims (recovery, calibrated intervals, backtest success) can only be checked where the
+truth is known. A design imitates a real sweep (a Chinchilla-style ladder, several finetuning
+budgets and subset seeds, binomial evaluation noise), with the few-shot elbow ``lead`` nats ahead of
+a chosen checkpoint, so a table may hold no few-shot emergence at all, the researcher's real
+situation. ``draw_prior_truth`` draws the parameters from the fit's own priors instead, for
+simulation-based calibration.
 """
 
 from __future__ import annotations
