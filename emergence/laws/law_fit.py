@@ -21,7 +21,6 @@ from emergence.laws.baselines import baseline_predictions, budget_elbows
 from emergence.laws.emergence_law import (
     Geometry,
     LawSpec,
-    Priors,
     default_priors,
     derived,
     geometry,
@@ -66,7 +65,9 @@ def fit_options(
     """FitOptions from the flat settings that ``emergence fit`` and a demo's fit section name."""
     if samples < 1 or warmup < 0:
         raise UserError("--samples must be >= 1 and --warmup >= 0")
-    spec = LawSpec(form=form, use_delta=delta, likelihood=likelihood, loss_floor=loss_floor, e0_margin=e0_margin)
+    spec = LawSpec(
+        form=form, use_delta=delta, likelihood=likelihood, loss_floor=loss_floor, e0_margin=e0_margin
+    )
     sampler = SamplerConfig(num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed)
     return FitOptions(spec=spec, sampler=sampler, sample=sample)
 
@@ -78,7 +79,6 @@ class LawFit:
     data: LawData
     spec: LawSpec
     geo: Geometry
-    priors: Priors
     mle: MLEResult
     posterior: Posterior | None
     seconds: float
@@ -109,12 +109,10 @@ class LawFit:
     def summary(self) -> dict:
         """The body of fit.json (without timing and file names, which the caller adds)."""
         draws = self.draws()
-        params = {}
-        for name, value in self.mle_params.items():
-            entry = {"mle": value}
-            if draws is not None:
-                entry.update(quantiles(draws[name]))
-            params[name] = entry
+        params = {
+            name: {"mle": value, **(quantiles(draws[name]) if draws is not None else {})}
+            for name, value in self.mle_params.items()
+        }
         diagnostics = (
             asdict(self.posterior.diagnostics)
             if self.posterior is not None
@@ -205,7 +203,6 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
         data=data,
         spec=spec,
         geo=geo,
-        priors=priors,
         mle=mle,
         posterior=posterior,
         seconds=time.perf_counter() - start,

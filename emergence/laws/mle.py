@@ -91,6 +91,7 @@ def fit_mle(
 
         draws = prior_draws(priors, spec, n_starts, seed, spread=0.5)
         starts = np.stack([draws[name] for name in names], axis=1)
+
         def tnc(start: np.ndarray):
             return minimize(objective, start, method="TNC", jac=True, bounds=box, options={"maxfun": 3000})
 

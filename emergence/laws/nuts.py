@@ -36,8 +36,6 @@ class SamplerConfig:
     num_chains: int = 4
     seed: int = 0
     chain_method: str = "auto"  # auto | parallel | vectorized | sequential
-    target_accept: float = 0.95
-    max_tree_depth: int = 10
 
 
 @dataclass(frozen=True)
@@ -104,12 +102,7 @@ def run_nuts(
     method = config.chain_method
     if method == "auto":  # parallel when JAX has a device per chain, else vectorized
         method = "parallel" if jax.local_device_count() >= config.num_chains else "vectorized"
-    kernel = NUTS(
-        emergence_law_model,
-        dense_mass=True,
-        target_accept_prob=config.target_accept,
-        max_tree_depth=config.max_tree_depth,
-    )
+    kernel = NUTS(emergence_law_model, dense_mass=True, target_accept_prob=0.95, max_tree_depth=10)
     mcmc = MCMC(
         kernel,
         num_warmup=config.num_warmup,

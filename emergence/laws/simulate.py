@@ -78,30 +78,14 @@ def ladder(design: Design) -> pd.DataFrame:
     rows = []
     for i, loss in enumerate(sorted(design.losses, reverse=True)):
         flops = 1e15 * 2.0**i
-        rows.append(
-            {
-                "checkpoint": f"sim-{i:02d}",
-                "params": 1e6,
-                "tokens": flops / 6e6,
-                "flops": flops,
-                "pretrain_loss": loss,
-            }
-        )
+        rows.append((f"sim-{i:02d}", 1e6, flops / 6e6, flops, loss))
     for params in design.sizes:
         final_tokens = 20.0 * params
         for step in range(1, design.steps_per_size + 1):
             tokens = final_tokens * step / design.steps_per_size
             loss = 1.69 + 406.4 / params**0.34 + 410.7 / tokens**0.28
-            rows.append(
-                {
-                    "checkpoint": f"sim-{params / 1e6:.0f}m-step{step}",
-                    "params": params,
-                    "tokens": tokens,
-                    "flops": 6.0 * params * tokens,
-                    "pretrain_loss": loss,
-                }
-            )
-    return pd.DataFrame(rows)
+            rows.append((f"sim-{params / 1e6:.0f}m-step{step}", params, tokens, 6.0 * params * tokens, loss))
+    return pd.DataFrame(rows, columns=["checkpoint", "params", "tokens", "flops", "pretrain_loss"])
 
 
 def draw_truth(design: Design, rng: np.random.Generator, form: str = "log-power") -> Truth:
