@@ -28,7 +28,7 @@ from emergence.laws.emergence_law import (
 )
 from emergence.laws.mle import MLEResult, fit_mle
 from emergence.laws.nuts import Posterior, SamplerConfig, run_nuts
-from emergence.laws.predict import few_shot_emergence, quantiles
+from emergence.laws.predict import quantiles
 from emergence.laws.scaling import ComputeLaw, fit_ladder
 from emergence.laws.table import LawData
 
@@ -83,7 +83,6 @@ class LawFit:
     posterior: Posterior | None
     seconds: float
     warnings: tuple[str, ...]
-    posterior_warmup: int = 0
 
     @property
     def mle_params(self) -> dict[str, float]:
@@ -100,7 +99,9 @@ class LawFit:
         return None if draws is None else draws["e0"].reshape(-1)
 
     def emergence(self) -> dict[str, float]:
-        return few_shot_emergence(self.mle_params["e0"], self.e0_draws())
+        """The headline numbers: MLE and posterior 5/50/95% of E(D0), in nats."""
+        draws = self.e0_draws()
+        return {"mle": self.mle_params["e0"], **quantiles(draws if draws is not None else [])}
 
     def baselines(self) -> dict[str, float]:
         """The naive forecasts of E(D0) from the same rows (emergence.laws.baselines)."""
@@ -146,7 +147,7 @@ class LawFit:
             else {
                 "chains": self.posterior.samples["e0_pos"].shape[0],
                 "samples": self.posterior.samples["e0_pos"].shape[1],
-                "warmup": self.posterior_warmup,
+                "warmup": self.posterior.warmup,
                 "chain_method": self.posterior.chain_method,
                 "seconds": self.posterior.seconds,
             },
@@ -186,7 +187,7 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
     geo = geometry(data, spec)
     x = law_inputs(data, geo)
     priors = default_priors(data, spec)
-    mle = fit_mle(x, spec, priors, data.chance, n_starts=options.n_starts, seed=options.sampler.seed)
+    mle = fit_mle(x, spec, priors, n_starts=options.n_starts, seed=options.sampler.seed)
     if mle.at_bound:
         names = ["E(D0) (the edge of its support)" if n == "e0_pos" else n for n in mle.at_bound]
         warnings.append(f"MLE on a bound for {', '.join(names)}: the point estimate is not identified")
@@ -207,7 +208,6 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
         posterior=posterior,
         seconds=time.perf_counter() - start,
         warnings=tuple(warnings),
-        posterior_warmup=options.sampler.num_warmup if options.sample else 0,
     )
 
 

@@ -37,8 +37,9 @@ class MLEResult:
     optima: tuple[dict[str, float], ...] = ()  # every start's end point, best first (chain starts)
 
 
-def latent_bounds(spec: LawSpec, chance: float) -> dict[str, tuple[float, float]]:
+def latent_bounds(spec: LawSpec, priors: Priors) -> dict[str, tuple[float, float]]:
     """Box for each latent: generous, but finite so that degenerate tables cannot run away."""
+    chance = priors.B[0]
     alpha_hi = 20.0 if spec.form == "log-power" else 5.0
     bounds = {
         "e0_pos": (-12.0, 12.0),  # E(D0) within 6e-6 of its support's ends
@@ -69,13 +70,12 @@ def fit_mle(
     x: LawInputs,
     spec: LawSpec,
     priors: Priors,
-    chance: float,
     n_starts: int = 16,
     seed: int = 0,
 ) -> MLEResult:
     """Minimize −log-likelihood from ``n_starts`` starts drawn from (half-width) priors; keep the best."""
     names = spec.latents()
-    bounds = latent_bounds(spec, chance)
+    bounds = latent_bounds(spec, priors)
     box = [bounds[n] for n in names]
     lower, upper = np.array([b[0] for b in box]), np.array([b[1] for b in box])
     with jax.enable_x64(True):

@@ -50,12 +50,13 @@ class Diagnostics:
 
 @dataclass(frozen=True)
 class Posterior:
-    """Latent draws grouped by chain, shape (chains, draws), plus diagnostics and sampler time."""
+    """Latent draws grouped by chain, shape (chains, draws), plus diagnostics and how they were drawn."""
 
     samples: dict[str, np.ndarray]
     diagnostics: Diagnostics
     seconds: float
     chain_method: str
+    warmup: int
 
 
 def chain_inits(
@@ -81,7 +82,7 @@ def chain_inits(
     # chains beyond the distinct optima start from the other multi-start end points, then priors
     starts = (distinct + [p for p in optima if p not in distinct])[:num_chains]
     draws = prior_draws(priors, spec, num_chains, seed + 7919)
-    bounds = latent_bounds(spec, float(priors.B[0]))
+    bounds = latent_bounds(spec, priors)
     inits = {}
     for name in names:
         scale = getattr(priors, name)[1]
@@ -120,7 +121,7 @@ def run_nuts(
     samples = {k: np.asarray(v, dtype=float) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
     seconds = time.perf_counter() - start
-    return Posterior(samples, diagnose(samples, divergences), seconds, method)
+    return Posterior(samples, diagnose(samples, divergences), seconds, method, config.num_warmup)
 
 
 def diagnose(samples: dict[str, np.ndarray], divergences: int) -> Diagnostics:

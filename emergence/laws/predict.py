@@ -30,11 +30,6 @@ def quantiles(values: np.ndarray, keep_inf: bool = False) -> dict[str, float]:
     return {"median": float(q50), "q05": float(q05), "q95": float(q95)}
 
 
-def few_shot_emergence(mle_e0: float, e0_draws: np.ndarray | None) -> dict[str, float]:
-    """The headline numbers: MLE and posterior 5/50/95% of E(D0), in nats."""
-    return {"mle": float(mle_e0), **quantiles(e0_draws if e0_draws is not None else [])}
-
-
 def p_emerged(e0_draws: np.ndarray, loss: float | np.ndarray) -> np.ndarray:
     """P(a model with this pretraining loss is past the few-shot elbow) = P(E(D0) > loss)."""
     draws = np.asarray(e0_draws, dtype=float).reshape(-1)

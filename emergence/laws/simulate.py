@@ -135,16 +135,8 @@ def draw_prior_truth(design: Design, rng: np.random.Generator, form: str = "log-
         for k, v in prior_draws(default_priors(skeleton, spec), spec, 1, int(rng.integers(2**31))).items()
     }
     p = derived(theta, geo)
-    return Truth(
-        A=float(p["A"]),
-        B=design.chance,
-        delta=float(p.get("delta", 0.0)),
-        k=float(p["k"]),
-        alpha=float(p["alpha"]),
-        C=float(p["C"]),
-        d0=float(skeleton.d0),
-        form=form,
-    )
+    law = {name: float(p[name]) for name in ("A", "k", "alpha", "C")}
+    return Truth(**law, B=design.chance, delta=float(p.get("delta", 0.0)), d0=float(skeleton.d0), form=form)
 
 
 def simulate(truth: Truth, design: Design, seed: int) -> pd.DataFrame:
