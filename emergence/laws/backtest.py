@@ -77,17 +77,6 @@ def ground_truth(data: LawData) -> TruthElbow:
     return truth
 
 
-def _drop_strongest(data: LawData, k: int) -> np.ndarray:
-    strongest = data.checkpoints_by_loss()[-k:] if k > 0 else []
-    return ~np.isin(data.checkpoint, strongest)
-
-
-def _pre_emergence(data: LawData, truth: TruthElbow) -> np.ndarray:
-    means = {c: data.loss[data.checkpoint == c].mean() for c in np.unique(data.checkpoint)}
-    emerged = [c for c, loss in means.items() if loss < truth.elbow]
-    return ~np.isin(data.checkpoint, emerged)
-
-
 def _budget_mask(data: LawData, base: np.ndarray, j: int, largest: bool) -> np.ndarray | None:
     budgets = np.unique(data.budget[base & ~data.fewshot])
     if budgets.size - j < 2:
@@ -112,8 +101,11 @@ def _last_n(data: LawData, base: np.ndarray, n: int) -> np.ndarray | None:
 
 def protocols(data: LawData, truth: TruthElbow) -> dict[str, np.ndarray | None]:
     """The rows each of the paper's protocols keeps (None: not applicable), in the printed order."""
-    masks = {f"holdout-last-{k}": _drop_strongest(data, k) for k in range(1, 5)}
-    pre = masks["pre-emergence"] = _pre_emergence(data, truth)
+    order = data.checkpoints_by_loss()
+    masks = {f"holdout-last-{k}": ~np.isin(data.checkpoint, order[-k:]) for k in range(1, 5)}
+    means = {c: data.loss[data.checkpoint == c].mean() for c in np.unique(data.checkpoint)}
+    emerged = [c for c, loss in means.items() if loss < truth.elbow]
+    pre = masks["pre-emergence"] = ~np.isin(data.checkpoint, emerged)
     masks |= {f"drop-smallest-{j}": _budget_mask(data, pre, j, False) for j in range(1, 4)}
     masks |= {f"drop-largest-{j}": _budget_mask(data, pre, j, True) for j in range(1, 4)}
     masks["single-seed"] = _single_seed(data, pre)
@@ -168,8 +160,8 @@ def format_table(result: BacktestResult) -> str:
     |error| and success mark, then each baseline's |error|, then the paired comparison."""
     lines = [
         f"ground truth (few-shot ReLU elbow): {result.truth.elbow:.3f} nats; success = |MLE error| <= 0.1",
-        f"{'protocol':<18}{'rows':>6}{'ckpts':>6}{'MLE':>8}{'median':>8}{'90% interval':>17}{'|error|':>9}  ok"
-        + "".join(f"{'|' + b + '|':>18}" for b in BASELINES),
+        f"{'protocol':<18}{'rows':>6}{'ckpts':>6}{'MLE':>8}{'median':>8}{'90% interval':>17}"
+        f"{'|error|':>9}  ok" + "".join(f"{'|' + b + '|':>18}" for b in BASELINES),
     ]
     for r in result.rows:
         interval = f"{r.q05:.3f}-{r.q95:.3f}" if np.isfinite(r.q05) else "-"

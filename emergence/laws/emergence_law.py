@@ -94,7 +94,7 @@ class LawSpec:
             raise UserError(f"loss_floor must be a finite loss >= 0 (got {self.loss_floor})")
 
     def latents(self) -> tuple[str, ...]:
-        """The sampled sites: B only when chance is unknown, Δ with use_delta, σ for the normal likelihood."""
+        """The sampled sites: B when chance is unknown, Δ with use_delta, σ with the normal likelihood."""
         sampled = {"B": self.sample_chance, "delta": self.use_delta, "log_sigma": self.likelihood == "normal"}
         return tuple(n for n in LATENTS if sampled.get(n, True))
 
@@ -167,7 +167,7 @@ def geometry(data: LawData, spec: LawSpec) -> Geometry:
 
 
 def metric_max(data: LawData) -> float:
-    """The metric's maximum: 1 for the rates and correlations we know; otherwise a loose cap above the data."""
+    """The metric's maximum: 1 for known rates and correlations; otherwise a loose cap above the data."""
     from emergence.results_table import KNOWN_METRICS
 
     if data.metric in KNOWN_METRICS:

@@ -167,9 +167,7 @@ def input_warnings(data: LawData, spec: LawSpec) -> tuple[LawSpec, list[str]]:
             "no few-shot (budget 0) rows: E(D0) rests on extrapolation alone; fitted without delta"
         )
         spec = replace(spec, use_delta=False)
-    if spec.likelihood == "binomial" and (
-        not np.isfinite(data.n_eval).all() or not np.isfinite(data.n_correct).all()
-    ):
+    if spec.likelihood == "binomial" and not np.isfinite([data.n_eval, data.n_correct]).all():
         raise UserError(f"{data.source}: --likelihood binomial needs n_eval and n_correct on every row")
     risen = len(budget_elbows(data))
     if risen < 2:
@@ -198,7 +196,8 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
         e0 = quantiles(derived(posterior.samples, geo)["e0"])
         if e0["q95"] - e0["q05"] > WIDE_INTERVAL_NATS:
             warnings.append(
-                f"wide 90% interval for E(D0) ({e0['q05']:.2f}–{e0['q95']:.2f} nats): the data constrain it weakly"
+                f"wide 90% interval for E(D0) ({e0['q05']:.2f}–{e0['q95']:.2f} nats): "
+                "the data constrain it weakly"
             )
     return LawFit(
         data=data,

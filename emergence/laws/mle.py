@@ -66,13 +66,7 @@ def _objective(spec: LawSpec):
     return jax.jit(jax.value_and_grad(nll))
 
 
-def fit_mle(
-    x: LawInputs,
-    spec: LawSpec,
-    priors: Priors,
-    n_starts: int = 16,
-    seed: int = 0,
-) -> MLEResult:
+def fit_mle(x: LawInputs, spec: LawSpec, priors: Priors, n_starts: int = 16, seed: int = 0) -> MLEResult:
     """Minimize −log-likelihood from ``n_starts`` starts drawn from (half-width) priors; keep the best."""
     names = spec.latents()
     bounds = latent_bounds(spec, priors)
