@@ -46,15 +46,14 @@ def _load(results: Path, task: str, metric: str | None, d0: float | None, chance
 
 def _known_truth(results: Path, data) -> float | None:
     """Truth for plots: a simulated table's sidecar, else the full few-shot curve's elbow if it rose."""
-    from emergence.laws.predict import truth_elbow
+    from emergence.laws.predict import fewshot_truth
     from emergence.laws.simulate import read_truth
 
     record = read_truth(results)
     if record is not None:
         return float(record["e0"])
-    fs = data.fewshot
-    truth = truth_elbow(data.loss[fs], data.y[fs]) if fs.any() else None
-    return truth.elbow if truth is not None and truth.emerged else None
+    truth = fewshot_truth(data)
+    return truth.elbow if truth.emerged else None
 
 
 def fit_cmd(

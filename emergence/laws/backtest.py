@@ -24,16 +24,8 @@ import numpy as np
 from emergence.errors import UserError
 from emergence.laws.baselines import BASELINES, compare, format_comparison
 from emergence.laws.law_fit import FitOptions, fit_law
-from emergence.laws.predict import TruthElbow, success, truth_elbow
+from emergence.laws.predict import TruthElbow, fewshot_truth, success
 from emergence.laws.table import LawData
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """A named way to reduce the table; ``mask`` returns the rows to keep (None: not applicable)."""
-
-    name: str
-    mask: Callable[[LawData], np.ndarray | None]
 
 
 @dataclass(frozen=True)
@@ -75,26 +67,14 @@ class BacktestResult:
 
 
 def ground_truth(data: LawData) -> TruthElbow:
-    """Elbow of the full few-shot curve; backtests need it to have risen significantly."""
-    fs = data.fewshot
-    truth = truth_elbow(data.loss[fs], data.y[fs])
+    """The few-shot curve's elbow; backtests need it to have risen significantly."""
+    truth = fewshot_truth(data)
     if not truth.emerged:
         raise UserError(
             f"{data.source}: the few-shot curve of task '{data.task}' never rises clearly above chance, so "
             "there is no ground-truth elbow to backtest against (include post-emergence checkpoints)"
         )
     return truth
-
-
-def _drop_strongest(data: LawData, k: int) -> np.ndarray:
-    strongest = data.checkpoints_by_loss()[-k:] if k > 0 else []
-    return ~np.isin(data.checkpoint, strongest)
-
-
-def _pre_emergence(data: LawData, truth: TruthElbow) -> np.ndarray:
-    means = {c: data.loss[data.checkpoint == c].mean() for c in np.unique(data.checkpoint)}
-    emerged = [c for c, loss in means.items() if loss < truth.elbow]
-    return ~np.isin(data.checkpoint, emerged)
 
 
 def _budget_mask(data: LawData, base: np.ndarray, j: int, largest: bool) -> np.ndarray | None:
@@ -119,22 +99,18 @@ def _last_n(data: LawData, base: np.ndarray, n: int) -> np.ndarray | None:
     return base & np.isin(data.checkpoint, kept[-n:])
 
 
-def protocols(truth: TruthElbow) -> list[Protocol]:
-    """The paper's protocols, in the order of the printed table."""
-    out = [Protocol(f"holdout-last-{k}", lambda d, k=k: _drop_strongest(d, k)) for k in range(1, 5)]
-    out.append(Protocol("pre-emergence", lambda d: _pre_emergence(d, truth)))
-    for j in range(1, 4):
-        out.append(
-            Protocol(f"drop-smallest-{j}", lambda d, j=j: _budget_mask(d, _pre_emergence(d, truth), j, False))
-        )
-    for j in range(1, 4):
-        out.append(
-            Protocol(f"drop-largest-{j}", lambda d, j=j: _budget_mask(d, _pre_emergence(d, truth), j, True))
-        )
-    out.append(Protocol("single-seed", lambda d: _single_seed(d, _pre_emergence(d, truth))))
-    for n in (3, 5):
-        out.append(Protocol(f"last-{n}", lambda d, n=n: _last_n(d, _pre_emergence(d, truth), n)))
-    return out
+def protocols(data: LawData, truth: TruthElbow) -> dict[str, np.ndarray | None]:
+    """The rows each of the paper's protocols keeps (None: not applicable), in the printed order."""
+    order = data.checkpoints_by_loss()
+    masks = {f"holdout-last-{k}": ~np.isin(data.checkpoint, order[-k:]) for k in range(1, 5)}
+    means = {c: data.loss[data.checkpoint == c].mean() for c in np.unique(data.checkpoint)}
+    emerged = [c for c, loss in means.items() if loss < truth.elbow]
+    pre = masks["pre-emergence"] = ~np.isin(data.checkpoint, emerged)
+    masks |= {f"drop-smallest-{j}": _budget_mask(data, pre, j, False) for j in range(1, 4)}
+    masks |= {f"drop-largest-{j}": _budget_mask(data, pre, j, True) for j in range(1, 4)}
+    masks["single-seed"] = _single_seed(data, pre)
+    masks |= {f"last-{n}": _last_n(data, pre, n) for n in (3, 5)}
+    return masks
 
 
 def run_backtests(
@@ -146,31 +122,27 @@ def run_backtests(
     """Fit every applicable protocol and score it against the ground truth."""
     truth = ground_truth(data)
     rows, skipped = [], []
-    for protocol in protocols(truth):
-        if only is not None and protocol.name not in only:
+    for name, mask in protocols(data, truth).items():
+        if only is not None and name not in only:
             continue
-        mask = protocol.mask(data)
         if mask is None or not mask.any():
-            skipped.append(f"{protocol.name}: not applicable to this table")
+            skipped.append(f"{name}: not applicable to this table")
             continue
-        subset = data.subset(mask, note=f"backtest {protocol.name}")
+        subset = data.subset(mask, note=f"backtest {name}")
         try:
             fit = fit_law(subset, options)
         except UserError as err:
-            skipped.append(f"{protocol.name}: {err}")
+            skipped.append(f"{name}: {err}")
             continue
-        summary = fit.emergence()
+        summary = fit.emergence()  # mle, median, q05, q95
         point = summary["mle"]
         baselines = fit.baselines()
         rows.append(
             BacktestRow(
-                protocol=protocol.name,
+                protocol=name,
                 n_rows=int(mask.sum()),
                 n_checkpoints=int(np.unique(subset.checkpoint).size),
-                mle=summary["mle"],
-                median=summary["median"],
-                q05=summary["q05"],
-                q95=summary["q95"],
+                **summary,
                 error=abs(point - truth.elbow),
                 success=success(point, truth.elbow),
                 warnings=fit.warnings,
@@ -179,7 +151,7 @@ def run_backtests(
             )
         )
         if progress is not None:
-            progress(f"{protocol.name}: E(D0) {point:.3f} vs truth {truth.elbow:.3f}")
+            progress(f"{name}: E(D0) {point:.3f} vs truth {truth.elbow:.3f}")
     return BacktestResult(truth, tuple(rows), tuple(skipped))
 
 
@@ -188,8 +160,8 @@ def format_table(result: BacktestResult) -> str:
     |error| and success mark, then each baseline's |error|, then the paired comparison."""
     lines = [
         f"ground truth (few-shot ReLU elbow): {result.truth.elbow:.3f} nats; success = |MLE error| <= 0.1",
-        f"{'protocol':<18}{'rows':>6}{'ckpts':>6}{'MLE':>8}{'median':>8}{'90% interval':>17}{'|error|':>9}  ok"
-        + "".join(f"{'|' + b + '|':>18}" for b in BASELINES),
+        f"{'protocol':<18}{'rows':>6}{'ckpts':>6}{'MLE':>8}{'median':>8}{'90% interval':>17}"
+        f"{'|error|':>9}  ok" + "".join(f"{'|' + b + '|':>18}" for b in BASELINES),
     ]
     for r in result.rows:
         interval = f"{r.q05:.3f}-{r.q95:.3f}" if np.isfinite(r.q05) else "-"

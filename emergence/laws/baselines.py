@@ -18,8 +18,6 @@ Errors are compared per case (paired), with percentile-bootstrap intervals over 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from emergence.laws.predict import SUCCESS_NATS, truth_elbow
@@ -56,28 +54,14 @@ def baseline_predictions(data: LawData, form: str = "log-power") -> dict[str, fl
     return {"strongest": strongest, "smallest_budget": smallest, "linear": linear}
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with a 95% bootstrap interval."""
-
-    value: float
-    low: float
-    high: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {"value": self.value, "low": self.low, "high": self.high}
-
-    def excludes(self, point: float) -> bool:
-        return bool(self.low > point or self.high < point)
-
-
-def _bootstrap(stat, columns: np.ndarray, n_boot: int, seed: int) -> Interval:
+def _bootstrap(stat, columns: np.ndarray, n_boot: int, seed: int) -> dict[str, float]:
+    """The statistic over all cases, with its 95% percentile-bootstrap interval."""
     rng = np.random.default_rng(seed)
     n = columns.shape[0]
     draws = np.array([stat(columns[rng.integers(0, n, n)]) for _ in range(n_boot)])
     draws = draws[np.isfinite(draws)]
     low, high = np.percentile(draws, [2.5, 97.5]) if draws.size else (np.nan, np.nan)
-    return Interval(float(stat(columns)), float(low), float(high))
+    return {"value": float(stat(columns)), "low": float(low), "high": float(high)}
 
 
 def compare(errors: dict[str, np.ndarray], n_boot: int = 2000, seed: int = 0) -> dict:
@@ -94,12 +78,9 @@ def compare(errors: dict[str, np.ndarray], n_boot: int = 2000, seed: int = 0) ->
         return {"cases": 0}
     methods = {}
     for i, name in enumerate(names):
-        methods[name] = {
-            "mean_error": _bootstrap(lambda t, i=i: t[:, i].mean(), table, n_boot, seed).as_dict(),
-            "within_0.1": _bootstrap(
-                lambda t, i=i: (t[:, i] <= SUCCESS_NATS + 1e-9).mean(), table, n_boot, seed
-            ).as_dict(),
-        }
+        mean_error = _bootstrap(lambda t, i=i: t[:, i].mean(), table, n_boot, seed)
+        within = _bootstrap(lambda t, i=i: (t[:, i] <= SUCCESS_NATS + 1e-9).mean(), table, n_boot, seed)
+        methods[name] = {"mean_error": mean_error, "within_0.1": within}
     versus = {}
     for j, name in enumerate(names[1:], start=1):
         diff = _bootstrap(lambda t, j=j: t[:, 0].mean() - t[:, j].mean(), table, n_boot, seed)
@@ -109,11 +90,7 @@ def compare(errors: dict[str, np.ndarray], n_boot: int = 2000, seed: int = 0) ->
             n_boot,
             seed,
         )
-        versus[name] = {
-            "difference": diff.as_dict(),
-            "ratio": ratio.as_dict(),
-            "law_better": bool(diff.high < 0),
-        }
+        versus[name] = {"difference": diff, "ratio": ratio, "law_better": bool(diff["high"] < 0)}
     best = min(names[1:], key=lambda n: methods[n]["mean_error"]["value"]) if len(names) > 1 else None
     return {"cases": int(table.shape[0]), "methods": methods, "versus": versus, "best_baseline": best}
 

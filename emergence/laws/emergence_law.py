@@ -23,11 +23,11 @@ from D0 to the largest finetuned budget, plus the curvature α; k and C are deri
   tuning does not move emergence" sits in the middle of the prior rather than at the mouth of a
   log-scale funnel; α then simply reverts to its prior.
 * **The hinge is sharp.** relu_s(x) = softplus(s·x)/s with s = 200 per nat: its smoothing (≈0.005
-  nats) is twenty times finer than the 0.1-nat success rule and than the elbow shifts it measures,
-  yet smooth enough that NUTS and the MLE see gradients between adjacent checkpoints.
+  nats) is twenty times finer than the 0.1-nat success rule, yet NUTS and the MLE still see
+  gradients between adjacent checkpoints.
 
-The log-likelihood is written once (:func:`log_likelihood`, jnp) and used by both the NumPyro model
-and the MLE, so there is no second transcription to keep in step.
+The MLE maximizes the likelihood factor of the same model (:func:`log_likelihood`), so there is no
+second transcription to keep in step.
 """
 
 from __future__ import annotations
@@ -46,11 +46,27 @@ from emergence.laws.table import LawData
 
 FORMS: tuple[str, ...] = ("log-power", "power")
 LIKELIHOODS: tuple[str, ...] = ("normal", "binomial")
-#: Latent sites, in the order of the flat parameter vector used by the MLE.
-LATENTS: tuple[str, ...] = ("e0_pos", "shift", "log_alpha", "log_A", "B", "delta", "log_sigma")
 _PROB_EPS = 1e-4
 #: Sharpness of the smooth minimum that caps Perf at the metric's maximum (per metric unit).
 _CAP_SHARPNESS = 200.0
+
+
+class Priors(NamedTuple):
+    """(location, scale) of each latent's prior: logistic for e0_pos, normal for the rest.
+
+    Derived from the data's scale (loss range, chance level, metric maximum), never its outcome."""
+
+    e0_pos: tuple[float, float]
+    shift: tuple[float, float]
+    log_alpha: tuple[float, float]
+    log_A: tuple[float, float]
+    B: tuple[float, float]
+    delta: tuple[float, float]
+    log_sigma: tuple[float, float]
+
+
+#: Latent sites, in the order of the flat parameter vector used by the MLE.
+LATENTS: tuple[str, ...] = Priors._fields
 
 
 @dataclass(frozen=True)
@@ -78,29 +94,9 @@ class LawSpec:
             raise UserError(f"loss_floor must be a finite loss >= 0 (got {self.loss_floor})")
 
     def latents(self) -> tuple[str, ...]:
-        """The sampled sites: B only when chance is unknown, Δ with use_delta, σ for the normal likelihood."""
-        skip = set()
-        if not self.sample_chance:
-            skip.add("B")
-        if not self.use_delta:
-            skip.add("delta")
-        if self.likelihood != "normal":
-            skip.add("log_sigma")
-        return tuple(n for n in LATENTS if n not in skip)
-
-
-class Priors(NamedTuple):
-    """(location, scale) of each latent's prior: logistic for e0_pos, normal for the rest.
-
-    Derived from the data's scale (loss range, chance level, metric maximum), never its outcome."""
-
-    e0_pos: tuple[float, float]
-    shift: tuple[float, float]
-    log_alpha: tuple[float, float]
-    log_A: tuple[float, float]
-    B: tuple[float, float]
-    delta: tuple[float, float]
-    log_sigma: tuple[float, float]
+        """The sampled sites: B when chance is unknown, Δ with use_delta, σ with the normal likelihood."""
+        sampled = {"B": self.sample_chance, "delta": self.use_delta, "log_sigma": self.likelihood == "normal"}
+        return tuple(n for n in LATENTS if sampled.get(n, True))
 
 
 class LawInputs(NamedTuple):
@@ -143,21 +139,10 @@ class Geometry:
         return self.r0 if budget == 0 else float(self.g(budget)) / self.g_b
 
 
-def e0_support(data: LawData, spec: LawSpec) -> tuple[float, float]:
-    """Where E(D0) may lie: above the loss floor, within e0_margin below the strongest checkpoint,
-    and no higher than the weakest one (above it, every checkpoint would have emerged)."""
-    lo_loss, hi_loss = float(np.min(data.loss)), float(np.max(data.loss))
-    lo = max(spec.loss_floor, lo_loss - spec.e0_margin)
-    if lo >= hi_loss:
-        raise UserError(
-            f"{data.source}: task '{data.task}': the loss floor {spec.loss_floor:g} is not below the weakest "
-            f"checkpoint's loss {hi_loss:.3g}; lower --loss-floor"
-        )
-    return lo, hi_loss
-
-
 def geometry(data: LawData, spec: LawSpec) -> Geometry:
-    """Budget scale of a data slice; needs two finetuned budgets to extrapolate E(D) at all."""
+    """Budget scale of a data slice (it needs two finetuned budgets to extrapolate E(D) at all) and
+    where E(D0) may lie: above the loss floor, within e0_margin below the strongest checkpoint, and
+    no higher than the weakest one (above it, every checkpoint would have emerged)."""
     budgets = data.finetuned_budgets
     if budgets.size < 2:
         have = ", ".join(f"{b:g}" for b in budgets) or "none"
@@ -171,13 +156,18 @@ def geometry(data: LawData, spec: LawSpec) -> Geometry:
         )
     if data.d0 >= budgets.max():
         raise UserError(f"{data.source}: D0 = {data.d0:g} must be below the largest finetuned budget")
-    g = np.log if spec.form == "log-power" else (lambda v: float(v))
-    lo, hi = e0_support(data, spec)
+    lo, hi = max(spec.loss_floor, float(np.min(data.loss)) - spec.e0_margin), float(np.max(data.loss))
+    if lo >= hi:
+        raise UserError(
+            f"{data.source}: task '{data.task}': the loss floor {spec.loss_floor:g} is not below the weakest "
+            f"checkpoint's loss {hi:.3g}; lower --loss-floor"
+        )
+    g = np.log if spec.form == "log-power" else float
     return Geometry(spec.form, float(g(budgets.min())), float(g(budgets.max())), float(g(data.d0)), lo, hi)
 
 
 def metric_max(data: LawData) -> float:
-    """The metric's maximum: 1 for the rates and correlations we know; otherwise a loose cap above the data."""
+    """The metric's maximum: 1 for known rates and correlations; otherwise a loose cap above the data."""
     from emergence.results_table import KNOWN_METRICS
 
     if data.metric in KNOWN_METRICS:
@@ -254,18 +244,14 @@ def mean_perf(theta: dict, x: LawInputs, spec: LawSpec, xp=jnp):
     return x.y_max - relu_s(x.y_max - raw, _CAP_SHARPNESS, xp)
 
 
-def row_log_likelihood(theta: dict, x: LawInputs, spec: LawSpec):
-    """Log-likelihood of each row (jnp): normal around Perf, or binomial on (n_correct, n_eval)."""
+def log_likelihood(theta: dict, x: LawInputs, spec: LawSpec):
+    """Summed over rows, normal around Perf or binomial on (n_correct, n_eval): the model's
+    likelihood factor and the MLE's objective."""
     mu = mean_perf(theta, x, spec)
     if spec.likelihood == "normal":
-        return dist.Normal(mu, jnp.exp(theta["log_sigma"])).log_prob(x.y)
+        return jnp.sum(dist.Normal(mu, jnp.exp(theta["log_sigma"])).log_prob(x.y))
     probs = jnp.clip(mu, _PROB_EPS, 1.0 - _PROB_EPS)
-    return dist.Binomial(total_count=x.n_eval, probs=probs).log_prob(x.n_correct)
-
-
-def log_likelihood(theta: dict, x: LawInputs, spec: LawSpec):
-    """Summed log-likelihood over rows: the model's likelihood factor and the MLE's objective."""
-    return jnp.sum(row_log_likelihood(theta, x, spec))
+    return jnp.sum(dist.Binomial(total_count=x.n_eval, probs=probs).log_prob(x.n_correct))
 
 
 def _prior(name: str, priors: Priors):
@@ -322,9 +308,8 @@ def derived(theta: dict, geo: Geometry) -> dict[str, np.ndarray]:
 
 def elbow_at(theta: dict, geo: Geometry, budget: float) -> np.ndarray:
     """E(D) for one budget (D = 0 means the few-shot point D0)."""
-    e0 = e0_value(np.asarray(theta["e0_pos"], float), geo.e0_lo, geo.e0_hi, np)
-    alpha = np.exp(np.asarray(theta["log_alpha"], dtype=float))
-    return elbow(geo.r(budget), geo.r0, e0, np.asarray(theta["shift"], float), alpha)
+    p = derived(theta, geo)
+    return elbow(geo.r(budget), geo.r0, p["e0"], p["shift"], p["alpha"])
 
 
 def mean_perf_at(theta: dict, geo: Geometry, spec: LawSpec, chance: float, y_max: float, budget: float, loss):

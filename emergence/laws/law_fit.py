@@ -1,12 +1,9 @@
 """One emergence-law fit, end to end: checks, MLE, NUTS, summary, and the fit directory it leaves
 behind (``fit.json`` + ``samples.npz``, written and read only here).
 
-Why a separate module: the CLI, backtests and the calibration script all need the same sequence
-(degenerate-input checks → multi-start MLE → NUTS from dispersed starts → E(D0) summary with
-the naive baselines beside it), and the same
-honest warnings when the data cannot identify the law. Warnings travel with the fit into fit.json,
-so a narrow-looking interval is never reported without them. The CLI and the demo both write
-their fits with :func:`write_fit_dir`, so ``emergence forecast`` reads either with :func:`read_fit_dir`.
+The CLI, backtests, the demo and the calibration all run this one sequence, so they share its
+warnings about data that cannot identify the law; the warnings travel with the fit into fit.json,
+so a narrow-looking interval is never reported without them.
 """
 
 from __future__ import annotations
@@ -20,11 +17,10 @@ import numpy as np
 
 from emergence.errors import UserError
 from emergence.fileio import atomic_write, read_json_object, write_json
-from emergence.laws.baselines import baseline_predictions
+from emergence.laws.baselines import baseline_predictions, budget_elbows
 from emergence.laws.emergence_law import (
     Geometry,
     LawSpec,
-    Priors,
     default_priors,
     derived,
     geometry,
@@ -32,7 +28,7 @@ from emergence.laws.emergence_law import (
 )
 from emergence.laws.mle import MLEResult, fit_mle
 from emergence.laws.nuts import Posterior, SamplerConfig, run_nuts
-from emergence.laws.predict import few_shot_emergence, quantiles, truth_elbow
+from emergence.laws.predict import quantiles
 from emergence.laws.scaling import ComputeLaw, fit_ladder
 from emergence.laws.table import LawData
 
@@ -69,7 +65,9 @@ def fit_options(
     """FitOptions from the flat settings that ``emergence fit`` and a demo's fit section name."""
     if samples < 1 or warmup < 0:
         raise UserError("--samples must be >= 1 and --warmup >= 0")
-    spec = LawSpec(form=form, use_delta=delta, likelihood=likelihood, loss_floor=loss_floor, e0_margin=e0_margin)
+    spec = LawSpec(
+        form=form, use_delta=delta, likelihood=likelihood, loss_floor=loss_floor, e0_margin=e0_margin
+    )
     sampler = SamplerConfig(num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed)
     return FitOptions(spec=spec, sampler=sampler, sample=sample)
 
@@ -81,12 +79,10 @@ class LawFit:
     data: LawData
     spec: LawSpec
     geo: Geometry
-    priors: Priors
     mle: MLEResult
     posterior: Posterior | None
     seconds: float
     warnings: tuple[str, ...]
-    posterior_warmup: int = 0
 
     @property
     def mle_params(self) -> dict[str, float]:
@@ -103,7 +99,9 @@ class LawFit:
         return None if draws is None else draws["e0"].reshape(-1)
 
     def emergence(self) -> dict[str, float]:
-        return few_shot_emergence(self.mle_params["e0"], self.e0_draws())
+        """The headline numbers: MLE and posterior 5/50/95% of E(D0), in nats."""
+        draws = self.e0_draws()
+        return {"mle": self.mle_params["e0"], **quantiles(draws if draws is not None else [])}
 
     def baselines(self) -> dict[str, float]:
         """The naive forecasts of E(D0) from the same rows (emergence.laws.baselines)."""
@@ -112,12 +110,10 @@ class LawFit:
     def summary(self) -> dict:
         """The body of fit.json (without timing and file names, which the caller adds)."""
         draws = self.draws()
-        params = {}
-        for name, value in self.mle_params.items():
-            entry = {"mle": value}
-            if draws is not None:
-                entry.update(quantiles(draws[name]))
-            params[name] = entry
+        params = {
+            name: {"mle": value, **(quantiles(draws[name]) if draws is not None else {})}
+            for name, value in self.mle_params.items()
+        }
         diagnostics = (
             asdict(self.posterior.diagnostics)
             if self.posterior is not None
@@ -151,7 +147,7 @@ class LawFit:
             else {
                 "chains": self.posterior.samples["e0_pos"].shape[0],
                 "samples": self.posterior.samples["e0_pos"].shape[1],
-                "warmup": self.posterior_warmup,
+                "warmup": self.posterior.warmup,
                 "chain_method": self.posterior.chain_method,
                 "seconds": self.posterior.seconds,
             },
@@ -171,15 +167,9 @@ def input_warnings(data: LawData, spec: LawSpec) -> tuple[LawSpec, list[str]]:
             "no few-shot (budget 0) rows: E(D0) rests on extrapolation alone; fitted without delta"
         )
         spec = replace(spec, use_delta=False)
-    if spec.likelihood == "binomial" and (
-        not np.isfinite(data.n_eval).all() or not np.isfinite(data.n_correct).all()
-    ):
+    if spec.likelihood == "binomial" and not np.isfinite([data.n_eval, data.n_correct]).all():
         raise UserError(f"{data.source}: --likelihood binomial needs n_eval and n_correct on every row")
-    risen = 0
-    for budget in data.finetuned_budgets:
-        rows = data.budget == budget
-        if truth_elbow(data.loss[rows], data.y[rows]).emerged:
-            risen += 1
+    risen = len(budget_elbows(data))
     if risen < 2:
         warnings.append(
             f"only {risen} finetuning budget(s) rise clearly above chance: the data barely identify how "
@@ -195,7 +185,7 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
     geo = geometry(data, spec)
     x = law_inputs(data, geo)
     priors = default_priors(data, spec)
-    mle = fit_mle(x, spec, priors, data.chance, n_starts=options.n_starts, seed=options.sampler.seed)
+    mle = fit_mle(x, spec, priors, n_starts=options.n_starts, seed=options.sampler.seed)
     if mle.at_bound:
         names = ["E(D0) (the edge of its support)" if n == "e0_pos" else n for n in mle.at_bound]
         warnings.append(f"MLE on a bound for {', '.join(names)}: the point estimate is not identified")
@@ -206,18 +196,17 @@ def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
         e0 = quantiles(derived(posterior.samples, geo)["e0"])
         if e0["q95"] - e0["q05"] > WIDE_INTERVAL_NATS:
             warnings.append(
-                f"wide 90% interval for E(D0) ({e0['q05']:.2f}–{e0['q95']:.2f} nats): the data constrain it weakly"
+                f"wide 90% interval for E(D0) ({e0['q05']:.2f}–{e0['q95']:.2f} nats): "
+                "the data constrain it weakly"
             )
     return LawFit(
         data=data,
         spec=spec,
         geo=geo,
-        priors=priors,
         mle=mle,
         posterior=posterior,
         seconds=time.perf_counter() - start,
         warnings=tuple(warnings),
-        posterior_warmup=options.sampler.num_warmup if options.sample else 0,
     )
 
 
@@ -232,7 +221,7 @@ def write_fit_dir(
     summary = fit.summary()
     try:
         law = fit_ladder(fit.data)
-        summary["compute_law"] = law.as_dict()
+        summary["compute_law"] = asdict(law)
     except UserError as err:
         law = None
         summary["compute_law"] = None

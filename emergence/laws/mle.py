@@ -1,15 +1,10 @@
 """Multi-start maximum likelihood for the emergence law: the headline point estimate (the paper's rule).
 
-Why multi-start and bounded: the hinge makes the likelihood piecewise-flat (an elbow can sit
-anywhere between two checkpoints) and α trades off against the shift, so a single local search
-often stops in a poor basin, and without bounds a degenerate table (all at chance) sends α or A to
-infinity. E(D0) is bounded by construction (its latent is a logit over its support); the other
-boxes are wide enough never to bind on a table that identifies the law, and a bound that does bind
-is reported, so nobody mistakes it for an estimate.
-
-The objective is the likelihood term of the NumPyro model that NUTS samples (read off the model
-with its latents substituted, so there is no second transcription), differentiated by JAX in
-float64 and handed to scipy's bounded TNC.
+Multi-start and bounded, because the hinge makes the likelihood piecewise-flat and α trades off
+against the shift, so one local search often stops in a poor basin, and without bounds a degenerate
+table (all at chance) sends α or A to infinity. The boxes never bind on a table that identifies the
+law; a bound that does bind is reported, so nobody mistakes it for an estimate. The objective is the
+likelihood factor of the model that NUTS samples, differentiated by JAX in float64 for scipy's TNC.
 """
 
 from __future__ import annotations
@@ -42,8 +37,9 @@ class MLEResult:
     optima: tuple[dict[str, float], ...] = ()  # every start's end point, best first (chain starts)
 
 
-def latent_bounds(spec: LawSpec, chance: float) -> dict[str, tuple[float, float]]:
+def latent_bounds(spec: LawSpec, priors: Priors) -> dict[str, tuple[float, float]]:
     """Box for each latent: generous, but finite so that degenerate tables cannot run away."""
+    chance = priors.B[0]
     alpha_hi = 20.0 if spec.form == "log-power" else 5.0
     bounds = {
         "e0_pos": (-12.0, 12.0),  # E(D0) within 6e-6 of its support's ends
@@ -70,17 +66,10 @@ def _objective(spec: LawSpec):
     return jax.jit(jax.value_and_grad(nll))
 
 
-def fit_mle(
-    x: LawInputs,
-    spec: LawSpec,
-    priors: Priors,
-    chance: float,
-    n_starts: int = 16,
-    seed: int = 0,
-) -> MLEResult:
+def fit_mle(x: LawInputs, spec: LawSpec, priors: Priors, n_starts: int = 16, seed: int = 0) -> MLEResult:
     """Minimize −log-likelihood from ``n_starts`` starts drawn from (half-width) priors; keep the best."""
     names = spec.latents()
-    bounds = latent_bounds(spec, chance)
+    bounds = latent_bounds(spec, priors)
     box = [bounds[n] for n in names]
     lower, upper = np.array([b[0] for b in box]), np.array([b[1] for b in box])
     with jax.enable_x64(True):
@@ -96,6 +85,7 @@ def fit_mle(
 
         draws = prior_draws(priors, spec, n_starts, seed, spread=0.5)
         starts = np.stack([draws[name] for name in names], axis=1)
+
         def tnc(start: np.ndarray):
             return minimize(objective, start, method="TNC", jac=True, bounds=box, options={"maxfun": 3000})
 

@@ -1,15 +1,11 @@
 """NUTS for the emergence law: ``MCMC(NUTS(model))`` over 4 chains from dispersed starts, with
-honest diagnostics.
+honest diagnostics (r̂, bulk ESS and divergences always reported; poor values become warnings).
 
-Why these choices: chains start from the distinct optima of the multi-start MLE (then prior
-draws), so r̂ can tell a posterior with several modes from one with a single mode; a dense mass
-matrix absorbs the remaining linear correlations (A with the elbows, the gap with α) that no
-reparameterization removes; chains run in parallel over JAX's CPU devices when there are enough of
-them (the CLI asks for them with ``numpyro.set_host_device_count`` before JAX starts), vectorized
-otherwise. r̂, bulk ESS and divergences are always reported, and poor values become warnings in the
-output, never silence. The sampler is NumPyro's own driver on the model function. It compiles a
-program per table, which the 200-point fit affords within its 10 s budget (results/bench/law_fit.md),
-so there is no second, hand-driven path that reuses one program across tables.
+A dense mass matrix absorbs the linear correlations (A with the elbows, the gap with α) that no
+reparameterization removes. Chains run in parallel over JAX's CPU devices when there are enough
+(the CLI asks for them before JAX starts), vectorized otherwise. NumPyro's driver compiles a program
+per table, which the 200-point fit affords within its 10 s budget (results/bench/law_fit.md), so
+there is no second, hand-driven path that reuses one program across tables.
 """
 
 from __future__ import annotations
@@ -40,8 +36,6 @@ class SamplerConfig:
     num_chains: int = 4
     seed: int = 0
     chain_method: str = "auto"  # auto | parallel | vectorized | sequential
-    target_accept: float = 0.95
-    max_tree_depth: int = 10
 
 
 @dataclass(frozen=True)
@@ -56,32 +50,24 @@ class Diagnostics:
 
 @dataclass(frozen=True)
 class Posterior:
-    """Latent draws grouped by chain, shape (chains, draws), plus diagnostics and sampler time."""
+    """Latent draws grouped by chain, shape (chains, draws), plus diagnostics and how they were drawn."""
 
     samples: dict[str, np.ndarray]
     diagnostics: Diagnostics
     seconds: float
     chain_method: str
-
-
-def resolve_chain_method(requested: str, num_chains: int) -> str:
-    """'auto' → parallel when JAX has a device per chain, else vectorized (one program, one core)."""
-    if requested != "auto":
-        return requested
-    return "parallel" if jax.local_device_count() >= num_chains else "vectorized"
+    warmup: int
 
 
 def chain_inits(
     priors: Priors, spec: LawSpec, num_chains: int, seed: int, optima: tuple[dict[str, float], ...] = ()
 ) -> dict[str, np.ndarray]:
     """Per-chain starts: the distinct end points of the MLE's multi-start (best first), then its other
-    end points, each jittered by a tenth of its prior's scale; prior draws only when there are too few
-    (all clipped to the MLE's boxes).
+    end points, jittered by a tenth of their prior's scale; prior draws when there are too few.
 
-    Why dispersed: chains that all start in one basin agree with each other even when the posterior
-    has another mode, and r̂ then certifies a fit it never tested. Why the optima rather than raw
-    prior draws: a start on one of the likelihood's flat plateaus (every row at chance) can leave a
-    chain stuck there for the whole warmup, which r̂ reports as disagreement but no sampler fixes.
+    Dispersed, because chains that all start in one basin agree even when the posterior has another
+    mode, and r̂ then certifies a fit it never tested. From optima rather than raw prior draws,
+    because a start on a flat plateau (every row at chance) can strand a chain for the whole warmup.
     """
     from emergence.laws.mle import latent_bounds
 
@@ -96,7 +82,7 @@ def chain_inits(
     # chains beyond the distinct optima start from the other multi-start end points, then priors
     starts = (distinct + [p for p in optima if p not in distinct])[:num_chains]
     draws = prior_draws(priors, spec, num_chains, seed + 7919)
-    bounds = latent_bounds(spec, float(priors.B[0]))
+    bounds = latent_bounds(spec, priors)
     inits = {}
     for name in names:
         scale = getattr(priors, name)[1]
@@ -114,13 +100,10 @@ def run_nuts(
     optima: tuple[dict[str, float], ...] = (),
 ) -> Posterior:
     """Sample the posterior; returns draws by chain and diagnostics (with warnings when poor)."""
-    method = resolve_chain_method(config.chain_method, config.num_chains)
-    kernel = NUTS(
-        emergence_law_model,
-        dense_mass=True,
-        target_accept_prob=config.target_accept,
-        max_tree_depth=config.max_tree_depth,
-    )
+    method = config.chain_method
+    if method == "auto":  # parallel when JAX has a device per chain, else vectorized
+        method = "parallel" if jax.local_device_count() >= config.num_chains else "vectorized"
+    kernel = NUTS(emergence_law_model, dense_mass=True, target_accept_prob=0.95, max_tree_depth=10)
     mcmc = MCMC(
         kernel,
         num_warmup=config.num_warmup,
@@ -138,7 +121,7 @@ def run_nuts(
     samples = {k: np.asarray(v, dtype=float) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
     seconds = time.perf_counter() - start
-    return Posterior(samples, diagnose(samples, divergences), seconds, method)
+    return Posterior(samples, diagnose(samples, divergences), seconds, method, config.num_warmup)
 
 
 def diagnose(samples: dict[str, np.ndarray], divergences: int) -> Diagnostics:

@@ -13,23 +13,21 @@ import numpy as np
 from scipy import stats
 from scipy.optimize import minimize_scalar
 
+from emergence.laws.table import LawData
+
 #: The paper's success rule: |E(D0) − truth| ≤ 0.1 nats.
 SUCCESS_NATS = 0.1
 
 
-def quantiles(values: np.ndarray) -> dict[str, float]:
-    """5/50/95% of a set of draws (NaNs — e.g. from a diverged draw — are ignored)."""
+def quantiles(values: np.ndarray, keep_inf: bool = False) -> dict[str, float]:
+    """5/50/95% of a set of draws; NaNs (e.g. from a diverged draw) are ignored. With ``keep_inf``,
+    infinite draws count and nothing is interpolated, so +∞ (unreachable) stays +∞ instead of NaN."""
     values = np.asarray(values, dtype=float).reshape(-1)
-    values = values[np.isfinite(values)]
+    values = values[~np.isnan(values) if keep_inf else np.isfinite(values)]
     if values.size == 0:
         return {"median": float("nan"), "q05": float("nan"), "q95": float("nan")}
-    q05, q50, q95 = np.percentile(values, [5, 50, 95])
+    q05, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95], method="inverted_cdf" if keep_inf else "linear")
     return {"median": float(q50), "q05": float(q05), "q95": float(q95)}
-
-
-def few_shot_emergence(mle_e0: float, e0_draws: np.ndarray | None) -> dict[str, float]:
-    """The headline numbers: MLE and posterior 5/50/95% of E(D0), in nats."""
-    return {"mle": float(mle_e0), **quantiles(e0_draws if e0_draws is not None else [])}
 
 
 def p_emerged(e0_draws: np.ndarray, loss: float | np.ndarray) -> np.ndarray:
@@ -96,3 +94,9 @@ def truth_elbow(loss: np.ndarray, y: np.ndarray, alpha: float = 0.01) -> TruthEl
         p_value = 0.0 if sse0 > sse1 else 1.0
     n_past = int((loss < elbow).sum())
     return TruthElbow(elbow, a, b, bool(a > 0 and p_value < alpha and n_past > 0), n_past, p_value)
+
+
+def fewshot_truth(data: LawData) -> TruthElbow:
+    """The ground truth of a slice: the elbow of its full few-shot (budget 0) curve."""
+    fs = data.fewshot
+    return truth_elbow(data.loss[fs], data.y[fs])

@@ -10,13 +10,14 @@ compute alone); such draws count as +∞, which is what the quantiles then show.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
 from emergence.errors import UserError
+from emergence.laws.predict import p_emerged, quantiles
 from emergence.laws.table import LawData
 
 #: Tokens per parameter of a compute-optimal model (Hoffmann et al. 2022), for "params at emergence".
@@ -47,26 +48,6 @@ class ComputeLaw:
             compute = self.c_ref * (excess / self.a) ** (-1.0 / self.b)
         return np.where(excess > 0, compute, np.inf)
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def ladder_compute(data: LawData) -> pd.DataFrame:
-    """One row per checkpoint: compute (FLOPs, else 6·N·T) and mean pretraining loss."""
-    frame = pd.DataFrame(
-        {
-            "checkpoint": data.checkpoint,
-            "loss": data.loss,
-            "flops": data.flops,
-            "six_nt": 6.0 * data.params * data.tokens,
-        }
-    ).groupby("checkpoint", sort=False)
-    ladder = frame.agg({"loss": "mean", "flops": "mean", "six_nt": "mean"}).reset_index()
-    use_flops = ladder["flops"].notna().sum() >= ladder["six_nt"].notna().sum()
-    ladder["compute"] = ladder["flops"] if use_flops else ladder["six_nt"]
-    ladder.attrs["source"] = "flops" if use_flops else "6*params*tokens"
-    return ladder[np.isfinite(ladder["compute"]) & (ladder["compute"] > 0)]
-
 
 def fit_compute_law(compute: np.ndarray, loss: np.ndarray, source: str = "flops") -> ComputeLaw:
     """Bounded least squares of L(C), multi-start in b; needs ≥ 3 distinct compute values."""
@@ -94,18 +75,16 @@ def fit_compute_law(compute: np.ndarray, loss: np.ndarray, source: str = "flops"
 
 
 def fit_ladder(data: LawData) -> ComputeLaw:
-    """L(C) over the checkpoints of a results slice."""
-    ladder = ladder_compute(data)
-    return fit_compute_law(ladder["compute"].to_numpy(), ladder["loss"].to_numpy(), ladder.attrs["source"])
-
-
-def _quantiles_with_inf(values: np.ndarray) -> dict[str, float]:
-    """5/50/95% without interpolation, so +∞ draws stay +∞ instead of turning into NaN."""
-    values = np.sort(np.asarray(values, dtype=float)[~np.isnan(values)])
-    if values.size == 0:
-        return {"median": math.nan, "q05": math.nan, "q95": math.nan}
-    q = np.quantile(values, [0.05, 0.5, 0.95], method="inverted_cdf")
-    return {"median": float(q[1]), "q05": float(q[0]), "q95": float(q[2])}
+    """L(C) over the checkpoints of a results slice: one point per checkpoint, its mean loss at its
+    compute (FLOPs where more checkpoints know them than 6·params·tokens)."""
+    six_nt = 6.0 * data.params * data.tokens
+    frame = pd.DataFrame(dict(checkpoint=data.checkpoint, loss=data.loss, flops=data.flops, six_nt=six_nt))
+    ladder = frame.groupby("checkpoint", sort=False).agg({"loss": "mean", "flops": "mean", "six_nt": "mean"})
+    use_flops = ladder["flops"].notna().sum() >= ladder["six_nt"].notna().sum()
+    compute = ladder["flops"] if use_flops else ladder["six_nt"]
+    keep = np.isfinite(compute) & (compute > 0)
+    source = "flops" if use_flops else "6*params*tokens"
+    return fit_compute_law(compute[keep].to_numpy(), ladder["loss"][keep].to_numpy(), source)
 
 
 def emergence_compute(e0_draws: np.ndarray, law: ComputeLaw) -> dict[str, dict[str, float]]:
@@ -113,8 +92,8 @@ def emergence_compute(e0_draws: np.ndarray, law: ComputeLaw) -> dict[str, dict[s
     compute = law.compute_at(e0_draws)
     params = np.sqrt(compute / (6.0 * CHINCHILLA_TOKENS_PER_PARAM))
     return {
-        "flops": _quantiles_with_inf(compute),
-        "params_compute_optimal": _quantiles_with_inf(params),
+        "flops": quantiles(compute, keep_inf=True),
+        "params_compute_optimal": quantiles(params, keep_inf=True),
         "p_unreachable": float(np.mean(~np.isfinite(compute))),
     }
 
@@ -147,7 +126,7 @@ def forecast(
         loss = float(law.loss(compute))
         out["flops"] = compute
     out["loss"] = float(loss)
-    out["p_emerged"] = float(np.mean(draws > loss)) if draws.size else math.nan
+    out["p_emerged"] = float(p_emerged(draws, loss)) if draws.size else math.nan
     if law is not None:
         out["emergence"] = emergence_compute(draws, law)
     return out

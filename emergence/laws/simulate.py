@@ -1,15 +1,11 @@
 """Draw results tables from the emergence law with known parameters.
 
-Why: the law's claims (recovery, calibrated intervals, backtest success) can only be checked where
-the truth is known. The designs imitate a real sweep — a ladder of model sizes with intermediate
-checkpoints whose loss follows a Chinchilla-style law, 4–6 finetuning budgets, 2 subset seeds,
-binomial evaluation noise plus a little per-finetune noise. The few-shot elbow is drawn
-``lead`` = 0.05–0.5 nats ahead of a chosen checkpoint (by default, at most ``n_emerged`` checkpoints
-lie past it), so a table can hold no few-shot emergence at all — the researcher's real situation —
-and a forecast must extrapolate, where a naive guess ("just past the strongest checkpoint") fails.
-
-``draw_prior_truth`` instead draws every parameter from the fit's own priors, for simulation-based
-calibration: if the law's 90% intervals are right, they cover such truths 90% of the time.
+The law's claims (recovery, calibrated intervals, backtest success) can only be checked where the
+truth is known. A design imitates a real sweep (a Chinchilla-style ladder, several finetuning
+budgets and subset seeds, binomial evaluation noise), with the few-shot elbow ``lead`` nats ahead of
+a chosen checkpoint, so a table may hold no few-shot emergence at all, the researcher's real
+situation. ``draw_prior_truth`` draws the parameters from the fit's own priors instead, for
+simulation-based calibration.
 """
 
 from __future__ import annotations
@@ -82,30 +78,14 @@ def ladder(design: Design) -> pd.DataFrame:
     rows = []
     for i, loss in enumerate(sorted(design.losses, reverse=True)):
         flops = 1e15 * 2.0**i
-        rows.append(
-            {
-                "checkpoint": f"sim-{i:02d}",
-                "params": 1e6,
-                "tokens": flops / 6e6,
-                "flops": flops,
-                "pretrain_loss": loss,
-            }
-        )
+        rows.append((f"sim-{i:02d}", 1e6, flops / 6e6, flops, loss))
     for params in design.sizes:
         final_tokens = 20.0 * params
         for step in range(1, design.steps_per_size + 1):
             tokens = final_tokens * step / design.steps_per_size
             loss = 1.69 + 406.4 / params**0.34 + 410.7 / tokens**0.28
-            rows.append(
-                {
-                    "checkpoint": f"sim-{params / 1e6:.0f}m-step{step}",
-                    "params": params,
-                    "tokens": tokens,
-                    "flops": 6.0 * params * tokens,
-                    "pretrain_loss": loss,
-                }
-            )
-    return pd.DataFrame(rows)
+            rows.append((f"sim-{params / 1e6:.0f}m-step{step}", params, tokens, 6.0 * params * tokens, loss))
+    return pd.DataFrame(rows, columns=["checkpoint", "params", "tokens", "flops", "pretrain_loss"])
 
 
 def draw_truth(design: Design, rng: np.random.Generator, form: str = "log-power") -> Truth:
@@ -155,16 +135,8 @@ def draw_prior_truth(design: Design, rng: np.random.Generator, form: str = "log-
         for k, v in prior_draws(default_priors(skeleton, spec), spec, 1, int(rng.integers(2**31))).items()
     }
     p = derived(theta, geo)
-    return Truth(
-        A=float(p["A"]),
-        B=design.chance,
-        delta=float(p.get("delta", 0.0)),
-        k=float(p["k"]),
-        alpha=float(p["alpha"]),
-        C=float(p["C"]),
-        d0=float(skeleton.d0),
-        form=form,
-    )
+    law = {name: float(p[name]) for name in ("A", "k", "alpha", "C")}
+    return Truth(**law, B=design.chance, delta=float(p.get("delta", 0.0)), d0=float(skeleton.d0), form=form)
 
 
 def simulate(truth: Truth, design: Design, seed: int) -> pd.DataFrame:

@@ -1,9 +1,6 @@
 """Cut out of a results table (read and checked by :mod:`emergence.results_table`) what the emergence
-law needs: one task and metric, with D0 and the chance level fixed.
-
-Rows the fitter cannot use (NaN metric or loss) are dropped with a note rather than silently, and
-every other problem is a one-line :class:`~emergence.errors.UserError`. The result is a frozen
-:class:`LawData` of plain numpy arrays, so the statistics modules never see pandas.
+law needs: one task and metric, with D0 and the chance level fixed, as a frozen :class:`LawData` of
+numpy arrays. Unusable rows (NaN metric or loss) are dropped with a note, never silently.
 """
 
 from __future__ import annotations

@@ -89,15 +89,14 @@ def checkpoint_table(data, held: set[str], truth_elbow: float | None) -> list[di
 
 def first_post_emergence_flops(frame: pd.DataFrame, task: DemoTask, settings: FitSettings) -> float | None:
     """FLOPs of the cheapest checkpoint past the elbow of the task's full few-shot curve (None: no rise)."""
-    from emergence.laws.predict import truth_elbow
+    from emergence.laws.predict import fewshot_truth
     from emergence.laws.table import select
 
     data = select(frame, task.name, metric=task.metric, d0=settings.d0, chance=task.chance)
-    fs = data.fewshot
-    truth = truth_elbow(data.loss[fs], data.y[fs])
+    truth = fewshot_truth(data)
     if not truth.emerged:
         return None
-    past = data.flops[fs & (data.loss < truth.elbow)]
+    past = data.flops[data.fewshot & (data.loss < truth.elbow)]
     return float(np.nanmin(past)) if past.size else None
 
 
@@ -181,15 +180,14 @@ def analyse_task(
     """Fit, backtest and forecast one task; writes fit.json, samples.npz and plots into ``out``."""
     from emergence.laws.backtest import run_backtests
     from emergence.laws.law_fit import FIT_JSON, SAMPLES, fit_law, write_fit_dir
-    from emergence.laws.predict import success, truth_elbow
+    from emergence.laws.predict import fewshot_truth, success
     from emergence.laws.scaling import emergence_compute
     from emergence.laws.table import select
     from emergence.report import demo_plots
     from emergence.report.law_plots import plot_e0_cdf
 
     data = select(frame, task.name, metric=task.metric, d0=settings.d0, chance=task.chance, source=source)
-    fs = data.fewshot
-    truth = truth_elbow(data.loss[fs], data.y[fs])
+    truth = fewshot_truth(data)
     truth_value = truth.elbow if truth.emerged else None
     keep = ~np.isin(data.checkpoint, sorted(held))
     if not keep.any():

@@ -82,15 +82,14 @@ def seeded_demo(study: StudyConfig, seed: int):
 def cutoff_cases(frame: pd.DataFrame, task, fit_settings, study: StudyConfig, seed: int) -> list[dict]:
     """Every admissible cutoff of one task and seed, each fitted (MLE) and scored with its baselines."""
     from emergence.laws.law_fit import fit_law
-    from emergence.laws.predict import success, truth_elbow
+    from emergence.laws.predict import fewshot_truth, success
     from emergence.laws.table import select
     from emergence.report.demo_analysis import budget_elbows, fit_options
 
     data = select(
         frame, task.name, metric=task.metric, d0=fit_settings.d0, chance=task.chance, source=f"seed {seed}"
     )
-    fs = data.fewshot
-    truth = truth_elbow(data.loss[fs], data.y[fs])
+    truth = fewshot_truth(data)
     base = {"task": task.name, "seed": seed, "tuned": seed in study.tuned_seeds}
     higher = budget_elbows(data, truth.elbow if truth.emerged else None)["finetuned_higher"]
     if not truth.emerged:

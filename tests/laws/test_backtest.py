@@ -61,7 +61,7 @@ def test_ground_truth_matches_the_simulated_law(simulated):
 
 def test_protocol_masks_do_what_their_names_say(simulated):
     truth, data = simulated
-    masks = {p.name: p.mask(data) for p in protocols(ground_truth(data))}
+    masks = protocols(data, ground_truth(data))
     order = data.checkpoints_by_loss()  # weakest → strongest
     for k in range(1, 5):
         kept = set(np.unique(data.checkpoint[masks[f"holdout-last-{k}"]]))
