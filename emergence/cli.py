@@ -21,7 +21,6 @@ from emergence.errors import (
     EXIT_PARTIAL,
     EXIT_USER_ERROR,
     PartialFailure,
-    UserError,
     expected_error_line,
 )
 
@@ -99,9 +98,6 @@ def _report(err: Exception) -> int:
         file=sys.stderr,
     )
     return EXIT_INTERNAL
-
-
-__all__ = ["app", "main", "UserError"]
 
 
 if __name__ == "__main__":

@@ -49,6 +49,12 @@ class Progress:
         self.echo(f"[{index}/{len(STAGES)}] {name}: {what}  (t={elapsed:.0f}s, load {load:.1f})")
 
 
+def write_report(out: Path, summary: dict, report: str) -> Path:
+    """``summary.json`` (for machines) and ``report.md`` (for readers) in ``out``; returns the report."""
+    write_json(out / SUMMARY_JSON, summary, strict=True)
+    return write_text(out / REPORT_MD, report)
+
+
 def _timings_path(cfg: DemoConfig) -> Path:
     return Path(cfg.work) / "timings.json"
 
@@ -290,9 +296,7 @@ def run_demo(
     start = _clock()
     timings = read_json(_timings_path(cfg)) if _timings_path(cfg).is_file() else {}
     summary = summarize(cfg, ladder, manifest, frame, analyses, timings, source)
-    out = Path(cfg.out)
-    write_json(out / SUMMARY_JSON, summary, strict=True)
-    path = write_text(out / REPORT_MD, render_report(summary, analyses))
+    path = write_report(Path(cfg.out), summary, render_report(summary, analyses))
     _record_timing(cfg, "report", start, skipped=False)
     total = time.perf_counter() - progress.started
     acc = summary["acceptance"]

@@ -24,8 +24,6 @@ from emergence.errors import UserError
 from emergence.report.demo_report import _f
 
 CASES_CSV = "cases.csv"
-SUMMARY_JSON = "summary.json"
-REPORT_MD = "report.md"
 
 
 @dataclass(frozen=True)
@@ -161,8 +159,7 @@ def summarize_cases(cases: pd.DataFrame) -> dict:
 
 def run_study(study: StudyConfig, echo: Callable[[str], None] = print) -> Path:
     """Pretrain and sweep every seed (resumable), score every admissible cutoff, write the report."""
-    from emergence.fileio import write_json, write_text
-    from emergence.report.demo import Progress, pretrain_stage, sweep_stage
+    from emergence.report.demo import Progress, pretrain_stage, sweep_stage, write_report
     from emergence.sweep.results import write_table
 
     progress = Progress(echo)
@@ -185,9 +182,7 @@ def run_study(study: StudyConfig, echo: Callable[[str], None] = print) -> Path:
     table = pd.DataFrame(cases)
     write_table(table, out / CASES_CSV, "csv")
     summary = {"config": to_dict(study), **summarize_cases(table)}
-    write_json(out / SUMMARY_JSON, summary, strict=True)
-    write_text(out / REPORT_MD, render_study(summary, table))
-    return out / REPORT_MD
+    return write_report(out, summary, render_study(summary, table))
 
 
 def render_study(summary: dict, table: pd.DataFrame) -> str:
