@@ -21,7 +21,7 @@ import pandas as pd
 
 from emergence.config import read_yaml, to_dict
 from emergence.errors import UserError
-from emergence.report.demo_report import _f
+from emergence.report.demo_report import _f, _table
 
 CASES_CSV = "cases.csv"
 
@@ -198,25 +198,17 @@ def render_study(summary: dict, table: pd.DataFrame) -> str:
         f"≥ {cfg['min_checkpoints']} fitted checkpoints. The law's MLE of E(D0) against the full few-shot "
         "curve's elbow; baselines from the same rows. Reproduce: `emergence study configs/study.yaml`.",
         "",
-        "| seeds | cases | law within 0.1 | law mean \\|error\\| (95%) | best baseline | law ÷ best (95%) | "
-        "finetuned higher (task, seed) |",
-        "|---|---|---|---|---|---|---|",
+        *_table(
+            "seeds | cases | law within 0.1 | law mean \\|error\\| (95%) | best baseline | law ÷ best (95%) | "
+            "finetuned higher (task, seed)",
+            map(_headline, ("all", "untuned_seeds"), (summary["all"], summary["untuned_seeds"])),
+        ),
+        "",
+        "## Every case",
+        "",
     ]
-    for name in ("all", "untuned_seeds"):
-        s = summary[name]
-        if not s.get("cases"):
-            lines.append(f"| {name} | 0 | – | – | – | – | – |")
-            continue
-        e, r = s["law_mean_error"], s["law_over_best"]
-        lines.append(
-            f"| {name} | {s['cases']} | {s['within_0_1']:.0%} | {_f(e['value'])} ({_f(e['low'])}–{_f(e['high'])}) | "
-            f"{s['best_baseline']} {_f(s['comparison']['methods'][s['best_baseline']]['mean_error']['value'])} | "
-            f"{_f(r['value'], '.2f')} ({_f(r['low'], '.2f')}–{_f(r['high'], '.2f')}) | "
-            f"{_f(s['finetuned_higher_share'], '.2f')} of {s['task_seed_pairs'] - s['pairs_without_truth']} |"
-        )
-    lines += ["", "## Every case", ""]
     head = ["task", "seed", "cutoff FLOPs", "ckpts", "lookahead", "truth", "law", *BASELINES, "status"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for row in table.to_dict("records"):
         scored = row.get("status") == "scored"
         cells = [
@@ -230,6 +222,19 @@ def render_study(summary: dict, table: pd.DataFrame) -> str:
             *[f"{_f(row[b])} ({_f(row[f'error_{b}'])})" if scored else "–" for b in BASELINES],
             "" if scored else str(row["status"]),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Cells: prediction (|error|), nats."]
+        rows.append(" | ".join(cells))
+    lines += [*_table(" | ".join(head), rows), "", "Cells: prediction (|error|), nats."]
     return "\n".join(lines) + "\n"
+
+
+def _headline(name: str, s: dict) -> str:
+    """A seed group's row of the headline table."""
+    if not s.get("cases"):
+        return f"{name} | 0 | – | – | – | – | –"
+    e, r = s["law_mean_error"], s["law_over_best"]
+    return (
+        f"{name} | {s['cases']} | {s['within_0_1']:.0%} | {_f(e['value'])} ({_f(e['low'])}–{_f(e['high'])}) | "
+        f"{s['best_baseline']} {_f(s['comparison']['methods'][s['best_baseline']]['mean_error']['value'])} | "
+        f"{_f(r['value'], '.2f')} ({_f(r['low'], '.2f')}–{_f(r['high'], '.2f')}) | "
+        f"{_f(s['finetuned_higher_share'], '.2f')} of {s['task_seed_pairs'] - s['pairs_without_truth']}"
+    )
