@@ -1,16 +1,8 @@
-"""The `emergence` command line: a thin typer app with one error boundary.
+"""The `emergence` command line: the command groups of :mod:`emergence.commands` and one error boundary.
 
-Each command group lives in its own module under :mod:`emergence.commands` and exposes
-``register(app)``; this file only assembles them and owns the exit codes (README "Exit codes"):
-
-* 0 everything done; 1 some sweep cells or fits failed, the rest done (a command says so with
-  ``typer.Exit(1)``); 2 a user error: one line on stderr naming the file, row, key or option;
-  3 an internal error (a bug): a short traceback.
-* :func:`~emergence.errors.expected_error_line` decides what is the user's: a
-  :class:`~emergence.errors.UserError`, an OS error on a path they gave, malformed JSON/YAML,
-  an unreadable safetensors file. ``EMERGENCE_DEBUG=1`` prints the full traceback of any error.
-
-Heavy imports (JAX, NumPyro) happen inside the commands, so that ``emergence --help`` stays fast.
+Exit codes (README "Exit codes"): 0 done; 1 some cells or fits failed, the rest done; 2 a user error
+(one line naming the file, row, key or option, as :func:`~emergence.errors.expected_error_line`
+decides); 3 a bug (a short traceback; ``EMERGENCE_DEBUG=1`` prints the full one of any error).
 """
 
 from __future__ import annotations
@@ -29,7 +21,6 @@ from emergence.errors import (
     EXIT_PARTIAL,
     EXIT_USER_ERROR,
     PartialFailure,
-    UserError,
     expected_error_line,
 )
 
@@ -107,9 +98,6 @@ def _report(err: Exception) -> int:
         file=sys.stderr,
     )
     return EXIT_INTERNAL
-
-
-__all__ = ["app", "main", "UserError"]
 
 
 if __name__ == "__main__":

@@ -1,9 +1,4 @@
-"""`emergence demo CONFIG`: the whole method end to end on a CPU (what `make demo` runs).
-
-Thin: check the config (before any minute of pretraining is spent), ask for one CPU device per NUTS
-chain before JAX starts, run :func:`emergence.report.demo.run_demo`, print where the report is.
-Rerunning the same command after an interruption continues where it stopped.
-"""
+"""`emergence demo CONFIG`: the whole method end to end on a CPU (what `make demo` runs); resumable."""
 
 from __future__ import annotations
 
@@ -23,15 +18,11 @@ def demo_command(
     ),
 ) -> None:
     """Pretrain the toy ladder, sweep few-shot + finetuning, fit, backtest, forecast, write report.md."""
+    from emergence.commands.law import setup_devices
     from emergence.report.demo_config import load_demo_config
 
-    cfg, ladder = load_demo_config(config, list(overrides or []), out=out, work=work)
-    import numpyro
-
-    numpyro.set_host_device_count(max(1, cfg.fit.chains))
-    from emergence.laws.nuts import enable_compile_cache
-
-    enable_compile_cache()
+    cfg, ladder = load_demo_config(config, list(overrides or []), out=out, work=work)  # before pretraining
+    setup_devices(cfg.fit.chains)
     from emergence.report.demo import run_demo
 
     print(run_demo(cfg, ladder, source=config), flush=True)

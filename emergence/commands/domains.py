@@ -1,13 +1,9 @@
 """The domain of every numeric command-line option, checked in one place before a command runs.
 
-Why here and not in each command: a NaN learning rate, ``--flops -1`` or ``--samples 0`` used to run
-on and print NaN (or crash deep inside JAX) with exit 0, and the commands that checked a few of their
-options did so each in its own words. :func:`checked` wraps a command's function: every float option
-must be finite, every integer option (they all count something or seed something) must be >= 0, and
-the options named in :data:`RULES` must also lie in their range. A value outside is a
-:class:`~emergence.errors.UserError` naming the option, so the CLI ends with one line and exit 2
-before anything is loaded or written. Library-level checks (configs, results tables) stay where
-they are; this is the first gate only.
+One gate, in one wording, so that a NaN learning rate or ``--samples 0`` ends with one line and exit 2
+before anything is loaded, rather than a NaN result or a crash deep in JAX: every float option must
+be finite, every integer option (a count or a seed) >= 0, and those in :data:`RULES` in their range.
+Library-level checks (configs, results tables) stay where they are.
 """
 
 from __future__ import annotations

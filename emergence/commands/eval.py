@@ -25,6 +25,7 @@ def eval_command(
     dtype: str = typer.Option(None, help="compute dtype: float32 (default) or bfloat16"),
 ) -> None:
     """Evaluate MODEL on a task, harness-identical prompts; prints metrics (and examples/s)."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from emergence.data.tasks import get_task
@@ -42,7 +43,7 @@ def eval_command(
 
         loaded = load_adapter(loaded, adapter)
     with Progress(TextColumn(f"eval {task}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True, console=_stderr_console(), disable=not sys.stderr.isatty()) as progress:
+                  transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
         bar = progress.add_task(task, total=None)
         result = evaluate(
             loaded, spec, shots=shots, limit=limit, split=split, batch_size=batch_size, data_dir=data_dir,
@@ -59,12 +60,6 @@ def eval_command(
     for name, value in result.metrics.items():
         print(f"  {name:<12} {value:.4f}")
     print(f"  {result.seconds:.1f}s, {result.examples_per_s:.2f} examples/s")
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:

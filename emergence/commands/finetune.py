@@ -1,14 +1,9 @@
-"""`emergence finetune`: LoRA or full finetuning of a model on D examples of a task.
+"""`emergence finetune`: LoRA or full finetuning of a model on D examples of a task; resumable.
 
-How to finetune is a sweep config's ``finetune:`` and ``eval:`` sections (:class:`FinetuneFile`),
-read from ``--config FILE`` and/or dotted overrides after the model, so a setting has one name
-everywhere::
+The settings are a sweep config's ``finetune:`` and ``eval:`` sections (:class:`FinetuneFile`), from
+``--config FILE`` and/or dotted overrides, so a setting has one name everywhere::
 
     emergence finetune smollm2-135m --task cola --budget 256 --out runs/ft finetune.optim.lr=3e-4
-
-The result directory evaluates with ``emergence eval MODEL --adapter DIR``
-(:func:`emergence.train.adapters.load_adapter`). Rerunning the same command resumes from the last
-checkpoint in DIR.
 """
 
 from __future__ import annotations

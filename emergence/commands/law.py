@@ -1,8 +1,7 @@
 """`emergence fit | backtest | forecast | simulate`: the emergence law from the command line.
 
-Thin by design: parse, call :mod:`emergence.laws`, print. JAX, NumPyro and matplotlib are imported
-inside the commands so `emergence --help` stays fast, and the CPU device count for parallel chains
-is set before JAX starts.
+JAX, NumPyro and matplotlib are imported inside the commands so that `emergence --help` stays fast and
+the CPU device count for parallel chains is set before JAX starts.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import typer
 from emergence.errors import UserError
 
 
-def _setup_devices(chains: int) -> None:
+def setup_devices(chains: int) -> None:
     """One CPU device per chain so chains run in parallel (must precede JAX's first use), and the
     persistent compilation cache, so a later process skips compiling what it has compiled before."""
     import numpyro
@@ -79,7 +78,7 @@ def fit_cmd(
     backtest: bool = typer.Option(False, "--backtest", help="also run the backtests and plot their bars"),
 ) -> None:
     """Fit the emergence law (MLE + NUTS) and predict the few-shot emergence point E(D0)."""
-    _setup_devices(chains)
+    setup_devices(chains)
     from emergence.fileio import check_output_dir
     from emergence.laws.law_fit import fit_law, write_fit_dir
     from emergence.report.law_plots import plot_e0_cdf, plot_fit
@@ -154,7 +153,7 @@ def backtest_cmd(
     out: Path = typer.Option(None, "--out", help="folder for backtest.json and backtest.png"),
 ) -> None:
     """Run the paper's backtest protocols and print |error| against the few-shot ground truth."""
-    _setup_devices(chains)
+    setup_devices(chains)
     from emergence.fileio import write_json
 
     options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only, loss_floor, e0_margin)
@@ -223,9 +222,6 @@ def simulate_cmd(
     import numpy as np
 
     from emergence.fileio import check_output_file
-
-    check_output_file(out)  # a folder or a path under a file: one line before anything is drawn
-
     from emergence.laws.simulate import (
         Design,
         draw_prior_truth,
@@ -235,6 +231,7 @@ def simulate_cmd(
         write_table,
     )
 
+    check_output_file(out)  # a folder or a path under a file: one line before anything is drawn
     lead_range = _floats(lead, "--lead", allow_zero=True)
     if len(lead_range) != 2:
         raise UserError(f"--lead: expected two numbers 'low,high', got '{lead}'")

@@ -57,13 +57,10 @@ def fit_cmd(
     seed: int = typer.Option(0, "--seed", help="Random seed for NUTS."),
 ) -> None:
     """Fit the law, write OUT/metrics.json and plots, print test MSEs against the baselines."""
-    from emergence.errors import UserError
     from emergence.fileio import check_output_dir, write_json
 
     check_output_dir(out)  # a file, or under one: one line before the fit
-    if bayes:
-        if chains < 1 or samples < 1 or warmup < 0 or not 0 < level < 1:
-            raise UserError("--chains/--samples must be ≥ 1, --warmup ≥ 0 and --level in (0, 1)")
+    if bayes:  # the option domains (chains, samples, level) are checked by commands/domains.py
         import numpyro
 
         numpyro.set_host_device_count(chains)  # before JAX starts: parallel chains on CPU

@@ -1,9 +1,4 @@
-"""`emergence study CONFIG`: the demo over several seeds and every admissible compute cutoff.
-
-Thin: read the study config, ask for one CPU device per NUTS chain before JAX starts (as the demo
-does, so a study's sweeps are the demo's), run :func:`emergence.report.study.run_study`.
-Rerunning the same command after an interruption continues where it stopped.
-"""
+"""`emergence study CONFIG`: the demo over several seeds and every admissible compute cutoff; resumable."""
 
 from __future__ import annotations
 
@@ -17,17 +12,14 @@ def study_command(
     ),
 ) -> None:
     """Repeat the demo over world/training seeds; score the law at every compute cutoff with its baselines."""
+    from emergence.commands.law import setup_devices
+    from emergence.config import load_config
     from emergence.report.demo_config import load_demo_config
-    from emergence.report.study import load_study_config
+    from emergence.report.study import StudyConfig
 
-    study = load_study_config(config, list(overrides or []))
+    study = load_config(StudyConfig, config, list(overrides or []))
     demo, _ = load_demo_config(study.demo)  # checked before any minute of pretraining
-    import numpyro
-
-    numpyro.set_host_device_count(max(1, demo.fit.chains))
-    from emergence.laws.nuts import enable_compile_cache
-
-    enable_compile_cache()
+    setup_devices(demo.fit.chains)  # as the demo does, so a study's sweeps are the demo's
     from emergence.report.study import run_study
 
     print(run_study(study, echo=lambda line: print(line, flush=True)), flush=True)

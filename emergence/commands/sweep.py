@@ -1,8 +1,4 @@
-"""`emergence sweep plan|run|status`, `emergence results` and `emergence loss`: grids of cells → one table.
-
-Every command that reads a sweep config takes dotted overrides after it (``finetune.optim.lr=3e-4
-out=runs/x``); ``status`` and ``results`` take either the output folder or the config (+ overrides).
-"""
+"""`emergence sweep plan|run|status`, `emergence results`, `emergence loss`: grids of cells → one table."""
 
 from __future__ import annotations
 
@@ -10,6 +6,8 @@ import sys
 from pathlib import Path
 
 import typer
+
+from emergence.errors import UserError
 
 sweep_app = typer.Typer(
     help="Plan, run and inspect sweeps of checkpoint × task × budget × seed cells.", no_args_is_help=True
@@ -96,11 +94,10 @@ def results_cmd(
         False, "--allow-partial", help="write the table of the finished cells even if some are missing"
     ),
 ) -> None:
-    """Consolidate finished cells into one results table (DESIGN.md "Results row" columns + metrics).
+    """Consolidate finished cells into one results table (docs/design.md "Results row" columns + metrics).
 
     Exits 1 without writing when a planned cell is missing, failed or has a corrupt record (each is
     named on stderr), unless --allow-partial."""
-    from emergence.errors import UserError
     from emergence.fileio import check_output_file
     from emergence.sweep.results import FORMATS, incomplete_cells, results_table, write_table
 
@@ -142,8 +139,6 @@ def loss_cmd(
     from emergence.models.registry import load_model
 
     if corpus is not None and not Path(corpus).is_file():
-        from emergence.errors import UserError
-
         raise UserError(f"loss corpus not found: {corpus}")
     loaded = load_model(model, dtype=dtype)
     res = corpus_loss(

@@ -1,27 +1,14 @@
 """`make demo`: the whole method on a laptop CPU — pretrain → sweep → fit → backtest → forecast → report.
 
-Why a library module: the command, the CI-sized test and anyone scripting a variant call the same
-:func:`run_demo`. Each stage is resumable and skipped when its outputs exist, so a rerun after a kill
-continues where it stopped:
-
-1. **pretrain** the ladder into ``<work>/ladder`` (:func:`emergence.train.pretrain.pretrain_ladder`
-   resumes models mid-training and skips finished ones);
-2. **sweep** few-shot + finetuning budgets × seeds over every checkpoint and toy task into
-   ``<work>/sweep`` (the sweep runner skips recorded cells), then the results table
-   ``<out>/results.csv``;
-3. **fit** per task on the non-held-out checkpoints, backtest against the held-out truth, forecast in
-   compute (:mod:`emergence.report.demo_analysis`); a task is skipped when its ``analysis.json``
-   carries the fingerprint of the same rows and settings;
-4. **report**: ``<out>/summary.json`` and ``<out>/report.md`` (always rewritten; cheap).
-
-Every file is written atomically. Stage wall times and the load average are recorded in
-``<work>/timings.json`` and shown in the report, so a reader can tell a slow machine from a slow stage.
+A library module so that the command, the CI-sized test and a scripted variant call the same
+:func:`run_demo`. Every stage resumes: a rerun after a kill skips finished models, recorded cells and
+tasks whose ``analysis.json`` fingerprints the same rows and settings. Stage wall times and the load
+average go to ``<work>/timings.json`` and the report, so a reader can tell a slow machine from a slow stage.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -31,6 +18,8 @@ from pathlib import Path
 
 from emergence.config import to_dict
 from emergence.errors import PartialFailure, UserError
+from emergence.fileio import read_json, write_json, write_text
+from emergence.report.demo_analysis import ANALYSIS_VERSION, analyse_task, first_post_emergence_flops
 from emergence.report.demo_config import DemoConfig, fingerprint, held_out, sweep_section
 from emergence.results_table import NUMERIC_COLUMNS, RESULT_COLUMNS
 
@@ -60,14 +49,19 @@ class Progress:
         self.echo(f"[{index}/{len(STAGES)}] {name}: {what}  (t={elapsed:.0f}s, load {load:.1f})")
 
 
+def write_report(out: Path, summary: dict, report: str) -> Path:
+    """``summary.json`` (for machines) and ``report.md`` (for readers) in ``out``; returns the report."""
+    write_json(out / SUMMARY_JSON, summary, strict=True)
+    return write_text(out / REPORT_MD, report)
+
+
 def _timings_path(cfg: DemoConfig) -> Path:
     return Path(cfg.work) / "timings.json"
 
 
 def cpu_seconds() -> float:
-    """CPU time (user + system, all threads) of this process and of its finished helper runners so
-    far: with the wall time and the load average it tells how long a stage would take on an idle
-    machine."""
+    """CPU time (user + system) of this process and its finished helpers: beside the wall time and
+    the load average it tells how long a stage would take on an idle machine."""
     import resource
 
     return sum(
@@ -76,18 +70,19 @@ def cpu_seconds() -> float:
     )
 
 
-def _record_timing(
-    cfg: DemoConfig, stage: str, seconds: float, load_start: float, skipped: bool, cpu: float = 0.0
-) -> None:
-    """Keep the last *measured* time of each stage; a skipped stage keeps the earlier measurement."""
-    from emergence.fileio import write_json
+def _clock() -> tuple[float, float, float]:
+    """Wall time, load average and CPU seconds at the start of a stage (for :func:`_record_timing`)."""
+    return time.perf_counter(), os.getloadavg()[0], cpu_seconds()
 
+
+def _record_timing(cfg: DemoConfig, stage: str, start: tuple[float, float, float], skipped: bool) -> None:
+    """Keep the last *measured* time of each stage; a skipped stage keeps the earlier measurement."""
     path = _timings_path(cfg)
-    timings = json.loads(path.read_text()) if path.is_file() else {}
+    timings = read_json(path) if path.is_file() else {}
     entry = {
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "load_start": load_start,
+        "seconds": time.perf_counter() - start[0],
+        "cpu_seconds": cpu_seconds() - start[2],
+        "load_start": start[1],
         "load_end": os.getloadavg()[0],
         "skipped": skipped,
     }
@@ -116,20 +111,18 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
     unset = ladder.world.unset_options()  # so ladders stamped before an option existed still match
     described["world"] = {k: v for k, v in described["world"].items() if k not in unset}
     want = fingerprint(described)
-    if stamp.is_file() and json.loads(stamp.read_text()).get("fingerprint") != want:
+    if stamp.is_file() and read_json(stamp).get("fingerprint") != want:
         raise UserError(
             f"{out} holds a ladder pretrained from another ladder config; delete it or choose another --work"
         )
     expected = sum(len(m.checkpoints) for m in ladder.models)
     manifest = out / MANIFEST
-    t0, load, c0 = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
+    start = _clock()
     if manifest.is_file() and stamp.is_file() and len(read_manifest(manifest)) == expected:
         progress(f"  skipped: {expected} checkpoints already in {manifest}")
-        _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=True)
+        _record_timing(cfg, "pretrain", start, skipped=True)
         return manifest
     out.mkdir(parents=True, exist_ok=True)
-    from emergence.fileio import write_json
-
     write_json(stamp, {"fingerprint": want, "ladder": ladder.name}, strict=True)
 
     def log(m: dict) -> None:
@@ -152,8 +145,8 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
         raise UserError(f"a pretraining helper failed; see {Path(cfg.work)}/pretrain_worker*.log")
     manifest = write_manifest(out.resolve(), ladder)  # every model is done: the whole manifest
     n = len(read_manifest(manifest))
-    progress(f"  {n} checkpoints -> {manifest}  ({time.perf_counter() - t0:.0f}s)")
-    _record_timing(cfg, "pretrain", time.perf_counter() - t0, load, skipped=False, cpu=cpu_seconds() - c0)
+    progress(f"  {n} checkpoints -> {manifest}  ({time.perf_counter() - start[0]:.0f}s)")
+    _record_timing(cfg, "pretrain", start, skipped=False)
     return manifest
 
 
@@ -161,14 +154,15 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
     """Run (or resume) the sweep and write the results table; returns it as a DataFrame."""
     from emergence.config import write_yaml
     from emergence.sweep.config import load_sweep_config
-    from emergence.sweep.results import results_table, write_table
+    from emergence.sweep.plan import expand
+    from emergence.sweep.results import results_table, sweep_status, write_table
     from emergence.sweep.runner import run_sweep
 
     path = Path(cfg.work) / "sweep.yaml"
     header = "# written by `emergence demo` from " + source + "; `emergence sweep status` reads it\n"
     write_yaml(path, sweep_section(cfg, manifest), header)
     sweep = load_sweep_config(path)
-    t0, load, c0 = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
+    start = _clock()
     # more runners on the same sweep claim cells through lock files: each cell is computed once, by
     # whichever runner gets to it, and its numbers do not depend on which (test_demo_pipeline.py)
     jobs = {f"sweep runner {i + 1}": ["sweep", "run", str(path)] for i in range(1, cfg.workers)}
@@ -177,13 +171,12 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
     for helper in helpers:
         if helper.returncode:
             progress(f"  a sweep helper exited with code {helper.returncode}; see its log")
-    if report.failed_here or _failed_cells(sweep.out):
+    failed = sweep_status(sweep.out).failed
+    if report.failed_here or failed:
         raise PartialFailure(
-            f"{_failed_cells(sweep.out)} sweep cell(s) failed; see `emergence sweep status {path}`, fix, "
+            f"{failed} sweep cell(s) failed; see `emergence sweep status {path}`, fix, "
             f"then `emergence sweep run {path} --retry-failed` and rerun the demo"
         )
-    from emergence.sweep.plan import expand
-
     # only this plan's cells: the folder may also hold cells of an earlier config (other settings)
     keys = {cell.key for cell in expand(sweep)}
     frame = results_table(sweep.out)
@@ -192,8 +185,7 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
     out.mkdir(parents=True, exist_ok=True)
     write_table(frame, out / RESULTS_CSV, "csv")
     progress(f"  {len(frame)} rows -> {out / RESULTS_CSV}")
-    skipped = report.done_here == 0
-    _record_timing(cfg, "sweep", time.perf_counter() - t0, load, skipped=skipped, cpu=cpu_seconds() - c0)
+    _record_timing(cfg, "sweep", start, skipped=report.done_here == 0)
     return frame
 
 
@@ -223,41 +215,21 @@ def _helpers(cfg: DemoConfig, stage: str, jobs: dict[str, list[str]], progress: 
             helper.wait()
 
 
-def _failed_cells(folder: str) -> int:
-    from emergence.sweep.results import sweep_status
-
-    return sweep_status(folder).failed
-
-
 def _task_fingerprint(frame, task, cfg: DemoConfig, held: set[str]) -> str:
     rows = frame[frame["task"].astype(str) == task.name]
-    columns = [c for c in rows.columns if c in _FIT_COLUMNS or c not in _SCHEMA_COLUMNS]
+    columns = [c for c in rows.columns if c in _FIT_COLUMNS or c not in RESULT_COLUMNS]
     data = rows[columns].astype(object).where(rows[columns].notna(), None).to_dict("records")
-    from emergence.report.demo_analysis import ANALYSIS_VERSION
-
-    return fingerprint(
-        {
-            "version": ANALYSIS_VERSION,
-            "rows": data,
-            "task": to_dict(task),
-            "fit": to_dict(cfg.fit),
-            "held": sorted(held),
-        }
-    )
-
-
-_SCHEMA_COLUMNS = RESULT_COLUMNS
+    described = {"version": ANALYSIS_VERSION, "rows": data, "task": to_dict(task), "fit": to_dict(cfg.fit)}
+    return fingerprint(described | {"held": sorted(held)})
 
 
 def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dict[str, dict]:
     """Per task: fit, backtest and forecast unless an up-to-date analysis.json exists."""
-    from emergence.fileio import write_json
-    from emergence.report.demo_analysis import analyse_task, first_post_emergence_flops
     from emergence.train.pretrain import read_manifest
 
     entries = read_manifest(manifest)
     present = set(frame["checkpoint"].astype(str))
-    t0, load, c0, fitted_any = time.perf_counter(), os.getloadavg()[0], cpu_seconds(), False
+    start, fitted_any = _clock(), False
     analyses = {}
     for task in cfg.tasks:
         holdout = task.holdout or cfg.holdout
@@ -272,7 +244,7 @@ def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dic
         stamp = _task_fingerprint(frame, task, cfg, held)
         previous = folder / ANALYSIS_JSON
         if previous.is_file():
-            old = json.loads(previous.read_text())
+            old = read_json(previous)
             if old.get("fingerprint") == stamp:
                 progress(f"  {task.name}: skipped (analysis up to date in {previous})")
                 analyses[task.name] = old
@@ -286,8 +258,8 @@ def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dic
         write_json(previous, analysis, strict=True)  # last: its presence marks the task as done
         fitted_any = True
         progress(_headline(analysis))
-        analyses[task.name] = json.loads(previous.read_text())
-    _record_timing(cfg, "fit", time.perf_counter() - t0, load, skipped=not fitted_any, cpu=cpu_seconds() - c0)
+        analyses[task.name] = read_json(previous)
+    _record_timing(cfg, "fit", start, skipped=not fitted_any)
     return analyses
 
 
@@ -308,7 +280,6 @@ def run_demo(
     cfg: DemoConfig, ladder, *, source: str = "demo config", echo: Callable[[str], None] | None = None
 ) -> Path:
     """Run (or resume) every stage; returns the report path."""
-    from emergence.fileio import write_json
     from emergence.report.demo_report import render_report, summarize
 
     progress = Progress(echo or (lambda line: print(line, file=sys.stdout, flush=True)))
@@ -322,16 +293,11 @@ def run_demo(
     progress.stage(3, "fit", f"emergence law per task on the non-held-out checkpoints -> {cfg.out}")
     analyses = fit_stage(cfg, frame, manifest, progress)
     progress.stage(4, "report", f"-> {Path(cfg.out) / REPORT_MD}")
-    t0, load, c0 = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
-    timings = json.loads(_timings_path(cfg).read_text()) if _timings_path(cfg).is_file() else {}
+    start = _clock()
+    timings = read_json(_timings_path(cfg)) if _timings_path(cfg).is_file() else {}
     summary = summarize(cfg, ladder, manifest, frame, analyses, timings, source)
-    out = Path(cfg.out)
-    write_json(out / SUMMARY_JSON, summary, strict=True)
-    path = out / REPORT_MD
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_report(summary, analyses))
-    os.replace(tmp, path)
-    _record_timing(cfg, "report", time.perf_counter() - t0, load, skipped=False, cpu=cpu_seconds() - c0)
+    path = write_report(Path(cfg.out), summary, render_report(summary, analyses))
+    _record_timing(cfg, "report", start, skipped=False)
     total = time.perf_counter() - progress.started
     acc = summary["acceptance"]
     progress(

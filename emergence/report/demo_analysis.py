@@ -1,17 +1,11 @@
 """One toy task of the demo: fit on the non-held-out checkpoints, score against the held-out truth.
 
-This is the backtest a newcomer should see: the emergence law is fit only on checkpoints trained
-with less compute (the researcher's situation), and its few-shot emergence point E(D0) is compared
-with the elbow of the *full* few-shot curve, held-out post-emergence checkpoints included (the
-paper's ground truth). Next to the 0.1-nat error it reports how far ahead the fit saw — the compute
-of the first post-emergence checkpoint over the largest compute among the fitted ones — the
-forecast in compute (L(C) over the fitted ladder pushed through the E(D0) posterior), and whether
-finetuning moved emergence to higher loss at every budget (the paper's central observation),
-measured on the raw per-budget curves, not on the law.
-
-Everything returned is plain JSON data; the fit's own files are written by the same
-:func:`emergence.laws.law_fit.write_fit_dir` as ``emergence fit``'s, so ``emergence forecast
-<out>/<task>`` works on them.
+The backtest a newcomer should see: the law is fit only on checkpoints trained with less compute
+(the researcher's situation) and its E(D0) is compared with the elbow of the *full* few-shot curve
+(the paper's ground truth). Beside the 0.1-nat error it reports how far ahead the fit saw, the
+forecast in compute, and whether finetuning moved emergence to higher loss at every budget (the
+paper's central observation, on the raw per-budget curves). The fit's files are written by
+:func:`emergence.laws.law_fit.write_fit_dir`, as ``emergence fit``'s, so ``emergence forecast`` reads them.
 """
 
 from __future__ import annotations
@@ -30,8 +24,8 @@ from emergence.report.demo_config import DemoTask, FitSettings
 ANALYSIS_VERSION = 8
 #: The acceptance's lookahead: fitted checkpoints with at least this many times less compute.
 MIN_COMPUTE_RATIO = 2.0
-#: What makes a demo task's data able to identify the law (issue 25): budgets that rise
-#: significantly before the holdout, elbows increasing with D, and a narrow, physical interval.
+#: What makes a demo task's data able to identify the law: budgets that rise significantly before
+#: the holdout, elbows increasing with D, and a narrow, physical interval.
 MIN_RISING_BUDGETS = 4
 MIN_SPEARMAN = 0.8
 MAX_INTERVAL_NATS = 0.25
@@ -183,8 +177,8 @@ def analyse_task(
     from emergence.laws.predict import fewshot_truth, success
     from emergence.laws.scaling import emergence_compute
     from emergence.laws.table import select
-    from emergence.report import demo_plots
-    from emergence.report.law_plots import plot_e0_cdf
+    from emergence.report.demo_plots import plot_elbows, plot_forecast
+    from emergence.report.law_plots import plot_e0_cdf, plot_fit
 
     data = select(frame, task.name, metric=task.metric, d0=settings.d0, chance=task.chance, source=source)
     truth = fewshot_truth(data)
@@ -231,13 +225,13 @@ def analyse_task(
         else:
             protocols = {"not_run": "the few-shot curve never rises clearly above chance: no ground truth"}
 
-    demo_plots.plot_law(fit, data, held, truth_value, out / "law.png")
+    plot_fit(fit, out / "law.png", data=data, held=held, truth=truth_value)
     plot_e0_cdf(fit, out / "e0_cdf.png", truth=truth_value)
-    demo_plots.plot_elbows(fit, elbows, truth_value, out / "elbows.png")
+    plot_elbows(fit, elbows, truth_value, out / "elbows.png")
     files = {"fit": FIT_JSON, "samples": SAMPLES, "law_plot": "law.png", "e0_cdf_plot": "e0_cdf.png"}
     files["elbows_plot"] = "elbows.png"
     if law is not None:
-        demo_plots.plot_forecast(law, table, e0, truth_value, forecast, data.task, out / "forecast.png")
+        plot_forecast(law, table, e0, truth_value, forecast, data.task, out / "forecast.png")
         files["forecast_plot"] = "forecast.png"
     return {
         "task": data.task,
@@ -279,12 +273,7 @@ def analyse_task(
         "finetuned_vs_fewshot": elbows,
         "forecast": forecast,
         "fit": {
-            "diagnostics": summary["diagnostics"],
-            "warnings": summary["warnings"],
-            "notes": summary["notes"],
-            "params": summary["params"],
-            "seconds": summary["seconds"],
-            "compute_law": summary["compute_law"],
+            k: summary[k] for k in ("diagnostics", "warnings", "notes", "params", "seconds", "compute_law")
         },
         "protocols": protocols,
         "checkpoints": table,

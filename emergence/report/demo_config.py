@@ -1,19 +1,11 @@
 """The demo config: one YAML that names the ladder, the sweep, the fit and the backtest's held-out set.
 
-Why one file: ``make demo`` must run the whole method — pretrain → sweep → fit → backtest → forecast
-→ report — from a single, readable description, and a typo anywhere must stop it *before* minutes of
-pretraining, not after. So everything is checked up front with the project's strict loader
-(:mod:`emergence.config`): unknown keys, wrong types, unknown tasks, an empty held-out set. The
-``sweep`` section is a sweep config's :class:`~emergence.sweep.config.SweepSettings` and each task a
-sweep's :class:`~emergence.sweep.config.TaskEntry` with what the fit needs on top; the demo fills in
-the rest from the ladder it pretrains (checkpoints, output folder, loss corpus, toy data folder).
-
-The held-out set is the backtest's point: the largest/latest checkpoints, those that show the few-shot
-emergence, are removed from the fit and used only for the ground truth. They are named by ladder
-model (every checkpoint of the model), by checkpoint id, by a compute threshold, or as the k
-checkpoints trained with the most compute. A task may name its own held-out set (``holdout`` in its
-entry), since tasks emerge at different compute, and its own finetuning keys (``finetune``), since
-tasks differ in how many steps teach their answer format.
+One file, checked up front by the strict loader, so that a typo stops ``make demo`` *before* minutes
+of pretraining. The ``sweep`` section is a sweep config's :class:`~emergence.sweep.config.SweepSettings`
+and each task a sweep's :class:`~emergence.sweep.config.TaskEntry` plus what the fit needs; the demo
+fills in the rest from the ladder it pretrains. The held-out checkpoints (those that show the
+emergence) are kept out of the fit and used only for the ground truth; a task may name its own,
+since tasks emerge at different compute.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""The demo's pictures: the law against *all* checkpoints, emergence vs data, and the compute forecast.
+"""The demo's own pictures: emergence vs data, and the forecast in compute, beside the ground truth.
 
-Unlike ``emergence fit``'s plots (the rows a fit saw), these show the backtest: held-out checkpoints
-hollow, and the ground-truth elbow beside the predicted E(D0) (the MLE, the paper's rule, with the
-posterior's 90% band), so a reader judges the forecast at a glance. Loss axes never go below 0.
+The law against all checkpoints (held-out ones hollow) is :func:`emergence.report.law_plots.plot_fit`
+with ``data`` and ``held``. Loss axes never go below 0.
 """
 
 from __future__ import annotations
@@ -13,12 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from emergence.laws.emergence_law import elbow_at
-from emergence.report.law_plots import _save, plot_fit, plt
-
-
-def plot_law(fit, data, held: set[str], truth: float | None, path: str | Path) -> Path:
-    """Metric vs loss by budget: fitted (filled) and held-out (hollow) rows, law bands, E(D0), truth."""
-    return plot_fit(fit, path, data=data, held=held, truth=truth)
+from emergence.report.law_plots import _save, plt
 
 
 def plot_elbows(fit, elbows: dict, truth: float | None, path: str | Path) -> Path:

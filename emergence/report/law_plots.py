@@ -1,10 +1,8 @@
-"""Plots of an emergence-law fit (matplotlib, Agg backend, written atomically).
+"""Plots of an emergence-law fit: the data against the law with posterior bands per budget, the
+posterior CDF of E(D0), and the backtest errors against the 0.1-nat line (matplotlib, Agg).
 
-Three pictures a researcher reads to trust (or not) a prediction: the data against the fitted
-law with posterior bands for each budget, the posterior CDF of the few-shot emergence point with
-the truth when known, and the backtest errors against the 0.1-nat success line. The x axis is
-pretraining loss *decreasing* to the right, so stronger models sit on the right as in the paper.
-Axes stay physical: a loss axis never goes below 0 and a metric axis never above its maximum.
+Stronger models sit on the right, as in the paper (loss decreases to the right); a loss axis never
+goes below 0 and a metric axis never above its maximum.
 """
 
 from __future__ import annotations

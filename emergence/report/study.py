@@ -1,17 +1,12 @@
 """`emergence study`: the demo repeated over world and training seeds and over every compute cutoff.
 
-One demo run is one draw: a lucky world or seed can make a law look good (or bad). A study repeats
-the demo's pretraining and sweep for several seeds (the toy world *and* the ladder's training seed
-change together), and then scores the law as a researcher would use it: for every task, seed and
-compute cutoff C that leaves at least ``min_lookahead``× compute before the first post-emergence
-checkpoint, the law is fitted on the checkpoints trained with at most C FLOPs, and its MLE of the
-few-shot emergence point is compared with the elbow of the full few-shot curve, next to the three
-naive baselines (:mod:`emergence.laws.baselines`) fitted on the same rows.
-
-Fits are MLE only (the paper's scoring rule; intervals are the calibration's business), so a study
-of hundreds of cases is dominated by its sweeps. Every stage is resumable: a seed's pretraining and
-sweep skip what is done, exactly as in the demo. The report separates the seeds the demo's design
-was tuned on from the others, so a reader can tell a tuned success from an honest one.
+One demo run is one draw: a lucky seed can make a law look good (or bad). A study reruns the demo's
+pretraining and sweep per seed (world and training seed together) and scores the law as a researcher
+would use it: for every task, seed and compute cutoff leaving at least ``min_lookahead``× compute
+before the first post-emergence checkpoint, the law's MLE (the paper's scoring rule) fitted on the
+cheaper checkpoints against the full few-shot curve's elbow, beside the naive baselines
+(:mod:`emergence.laws.baselines`). The report separates the seeds the demo was tuned on from the
+others, so a reader can tell a tuned success from an honest one.
 """
 
 from __future__ import annotations
@@ -24,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emergence.config import from_dict, read_yaml
+from emergence.config import read_yaml, to_dict
 from emergence.errors import UserError
+from emergence.report.demo_report import _f, _table
 
 CASES_CSV = "cases.csv"
-SUMMARY_JSON = "summary.json"
-REPORT_MD = "report.md"
 
 
 @dataclass(frozen=True)
@@ -44,18 +38,14 @@ class StudyConfig:
     min_lookahead: float = 2.0  # first post-emergence checkpoint's FLOPs ÷ the cutoff
     min_checkpoints: int = 4  # fitted checkpoints a cutoff must leave
 
-
-def load_study_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> StudyConfig:
-    from emergence.config import apply_overrides
-
-    cfg = from_dict(StudyConfig, apply_overrides(read_yaml(path), overrides), source=str(path))
-    if len(cfg.seeds) < 1 or len(set(cfg.seeds)) != len(cfg.seeds) or any(s < 0 for s in cfg.seeds):
-        raise UserError(f"{path}: seeds must be distinct whole numbers >= 0, got {list(cfg.seeds)}")
-    if not (math.isfinite(cfg.min_lookahead) and cfg.min_lookahead >= 1):
-        raise UserError(f"{path}: min_lookahead must be >= 1, got {cfg.min_lookahead}")
-    if cfg.min_checkpoints < 2:
-        raise UserError(f"{path}: min_checkpoints must be >= 2, got {cfg.min_checkpoints}")
-    return cfg
+    def __post_init__(self) -> None:
+        seeds = self.seeds
+        if len(seeds) < 1 or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+            raise UserError(f"seeds must be distinct whole numbers >= 0, got {list(seeds)}")
+        if not (math.isfinite(self.min_lookahead) and self.min_lookahead >= 1):
+            raise UserError(f"min_lookahead must be >= 1, got {self.min_lookahead}")
+        if self.min_checkpoints < 2:
+            raise UserError(f"min_checkpoints must be >= 2, got {self.min_checkpoints}")
 
 
 def seeded_demo(study: StudyConfig, seed: int):
@@ -168,8 +158,7 @@ def summarize_cases(cases: pd.DataFrame) -> dict:
 
 def run_study(study: StudyConfig, echo: Callable[[str], None] = print) -> Path:
     """Pretrain and sweep every seed (resumable), score every admissible cutoff, write the report."""
-    from emergence.fileio import write_json, write_text
-    from emergence.report.demo import Progress, pretrain_stage, sweep_stage
+    from emergence.report.demo import Progress, pretrain_stage, sweep_stage, write_report
     from emergence.sweep.results import write_table
 
     progress = Progress(echo)
@@ -191,16 +180,8 @@ def run_study(study: StudyConfig, echo: Callable[[str], None] = print) -> Path:
             cases.extend(found)
     table = pd.DataFrame(cases)
     write_table(table, out / CASES_CSV, "csv")
-    summary = {"config": {k: getattr(study, k) for k in study.__dataclass_fields__}, **summarize_cases(table)}
-    write_json(out / SUMMARY_JSON, summary, strict=True)
-    write_text(out / REPORT_MD, render_study(summary, table))
-    return out / REPORT_MD
-
-
-def _f(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:.{digits}f}"
+    summary = {"config": to_dict(study), **summarize_cases(table)}
+    return write_report(out, summary, render_study(summary, table))
 
 
 def render_study(summary: dict, table: pd.DataFrame) -> str:
@@ -216,25 +197,17 @@ def render_study(summary: dict, table: pd.DataFrame) -> str:
         f"≥ {cfg['min_checkpoints']} fitted checkpoints. The law's MLE of E(D0) against the full few-shot "
         "curve's elbow; baselines from the same rows. Reproduce: `emergence study configs/study.yaml`.",
         "",
-        "| seeds | cases | law within 0.1 | law mean \\|error\\| (95%) | best baseline | law ÷ best (95%) | "
-        "finetuned higher (task, seed) |",
-        "|---|---|---|---|---|---|---|",
+        *_table(
+            "seeds | cases | law within 0.1 | law mean \\|error\\| (95%) | best baseline | law ÷ best (95%) | "
+            "finetuned higher (task, seed)",
+            map(_headline, ("all", "untuned_seeds"), (summary["all"], summary["untuned_seeds"])),
+        ),
+        "",
+        "## Every case",
+        "",
     ]
-    for name in ("all", "untuned_seeds"):
-        s = summary[name]
-        if not s.get("cases"):
-            lines.append(f"| {name} | 0 | – | – | – | – | – |")
-            continue
-        e, r = s["law_mean_error"], s["law_over_best"]
-        lines.append(
-            f"| {name} | {s['cases']} | {s['within_0_1']:.0%} | {_f(e['value'])} ({_f(e['low'])}–{_f(e['high'])}) | "
-            f"{s['best_baseline']} {_f(s['comparison']['methods'][s['best_baseline']]['mean_error']['value'])} | "
-            f"{_f(r['value'], 2)} ({_f(r['low'], 2)}–{_f(r['high'], 2)}) | "
-            f"{_f(s['finetuned_higher_share'], 2)} of {s['task_seed_pairs'] - s['pairs_without_truth']} |"
-        )
-    lines += ["", "## Every case", ""]
     head = ["task", "seed", "cutoff FLOPs", "ckpts", "lookahead", "truth", "law", *BASELINES, "status"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for row in table.to_dict("records"):
         scored = row.get("status") == "scored"
         cells = [
@@ -248,6 +221,19 @@ def render_study(summary: dict, table: pd.DataFrame) -> str:
             *[f"{_f(row[b])} ({_f(row[f'error_{b}'])})" if scored else "–" for b in BASELINES],
             "" if scored else str(row["status"]),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Cells: prediction (|error|), nats."]
+        rows.append(" | ".join(cells))
+    lines += [*_table(" | ".join(head), rows), "", "Cells: prediction (|error|), nats."]
     return "\n".join(lines) + "\n"
+
+
+def _headline(name: str, s: dict) -> str:
+    """A seed group's row of the headline table."""
+    if not s.get("cases"):
+        return f"{name} | 0 | – | – | – | – | –"
+    e, r = s["law_mean_error"], s["law_over_best"]
+    return (
+        f"{name} | {s['cases']} | {s['within_0_1']:.0%} | {_f(e['value'])} ({_f(e['low'])}–{_f(e['high'])}) | "
+        f"{s['best_baseline']} {_f(s['comparison']['methods'][s['best_baseline']]['mean_error']['value'])} | "
+        f"{_f(r['value'], '.2f')} ({_f(r['low'], '.2f')}–{_f(r['high'], '.2f')}) | "
+        f"{_f(s['finetuned_higher_share'], '.2f')} of {s['task_seed_pairs'] - s['pairs_without_truth']}"
+    )

@@ -38,7 +38,8 @@ def axes(monkeypatch):
 def test_the_fit_plot_never_shows_a_negative_loss_or_a_metric_above_its_maximum(fitted, axes, tmp_path):
     data, held, fit = fitted
     law_plots.plot_fit(fit, tmp_path / "fit.png")
-    demo_plots.plot_law(fit, data, held, truth=0.05, path=tmp_path / "law.png")  # a truth near 0 pulls left
+    # the demo's picture: held-out rows too, and a truth near 0 that pulls the axis left
+    law_plots.plot_fit(fit, tmp_path / "law.png", data=data, held=held, truth=0.05)
     for ax in axes:
         assert min(ax.get_xlim()) >= 0.0
         assert max(ax.get_ylim()) <= metric_max(fit.data)

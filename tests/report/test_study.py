@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emergence.config import load_config
 from emergence.errors import UserError
 from emergence.laws.simulate import Design, draw_truth, simulate
 from emergence.report.demo_config import DemoTask, FitSettings
-from emergence.report.study import StudyConfig, cutoff_cases, load_study_config, render_study, summarize_cases
+from emergence.report.study import StudyConfig, cutoff_cases, render_study, summarize_cases
 
 DESIGN = Design(
     sizes=(20e6, 60e6, 150e6, 400e6),
@@ -67,7 +68,7 @@ def test_study_config_is_checked(tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text("demo: configs/demo.yaml\nseeds: [0, 0]\n")
     with pytest.raises(UserError, match="distinct"):
-        load_study_config(path)
+        load_config(StudyConfig, path)
     path.write_text("demo: configs/demo.yaml\nlookahead: 2\n")
     with pytest.raises(UserError, match="lookahead"):
-        load_study_config(path)
+        load_config(StudyConfig, path)
