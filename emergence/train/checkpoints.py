@@ -20,8 +20,13 @@ from emergence.errors import UserError
 _STEP_DIR = re.compile(r"step_(\d{8})$")
 
 
-def _key(name: str) -> str:
-    return name.replace(".", "~")  # keep orbax from reading dotted names as nesting
+def _tree(params: dict, opt_leaves: list, step) -> dict:
+    """The saved tree; ``~`` for ``.`` keeps orbax from reading dotted names as nesting."""
+    return {
+        "params": {k.replace(".", "~"): v for k, v in params.items()},
+        "opt": {f"{i:05d}": v for i, v in enumerate(opt_leaves)},
+        "step": step,
+    }
 
 
 def step_dirs(directory: str | Path) -> list[tuple[int, Path]]:
@@ -49,13 +54,8 @@ def save_checkpoint(
     directory = Path(directory).absolute()  # orbax refuses relative paths
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"step_{step:08d}"
-    tree = {
-        "params": {_key(k): v for k, v in params.items()},
-        "opt": {f"{i:05d}": v for i, v in enumerate(opt_leaves)},
-        "step": np.asarray(step, np.int64),
-    }
     ckpt = ocp.StandardCheckpointer()
-    ckpt.save(target, tree, force=True)
+    ckpt.save(target, _tree(params, opt_leaves, np.asarray(step, np.int64)), force=True)
     ckpt.wait_until_finished()
     ckpt.close()
     for _, old in step_dirs(directory)[:-keep]:
@@ -68,11 +68,7 @@ def restore_checkpoint(path: str | Path, abstract_params: dict, abstract_opt: li
     import orbax.checkpoint as ocp
 
     path = Path(path).absolute()
-    target = {
-        "params": {_key(k): v for k, v in abstract_params.items()},
-        "opt": {f"{i:05d}": v for i, v in enumerate(abstract_opt)},
-        "step": jax.ShapeDtypeStruct((), np.int64),
-    }
+    target = _tree(abstract_params, abstract_opt, jax.ShapeDtypeStruct((), np.int64))
     ckpt = ocp.StandardCheckpointer()
     try:
         tree = ckpt.restore(path, target)
@@ -82,6 +78,6 @@ def restore_checkpoint(path: str | Path, abstract_params: dict, abstract_opt: li
         ) from None
     finally:
         ckpt.close()
-    params = {k: tree["params"][_key(k)] for k in abstract_params}
-    opt = [tree["opt"][f"{i:05d}"] for i in range(len(abstract_opt))]
+    params = {k: tree["params"][key] for k, key in zip(abstract_params, target["params"], strict=True)}
+    opt = [tree["opt"][key] for key in target["opt"]]
     return params, opt, int(tree["step"])

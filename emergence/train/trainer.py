@@ -5,7 +5,7 @@ pretraining, the answer tokens when finetuning), with logits computed only at th
 Accumulation is a ``lax.scan`` inside one jitted step, divided by the step's total number of loss
 tokens, so the update does not depend on how a step is split into micro-batches or devices.
 
-The step's static arguments are the graph definition and the optimizer's shape (:class:`Hyper`);
+The step's static arguments are the graph definition and the optimizer's shape (clipping, AdamW);
 learning rate, schedule, step and seed are traced, so every run of a sweep on one architecture and
 method reuses the compiled step.
 
@@ -16,11 +16,11 @@ donated buffers are updated in place) and is counted; the loop then stops with
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -43,19 +43,7 @@ class TrainingDiverged(UserError):
     """The loss (or the gradients / parameters) became NaN or infinite."""
 
 
-@dataclass(frozen=True)
-class Hyper:
-    """The static part of the optimizer (changes the compiled program); hashable."""
-
-    clip_norm: float | None
-    b1: float
-    b2: float
-    eps: float
-    weight_decay: float
-    schedule: str
-
-
-def _transform(hyper: Hyper) -> optax.GradientTransformation:
+def _transform(hyper: OptimConfig) -> optax.GradientTransformation:
     """Direction of the AdamW update (the learning rate is applied outside, as a traced value)."""
     parts = [optax.clip_by_global_norm(hyper.clip_norm)] if hyper.clip_norm else []
     parts += [optax.scale_by_adam(b1=hyper.b1, b2=hyper.b2, eps=hyper.eps)]
@@ -65,7 +53,7 @@ def _transform(hyper: Hyper) -> optax.GradientTransformation:
 
 
 @functools.partial(jax.jit, static_argnames=("hyper",))
-def _opt_init(hyper: Hyper, params):
+def _opt_init(hyper: OptimConfig, params):
     """Fresh optimizer state, in one dispatch (eagerly it is two ops per parameter)."""
     return _transform(hyper).init(params)
 
@@ -92,7 +80,9 @@ def _loss_sums(model, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "hyper"), donate_argnames=("params", "opt_state"))
-def _train_step(graphdef: nnx.GraphDef, hyper: Hyper, params, rest, opt_state, batch, step, sched, seed_key, bad):
+def _train_step(
+    graphdef: nnx.GraphDef, hyper: OptimConfig, params, rest, opt_state, batch, step, sched, seed_key, bad
+):
     """One optimizer step over ``batch`` ([accum, B, ...] arrays); returns new state and metrics.
 
     The step's key and the count of non-finite steps ``bad`` are computed here: an eager op around
@@ -156,7 +146,9 @@ class Trainer:
         self.mesh = mesh
         shard_state(self.rest, mesh)
         shard_state(self.params, mesh)
-        self.hyper = Hyper(optim.clip_norm, optim.b1, optim.b2, optim.eps, optim.weight_decay, optim.schedule)
+        # the static part of the optimizer: the traced settings (``sched``) set to one value, so
+        # that runs differing only in them share the compiled step
+        self.hyper = dataclasses.replace(optim, lr=1.0, warmup_ratio=0.0, end_lr_ratio=0.0)
         self.opt_state = jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(self.hyper, self.params))
         warmup = int(round(optim.warmup_ratio * total_steps))
         sched = {"lr": optim.lr, "warmup": warmup, "total": total_steps, "end_ratio": optim.end_lr_ratio}
