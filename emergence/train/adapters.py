@@ -1,15 +1,9 @@
 """A finetuning result on disk, and putting it back onto a loaded model (``emergence eval --adapter``).
 
-A result directory holds ``adapter_config.json`` (method, base model, LoRA shape, task, budget) and:
-- LoRA: ``adapter_model.safetensors``, the adapter weights by dotted module path (fp32);
-- full finetuning: ``model/``, a complete HF directory written by
-  :func:`emergence.models.registry.save_model` (loadable on its own, by us or by transformers).
-The config is written last, so its presence means the weights beside it are complete; each file is
-written to a temporary name and renamed.
-
-:func:`load_adapter` is the one entry point the evaluator needs: given the *base* model loaded as
-usual and a result directory, it returns a :class:`LoadedModel` that computes the finetuned model
-(LoRA merged into the weights by default, which is as fast as the base model).
+A result directory holds ``adapter_config.json`` (method, base model, LoRA shape, task, budget) and
+either ``adapter_model.safetensors`` (LoRA weights by dotted module path, fp32) or ``model/`` (a
+complete HF directory, for full finetuning). The config is written last, so its presence means the
+weights beside it are complete.
 """
 
 from __future__ import annotations
@@ -21,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from emergence import fileio
+from emergence.config import from_dict
 from emergence.errors import UserError
 from emergence.models.registry import LoadedModel, load_model, save_model
 from emergence.train.config import LoraConfig
@@ -76,11 +71,7 @@ def load_adapter(loaded: LoadedModel, directory: str | Path, *, merge: bool = Tr
         raise UserError(f"{directory / CONFIG_FILE}: unknown method {info.get('method')!r}")
     from safetensors.numpy import load_file
 
-    try:
-        raw = dict(info["lora"])
-        lora = LoraConfig(**{**raw, "targets": tuple(raw["targets"])})
-    except (KeyError, TypeError, ValueError) as err:
-        raise UserError(f"{directory / CONFIG_FILE}: malformed 'lora' section ({err})") from None
+    lora = from_dict(LoraConfig, info.get("lora"), source=str(directory / CONFIG_FILE), prefix="lora")
     weights_path = directory / WEIGHTS_FILE
     if not weights_path.is_file():
         raise UserError(f"{directory}: {WEIGHTS_FILE} missing")

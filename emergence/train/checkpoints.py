@@ -1,13 +1,9 @@
 """Training checkpoints with orbax: trainable parameters, optimizer state and step, for exact resume.
 
-What is saved is exactly the trainer's trainable part: the adapter for LoRA (a few MB), every
-parameter for full finetuning; the frozen base is reloaded from the model reference. Each save goes
-to ``<dir>/step_<N>`` through orbax, which writes into a temporary directory and renames it when
-complete, so a process killed mid-save leaves the previous checkpoint intact and no half-written
-one that looks finished. The newest ``keep`` checkpoints are kept.
-
-Restoring reads onto the *current* trainer's shardings (abstract arrays with ``NamedSharding``), so a
-checkpoint written on 4 devices restores on 1 and vice versa.
+Only the trainer's trainable part is saved (the frozen base is reloaded from the model reference).
+Orbax writes ``<dir>/step_<N>`` into a temporary directory and renames it when complete, so a kill
+mid-save leaves the previous checkpoint intact. Restoring reads onto the current trainer's
+shardings, so a checkpoint written on 4 devices restores on 1 and vice versa.
 """
 
 from __future__ import annotations
@@ -24,14 +20,13 @@ from emergence.errors import UserError
 _STEP_DIR = re.compile(r"step_(\d{8})$")
 
 
-def _checkpointer():
-    import orbax.checkpoint as ocp
-
-    return ocp.StandardCheckpointer()
-
-
-def _key(name: str) -> str:
-    return name.replace(".", "~")  # keep orbax from reading dotted names as nesting
+def _tree(params: dict, opt_leaves: list, step) -> dict:
+    """The saved tree; ``~`` for ``.`` keeps orbax from reading dotted names as nesting."""
+    return {
+        "params": {k.replace(".", "~"): v for k, v in params.items()},
+        "opt": {f"{i:05d}": v for i, v in enumerate(opt_leaves)},
+        "step": step,
+    }
 
 
 def step_dirs(directory: str | Path) -> list[tuple[int, Path]]:
@@ -53,20 +48,14 @@ def latest_step(directory: str | Path) -> int | None:
 def save_checkpoint(
     directory: str | Path, step: int, params: dict, opt_leaves: list, *, keep: int = 2
 ) -> Path:
-    """Save (params, optimizer leaves, step) as ``step_<N>``; prune all but the newest ``keep``.
+    """Save (params, optimizer leaves, step) as ``step_<N>``; prune all but the newest ``keep``."""
+    import orbax.checkpoint as ocp
 
-    Paths are made absolute first: orbax refuses relative ones, and ``--out runs/x`` is how people
-    type them."""
-    directory = Path(directory).absolute()
+    directory = Path(directory).absolute()  # orbax refuses relative paths
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"step_{step:08d}"
-    tree = {
-        "params": {_key(k): v for k, v in params.items()},
-        "opt": {f"{i:05d}": v for i, v in enumerate(opt_leaves)},
-        "step": np.asarray(step, np.int64),
-    }
-    ckpt = _checkpointer()
-    ckpt.save(target, tree, force=True)
+    ckpt = ocp.StandardCheckpointer()
+    ckpt.save(target, _tree(params, opt_leaves, np.asarray(step, np.int64)), force=True)
     ckpt.wait_until_finished()
     ckpt.close()
     for _, old in step_dirs(directory)[:-keep]:
@@ -76,13 +65,11 @@ def save_checkpoint(
 
 def restore_checkpoint(path: str | Path, abstract_params: dict, abstract_opt: list) -> tuple[dict, list, int]:
     """(params, optimizer leaves, step) restored onto the shardings in the abstract arrays."""
+    import orbax.checkpoint as ocp
+
     path = Path(path).absolute()
-    target = {
-        "params": {_key(k): v for k, v in abstract_params.items()},
-        "opt": {f"{i:05d}": v for i, v in enumerate(abstract_opt)},
-        "step": jax.ShapeDtypeStruct((), np.int64),
-    }
-    ckpt = _checkpointer()
+    target = _tree(abstract_params, abstract_opt, jax.ShapeDtypeStruct((), np.int64))
+    ckpt = ocp.StandardCheckpointer()
     try:
         tree = ckpt.restore(path, target)
     except (ValueError, KeyError, FileNotFoundError) as err:
@@ -91,6 +78,6 @@ def restore_checkpoint(path: str | Path, abstract_params: dict, abstract_opt: li
         ) from None
     finally:
         ckpt.close()
-    params = {k: tree["params"][_key(k)] for k in abstract_params}
-    opt = [tree["opt"][f"{i:05d}"] for i in range(len(abstract_opt))]
+    params = {k: tree["params"][key] for k, key in zip(abstract_params, target["params"], strict=True)}
+    opt = [tree["opt"][key] for key in target["opt"]]
     return params, opt, int(tree["step"])

@@ -1,17 +1,14 @@
-"""Frozen settings for finetuning and evaluation: declared once, read from YAML, the CLI or code.
+"""Frozen settings for finetuning and evaluation, declared once and read by the strict loader.
 
-How to finetune is declared once, in :class:`FinetuneSettings`. It is the ``finetune:`` section of a
-sweep config (and so of a demo's ``sweep:``), the ``finetune:`` section of ``emergence finetune
---config``, and the base of :class:`FinetuneConfig`, the engine's description of one run, which adds
-what is trained (model, task, budget, subset) and how it is read (dtype, data folder). All of them
-are read by the strict loader (:mod:`emergence.config`), so a new hyperparameter is one field here and
-every YAML file and dotted override (``finetune.optim.lr=3e-4``) accepts it. :class:`EvalSettings` is
-the ``eval:`` section of both, in the same way.
+:class:`FinetuneSettings` is the ``finetune:`` section of a sweep config (and so of a demo) and of
+``emergence finetune --config``; :class:`FinetuneConfig`, one run, adds what is trained (model, task,
+budget, subset) and how it is read. :class:`EvalSettings` is the ``eval:`` section of both. All are
+read by :mod:`emergence.config`, so a new hyperparameter is one field here and every YAML file and
+dotted override (``finetune.optim.lr=3e-4``) accepts it. Validation happens here, once, and raises
+:class:`~emergence.errors.UserError` naming the bad key.
 
-A run's :meth:`~FinetuneConfig.fingerprint` (a hash of every field that changes the trained weights)
-decides whether an output directory holds a checkpoint of *this* run, so that rerunning the same
-command resumes and a changed command refuses to mix runs. Validation happens here, once, and raises
-:class:`~emergence.errors.UserError` naming the bad key, so the trainer can assume sane values.
+A run's :meth:`~FinetuneConfig.fingerprint` hashes every field that changes the trained weights: it
+decides whether an output directory holds a checkpoint of *this* run.
 """
 
 from __future__ import annotations
@@ -30,26 +27,17 @@ DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 METHODS = ("lora", "full")
 SCHEDULES = ("cosine", "constant")
 DTYPES = ("float32", "bfloat16")
-#: FinetuneConfig fields that never change the trained weights: not part of a run's fingerprint
-#: (the same run on another device count, logged more often or with a learning curve is the same run).
+#: FinetuneConfig fields that never change the trained weights: not part of a run's fingerprint.
 NOT_FINGERPRINTED = (
-    "save_every",
-    "log_every",
-    "eval_every",
-    "eval_split",
-    "keep_checkpoints",
-    "data_dir",
-    "mesh",
-)
+    "save_every", "log_every", "eval_every", "eval_split", "keep_checkpoints", "data_dir", "mesh"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class LoraConfig:
     """LoRA adapter shape: ``W x + (alpha / rank) · B A x``, with dropout on the adapter's input.
-
     ``targets`` are regular expressions searched in each linear module's dotted path
-    (``layers.3.attn.q_proj``); a pattern that matches no linear module is an error.
-    """
+    (``layers.3.attn.q_proj``); a pattern that matches no linear module is an error."""
 
     rank: int = 8
     alpha: float = 16.0
@@ -104,11 +92,8 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class MeshConfig:
-    """Device mesh sizes along (data, fsdp, tensor); -1 in one axis takes the remaining devices.
-
-    The default is a single device. ``distributed`` calls ``jax.distributed.initialize()`` first
-    (multi-host: coordinator, process count and id come from the environment, as JAX documents).
-    """
+    """Device mesh sizes along (data, fsdp, tensor), one device by default; -1 in one axis takes the
+    remaining devices. ``distributed`` calls ``jax.distributed.initialize()`` first (multi-host)."""
 
     data: int = 1
     fsdp: int = 1
@@ -125,11 +110,8 @@ class MeshConfig:
 class FinetuneSettings:
     """How to finetune, whatever the model, task and budget: method, adapter, optimizer, steps, devices.
 
-    Steps policy (see :func:`emergence.train.budgets.plan_steps`): ``steps`` if given, else
-    ``epochs`` passes over the D examples, but never fewer than ``min_steps`` optimizer steps.
-    ``eval_every`` records a learning curve: the run's evaluation prompt scored on ``eval_split`` at
-    step 0 and every that many steps.
-    """
+    ``steps`` if given, else ``epochs`` passes over the D examples, but never fewer than
+    ``min_steps`` optimizer steps. ``eval_every`` records a learning curve on ``eval_split``."""
 
     method: str = "lora"
     lora: LoraConfig = field(default_factory=LoraConfig)

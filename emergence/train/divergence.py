@@ -1,16 +1,9 @@
 """Divergence beyond NaN: a run whose loss is finite but whose training has failed anyway.
 
-The trainer already stops on a non-finite loss or gradient. Two finite failures used to be reported
-as successes, and a sweep then fitted the law on their numbers:
-
-* the loss collapses to a constant with a zero gradient norm (the network saturated or died: no
-  parameter moves the loss any more, so nothing more can be learned), and
-* the loss jumps far above where it started (a learning rate too high for the model).
-
-:class:`DivergenceWatch` sees the host metrics of every logged step (no extra device sync) and
-raises :class:`~emergence.train.trainer.TrainingDiverged`'s message through ``fail``. The margins are
-wide on purpose: a real run's noisy batch loss never doubles *and* gains two nats over its first
-steps, and an exactly zero gradient norm with a positive loss is not a converged model.
+The trainer stops on a non-finite loss or gradient by itself; :class:`DivergenceWatch` catches the
+two finite failures that a sweep would otherwise fit the law on: a loss stuck with a zero gradient
+norm (the network saturated), and a loss far above where it started (a learning rate too high). The
+margins are wide: a real run's noisy loss never doubles *and* gains two nats over its start.
 """
 
 from __future__ import annotations

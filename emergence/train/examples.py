@@ -1,15 +1,13 @@
 """Training examples as token arrays, and fixed-shape batches for the jitted step.
 
 A finetuning example is the task's 0-shot prompt followed by its gold continuation, rendered by the
-evaluator's own templates (:func:`emergence.data.tasks.build_requests`, shots = 0) and tokenized by
-the evaluator's contract (:func:`emergence.eval.tokenization.encode_pair`): what the model learns to
-produce is exactly what the scorer will later ask it about. Multiple-choice tasks continue with
-``target_delimiter + choices[gold]``; generation tasks (GSM8K) with the worked answer followed by EOS,
-so the model also learns where to stop. Only continuation tokens carry loss.
+evaluator's own templates and tokenized by its contract (:func:`emergence.eval.tokenization.encode_pair`),
+so what the model learns to produce is exactly what the scorer will ask it about. Generation tasks
+(GSM8K) continue with the worked answer and EOS, so the model also learns where to stop. Only
+continuation tokens carry loss.
 
-Batches are ``[accum, batch, T]`` arrays padded on the right to a multiple of :data:`SEQ_BUCKET`
-(loss positions to a multiple of :data:`TARGET_BUCKET`); a run pads all its batches to one shape, so
-it compiles its step once, and runs of a sweep with the same shape share the compiled step.
+A run pads all its batches to one shape (rounded up to buckets), so it compiles its step once and
+runs of a sweep with the same shape share it.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emergence.data.tasks import TaskSpec, build_requests, get_task
+from emergence.data.tasks import build_requests, get_task
 from emergence.errors import UserError
 from emergence.eval.tokenization import encode_pair
 from emergence.models.tokenizer import TextTokenizer
@@ -58,29 +56,23 @@ def round_up(n: int, multiple: int) -> int:
     return max(multiple, -(-n // multiple) * multiple)
 
 
-def format_pairs(spec: TaskSpec, docs: Sequence[dict]) -> list[tuple[str, str]]:
-    """(0-shot context, gold continuation) per document, with the evaluator's templates."""
-    requests = build_requests(spec, docs, shots=0)
-    pairs = []
-    for request, doc in zip(requests, docs, strict=True):
-        if request.is_generation:
-            pairs.append((request.context, spec.target_delimiter + spec.doc_to_target(doc)))
-        else:
-            if not 0 <= int(request.gold) < len(request.continuations):
-                raise UserError(f"{spec.name}: training document {request.doc_id} has no gold answer")
-            pairs.append((request.context, request.continuations[int(request.gold)]))
-    return pairs
-
-
-def tokenize_pairs(
-    pairs: Sequence[tuple[str, str]], tokenizer: TextTokenizer, max_seq_len: int, *, append_eos: bool = False
+def task_examples(
+    task: str, docs: Sequence[dict], tokenizer: TextTokenizer, max_seq_len: int
 ) -> list[Example]:
-    """Encode each pair by the harness contract; keep the last ``max_seq_len + 1`` tokens."""
-    eos = tokenizer.eos_token_ids[0] if (append_eos and tokenizer.eos_token_ids) else None
+    """Training examples for ``docs`` of ``task`` (the budget subset), each the last
+    ``max_seq_len + 1`` tokens of its 0-shot context and gold continuation."""
+    spec = get_task(task)
+    eos = tokenizer.eos_token_ids[0] if (spec.is_generation and tokenizer.eos_token_ids) else None
     prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (eos or 0)
     out = []
-    for i, (context, continuation) in enumerate(pairs):
-        ctx, cont = encode_pair(tokenizer, context, continuation, prefix_token_id=prefix)
+    for i, (request, doc) in enumerate(zip(build_requests(spec, docs, shots=0), docs, strict=True)):
+        if request.is_generation:
+            continuation = spec.target_delimiter + spec.doc_to_target(doc)
+        elif 0 <= int(request.gold) < len(request.continuations):
+            continuation = request.continuations[int(request.gold)]
+        else:
+            raise UserError(f"{spec.name}: training document {request.doc_id} has no gold answer")
+        ctx, cont = encode_pair(tokenizer, request.context, continuation, prefix_token_id=prefix)
         if eos is not None:
             cont = [*cont, eos]
         if not cont:
@@ -90,18 +82,8 @@ def tokenize_pairs(
     return out
 
 
-def task_examples(
-    task: str, docs: Sequence[dict], tokenizer: TextTokenizer, max_seq_len: int
-) -> list[Example]:
-    """Training examples for ``docs`` of ``task`` (the budget subset, already chosen)."""
-    spec = get_task(task)
-    return tokenize_pairs(format_pairs(spec, docs), tokenizer, max_seq_len, append_eos=spec.is_generation)
-
-
 def padded_shape(examples: Sequence[Example]) -> tuple[int, int]:
-    """(T, K) that fits every example: input length and loss positions, rounded up to buckets.
-
-    A run pads every batch to the shape of its whole subset, so it compiles its step once."""
+    """(T, K) that fits every example: input length and loss positions, rounded up to buckets."""
     t = round_up(max(len(e.tokens) - 1 for e in examples), SEQ_BUCKET)
     return t, round_up(max(e.n_answer for e in examples), TARGET_BUCKET)
 

@@ -1,17 +1,12 @@
 """A finetuning run end to end: budget subset → batches → trainer → checkpoints → result directory.
 
-With an ``evaluator`` (``emergence finetune --eval-every N``) the run also records its learning
-curve: the evaluator's metrics on the untrained model (step 0) and every N steps, as lines
-``{"step": N, "eval": {...}}`` in ``metrics.jsonl`` (:func:`eval_curve` reads them back). Evaluation
-never changes training, so it is not part of the run's fingerprint, and a resumed run redoes exactly
-the evaluations after its checkpoint.
-
-The output directory is the run's identity. ``run.json`` records the config and its fingerprint;
-``checkpoints/`` the orbax checkpoints; ``metrics.jsonl`` one line per logged step; the result
-(adapter or full model, see :mod:`emergence.train.adapters`) appears when training finishes.
-Rerunning the same command resumes from the newest checkpoint (data order and dropout are functions
-of (seed, step), so the result equals an uninterrupted run's); a finished run is not retrained; a
-different config pointed at the same directory is refused rather than mixed.
+The output directory is the run's identity: ``run.json`` records the config and its fingerprint,
+``checkpoints/`` the orbax checkpoints, ``metrics.jsonl`` one line per logged step (and, with an
+``evaluator``, the learning curve as ``{"step": N, "eval": {...}}`` lines), and the result (adapter
+or full model, :mod:`emergence.train.adapters`) appears when training finishes. Rerunning resumes
+from the newest checkpoint (data order and dropout are functions of (seed, step), so the result
+equals an uninterrupted run's); a finished run is not retrained; a different config is refused.
+Evaluation never changes training, so it is not part of the fingerprint.
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ from emergence.data.tasks import get_task
 from emergence.errors import UserError
 from emergence.models.llama import Llama
 from emergence.models.registry import LoadedModel, load_model
-from emergence.train import adapters, budgets, checkpoints
+from emergence.train import adapters, budgets
 from emergence.train.config import FinetuneConfig, LoraConfig
 from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import make_batch, padded_shape, task_examples
@@ -51,7 +46,6 @@ class FinetuneResult:
     data_note: str
     already_done: bool = False
     trainer: Trainer | None = field(default=None, repr=False, compare=False)  # None when already done
-    base: nnx.Module | None = field(default=None, repr=False, compare=False)  # what LoRA adapts
     lora: LoraConfig | None = None  # the adapters' shape, for a LoRA run
 
     @property
@@ -67,8 +61,7 @@ class FinetuneResult:
 
 def in_base_architecture(trainer: Trainer, base: nnx.Module, lora: LoraConfig | None) -> Llama:
     """What ``trainer`` holds now, in the base architecture, as the evaluator scores it: with
-    ``lora``, its adapters folded onto ``base``'s kernels in a new model
-    (:func:`emergence.train.lora.fold_into_base`); otherwise its own weights."""
+    ``lora``, its adapters folded onto ``base``'s kernels in a new model; otherwise its own weights."""
     if lora is None:
         return trainer.model()
     return fold_into_base(base, trainer.flat_params(), lora.scale)
@@ -85,9 +78,7 @@ class RunPlan:
 
 def _check_run_dir(out: Path, cfg: FinetuneConfig, *, create: bool) -> None:
     """Refuse a directory holding another config's run; with ``create``, claim it for this one."""
-    run_file = out / RUN_FILE
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file, expected a folder")
+    run_file = fileio.check_output_dir(out) / RUN_FILE
     if run_file.exists():
         previous = fileio.read_json_object(run_file, "finetuning run file")
         if previous.get("fingerprint") != cfg.fingerprint():
@@ -100,35 +91,34 @@ def _check_run_dir(out: Path, cfg: FinetuneConfig, *, create: bool) -> None:
         fileio.write_json(run_file, {"fingerprint": cfg.fingerprint(), "config": cfg.to_dict()})
 
 
-def _trim_metrics(path: Path, upto: int) -> None:
-    """Keep the metric lines of steps ≤ ``upto`` (a killed run may have logged past its checkpoint)."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= upto:
-                kept.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a line cut by the kill
-    fileio.write_text(path, "".join(f"{line}\n" for line in kept))
-
-
-def _logged_before(path: Path, start: int, batch_fn: Callable) -> tuple[int, float | None]:
-    """(tokens trained before step ``start``, the run's first logged loss) of a resumed run, so
-    its ``tokens`` continue where they stopped and its divergence check keeps its reference. The
-    steps between the last logged line and the checkpoint are counted from their batches."""
-    if start == 0 or not path.exists():
-        return 0, None
+def _metric_lines(path: Path, key: str) -> list[dict]:
+    """The lines of ``metrics.jsonl`` that hold ``key``, in step order (a line cut by a kill is
+    skipped: the resumed run logs it again)."""
     lines = []
-    for text in path.read_text().splitlines():
+    for text in path.read_text().splitlines() if path.exists() else ():
         try:
             line = json.loads(text)
         except json.JSONDecodeError:
             continue
-        if isinstance(line, dict) and "loss" in line and isinstance(line.get("step"), int):
+        if isinstance(line, dict) and key in line and isinstance(line.get("step"), int):
             lines.append(line)
-    lines.sort(key=lambda m: m["step"])
+    return sorted(lines, key=lambda m: m["step"])
+
+
+def _trim_metrics(path: Path, upto: int) -> None:
+    """Keep the metric lines of steps ≤ ``upto`` (a killed run may have logged past its checkpoint)."""
+    if path.exists():
+        kept = [line for line in _metric_lines(path, "step") if line["step"] <= upto]
+        fileio.write_text(path, "".join(json.dumps(line) + "\n" for line in kept))
+
+
+def _logged_before(path: Path, start: int, batch_fn: Callable) -> tuple[int, float | None]:
+    """(tokens trained before step ``start``, the run's first logged loss) of a resumed run, so
+    its ``tokens`` continue and its divergence check keeps its reference. The steps between the
+    last logged line and the checkpoint are counted from their batches."""
+    if start == 0 or not path.exists():
+        return 0, None
+    lines = _metric_lines(path, "loss")
     last = lines[-1] if lines else {"step": 0, "tokens": 0}
     tokens = int(last.get("tokens", 0)) + sum(batch_fn(s).n_tokens for s in range(last["step"], start))
     return tokens, (float(lines[0]["loss"]) if lines else None)
@@ -136,16 +126,7 @@ def _logged_before(path: Path, start: int, batch_fn: Callable) -> tuple[int, flo
 
 def eval_curve(out_dir: str | Path) -> list[dict]:
     """The run's evaluations as ``[{"step": N, "eval": {metric: value}}, ...]``, in step order."""
-    path = Path(out_dir) / METRICS_FILE
-    if not path.exists():
-        return []
-    lines = []
-    for text in path.read_text().splitlines():
-        try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill; the resumed run logs it again
-    return sorted((m for m in lines if isinstance(m, dict) and "eval" in m), key=lambda m: m["step"])
+    return _metric_lines(Path(out_dir) / METRICS_FILE, "eval")
 
 
 def run_finetune(
@@ -162,13 +143,10 @@ def run_finetune(
 ) -> FinetuneResult:
     """Train (or resume) the run ``cfg`` into ``out_dir``; ``loaded`` reuses an already loaded base.
 
-    ``evaluator`` (with ``eval_every``) scores the model being trained, LoRA adapters folded in, at
-    step 0 and every ``eval_every`` steps (see the module docstring).
-
-    ``background`` runs the job that writes the finished run's result (adapter or model, then the
-    config that marks the run finished). By default the job runs before this returns; a sweep passes
-    its committer (:mod:`emergence.sweep.committer`), so the files are written while the cell is
-    evaluated and are on disk before the cell's record."""
+    ``evaluator`` scores the model being trained, LoRA adapters folded in, at step 0 and every
+    ``eval_every`` steps. ``background`` runs the job that writes the finished result (by default
+    before this returns; a sweep passes its committer, so the files are written while the cell is
+    evaluated)."""
     if evaluator is not None and (eval_every is None or eval_every <= 0):
         raise UserError(f"--eval-every must be a positive number of steps, got {eval_every}")
     out = Path(out_dir)
@@ -190,26 +168,21 @@ def run_finetune(
     loaded = loaded or load_model(cfg.model, dtype=cfg.dtype)
     chosen = task_examples(cfg.task, [docs[i] for i in subset], loaded.tokenizer, cfg.max_seq_len)
 
-    # LoRA trains fresh adapters over a clone of the base (the base's arrays, new Variables), so the
-    # caller's model stays usable (a sweep reuses it); full finetuning donates the base weights to
-    # the trainer (use result.model).
-    mesh = build_mesh(cfg.mesh)
-    if cfg.method == "lora":
-        model = apply_lora(nnx.clone(loaded.model), cfg.lora, cfg.seed)
-        if cfg.lora.dropout > 0:
+    # LoRA trains fresh adapters over a clone of the base (its arrays, new Variables), so the
+    # caller's model stays usable; full finetuning donates the base weights to the trainer.
+    model, trainable = nnx.clone(loaded.model), nnx.Param
+    lora = cfg.lora if cfg.method == "lora" else None
+    if lora is not None:
+        model, trainable = apply_lora(model, lora, cfg.seed), nnx.LoRAParam
+        if lora.dropout > 0:
             set_training(model, True)
-        trainer = Trainer(model, nnx.LoRAParam, cfg.optim, total, mesh=mesh, seed=cfg.seed)
-    else:
-        trainer = Trainer(nnx.clone(loaded.model), nnx.Param, cfg.optim, total, mesh=mesh, seed=cfg.seed)
+    trainer = Trainer(model, trainable, cfg.optim, total, mesh=build_mesh(cfg.mesh), seed=cfg.seed)
     _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good
     if on_plan:  # after the checks (LoRA targets, model, data): a user error stays one line
         on_plan(RunPlan(total, len(docs), note))
 
     ckpt_dir = out / CHECKPOINT_DIR
-    start = 0
-    if latest := checkpoints.step_dirs(ckpt_dir):
-        params, opt, start = checkpoints.restore_checkpoint(latest[-1][1], *trainer.abstract_state())
-        trainer.load_state(params, opt)
+    start = trainer.restore_latest(ckpt_dir)
     metrics_path = out / METRICS_FILE
     _trim_metrics(metrics_path, start)
 
@@ -232,11 +205,8 @@ def run_finetune(
         if on_log:
             on_log(metrics)
 
-    def save(step: int) -> None:
-        checkpoints.save_checkpoint(ckpt_dir, step, trainer.flat_params(), trainer.opt_leaves())
-
     def evaluate_at(step: int) -> None:
-        model = in_base_architecture(trainer, loaded.model, cfg.lora if cfg.method == "lora" else None)
+        model = in_base_architecture(trainer, loaded.model, lora)
         line = {"step": step, "eval": evaluator(dataclasses.replace(loaded, model=model))}
         append(line)
         if on_eval:
@@ -253,7 +223,7 @@ def run_finetune(
         save_every=cfg.save_every,
         save_final=False,  # the adapter / model written below is the finished run's checkpoint
         on_log=log,
-        on_save=save,
+        on_save=lambda step: trainer.save(ckpt_dir, step),
         eval_every=eval_every,
         on_eval=evaluate_at if evaluator is not None else None,
         tokens_before=tokens_before,
@@ -270,12 +240,10 @@ def run_finetune(
         "config": cfg.to_dict(),
     }
     write = background or (lambda job: job())
-    if cfg.method == "lora":
+    if lora is not None:
         weights = trainer.flat_params()
-        write(lambda: adapters.save_lora_adapter(out, cfg.lora, info, weights))
-        return FinetuneResult(
-            out, total, start, tuple(history), note, trainer=trainer, base=loaded.model, lora=cfg.lora
-        )
-    trained = dataclasses.replace(loaded, model=trainer.model())
-    write(lambda: adapters.save_full_model(out, trained, info))
-    return FinetuneResult(out, total, start, tuple(history), note, trainer=trainer)
+        write(lambda: adapters.save_lora_adapter(out, lora, info, weights))
+    else:
+        trained = dataclasses.replace(loaded, model=trainer.model())
+        write(lambda: adapters.save_full_model(out, trained, info))
+    return FinetuneResult(out, total, start, tuple(history), note, trainer=trainer, lora=lora)

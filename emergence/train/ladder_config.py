@@ -11,9 +11,8 @@ A YAML file (``configs/ladders/*.yaml``)::
     models:
       - {name: d64-l2, hidden_size: 64, layers: 2, heads: 4, steps: 800, checkpoints: [100, 200, 400, 800]}
 
-Read by the project's strict loader (:mod:`emergence.config`): unknown keys and wrong types are
-errors naming the key and the file, like every config of the project. A model's ``checkpoints``
-default to its last step; ``optim`` is read over the ladder's defaults below.
+Read by the strict loader (:mod:`emergence.config`). A model's ``checkpoints`` default to its last
+step; ``optim`` is read over the ladder's defaults below.
 """
 
 from __future__ import annotations

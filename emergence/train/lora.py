@@ -1,17 +1,10 @@
 """LoRA for the NNX LLaMA: wrap chosen ``nnx.Linear`` modules, train only ``nnx.LoRAParam``, merge back.
 
-:class:`LoraLinear` keeps the original linear as ``base`` and adds an ``nnx.LoRA`` (parameters of type
-``nnx.LoRAParam``), so the trainer selects adapter parameters with that type as a filter and the
-optimizer state exists for them alone. The update is ``base(x) + (alpha / rank) · (dropout(x) A) B``
-with B initialized to zero, so a fresh adapter leaves the model's outputs unchanged.
-
-Dropout draws from a per-layer key variable that the trainer replaces by ``fold_in(key(seed, step),
-layer)`` for every step, so masks are a pure function of (seed, step): a resumed run draws exactly
-the masks an uninterrupted one would. Outside training (``deterministic``) no dropout is applied.
-
-Folding adapters back in is one compiled call (:func:`merge_lora` on a wrapped module;
-:func:`fold_into_base` straight from the adapter arrays onto an unwrapped base), not one eager
-update per adapted kernel.
+:class:`LoraLinear` keeps the original linear as ``base`` and adds an ``nnx.LoRA`` whose parameters
+the trainer selects by type. The update is ``base(x) + (alpha / rank) · (dropout(x) A) B`` with B
+initialized to zero, so a fresh adapter leaves the model's outputs unchanged. Dropout draws from a
+per-layer key that the trainer sets from (seed, step) each step, so a resumed run draws exactly the
+masks an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -76,13 +69,9 @@ class LoraLinear(nnx.Module):
 def folded_matmul(x: jax.Array, kernel: jax.Array, a: jax.Array, b: jax.Array, scale: float) -> jax.Array:
     """``x W + scale · (x A) B`` as one GEMM, ``x (W + scale · A B)``, with LoRA's own backward.
 
-    Why: the two-GEMM form writes a ``[tokens, out]`` product of a rank-8 GEMM and adds it to the
-    base output, forward, and does the same for the input gradient, backward: four memory-bound
-    passes over activations per projection. Folding costs one weight-sized pass. The backward
-    computes ``dx = g (W + s A B)ᵀ``, ``dA = s xᵀ (g Bᵀ)``, ``dB = s (x A)ᵀ g`` (small GEMMs);
-    ``dW = xᵀ g`` is returned too, so the function is differentiable in every array, and XLA drops
-    it when the base is frozen.
-    fp32 only: in bf16 the folded weights would round the adapter's small update away."""
+    Folding costs one weight-sized pass instead of four activation-sized ones per projection;
+    ``dW`` is returned too (XLA drops it when the base is frozen). fp32 only: in bf16 the folded
+    weights would round the adapter's small update away."""
     return x @ fold_adapter(kernel, a, b, scale)
 
 
@@ -118,7 +107,7 @@ def matching_linears(model: nnx.Module, targets: tuple[str, ...]) -> dict[tuple,
     linears = {
         path: module
         for path, module in nnx.iter_modules(model)
-        if isinstance(module, nnx.Linear) and not _inside_lora(model, path)
+        if isinstance(module, nnx.Linear) and not isinstance(_parent(model, path), LoraLinear)
     }
     chosen: dict[tuple, nnx.Linear] = {}
     for pattern in targets:
@@ -132,10 +121,6 @@ def matching_linears(model: nnx.Module, targets: tuple[str, ...]) -> dict[tuple,
             raise UserError(f"LoRA target {pattern!r} matches no linear module (names: {', '.join(names)})")
         chosen.update(hits)
     return dict(sorted(chosen.items(), key=lambda kv: tuple(map(str, kv[0]))))
-
-
-def _inside_lora(model: nnx.Module, path: tuple) -> bool:
-    return len(path) > 1 and isinstance(_parent(model, path), LoraLinear)
 
 
 def apply_lora(model: nnx.Module, cfg: LoraConfig, seed: int = 0) -> nnx.Module:
@@ -159,12 +144,10 @@ def set_training(model: nnx.Module, training: bool) -> None:
 
 
 def with_dropout_keys(state: nnx.State, key: jax.Array) -> nnx.State:
-    """A copy of ``state`` whose i-th LoRA dropout key is ``fold_in(key, i)``.
-
-    Functional (no mutation) so it can run inside ``grad``/``scan`` traces of the jitted step."""
-    flat = list(nnx.to_flat_state(state))
+    """A copy of ``state`` whose i-th LoRA dropout key is ``fold_in(key, i)`` (no mutation: it runs
+    inside the jitted step's traces)."""
     out, i = [], 0
-    for path, var in flat:
+    for path, var in nnx.to_flat_state(state):
         if isinstance(var, DropoutKey):
             var = var.replace(jax.random.fold_in(key, i))
             i += 1
@@ -173,11 +156,8 @@ def with_dropout_keys(state: nnx.State, key: jax.Array) -> nnx.State:
 
 
 def merge_lora(model: nnx.Module) -> nnx.Module:
-    """Fold every adapter into its base kernel (``W + scale · A B``) and unwrap it, in place.
-
-    The result has the original module tree, so it exports with ``save_model`` and gives the logits
-    of base + adapter up to floating-point rounding. All kernels are folded by one jitted call.
-    """
+    """Fold every adapter into its base kernel (``W + scale · A B``) and unwrap it, in place, so the
+    model has its original module tree again (one jitted call folds every kernel)."""
     layers = list(lora_layers(model))
     if not layers:
         return model
@@ -199,14 +179,10 @@ def _folded_kernels(kernels, downs, ups, *, scales):
 
 
 def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float) -> nnx.Module:
-    """A new model of ``base``'s architecture whose kernels are ``W + scale · A B`` for each adapter.
-
-    The functional twin of ``merge_lora(<base wrapped, adapter loaded>)``: one compiled fold of the
-    adapted kernels and one merge over the base's state, instead of wrapping, loading, folding and
-    unwrapping module by module. ``adapter`` maps ``<linear path>.lora.lora_a`` / ``.lora_b`` to
-    arrays (:func:`lora_state`, the trainer's ``flat_params``). ``base`` is unchanged; the result
-    has Variables of its own and shares the base's other arrays.
-    """
+    """A new model of ``base``'s architecture whose kernels are ``W + scale · A B`` for each adapter:
+    ``merge_lora`` of the wrapped base without wrapping it. ``adapter`` maps ``<linear
+    path>.lora.lora_a`` / ``.lora_b`` to arrays (the trainer's ``flat_params``); ``base`` is
+    unchanged, and the result shares its other arrays."""
     graphdef, state = nnx.split(base)
     flat = list(nnx.to_flat_state(state))
     index = {".".join(map(str, path)): i for i, (path, _) in enumerate(flat)}
@@ -215,11 +191,8 @@ def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float
         slots = [index[f"{name}.kernel"] for name in linears]
     except KeyError as err:
         raise UserError(f"adapter tensor for {err.args[0]!r} has no kernel in the base model") from None
-    # The folded kernels are placed as the base's are, not where the adapters were trained:
-    # placement is part of a compiled program's key, and a scorer compiled for the base then serves
-    # the folded model too instead of compiling again for every shape. The adapters go in as host
-    # arrays, so an unplaced base gives unplaced kernels; a placed base's kernels are put back on
-    # its placement.
+    # placed as the base's kernels (the adapters go in as host arrays): placement is part of a
+    # compiled program's key, so the base's compiled scorer then serves the folded model too
     bases = [flat[i][1].get_value() for i in slots]
     kernels = _folded_kernels(
         bases,

@@ -1,24 +1,18 @@
 """Ladder pretraining: tiny LLaMA models trained from scratch on the toy corpus, exported as HF dirs.
 
-For each model of a :class:`~emergence.train.ladder_config.LadderConfig`, the project's
-:class:`~emergence.train.trainer.Trainer` (every position carries loss) runs over a fixed token
-stream cut into ``seq_len + 1`` windows; the windows a step sees are a pure function of (seed, step),
-identical for every model, so the ladder differs only in size and length of training. At each
-requested step the model is exported with :func:`~emergence.models.registry.save_model` to
-``<out>/<model>/step_<N>/`` with ``emergence_meta.json`` recording tokens seen, FLOPs (6·N·tokens)
-and the held-out pretraining loss; the manifest ``<out>/ladder.yaml`` lists every exported
-checkpoint and is what a sweep's ``checkpoints:`` points at.
+Every model of a :class:`~emergence.train.ladder_config.LadderConfig` sees the same windows at a
+step (a pure function of (seed, step)), so the ladder differs only in size and length of training.
+At each requested step the model is exported to ``<out>/<model>/step_<N>/`` with tokens, FLOPs
+(6·N·tokens) and held-out loss in ``emergence_meta.json``; the manifest ``<out>/ladder.yaml`` lists
+every exported checkpoint and is what a sweep's ``checkpoints:`` points at.
 
-Resume: the trainable state (parameters, AdamW moments, step) is saved with orbax at every multiple
-of the export steps' gcd, atomically. A rerun after a kill at any point restores the newest state
-and continues; because data, learning rate and step keys depend only on the step, the final weights
-equal an uninterrupted run's. Finished models are recognized by their final export and skipped.
+The trainable state is saved with orbax at every multiple of the export steps' gcd, so a rerun
+after a kill resumes and ends with an uninterrupted run's weights; finished models are skipped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +24,7 @@ from emergence.data.toy import tokenizer as toy_tokenizer
 from emergence.errors import UserError
 from emergence.models.config import LlamaConfig
 from emergence.models.tokenizer import TextTokenizer
+from emergence.train.budgets import step_example_ids
 from emergence.train.examples import Batch
 from emergence.train.ladder_config import LadderConfig, LadderModel
 
@@ -39,55 +34,11 @@ STATE_DIR = "state"
 HELDOUT_WINDOWS = 64  # held-out windows scored for the pretraining loss (64 × seq_len tokens)
 
 
-@dataclass(frozen=True)
-class CheckpointEntry:
-    """One exported checkpoint. The manifest's ``checkpoints:`` list holds the sweep's checkpoint
-    fields (``model`` = path relative to the manifest, ``id``, ``params``, ``tokens``, ``flops``);
-    its ``details:`` list adds the ladder model, step and held-out loss under the same ids."""
-
-    id: str
-    path: str
-    model: str
-    step: int
-    params: int
-    tokens: int
-    flops: float
-    pretrain_loss: float
-
-    def checkpoint(self) -> dict:
-        return {
-            "model": self.path,
-            "id": self.id,
-            "params": self.params,
-            "tokens": self.tokens,
-            "flops": self.flops,
-        }
-
-    def details(self) -> dict:
-        return {
-            "id": self.id,
-            "ladder_model": self.model,
-            "step": self.step,
-            "pretrain_loss": self.pretrain_loss,
-        }
-
-
 def windows(stream: np.ndarray, seq_len: int) -> np.ndarray:
     """Non-overlapping ``seq_len + 1`` windows (input + next-token targets) of a token stream."""
     n = (len(stream) - 1) // seq_len
     idx = np.arange(n)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
     return stream[idx]
-
-
-def step_windows(step: int, n_windows: int, batch_size: int, seed: int) -> np.ndarray:
-    """Window ids of one step: consecutive slices of per-epoch permutations, a pure function of step."""
-    start = step * batch_size
-    ids = []
-    while len(ids) < batch_size:
-        epoch, offset = divmod(start + len(ids), n_windows)
-        perm = np.random.default_rng([seed, epoch]).permutation(n_windows)
-        ids.extend(perm[offset : offset + batch_size - len(ids)].tolist())
-    return np.asarray(ids)
 
 
 def lm_batch(rows: np.ndarray) -> Batch:
@@ -123,76 +74,49 @@ def model_config(m: LadderModel, tok: TextTokenizer, seq_len: int) -> LlamaConfi
     )
 
 
-def heldout_loss(model, heldout: np.ndarray) -> float:
-    from emergence.train.trainer import mean_loss
-
-    return mean_loss(model, [lm_batch(heldout[i : i + 16]) for i in range(0, len(heldout), 16)])
-
-
-def _export(
-    out: Path,
-    m: LadderModel,
-    step: int,
-    model,
-    config: LlamaConfig,
-    tok: TextTokenizer,
-    ladder: LadderConfig,
-    heldout: np.ndarray,
-) -> CheckpointEntry:
+def _export(out: Path, rel: str, step: int, model, config: LlamaConfig, tok, ladder, heldout) -> None:
     from emergence.models.registry import LoadedModel, ModelMeta, save_model
+    from emergence.train.trainer import mean_loss
 
     tokens = step * ladder.batch_size * ladder.seq_len
     params = config.num_params()
+    loss = mean_loss(model, [lm_batch(heldout[i : i + 16]) for i in range(0, len(heldout), 16)])
+    name = f"{rel.split('/')[0]}@{step}"
     flops = 6.0 * params * tokens
-    loss = heldout_loss(model, heldout)
-    rel = f"{m.name}/step_{step:06d}"
-    meta = ModelMeta(
-        name=f"{m.name}@{step}", source=rel, format="hf", params=params, tokens=tokens, flops=flops
-    )
-    save_model(
-        LoadedModel(model, tok, config, meta),
-        out / rel,
-        extra_meta={"step": step, "pretrain_loss": loss, "ladder": ladder.name},
-    )
-    return CheckpointEntry(meta.name, rel, m.name, step, params, tokens, flops, loss)
+    meta = ModelMeta(name=name, source=rel, format="hf", params=params, tokens=tokens, flops=flops)
+    extra = {"step": step, "pretrain_loss": loss, "ladder": ladder.name}
+    save_model(LoadedModel(model, tok, config, meta), out / rel, extra_meta=extra)
 
 
-def _entry_from_dir(out: Path, rel: str) -> CheckpointEntry | None:
+def _manifest_entry(out: Path, model: str, step: int) -> tuple[dict, dict] | None:
+    """(the sweep's checkpoint fields, the ladder's details) of an exported checkpoint, or None."""
+    rel = f"{model}/step_{step:06d}"
     meta_file = out / rel / "emergence_meta.json"
     if not meta_file.is_file():
         return None
     meta = fileio.read_json_object(meta_file, "checkpoint metadata")
-    model = rel.split("/")[0]
     try:
-        return CheckpointEntry(
-            meta["name"],
-            rel,
-            model,
-            int(meta["step"]),
-            int(meta["params"]),
-            int(meta["tokens"]),
-            float(meta["flops"]),
-            float(meta["pretrain_loss"]),
-        )
+        checkpoint = {"model": rel, "id": meta["name"], "params": int(meta["params"]),
+                      "tokens": int(meta["tokens"]), "flops": float(meta["flops"])}  # fmt: skip
+        details = {"id": meta["name"], "ladder_model": model, "step": int(meta["step"]),
+                   "pretrain_loss": float(meta["pretrain_loss"])}  # fmt: skip
     except (KeyError, TypeError, ValueError) as err:
         raise UserError(f"checkpoint metadata {meta_file}: missing or malformed field ({err})") from None
+    return checkpoint, details
 
 
 def write_manifest(out: Path, ladder: LadderConfig) -> Path:
-    """``ladder.yaml``: every exported checkpoint, in ladder order (written atomically)."""
-    entries = [
-        e
-        for m in ladder.models
-        for s in m.checkpoints
-        if (e := _entry_from_dir(out, f"{m.name}/step_{s:06d}")) is not None
-    ]
+    """``ladder.yaml``, written atomically: every exported checkpoint in ladder order, as a sweep's
+    checkpoint fields (``model`` = path relative to the manifest) and, under the same ids in
+    ``details:``, the ladder model, step and held-out loss."""
+    entries = [e for m in ladder.models for s in m.checkpoints if (e := _manifest_entry(out, m.name, s))]
     doc = {
         "ladder": ladder.name,
         "data_dir": WORLD_DIR,  # --data-dir for the toy tasks of this ladder's world
         "heldout_corpus": f"{WORLD_DIR}/{store.HELDOUT_TEXT}",  # a sweep's loss.corpus
         "seq_len": ladder.seq_len,
-        "checkpoints": [e.checkpoint() for e in entries],
-        "details": [e.details() for e in entries],
+        "checkpoints": [checkpoint for checkpoint, _ in entries],
+        "details": [details for _, details in entries],
     }
     return write_yaml(out / MANIFEST, doc)
 
@@ -224,7 +148,6 @@ def train_model(
     from flax import nnx
 
     from emergence.models.llama import Llama
-    from emergence.train import checkpoints
     from emergence.train.config import MeshConfig
     from emergence.train.mesh import build_mesh
     from emergence.train.trainer import Trainer
@@ -237,18 +160,15 @@ def train_model(
         model, nnx.Param, ladder.optim, m.steps, mesh=build_mesh(MeshConfig()), seed=ladder.seed
     )
     state_dir = out / m.name / STATE_DIR
-    start = 0
-    if latest := checkpoints.step_dirs(state_dir):
-        params, opt, start = checkpoints.restore_checkpoint(latest[-1][1], *trainer.abstract_state())
-        trainer.load_state(params, opt)
+    start = trainer.restore_latest(state_dir)
 
     def save(step: int) -> None:
         if step in m.checkpoints:
-            _export(out, m, step, trainer.model(), config, tok, ladder, heldout)
-        checkpoints.save_checkpoint(state_dir, step, trainer.flat_params(), trainer.opt_leaves(), keep=1)
+            _export(out, f"{m.name}/step_{step:06d}", step, trainer.model(), config, tok, ladder, heldout)
+        trainer.save(state_dir, step, keep=1)
 
     def batch_fn(step: int) -> Batch:
-        return lm_batch(train[step_windows(step, len(train), ladder.batch_size, ladder.seed)])
+        return lm_batch(train[step_example_ids(step, len(train), ladder.batch_size, (ladder.seed,))])
 
     def log(metrics: dict) -> None:
         if on_log:
@@ -299,9 +219,8 @@ def prepare_world(ladder: LadderConfig, out: str | Path) -> Path:
 
 
 def split_models(ladder: LadderConfig, parts: int) -> list[list[str]]:
-    """The ladder's models in ``parts`` groups of about equal pretraining time, largest first, for
-    that many processes (cost ~ steps · hidden_size · layers: on a CPU tiny models are bound by
-    per-step overhead more than by FLOPs)."""
+    """The ladder's models in ``parts`` groups of about equal pretraining time (~ steps ·
+    hidden_size · layers), largest first, for that many processes."""
 
     def cost(m: LadderModel) -> int:
         return m.steps * m.hidden_size * m.layers

@@ -1,36 +1,27 @@
 """One training loop for pretraining and finetuning: masked next-token loss, AdamW, accumulation.
 
 The loss is the mean negative log-likelihood over the positions a batch marks (every token when
-pretraining, the answer tokens when finetuning); logits are computed only at those positions
-(hidden states are gathered first), which skips most of the vocabulary projection when answers are
-short. Gradient accumulation is a ``lax.scan`` over micro-batches inside one jitted step, and the sum
-is divided by the step's total number of loss tokens, so the update does not depend on how a step is
-split into micro-batches or devices.
+pretraining, the answer tokens when finetuning), with logits computed only at those positions.
+Accumulation is a ``lax.scan`` inside one jitted step, divided by the step's total number of loss
+tokens, so the update does not depend on how a step is split into micro-batches or devices.
 
-Compilation: the step is a module-level ``jax.jit`` whose static arguments are the model's graph
-definition (``nnx.GraphDef``, compared by value) and the optimizer's *shape* (clipping, Adam betas,
-weight decay); learning rate, schedule lengths, step and seed are traced. Every run of a sweep on the
-same architecture and method therefore reuses the compiled step for each padded shape, as
-:mod:`emergence.models.generate` does for decoding.
+The step's static arguments are the graph definition and the optimizer's shape (clipping, AdamW);
+learning rate, schedule, step and seed are traced, so every run of a sweep on one architecture and
+method reuses the compiled step.
 
-Numerics: a step whose loss or gradient norm is not finite is *not applied* (parameters and
-optimizer state stay as they were) and is counted; the loop stops at the next check with
-:class:`TrainingDiverged`, so the last checkpoint written is a good one. The choice is made before
-the update, as a ``lax.cond`` around it, so the update writes the donated parameter and Adam-moment
-buffers in place in one pass (selecting between new and old values after the update would cost two
-more passes over all three and a copy of both moments). A finite gradient norm means every
-gradient is finite and AdamW's direction is then bounded, so only an absurd learning rate can still
-overflow a parameter; such a step is counted as non-finite too (its new parameters are checked once
-more), and training stops before the next save as for any other.
+A step whose loss or gradient norm is not finite is not applied (decided before the update, so the
+donated buffers are updated in place) and is counted; the loop then stops with
+:class:`TrainingDiverged` before the next save, so the last checkpoint written is a good one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +31,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from emergence.errors import UserError
+from emergence.train import checkpoints
 from emergence.train.config import OptimConfig
 from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import Batch
@@ -51,23 +43,7 @@ class TrainingDiverged(UserError):
     """The loss (or the gradients / parameters) became NaN or infinite."""
 
 
-@dataclass(frozen=True)
-class Hyper:
-    """The static part of the optimizer (changes the compiled program); hashable."""
-
-    clip_norm: float | None
-    b1: float
-    b2: float
-    eps: float
-    weight_decay: float
-    schedule: str
-
-    @classmethod
-    def from_config(cls, cfg: OptimConfig) -> Hyper:
-        return cls(cfg.clip_norm, cfg.b1, cfg.b2, cfg.eps, cfg.weight_decay, cfg.schedule)
-
-
-def _transform(hyper: Hyper) -> optax.GradientTransformation:
+def _transform(hyper: OptimConfig) -> optax.GradientTransformation:
     """Direction of the AdamW update (the learning rate is applied outside, as a traced value)."""
     parts = [optax.clip_by_global_norm(hyper.clip_norm)] if hyper.clip_norm else []
     parts += [optax.scale_by_adam(b1=hyper.b1, b2=hyper.b2, eps=hyper.eps)]
@@ -77,7 +53,7 @@ def _transform(hyper: Hyper) -> optax.GradientTransformation:
 
 
 @functools.partial(jax.jit, static_argnames=("hyper",))
-def _opt_init(hyper: Hyper, params):
+def _opt_init(hyper: OptimConfig, params):
     """Fresh optimizer state, in one dispatch (eagerly it is two ops per parameter)."""
     return _transform(hyper).init(params)
 
@@ -104,12 +80,13 @@ def _loss_sums(model, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "hyper"), donate_argnames=("params", "opt_state"))
-def _train_step(graphdef: nnx.GraphDef, hyper: Hyper, params, rest, opt_state, batch, step, sched, seed_key, bad):
+def _train_step(
+    graphdef: nnx.GraphDef, hyper: OptimConfig, params, rest, opt_state, batch, step, sched, seed_key, bad
+):
     """One optimizer step over ``batch`` ([accum, B, ...] arrays); returns new state and metrics.
 
-    The step's key (``fold_in(seed_key, step)``) and the count of non-finite steps ``bad`` are
-    computed here, not by eager ops around the call: each eager op is a dispatch of its own, which
-    on a toy model costs as much as the step."""
+    The step's key and the count of non-finite steps ``bad`` are computed here: an eager op around
+    the call would be a dispatch of its own."""
     key = jax.random.fold_in(seed_key, step)
 
     def micro(p, mb, k):
@@ -119,7 +96,7 @@ def _train_step(graphdef: nnx.GraphDef, hyper: Hyper, params, rest, opt_state, b
     grad_fn = jax.value_and_grad(micro, has_aux=True)
 
     accum = batch["tokens"].shape[0]
-    if accum == 1:  # no zero-filled accumulator to add into: two fewer passes over full-model gradients
+    if accum == 1:  # no zero-filled accumulator: two fewer passes over the gradients
         (loss_sum, count), grads = grad_fn(
             params, jax.tree.map(lambda x: x[0], batch), jax.random.fold_in(key, 0)
         )
@@ -159,11 +136,8 @@ def _on_mesh(x: jax.Array, mesh) -> jax.Array:
 
 
 class Trainer:
-    """Holds a model split into (trainable params, everything else) and its optimizer state.
-
-    ``trainable`` is an NNX filter: ``nnx.LoRAParam`` for LoRA, ``nnx.Param`` for full finetuning
-    and pretraining. Only the trainable part gets gradients and optimizer state.
-    """
+    """A model split by the NNX filter ``trainable`` (``nnx.LoRAParam`` for LoRA, ``nnx.Param``
+    otherwise) into params, which get gradients and optimizer state, and everything else."""
 
     def __init__(
         self, model: nnx.Module, trainable, optim: OptimConfig, total_steps: int, *, mesh, seed: int = 0
@@ -172,24 +146,18 @@ class Trainer:
         self.mesh = mesh
         shard_state(self.rest, mesh)
         shard_state(self.params, mesh)
-        self.hyper = Hyper.from_config(optim)
+        # the static part of the optimizer: the traced settings (``sched``) set to one value, so
+        # that runs differing only in them share the compiled step
+        self.hyper = dataclasses.replace(optim, lr=1.0, warmup_ratio=0.0, end_lr_ratio=0.0)
         self.opt_state = jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(self.hyper, self.params))
         warmup = int(round(optim.warmup_ratio * total_steps))
-        self.sched = jax.device_put(
-            {
-                "lr": np.float32(optim.lr),
-                "warmup": np.float32(warmup),
-                "total": np.float32(total_steps),
-                "end_ratio": np.float32(optim.end_lr_ratio),
-            }
-        )
+        sched = {"lr": optim.lr, "warmup": warmup, "total": total_steps, "end_ratio": optim.end_lr_ratio}
+        self.sched = jax.device_put({k: np.float32(v) for k, v in sched.items()})
         self.total_steps = total_steps
         self.key = jax.random.key(seed)
-        # replicated on the mesh, as the step returns it: an unplaced zero is a different input
-        # type to jit, and the second step of every run compiled the whole step again
+        # placed as the step returns it, or the second step would compile again
         self._bad = _on_mesh(jnp.zeros((), jnp.int32), mesh)
 
-    # ------------------------------------------------------------------ state in and out
     def model(self, *, copy: bool = False) -> nnx.Module:
         """The module over the trainer's current arrays; ``copy`` gives it Variables of its own, so
         changing the module in place (folding LoRA into a kernel) cannot reach the training state."""
@@ -203,30 +171,28 @@ class Trainer:
 
     def abstract_state(self) -> tuple[dict, list]:
         """Shapes, dtypes and shardings of (params, optimizer leaves) on this trainer's mesh."""
-        as_abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)  # noqa: E731
-        return {k: as_abstract(v) for k, v in self.flat_params().items()}, [
-            as_abstract(x) for x in self.opt_leaves()
-        ]
+        state = (self.flat_params(), self.opt_leaves())
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
 
     def load_state(self, params: dict[str, jax.Array], opt_leaves: list[jax.Array]) -> None:
         for path, var in nnx.to_flat_state(self.params):
             var.set_value(params[".".join(map(str, path))])
-        treedef = jax.tree.structure(self.opt_state)
-        self.opt_state = jax.tree.unflatten(treedef, opt_leaves)
+        self.opt_state = jax.tree.unflatten(jax.tree.structure(self.opt_state), opt_leaves)
 
-    # ------------------------------------------------------------------ stepping
+    def restore_latest(self, directory: Path) -> int:
+        """Load the newest checkpoint in ``directory``, if any; returns its step (0 when none)."""
+        if not (found := checkpoints.step_dirs(directory)):
+            return 0
+        params, opt_leaves, step = checkpoints.restore_checkpoint(found[-1][1], *self.abstract_state())
+        self.load_state(params, opt_leaves)
+        return step
+
+    def save(self, directory: Path, step: int, *, keep: int = 2) -> None:
+        checkpoints.save_checkpoint(directory, step, self.flat_params(), self.opt_leaves(), keep=keep)
+
     def step(self, batch: Batch, step: int) -> dict[str, jax.Array]:
         """Apply one optimizer step (asynchronously: metrics are device arrays)."""
-        arrays = shard_batch(
-            {
-                "tokens": batch.tokens,
-                "valid": batch.valid,
-                "target_pos": batch.target_pos,
-                "targets": batch.targets,
-                "target_mask": batch.target_mask,
-            },
-            self.mesh,
-        )
+        arrays = shard_batch(vars(batch), self.mesh)
         self.params, self.opt_state, metrics, self._bad = _train_step(
             self.graphdef,
             self.hyper,
@@ -258,20 +224,13 @@ class Trainer:
     ) -> list[dict]:
         """Steps ``start_step .. total_steps - 1``; ``on_log`` gets host metrics, ``on_save`` the step count.
 
-        ``on_eval`` gets the step count every ``eval_every`` steps and after the last one, *before*
-        that step's checkpoint is saved: a run killed after a save has therefore logged every
-        evaluation up to it, and the ones after it are redone on resume.
+        ``on_eval`` runs every ``eval_every`` steps and after the last one, before that step's save,
+        so a resumed run redoes exactly the evaluations after its checkpoint. ``save_final=False``
+        skips the last save, for callers that write the finished result themselves.
 
-        ``save_final=False`` skips the checkpoint after the last step, for callers that write the
-        finished result themselves right away (a kill in between only repeats the last few steps).
-
-        Metrics are read back only at logging and saving steps (a host sync), and a non-finite step
-        raises :class:`TrainingDiverged` there, before anything is saved; so does a finite failure
-        that ``watch`` (:class:`~emergence.train.divergence.DivergenceWatch`, a fresh one by default)
-        sees: a loss stuck with a zero gradient, or far above its start.
-
-        ``tokens_before`` is the token count of the steps before ``start_step`` (a resumed run's
-        logged ``tokens`` continue where they stopped; ``tokens_per_s`` is this session's rate).
+        Metrics are read back only at logging and saving steps; a non-finite step, or a finite
+        failure that ``watch`` sees, raises :class:`TrainingDiverged` there, before anything is
+        saved. ``tokens_before`` counts the tokens of the steps before ``start_step``.
         """
         history = []
         watch = watch if watch is not None else DivergenceWatch()
@@ -315,11 +274,7 @@ def mean_loss(model: nnx.Module, batches: list[Batch]) -> float:
     total = count = 0.0
     for b in batches:
         for a in range(b.tokens.shape[0]):
-            arrays = {
-                k: jnp.asarray(getattr(b, k)[a])
-                for k in ("tokens", "valid", "target_pos", "targets", "target_mask")
-            }
-            s, n = _eval_sums(graphdef, state, arrays)
+            s, n = _eval_sums(graphdef, state, {k: jnp.asarray(v[a]) for k, v in vars(b).items()})
             total, count = total + float(s), count + float(n)
     return total / count if count else math.nan
 

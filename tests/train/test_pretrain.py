@@ -16,8 +16,9 @@ import yaml
 
 from emergence.config import from_dict
 from emergence.errors import UserError
+from emergence.train.budgets import step_example_ids
 from emergence.train.ladder_config import LadderConfig
-from emergence.train.pretrain import pretrain_ladder, read_manifest, split_models, step_windows
+from emergence.train.pretrain import pretrain_ladder, read_manifest, split_models
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "configs" / "ladders" / "ci.yaml"
@@ -97,8 +98,8 @@ def test_a_toy_task_evaluates_on_a_ladder_checkpoint(ci_ladder):
 
 
 def test_data_order_is_a_pure_function_of_the_step():
-    a = [step_windows(s, 10, 4, seed=0).tolist() for s in range(6)]
-    assert a == [step_windows(s, 10, 4, seed=0).tolist() for s in range(6)]
+    a = [step_example_ids(s, 10, 4, (0,)).tolist() for s in range(6)]  # the windows a pretraining step sees
+    assert a == [step_example_ids(s, 10, 4, (0,)).tolist() for s in range(6)]
     assert sorted(sum(a[:5], [])[:10]) == list(range(10))  # an epoch sees every window once
 
 
