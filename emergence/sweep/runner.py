@@ -51,12 +51,8 @@ def code_version() -> str:
     """Package version + git commit (``EMERGENCE_CODE_VERSION`` overrides, e.g. in a container without git)."""
     if os.environ.get("EMERGENCE_CODE_VERSION"):
         return os.environ["EMERGENCE_CODE_VERSION"]
-    from importlib.metadata import PackageNotFoundError, version
+    from emergence import __version__ as package
 
-    try:
-        package = version("emergence")
-    except PackageNotFoundError:
-        package = "unknown"
     git = ["git", "-C", str(Path(__file__).resolve().parents[2]), "rev-parse", "--short", "HEAD"]
     try:
         sha = subprocess.run(git, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
@@ -165,7 +161,8 @@ class Runner:
         finally:
             claim.release()
         if is_loss:
-            what = f"{record['loss']:.4f} nats/token" if record["status"] == "done" else record["error"][:160]
+            done = record["status"] == "done"
+            what = f"{record['loss']:.4f} nats/token" if done else f"FAILED: {record['error'][:160]}"
             self.echo(f"  {cell.label()}: {what}")
         else:
             report.done_here += record["status"] == "done"
