@@ -11,6 +11,7 @@ model count (config, weights, tokenizer), so a README added next to the weights 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from pathlib import Path
@@ -72,14 +73,9 @@ def checkpoint_identity(ckpt: CheckpointSpec) -> dict[str, Any]:
 
 
 def loss_identity(cfg: SweepConfig) -> dict[str, Any]:
-    loss = cfg.loss
-    corpus = loss.corpus
-    return {
-        "corpus": {"content": file_fingerprint(corpus)} if corpus and _is_local(corpus) else corpus,
-        "hub": loss.hub,
-        "hub_config": loss.hub_config,
-        "split": loss.split,
-        "field": loss.field,
-        "tokens": loss.tokens,
-        "seq_len": loss.seq_len,
-    }
+    """Every loss setting but the batch size, which does not change the loss."""
+    identity = dataclasses.asdict(cfg.loss)
+    identity.pop("batch_size")
+    if identity["corpus"] and _is_local(identity["corpus"]):
+        identity["corpus"] = {"content": file_fingerprint(identity["corpus"])}
+    return identity

@@ -12,6 +12,7 @@ claimed by others, taking over any whose claim goes stale, so the sweep ends com
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -216,18 +217,7 @@ class Runner:
         from emergence.eval.pretrain_loss import corpus_loss
 
         base, load = self._base(cell)
-        spec = self.cfg.loss
-        res = corpus_loss(
-            base,
-            corpus=spec.corpus,
-            hub=spec.hub,
-            hub_config=spec.hub_config,
-            split=spec.split,
-            field=spec.field,
-            tokens=spec.tokens,
-            seq_len=spec.seq_len,
-            batch_size=spec.batch_size,
-        )
+        res = corpus_loss(base, **dataclasses.asdict(self.cfg.loss))
         fields = {"checkpoint": cell.checkpoint_id, "loss": res.loss, "n_tokens": res.n_tokens}
         fields.update(seq_len=res.seq_len, seconds=res.seconds, timings={"load": load, "loss": res.seconds})
         fields.update(tokenizer=tokenizer_fingerprint(base.tokenizer), identity=cell.resolved)
