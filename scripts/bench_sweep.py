@@ -15,7 +15,7 @@ Overhead = wall − compute, as a fraction of the wall time; the goal is ≤ 5 %
 
 ``--rename-latency-ms L`` makes every ``os.replace`` (each atomic write: records, adapters, run files)
 sleep L ms first, as on a network filesystem where a rename is a round trip to the server: it shows
-which writes sit on a cell's critical path and which the background committer hides.
+which writes sit on a cell's critical path.
 
     python scripts/bench_sweep.py [--config configs/sweeps/tiny.yaml] [--repeats 3] [--rename-latency-ms L] [overrides...]
 """
@@ -42,14 +42,14 @@ def measure(config: Path, overrides: list[str], out: Path) -> dict[str, float]:
     report = Runner(cfg, echo=lambda _: None).run()
     wall = time.perf_counter() - started
     parts = dict.fromkeys(("train", "eval", "loss", "load", "engine_io"), 0.0)
-    for path in (out / "cells").glob("*.json"):
+    for path in [*(out / "cells").glob("*.json"), *(out / "loss").glob("*.json")]:  # task and loss cells
         t = json.loads(path.read_text())["timings"]
-        parts["train"] += t["train"]
-        parts["eval"] += t["eval"]
-        parts["loss"] += t["loss"]
+        parts["train"] += t.get("train", 0.0)
+        parts["eval"] += t.get("eval", 0.0)
+        parts["loss"] += t.get("loss", 0.0)
         parts["load"] += t["load"]
-        parts["engine_io"] += (t.get("finetune_call", 0.0) - t["train"]) + t.get("adapter_load", 0.0)
-        parts["engine_io"] += t["eval_call"] - t["eval"]
+        parts["engine_io"] += (t.get("finetune_call", 0.0) - t.get("train", 0.0)) + t.get("adapter_load", 0.0)
+        parts["engine_io"] += t.get("eval_call", 0.0) - t.get("eval", 0.0)
     compute = parts["train"] + parts["eval"] + parts["loss"]
     sweep = wall - compute - parts["engine_io"] - parts["load"]
     return {"cells": report.done_here, "wall": wall, "compute": compute, **parts, "sweep": sweep}
@@ -84,7 +84,7 @@ def io_floor(out: Path, cell: Path, repeats: int = 50) -> float:
         save_lora_adapter(store.work_dir(key) / "finetune", LoraConfig(), {}, weights)
         log("done")
         log.close()
-        store.write_record(key, record)
+        store.write(store.record_path(key), record)
         claim.release()
     return (time.perf_counter() - started) / repeats
 

@@ -1,25 +1,20 @@
 """One cell's work: few-shot evaluation (budget 0), or finetune on the budget subset then evaluate.
 
-This is the thin adapter between the sweep and the two engines: :func:`emergence.eval.evaluate.evaluate`
-and :func:`emergence.train.finetune.run_finetune` (+ :func:`emergence.train.adapters.load_adapter`).
-The base model stays loaded across cells of a checkpoint and is never changed: a LoRA cell trains
-fresh adapters over a wrapped clone of it and is evaluated with them folded into a new model over the
-base's arrays (:func:`emergence.train.finetune.in_base_architecture`); a full-finetuning cell trains
-a copy of the weights (the trainer donates the arrays it updates). The finetuning run lives in the
-cell's work folder, so a cell interrupted mid-training resumes from its last orbax checkpoint when a
-runner takes it over.
+The base model stays loaded across the cells of a checkpoint and is never changed: a LoRA cell trains
+fresh adapters over a clone and is evaluated with them folded into a new model over the base's arrays;
+a full-finetuning cell trains a copy of the weights (the trainer donates the arrays it updates). The
+finetuning run lives in the cell's work folder, so an interrupted cell resumes from its last orbax
+checkpoint when a runner takes it over.
 
-Timings separate what the sweep costs from what the engines compute: ``train`` is the trainer's step
-loop (compilation included), ``eval`` the scoring / generation; ``finetune_call``, ``adapter_load``
-and ``eval_call`` are the wall times of the engine calls around them (data, LoRA setup, checkpoint and
-adapter I/O); the rest of a cell's wall time is the sweep's own overhead (scripts/bench_sweep.py).
+Timings separate the sweep's cost from the engines' compute: ``train`` is the trainer's step loop,
+``eval`` the scoring; ``finetune_call``, ``adapter_load`` and ``eval_call`` are the wall times of the
+engine calls around them; the rest of a cell's wall time is the sweep's overhead (scripts/bench_sweep.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,16 +57,8 @@ def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
     return dataclasses.replace(loaded, model=nnx.clone(loaded.model, arrays=copy_arrays))
 
 
-def run_cell(
-    cell: Cell,
-    cfg: SweepConfig,
-    base: LoadedModel,
-    work: Path,
-    log: CellLog,
-    background: Callable[[Callable[[], None]], None] | None = None,
-) -> CellOutcome:
-    """Run the cell; ``background`` writes the finetuning result while the cell is evaluated (see
-    :func:`emergence.train.finetune.run_finetune`)."""
+def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: CellLog) -> CellOutcome:
+    """Evaluate ``base`` on the cell's task, after finetuning a copy of it when the budget is > 0."""
     from emergence.eval.evaluate import evaluate, scorer
 
     # how the cell scores its model; a learning curve scores the same way on its own split
@@ -107,7 +94,6 @@ def run_cell(
                 f"plan: {p.total_steps} steps, {p.n_train} training examples ({p.data_note})"
             ),
             on_eval=lambda line: log(f"step {line['step']} {task_ft.eval_split} {line['eval']}"),
-            background=background,
             **curve,
         )
         timings["finetune_call"] = time.perf_counter() - t0
@@ -140,18 +126,16 @@ def run_cell(
     return CellOutcome(dict(res.metrics), res.n, res.n_correct, res.records, timings, train_info, cleanup)
 
 
-def results_row(
-    cell: Cell, base: LoadedModel, loss: float, outcome: CellOutcome, seconds: float, version: str
-):
-    """The cell's row of the results table (DESIGN.md "Results row"): the checkpoint's scale (the
-    config's values, else what the checkpoint says), the cell's coordinates, its metrics."""
+def results_row(cell: Cell, base: LoadedModel, outcome: CellOutcome, seconds: float, version: str):
+    """The cell's row of the results table (docs/design.md): the checkpoint's scale (the config's
+    values, else what the checkpoint says), the cell's coordinates, its metrics. ``pretrain_loss`` is
+    joined from the checkpoint's loss cell when the table is consolidated."""
     meta, spec = base.meta, cell.checkpoint
     row: dict[str, Any] = {
         "checkpoint": cell.checkpoint_id,
         "params": spec.params if spec.params is not None else meta.params,
         "tokens": spec.tokens if spec.tokens is not None else meta.tokens,
         "flops": spec.flops if spec.flops is not None else meta.flops,
-        "pretrain_loss": loss,
         "task": cell.task,
         "shots": cell.shots,
         "budget": cell.budget,

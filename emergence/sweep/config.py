@@ -1,12 +1,9 @@
 """The sweep config: which checkpoints, tasks, budgets and seeds, how to finetune and evaluate, where to write.
 
-Read with :func:`load_sweep_config` (YAML, strict keys, dotted overrides, see :mod:`emergence.config`),
-which also checks everything that can be checked *without the network and without writing anything*:
-local checkpoints exist, ids are unique, local checkpoints share one tokenizer, tasks are known, the
-finetuning options are valid, the loss corpus exists. A hub id (``owner/name``) is accepted as is, so a
-paper-scale config can be planned on a laptop. Relative paths in a sweep config are relative to the
-current directory (like every other command's arguments); paths inside a ladder manifest are relative to
-the manifest, so a ladder folder can carry its own manifest.
+:func:`load_sweep_config` reads it through the one loader (:mod:`emergence.config`) and checks what can
+be checked without the network and without writing anything, so a hub-scale config can be planned on a
+laptop. Paths are relative to the current directory, except those inside a ladder manifest, which are
+relative to the manifest so a ladder folder can carry its own.
 """
 
 from __future__ import annotations
@@ -241,6 +238,13 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
+def tokenizer_mismatch(cid: str, first: str) -> str:
+    return (
+        f"checkpoint '{cid}' has a different tokenizer than '{first}'; all checkpoints of a sweep must "
+        "share a tokenizer (losses in nats/token are not comparable otherwise)"
+    )
+
+
 def check_shared_tokenizer(checkpoints: tuple[CheckpointSpec, ...], source: str) -> None:
     """Local HF checkpoints must share one tokenizer (losses in nats/token are only comparable then).
 
@@ -257,10 +261,7 @@ def check_shared_tokenizer(checkpoints: tuple[CheckpointSpec, ...], source: str)
         if first is None:
             first = (checkpoint_id(ckpt), fp)
         elif fp != first[1]:
-            raise UserError(
-                f"{source}: checkpoint '{checkpoint_id(ckpt)}' has a different tokenizer than '{first[0]}'; "
-                "all checkpoints of a sweep must share a tokenizer (losses in nats/token are not comparable otherwise)"
-            )
+            raise UserError(f"{source}: {tokenizer_mismatch(checkpoint_id(ckpt), first[0])}")
 
 
 def finetune_config(cfg: SweepConfig, model: str, task: str, budget: int, subset_seed: int) -> FinetuneConfig:

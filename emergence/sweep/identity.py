@@ -1,20 +1,17 @@
 """What a cell's key says about its checkpoint and its loss corpus: their contents, not where they lie.
 
-A cell key must survive a move. Hosts that share a sweep folder may mount it at different paths, and
-a ladder may be copied to another machine; the finished cells must still be found. It must also
-*not* survive a change of content: a checkpoint re-trained into the same folder is another model,
-and its cells must run again. So a local checkpoint or corpus is identified by a fingerprint of its
-bytes, never by its path. Hub ids and aliases name immutable things and stay as written.
-
-The fingerprint reads at most 2 MiB per file: files up to that size whole, larger ones by size, first
-MiB and last MiB. The header and the first tensors of a safetensors or GGUF file differ between any
-two trainings, so this tells checkpoints apart without hashing gigabytes at every ``sweep plan``.
-Only the files that make the model count (config, weights, tokenizer), so a README or a log file
-added next to the weights changes nothing.
+A cell key must survive a move (hosts mount a shared sweep folder at different paths; a ladder is
+copied to another machine) but not a change of content (a checkpoint re-trained into the same folder
+is another model). So a local checkpoint or corpus is identified by a fingerprint of its bytes, never
+by its path; hub ids and aliases name immutable things and stay as written. A file over 2 MiB is read
+by its size, first and last MiB: the header and first tensors of a safetensors or GGUF file differ
+between any two trainings, and ``sweep plan`` need not hash gigabytes. Only the files that define the
+model count (config, weights, tokenizer), so a README added next to the weights changes nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from pathlib import Path
@@ -76,14 +73,9 @@ def checkpoint_identity(ckpt: CheckpointSpec) -> dict[str, Any]:
 
 
 def loss_identity(cfg: SweepConfig) -> dict[str, Any]:
-    loss = cfg.loss
-    corpus = loss.corpus
-    return {
-        "corpus": {"content": file_fingerprint(corpus)} if corpus and _is_local(corpus) else corpus,
-        "hub": loss.hub,
-        "hub_config": loss.hub_config,
-        "split": loss.split,
-        "field": loss.field,
-        "tokens": loss.tokens,
-        "seq_len": loss.seq_len,
-    }
+    """Every loss setting but the batch size, which does not change the loss."""
+    identity = dataclasses.asdict(cfg.loss)
+    identity.pop("batch_size")
+    if identity["corpus"] and _is_local(identity["corpus"]):
+        identity["corpus"] = {"content": file_fingerprint(identity["corpus"])}
+    return identity

@@ -8,7 +8,9 @@ learning rate makes new ones, and two hosts with different mount points agree on
 checkpoints and corpora enter by content: :mod:`emergence.sweep.identity`).
 
 Few-shot cells (budget 0) do not depend on a training subset, so there is one per (checkpoint, task),
-with ``subset_seed`` empty (NaN in the table) rather than one copy per seed.
+with ``subset_seed`` empty (NaN in the table) rather than one copy per seed. A checkpoint's pretraining
+loss is a cell of its own (:class:`LossCell`), run before its task cells and joined into their rows
+when the table is consolidated, so no task cell waits on it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from emergence.data.tasks import TaskSpec, get_task
 from emergence.errors import UserError
 from emergence.sweep.config import CheckpointSpec, SweepConfig, checkpoint_id, finetune_config, is_hub_id
 from emergence.sweep.identity import checkpoint_identity, loss_identity
-from emergence.train.config import FinetuneSettings
 
 EFFECTIVE_FLOPS = 100e12  # per accelerator, for the hours column of the estimate
 
@@ -48,9 +49,35 @@ class Cell:
         return f"{self.checkpoint_id} {self.task} D={self.budget} seed={seed}"
 
 
-def _curve_identity(ft: FinetuneSettings) -> dict[str, Any] | None:
-    """What a finetuned cell's learning curve scores (its record holds the curve), or None when off."""
-    return None if ft.eval_every is None else {"every": ft.eval_every, "split": ft.eval_split}
+@dataclass(frozen=True)
+class LossCell:
+    """A checkpoint's pretraining loss; its key is the name its record had before it was a cell."""
+
+    key: str
+    checkpoint: CheckpointSpec
+    checkpoint_id: str
+    resolved: dict[str, Any]  # {"checkpoint": identity, "loss": loss identity}
+
+    def label(self) -> str:
+        return f"{self.checkpoint_id} pretraining loss"
+
+
+def loss_key(resolved: dict[str, Any]) -> str:
+    """The key of the loss cell of a task cell's checkpoint, from the task cell's resolved config."""
+    return stable_hash({"checkpoint": resolved["checkpoint"], "loss": resolved["loss"]})
+
+
+def with_loss_cells(cells: list[Cell]) -> list[LossCell | Cell]:
+    """``cells`` in order, each checkpoint's loss cell before its first task cell."""
+    out: list[LossCell | Cell] = []
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.checkpoint_id not in seen:
+            seen.add(cell.checkpoint_id)
+            resolved = {"checkpoint": cell.resolved["checkpoint"], "loss": cell.resolved["loss"]}
+            out.append(LossCell(loss_key(resolved), cell.checkpoint, cell.checkpoint_id, resolved))
+        out.append(cell)
+    return out
 
 
 def stable_hash(data: Any, length: int = 16) -> str:
@@ -71,7 +98,10 @@ def expand(cfg: SweepConfig) -> list[Cell]:
             few_shots = next(s for s in (task.shots, cfg.eval.shots, spec.default_shots) if s is not None)
             limit = task.limit if task.limit is not None else cfg.eval.limit
             task_ft = cfg.task_finetune(task.name)  # merged once per task, not per cell
-            curve = _curve_identity(task_ft)
+            # what a finetuned cell's learning curve scores; absent when off, so earlier keys stay valid
+            curve = None
+            if task_ft.eval_every is not None:
+                curve = {"every": task_ft.eval_every, "split": task_ft.eval_split}
             for budget in sorted(cfg.task_budgets(task)):
                 for seed in (None,) if budget == 0 else cfg.subset_seeds:
                     method = "none" if budget == 0 else task_ft.method
@@ -93,7 +123,7 @@ def expand(cfg: SweepConfig) -> list[Cell]:
                         raw = finetune_config(cfg, ckpt.model, task.name, budget, seed).identity()
                         raw.pop("model")  # the checkpoint enters by content, above
                         resolved["finetune"] = raw
-                        if curve is not None:  # absent when off: the keys of earlier sweeps stay valid
+                        if curve is not None:
                             resolved["finetune_curve"] = curve
                     cells.append(
                         Cell(
@@ -171,15 +201,15 @@ def _estimate(
 
 def format_plan(cfg: SweepConfig, cells: list[Cell], *, rows: int | None = None) -> str:
     """The plan as a plain-text table plus a cost summary (an estimate: sizes are typical, not measured)."""
-    header = f"{'key':16}  {'checkpoint':28}  {'task':14}  {'shots':>5}  {'budget':>6}  {'seed':>4}  {'method':6}  {'est PFLOP':>9}"
+    row = "{:16}  {:28}  {:14}  {:>5}  {:>6}  {:>4}  {:6}  {:>9}"
+    header = row.format("key", "checkpoint", "task", "shots", "budget", "seed", "method", "est PFLOP")
     lines = [header, "-" * len(header)]
     shown = cells if rows is None else cells[:rows]
     for c in shown:
         seed = "-" if c.subset_seed is None else str(c.subset_seed)
         est = "?" if c.est_flops is None else f"{c.est_flops / 1e15:.3g}"
-        lines.append(
-            f"{c.key:16}  {c.checkpoint_id[:28]:28}  {c.task[:14]:14}  {c.shots:>5}  {c.budget:>6}  {seed:>4}  {c.method:6}  {est:>9}"
-        )
+        fields = (c.key, c.checkpoint_id[:28], c.task[:14], c.shots, c.budget, seed, c.method, est)
+        lines.append(row.format(*fields))
     if len(shown) < len(cells):
         lines.append(f"... {len(cells) - len(shown)} more cells")
     known = [c.est_flops for c in cells if c.est_flops is not None]

@@ -1,10 +1,11 @@
 """Consolidate a sweep's cell records into the results table, and report where a sweep stands.
 
-The table has exactly the DESIGN.md "Results row" columns (:data:`emergence.results_table.RESULT_COLUMNS`)
-followed by one column per metric (known metrics first, in their usual order), one row per finished
-cell, sorted by checkpoint, task, budget and subset seed so two runs of the same sweep give the same
-file. Unknown values (tokens, FLOPs of a checkpoint without metadata; the subset seed of a few-shot
-row) are empty, never invented. Failed cells are not rows: they show in ``status``.
+The table has exactly the :data:`emergence.results_table.RESULT_COLUMNS` followed by one column per
+metric (known metrics first, in their usual order), one row per finished task cell, sorted by
+checkpoint, task, budget and subset seed so two runs of the same sweep give the same file. A row's
+``pretrain_loss`` is joined from its checkpoint's loss cell. Unknown values (tokens, FLOPs of a
+checkpoint without metadata; the subset seed of a few-shot row) are empty, never invented. Failed
+cells are not rows: they show in ``status``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from emergence.errors import UserError
+from emergence.fileio import atomic_path
 from emergence.results_table import COUNT_COLUMNS, KNOWN_METRICS, NUMERIC_COLUMNS, RESULT_COLUMNS
+from emergence.sweep.plan import loss_key
 from emergence.sweep.store import Store, read_json
 
 FORMATS = ("parquet", "csv")
-_COUNTS = COUNT_COLUMNS
-_NUMERIC = (*NUMERIC_COLUMNS, "seconds")
 
 
 def _check_out(out: str | Path) -> Store:
@@ -34,11 +35,19 @@ def _check_out(out: str | Path) -> Store:
 
 def incomplete_cells(out: str | Path) -> list[str]:
     """One line per cell the table would lack: a record file that is corrupt (named by path), a cell
-    recorded as failed, a planned cell (sweep.json) with no record yet. Empty when the table is whole."""
+    recorded as failed, a planned cell (sweep.json) with no record yet, a finished cell's checkpoint
+    without its pretraining loss. Empty when the table is whole."""
     store = _check_out(out)
     records, corrupt = store.scan_records()
     lines = [f"corrupt record {path} (truncated or not a cell record; rerun the sweep to redo it)"
              for path in corrupt]
+    done = [r for r in records.values() if r.get("status") == "done"]
+    losses = {loss_key(r["config"]) for r in done if "pretrain_loss" not in r["row"]}
+    for key in sorted(losses):
+        loss = store.loss_record(key)
+        if loss is None or loss["status"] != "done":
+            why = f"failed: {loss.get('error', '')}" if loss else "no record"
+            lines.append(f"pretraining loss {store.loss_path(key)} {why}")
     manifest = read_json(store.out / "sweep.json")
     if manifest is None and (store.out / "sweep.json").exists():
         lines.append(f"corrupt {store.out / 'sweep.json'}: the plan is unreadable, so missing cells cannot "
@@ -60,7 +69,16 @@ def incomplete_cells(out: str | Path) -> list[str]:
 def results_table(out: str | Path) -> pd.DataFrame:
     """One row per finished cell: the fixed columns, then the metric columns."""
     store = _check_out(out)
-    rows = [rec["row"] for rec in store.records().values() if rec.get("status") == "done" and "row" in rec]
+    rows, losses = [], {}
+    for rec in store.records().values():
+        if rec.get("status") == "done":
+            row = rec["row"]
+            if "pretrain_loss" not in row:  # rows recorded before loss cells carry their own
+                key = loss_key(rec["config"])
+                if key not in losses:
+                    losses[key] = (store.loss_record(key) or {}).get("loss")
+                row = {**row, "pretrain_loss": losses[key]}
+            rows.append(row)
     metrics = sorted(
         {k for r in rows for k in r if k not in RESULT_COLUMNS},
         key=lambda m: (KNOWN_METRICS.index(m) if m in KNOWN_METRICS else len(KNOWN_METRICS), m),
@@ -69,9 +87,9 @@ def results_table(out: str | Path) -> pd.DataFrame:
         [{c: r.get(c) for c in (*RESULT_COLUMNS, *metrics)} for r in rows],
         columns=[*RESULT_COLUMNS, *metrics],
     )
-    for column in (*_NUMERIC, *metrics):
+    for column in (*NUMERIC_COLUMNS, "seconds", *metrics):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    for column in _COUNTS:  # whole numbers print as such (empty where unknown), not as 16.0
+    for column in COUNT_COLUMNS:  # whole numbers print as such (empty where unknown), not as 16.0
         frame[column] = frame[column].round().astype("Int64")
     for column in ("checkpoint", "task", "method", "config_hash", "code_version"):
         frame[column] = frame[column].astype(str)
@@ -80,22 +98,17 @@ def results_table(out: str | Path) -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Path:
-    """Write CSV or Parquet atomically (temp file in the same folder, then rename)."""
+    """Write CSV or Parquet atomically."""
     path = Path(path)
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "parquet")
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "csv":
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -1,22 +1,18 @@
-"""Execute a sweep's cells: claim, compute, record atomically; resume, share work, retry failures.
+"""Execute a sweep's cells: loop, claim, compute, record; resume, share work, retry failures.
 
-One process loops over its cells (all, or every n-th with ``--shard i/n``) in plan order, so a
-checkpoint is loaded once for all its cells and the jitted steps (keyed on the model's graph) compile
-once per shape for the whole run; while it works on one checkpoint, the next hub checkpoint downloads
-(:mod:`emergence.sweep.prefetch`). For each cell it: skips it if a record exists (done, or failed
-unless ``retry_failed``); claims it (:mod:`emergence.sweep.store`), or moves on if a live runner holds
-it; computes the checkpoint's pretraining loss once (cached in OUT/loss, under its own claim); runs
-the cell (:mod:`emergence.sweep.cell`); then hands the cell to a background committer
-(:mod:`emergence.sweep.committer`), which writes the per-example records, then the cell record — the
-commit point — and releases the claim while the next cell computes. A runner killed at any instant
-leaves no record and a lock whose dead owner makes it stale, so the next runner redoes exactly the
-unfinished cells. When its own cells are done a runner waits for cells claimed by others, taking over
-any whose claim goes stale, so the sweep ends complete.
+One process loops over its cells (all, or every n-th with ``--shard i/n``) in plan order, each
+checkpoint's loss cell first, so a checkpoint is loaded once for all its cells and the jitted steps
+compile once per shape for the whole run. A cell with a record is skipped (a failed one unless
+``retry_failed``); otherwise the runner claims it (:mod:`emergence.sweep.store`) or moves on if a live
+runner holds it, computes it, and writes its record — the commit point — before releasing the claim.
+A runner killed at any instant leaves no record and a lock whose dead owner makes it stale, so the
+next runner redoes exactly the unfinished cells. When its own cells are done a runner waits for cells
+claimed by others, taking over any whose claim goes stale, so the sweep ends complete.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -31,38 +27,21 @@ from emergence.config import to_dict
 from emergence.errors import UserError
 from emergence.results_table import RESULT_COLUMNS
 from emergence.sweep.cell import CellLog, results_row, run_cell
-from emergence.sweep.committer import CommitFailed, Committer
-from emergence.sweep.config import SweepConfig, tokenizer_fingerprint
-from emergence.sweep.plan import Cell, expand, shard, stable_hash
-from emergence.sweep.prefetch import Prefetcher
-from emergence.sweep.store import HOST, Store, read_json, write_json
+from emergence.sweep.config import SweepConfig, tokenizer_fingerprint, tokenizer_mismatch
+from emergence.sweep.plan import Cell, LossCell, expand, shard, with_loss_cells
+from emergence.sweep.store import HOST, Store, read_json
 
 
 class TokenizerMismatch(UserError):
     """Checkpoints of one sweep with different tokenizers: a config error, fatal for the whole run."""
 
 
-@dataclass(frozen=True)
-class _Finished:
-    """A computed cell on its way to the committer: what :meth:`Runner._commit` writes."""
-
-    cell: Cell
-    claim: Any  # emergence.sweep.store.Claim, held until the record is written
-    attempts: int  # this attempt's number (a failed record counts them)
-    record: dict
-    timing: dict[str, float]
-    records: list[dict] | None  # per-example records; None when the cell failed
-    log: CellLog
-
-
 @dataclass
 class RunReport:
-    total: int  # cells in this runner's shard
+    total: int  # task cells in this runner's shard
     done_here: int = 0
     failed_here: int = 0
     skipped: int = 0  # finished or failed before this run
-    seconds: float = 0.0
-    timings: list[dict[str, float]] = field(default_factory=list)
     started: float = 0.0  # time.perf_counter() when the run started (for the ETA)
     # labels of the shard's cells recorded as failed when the run ended (here or by an earlier run):
     # the command exits 1 while any is left, so a script never takes a partial sweep for a whole one
@@ -73,25 +52,14 @@ def code_version() -> str:
     """Package version + git commit (``EMERGENCE_CODE_VERSION`` overrides, e.g. in a container without git)."""
     if os.environ.get("EMERGENCE_CODE_VERSION"):
         return os.environ["EMERGENCE_CODE_VERSION"]
-    from importlib.metadata import PackageNotFoundError, version
+    from emergence import __version__ as package
 
+    git = ["git", "-C", str(Path(__file__).resolve().parents[2]), "rev-parse", "--short", "HEAD"]
     try:
-        __version__ = version("emergence")
-    except PackageNotFoundError:
-        __version__ = "unknown"
-    root = Path(__file__).resolve().parents[2]
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        sha = subprocess.run(git, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return __version__
-    return f"{__version__}+g{sha}" if sha else __version__
+        return package
+    return f"{package}+g{sha}" if sha else package
 
 
 class Runner:
@@ -103,11 +71,6 @@ class Runner:
         self.max_poll = poll if poll is not None else min(10.0, max(0.2, cfg.lock_ttl / 10))
         self.version = code_version()
         self._loaded: tuple[str, Any] | None = None
-        self._losses: dict[str, float] = {}  # loss file name -> value, once read or computed
-        self._tokenizer: tuple[str, str] | None = None
-        self.retry_failed = False
-        self._commits: Committer | None = None  # set while run() runs
-        self._prefetch = Prefetcher([])
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -117,58 +80,47 @@ class Runner:
         cells = expand(self.cfg)
         mine = shard(cells, *shard_spec)
         self._write_manifest(cells)
-        self.store.clean_stale_locks()  # a killed runner's claims (loss locks too) are taken over
+        self.store.clean_stale_locks()  # a killed runner's claims are taken over
         report = RunReport(total=len(mine), started=started)
+        planned = with_loss_cells(mine)
         attempted: set[str] = set()
-        self.retry_failed = retry_failed
 
-        def open_cells() -> list[Cell]:
-            out = []
-            for cell in mine:
-                rec = self.store.record(cell.key)
-                status = rec.get("status") if rec else None
-                if status == "done" or (status == "failed" and (not retry_failed or cell.key in attempted)):
-                    continue
-                out.append(cell)
-            return out
+        def open_cells() -> list[Cell | LossCell]:
+            return [c for c in planned if _is_open(self._record(c), retry_failed and c.key not in attempted)]
 
         if self.cfg.compile_cache:
             import jax
 
             jax.config.update("jax_compilation_cache_dir", self.cfg.compile_cache)
         pending = open_cells()
-        report.skipped = len(mine) - len(pending)
+        todo = sum(isinstance(c, Cell) for c in pending)
+        report.skipped = len(mine) - todo
         self.echo(
             f"sweep {self.cfg.name}: {len(mine)} cells in shard {shard_spec[0]}/{shard_spec[1]}, "
-            f"{report.skipped} already recorded, {len(pending)} to do -> {self.cfg.out}"
+            f"{report.skipped} already recorded, {todo} to do -> {self.cfg.out}"
         )
-        self._prefetch = Prefetcher([cell.checkpoint.model for cell in pending])
         delay = 0.2
-        with Committer() as self._commits:
-            while pending:
-                progressed = False
-                for cell in pending:
-                    if self._try_cell(cell, report):
-                        attempted.add(cell.key)
-                        progressed = True
-                self._commits.wait()  # the records open_cells reads are all written
-                pending = open_cells()
-                # the rest are claimed by live runners: wait for them to finish or for their locks to expire
-                if pending and wait:
-                    delay = 0.2 if progressed else min(delay * 2, self.max_poll)
-                    time.sleep(delay)
-                elif pending:
-                    break
-        self._commits = None
-        report.seconds = time.perf_counter() - started
+        while pending:
+            progressed = False
+            for cell in pending:
+                if self._try_cell(cell, report, retry_failed):
+                    attempted.add(cell.key)
+                    progressed = True
+            pending = open_cells()
+            # the rest are claimed by live runners: wait for them to finish or for their locks to expire
+            if pending and wait:
+                delay = 0.2 if progressed else min(delay * 2, self.max_poll)
+                time.sleep(delay)
+            elif pending:
+                break
         self.store.clean_stale_locks()
         report.failed_cells = [
-            c.label() for c in mine if (self.store.record(c.key) or {}).get("status") == "failed"
+            c.label() for c in planned if (self._record(c) or {}).get("status") == "failed"
         ]
         failed = len(report.failed_cells)
         self.echo(
             f"finished: {report.done_here} cells done and {report.failed_here} failed here in "
-            f"{_fmt(report.seconds)}; shard has {failed} failed cell(s)"
+            f"{_fmt(time.perf_counter() - started)}; shard has {failed} failed cell(s)"
             + (" (rerun with --retry-failed)" if failed else "")
         )
         return report
@@ -181,117 +133,101 @@ class Runner:
         }
         path = self.store.out / "sweep.json"
         if read_json(path) != manifest:
-            write_json(path, manifest)
+            self.store.write(path, manifest)
 
-    def _try_cell(self, cell: Cell, report: RunReport) -> bool:
-        """Claim and compute ``cell``, then hand it to the background committer. False if another
-        runner holds or finished it (or it failed before and is not to be retried)."""
-        claim = self.store.claim(cell.key)
+    def _record(self, cell: Cell | LossCell) -> dict | None:
+        if isinstance(cell, LossCell):
+            return self.store.loss_record(cell.key)
+        return self.store.record(cell.key)
+
+    def _try_cell(self, cell: Cell | LossCell, report: RunReport, retry: bool) -> bool:
+        """Claim, compute and record ``cell``. False if another runner holds or finished it."""
+        is_loss = isinstance(cell, LossCell)
+        claim = self.store.claim(f"loss-{cell.key}" if is_loss else cell.key)
         if claim is None:
             return False
-        finished: _Finished | None = None
         try:
-            rec = self.store.record(cell.key)  # finished by another runner between our check and claim
-            status = (rec or {}).get("status")
-            if status == "done" or (status == "failed" and not self.retry_failed):
-                claim.release()
+            rec = self._record(cell)  # finished by another runner between our check and claim
+            if not _is_open(rec, retry):
                 return False
-            finished = self._execute(cell, claim, (rec or {}).get("attempts", 0) + 1)
-            # after the cell's own background writes (its adapter), which must not have failed
-            self._commits.submit(functools.partial(self._commit, finished, report))
-        except BaseException:
-            if finished is not None:
-                finished.log.close()
+            attempts = (rec or {}).get("attempts", 0) + 1
+            record, cleanup = self._compute(cell, attempts)
+            if not claim.owned():
+                self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")
+                return True
+            path = self.store.loss_path(cell.key) if is_loss else self.store.record_path(cell.key)
+            self.store.write(path, record)
+            for folder in cleanup:
+                shutil.rmtree(folder, ignore_errors=True)
+        finally:
             claim.release()
-            raise
+        if is_loss:
+            done = record["status"] == "done"
+            what = f"{record['loss']:.4f} nats/token" if done else f"FAILED: {record['error'][:160]}"
+            self.echo(f"  {cell.label()}: {what}")
+        else:
+            report.done_here += record["status"] == "done"
+            report.failed_here += record["status"] == "failed"
+            self._progress(cell, record, report)
         return True
 
-    def _commit(self, done: _Finished, report: RunReport) -> None:
-        """Write the cell's per-example records, then its record, then release its claim (in the
-        committer's thread: :mod:`emergence.sweep.committer`)."""
-        cell, record = done.cell, done.record
-        try:
-            if done.records is not None:
-                from emergence.eval.evaluate import write_records
-
-                try:
-                    write_records(self.store.work_dir(cell.key) / "records.jsonl", done.records)
-                except Exception as err:  # noqa: BLE001 - recorded as the cell's failure, like a compute error
-                    record = self._failure(cell, err, done.log, done.attempts)
-            if not done.claim.owned():
-                self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")
-                return
-            cleanup = record.pop("_cleanup", ())
-            self.store.write_record(cell.key, record)
-            for path in cleanup:
-                shutil.rmtree(path, ignore_errors=True)
-        finally:
-            done.log.close()
-            done.claim.release()
-        if record["status"] == "done":
-            report.done_here += 1
-            report.timings.append(done.timing)
-        else:
-            report.failed_here += 1
-        self._progress(cell, record, done.timing, report)
-
     # ------------------------------------------------------------------ one cell
-    def _execute(self, cell: Cell, claim, attempts: int) -> _Finished:
-        """Compute the cell (held by ``claim``): its record (done or failed), timings, per-example
-        records and open run log, for :meth:`_commit`."""
-        work = self.store.work_dir(cell.key)
-        log = CellLog(work / "run.log")
-        t0 = time.perf_counter()
-        timing = {"load": 0.0, "loss": 0.0, "train": 0.0, "eval": 0.0}
-        log(f"start {cell.label()} key={cell.key} host={HOST} pid={os.getpid()}")
+    def _compute(self, cell: Cell | LossCell, attempts: int) -> tuple[dict, list[Path]]:
+        """The cell's record, done or failed (the error's traceback goes to a task cell's run log),
+        and the folders to delete once it is written."""
+        log = None if isinstance(cell, LossCell) else CellLog(self.store.work_dir(cell.key) / "run.log")
         try:
-            base, t_load = self._base(cell)
-            loss, t_loss = self._loss(cell, base)
-            timing.update(load=t_load, loss=t_loss)
-            t_cell = time.perf_counter()
-            outcome = run_cell(cell, self.cfg, base, work, log, background=self._commits.submit)
-            seconds = time.perf_counter() - t_cell
-            timing.update(outcome.timings, cell=seconds, total=time.perf_counter() - t0)
-            record = {
-                "status": "done",
-                "key": cell.key,
-                "row": results_row(cell, base, loss, outcome, seconds, self.version),
-                "config": cell.resolved,
-                "timings": timing,
-                "train": outcome.train,
-                "host": HOST,
-                "pid": os.getpid(),
-                "finished": time.time(),
-                "_cleanup": outcome.cleanup,  # taken out before the record is written
-            }
-            log(f"done in {seconds:.2f}s (train {timing['train']:.2f}s, eval {timing['eval']:.2f}s)")
-            return _Finished(cell, claim, attempts, record, timing, outcome.records, log)
-        except (TokenizerMismatch, CommitFailed):  # fatal for the run, not this cell's failure
-            log.close()
+            fields, cleanup = self._loss(cell) if log is None else self._task(cell, log)
+            record = {"status": "done", "key": cell.key, **fields}
+        except TokenizerMismatch:  # fatal for the run, not this cell's failure
             raise
         except Exception as err:  # noqa: BLE001 - a failed cell is recorded, the sweep goes on
-            timing["total"] = time.perf_counter() - t0
-            return _Finished(
-                cell, claim, attempts, self._failure(cell, err, log, attempts), timing, None, log
-            )
+            message = " ".join(str(err).split()) or type(err).__name__
+            if log is not None:
+                log(f"failed: {type(err).__name__}: {message}\n{traceback.format_exc()}")
+            error = f"{type(err).__name__}: {message}"
+            record = {"status": "failed", "key": cell.key, "error": error, "attempts": attempts}
+            record["config"], cleanup = cell.resolved, []
+        finally:
+            if log is not None:
+                log.close()
+        return {**record, "host": HOST, "pid": os.getpid(), "finished": time.time()}, cleanup
 
-    def _failure(self, cell: Cell, err: Exception, log: CellLog, attempts: int) -> dict:
-        """The record of a failed cell; the error and its traceback go to the cell's run log."""
-        message = " ".join(str(err).split()) or type(err).__name__
-        log(f"failed: {type(err).__name__}: {message}\n{traceback.format_exc()}")
-        return {
-            "status": "failed",
-            "key": cell.key,
-            "error": f"{type(err).__name__}: {message}",
-            "attempts": attempts,
-            "config": cell.resolved,
-            "host": HOST,
-            "pid": os.getpid(),
-            "finished": time.time(),
-        }
+    def _task(self, cell: Cell, log: CellLog) -> tuple[dict, list[Path]]:
+        """Evaluate (after finetuning) and write the per-example records."""
+        from emergence.eval.evaluate import write_records
 
-    def _base(self, cell: Cell):
-        """The checkpoint's base model, loaded once for all of its cells; tokenizer checked on load."""
+        work = self.store.work_dir(cell.key)
+        t0 = time.perf_counter()
+        timing = {"load": 0.0, "train": 0.0, "eval": 0.0}
+        log(f"start {cell.label()} key={cell.key} host={HOST} pid={os.getpid()}")
+        base, timing["load"] = self._base(cell)
+        t_cell = time.perf_counter()
+        outcome = run_cell(cell, self.cfg, base, work, log)
+        seconds = time.perf_counter() - t_cell
+        timing.update(outcome.timings, cell=seconds, total=time.perf_counter() - t0)
+        write_records(work / "records.jsonl", outcome.records)
+        log(f"done in {seconds:.2f}s (train {timing['train']:.2f}s, eval {timing['eval']:.2f}s)")
+        row = results_row(cell, base, outcome, seconds, self.version)
+        fields = {"row": row, "config": cell.resolved, "timings": timing, "train": outcome.train}
+        return fields, outcome.cleanup
+
+    def _loss(self, cell: LossCell) -> tuple[dict, list[Path]]:
+        """The checkpoint's pretraining loss, with its tokenizer's fingerprint for :meth:`_base`."""
+        from emergence.eval.pretrain_loss import corpus_loss
+
+        base, load = self._base(cell)
+        res = corpus_loss(base, **dataclasses.asdict(self.cfg.loss))
+        fields = {"checkpoint": cell.checkpoint_id, "loss": res.loss, "n_tokens": res.n_tokens}
+        fields.update(seq_len=res.seq_len, seconds=res.seconds, timings={"load": load, "loss": res.seconds})
+        fields.update(tokenizer=tokenizer_fingerprint(base.tokenizer), identity=cell.resolved)
+        return fields, []
+
+    def _base(self, cell: Cell | LossCell):
+        """The checkpoint's base model, loaded once for all of its cells.
+
+        A hub or GGUF checkpoint's tokenizer is only known once loaded (the config checks local
+        ones), so every load is checked against the fingerprints in the loss records."""
         if self._loaded and self._loaded[0] == cell.checkpoint_id:
             return self._loaded[1], 0.0
         from emergence.models.registry import load_model
@@ -299,89 +235,28 @@ class Runner:
 
         self._loaded = None  # free the previous checkpoint first
         t0 = time.perf_counter()
-        self._prefetch.wait(cell.checkpoint.model)
         loaded = load_model(cell.checkpoint.model, dtype=self.cfg.dtype)
-        self._prefetch.after(cell.checkpoint.model)  # the next hub checkpoint downloads meanwhile
         place_on_default_mesh(loaded.model)  # few-shot and finetuned cells then share compiled programs
         fp = tokenizer_fingerprint(loaded.tokenizer)
-        self._check_tokenizer(cell.checkpoint_id, fp)
+        for path in sorted(self.store.loss_dir.glob("*.json")):
+            other = read_json(path) or {}
+            if other.get("tokenizer", fp) != fp:
+                first = other.get("checkpoint", path.stem)
+                raise TokenizerMismatch(tokenizer_mismatch(cell.checkpoint_id, first))
         self._loaded = (cell.checkpoint_id, loaded)
         return loaded, time.perf_counter() - t0
 
-    def _check_tokenizer(self, cid: str, fp: str) -> None:
-        known = [self._tokenizer] if self._tokenizer else []
-        if self.store.loss_dir.is_dir():
-            for path in sorted(self.store.loss_dir.glob("*.json")):
-                data = read_json(path) or {}
-                if data.get("tokenizer"):
-                    known.append((data.get("checkpoint", path.stem), data["tokenizer"]))
-        for other, other_fp in known:
-            if other_fp != fp:
-                raise TokenizerMismatch(
-                    f"checkpoint '{cid}' has a different tokenizer than '{other}'; all checkpoints of a sweep "
-                    "must share a tokenizer (losses in nats/token are not comparable otherwise)"
-                )
-        self._tokenizer = self._tokenizer or (cid, fp)
-
-    def _loss(self, cell: Cell, base) -> tuple[float, float]:
-        """The checkpoint's pretraining loss from OUT/loss, computing it once (under a claim) if missing."""
-        ident = {"checkpoint": cell.resolved["checkpoint"], "loss": cell.resolved["loss"]}  # as planned
-        name = stable_hash(ident)
-        if name in self._losses:  # a loss file, once written, is never changed
-            return self._losses[name], 0.0
-        path = self.store.loss_dir / f"{name}.json"
-        t0 = time.perf_counter()
-        while True:
-            data = read_json(path)
-            if data is not None:
-                self._losses[name] = float(data["loss"])
-                return self._losses[name], time.perf_counter() - t0
-            claim = self.store.claim(f"loss-{name}")
-            if claim is None:  # another runner is computing it
-                time.sleep(0.2)
-                continue
-            try:
-                if read_json(path) is None:
-                    from emergence.eval.pretrain_loss import corpus_loss
-
-                    spec = self.cfg.loss
-                    res = corpus_loss(
-                        base,
-                        corpus=spec.corpus,
-                        hub=spec.hub,
-                        hub_config=spec.hub_config,
-                        split=spec.split,
-                        field=spec.field,
-                        tokens=spec.tokens,
-                        seq_len=spec.seq_len,
-                        batch_size=spec.batch_size,
-                    )
-                    write_json(
-                        path,
-                        {
-                            "checkpoint": cell.checkpoint_id,
-                            "loss": res.loss,
-                            "n_tokens": res.n_tokens,
-                            "seq_len": res.seq_len,
-                            "seconds": res.seconds,
-                            "tokenizer": tokenizer_fingerprint(base.tokenizer),
-                            "identity": ident,
-                        },
-                    )
-            finally:
-                claim.release()
-
     # ------------------------------------------------------------------ progress
-    def _progress(self, cell: Cell, record: dict, timing: dict, report: RunReport) -> None:
+    def _progress(self, cell: Cell, record: dict, report: RunReport) -> None:
         finished = report.done_here + report.failed_here
         left = report.total - report.skipped - finished
         rate = (time.perf_counter() - report.started) / max(finished, 1)
         if record["status"] == "done":
             row = record["row"]
             metrics = ", ".join(
-                f"{k}={row[k]:.3f}" for k in row if k not in _FIXED and isinstance(row[k], float)
+                f"{k}={row[k]:.3f}" for k in row if k not in RESULT_COLUMNS and isinstance(row[k], float)
             )
-            what = f"{metrics}  {timing.get('cell', 0):.1f}s"
+            what = f"{metrics}  {record['timings'].get('cell', 0):.1f}s"
         else:
             what = f"FAILED: {record['error'][:160]}"
         self.echo(
@@ -390,14 +265,17 @@ class Runner:
         )
 
 
+def _is_open(record: dict | None, retry: bool) -> bool:
+    """Not yet recorded, or recorded as failed and to be retried."""
+    status = (record or {}).get("status")
+    return status is None or (status == "failed" and retry)
+
+
 def _fmt(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
-_FIXED = set(RESULT_COLUMNS)
 
 
 def run_sweep(

@@ -3,18 +3,16 @@
 Layout of OUT::
 
     sweep.json          the resolved config and plan (written when a run starts)
-    cells/<key>.json    the cell's record: status done (with its results row) or failed (with the error)
-    cells/<key>.lock    a claim: created with O_CREAT|O_EXCL; its mtime is the owner's heartbeat
+    cells/<key>.json    a task cell's record: status done (with its results row) or failed (with the error)
+    cells/<key>.lock    a claim: its mtime is the owner's heartbeat (a loss cell's is loss-<key>.lock)
     cells/<key>/        the cell's work: run.log, records.jsonl (per-example), finetune/ (adapter)
-    loss/<id>.json      pretraining loss per checkpoint (computed once, shared by its cells)
+    loss/<key>.json     a loss cell's record: a checkpoint's pretraining loss (joined into its rows)
 
-Records are written to a temp file in the same folder and renamed, so a reader (or a runner killed at
-any instant) sees either no record or a complete one. A claim is taken by creating the lock file
-exclusively (a hard link of a complete private file: it fails like O_CREAT|O_EXCL when the lock
-exists, and the lock is never seen half-written); the owner touches it every ``ttl / 4`` seconds.
-A lock whose mtime is older than ``ttl``,
-or whose owner is a dead process on this host, is stale: a runner takes it over under a short
-exclusive ``.takeover`` guard, re-checking staleness inside it, so two runners never break the same lock.
+A record, written atomically (:mod:`emergence.fileio`), is the commit point: a runner killed at any
+instant leaves no record or a complete one. A claim is a hard link of a complete private file (it
+fails like O_CREAT|O_EXCL when the lock exists, and is never seen half-written), touched every
+``ttl / 4`` seconds. A lock older than ``ttl``, or owned by a dead process on this host, is stale: a
+runner takes it over under a short exclusive ``.takeover`` guard, re-checking staleness inside it.
 """
 
 from __future__ import annotations
@@ -29,26 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from emergence import fileio
+from emergence.errors import UserError
 
 HOST = socket.gethostname()
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Atomically replace ``path`` with ``data`` as JSON (temp file in the same folder, then rename).
-
-    No fsync: a killed process cannot tear a renamed file, and after a host crash a truncated record
-    does not parse, which readers treat as "no record", so the cell is simply run again."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fileio.write_json(path, data, indent=1)  # mode 0644 under umask 022: a group can share OUT
-
-
 def read_json(path: Path) -> Any | None:
-    """The JSON in ``path``, or None when it is missing or does not parse (a record cut by a host
-    crash, a lock being replaced): callers treat both as "no record". An unreadable file (a folder
-    shared without group read permission) is not hidden: its OSError names the path."""
+    """The JSON in ``path``, or None when it is missing, unreadable or does not parse (a record cut by
+    a host crash, a lock being replaced): callers treat all of these as "no record"."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, IsADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+        return fileio.read_json(path)
+    except UserError:
         return None
 
 
@@ -74,8 +63,20 @@ class Store:
         data = read_json(self.record_path(key))
         return data if _valid_record(data) else None
 
-    def write_record(self, key: str, record: dict) -> None:
-        write_json(self.record_path(key), record)
+    def write(self, path: Path, record: dict) -> None:
+        """Write a record atomically (mode 0644 under umask 022: a group can share OUT)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fileio.write_json(path, record, indent=1)
+
+    def loss_path(self, key: str) -> Path:
+        return self.loss_dir / f"{key}.json"
+
+    def loss_record(self, key: str) -> dict | None:
+        """A loss cell's record (one written before loss cells had a status counts as done)."""
+        data = read_json(self.loss_path(key))
+        if not isinstance(data, dict) or ("loss" not in data and data.get("status") != "failed"):
+            return None
+        return {"status": "done", **data}
 
     def records(self) -> dict[str, dict]:
         return self.scan_records()[0]
@@ -96,9 +97,6 @@ class Store:
         return out, corrupt
 
     # ------------------------------------------------------------------ claims
-    def lock_info(self, key: str) -> dict | None:
-        return read_json(self.lock_path(key))
-
     def is_stale(self, path: Path) -> bool:
         try:
             age = time.time() - path.stat().st_mtime
@@ -156,10 +154,8 @@ class Store:
     def clean_stale_locks(self) -> int:
         """Remove every stale claim (a killed runner's) and the scraps a kill can leave beside it
         (a claim's private temp file, a takeover guard), each older than ``ttl``; returns how many.
-
-        Why: a claim is otherwise only broken when a runner wants *that* cell. A loss lock
-        (``loss-<id>.lock``) whose loss file a later runner finds written is never claimed again,
-        so the lock of the runner killed while computing it stayed forever."""
+        Why: a claim is otherwise only broken when a runner wants *that* cell, and a cell another
+        runner has since recorded is never claimed again."""
         removed = 0
         if not self.cells.is_dir():
             return 0

@@ -127,8 +127,8 @@ def _fake_sweep(out):
         },
     ]
     for row in rows:
-        store.write_record(row["config_hash"], {"status": "done", "row": row})
-    store.write_record("k3", {"status": "failed", "error": "ValueError: boom"})
+        store.write(store.record_path(row["config_hash"]), {"status": "done", "row": row})
+    store.write(store.record_path("k3"), {"status": "failed", "error": "ValueError: boom"})
     return rows
 
 

@@ -19,9 +19,10 @@ import pytest
 
 from emergence.results_table import RESULT_COLUMNS
 from emergence.sweep.config import load_sweep_config
-from emergence.sweep.plan import expand
-from emergence.sweep.results import results_table, sweep_status
+from emergence.sweep.plan import expand, with_loss_cells
+from emergence.sweep.results import incomplete_cells, results_table, sweep_status
 from emergence.sweep.runner import Runner
+from emergence.sweep.store import Store
 from tests.sweep.helpers import (
     EMERGENCE,
     REPO,
@@ -102,7 +103,8 @@ def _runs_until_progress(out, env, rng, cells_before_kill):
 def _assert_no_partial_records(out):
     for path in (out / "cells").glob("*.json"):
         record = json.loads(path.read_text())  # a torn write would not parse
-        assert record["status"] == "done" and set(RESULT_COLUMNS) <= set(record["row"])
+        # every column but pretrain_loss, which the table joins from the checkpoint's loss cell
+        assert record["status"] == "done" and set(RESULT_COLUMNS) - set(record["row"]) == {"pretrain_loss"}
 
 
 def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_table(reference, env, tmp_path):
@@ -214,9 +216,9 @@ def test_a_finetuned_cell_records_its_learning_curve_when_asked(tmp_path):
     }
 
 
-def test_a_cell_finished_before_a_fatal_error_is_still_committed(tmp_path, monkeypatch):
-    """A cell's record is written in the background while the next cell computes
-    (emergence/sweep/committer.py); when that next cell stops the run, the finished one is kept."""
+def test_a_fatal_error_stops_the_run_and_keeps_the_cells_recorded_before_it(tmp_path, monkeypatch):
+    """A tokenizer mismatch found when a checkpoint loads is fatal for the run, not a cell's failure:
+    the run stops, the cells finished before it keep their records, and no claim is left behind."""
     from emergence.sweep.runner import TokenizerMismatch
 
     raw = tiny_raw()
@@ -237,10 +239,9 @@ def test_a_cell_finished_before_a_fatal_error_is_still_committed(tmp_path, monke
     assert not list((tmp_path / "out" / "cells").glob("*.lock"))
 
 
-def test_a_cell_whose_adapter_cannot_be_written_gets_no_record(tmp_path, monkeypatch):
-    """The finetuned adapter is written in the background before the cell's record; if that write
-    fails, the run stops (CommitFailed) and the cell stays unrecorded, to be redone."""
-    from emergence.sweep.committer import CommitFailed
+def test_a_cell_whose_adapter_cannot_be_written_is_recorded_as_failed(tmp_path, monkeypatch):
+    """A finetuned cell is never recorded as done without its adapter: a failed write is the cell's
+    failure (retried with --retry-failed), and its claim is released."""
     from emergence.train import adapters
 
     raw = tiny_raw()
@@ -251,8 +252,33 @@ def test_a_cell_whose_adapter_cannot_be_written_gets_no_record(tmp_path, monkeyp
         raise OSError("No space left on device")
 
     monkeypatch.setattr(adapters, "save_lora_adapter", disk_full)
-    with pytest.raises(CommitFailed, match="No space left on device"):
-        Runner(cfg, echo=lambda _: None).run()
+    report = Runner(cfg, echo=lambda _: None).run()
+    assert report.failed_here == 1 and len(report.failed_cells) == 1
     status = sweep_status(cfg.out)
-    assert (status.done, status.failed, status.running) == (0, 0, 0)
+    assert (status.done, status.failed, status.running) == (0, 1, 0)
+    assert "No space left on device" in status.failures[0][2]
     assert not list((tmp_path / "out" / "cells").glob("*.lock"))
+
+
+def test_the_pretraining_loss_is_a_cell_of_its_own_joined_into_the_rows(tmp_path):
+    """Task cells do not wait on their checkpoint's loss: while another runner holds the loss cell
+    they finish, and the table lacks only the loss; once the loss cell is recorded, its loss is the
+    ``pretrain_loss`` of every row of its checkpoint."""
+    cfg = _fewshot_only(tmp_path)
+    (cell,) = expand(cfg)
+    loss, task = with_loss_cells([cell])
+    assert task is cell and loss.label() == "tiny-tied pretraining loss"
+    store = Store(cfg.out, cfg.lock_ttl)
+    held = store.claim(f"loss-{loss.key}")  # a live runner computing the loss
+    report = Runner(cfg, echo=lambda _: None).run(wait=False)
+    held.release()
+    assert report.done_here == 1 and store.loss_record(loss.key) is None
+    assert "pretrain_loss" not in store.record(cell.key)["row"]
+    assert [line.split()[:2] for line in incomplete_cells(cfg.out)] == [["pretraining", "loss"]]
+    lines: list[str] = []
+    assert Runner(cfg, echo=lines.append).run().skipped == 1
+    recorded = store.loss_record(loss.key)
+    assert recorded["status"] == "done" and recorded["identity"] == loss.resolved
+    assert any("tiny-tied pretraining loss:" in line for line in lines)
+    assert incomplete_cells(cfg.out) == []
+    assert results_table(cfg.out)["pretrain_loss"].tolist() == [recorded["loss"]]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from emergence.sweep.store import Store, read_json, write_json
+from emergence.sweep.store import Store, read_json
 
 
 def _foreign_lock(store: Store, key: str, *, age: float, host: str = "another-host", pid: int = 4242) -> None:
@@ -81,9 +81,10 @@ def test_a_taken_over_claim_knows_it_is_no_longer_owned(tmp_path):
 
 
 def test_records_are_replaced_atomically(tmp_path):
-    path = tmp_path / "cells" / "k.json"
-    write_json(path, {"status": "done", "v": 1})
-    write_json(path, {"status": "done", "v": 2})
+    store = Store(tmp_path)
+    path = store.record_path("k")
+    store.write(path, {"status": "done", "v": 1})
+    store.write(path, {"status": "done", "v": 2})
     assert read_json(path) == {"status": "done", "v": 2}
     assert sorted(p.name for p in path.parent.iterdir()) == ["k.json"]  # no temp files left behind
 
@@ -111,7 +112,7 @@ def test_records_are_written_with_the_users_umask(tmp_path, monkeypatch):
         monkeypatch.setattr(fileio, "_umask", None)  # the umask is read once per process
         try:
             path = tmp_path / f"r{umask:o}.json"
-            write_json(path, {"status": "done"})
+            Store(tmp_path).write(path, {"status": "done"})
         finally:
             os.umask(old)
         assert path.stat().st_mode & 0o777 == mode, oct(path.stat().st_mode)
@@ -119,9 +120,9 @@ def test_records_are_written_with_the_users_umask(tmp_path, monkeypatch):
 
 def test_results_name_a_corrupt_record_and_a_runner_reruns_it(tmp_path):
     store = Store(tmp_path)
-    write_json(store.record_path("good"), {"status": "done", "row": {"task": "t"}})
+    store.write(store.record_path("good"), {"status": "done", "row": {"task": "t"}})
     store.record_path("cut").write_text('{"status": "do')
-    write_json(store.record_path("rowless"), {"status": "done"})
+    store.write(store.record_path("rowless"), {"status": "done"})
     records, corrupt = store.scan_records()
     assert set(records) == {"good"}
     assert sorted(p.stem for p in corrupt) == ["cut", "rowless"]
