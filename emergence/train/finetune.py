@@ -139,14 +139,11 @@ def run_finetune(
     evaluator: Callable[[LoadedModel], dict[str, float]] | None = None,
     eval_every: int | None = None,
     on_eval: Callable[[dict], None] | None = None,
-    background: Callable[[Callable[[], None]], None] | None = None,
 ) -> FinetuneResult:
     """Train (or resume) the run ``cfg`` into ``out_dir``; ``loaded`` reuses an already loaded base.
 
     ``evaluator`` scores the model being trained, LoRA adapters folded in, at step 0 and every
-    ``eval_every`` steps. ``background`` runs the job that writes the finished result (by default
-    before this returns; a sweep passes its committer, so the files are written while the cell is
-    evaluated)."""
+    ``eval_every`` steps."""
     if evaluator is not None and (eval_every is None or eval_every <= 0):
         raise UserError(f"--eval-every must be a positive number of steps, got {eval_every}")
     out = Path(out_dir)
@@ -239,11 +236,8 @@ def run_finetune(
         "fingerprint": cfg.fingerprint(),
         "config": cfg.to_dict(),
     }
-    write = background or (lambda job: job())
     if lora is not None:
-        weights = trainer.flat_params()
-        write(lambda: adapters.save_lora_adapter(out, lora, info, weights))
+        adapters.save_lora_adapter(out, lora, info, trainer.flat_params())
     else:
-        trained = dataclasses.replace(loaded, model=trainer.model())
-        write(lambda: adapters.save_full_model(out, trained, info))
+        adapters.save_full_model(out, dataclasses.replace(loaded, model=trainer.model()), info)
     return FinetuneResult(out, total, start, tuple(history), note, trainer=trainer, lora=lora)
