@@ -1,15 +1,14 @@
 """Batched greedy decoding with a KV cache and stop sequences.
 
-Prompts are left-padded into length buckets (multiples of :data:`BUCKET`), so a sweep compiles the
-prefill and decode steps a bounded number of times; the jitted functions are module-level and keyed
-on the model's graph definition (compared by value), so every checkpoint of the same architecture
-reuses them. Each step moves only the chosen token ids to the host, where EOS and stop strings are
-checked.
+Prompts are left-padded into length buckets (multiples of :data:`BUCKET`) so a sweep compiles the
+prefill and decode steps a bounded number of times; the jitted steps are keyed on the model's graph
+definition, so every checkpoint of one architecture reuses them.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,11 +92,7 @@ MIN_SHARED_PREFIX = 64
 
 def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
     """Tokens every prompt starts with, leaving each at least one token of its own."""
-    first, limit = prompts[0], min(len(p) for p in prompts) - 1
-    n = 0
-    while n < limit and all(p[n] == first[n] for p in prompts[1:]):
-        n += 1
-    return n
+    return min(len(os.path.commonprefix(prompts)), min(len(p) for p in prompts) - 1)
 
 
 def _left_padded(prompts: Sequence[Sequence[int]], rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -156,15 +151,12 @@ def greedy_generate(
     on_chunk: Callable[[int], None] | None = None,
 ) -> list[Generation]:
     """Greedy completions of token-id prompts, in input order. ``stats`` collects new tokens, seconds
-    and how often a batch shrank.
+    and how often a batch shrank; ``on_chunk`` gets the number of prompts finished after each chunk.
 
-    Prompts run in chunks of at most ``batch_size`` rows, balanced (20 prompts at 16 make two chunks
-    of 10, not 16 + 4 padded to 16). When at most half of a chunk's rows are still generating, the
-    batch shrinks to them (a power of two, so few shapes compile): one long completion no longer
-    drags finished rows through every remaining step. With ``share_prefix``, a prefix common to all prompts of at
-    least :data:`MIN_SHARED_PREFIX` tokens (a few-shot block) is prefilled once and attended by
-    every row from one copy: no row recomputes it, and each decoding step reads it once per batch
-    instead of once per row. ``on_chunk`` gets the number of prompts finished after each chunk."""
+    Prompts run in balanced chunks of at most ``batch_size`` rows. When at most half of a chunk's
+    rows are still generating, the batch shrinks to them (a power of two, so few shapes compile).
+    With ``share_prefix``, a prefix common to all prompts of at least :data:`MIN_SHARED_PREFIX`
+    tokens (a few-shot block) is prefilled once and attended by every row from one copy."""
     graph, state = nnx.split(model)
     eos = set(tokenizer.eos_token_ids) if stop_at_eos else set()
     started = time.perf_counter()

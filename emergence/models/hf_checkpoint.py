@@ -23,10 +23,6 @@ INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 
 
-def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
-    return (raw.astype(np.uint32) << 16).view(np.float32)
-
-
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     """All tensors of one file as float32 numpy (bf16 widened by hand: numpy has no bf16)."""
     from safetensors import safe_open
@@ -60,7 +56,8 @@ def _read_bf16_file(path: Path) -> dict[str, np.ndarray]:
             raise UserError(f"{path}: tensor {key!r} has unsupported dtype {info['dtype']}")
         start, end = info["data_offsets"]
         arr = np.frombuffer(data[start:end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-        out[key] = _bf16_to_f32(arr) if info["dtype"] == "BF16" else arr.astype(np.float32)
+        bf16 = info["dtype"] == "BF16"  # the upper half of an fp32
+        out[key] = (arr.astype(np.uint32) << 16).view(np.float32) if bf16 else arr.astype(np.float32)
     return out
 
 

@@ -101,11 +101,6 @@ def _download(repo_id: str) -> Path:
     return Path(local)
 
 
-def _read_meta(directory: Path) -> dict[str, Any]:
-    file = directory / META_FILE
-    return read_json_object(file, "model metadata") if file.exists() else {}
-
-
 def load_model(reference: str, *, dtype: str | None = None, param_dtype: str | None = None) -> LoadedModel:
     """Load any supported reference; ``dtype`` is the compute dtype (fp32 default, bf16 on accelerators)."""
     from emergence.models.weights import build_model
@@ -127,7 +122,8 @@ def load_model(reference: str, *, dtype: str | None = None, param_dtype: str | N
 
         config, tensors, raw = load_hf_directory(path)
         tokenizer = TextTokenizer.from_directory(path, raw)
-        extra = _read_meta(path)
+        meta_file = path / META_FILE
+        extra = read_json_object(meta_file, "model metadata") if meta_file.exists() else {}
         name = extra.get("name") or path.name
     overrides = {k: v for k, v in (("dtype", dtype), ("param_dtype", param_dtype)) if v}
     config = config.replace(**overrides)
