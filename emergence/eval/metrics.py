@@ -1,10 +1,9 @@
 """Task metrics: accuracy (micro, and macro over groups), Matthews correlation, exact match.
 
-Definitions follow what lm-evaluation-harness reports, so numbers are comparable with published
-tables: ``acc`` is the mean over examples (for MMLU that is the harness' size-weighted group
-aggregate, i.e. micro over questions); ``acc_macro`` averages per-subject accuracies; ``mcc`` is
-sklearn's ``matthews_corrcoef`` (the harness' CoLA aggregation), which is 0 when the denominator
-vanishes, e.g. when every prediction (or every gold label) is one class.
+Definitions follow what lm-evaluation-harness reports, so numbers compare with published tables:
+``acc`` is the mean over examples (for MMLU the harness' size-weighted group aggregate);
+``acc_macro`` averages per-subject accuracies; ``mcc`` is sklearn's ``matthews_corrcoef`` (the
+harness' CoLA aggregation).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Hugging Face model directories: config.json + safetensors (single or sharded) + tokenizer files.
 
-Reading goes through ``safetensors``' numpy interface (no torch). Writing is atomic per directory:
-everything lands in a temporary sibling first and is renamed into place, so an interrupted export
-never leaves a half-written model that would later load as garbage.
+Read through ``safetensors``' numpy interface (no torch). Written atomically per directory, so an
+interrupted export never leaves a half-written model that would later load as garbage.
 """
 
 from __future__ import annotations
@@ -105,7 +104,7 @@ def _check_replaceable(directory: Path) -> None:
         raise UserError(f"{directory}: exists and is not a model folder (no config.json); not replacing it")
 
 
-def save_hf_directory(directory: str | Path, config: LlamaConfig, tensors: dict[str, np.ndarray], tokenizer=None) -> Path:
+def save_hf_directory(directory: str | Path, config: LlamaConfig, tensors: dict[str, np.ndarray], tokenizer) -> Path:
     """Write config.json, model.safetensors and the tokenizer; atomically replace ``directory``."""
     from safetensors.numpy import save_file
 
@@ -119,8 +118,7 @@ def save_hf_directory(directory: str | Path, config: LlamaConfig, tensors: dict[
         (staging / "generation_config.json").write_text(
             json.dumps({"bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id}, indent=2)
         )
-        if tokenizer is not None:
-            tokenizer.save(staging)
+        tokenizer.save(staging)
         share_dir(staging)  # mkdtemp makes it 0700: a group sharing the ladder could not read it
         if directory.exists():
             _check_replaceable(directory)
