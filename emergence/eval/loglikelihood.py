@@ -30,7 +30,7 @@ import numpy as np
 from flax import nnx
 
 from emergence.data.tasks import Request
-from emergence.eval.packing import PACK_MAX_WIDTH, pack_width, packed_batches
+from emergence.eval.packing import PACK_MAX_WIDTH, PackedBatch, fill_bins, pack_width, packed_batches
 from emergence.eval.tokenization import encode_pair, loglikelihood_inputs
 from emergence.models.generate import MIN_SHARED_PREFIX, next_pow2, shared_prefix_cache
 from emergence.models.llama import Llama
@@ -155,55 +155,39 @@ def _score_rows(graph, state, rows: list[_Row], prefix=None, offset: int = 0, *,
     """Score ``rows`` (their first ``offset`` tokens already in the ``prefix`` cache) into ``loglik``
     and ``greedy``: the short ones packed, the rest in padded batches, longest first."""
     if prefix is not None:
-        if pack and max(len(r.tokens) for r in rows) - offset <= PACK_MAX_WIDTH:
-            rows = [dataclasses.replace(r, tokens=r.tokens[offset:], positions=tuple(p - offset for p in r.positions))
-                    for r in rows]
-            offset = 0
-        else:
-            pack = False
-    short = [r for r in rows if len(r.tokens) - offset <= PACK_MAX_WIDTH] if pack else []
+        rows = [dataclasses.replace(r, tokens=r.tokens[offset:], positions=tuple(p - offset for p in r.positions))
+                for r in rows]
+        pack = pack and max(len(r.tokens) for r in rows) <= PACK_MAX_WIDTH  # a group is packed whole or not at all
+    short = [r for r in rows if len(r.tokens) <= PACK_MAX_WIDTH] if pack else []
     if short:
         width = pack_width([len(r.tokens) for r in short])
         for packed in packed_batches(short, width, batch_tokens):
             arrays = (packed.tokens, packed.valid, packed.positions, packed.segments, packed.gather, packed.targets)
             chosen, argmax = _score_packed(graph, state, *map(jnp.asarray, arrays), prefix)
-            _collect([short[i] for i in packed.rows], chosen, argmax, loglik, greedy, packed.placement)
-    rows = [r for r in rows if len(r.tokens) - offset > PACK_MAX_WIDTH] if pack else rows
+            _collect(short, packed, chosen, argmax, loglik, greedy)
+    rows = [r for r in rows if len(r.tokens) > PACK_MAX_WIDTH] if pack else rows
     rows.sort(key=lambda r: -len(r.tokens))  # longest first: a batch never grows past its first row
     start = 0
     while start < len(rows):
-        longest = len(rows[start].tokens) - offset
+        longest = len(rows[start].tokens)
         width = min(length_bucket(longest), max(max_length, longest))
         n_rows = max(1, min(batch_size, batch_tokens // width))
         n_rows = 1 << (n_rows.bit_length() - 1)  # a power of two: few distinct batch shapes
-        batch = rows[start:start + n_rows]
-        chosen, argmax = _score_batch(graph, state, *_fill(batch, width, n_rows, offset), prefix)
-        _collect(batch, chosen, argmax, loglik, greedy)
+        batch = range(start, min(start + n_rows, len(rows)))
+        n_pos = next_pow2(max(len(rows[i].positions) for i in batch))
+        n_cand = next_pow2(max(len(rows[i].targets[0]) for i in batch))
+        filled = fill_bins(rows, [[i] for i in batch], n_rows, width, n_pos, n_cand)
+        arrays = (filled.tokens, filled.valid, filled.gather, filled.targets)
+        chosen, argmax = _score_batch(graph, state, *map(jnp.asarray, arrays), prefix)
+        _collect(rows, filled, chosen, argmax, loglik, greedy)
         start += n_rows
 
 
-def _fill(batch: Sequence[_Row], width: int, n_rows: int, offset: int = 0) -> tuple[jax.Array, ...]:
-    """Right-padded device arrays for a batch; ``offset`` tokens of each row are already cached."""
-    n_pos = next_pow2(max(len(r.positions) for r in batch))
-    n_cand = next_pow2(max(len(r.targets[0]) for r in batch))
-    tokens = np.zeros((n_rows, width), np.int32)
-    valid = np.zeros((n_rows, width), bool)
-    positions = np.zeros((n_rows, n_pos), np.int32)
-    targets = np.zeros((n_rows, n_pos, n_cand), np.int32)
-    for i, row in enumerate(batch):
-        tokens[i, : len(row.tokens) - offset] = row.tokens[offset:]
-        valid[i, : len(row.tokens) - offset] = True
-        positions[i, : len(row.positions)] = [p - offset for p in row.positions]
-        for p, cands in enumerate(row.targets):
-            targets[i, p, : len(cands)] = cands
-    return tuple(jnp.asarray(a) for a in (tokens, valid, positions, targets))
-
-
-def _collect(batch, chosen, argmax, loglik, greedy, placement=None) -> None:
-    """Read each row's scores from its (batch row, first scored slot): (i, 0) unless packed."""
+def _collect(rows: Sequence[_Row], batch: PackedBatch, chosen, argmax, loglik, greedy) -> None:
+    """Read each row's scores from its (batch row, first scored slot)."""
     chosen, argmax = np.asarray(chosen, np.float64), np.asarray(argmax)
-    for j, row in enumerate(batch):
-        i, at = placement[j] if placement else (j, 0)
+    for index, (i, at) in zip(batch.rows, batch.placement, strict=True):
+        row = rows[index]
         n = len(row.positions)
         if len(row.choices) > 1:  # shared context: one position, one candidate per choice
             for k, choice in enumerate(row.choices):

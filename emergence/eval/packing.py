@@ -75,11 +75,13 @@ def packed_batches(rows: Sequence, width: int, batch_tokens: int) -> list[Packed
     for start in range(0, len(bins), per_batch):
         chunk = bins[start:start + per_batch]
         n_rows = per_batch if len(chunk) == per_batch else next_pow2(len(chunk))
-        batches.append(_fill(rows, chunk, n_rows, width, n_pos, n_cand))
+        batches.append(fill_bins(rows, chunk, n_rows, width, n_pos, n_cand))
     return batches
 
 
-def _fill(rows, chunk, n_rows, width, n_pos, n_cand) -> PackedBatch:
+def fill_bins(rows, bins, n_rows, width, n_pos, n_cand) -> PackedBatch:
+    """Zero-padded ``[n_rows, width]`` arrays holding ``rows[i]`` for each ``i`` of each bin, back to
+    back; a bin of one row is an ordinary right-padded row."""
     tokens = np.zeros((n_rows, width), np.int32)
     valid = np.zeros((n_rows, width), bool)
     positions = np.zeros((n_rows, width), np.int32)
@@ -87,7 +89,7 @@ def _fill(rows, chunk, n_rows, width, n_pos, n_cand) -> PackedBatch:
     gather = np.zeros((n_rows, n_pos), np.int32)
     targets = np.zeros((n_rows, n_pos, n_cand), np.int32)
     members, placement = [], []
-    for r, members_of_bin in enumerate(chunk):
+    for r, members_of_bin in enumerate(bins):
         start, slot = 0, 0
         for seg, i in enumerate(members_of_bin, start=1):
             row = rows[i]
