@@ -71,7 +71,8 @@ def run_requests(
         for record, generation in zip(records, generations, strict=True):
             record["generation"] = generation.text
         return records
-    scores = score_requests(loaded.model, loaded.tokenizer, requests, batch_size=batch_size, max_length=max_length)
+    scores = score_requests(loaded.model, loaded.tokenizer, requests, batch_size=batch_size,
+                            max_length=max_length)
     records = score_examples(requests, [s.prediction for s in scores])
     for record, score in zip(records, scores, strict=True):
         record["loglikelihoods"] = [round(x, 6) for x in score.loglikelihoods]

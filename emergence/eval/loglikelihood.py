@@ -145,19 +145,20 @@ def score_requests(
         groups = _shared_prefixes(rows, requests, plain)
     for prefix, group in groups:
         # MMLU-style k-shot: one subject's prompts share description + shots; run that prefix once.
-        score(group, shared_prefix_cache(graph, state, model.config, prefix, length_bucket(len(prefix))), len(prefix))
+        cache = shared_prefix_cache(graph, state, model.config, prefix, length_bucket(len(prefix)))
+        score(group, cache, len(prefix))
     score(plain)
     return [ChoiceScores(tuple(a), tuple(b)) for a, b in zip(loglik, greedy, strict=True)]
 
 
-def _score_rows(graph, state, rows: list[_Row], prefix=None, offset: int = 0, *, loglik, greedy, batch_size: int,
-                batch_tokens: int, max_length: int, pack: bool) -> None:
+def _score_rows(graph, state, rows: list[_Row], prefix=None, offset: int = 0, *, loglik, greedy,
+                batch_size: int, batch_tokens: int, max_length: int, pack: bool) -> None:
     """Score ``rows`` (their first ``offset`` tokens already in the ``prefix`` cache) into ``loglik``
     and ``greedy``: the short ones packed, the rest in padded batches, longest first."""
     if prefix is not None:
         rows = [dataclasses.replace(r, tokens=r.tokens[offset:], positions=tuple(p - offset for p in r.positions))
                 for r in rows]
-        pack = pack and max(len(r.tokens) for r in rows) <= PACK_MAX_WIDTH  # a group is packed whole or not at all
+        pack = pack and max(len(r.tokens) for r in rows) <= PACK_MAX_WIDTH  # a group packs whole or not at all
     short = [r for r in rows if len(r.tokens) <= PACK_MAX_WIDTH] if pack else []
     if short:
         width = pack_width([len(r.tokens) for r in short])

@@ -147,7 +147,8 @@ def pretrain_loss(
     graph, state = nnx.split(loaded.model)
     total = 0.0
     for b in range(0, n_padded, rows):
-        total += float(_window_nll(graph, state, jnp.asarray(windows[b : b + rows]), jnp.asarray(mask[b : b + rows])))
+        tok, msk = jnp.asarray(windows[b : b + rows]), jnp.asarray(mask[b : b + rows])
+        total += float(_window_nll(graph, state, tok, msk))
     return LossResult(total / n_pred, int(n_pred), int(seq_len), time.perf_counter() - started)
 
 

@@ -38,17 +38,13 @@ class Generation:
 
 
 @functools.partial(jax.jit, static_argnames=("graph",), donate_argnames=("cache",))
-def _prefill(graph: nnx.GraphDef, state, tokens, valid, cache, prefix):
+def _step(graph: nnx.GraphDef, state, tokens, valid, cache, prefix):
+    """The greedy next token of each row: a prefill of ``tokens [B, T]`` into a fresh cache exactly
+    as wide, or (``valid`` None) one decoding step from the last tokens ``[B]``."""
     model = nnx.merge(graph, state)
-    hidden, cache = model.hidden_states(tokens, valid=valid, cache=cache, prefix=prefix, fresh_cache=True)
-    logits = model.logits(hidden[:, -1])
-    return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
-
-
-@functools.partial(jax.jit, static_argnames=("graph",), donate_argnames=("cache",))
-def _decode(graph: nnx.GraphDef, state, tokens, cache, prefix):
-    model = nnx.merge(graph, state)
-    hidden, cache = model.hidden_states(tokens[:, None], cache=cache, prefix=prefix)
+    prefill = valid is not None
+    hidden, cache = model.hidden_states(tokens if prefill else tokens[:, None], valid=valid, cache=cache,
+                                        prefix=prefix, fresh_cache=prefill)
     logits = model.logits(hidden[:, -1])
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
 
@@ -57,13 +53,7 @@ def _decode(graph: nnx.GraphDef, state, tokens, cache, prefix):
 def _select_rows(next_ids, cache, keep):
     """The batch cut down to rows ``keep`` (finished rows leave; decoding cost follows the rows left)."""
     take = lambda x: jnp.take(x, keep, axis=0)  # noqa: E731
-    return take(next_ids), cache._replace(
-        keys=tuple(map(take, cache.keys)),
-        values=tuple(map(take, cache.values)),
-        valid=take(cache.valid),
-        positions=take(cache.positions),
-        next_pos=take(cache.next_pos),
-    )
+    return take(next_ids), jax.tree.map(take, cache._replace(index=None))._replace(index=cache.index)
 
 
 @functools.partial(jax.jit, static_argnames=("extra",))
@@ -109,7 +99,7 @@ def shared_prefix_cache(graph: nnx.GraphDef, state, config, prefix: Sequence[int
     """A batch-1 cache holding ``prefix`` (left-padded to ``width`` slots), computed once and then
     attended by every row through ``hidden_states(prefix=…)``: generation and few-shot scoring both."""
     tokens, valid = _left_padded([list(prefix)], 1, width)
-    _, cache = _prefill(graph, state, jnp.asarray(tokens), jnp.asarray(valid), KVCache.empty(config, 1, width), None)
+    _, cache = _step(graph, state, jnp.asarray(tokens), jnp.asarray(valid), KVCache.empty(config, 1, width), None)
     return cache
 
 
@@ -182,7 +172,7 @@ def greedy_generate(
         cache = KVCache.empty(model.config, rows_per_chunk, width)
         if prefix is not None:
             cache = cache._replace(next_pos=jnp.full((rows_per_chunk,), shared, jnp.int32))
-        next_ids, cache = _prefill(graph, state, jnp.asarray(tokens), jnp.asarray(valid), cache, prefix)
+        next_ids, cache = _step(graph, state, jnp.asarray(tokens), jnp.asarray(valid), cache, prefix)
         cache = _grow(cache, round_up(max_new_tokens))
         live = list(range(len(chunk)))  # which row each slot of the batch holds
         for step in range(max_new_tokens):
@@ -198,7 +188,7 @@ def greedy_generate(
                 live = [live[k] for k in keep]
                 next_ids, cache = _select_rows(next_ids, cache, jnp.asarray(keep, jnp.int32))
                 shrinks += 1
-            next_ids, cache = _decode(graph, state, next_ids, cache, prefix)
+            next_ids, cache = _step(graph, state, next_ids, None, cache, prefix)
         results.extend(r.result() for r in rows)
         if on_chunk:
             on_chunk(len(chunk))

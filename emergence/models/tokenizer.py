@@ -60,10 +60,11 @@ class TextTokenizer:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.backend.save(str(directory / "tokenizer.json"))
+        token = self.backend.id_to_token
         names = {
-            "bos_token": self.backend.id_to_token(self.bos_token_id) if self.bos_token_id is not None else None,
-            "eos_token": self.backend.id_to_token(self.eos_token_ids[0]) if self.eos_token_ids else None,
-            "pad_token": self.backend.id_to_token(self.pad_token_id) if self.pad_token_id is not None else None,
+            "bos_token": token(self.bos_token_id) if self.bos_token_id is not None else None,
+            "eos_token": token(self.eos_token_ids[0]) if self.eos_token_ids else None,
+            "pad_token": token(self.pad_token_id) if self.pad_token_id is not None else None,
         }
         names.update({k: v for k, v in self.special_tokens.items() if k not in names or names[k] is None})
         config: dict[str, Any] = {

@@ -24,7 +24,7 @@ from emergence.models.llama import Llama
 
 @dataclass(frozen=True)
 class KeyRule:
-    """HF tensor name ↔ NNX ``path`` (``{0}`` is the layer index in both); ``transpose`` for linear kernels."""
+    """HF tensor name ↔ NNX ``path`` (``{0}``: the layer index); ``transpose`` for linear kernels."""
 
     hf: str
     path: str
