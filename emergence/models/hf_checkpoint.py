@@ -104,7 +104,7 @@ def _check_replaceable(directory: Path) -> None:
         raise UserError(f"{directory}: exists and is not a model folder (no config.json); not replacing it")
 
 
-def save_hf_directory(directory: str | Path, config: LlamaConfig, tensors: dict[str, np.ndarray], tokenizer) -> Path:
+def save_hf_directory(directory: str | Path, config: LlamaConfig, tensors: dict[str, np.ndarray], tokenizer=None) -> Path:
     """Write config.json, model.safetensors and the tokenizer; atomically replace ``directory``."""
     from safetensors.numpy import save_file
 
@@ -118,7 +118,8 @@ def save_hf_directory(directory: str | Path, config: LlamaConfig, tensors: dict[
         (staging / "generation_config.json").write_text(
             json.dumps({"bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id}, indent=2)
         )
-        tokenizer.save(staging)
+        if tokenizer is not None:
+            tokenizer.save(staging)
         share_dir(staging)  # mkdtemp makes it 0700: a group sharing the ladder could not read it
         if directory.exists():
             _check_replaceable(directory)
