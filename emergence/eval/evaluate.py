@@ -64,17 +64,15 @@ def run_requests(
             prompts.append(generation_context(ids, max_length, max_new))
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths batch together
         stop = tuple(requests[0].stop) if requests else ()
-        generations: list[Any] = [None] * len(prompts)
         outs = greedy_generate(loaded.model, loaded.tokenizer, [prompts[i] for i in order], max_new_tokens=max_new,
                                stop=stop, batch_size=min(batch_size, 16), on_chunk=on_progress)
-        for i, out in zip(order, outs, strict=True):
-            generations[i] = out
+        generations = [out for _, out in sorted(zip(order, outs, strict=True), key=lambda pair: pair[0])]
         records = score_examples(requests, [g.text for g in generations], spec.answer_filter)
         for record, generation in zip(records, generations, strict=True):
             record["generation"] = generation.text
         return records
-    scores = score_requests(loaded.model, loaded.tokenizer, requests, batch_size=batch_size, max_length=max_length,
-                            on_batch=None)
+    scores = score_requests(loaded.model, loaded.tokenizer, requests, batch_size=batch_size,
+                            max_length=max_length)
     records = score_examples(requests, [s.prediction for s in scores])
     for record, score in zip(records, scores, strict=True):
         record["loglikelihoods"] = [round(x, 6) for x in score.loglikelihoods]
@@ -123,12 +121,8 @@ def scorer(task: str | TaskSpec, **options: Any) -> Callable[[LoadedModel], dict
 
 
 def write_records(path: str | os.PathLike, records: Sequence[dict[str, Any]]) -> Path:
-    """Per-example JSONL, written to a temp file in the same folder and renamed into place."""
+    """Per-example JSONL, written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(handle) -> None:
-        for record in records:
-            handle.write(json.dumps({"id": record["doc_id"], **record}, ensure_ascii=False) + "\n")
-
-    return fileio.atomic_write(path, write)  # the user's umask, not mkstemp's 0600
+    lines = (json.dumps({"id": record["doc_id"], **record}, ensure_ascii=False) + "\n" for record in records)
+    return fileio.write_text(path, "".join(lines))

@@ -1,16 +1,10 @@
 """GSM8K answer extraction and exact match, as lm-evaluation-harness 0.4.x ``gsm8k.yaml`` defines them.
 
-Two filters turn a completion into an answer string:
-- ``strict-match``: regex ``#### (\\-?[0-9\\.\\,]+)``, first match (the format the few-shot answers teach);
-- ``flexible-extract``: regex ``(-?[$0-9.,]{2,})|(-?[0-9]+)``, the *last* match (``group_select: -1``),
-  first non-empty group of it.
-No match gives ``"[invalid]"`` (the harness' fallback); a match is ``.strip()``-ed.
-
-Exact match then compares prediction and reference after the same normalization, applied to both
-(``exact_match_hf_evaluate``): remove each of ``regexes_to_ignore`` in order (``,`` then ``$`` then
-everything up to ``"#### "`` then a final ``.``), then lowercase (``ignore_case: true``); punctuation is
-kept (``ignore_punctuation: false``). The reference is the dataset's full worked answer; the
-``(?s).*#### `` rule is what reduces it to its final number.
+Two filters turn a completion into an answer: ``strict-match`` takes the first ``#### <number>``
+(the format the few-shot answers teach), ``flexible-extract`` the last number-like run; no match
+gives ``"[invalid]"``. Exact match compares prediction and the dataset's full worked answer after
+one normalization of both (``exact_match_hf_evaluate``: drop ``regexes_to_ignore`` in order, whose
+``(?s).*#### `` reduces the reference to its final number, then lowercase; punctuation is kept).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Task metrics: accuracy (micro, and macro over groups), Matthews correlation, exact match.
 
-Definitions follow what lm-evaluation-harness reports, so numbers are comparable with published
-tables: ``acc`` is the mean over examples (for MMLU that is the harness' size-weighted group
-aggregate, i.e. micro over questions); ``acc_macro`` averages per-subject accuracies; ``mcc`` is
-sklearn's ``matthews_corrcoef`` (the harness' CoLA aggregation), which is 0 when the denominator
-vanishes, e.g. when every prediction (or every gold label) is one class.
+Definitions follow what lm-evaluation-harness reports, so numbers compare with published tables:
+``acc`` is the mean over examples (for MMLU the harness' size-weighted group aggregate);
+``acc_macro`` averages per-subject accuracies; ``mcc`` is sklearn's ``matthews_corrcoef`` (the
+harness' CoLA aggregation).
 """
 
 from __future__ import annotations
@@ -44,13 +43,9 @@ def macro_accuracy(
 
 
 def matthews_corrcoef(predictions: Sequence[Hashable], golds: Sequence[Hashable]) -> float:
-    """Matthews correlation coefficient, multiclass form, exactly as sklearn computes it.
-
-    With confusion matrix C (rows gold, columns predicted), t = row sums, p = column sums,
-    c = trace, s = total: MCC = (c·s − t·p) / sqrt((s² − p·p)(s² − t·t)), and 0 when the
-    denominator is 0 (a constant prediction or a constant gold column). For two classes this is
-    (TP·TN − FP·FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)).
-    """
+    """Matthews correlation coefficient, multiclass form, exactly as sklearn computes it: with
+    confusion matrix C (rows gold), t, p its row and column sums, c its trace and s its total,
+    (c·s − t·p) / sqrt((s² − p·p)(s² − t·t)), and 0 when the denominator is 0."""
     _same_length(predictions, golds)
     if len(golds) == 0:
         return math.nan
@@ -81,9 +76,6 @@ def exact_match_rate(matches: Sequence[bool]) -> float:
 def _same_length(a: Sequence[object], b: Sequence[object]) -> None:
     if len(a) != len(b):
         raise ValueError(f"length mismatch: {len(a)} predictions vs {len(b)} labels")
-
-
-# ----------------------------------------------------------------------------- per task
 
 
 def _gsm8k_answer(completion: str, reference: str) -> dict[str, Any]:

@@ -1,20 +1,15 @@
 """Pack short scoring rows into fixed-width rows, several sequences per row.
 
-Why: 0-shot multiple-choice prompts (CommonsenseQA, CoLA, the toy tasks) are short and of uneven
-length. Padding each to a length bucket wastes 20-35% of the forward pass, and every bucket is one
-more compilation. Packed, sequences sit back to back in rows of one width; the model's ``segments``
-mask keeps each one attending only to itself and positions restart at 0 per sequence, so every
-sequence gets the logits it would get alone (``tests/models/test_kv_cache.py`` pins this) while the
-padding left is a few percent and a whole evaluation compiles one or two programs.
-
-Rows are placed first-fit-decreasing: longest first, each into the fullest row that still has room.
+Why: 0-shot multiple-choice prompts are short and of uneven length; padding each to a length bucket
+wastes much of the forward pass, and every bucket is one more compilation. Packed back to back, with
+the model's ``segments`` mask and positions restarting per sequence, every sequence gets the logits
+it would get alone (``tests/models/test_kv_cache.py``) and an evaluation compiles one or two programs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
@@ -23,12 +18,6 @@ from emergence.models.generate import next_pow2
 #: Rows longer than this are not packed (attention over a wide packed row costs more than padding).
 PACK_MAX_WIDTH = 256
 PACK_MIN_WIDTH = 64
-
-
-class ScoringRow(Protocol):
-    tokens: tuple[int, ...]
-    positions: tuple[int, ...]  # scored positions, indices into tokens
-    targets: tuple[tuple[int, ...], ...]  # per scored position, candidate token ids
 
 
 @dataclass(frozen=True)
@@ -72,8 +61,9 @@ def first_fit_decreasing(lengths: Sequence[int], width: int) -> list[list[int]]:
     return bins
 
 
-def packed_batches(rows: Sequence[ScoringRow], width: int, batch_tokens: int) -> list[PackedBatch]:
-    """Pack ``rows`` (each at most ``width`` tokens) into batches of about ``batch_tokens`` tokens.
+def packed_batches(rows: Sequence, width: int, batch_tokens: int) -> list[PackedBatch]:
+    """Pack scoring ``rows`` (``tokens``, scored ``positions`` and their candidate ``targets``; each
+    at most ``width`` tokens) into batches of about ``batch_tokens`` tokens.
 
     Every batch has the same ``[R, W]``, ``P`` and ``K``, except a smaller last one (rounded up to a
     power of two rows), so one evaluation compiles at most two programs."""
@@ -85,11 +75,13 @@ def packed_batches(rows: Sequence[ScoringRow], width: int, batch_tokens: int) ->
     for start in range(0, len(bins), per_batch):
         chunk = bins[start:start + per_batch]
         n_rows = per_batch if len(chunk) == per_batch else next_pow2(len(chunk))
-        batches.append(_fill(rows, chunk, n_rows, width, n_pos, n_cand))
+        batches.append(fill_bins(rows, chunk, n_rows, width, n_pos, n_cand))
     return batches
 
 
-def _fill(rows, chunk, n_rows, width, n_pos, n_cand) -> PackedBatch:
+def fill_bins(rows, bins, n_rows, width, n_pos, n_cand) -> PackedBatch:
+    """Zero-padded ``[n_rows, width]`` arrays holding ``rows[i]`` for each ``i`` of each bin, back to
+    back; a bin of one row is an ordinary right-padded row."""
     tokens = np.zeros((n_rows, width), np.int32)
     valid = np.zeros((n_rows, width), bool)
     positions = np.zeros((n_rows, width), np.int32)
@@ -97,7 +89,7 @@ def _fill(rows, chunk, n_rows, width, n_pos, n_cand) -> PackedBatch:
     gather = np.zeros((n_rows, n_pos), np.int32)
     targets = np.zeros((n_rows, n_pos, n_cand), np.int32)
     members, placement = [], []
-    for r, members_of_bin in enumerate(chunk):
+    for r, members_of_bin in enumerate(bins):
         start, slot = 0, 0
         for seg, i in enumerate(members_of_bin, start=1):
             row = rows[i]

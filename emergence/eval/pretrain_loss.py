@@ -90,7 +90,7 @@ def token_stream(documents: Iterator[str], tokenizer, limit: int) -> np.ndarray:
 
 
 #: Largest fp32 logits tensor (elements) one call materializes; beyond it the vocabulary projection
-#: runs over blocks of positions. 8 windows of 2,048 tokens at SmolLM2's 49,152 ids would be 3.2 GB.
+#: runs over blocks of positions, so memory does not grow with batch × length × vocabulary.
 MAX_LOGITS = 1 << 25
 
 
@@ -100,10 +100,8 @@ def _nll_sum(model, hidden, targets, mask):
 
 @functools.partial(jax.jit, static_argnames=("graph",))
 def _window_nll(graph: nnx.GraphDef, state, tokens, mask):
-    """Sum of NLL over masked next-token predictions of ``tokens`` [B, T+1].
-
-    The logits of a large batch are computed block by block of positions (``lax.map``), at most
-    :data:`MAX_LOGITS` elements at a time, so memory does not grow with batch × length × vocabulary."""
+    """Sum of NLL over masked next-token predictions of ``tokens`` [B, T+1], the logits computed
+    over blocks of positions (``lax.map``) of at most :data:`MAX_LOGITS` elements."""
     model = nnx.merge(graph, state)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     hidden, _ = model.hidden_states(inputs)
@@ -137,8 +135,10 @@ def pretrain_loss(
     # the compiled program); causal attention makes the trailing padding irrelevant either way
     span = min(seq_len, next_pow2(n_pred)) if n_windows == 1 else seq_len
     width = span + 1
-    windows = np.zeros((n_windows, width), np.int32)
-    mask = np.zeros((n_windows, span), np.float32)
+    rows = max(1, min(batch_size, n_windows))
+    n_padded = -(-n_windows // rows) * rows  # the last batch padded to the compiled shape
+    windows = np.zeros((n_padded, width), np.int32)
+    mask = np.zeros((n_padded, span), np.float32)
     for w in range(n_windows):
         start = w * seq_len
         count = min(seq_len, n_pred - start)
@@ -146,14 +146,9 @@ def pretrain_loss(
         mask[w, :count] = 1.0
     graph, state = nnx.split(loaded.model)
     total = 0.0
-    rows = max(1, min(batch_size, n_windows))
-    for b in range(0, n_windows, rows):
-        tok, msk = windows[b : b + rows], mask[b : b + rows]
-        if len(tok) < rows:  # pad the last batch to the compiled shape
-            pad = rows - len(tok)
-            tok = np.concatenate([tok, np.zeros((pad, width), np.int32)])
-            msk = np.concatenate([msk, np.zeros((pad, span), np.float32)])
-        total += float(_window_nll(graph, state, jnp.asarray(tok), jnp.asarray(msk)))
+    for b in range(0, n_padded, rows):
+        tok, msk = jnp.asarray(windows[b : b + rows]), jnp.asarray(mask[b : b + rows])
+        total += float(_window_nll(graph, state, tok, msk))
     return LossResult(total / n_pred, int(n_pred), int(seq_len), time.perf_counter() - started)
 
 

@@ -14,13 +14,7 @@ Inputs longer than the model's window are cut on the *left*: a loglikelihood req
 
 from __future__ import annotations
 
-from typing import Protocol
-
-
-class Encoder(Protocol):
-    """Anything with ``encode(text) -> list[int]`` that adds no special tokens."""
-
-    def encode(self, text: str) -> list[int]: ...
+from typing import Any
 
 
 def split_trailing_whitespace(context: str, continuation: str) -> tuple[str, str]:
@@ -32,13 +26,11 @@ def split_trailing_whitespace(context: str, continuation: str) -> tuple[str, str
 
 
 def encode_pair(
-    encoder: Encoder, context: str, continuation: str, prefix_token_id: int | None = None
+    encoder: Any, context: str, continuation: str, prefix_token_id: int | None = None
 ) -> tuple[list[int], list[int]]:
-    """(context tokens, continuation tokens) exactly as the harness' causal ``_encode_pair``.
-
-    An empty context needs ``prefix_token_id`` (the harness uses BOS, else EOS) and yields
-    ``([prefix_token_id], encode(continuation))``.
-    """
+    """(context tokens, continuation tokens) exactly as the harness' causal ``_encode_pair``;
+    ``encoder.encode(text)`` must add no special tokens. An empty context needs ``prefix_token_id``
+    (the harness uses BOS, else EOS) and yields ``([prefix_token_id], encode(continuation))``."""
     if context == "":
         if prefix_token_id is None:
             raise ValueError("an empty context needs a prefix_token_id (BOS/EOS) to condition on")

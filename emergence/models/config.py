@@ -9,13 +9,13 @@ is a :class:`~emergence.errors.UserError` naming the file and key, never a silen
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from emergence.errors import UserError
+from emergence.fileio import read_json_object
 
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
@@ -66,14 +66,6 @@ class LlamaConfig:
                 f"num_attention_heads={self.num_attention_heads} is not a multiple of "
                 f"num_key_value_heads={self.num_key_value_heads}"
             )
-
-    @property
-    def eos_token_ids(self) -> tuple[int, ...]:
-        if self.eos_token_id is None:
-            return ()
-        if isinstance(self.eos_token_id, int):
-            return (self.eos_token_id,)
-        return tuple(self.eos_token_id)
 
     def replace(self, **changes: Any) -> LlamaConfig:
         return dataclasses.replace(self, **changes)
@@ -136,14 +128,7 @@ class LlamaConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> LlamaConfig:
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"{path}: config file not found") from None
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-        return cls.from_hf_dict(raw, source=str(path))
+        return cls.from_hf_dict(read_json_object(path, "model config"), source=str(path))
 
     def to_hf_dict(self) -> dict[str, Any]:
         """A config.json that transformers 4.x and 5.x both read as this architecture."""

@@ -1,15 +1,14 @@
 """Batched greedy decoding with a KV cache and stop sequences.
 
-Prompts are left-padded into length buckets (multiples of :data:`BUCKET`), so a sweep compiles the
-prefill and decode steps a bounded number of times; the jitted functions are module-level and keyed
-on the model's graph definition (compared by value), so every checkpoint of the same architecture
-reuses them. Each step moves only the chosen token ids to the host, where EOS and stop strings are
-checked.
+Prompts are left-padded into length buckets (multiples of :data:`BUCKET`) so a sweep compiles the
+prefill and decode steps a bounded number of times; the jitted steps are keyed on the model's graph
+definition, so every checkpoint of one architecture reuses them.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,17 +38,13 @@ class Generation:
 
 
 @functools.partial(jax.jit, static_argnames=("graph",), donate_argnames=("cache",))
-def _prefill(graph: nnx.GraphDef, state, tokens, valid, cache, prefix):
+def _step(graph: nnx.GraphDef, state, tokens, valid, cache, prefix):
+    """The greedy next token of each row: a prefill of ``tokens [B, T]`` into a fresh cache exactly
+    as wide, or (``valid`` None) one decoding step from the last tokens ``[B]``."""
     model = nnx.merge(graph, state)
-    hidden, cache = model.hidden_states(tokens, valid=valid, cache=cache, prefix=prefix, fresh_cache=True)
-    logits = model.logits(hidden[:, -1])
-    return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
-
-
-@functools.partial(jax.jit, static_argnames=("graph",), donate_argnames=("cache",))
-def _decode(graph: nnx.GraphDef, state, tokens, cache, prefix):
-    model = nnx.merge(graph, state)
-    hidden, cache = model.hidden_states(tokens[:, None], cache=cache, prefix=prefix)
+    prefill = valid is not None
+    hidden, cache = model.hidden_states(tokens if prefill else tokens[:, None], valid=valid, cache=cache,
+                                        prefix=prefix, fresh_cache=prefill)
     logits = model.logits(hidden[:, -1])
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
 
@@ -58,13 +53,7 @@ def _decode(graph: nnx.GraphDef, state, tokens, cache, prefix):
 def _select_rows(next_ids, cache, keep):
     """The batch cut down to rows ``keep`` (finished rows leave; decoding cost follows the rows left)."""
     take = lambda x: jnp.take(x, keep, axis=0)  # noqa: E731
-    return take(next_ids), cache._replace(
-        keys=tuple(map(take, cache.keys)),
-        values=tuple(map(take, cache.values)),
-        valid=take(cache.valid),
-        positions=take(cache.positions),
-        next_pos=take(cache.next_pos),
-    )
+    return take(next_ids), jax.tree.map(take, cache._replace(index=None))._replace(index=cache.index)
 
 
 @functools.partial(jax.jit, static_argnames=("extra",))
@@ -93,11 +82,7 @@ MIN_SHARED_PREFIX = 64
 
 def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
     """Tokens every prompt starts with, leaving each at least one token of its own."""
-    first, limit = prompts[0], min(len(p) for p in prompts) - 1
-    n = 0
-    while n < limit and all(p[n] == first[n] for p in prompts[1:]):
-        n += 1
-    return n
+    return min(len(os.path.commonprefix(prompts)), min(len(p) for p in prompts) - 1)
 
 
 def _left_padded(prompts: Sequence[Sequence[int]], rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +99,7 @@ def shared_prefix_cache(graph: nnx.GraphDef, state, config, prefix: Sequence[int
     """A batch-1 cache holding ``prefix`` (left-padded to ``width`` slots), computed once and then
     attended by every row through ``hidden_states(prefix=…)``: generation and few-shot scoring both."""
     tokens, valid = _left_padded([list(prefix)], 1, width)
-    _, cache = _prefill(graph, state, jnp.asarray(tokens), jnp.asarray(valid), KVCache.empty(config, 1, width), None)
+    _, cache = _step(graph, state, jnp.asarray(tokens), jnp.asarray(valid), KVCache.empty(config, 1, width), None)
     return cache
 
 
@@ -156,15 +141,12 @@ def greedy_generate(
     on_chunk: Callable[[int], None] | None = None,
 ) -> list[Generation]:
     """Greedy completions of token-id prompts, in input order. ``stats`` collects new tokens, seconds
-    and how often a batch shrank.
+    and how often a batch shrank; ``on_chunk`` gets the number of prompts finished after each chunk.
 
-    Prompts run in chunks of at most ``batch_size`` rows, balanced (20 prompts at 16 make two chunks
-    of 10, not 16 + 4 padded to 16). When at most half of a chunk's rows are still generating, the
-    batch shrinks to them (a power of two, so few shapes compile): one long completion no longer
-    drags finished rows through every remaining step. With ``share_prefix``, a prefix common to all prompts of at
-    least :data:`MIN_SHARED_PREFIX` tokens (a few-shot block) is prefilled once and attended by
-    every row from one copy: no row recomputes it, and each decoding step reads it once per batch
-    instead of once per row. ``on_chunk`` gets the number of prompts finished after each chunk."""
+    Prompts run in balanced chunks of at most ``batch_size`` rows. When at most half of a chunk's
+    rows are still generating, the batch shrinks to them (a power of two, so few shapes compile).
+    With ``share_prefix``, a prefix common to all prompts of at least :data:`MIN_SHARED_PREFIX`
+    tokens (a few-shot block) is prefilled once and attended by every row from one copy."""
     graph, state = nnx.split(model)
     eos = set(tokenizer.eos_token_ids) if stop_at_eos else set()
     started = time.perf_counter()
@@ -190,7 +172,7 @@ def greedy_generate(
         cache = KVCache.empty(model.config, rows_per_chunk, width)
         if prefix is not None:
             cache = cache._replace(next_pos=jnp.full((rows_per_chunk,), shared, jnp.int32))
-        next_ids, cache = _prefill(graph, state, jnp.asarray(tokens), jnp.asarray(valid), cache, prefix)
+        next_ids, cache = _step(graph, state, jnp.asarray(tokens), jnp.asarray(valid), cache, prefix)
         cache = _grow(cache, round_up(max_new_tokens))
         live = list(range(len(chunk)))  # which row each slot of the batch holds
         for step in range(max_new_tokens):
@@ -206,7 +188,7 @@ def greedy_generate(
                 live = [live[k] for k in keep]
                 next_ids, cache = _select_rows(next_ids, cache, jnp.asarray(keep, jnp.int32))
                 shrinks += 1
-            next_ids, cache = _decode(graph, state, next_ids, cache, prefix)
+            next_ids, cache = _step(graph, state, next_ids, None, cache, prefix)
         results.extend(r.result() for r in rows)
         if on_chunk:
             on_chunk(len(chunk))

@@ -1,14 +1,10 @@
 """A GGUF file's metadata and tensor views, parsed as ``gguf.GGUFReader`` parses them.
 
-Why not the library's reader alone: it turns every metadata item into numpy views of the memory map,
-one per string and per array element, about 250k of them for SmolLM2's 49k-token vocabulary and its
-merges, which makes parsing the largest part of loading a small checkpoint (measured in
-``results/bench/engines_cache.md``). Here counts and lengths are read with ``struct``, values and
-numeric arrays with one ``np.frombuffer`` each, and strings with a tight loop. The value types,
-tensor types, layout and sizes still come from the ``gguf`` package (``GGUFReader.gguf_scalar_to_np``,
-``GGML_QUANT_SIZES``, ``quant_shape_to_byte_shape``), and the tensors are the same zero-copy views of
-the memory map; ``tests/models/test_gguf.py`` checks the parse against the library's on a written
-file and on the real SmolLM2 file. Files of the other byte order (big-endian GGUF) go to the
+Why not the library's reader alone: it makes one numpy view per string and array element (about
+250k for SmolLM2's vocabulary and merges), which makes parsing the largest part of loading a small
+checkpoint (``results/bench/engines_cache.md``). Here lengths are read with ``struct`` and arrays with
+one ``np.frombuffer`` each; value types, tensor types and sizes still come from the ``gguf`` package,
+and ``tests/models/test_gguf.py`` checks the parse against the library's. Big-endian files go to the
 library's reader.
 """
 
@@ -63,7 +59,7 @@ class _Cursor:
         self.at += 4
         return _U32.unpack_from(self.buf, self.at - 4)[0]
 
-    def u64(self) -> int:  # every string's length: struct, not numpy, on this hot path
+    def u64(self) -> int:
         self.at += 8
         return _U64.unpack_from(self.buf, self.at - 8)[0]
 

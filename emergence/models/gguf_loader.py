@@ -33,20 +33,10 @@ GGUF_TO_HF: dict[str, str] = {
     "blk.{i}.ffn_up.weight": "model.layers.{i}.mlp.up_proj.weight",
     "blk.{i}.ffn_down.weight": "model.layers.{i}.mlp.down_proj.weight",
 }
-IGNORED_GGUF_TENSORS = ("rope_freqs.weight",)
-
-
-def permute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
-    """llama.cpp's permutation of Q/K rows (HF → GGUF); used by tests to write GGUF files."""
-    return (
-        weight.reshape(n_head, 2, weight.shape[0] // n_head // 2, *weight.shape[1:])
-        .swapaxes(1, 2)
-        .reshape(weight.shape)
-    )
 
 
 def unpermute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
-    """Inverse of :func:`permute_qk` (GGUF → HF)."""
+    """Undo llama.cpp's interleaving of Q/K rows per head (GGUF → HF)."""
     return (
         weight.reshape(n_head, weight.shape[0] // n_head // 2, 2, *weight.shape[1:])
         .swapaxes(1, 2)

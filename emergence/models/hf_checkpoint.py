@@ -1,8 +1,7 @@
 """Hugging Face model directories: config.json + safetensors (single or sharded) + tokenizer files.
 
-Reading goes through ``safetensors``' numpy interface (no torch). Writing is atomic per directory:
-everything lands in a temporary sibling first and is renamed into place, so an interrupted export
-never leaves a half-written model that would later load as garbage.
+Read through ``safetensors``' numpy interface (no torch). Written atomically per directory, so an
+interrupted export never leaves a half-written model that would later load as garbage.
 """
 
 from __future__ import annotations
@@ -21,10 +20,6 @@ from emergence.models.config import LlamaConfig
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
-
-
-def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
-    return (raw.astype(np.uint32) << 16).view(np.float32)
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -60,7 +55,8 @@ def _read_bf16_file(path: Path) -> dict[str, np.ndarray]:
             raise UserError(f"{path}: tensor {key!r} has unsupported dtype {info['dtype']}")
         start, end = info["data_offsets"]
         arr = np.frombuffer(data[start:end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-        out[key] = _bf16_to_f32(arr) if info["dtype"] == "BF16" else arr.astype(np.float32)
+        bf16 = info["dtype"] == "BF16"  # the upper half of an fp32
+        out[key] = (arr.astype(np.uint32) << 16).view(np.float32) if bf16 else arr.astype(np.float32)
     return out
 
 

@@ -1,15 +1,12 @@
 """The LLaMA-family decoder in Flax NNX: RMSNorm, RoPE, grouped-query attention, SwiGLU, KV cache.
 
-One forward serves training, scoring and decoding. Padding is expressed by a ``valid`` mask over the
-input tokens; positions default to the running count of valid tokens, so left-padded batches give each
-row the same logits it would get alone. Decoding passes a :class:`KVCache` (a plain pytree, so jitted
-step functions take and return it): each call writes its keys/values at ``cache.index`` and attends to
-every valid slot up to itself. A prefill of T tokens and T single-token steps therefore compute the
-same thing, which the tests pin.
+One forward serves training, scoring and decoding. Padding is a ``valid`` mask; positions default to
+the running count of valid tokens, so a left-padded row gets the logits it would get alone. A
+:class:`KVCache` is a plain pytree that jitted steps take and return.
 
-Why our own module rather than a library's: transformers 5 dropped its Flax models, and the numerics
-must follow Hugging Face's PyTorch ``LlamaForCausalLM`` to 1e-4 (RMSNorm in fp32, RoPE "rotate half",
-fp32 softmax), which the parity tests check against fixtures made by transformers itself.
+Why our own module: transformers 5 dropped its Flax models, and the numerics must follow Hugging
+Face's PyTorch ``LlamaForCausalLM`` to 1e-4 (RMSNorm in fp32, RoPE "rotate half", fp32 softmax),
+which the parity tests check against fixtures made by transformers itself.
 """
 
 from __future__ import annotations
@@ -37,8 +34,8 @@ class KVCache(NamedTuple):
     next_pos: jax.Array  # [B] int32
 
     @classmethod
-    def empty(cls, config: LlamaConfig, batch: int, size: int, dtype: jnp.dtype | None = None) -> KVCache:
-        dtype = dtype or jnp.dtype(config.dtype)
+    def empty(cls, config: LlamaConfig, batch: int, size: int) -> KVCache:
+        dtype = jnp.dtype(config.dtype)
         shape = (batch, config.num_key_value_heads, size, config.head_dim)
         layers = config.num_hidden_layers
         return cls(
@@ -72,10 +69,8 @@ class Linear(nnx.Linear):
     """``nnx.Linear`` applied to the input flattened to ``[tokens, features]``.
 
     Why: with ``[B, T, d]`` inputs, the weight gradient contracts over two batch dimensions and
-    XLA:CPU materializes a transposed copy of the output gradient for every projection (fused with
-    its elementwise producers, so it runs at a fraction of memory speed). On the 2-D view every
-    matmul of the forward and backward pass is a plain row-major GEMM (``scripts/bench_train.py``
-    measures it). Same parameters, same numbers."""
+    XLA:CPU materializes a transposed copy of the output gradient for every projection; on the 2-D
+    view every matmul is a plain row-major GEMM. Same parameters, same numbers."""
 
     def __call__(self, x: jax.Array) -> jax.Array:
         flat = super().__call__(x.reshape(-1, x.shape[-1]))
@@ -105,7 +100,7 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
 
 
 #: Queries per block when a long input attends causally to itself: training and scoring rows, and
-#: (row by row) prefills. Measured best for each: 8 x 256 LoRA steps, 16 x 1,440-token GSM8K prefills.
+#: (row by row) prefills (``scripts/bench_train.py``, ``scripts/bench_eval.py``).
 QUERY_BLOCK = 128
 PREFILL_QUERY_BLOCK = 256
 
@@ -123,14 +118,10 @@ def attention(
     """:func:`grouped_attention`, in blocks of :data:`QUERY_BLOCK` queries when ``aligned``
     (:data:`PREFILL_QUERY_BLOCK` when ``rowwise``).
 
-    ``aligned``: key slot i holds query i (no cache, or a fresh cache exactly as wide as the input),
-    so by causality a block of queries needs only the keys up to its own end. That skips a quarter
-    of the score work at 2 blocks and about half on long inputs, and, as much, it keeps each block's
-    score tensors small enough to stay in cache through the softmax's elementwise passes.
-
-    ``rowwise`` (prefill, forward only) also runs one batch row at a time (``lax.map``): at GSM8K's
-    5-shot prompts a block's scores for the whole batch (16 rows × 768 grouped queries × 1,440 keys)
-    would not fit the CPU's last-level cache, one row's do. Under differentiation the loop costs
+    ``aligned``: key slot i holds query i, so by causality a block of queries needs only the keys
+    up to its own end: less score work, and each block's scores stay in cache through the softmax.
+    ``rowwise`` (prefill, forward only) also runs one batch row at a time (``lax.map``), so a long
+    prompt's block scores fit the CPU's last-level cache; under differentiation the loop costs
     more than it saves, so training does not use it."""
     t = q.shape[1]
     size = PREFILL_QUERY_BLOCK if rowwise else QUERY_BLOCK
@@ -157,13 +148,11 @@ def grouped_attention(
     """Grouped-query attention: ``q [B, T, H, D]``, ``k, v [B, KV, S, D]``, ``mask [B, T, S]`` → ``[B, T, H, D]``.
 
     Why by hand: the queries of each KV head are laid out as one ``[G·T, D]`` matrix, so the scores
-    and the weighted sum are one batched GEMM per (batch, KV head). ``jax.nn.dot_product_attention``
-    (XLA implementation) vmaps over the groups instead, which on CPU costs transposed copies of the
-    score tensor. Softmax runs in fp32; a fully masked row (a padding query) gets uniform weights, not NaN.
+    and the weighted sum are one batched GEMM per (batch, KV head), where
+    ``jax.nn.dot_product_attention`` vmaps over the groups. Softmax runs in fp32.
 
     ``prefix = (keys [KV, P, D], values [KV, P, D], valid [P])`` is a prompt prefix shared by every
-    row (a few-shot block): each row attends to it before its own keys, and it is read once for the
-    whole batch instead of once per row.
+    row (a few-shot block), attended before each row's own keys and read once for the whole batch.
     """
     b, t, h, d = q.shape
     kv = k.shape[1]
@@ -246,9 +235,8 @@ class MLP(nnx.Module):
 def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
     """``silu(gate) · up``, with a backward that reuses the forward's sigmoid.
 
-    Why: differentiated as written, XLA:CPU recomputes the sigmoid and spreads the derivative over
-    several passes of ``[tokens, intermediate]`` arrays; this backward makes one. The forward is the
-    same expression, so values are bit-identical; ``d gate = dh · up · s · (1 + gate · (1 − s))``, ``d up = dh · gate · s``."""
+    Why: differentiated as written, XLA:CPU recomputes the sigmoid over several passes of
+    ``[tokens, intermediate]`` arrays; this backward makes one. The forward values are identical."""
     return jax.nn.silu(gate) * up
 
 
@@ -312,14 +300,10 @@ class Llama(nnx.Module):
         """Final-norm hidden states ``[B, T, d]`` (logits are taken from these only where needed).
 
         ``segments [B, T]`` packs several sequences into one row: a token attends only to earlier
-        tokens of its own segment, so with per-segment ``positions`` each sequence gets the hidden
-        states it would get alone (the evaluator packs short prompts this way; no cache).
-
-        ``prefix`` (a batch-1 cache filled with a prompt prefix common to all rows) is attended by
-        every row before its own tokens and is never written; the rows' own ``cache`` must start
-        its positions after it (``next_pos`` = the prefix length). Generation shares a few-shot
-        block this way. ``fresh_cache`` promises an empty cache exactly as wide as ``tokens`` (a
-        prefill), which lets long inputs attend in causal blocks, as without a cache."""
+        tokens of its own segment (no cache). ``prefix`` (a batch-1 cache holding a prompt prefix
+        common to all rows) is attended by every row before its own tokens and never written; the
+        rows' ``cache`` positions must start after it. ``fresh_cache`` promises an empty cache
+        exactly as wide as ``tokens`` (a prefill), so long inputs attend in causal blocks."""
         b, t = tokens.shape
         valid = jnp.ones((b, t), bool) if valid is None else valid.astype(bool)
         if positions is None:

@@ -101,18 +101,12 @@ def _download(repo_id: str) -> Path:
     return Path(local)
 
 
-def _read_meta(directory: Path) -> dict[str, Any]:
-    file = directory / META_FILE
-    return read_json_object(file, "model metadata") if file.exists() else {}
-
-
-def load_model(reference: str, *, dtype: str | None = None, param_dtype: str | None = None) -> LoadedModel:
+def load_model(reference: str, *, dtype: str | None = None) -> LoadedModel:
     """Load any supported reference; ``dtype`` is the compute dtype (fp32 default, bf16 on accelerators)."""
     from emergence.models.weights import build_model
 
-    for option, value in (("--dtype", dtype), ("param_dtype", param_dtype)):
-        if value is not None and value not in DTYPES:  # checked before minutes of loading
-            raise UserError(f"{option} must be one of {', '.join(DTYPES)}, got {value!r}")
+    if dtype is not None and dtype not in DTYPES:  # checked before minutes of loading
+        raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     fmt, path = resolve(reference)
     if fmt == "gguf":
         from emergence.models.gguf_loader import load_gguf
@@ -127,24 +121,18 @@ def load_model(reference: str, *, dtype: str | None = None, param_dtype: str | N
 
         config, tensors, raw = load_hf_directory(path)
         tokenizer = TextTokenizer.from_directory(path, raw)
-        extra = _read_meta(path)
+        meta_file = path / META_FILE
+        extra = read_json_object(meta_file, "model metadata") if meta_file.exists() else {}
         name = extra.get("name") or path.name
-    overrides = {k: v for k, v in (("dtype", dtype), ("param_dtype", param_dtype)) if v}
-    config = config.replace(**overrides)
+    if dtype:
+        config = config.replace(dtype=dtype)
     if tokenizer.max_id >= config.vocab_size:
         raise UserError(
             f"{path}: the tokenizer's largest token id is {tokenizer.max_id} but the model's vocabulary "
             f"has only {config.vocab_size} rows (ids 0..{config.vocab_size - 1})"
         )
     model = build_model(config, tensors, str(path))
-    meta = ModelMeta(
-        name=str(name),
-        source=str(path),
-        format=fmt,
-        params=config.num_params(),
-        tokens=extra.get("tokens"),
-        flops=extra.get("flops"),
-    )
+    meta = ModelMeta(str(name), str(path), fmt, config.num_params(), extra.get("tokens"), extra.get("flops"))
     return LoadedModel(model, tokenizer, config, meta)
 
 

@@ -1,10 +1,8 @@
 """The tokenizer every model carries: a ``tokenizers.Tokenizer`` plus the special ids we rely on.
 
-We keep the fast ``tokenizers`` object itself (not a transformers wrapper) because the evaluator's
-contract is plain ``encode(text)`` *without* special tokens, exactly what lm-evaluation-harness' HF
-backend does; BOS is added explicitly where a model wants it. Saving writes ``tokenizer.json`` and a
-``tokenizer_config.json`` that transformers' ``AutoTokenizer`` reads, so exported directories work
-outside this project too.
+The fast ``tokenizers`` object itself, not a transformers wrapper, because the evaluator's contract
+is plain ``encode(text)`` *without* special tokens, as lm-evaluation-harness' HF backend does; BOS is
+added explicitly where a model wants it. Saved files are ones transformers' ``AutoTokenizer`` reads.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from emergence.errors import UserError
+from emergence.fileio import read_json_object
 
 
 @dataclass(frozen=True)
@@ -53,22 +52,19 @@ class TextTokenizer:
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [enc.ids for enc in self.backend.encode_batch(texts, add_special_tokens=False)]
 
-    def decode(self, ids: list[int], *, skip_special_tokens: bool = False) -> str:
-        return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
+    def decode(self, ids: list[int]) -> str:
+        return self.backend.decode(list(ids), skip_special_tokens=False)
 
-    def token(self, token_id: int) -> str | None:
-        return self.backend.id_to_token(token_id)
-
-    # --------------------------------------------------------------------- files
     def save(self, directory: str | Path) -> None:
-        """Write tokenizer.json + tokenizer_config.json (+ special_tokens_map.json)."""
+        """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.backend.save(str(directory / "tokenizer.json"))
+        token = self.backend.id_to_token
         names = {
-            "bos_token": self.token(self.bos_token_id) if self.bos_token_id is not None else None,
-            "eos_token": self.token(self.eos_token_ids[0]) if self.eos_token_ids else None,
-            "pad_token": self.token(self.pad_token_id) if self.pad_token_id is not None else None,
+            "bos_token": token(self.bos_token_id) if self.bos_token_id is not None else None,
+            "eos_token": token(self.eos_token_ids[0]) if self.eos_token_ids else None,
+            "pad_token": token(self.pad_token_id) if self.pad_token_id is not None else None,
         }
         names.update({k: v for k, v in self.special_tokens.items() if k not in names or names[k] is None})
         config: dict[str, Any] = {
@@ -92,7 +88,8 @@ class TextTokenizer:
     ) -> TextTokenizer:
         """Load from an HF model directory: tokenizer.json, or a slow tokenizer via transformers."""
         directory = Path(directory)
-        config = _read_json(directory / "tokenizer_config.json")
+        config_file = directory / "tokenizer_config.json"
+        config = read_json_object(config_file, "tokenizer config") if config_file.exists() else {}
         model_config = model_config or {}
         if (directory / "tokenizer.json").exists():
             try:
@@ -129,15 +126,6 @@ class TextTokenizer:
             if k.endswith("_token") and isinstance(v, (str, dict))
         }
         return cls(backend, bos, eos_ids, pad, add_bos, config.get("chat_template"), specials)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
 
 
 def _post_processor_adds_bos(backend: Tokenizer) -> bool:

@@ -24,7 +24,7 @@ from emergence.models.llama import Llama
 
 @dataclass(frozen=True)
 class KeyRule:
-    """``hf`` (regex; groups fill ``{0}`` in ``path``) ↔ NNX ``path``; ``transpose`` for linear kernels."""
+    """HF tensor name ↔ NNX ``path`` (``{0}``: the layer index); ``transpose`` for linear kernels."""
 
     hf: str
     path: str
@@ -35,53 +35,46 @@ _ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
 _MLP = ("gate_proj", "up_proj", "down_proj")
 
 KEY_TABLE: tuple[KeyRule, ...] = (
-    KeyRule(r"model\.embed_tokens\.weight", "embed.embedding"),
-    KeyRule(r"model\.norm\.weight", "norm.weight"),
-    KeyRule(r"lm_head\.weight", "lm_head.kernel", transpose=True),
-    KeyRule(r"model\.layers\.(\d+)\.input_layernorm\.weight", "layers.{0}.input_norm.weight"),
-    KeyRule(r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "layers.{0}.post_attn_norm.weight"),
-    *(KeyRule(rf"model\.layers\.(\d+)\.self_attn\.{p}\.weight", f"layers.{{0}}.attn.{p}.kernel", True) for p in _ATTN),
-    *(KeyRule(rf"model\.layers\.(\d+)\.self_attn\.{p}\.bias", f"layers.{{0}}.attn.{p}.bias") for p in _ATTN),
-    *(KeyRule(rf"model\.layers\.(\d+)\.mlp\.{p}\.weight", f"layers.{{0}}.mlp.{p}.kernel", True) for p in _MLP),
-    *(KeyRule(rf"model\.layers\.(\d+)\.mlp\.{p}\.bias", f"layers.{{0}}.mlp.{p}.bias") for p in _MLP),
+    KeyRule("model.embed_tokens.weight", "embed.embedding"),
+    KeyRule("model.norm.weight", "norm.weight"),
+    KeyRule("lm_head.weight", "lm_head.kernel", transpose=True),
+    KeyRule("model.layers.{0}.input_layernorm.weight", "layers.{0}.input_norm.weight"),
+    KeyRule("model.layers.{0}.post_attention_layernorm.weight", "layers.{0}.post_attn_norm.weight"),
+    *(KeyRule(f"model.layers.{{0}}.self_attn.{p}.weight", f"layers.{{0}}.attn.{p}.kernel", True) for p in _ATTN),
+    *(KeyRule(f"model.layers.{{0}}.self_attn.{p}.bias", f"layers.{{0}}.attn.{p}.bias") for p in _ATTN),
+    *(KeyRule(f"model.layers.{{0}}.mlp.{p}.weight", f"layers.{{0}}.mlp.{p}.kernel", True) for p in _MLP),
+    *(KeyRule(f"model.layers.{{0}}.mlp.{p}.bias", f"layers.{{0}}.mlp.{p}.bias") for p in _MLP),
 )
 
 #: HF keys that carry no parameters of ours (buffers some exporters write).
 IGNORED_HF_KEYS = re.compile(r".*rotary_emb\.inv_freq$")
 
-_COMPILED = tuple((re.compile(rule.hf + r"$"), rule) for rule in KEY_TABLE)
+def _translate(name: str, source: str, target: str) -> str | None:
+    """``name`` matched against the ``source`` template, written in the ``target`` template."""
+    match = re.fullmatch(re.escape(source).replace(re.escape("{0}"), r"(\d+)"), name)
+    return target.format(*match.groups()) if match else None
 
 
 def hf_to_path(hf_key: str) -> tuple[str, bool] | None:
     """The NNX path for an HF tensor name and whether it is transposed, or None if unknown."""
-    for pattern, rule in _COMPILED:
-        match = pattern.match(hf_key)
-        if match:
-            return rule.path.format(*match.groups()), rule.transpose
+    for rule in KEY_TABLE:
+        path = _translate(hf_key, rule.hf, rule.path)
+        if path is not None:
+            return path, rule.transpose
     return None
 
 
 def path_to_hf(path: str) -> tuple[str, bool]:
     """The HF tensor name for an NNX parameter path (the table read backwards)."""
     for rule in KEY_TABLE:
-        regex = re.escape(rule.path).replace(re.escape("{0}"), r"(\d+)")
-        match = re.fullmatch(regex, path)
-        if match:
-            name = rule.hf
-            for group in match.groups():
-                name = re.sub(r"\(\\d\+\)", group, name, count=1)
-            return name.replace("\\.", "."), rule.transpose
+        name = _translate(path, rule.path, rule.hf)
+        if name is not None:
+            return name, rule.transpose
     raise KeyError(f"no HF name for parameter {path}")
 
 
-def _flat_params(model: Llama) -> dict[str, nnx.Variable]:
-    params = nnx.state(model, nnx.Param)
-    return {".".join(str(p) for p in path): var for path, var in nnx.to_flat_state(params)}
-
-
-def abstract_model(config: LlamaConfig) -> Llama:
-    """A model with shapes and dtypes only: no memory is spent on random weights we overwrite."""
-    return nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0)))
+def _flat(state: nnx.State) -> dict[str, nnx.Variable]:
+    return {".".join(str(p) for p in path): var for path, var in nnx.to_flat_state(state)}
 
 
 def build_model(config: LlamaConfig, tensors: Mapping[str, np.ndarray], source: str) -> Llama:
@@ -90,9 +83,9 @@ def build_model(config: LlamaConfig, tensors: Mapping[str, np.ndarray], source: 
     Shapes are checked against the config before anything is materialized, so a mismatched tensor is
     reported by name rather than as an XLA error deep in the forward pass.
     """
-    model = abstract_model(config)
+    model = nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0)))  # shapes only: no random weights
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    flat = {".".join(str(p) for p in path): var for path, var in nnx.to_flat_state(params)}
+    flat = _flat(params)
     dtype = jnp.dtype(config.param_dtype)
     filled: dict[str, np.ndarray] = {}
     for hf_key, array in tensors.items():
@@ -133,7 +126,7 @@ def build_model(config: LlamaConfig, tensors: Mapping[str, np.ndarray], source: 
 def export_tensors(model: Llama, dtype: np.dtype | None = None) -> dict[str, np.ndarray]:
     """HF-named numpy arrays in HF layout, ready for safetensors."""
     out: dict[str, np.ndarray] = {}
-    for path, var in _flat_params(model).items():
+    for path, var in _flat(nnx.state(model, nnx.Param)).items():
         name, transpose = path_to_hf(path)
         value = np.asarray(jax.device_get(var.get_value()))
         value = value.T if transpose else value
