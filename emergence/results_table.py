@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
+from emergence.fileio import atomic_path
 
 #: Fixed columns, in order. Metric columns follow.
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -62,6 +63,9 @@ COUNT_COLUMNS: tuple[str, ...] = ("params", "shots", "budget", "subset_seed", "n
 #: Metric columns the project knows; any other numeric column after the fixed ones is a metric too.
 KNOWN_METRICS: tuple[str, ...] = ("acc", "acc_macro", "mcc", "em_strict", "em_flexible")
 
+#: Formats a results table is written in (``results --format``).
+TABLE_FORMATS: tuple[str, ...] = ("parquet", "csv")
+
 #: Columns without which a table says nothing about emergence (no law can be fitted to it).
 REQUIRED_COLUMNS: tuple[str, ...] = ("pretrain_loss", "task", "budget")
 
@@ -84,7 +88,7 @@ def read_results(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"results table not found: {path}")
     try:
-        frame = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
+        frame = pd.read_parquet(path) if _is_parquet(path) else pd.read_csv(path)
     except Exception as err:  # noqa: BLE001 - any parse failure is the user's file
         raise UserError(f"{path}: cannot read results table ({type(err).__name__}: {err})") from err
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
@@ -109,6 +113,26 @@ def read_results(path: str | Path) -> pd.DataFrame:
         frame[column] = _numeric(frame[column], column, path)
         _check(frame[column], column, path, _RANGES.get(column, (lambda v: True, "")))
     return frame
+
+
+def write_results(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Path:
+    """Write a results table atomically (a reader never sees half of it) as ``fmt``, or, when not
+    given, as :func:`read_results` reads it back: Parquet for ``.parquet``/``.pq``, CSV otherwise."""
+    path = Path(path)
+    fmt = fmt or ("parquet" if _is_parquet(path) else "csv")
+    if fmt not in TABLE_FORMATS:
+        raise UserError(f"--format must be one of {', '.join(TABLE_FORMATS)}, got {fmt!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        if fmt == "csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    return path
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
 
 
 def metric_columns(frame: pd.DataFrame, *, holding_text: bool = False) -> list[str]:

@@ -99,10 +99,11 @@ def results_cmd(
     Exits 1 without writing when a planned cell is missing, failed or has a corrupt record (each is
     named on stderr), unless --allow-partial."""
     from emergence.fileio import check_output_file
-    from emergence.sweep.results import FORMATS, incomplete_cells, results_table, write_table
+    from emergence.results_table import TABLE_FORMATS, write_results
+    from emergence.sweep.results import incomplete_cells, results_table
 
-    if fmt not in FORMATS:
-        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt not in TABLE_FORMATS:  # before any work, and before the default path is named
+        raise UserError(f"--format must be one of {', '.join(TABLE_FORMATS)}, got {fmt!r}")
     folder = _out_dir(target, overrides)
     path = check_output_file(out or Path(folder) / f"results.{'csv' if fmt == 'csv' else 'parquet'}")
     problems = incomplete_cells(folder)
@@ -116,7 +117,7 @@ def results_cmd(
         )
         raise typer.Exit(1)
     frame = results_table(folder)
-    path = write_table(frame, path, fmt)
+    path = write_results(frame, path, fmt)
     print(f"{len(frame)} rows, {len(frame.columns)} columns -> {path}")
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
-from emergence.fileio import atomic_path, read_json, write_json
-from emergence.results_table import RESULT_COLUMNS
+from emergence.fileio import read_json, write_json
+from emergence.results_table import RESULT_COLUMNS, write_results
 
 
 @dataclass(frozen=True)
@@ -183,14 +183,7 @@ def truth_record(truth: Truth, design: Design, seed: int) -> dict:
 
 def write_table(frame: pd.DataFrame, path: str | Path, truth: dict | None = None) -> Path:
     """Write CSV or Parquet atomically; the truth (if given) goes next to it as `<name>.truth.json`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    with atomic_path(path, suffix=suffix or ".csv") as tmp:
-        if suffix in (".parquet", ".pq"):
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
+    path = write_results(frame, path)
     if truth is not None:
         write_json(truth_path(path), truth, strict=True)
     return path

@@ -153,9 +153,10 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
 def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress):
     """Run (or resume) the sweep and write the results table; returns it as a DataFrame."""
     from emergence.config import write_yaml
+    from emergence.results_table import write_results
     from emergence.sweep.config import load_sweep_config
     from emergence.sweep.plan import expand
-    from emergence.sweep.results import results_table, sweep_status, write_table
+    from emergence.sweep.results import results_table, sweep_status
     from emergence.sweep.runner import run_sweep
 
     path = Path(cfg.work) / "sweep.yaml"
@@ -183,7 +184,7 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
     frame = frame[frame["config_hash"].isin(keys)].reset_index(drop=True)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_table(frame, out / RESULTS_CSV, "csv")
+    write_results(frame, out / RESULTS_CSV, "csv")
     progress(f"  {len(frame)} rows -> {out / RESULTS_CSV}")
     _record_timing(cfg, "sweep", start, skipped=report.done_here == 0)
     return frame

@@ -159,7 +159,7 @@ def summarize_cases(cases: pd.DataFrame) -> dict:
 def run_study(study: StudyConfig, echo: Callable[[str], None] = print) -> Path:
     """Pretrain and sweep every seed (resumable), score every admissible cutoff, write the report."""
     from emergence.report.demo import Progress, pretrain_stage, sweep_stage, write_report
-    from emergence.sweep.results import write_table
+    from emergence.results_table import write_results
 
     progress = Progress(echo)
     out = Path(study.out)
@@ -179,7 +179,7 @@ def run_study(study: StudyConfig, echo: Callable[[str], None] = print) -> Path:
             )
             cases.extend(found)
     table = pd.DataFrame(cases)
-    write_table(table, out / CASES_CSV, "csv")
+    write_results(table, out / CASES_CSV, "csv")
     summary = {"config": to_dict(study), **summarize_cases(table)}
     return write_report(out, summary, render_study(summary, table))
 

@@ -16,12 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from emergence.errors import UserError
-from emergence.fileio import atomic_path
 from emergence.results_table import COUNT_COLUMNS, KNOWN_METRICS, NUMERIC_COLUMNS, RESULT_COLUMNS
 from emergence.sweep.plan import loss_key
 from emergence.sweep.store import Store, read_json
-
-FORMATS = ("parquet", "csv")
 
 
 def _check_out(out: str | Path) -> Store:
@@ -95,21 +92,6 @@ def results_table(out: str | Path) -> pd.DataFrame:
         frame[column] = frame[column].astype(str)
     order = ["checkpoint", "task", "budget", "subset_seed", "config_hash"]
     return frame.sort_values(order, na_position="first", kind="mergesort").reset_index(drop=True)
-
-
-def write_table(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Path:
-    """Write CSV or Parquet atomically."""
-    path = Path(path)
-    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "parquet")
-    if fmt not in FORMATS:
-        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        if fmt == "csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-    return path
 
 
 @dataclass(frozen=True)

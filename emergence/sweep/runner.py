@@ -85,14 +85,16 @@ class Runner:
         planned = with_loss_cells(mine)
         attempted: set[str] = set()
 
-        def open_cells() -> list[Cell | LossCell]:
-            return [c for c in planned if _is_open(self._record(c), retry_failed and c.key not in attempted)]
+        def still_open(cells: list[Cell | LossCell]) -> list[Cell | LossCell]:
+            # a closed cell never reopens (records are not deleted; a failed one is retried once), so
+            # each pass rereads only the records of the cells still open
+            return [c for c in cells if _is_open(self._record(c), retry_failed and c.key not in attempted)]
 
         if self.cfg.compile_cache:
             import jax
 
             jax.config.update("jax_compilation_cache_dir", self.cfg.compile_cache)
-        pending = open_cells()
+        pending = still_open(planned)
         todo = sum(isinstance(c, Cell) for c in pending)
         report.skipped = len(mine) - todo
         self.echo(
@@ -106,7 +108,7 @@ class Runner:
                 if self._try_cell(cell, report, retry_failed):
                     attempted.add(cell.key)
                     progressed = True
-            pending = open_cells()
+            pending = still_open(pending)
             # the rest are claimed by live runners: wait for them to finish or for their locks to expire
             if pending and wait:
                 delay = 0.2 if progressed else min(delay * 2, self.max_poll)
