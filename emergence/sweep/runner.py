@@ -71,6 +71,7 @@ class Runner:
         self.max_poll = poll if poll is not None else min(10.0, max(0.2, cfg.lock_ttl / 10))
         self.version = code_version()
         self._loaded: tuple[str, Any] | None = None
+        self._first_tokenizer: tuple[str, str] | None = None  # (checkpoint, fingerprint) of this run's first load
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -229,7 +230,8 @@ class Runner:
         """The checkpoint's base model, loaded once for all of its cells.
 
         A hub or GGUF checkpoint's tokenizer is only known once loaded (the config checks local
-        ones), so every load is checked against the fingerprints in the loss records."""
+        ones), so every load is checked against the fingerprints in the loss records and against this
+        runner's first load (a checkpoint whose loss cell failed has no fingerprint on disk)."""
         if self._loaded and self._loaded[0] == cell.checkpoint_id:
             return self._loaded[1], 0.0
         from emergence.models.registry import load_model
@@ -240,11 +242,14 @@ class Runner:
         loaded = load_model(cell.checkpoint.model, dtype=self.cfg.dtype)
         place_on_default_mesh(loaded.model)  # few-shot and finetuned cells then share compiled programs
         fp = tokenizer_fingerprint(loaded.tokenizer)
+        known = [self._first_tokenizer] if self._first_tokenizer else []
         for path in sorted(self.store.loss_dir.glob("*.json")):
             other = read_json(path) or {}
-            if other.get("tokenizer", fp) != fp:
-                first = other.get("checkpoint", path.stem)
+            known.append((other.get("checkpoint", path.stem), other.get("tokenizer", fp)))
+        for first, other_fp in known:
+            if other_fp != fp:
                 raise TokenizerMismatch(tokenizer_mismatch(cell.checkpoint_id, first))
+        self._first_tokenizer = self._first_tokenizer or (cell.checkpoint_id, fp)
         self._loaded = (cell.checkpoint_id, loaded)
         return loaded, time.perf_counter() - t0
 
