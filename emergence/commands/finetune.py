@@ -95,7 +95,7 @@ def _run(cfg: FinetuneConfig, out: str, ev: EvalSettings) -> None:
         from emergence.eval.evaluate import scorer
 
         evaluator = scorer(cfg.task, **ev.options(split=cfg.eval_split))
-        extra = {"evaluator": evaluator, "eval_every": cfg.eval_every, "on_eval": on_eval}
+        extra = {"evaluator": evaluator, "on_eval": on_eval}
     with progress:
         result = run_finetune(cfg, out, on_plan=on_plan, on_log=on_log, **extra)
     if result.already_done:
