@@ -51,10 +51,6 @@ def finetune(
     given = {k: v for k, v in {"subset_seed": subset_seed, "dtype": dtype}.items() if v is not None}
     cfg = FinetuneConfig.of(run.finetune, model=model, task=task, budget=budget, data_dir=ev.data_dir, **given)
     get_task(task)
-    if cfg.eval_every is not None:  # a split, shot count or limit the task cannot give: exit 2 now
-        from emergence.data.tasks import make_requests
-
-        make_requests(task, shots=ev.shots, split=cfg.eval_split, limit=ev.limit, data_dir=ev.data_dir)
     _run(cfg, out, ev)
 
 
@@ -94,8 +90,9 @@ def _run(cfg: FinetuneConfig, out: str, ev: EvalSettings) -> None:
     if cfg.eval_every is not None:
         from emergence.eval.evaluate import scorer
 
+        # built before anything is shown: a split, shot count or limit the task cannot give exits 2 here
         evaluator = scorer(cfg.task, **ev.options(split=cfg.eval_split))
-        extra = {"evaluator": evaluator, "eval_every": cfg.eval_every, "on_eval": on_eval}
+        extra = {"evaluator": evaluator, "on_eval": on_eval}
     with progress:
         result = run_finetune(cfg, out, on_plan=on_plan, on_log=on_log, **extra)
     if result.already_done:

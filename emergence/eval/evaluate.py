@@ -102,6 +102,17 @@ def evaluate(
                                    data_dir=data_dir, subjects=subjects)
     if on_start:
         on_start(len(requests))
+    return _evaluate_requests(loaded, spec, requests, shots, batch_size, on_progress)
+
+
+def _evaluate_requests(
+    loaded: LoadedModel,
+    spec: TaskSpec,
+    requests: Sequence[Request],
+    shots: int | None,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> EvalResult:
     started = time.perf_counter()
     records = run_requests(loaded, spec, requests, batch_size=batch_size, on_progress=on_progress)
     seconds = time.perf_counter() - started
@@ -110,12 +121,16 @@ def evaluate(
     return EvalResult(spec.name, used_shots, len(records), metrics, seconds, records)
 
 
-def scorer(task: str | TaskSpec, **options: Any) -> Callable[[LoadedModel], dict[str, float]]:
+def scorer(
+    task: str | TaskSpec, *, shots: int | None = None, batch_size: int = 64, **options: Any
+) -> Callable[[LoadedModel], dict[str, float]]:
     """``evaluate(model, task, **options)``'s metrics as a function of the model: what a finetuning
-    run calls at each point of its learning curve (:func:`emergence.train.finetune.run_finetune`)."""
+    run calls at each point of its learning curve (:func:`emergence.train.finetune.run_finetune`).
+    The requests are built here, once: every point of the curve scores the same prompts."""
+    spec, requests = make_requests(task, shots=shots, **options)
 
     def score(loaded: LoadedModel) -> dict[str, float]:
-        return dict(evaluate(loaded, task, **options).metrics)
+        return dict(_evaluate_requests(loaded, spec, requests, shots, batch_size).metrics)
 
     return score
 

@@ -138,11 +138,10 @@ def score_requests(
     greedy = [[True] * len(r.continuations) for r in requests]
     score = functools.partial(_score_rows, graph, state, loglik=loglik, greedy=greedy, batch_size=batch_size,
                               batch_tokens=batch_tokens, max_length=max_length, pack=pack)
-    plain: list[_Row] = []
     if model.config.sliding_window:  # a shared prefix is attended without a window: score rows whole
-        plain, groups = list(rows), iter(())
+        groups, plain = [], rows
     else:
-        groups = _shared_prefixes(rows, requests, plain)
+        groups, plain = _shared_prefixes(rows, requests)
     for prefix, group in groups:
         # MMLU-style k-shot: one subject's prompts share description + shots; run that prefix once.
         cache = shared_prefix_cache(graph, state, model.config, prefix, length_bucket(len(prefix)))
@@ -200,17 +199,20 @@ def _collect(rows: Sequence[_Row], batch: PackedBatch, chosen, argmax, loglik, g
             greedy[row.request][choice] = all(argmax[i, at + p] == row.targets[p][0] for p in range(n))
 
 
-def _shared_prefixes(rows: list[_Row], requests: Sequence[Request], rest: list[_Row]):
-    """(prefix tokens, rows) per request group whose rows share ≥ MIN_SHARED_PREFIX leading tokens;
-    every other row is appended to ``rest``."""
+def _shared_prefixes(rows: list[_Row], requests: Sequence[Request]) -> tuple[list[tuple], list[_Row]]:
+    """(``[(prefix tokens, rows)]`` per request group whose rows share ≥ MIN_SHARED_PREFIX leading
+    tokens, every other row)."""
     groups: dict[str, list[_Row]] = {}
+    rest: list[_Row] = []
     for row in rows:
         group = requests[row.request].group
         (groups.setdefault(group, []) if group is not None else rest).append(row)
+    shared_groups = []
     for members in groups.values():
         shared = min(len(os.path.commonprefix([r.tokens for r in members])),
                      min(min(r.positions) for r in members))  # scored positions must lie after the prefix
         if len(members) > 1 and shared >= MIN_SHARED_PREFIX:
-            yield members[0].tokens[:shared], members
+            shared_groups.append((members[0].tokens[:shared], members))
         else:
             rest.extend(members)
+    return shared_groups, rest

@@ -73,13 +73,9 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         from emergence.train.finetune import CHECKPOINT_DIR, eval_curve, in_base_architecture, run_finetune
 
         ft_cfg = finetune_config(cfg, cell.checkpoint.model, cell.task, cell.budget, cell.subset_seed)
-        task_ft = cfg.task_finetune(cell.task)
         curve = {}
-        if task_ft.eval_every is not None:
-            curve = {
-                "evaluator": scorer(cell.task, split=task_ft.eval_split, **eval_options),
-                "eval_every": task_ft.eval_every,
-            }
+        if ft_cfg.eval_every is not None:
+            curve = {"evaluator": scorer(cell.task, split=ft_cfg.eval_split, **eval_options)}
         ft_dir = work / "finetune"
         t0 = time.perf_counter()
         log(
@@ -93,7 +89,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
             on_plan=lambda p: log(
                 f"plan: {p.total_steps} steps, {p.n_train} training examples ({p.data_note})"
             ),
-            on_eval=lambda line: log(f"step {line['step']} {task_ft.eval_split} {line['eval']}"),
+            on_eval=lambda line: log(f"step {line['step']} {ft_cfg.eval_split} {line['eval']}"),
             **curve,
         )
         timings["finetune_call"] = time.perf_counter() - t0
@@ -108,7 +104,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         }
         if curve:
             train_info["curve"] = eval_curve(ft_dir)
-        if not task_ft.keep_checkpoints:
+        if not ft_cfg.keep_checkpoints:
             cleanup.append(ft_dir / CHECKPOINT_DIR)
         t0 = time.perf_counter()
         if result.trainer is not None:  # trained just now: fold in memory instead of reloading

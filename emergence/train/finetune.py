@@ -137,15 +137,14 @@ def run_finetune(
     on_log: Callable[[dict], None] | None = None,
     on_plan: Callable[[RunPlan], None] | None = None,
     evaluator: Callable[[LoadedModel], dict[str, float]] | None = None,
-    eval_every: int | None = None,
     on_eval: Callable[[dict], None] | None = None,
 ) -> FinetuneResult:
     """Train (or resume) the run ``cfg`` into ``out_dir``; ``loaded`` reuses an already loaded base.
 
     ``evaluator`` scores the model being trained, LoRA adapters folded in, at step 0 and every
-    ``eval_every`` steps."""
-    if evaluator is not None and (eval_every is None or eval_every <= 0):
-        raise UserError(f"--eval-every must be a positive number of steps, got {eval_every}")
+    ``cfg.eval_every`` steps."""
+    if evaluator is not None and cfg.eval_every is None:
+        raise UserError("an evaluator needs finetune.eval_every, the steps between its scores")
     out = Path(out_dir)
     _check_run_dir(out, cfg, create=False)
     if (out / adapters.CONFIG_FILE).is_file():
@@ -221,7 +220,7 @@ def run_finetune(
         save_final=False,  # the adapter / model written below is the finished run's checkpoint
         on_log=log,
         on_save=lambda step: trainer.save(ckpt_dir, step),
-        eval_every=eval_every,
+        eval_every=cfg.eval_every,
         on_eval=evaluate_at if evaluator is not None else None,
         tokens_before=tokens_before,
         watch=DivergenceWatch(reference=reference),

@@ -96,8 +96,7 @@ def test_a_shared_few_shot_prefix_is_computed_once_and_changes_nothing(tiny):
     requests = [Request("t", i, shots + q, 0, (" is", " capital", " Paris"), group="subject")
                 for i, q in enumerate(questions)]
     rows = build_rows(tiny.tokenizer, requests, 128)
-    rest = []
-    (prefix, members), = list(_shared_prefixes(rows, requests, rest))
+    [(prefix, members)], rest = _shared_prefixes(rows, requests)
     assert len(prefix) >= 64 and len(members) == len(rows) and not rest
     for pack in (True, False):  # after the prefix: rows packed together, or one per row
         scores = score_requests(tiny.model, tiny.tokenizer, requests, pack=pack)

@@ -1,4 +1,4 @@
-"""A finetuning run's learning curve (``run_finetune(evaluator=..., eval_every=N)``, ``--eval-every``).
+"""A finetuning run's learning curve (``finetune.eval_every=N``: ``run_finetune(evaluator=...)``).
 
 The evaluator here returns a checksum of the weights it is shown, so each test can tell exactly which
 model a point of the curve scored: the base at step 0, the finished result at the last step, and the
@@ -35,7 +35,7 @@ def _cfg(method: str, steps: int, **kw) -> FinetuneConfig:
 
 def test_the_curve_scores_the_base_at_step_0_and_the_saved_result_at_the_last_step(tmp_path):
     out = tmp_path / "lora"
-    run_finetune(_cfg("lora", 4), out, evaluator=weight_sum, eval_every=2)
+    run_finetune(_cfg("lora", 4, eval_every=2), out, evaluator=weight_sum)
     curve = eval_curve(out)
     assert [p["step"] for p in curve] == [0, 2, 4]
     base = weight_sum(load_model(str(TINY)))["weight_sum"]
@@ -47,7 +47,7 @@ def test_the_curve_scores_the_base_at_step_0_and_the_saved_result_at_the_last_st
 
 
 def test_scoring_during_training_leaves_the_trained_adapter_unchanged(tmp_path):
-    run_finetune(_cfg("lora", 4), tmp_path / "scored", evaluator=weight_sum, eval_every=1)
+    run_finetune(_cfg("lora", 4, eval_every=1), tmp_path / "scored", evaluator=weight_sum)
     run_finetune(_cfg("lora", 4), tmp_path / "plain")
     a = load_file(str(tmp_path / "scored" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "plain" / "adapter_model.safetensors"))
@@ -57,7 +57,7 @@ def test_scoring_during_training_leaves_the_trained_adapter_unchanged(tmp_path):
 
 
 def test_a_run_that_crashed_midway_resumes_to_the_uninterrupted_curve_without_duplicates(tmp_path):
-    run_finetune(_cfg("full", 6, save_every=2), tmp_path / "straight", evaluator=weight_sum, eval_every=1)
+    run_finetune(_cfg("full", 6, save_every=2, eval_every=1), tmp_path / "straight", evaluator=weight_sum)
 
     calls = []
 
@@ -69,8 +69,8 @@ def test_a_run_that_crashed_midway_resumes_to_the_uninterrupted_curve_without_du
 
     out = tmp_path / "resumed"
     with pytest.raises(RuntimeError, match="killed"):
-        run_finetune(_cfg("full", 6, save_every=2), out, evaluator=crashes_at_step_3, eval_every=1)
-    result = run_finetune(_cfg("full", 6, save_every=2), out, evaluator=weight_sum, eval_every=1)
+        run_finetune(_cfg("full", 6, save_every=2, eval_every=1), out, evaluator=crashes_at_step_3)
+    result = run_finetune(_cfg("full", 6, save_every=2, eval_every=1), out, evaluator=weight_sum)
     assert result.start_step == 2
     assert eval_curve(out) == eval_curve(tmp_path / "straight")
     assert [p["step"] for p in eval_curve(out)] == [0, 1, 2, 3, 4, 5, 6]
