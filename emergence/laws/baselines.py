@@ -20,21 +20,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from emergence.laws.predict import SUCCESS_NATS, truth_elbow
+from emergence.laws.predict import SUCCESS_NATS, TruthElbow, truth_elbow
 from emergence.laws.table import LawData
 
 BASELINES: tuple[str, ...] = ("strongest", "smallest_budget", "linear")
 
 
+def budget_fits(data: LawData) -> dict[float, TruthElbow]:
+    """The hard-ReLU elbow fit of every finetuned budget's curve, risen or not."""
+    return {
+        float(budget): truth_elbow(data.loss[data.budget == budget], data.y[data.budget == budget])
+        for budget in data.finetuned_budgets
+    }
+
+
 def budget_elbows(data: LawData) -> dict[float, float]:
     """Observed elbow of each finetuned budget whose curve rises significantly (hard-ReLU fit)."""
-    out = {}
-    for budget in data.finetuned_budgets:
-        rows = data.budget == budget
-        fit = truth_elbow(data.loss[rows], data.y[rows])
-        if fit.emerged:
-            out[float(budget)] = fit.elbow
-    return out
+    return {budget: fit.elbow for budget, fit in budget_fits(data).items() if fit.emerged}
 
 
 def baseline_predictions(data: LawData, form: str = "log-power") -> dict[str, float]:

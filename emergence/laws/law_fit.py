@@ -51,18 +51,21 @@ class FitOptions:
 
 def fit_options(
     *,
-    form: str = "log-power",
-    delta: bool = True,
-    likelihood: str = "normal",
-    samples: int = 1000,
-    warmup: int = 1000,
-    chains: int = 4,
-    seed: int = 0,
-    sample: bool = True,
-    loss_floor: float = 0.0,
-    e0_margin: float = 0.75,
+    form: str,
+    delta: bool,
+    likelihood: str,
+    samples: int,
+    warmup: int,
+    chains: int,
+    seed: int,
+    sample: bool,
+    loss_floor: float = LawSpec.loss_floor,
+    e0_margin: float = LawSpec.e0_margin,
 ) -> FitOptions:
-    """FitOptions from the flat settings that ``emergence fit`` and a demo's fit section name."""
+    """FitOptions from the flat settings that ``emergence fit`` and a demo's fit section name.
+
+    Both callers pass every setting they declare (the CLI's options, the demo's FitSettings), so the
+    defaults live there; the two bounds a demo does not set keep LawSpec's."""
     if samples < 1 or warmup < 0:
         raise UserError("--samples must be >= 1 and --warmup >= 0")
     spec = LawSpec(

@@ -129,13 +129,12 @@ def compute_lookahead(table: list[dict]) -> dict:
 
 def budget_elbows(data, fewshot_elbow: float | None, fit=None) -> dict:
     """Observed emergence point of every budget's curve (hard-ReLU elbow), and the law's E(D)."""
+    from emergence.laws.baselines import budget_fits
     from emergence.laws.emergence_law import elbow_at
-    from emergence.laws.predict import quantiles, truth_elbow
+    from emergence.laws.predict import quantiles
 
     rows = []
-    for budget in data.finetuned_budgets:
-        sel = data.budget == budget
-        t = truth_elbow(data.loss[sel], data.y[sel])
+    for budget, t in budget_fits(data).items():
         entry = {
             "budget": int(budget),
             "elbow": _finite(t.elbow),
