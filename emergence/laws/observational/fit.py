@@ -202,7 +202,7 @@ def run_fit(config: ObsConfig) -> ObsResult:
     )
     bayes = None
     if config.bayes is not None:
-        bfit = law.fit_bayes(pcs[train], y[train], pcs, config.bayes)
+        bfit = law.fit_bayes(pcs[train], y[train], pcs, config.bayes, config.sigmoid)
         models["bayes_mean"], models["bayes_lower"], models["bayes_upper"] = bfit.mean, bfit.lower, bfit.upper
         bayes = {
             "level": bfit.level,
