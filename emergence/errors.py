@@ -15,8 +15,8 @@ EXIT_USER_ERROR = 2  # the user's input is wrong: one line on stderr names the f
 EXIT_INTERNAL = 3  # a bug in emergence: a short traceback (EMERGENCE_DEBUG=1 for the full one)
 
 
-class UserError(Exception):
-    """A problem with the user's input, reported as one line and exit code 2."""
+class _OneLineError(Exception):
+    """An error the CLI prints as its one-line message (whitespace and newlines collapsed)."""
 
     def __init__(self, message: str):
         message = " ".join(str(message).split())  # one line, always
@@ -27,20 +27,16 @@ class UserError(Exception):
         return self.message
 
 
-class PartialFailure(Exception):
+class UserError(_OneLineError):
+    """A problem with the user's input, reported as one line and exit code 2."""
+
+
+class PartialFailure(_OneLineError):
     """Some of a run's units (sweep cells, fits) failed and the rest are done: one line, exit code 1.
 
     Library code (the demo, the study) raises it where a command-line tool would exit 1, so that a
     script can tell "some cells failed, rerun to retry them" from a mistake in its input (2).
     """
-
-    def __init__(self, message: str):
-        message = " ".join(str(message).split())
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def expected_error_line(err: BaseException) -> str | None:

@@ -123,16 +123,17 @@ def write_json(path: str | Path, data: Any, *, indent: int | None = 2, strict: b
     analyses, summaries): NaN and ±inf become null, since strict JSON has no spelling for them, and
     keys are sorted so reruns diff cleanly."""
     if strict:
-        text = json.dumps(_finite_or_null(data), indent=indent, sort_keys=True, allow_nan=False)
+        text = json.dumps(finite_or_null(data), indent=indent, sort_keys=True, allow_nan=False)
         return write_text(path, text + "\n")
     return atomic_write(path, lambda handle: json.dump(data, handle, indent=indent, allow_nan=True))
 
 
-def _finite_or_null(value: Any) -> Any:
+def finite_or_null(value: Any) -> Any:
+    """Plain data with NaN and ±inf as None: strict JSON has no spelling for them."""
     if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
+        return {k: finite_or_null(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite_or_null(v) for v in value]
+        return [finite_or_null(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

@@ -68,7 +68,6 @@ def fit_cmd(
     from emergence.laws.observational.law import BayesConfig, SigmoidConfig
     from emergence.report.obs_plots import plot_fit
 
-    sampler = BayesConfig(warmup, samples, chains, seed, level, free_ceiling=free_ceiling)
     result = run_fit(
         ObsConfig(
             data=data,
@@ -84,7 +83,7 @@ def fit_cmd(
             exclude_models=_names(exclude_models),
             reference_family=reference_family,
             sigmoid=SigmoidConfig(free_ceiling=free_ceiling),
-            bayes=sampler if bayes else None,
+            bayes=BayesConfig(warmup, samples, chains, seed, level) if bayes else None,
         )
     )
     m = result.metrics

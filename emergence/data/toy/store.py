@@ -120,7 +120,9 @@ class ToyWorld:
         if split not in SPLITS:
             raise UserError(f"toy task {task} has no split {split!r}; known: {', '.join(SPLITS)}")
         if is_toy_dir(data_dir):
-            directory = ensure_tasks(read_config(data_dir), data_dir)
+            directory = Path(data_dir)
+            if not (directory / "tasks" / task / f"{split}.jsonl").is_file():  # complete it from its own config
+                ensure_tasks(read_config(directory), directory)
         else:
             directory = ensure_tasks(WorldConfig())
         with open(directory / "tasks" / task / f"{split}.jsonl", encoding="utf-8") as handle:

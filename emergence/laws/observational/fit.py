@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
+from emergence.fileio import finite_or_null
 from emergence.laws.observational import capability, law
 from emergence.laws.observational import data as obs_data
 from emergence.laws.observational.data import FAMILY_COL, MODEL_COL, SIZE_COL, ObsTable
@@ -201,7 +202,7 @@ def run_fit(config: ObsConfig) -> ObsResult:
     )
     bayes = None
     if config.bayes is not None:
-        bfit = law.fit_bayes(pcs[train], y[train], pcs, config.bayes)
+        bfit = law.fit_bayes(pcs[train], y[train], pcs, config.bayes, config.sigmoid)
         models["bayes_mean"], models["bayes_lower"], models["bayes_upper"] = bfit.mean, bfit.lower, bfit.upper
         bayes = {
             "level": bfit.level,
@@ -268,4 +269,4 @@ def _clean(metrics: dict) -> dict:
     def plain(obj):
         return asdict(obj) if is_dataclass(obj) else obj.tolist()  # numpy arrays and scalars
 
-    return json.loads(json.dumps(metrics, default=plain), parse_constant=lambda _: None)
+    return finite_or_null(json.loads(json.dumps(metrics, default=plain)))

@@ -22,7 +22,8 @@ from emergence.errors import UserError
 
 @dataclass(frozen=True)
 class SigmoidConfig:
-    """Bounds and start of the fit."""
+    """The law's shape (the floor's bound, a free ceiling), which the NUTS fit shares, and the
+    least-squares start."""
 
     floor_max: float = 0.2
     free_ceiling: bool = False
@@ -106,8 +107,6 @@ class BayesConfig:
     num_chains: int = 4
     seed: int = 0
     level: float = 0.9
-    floor_max: float = 0.2
-    free_ceiling: bool = False
     weight_scale: float = 5.0  # prior sd of weights on standardized predictors
     noise_scale: float = 0.1  # half-normal scale of the observation noise (target units)
 
@@ -130,26 +129,31 @@ class BayesFit:
         return float(inside.mean()) if actual.size else None
 
 
-def _model(x, y, config: BayesConfig):
+def _model(x, y, config: BayesConfig, shape: SigmoidConfig):
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
 
     intercept = numpyro.sample("intercept", dist.Normal(0.0, config.weight_scale))
     weights = numpyro.sample("weights", dist.Normal(jnp.zeros(x.shape[1]), config.weight_scale).to_event(1))
-    floor = numpyro.sample("floor", dist.Uniform(0.0, config.floor_max))
+    floor = numpyro.sample("floor", dist.Uniform(0.0, shape.floor_max))
     ceiling = 1.0
-    if config.free_ceiling:
-        ceiling = numpyro.sample("ceiling", dist.Uniform(1.0 - 2.0 * config.floor_max, 1.0))
+    if shape.free_ceiling:
+        ceiling = numpyro.sample("ceiling", dist.Uniform(1.0 - 2.0 * shape.floor_max, 1.0))
     noise = numpyro.sample("noise", dist.HalfNormal(config.noise_scale))
     mu = (ceiling - floor) * jnp.reciprocal(1.0 + jnp.exp(-(x @ weights + intercept))) + floor
     numpyro.sample("y", dist.Normal(mu, noise), obs=y)
 
 
 def fit_bayes(
-    x_train: np.ndarray, y_train: np.ndarray, x_all: np.ndarray, config: BayesConfig = BayesConfig()
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_all: np.ndarray,
+    config: BayesConfig = BayesConfig(),
+    shape: SigmoidConfig = SigmoidConfig(),
 ) -> BayesFit:
-    """Run NUTS on the training rows; return predictive intervals for every row of ``x_all``."""
+    """Run NUTS on the training rows of the law ``shape``; return predictive intervals for every row
+    of ``x_all``."""
     import jax
     from numpyro.diagnostics import summary
     from numpyro.infer import MCMC, NUTS, Predictive
@@ -161,7 +165,7 @@ def fit_bayes(
     mcmc = MCMC(NUTS(_model), num_warmup=config.num_warmup, num_samples=config.num_samples,
                 num_chains=config.num_chains, chain_method=chain_method, progress_bar=False)  # fmt: skip
     key_fit, key_pred = jax.random.split(jax.random.PRNGKey(config.seed))
-    mcmc.run(key_fit, (x_train - center) / scale, np.asarray(y_train, float), config)
+    mcmc.run(key_fit, (x_train - center) / scale, np.asarray(y_train, float), config, shape)
     samples = mcmc.get_samples()
     stats = summary(mcmc.get_samples(group_by_chain=True))
     diagnostics = {
@@ -171,7 +175,7 @@ def fit_bayes(
         "num_samples": int(config.num_samples * config.num_chains),
     }
     xs_all = (np.asarray(x_all, float) - center) / scale
-    draws = np.asarray(Predictive(_model, posterior_samples=samples)(key_pred, xs_all, None, config)["y"])
+    draws = np.asarray(Predictive(_model, posterior_samples=samples)(key_pred, xs_all, None, config, shape)["y"])
     w_raw = np.asarray(samples["weights"]) / scale  # back to the predictors' original units
     params = {f"w{i + 1}": float(np.median(w_raw[:, i])) for i in range(w_raw.shape[1])}
     params["intercept"] = float(np.median(np.asarray(samples["intercept"]) - w_raw @ center))
