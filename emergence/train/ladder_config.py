@@ -24,7 +24,7 @@ from pathlib import Path
 
 from emergence.config import load_config
 from emergence.data.toy.world import WorldConfig
-from emergence.errors import UserError
+from emergence.errors import UserError, check_fields
 from emergence.fileio import check_name
 from emergence.train.config import OptimConfig
 
@@ -50,9 +50,8 @@ class LadderModel:
         # the name is a folder under --out (<out>/<name>/step_N): nothing that climbs out of it
         check_name(self.name, "ladder model name", reserved=RESERVED_NAMES)
         where = f"ladder model {self.name!r}"
-        for key in ("hidden_size", "layers", "heads", "steps", "kv_heads", "intermediate_size"):
-            if getattr(self, key) is not None and getattr(self, key) <= 0:
-                raise UserError(f"{where}: {key} must be positive, got {getattr(self, key)}")
+        sizes = ("hidden_size", "layers", "heads", "steps", "kv_heads", "intermediate_size")
+        check_fields(self, lambda v: v > 0, "positive", *sizes, where=f"{where}: ")
         if not self.checkpoints:
             object.__setattr__(self, "checkpoints", (self.steps,))
         if self.hidden_size % self.heads:
@@ -88,16 +87,14 @@ class LadderConfig:
 
     def __post_init__(self) -> None:
         check_name(self.name, "ladder name")  # the default output folder is runs/ladders/<name>
-        if self.seed < 0:
-            raise UserError(f"ladder {self.name!r}: seed must be >= 0, got {self.seed}")
+        where = f"ladder {self.name!r}: "
+        check_fields(self, lambda v: v >= 0, ">= 0", "seed", where=where)
         if not self.models:
-            raise UserError(f"ladder {self.name!r}: no models")
+            raise UserError(f"{where}no models")
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
-            raise UserError(f"ladder {self.name!r}: duplicate model names {names}")
-        for key in ("seq_len", "batch_size", "log_every"):
-            if getattr(self, key) <= 0:
-                raise UserError(f"ladder {self.name!r}: {key} must be positive, got {getattr(self, key)}")
+            raise UserError(f"{where}duplicate model names {names}")
+        check_fields(self, lambda v: v > 0, "positive", "seq_len", "batch_size", "log_every", where=where)
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: Sequence[str] = ()) -> LadderConfig:
