@@ -135,12 +135,10 @@ class SweepConfig(SweepSettings):
     def task_budgets(self, task: TaskEntry) -> tuple[int, ...]:
         return task.budgets if task.budgets is not None else self.budgets
 
-    def task_finetune(self, task: str, *, source: str = "sweep") -> FinetuneSettings:
+    def task_finetune(self, task: str) -> FinetuneSettings:
         """The finetuning settings of one task: the sweep's, with the task's own keys on top."""
-        i = next((i for i, t in enumerate(self.tasks) if t.name == task), None)
-        if i is None:
-            return self.finetune
-        return task_finetune(self.finetune, self.tasks[i], source=source, where=f"tasks[{i}]")
+        i, entry = next(((i, t) for i, t in enumerate(self.tasks) if t.name == task), (0, TaskEntry(task)))
+        return task_finetune(self.finetune, entry, source="sweep", where=f"tasks[{i}]")
 
 
 def checkpoint_id(spec: CheckpointSpec) -> str:

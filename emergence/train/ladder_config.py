@@ -1,18 +1,8 @@
 """The ladder config: which tiny LLaMA models to pretrain on the toy corpus, for how long, saved when.
 
-A YAML file (``configs/ladders/*.yaml``)::
-
-    name: toy
-    world: {seed: 0, n_entities: 200}        # the toy world (emergence.data.toy.world.WorldConfig)
-    seq_len: 128
-    batch_size: 16
-    seed: 0                                   # init and data order; same for every model (like Pythia)
-    optim: {lr: 0.003, warmup_ratio: 0.05, end_lr_ratio: 0.1}
-    models:
-      - {name: d64-l2, hidden_size: 64, layers: 2, heads: 4, steps: 800, checkpoints: [100, 200, 400, 800]}
-
-Read by the strict loader (:mod:`emergence.config`). A model's ``checkpoints`` default to its last
-step; ``optim`` is read over the ladder's defaults below.
+A YAML file (examples: ``configs/ladders/*.yaml``) read by the strict loader (:mod:`emergence.config`).
+One ``seed`` sets init and data order for every model (like Pythia); a model's ``checkpoints``
+default to its last step; ``optim`` is read over the ladder's defaults below.
 """
 
 from __future__ import annotations
