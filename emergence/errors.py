@@ -8,6 +8,10 @@ traceback. Bugs stay ordinary exceptions so that they *do* show a traceback.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
 # Exit codes a script can trust (README "Exit codes"): every command ends with one of these.
 EXIT_OK = 0  # everything done
 EXIT_PARTIAL = 1  # some sweep cells or fits failed (or a table would be partial); the rest is done
@@ -29,6 +33,20 @@ class _OneLineError(Exception):
 
 class UserError(_OneLineError):
     """A problem with the user's input, reported as one line and exit code 2."""
+
+
+def check_fields(obj: Any, test: Callable[[Any], bool], what: str, *names: str, where: str = "") -> None:
+    """The one wording of a config's range checks: "<where><name> must be <what>, got <value>" for
+    the first of ``names`` whose value on ``obj`` fails ``test`` (an unset value, None, passes)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and not test(value):
+            shown = repr(value) if isinstance(value, str) else value
+            raise UserError(f"{where}{name} must be {what}, got {shown}")
+
+
+def finite_positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
 
 
 class PartialFailure(_OneLineError):

@@ -1,10 +1,8 @@
 """Files the way every command writes and reads them: atomic, group-readable, confined, and honest.
 
-Why one module: the project had a dozen copies of "temp file + rename". ``tempfile.mkstemp`` creates
-its file mode 0600, so every record, adapter and manifest written that way was private even in a
-folder a group shares, and a teammate's ``read_json`` then failed on ``PermissionError``. Here a temp
-file gets the mode an ordinary ``open()`` would have given it (``0o666 & ~umask``, 0644 under the usual
-umask 022) before it is renamed into place.
+Why one writer: ``tempfile.mkstemp`` creates its file mode 0600, so a "temp file + rename" written
+by hand is private even in a folder a group shares. Here a temp file gets the mode an ordinary
+``open()`` would have given it (``0o666 & ~umask``) before it is renamed into place.
 
 The readers turn a malformed file (truncated JSON, garbage, a directory where a file belongs) into a
 :class:`~emergence.errors.UserError` that names the file, so no command ends in a traceback because a

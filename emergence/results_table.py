@@ -1,16 +1,11 @@
 """The results table (docs/design.md "Results row"): the hinge between running and fitting.
 
-One row per sweep cell. Whoever produces a table (our sweep runner, a user's own script) writes
-these columns, and the law fitter reads them, so the contract lives here, below both ``sweep/``
-and ``laws/``. Metric columns (``acc``, ``mcc``, ``em_strict``, ``em_flexible``, …) come after the
-fixed ones, one per metric. Unknown values are empty (NaN), never made up.
-
-Reading is the single gate for a table *whoever produced it*: a value that parses can still be
-impossible, and each such value used to run on into the fit and end as a crash deep in NumPyro (an
-infinite ``pretrain_loss``) or as NaN and nonsense with exit 0 (a negative count, an accuracy of
-7); a metric cell with text in it was silently dropped. Here every such cell is a
-:class:`~emergence.errors.UserError` naming the file, the row (as a spreadsheet shows it: the header
-is row 1) and the column.
+The contract lives here, below both ``sweep/`` and ``laws/``, because whoever produces a table (our
+sweep runner, a user's own script) writes these columns and the law fitter reads them. Reading is
+the single gate for a table whoever produced it: a value that parses can still be impossible (an
+infinite loss, a negative count, an accuracy of 7, text in a metric cell), and would otherwise end as
+a crash deep in NumPyro or as a fit of nonsense, so each is a :class:`~emergence.errors.UserError`
+naming the file, the row (as a spreadsheet shows it: the header is row 1) and the column.
 """
 
 from __future__ import annotations

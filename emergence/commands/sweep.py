@@ -136,23 +136,16 @@ def loss_cmd(
     dtype: str = typer.Option(None, "--dtype", help="float32 (default) or bfloat16"),
 ) -> None:
     """Mean next-token NLL (nats/token) of MODEL on a fixed, deterministic slice of a corpus."""
+    from dataclasses import asdict
+
     from emergence.eval.pretrain_loss import corpus_loss
     from emergence.models.registry import load_model
+    from emergence.sweep.config import LossSpec
 
+    spec = LossSpec(corpus, hub, hub_config, split, field, tokens, seq_len, batch_size)  # a sweep's `loss:`
     if corpus is not None and not Path(corpus).is_file():
         raise UserError(f"loss corpus not found: {corpus}")
-    loaded = load_model(model, dtype=dtype)
-    res = corpus_loss(
-        loaded,
-        corpus=corpus,
-        hub=hub,
-        hub_config=hub_config,
-        split=split,
-        field=field,
-        tokens=tokens,
-        seq_len=seq_len,
-        batch_size=batch_size,
-    )
+    res = corpus_loss(load_model(model, dtype=dtype), **asdict(spec))
     short = f" (the corpus has only {res.n_tokens + 1} tokens)" if res.n_tokens < tokens else ""
     print(
         f"loss {res.loss:.6f} nats/token over {res.n_tokens} tokens{short}, windows of {res.seq_len}, "

@@ -122,7 +122,7 @@ class Release:
             except Exception as e:  # pyarrow raises several types for a corrupt file
                 raise UserError(f"{path}: not a readable parquet file ({type(e).__name__})") from None
         elif path.suffix in (".jsonl", ".json"):
-            rows = list(_jsonl_rows(path))
+            rows = list(jsonl_rows(path))
         else:
             raise UserError(
                 f"{path}: unsupported hub-format file type {path.suffix!r} (use .parquet or .jsonl)"
@@ -243,7 +243,7 @@ def read_mmlu_csv(path: Path, start: int = 0, subject: str = "") -> list[Record]
 def read_csqa_jsonl(path: Path, start: int = 0, group: str = "") -> list[Record]:
     """Original CommonsenseQA jsonl → tau/commonsense_qa records (test rows get answerKey "")."""
     records = []
-    for row_no, row in _jsonl_rows(path):
+    for row_no, row in jsonl_rows(path):
         try:
             q = row["question"]
             hub = {
@@ -276,7 +276,7 @@ def read_cola_tsv(path: Path, start: int = 0, group: str = "") -> list[Record]:
 
 def read_gsm8k_jsonl(path: Path, start: int = 0, group: str = "") -> list[Record]:
     """GSM8K jsonl ({question, answer}) → openai/gsm8k records."""
-    return [gsm8k_row(row, str(path), row_no) for row_no, row in _jsonl_rows(path)]
+    return [gsm8k_row(row, str(path), row_no) for row_no, row in jsonl_rows(path)]
 
 
 def _open(path: Path, newline: str | None = None):
@@ -286,7 +286,8 @@ def _open(path: Path, newline: str | None = None):
         raise UserError(f"cannot read {path}: {e.strerror}") from None
 
 
-def _jsonl_rows(path: Path) -> Iterable[tuple[int, Any]]:
+def jsonl_rows(path: Path) -> Iterable[tuple[int, Any]]:
+    """(line number, parsed object) of each non-blank line; a line that does not parse is a UserError."""
     with _open(path) as f:
         for row_no, line in enumerate(f, start=1):
             if not line.strip():

@@ -15,7 +15,6 @@ STRICT_PATTERN = re.compile(r"#### (\-?[0-9\.\,]+)")
 FLEXIBLE_PATTERN = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 FALLBACK = "[invalid]"
 REGEXES_TO_IGNORE = (",", "\\$", "(?s).*#### ", "\\.$")
-FILTERS = ("strict-match", "flexible-extract")
 
 
 def _regex_filter(text: str, pattern: re.Pattern[str], group_select: int) -> str:
@@ -38,14 +37,6 @@ def strict_match(text: str) -> str:
 def flexible_extract(text: str) -> str:
     """The last number-like run in the completion (may carry ``$``, commas, a final ``.``), or ``[invalid]``."""
     return _regex_filter(text, FLEXIBLE_PATTERN, -1)
-
-
-def extract(text: str, filter_name: str) -> str:
-    if filter_name == "strict-match":
-        return strict_match(text)
-    if filter_name == "flexible-extract":
-        return flexible_extract(text)
-    raise ValueError(f"unknown gsm8k filter {filter_name!r}; known: {', '.join(FILTERS)}")
 
 
 def normalize(text: str) -> str:

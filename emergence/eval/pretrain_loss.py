@@ -13,7 +13,6 @@ tokenizers are not comparable.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from emergence.data.sources import jsonl_rows
 from emergence.errors import UserError
 from emergence.models.generate import next_pow2
 from emergence.models.registry import LoadedModel
@@ -45,17 +45,10 @@ def read_documents(path: str | Path, field: str = "text") -> Iterator[str]:
     if not path.is_file():
         raise UserError(f"loss corpus not found: {path}")
     if path.suffix in (".jsonl", ".json"):
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise UserError(f"{path}: line {line_no}: not valid JSON ({err.msg})") from None
-                if not isinstance(row, dict) or not isinstance(row.get(field), str):
-                    raise UserError(f"{path}: line {line_no}: no string field '{field}'")
-                yield row[field]
+        for line_no, row in jsonl_rows(path):
+            if not isinstance(row, dict) or not isinstance(row.get(field), str):
+                raise UserError(f"{path}: line {line_no}: no string field '{field}'")
+            yield row[field]
     else:
         yield path.read_text(encoding="utf-8")
 

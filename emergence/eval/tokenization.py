@@ -57,16 +57,9 @@ def loglikelihood_inputs(
     return tokens, min(len(continuation_enc), len(tokens))
 
 
-def truncate_left(tokens: list[int], max_length: int) -> list[int]:
-    """The last ``max_length`` tokens (all of them when they fit)."""
-    if max_length < 1:
-        raise ValueError(f"max_length must be >= 1, got {max_length}")
-    return tokens[-max_length:]
-
-
 def generation_context(context_enc: list[int], max_length: int, max_gen_toks: int) -> list[int]:
     """The context tokens a generation request keeps: the last ``max_length - max_gen_toks``."""
     budget = max_length - max_gen_toks
     if budget < 1:
         raise ValueError(f"max_gen_toks ({max_gen_toks}) must be less than max_length ({max_length})")
-    return truncate_left(context_enc, budget)
+    return context_enc[-budget:]

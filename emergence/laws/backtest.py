@@ -116,15 +116,12 @@ def protocols(data: LawData, truth: TruthElbow) -> dict[str, np.ndarray | None]:
 def run_backtests(
     data: LawData,
     options: FitOptions = FitOptions(),
-    only: tuple[str, ...] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BacktestResult:
     """Fit every applicable protocol and score it against the ground truth."""
     truth = ground_truth(data)
     rows, skipped = [], []
     for name, mask in protocols(data, truth).items():
-        if only is not None and name not in only:
-            continue
         if mask is None or not mask.any():
             skipped.append(f"{name}: not applicable to this table")
             continue

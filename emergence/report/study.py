@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from emergence.config import read_yaml, to_dict
-from emergence.errors import UserError
+from emergence.errors import UserError, check_fields
 from emergence.report.demo_report import _f, _table
 
 CASES_CSV = "cases.csv"
@@ -42,10 +42,8 @@ class StudyConfig:
         seeds = self.seeds
         if len(seeds) < 1 or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
             raise UserError(f"seeds must be distinct whole numbers >= 0, got {list(seeds)}")
-        if not (math.isfinite(self.min_lookahead) and self.min_lookahead >= 1):
-            raise UserError(f"min_lookahead must be >= 1, got {self.min_lookahead}")
-        if self.min_checkpoints < 2:
-            raise UserError(f"min_checkpoints must be >= 2, got {self.min_checkpoints}")
+        check_fields(self, lambda v: math.isfinite(v) and v >= 1, ">= 1", "min_lookahead")
+        check_fields(self, lambda v: v >= 2, ">= 2", "min_checkpoints")
 
 
 def seeded_demo(study: StudyConfig, seed: int):

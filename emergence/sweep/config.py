@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from emergence.config import from_dict, load_config, read_yaml, updated
-from emergence.errors import UserError
+from emergence.errors import UserError, check_fields, finite_positive
 from emergence.fileio import read_json_object
 from emergence.train.config import DTYPES, EvalSettings, FinetuneConfig, FinetuneSettings
 
@@ -35,10 +35,8 @@ class CheckpointSpec:
     flops: float | None = None
 
     def __post_init__(self) -> None:
-        for key in ("params", "tokens", "flops"):
-            value = getattr(self, key)
-            if value is not None and (not math.isfinite(value) or value < 0 or (key == "params" and value == 0)):
-                raise UserError(f"{key} must be a finite count > 0, got {value}")
+        check_fields(self, finite_positive, "a finite count > 0", "params")
+        check_fields(self, lambda v: math.isfinite(v) and v >= 0, "a finite count >= 0", "tokens", "flops")
 
 
 @dataclass(frozen=True)
@@ -55,10 +53,8 @@ class LossSpec:
     batch_size: int = 8
 
     def __post_init__(self) -> None:
-        if self.tokens <= 0 or self.batch_size <= 0:
-            raise UserError(f"tokens and batch_size must be positive, got {self.tokens} and {self.batch_size}")
-        if self.seq_len is not None and self.seq_len < 2:
-            raise UserError(f"seq_len must be >= 2, got {self.seq_len}")
+        check_fields(self, lambda v: v > 0, "positive", "tokens", "batch_size")
+        check_fields(self, lambda v: v >= 2, ">= 2", "seq_len")
 
 
 @dataclass(frozen=True)
@@ -73,11 +69,8 @@ class TaskEntry:
     finetune: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("shots", "finetuned_shots"):
-            if (getattr(self, name) or 0) < 0:
-                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.limit is not None and self.limit <= 0:
-            raise UserError(f"limit must be a positive number of examples, got {self.limit}")
+        check_fields(self, lambda v: v >= 0, ">= 0", "shots", "finetuned_shots")
+        check_fields(self, lambda v: v > 0, "a positive number of examples", "limit")
         if self.budgets is not None:
             check_axis("budgets", self.budgets)
 
@@ -127,10 +120,8 @@ class SweepSettings:
     def __post_init__(self) -> None:
         check_axis("budgets", self.budgets)
         check_axis("subset_seeds", self.subset_seeds)
-        if self.dtype not in DTYPES:
-            raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if not math.isfinite(self.lock_ttl) or self.lock_ttl <= 0:
-            raise UserError(f"lock_ttl must be > 0 seconds, got {self.lock_ttl}")
+        check_fields(self, DTYPES.__contains__, f"one of {', '.join(DTYPES)}", "dtype")
+        check_fields(self, finite_positive, "> 0 seconds", "lock_ttl")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,12 +135,10 @@ class SweepConfig(SweepSettings):
     def task_budgets(self, task: TaskEntry) -> tuple[int, ...]:
         return task.budgets if task.budgets is not None else self.budgets
 
-    def task_finetune(self, task: str, *, source: str = "sweep") -> FinetuneSettings:
+    def task_finetune(self, task: str) -> FinetuneSettings:
         """The finetuning settings of one task: the sweep's, with the task's own keys on top."""
-        i = next((i for i, t in enumerate(self.tasks) if t.name == task), None)
-        if i is None:
-            return self.finetune
-        return task_finetune(self.finetune, self.tasks[i], source=source, where=f"tasks[{i}]")
+        i, entry = next(((i, t) for i, t in enumerate(self.tasks) if t.name == task), (0, TaskEntry(task)))
+        return task_finetune(self.finetune, entry, source="sweep", where=f"tasks[{i}]")
 
 
 def checkpoint_id(spec: CheckpointSpec) -> str:

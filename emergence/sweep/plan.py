@@ -80,10 +80,9 @@ def with_loss_cells(cells: list[Cell]) -> list[LossCell | Cell]:
     return out
 
 
-def stable_hash(data: Any, length: int = 16) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[
-        :length
-    ]
+def stable_hash(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def expand(cfg: SweepConfig) -> list[Cell]:

@@ -63,12 +63,12 @@ def code_version() -> str:
 
 
 class Runner:
-    def __init__(self, cfg: SweepConfig, *, echo: Callable[[str], None] = print, poll: float | None = None):
+    def __init__(self, cfg: SweepConfig, *, echo: Callable[[str], None] = print):
         self.cfg = cfg
         self.store = Store(cfg.out, cfg.lock_ttl)
         self.echo = echo
         # Waiting for other runners: start polling fast, back off to ttl/10 (at most 10 s) while idle.
-        self.max_poll = poll if poll is not None else min(10.0, max(0.2, cfg.lock_ttl / 10))
+        self.max_poll = min(10.0, max(0.2, cfg.lock_ttl / 10))
         self.version = code_version()
         self._loaded: tuple[str, Any] | None = None
         self._first_tokenizer: tuple[str, str] | None = None  # (checkpoint, fingerprint) of this run's first load

@@ -40,11 +40,6 @@ def step_dirs(directory: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def latest_step(directory: str | Path) -> int | None:
-    dirs = step_dirs(directory)
-    return dirs[-1][0] if dirs else None
-
-
 def save_checkpoint(
     directory: str | Path, step: int, params: dict, opt_leaves: list, *, keep: int = 2
 ) -> Path:

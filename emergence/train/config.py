@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from emergence.errors import UserError
+from emergence.errors import UserError, check_fields, finite_positive
 
 #: Module-name patterns LoRA wraps by default: every attention and MLP projection.
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -45,14 +45,11 @@ class LoraConfig:
     targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
 
     def __post_init__(self) -> None:
-        if self.rank <= 0:
-            raise UserError(f"rank must be a positive integer, got {self.rank}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_fields(self, lambda v: v > 0, "a positive integer", "rank")
+        check_fields(self, lambda v: 0.0 <= v < 1.0, "in [0, 1)", "dropout")
         if not self.targets:
             raise UserError("targets needs at least one module-name pattern")
-        if not math.isfinite(self.alpha) or self.alpha <= 0:
-            raise UserError(f"alpha must be a finite number > 0, got {self.alpha}")
+        check_fields(self, finite_positive, "a finite number > 0", "alpha")
 
     @property
     def scale(self) -> float:
@@ -74,20 +71,13 @@ class OptimConfig:
     clip_norm: float | None = 1.0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise UserError(f"lr must be a finite number > 0, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise UserError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
-        if not 0.0 <= self.end_lr_ratio <= 1.0:
-            raise UserError(f"end_lr_ratio must be in [0, 1], got {self.end_lr_ratio}")
-        if not (0.0 <= self.b1 < 1.0 and 0.0 <= self.b2 < 1.0 and self.eps > 0):
-            raise UserError(f"AdamW needs b1, b2 in [0, 1) and eps > 0, got {self.b1}, {self.b2}, {self.eps}")
-        if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
-            raise UserError(f"clip_norm must be a finite number > 0 (or null), got {self.clip_norm}")
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        check_fields(self, finite_positive, "a finite number > 0", "lr")
+        check_fields(self, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0", "weight_decay")
+        check_fields(self, lambda v: 0.0 <= v <= 1.0, "in [0, 1]", "end_lr_ratio")
+        check_fields(self, lambda v: 0.0 <= v < 1.0, "in [0, 1)", "b1", "b2", "warmup_ratio")
+        check_fields(self, lambda v: v > 0, "> 0", "eps")
+        check_fields(self, finite_positive, "a finite number > 0 (or null)", "clip_norm")
+        check_fields(self, SCHEDULES.__contains__, f"one of {', '.join(SCHEDULES)}", "schedule")
 
 
 @dataclass(frozen=True)
@@ -131,18 +121,12 @@ class FinetuneSettings:
     keep_checkpoints: bool = False  # keep the orbax checkpoints once a sweep cell's result is written
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise UserError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("batch_size", "grad_accum", "max_seq_len", "save_every", "log_every"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("steps", "eval_every"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise UserError(f"{name} must be a positive number of steps, got {getattr(self, name)}")
-        if not (math.isfinite(self.epochs) and self.epochs > 0):
-            raise UserError(f"epochs must be a finite number > 0, got {self.epochs}")
-        if self.seed < 0 or self.min_steps < 0:
-            raise UserError(f"seed and min_steps must be >= 0, got {self.seed} and {self.min_steps}")
+        check_fields(self, METHODS.__contains__, f"one of {', '.join(METHODS)}", "method")
+        positive = ("batch_size", "grad_accum", "max_seq_len", "save_every", "log_every")
+        check_fields(self, lambda v: v > 0, "positive", *positive)
+        check_fields(self, lambda v: v > 0, "a positive number of steps", "steps", "eval_every")
+        check_fields(self, finite_positive, "a finite number > 0", "epochs")
+        check_fields(self, lambda v: v >= 0, ">= 0", "seed", "min_steps")
 
     @property
     def examples_per_step(self) -> int:
@@ -163,12 +147,9 @@ class FinetuneConfig(FinetuneSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.budget <= 0:
-            raise UserError(f"budget must be a positive number of examples, got {self.budget}")
-        if self.subset_seed < 0:
-            raise UserError(f"subset_seed must be >= 0, got {self.subset_seed}")
-        if self.dtype not in DTYPES:
-            raise UserError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        check_fields(self, lambda v: v > 0, "a positive number of examples", "budget")
+        check_fields(self, lambda v: v >= 0, ">= 0", "subset_seed")
+        check_fields(self, DTYPES.__contains__, f"one of {', '.join(DTYPES)}", "dtype")
 
     @classmethod
     def of(cls, settings: FinetuneSettings, **run: Any) -> FinetuneConfig:
@@ -200,14 +181,9 @@ class EvalSettings:
     fewshot_seed: int = 1234
 
     def __post_init__(self) -> None:
-        if self.shots is not None and self.shots < 0:
-            raise UserError(f"shots must be >= 0, got {self.shots}")
-        if self.limit is not None and self.limit <= 0:
-            raise UserError(f"limit must be a positive number of examples, got {self.limit}")
-        if self.batch_size <= 0:
-            raise UserError(f"batch_size must be > 0, got {self.batch_size}")
-        if self.fewshot_seed < 0:
-            raise UserError(f"fewshot_seed must be >= 0, got {self.fewshot_seed}")
+        check_fields(self, lambda v: v >= 0, ">= 0", "shots", "fewshot_seed")
+        check_fields(self, lambda v: v > 0, "a positive number of examples", "limit")
+        check_fields(self, lambda v: v > 0, "> 0", "batch_size")
 
     def options(self, **given: Any) -> dict[str, Any]:
         """Keyword arguments of ``evaluate``/``scorer``; ``given`` ones win."""

@@ -20,6 +20,7 @@ import numpy as np
 from emergence.data.tasks import build_requests, get_task
 from emergence.errors import UserError
 from emergence.eval.tokenization import encode_pair
+from emergence.models.generate import round_up
 from emergence.models.tokenizer import TextTokenizer
 
 SEQ_BUCKET = 16
@@ -50,10 +51,6 @@ class Batch:
     @property
     def n_tokens(self) -> int:
         return int(self.valid.sum())
-
-
-def round_up(n: int, multiple: int) -> int:
-    return max(multiple, -(-n // multiple) * multiple)
 
 
 def task_examples(

@@ -1,18 +1,8 @@
 """The ladder config: which tiny LLaMA models to pretrain on the toy corpus, for how long, saved when.
 
-A YAML file (``configs/ladders/*.yaml``)::
-
-    name: toy
-    world: {seed: 0, n_entities: 200}        # the toy world (emergence.data.toy.world.WorldConfig)
-    seq_len: 128
-    batch_size: 16
-    seed: 0                                   # init and data order; same for every model (like Pythia)
-    optim: {lr: 0.003, warmup_ratio: 0.05, end_lr_ratio: 0.1}
-    models:
-      - {name: d64-l2, hidden_size: 64, layers: 2, heads: 4, steps: 800, checkpoints: [100, 200, 400, 800]}
-
-Read by the strict loader (:mod:`emergence.config`). A model's ``checkpoints`` default to its last
-step; ``optim`` is read over the ladder's defaults below.
+A YAML file (examples: ``configs/ladders/*.yaml``) read by the strict loader (:mod:`emergence.config`).
+One ``seed`` sets init and data order for every model (like Pythia); a model's ``checkpoints``
+default to its last step; ``optim`` is read over the ladder's defaults below.
 """
 
 from __future__ import annotations
@@ -24,7 +14,7 @@ from pathlib import Path
 
 from emergence.config import load_config
 from emergence.data.toy.world import WorldConfig
-from emergence.errors import UserError
+from emergence.errors import UserError, check_fields
 from emergence.fileio import check_name
 from emergence.train.config import OptimConfig
 
@@ -50,9 +40,8 @@ class LadderModel:
         # the name is a folder under --out (<out>/<name>/step_N): nothing that climbs out of it
         check_name(self.name, "ladder model name", reserved=RESERVED_NAMES)
         where = f"ladder model {self.name!r}"
-        for key in ("hidden_size", "layers", "heads", "steps", "kv_heads", "intermediate_size"):
-            if getattr(self, key) is not None and getattr(self, key) <= 0:
-                raise UserError(f"{where}: {key} must be positive, got {getattr(self, key)}")
+        sizes = ("hidden_size", "layers", "heads", "steps", "kv_heads", "intermediate_size")
+        check_fields(self, lambda v: v > 0, "positive", *sizes, where=f"{where}: ")
         if not self.checkpoints:
             object.__setattr__(self, "checkpoints", (self.steps,))
         if self.hidden_size % self.heads:
@@ -88,16 +77,14 @@ class LadderConfig:
 
     def __post_init__(self) -> None:
         check_name(self.name, "ladder name")  # the default output folder is runs/ladders/<name>
-        if self.seed < 0:
-            raise UserError(f"ladder {self.name!r}: seed must be >= 0, got {self.seed}")
+        where = f"ladder {self.name!r}: "
+        check_fields(self, lambda v: v >= 0, ">= 0", "seed", where=where)
         if not self.models:
-            raise UserError(f"ladder {self.name!r}: no models")
+            raise UserError(f"{where}no models")
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
-            raise UserError(f"ladder {self.name!r}: duplicate model names {names}")
-        for key in ("seq_len", "batch_size", "log_every"):
-            if getattr(self, key) <= 0:
-                raise UserError(f"ladder {self.name!r}: {key} must be positive, got {getattr(self, key)}")
+            raise UserError(f"{where}duplicate model names {names}")
+        check_fields(self, lambda v: v > 0, "positive", "seq_len", "batch_size", "log_every", where=where)
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: Sequence[str] = ()) -> LadderConfig:

@@ -15,6 +15,7 @@ import pytest
 from emergence.eval import gsm8k_extract as gx
 
 INV = gx.FALLBACK
+FILTERS = {"strict-match": gx.strict_match, "flexible-extract": gx.flexible_extract}  # the harness' names
 TABLE = [
     ("She makes $18 every day.\n#### 18", "Janet sells 9 eggs.\n#### 18", "18", "18", True, True),
     ("The answer is $29.00", "#### 29", INV, "$29.00", False, False),
@@ -57,8 +58,8 @@ def test_table_agrees_with_the_harness_filters():
     golden = json.loads(path.read_text(encoding="utf-8"))
     assert [(r["completion"], r["reference"]) for r in golden["rows"]] == [(t[0], t[1]) for t in TABLE]
     for row in golden["rows"]:
-        for name in gx.FILTERS:
-            assert gx.extract(row["completion"], name) == row[name]["extracted"], (name, row["completion"])
+        for name, extract in FILTERS.items():
+            assert extract(row["completion"]) == row[name]["extracted"], (name, row["completion"])
             assert gx.exact_match(row[name]["extracted"], row["reference"]) == row[name]["exact_match"]
 
 
@@ -73,8 +74,3 @@ def test_normalization_is_the_harness_regex_list():
     assert golden["filters"]["strict-match"]["regex_pattern"] == gx.STRICT_PATTERN.pattern
     assert golden["filters"]["flexible-extract"]["regex_pattern"] == gx.FLEXIBLE_PATTERN.pattern
     assert gx.normalize("Answer is ABC.\n#### $1,000.") == "1000"
-
-
-def test_unknown_filter_is_rejected():
-    with pytest.raises(ValueError, match="unknown gsm8k filter"):
-        gx.extract("#### 1", "loose")

@@ -85,9 +85,8 @@ def test_loglikelihood_inputs_truncate_on_the_left():
     assert tk.loglikelihood_inputs(ctx, [], max_length=100) == ([1, 2, 3, 4], 0)
 
 
-def test_truncate_left_and_generation_budget():
-    assert tk.truncate_left([1, 2, 3], 5) == [1, 2, 3]
-    assert tk.truncate_left([1, 2, 3, 4, 5], 2) == [4, 5]
+def test_generation_context_keeps_the_last_tokens_that_fit():
+    assert tk.generation_context([1, 2, 3], max_length=10, max_gen_toks=5) == [1, 2, 3]
     assert tk.generation_context(list(range(10)), max_length=8, max_gen_toks=5) == [7, 8, 9]
     with pytest.raises(ValueError, match="max_gen_toks"):
         tk.generation_context([1], max_length=4, max_gen_toks=4)

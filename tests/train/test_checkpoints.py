@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emergence.train.checkpoints import latest_step, restore_checkpoint, save_checkpoint
+from emergence.train.checkpoints import restore_checkpoint, save_checkpoint, step_dirs
 
 
 def test_relative_directories_save_and_restore(tmp_path, monkeypatch):
@@ -15,7 +15,7 @@ def test_relative_directories_save_and_restore(tmp_path, monkeypatch):
     params = {"layers.0.kernel": jnp.arange(6, dtype=jnp.float32).reshape(2, 3)}
     opt = [jnp.full((4,), 0.5, jnp.float32)]
     saved = save_checkpoint("runs/ft/checkpoints", 50, params, opt)
-    assert saved == tmp_path / "runs/ft/checkpoints/step_00000050" and latest_step("runs/ft/checkpoints") == 50
+    assert saved == tmp_path / "runs/ft/checkpoints/step_00000050" and step_dirs("runs/ft/checkpoints")[-1][0] == 50
     abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in params.items()}
     got, got_opt, step = restore_checkpoint(
         "runs/ft/checkpoints/step_00000050", abstract, [jax.ShapeDtypeStruct((4,), jnp.float32)]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from emergence.train.checkpoints import latest_step, restore_checkpoint, save_checkpoint
+from emergence.train.checkpoints import restore_checkpoint, save_checkpoint, step_dirs
 from emergence.train.config import MeshConfig, OptimConfig
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
@@ -50,7 +50,7 @@ def test_four_devices_give_the_loss_curve_of_one_and_checkpoints_move_between_th
     np.testing.assert_allclose(curve_four, curve_one, rtol=2e-4)
 
     save_checkpoint(tmp_path, STEPS, four.flat_params(), four.opt_leaves())
-    assert latest_step(tmp_path) == STEPS
+    assert step_dirs(tmp_path)[-1][0] == STEPS
     fresh = _trainer(tiny.model, MeshConfig())
     params, opt, step = restore_checkpoint(tmp_path / f"step_{STEPS:08d}", *fresh.abstract_state())
     fresh.load_state(params, opt)

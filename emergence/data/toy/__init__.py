@@ -12,9 +12,6 @@ combination only rarely, and never for the people it is tested on.** Small check
 part and sit at chance; the largest have every part, so accuracy rises at the ladder's lowest
 losses. Finetuning on a task's ``train`` split supplies the combination directly, so emergence moves
 to higher loss as the budget grows: the effect the emergence law (Snell et al., 2024) fits.
-docs/toy-world.md gives the design and the measurements.
-
-Modules: :mod:`.world` (people, splits, config), :mod:`.formats` (wording), :mod:`.corpus`
-(documents), :mod:`.tasks` (task records), :mod:`.tokenizer` (byte-level BPE), :mod:`.store` (files
-on disk, and the tasks' loader). The tasks are declared in :mod:`emergence.data.tasks`.
+docs/toy-world.md gives the design and the measurements; the tasks are declared with the real
+ones in :mod:`emergence.data.tasks`.
 """

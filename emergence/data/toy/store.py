@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from emergence.config import from_dict
+from emergence.data.sources import jsonl_rows
 from emergence.data.toy import corpus, tokenizer
 from emergence.data.toy.tasks import TOY_TASKS, task_docs
 from emergence.data.toy.world import SPLITS, WorldConfig, build_world
@@ -125,8 +126,7 @@ class ToyWorld:
                 ensure_tasks(read_config(directory), directory)
         else:
             directory = ensure_tasks(WorldConfig())
-        with open(directory / "tasks" / task / f"{split}.jsonl", encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        return [row for _, row in jsonl_rows(directory / "tasks" / task / f"{split}.jsonl")]
 
     def train(self, task: str, data_dir: str | os.PathLike | None = None) -> tuple[list[dict], str]:
         return self.load(task, "train", data_dir=data_dir), f"{task} train split"

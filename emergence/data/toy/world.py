@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from emergence.errors import UserError
+from emergence.errors import UserError, check_fields
 
 ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z")
 VOWELS = ("a", "e", "i", "o", "u")
@@ -84,10 +84,9 @@ class WorldConfig:
     )
 
     def __post_init__(self) -> None:
-        if not 1 <= self.test_variants <= 64:
-            raise UserError(f"toy world: test_variants must be 1..64, got {self.test_variants}")
-        if self.n_entities < 20:
-            raise UserError(f"toy world: n_entities must be >= 20, got {self.n_entities}")
+        where = "toy world: "
+        check_fields(self, lambda v: 1 <= v <= 64, "1..64", "test_variants", where=where)
+        check_fields(self, lambda v: v >= 20, ">= 20", "n_entities", where=where)
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or len(self.split_fractions) != len(SPLITS):
             raise UserError(
                 f"toy world: split_fractions must be 4 numbers summing to 1, got {self.split_fractions}"
@@ -95,16 +94,11 @@ class WorldConfig:
         unknown = [r for r in self.exam_relations if r not in RELATIONS]
         if unknown:
             raise UserError(f"toy world: unknown exam relation {unknown[0]!r}; known: {', '.join(RELATIONS)}")
-        if self.vocab_size < 300:
-            raise UserError(
-                f"toy world: vocab_size must be >= 300 (256 bytes + merges), got {self.vocab_size}"
-            )
-        for key in ("task_exam_share", "task_answer_share"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise UserError(f"toy world: {key} must be in [0, 1], got {getattr(self, key)}")
+        check_fields(self, lambda v: v >= 300, ">= 300 (256 bytes + merges)", "vocab_size", where=where)
+        shares = ("task_exam_share", "task_answer_share")
+        check_fields(self, lambda v: 0.0 <= v <= 1.0, "in [0, 1]", *shares, where=where)
         for key, allowed in CHOICES.items():
-            if (value := getattr(self, key)) not in allowed:
-                raise UserError(f"toy world: {key} must be {' or '.join(allowed)}, got {value!r}")
+            check_fields(self, allowed.__contains__, " or ".join(allowed), key, where=where)
         bad = [s for s in self.quiz_splits if s not in SPLITS[:3]]
         if bad or not self.quiz_splits:
             raise UserError(
