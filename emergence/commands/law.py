@@ -7,7 +7,6 @@ The fit's settings are :class:`~emergence.laws.fit_config.FitSettings`, from ``-
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import sys
@@ -65,13 +64,13 @@ def _known_truth(results: Path, data) -> float | None:
 
 #: The options both commands share: the table, which slice of it, and where the settings come from.
 TABLE = typer.Argument(..., help="results table (CSV or Parquet, docs/design.md 'Results row')")
-OVERRIDES = typer.Argument(
-    None, help="dotted overrides of the fit settings, e.g. fit.samples=300 fit.form=power", show_default=False
-)
+OVERRIDES = typer.Argument(None, help="fit settings (see --config), e.g. fit.samples=300", show_default=False)
 TASK = typer.Option(..., "--task", help="task name in the table's `task` column")
 METRIC = typer.Option(None, "--metric", help="metric column (default: the first one with values)")
 CHANCE = typer.Option(None, "--chance", help="chance level B (default: the task's; unknown: estimated, B sampled)")
-CONFIG = typer.Option(None, "--config", help="YAML with a fit: section (FitSettings, as in a demo config)")
+#: The settings and their defaults, listed from FitSettings itself, so --help shows a new one at once.
+SETTINGS = ", ".join(f"{f.name}={json.dumps(f.default).strip(chr(34))}" for f in fields(FitSettings))
+CONFIG = typer.Option(None, "--config", help=f"YAML with a fit: section, as in a demo config: {SETTINGS}")
 
 
 def fit_cmd(
@@ -270,14 +269,8 @@ def _floats(text: str, option: str, allow_zero: bool = False) -> tuple[float, ..
     return values
 
 
-def _with_settings(command) -> str:
-    """The command's help and the fit settings it reads, with their defaults, from FitSettings itself."""
-    shown = (f"fit.{f.name}={f.default if isinstance(f.default, str) else json.dumps(f.default)}" for f in fields(FitSettings))
-    return f"{inspect.cleandoc(command.__doc__)}\n\nSettings (--config FILE with a fit: section, and/or overrides): {', '.join(shown)}"
-
-
 def register(app: typer.Typer) -> None:
-    app.command("fit", help=_with_settings(fit_cmd))(fit_cmd)
-    app.command("backtest", help=_with_settings(backtest_cmd))(backtest_cmd)
+    app.command("fit")(fit_cmd)
+    app.command("backtest")(backtest_cmd)
     app.command("forecast")(forecast_cmd)
     app.command("simulate")(simulate_cmd)

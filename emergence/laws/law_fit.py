@@ -128,8 +128,7 @@ class LawFit:
 def input_warnings(data: LawData, spec: LawSpec) -> tuple[LawSpec, list[str]]:
     """Degenerate-input checks; may switch Δ off (it is unidentified without few-shot rows)."""
     warnings = []
-    if data.chance_known == spec.sample_chance:
-        spec = replace(spec, sample_chance=not data.chance_known)
+    spec = replace(spec, sample_chance=not data.chance_known)  # B is sampled only when chance is unknown
     if not data.fewshot.any():
         warnings.append(
             "no few-shot (budget 0) rows: E(D0) rests on extrapolation alone; fitted without delta"
