@@ -32,7 +32,7 @@ def setup_devices(chains: int) -> None:
 
 @dataclass(frozen=True)
 class FitFile:
-    """What ``--config`` and the overrides set: a demo config's ``fit:`` section."""
+    """What ``--config`` and the overrides set: a ``fit:`` section (a demo config's, less ``protocols``)."""
 
     fit: FitSettings = field(default_factory=FitSettings)
 
@@ -46,8 +46,8 @@ def _inputs(config: Path | None, overrides: list[str] | None, results: Path, tas
     from emergence.laws.table import select
     from emergence.results_table import read_results
 
-    data = select(read_results(results), task, metric=metric, d0=settings.d0, chance=chance, source=str(results))
-    return settings, data
+    frame = read_results(results)
+    return settings, select(frame, task, metric=metric, d0=settings.d0, chance=chance, source=str(results))
 
 
 def _known_truth(results: Path, data) -> float | None:
@@ -67,10 +67,10 @@ TABLE = typer.Argument(..., help="results table (CSV or Parquet, docs/design.md 
 OVERRIDES = typer.Argument(None, help="fit settings (see --config), e.g. fit.samples=300", show_default=False)
 TASK = typer.Option(..., "--task", help="task name in the table's `task` column")
 METRIC = typer.Option(None, "--metric", help="metric column (default: the first one with values)")
-CHANCE = typer.Option(None, "--chance", help="chance level B (default: the task's; unknown: estimated, B sampled)")
+CHANCE = typer.Option(None, "--chance", help="chance level B (default: the task's; else estimated, B sampled)")
 #: The settings and their defaults, listed from FitSettings itself, so --help shows a new one at once.
 SETTINGS = ", ".join(f"{f.name}={json.dumps(f.default).strip(chr(34))}" for f in fields(FitSettings))
-CONFIG = typer.Option(None, "--config", help=f"YAML with a fit: section, as in a demo config: {SETTINGS}")
+CONFIG = typer.Option(None, "--config", help=f"YAML with a fit: section, keys: {SETTINGS}")
 
 
 def fit_cmd(

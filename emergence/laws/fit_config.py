@@ -40,7 +40,8 @@ class FitSettings:
             if getattr(self, name) < least:
                 raise UserError(f"{name} must be >= {least}, got {getattr(self, name)}")
         if self.chain_method not in CHAIN_METHODS:
-            raise UserError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {self.chain_method}")
+            choices = ", ".join(CHAIN_METHODS)
+            raise UserError(f"chain_method must be one of {choices}, got {self.chain_method}")
         if self.d0 is not None and not self.d0 >= 2:
             raise UserError(f"d0 must be at least 2, got {self.d0}")
 

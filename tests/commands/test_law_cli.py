@@ -100,7 +100,8 @@ def test_simulate_then_mle_backtest(tmp_path, capsys):
     assert run(["simulate", "--out", str(table), "--seed", "4", "--n-emerged", "3", "--lead", "0.01,0.03"]) == 0
     assert (tmp_path / "sim.truth.json").is_file()
     assert len(pd.read_parquet(table)) == 144  # the default design: 12 checkpoints × 6 budgets × 2 seeds
-    code = run(["backtest", str(table), "--task", "synthetic", "fit.sample=false", "--out", str(tmp_path / "bt")])
+    mle_only = "fit.sample=false"
+    code = run(["backtest", str(table), "--task", "synthetic", mle_only, "--out", str(tmp_path / "bt")])
     assert code == 0
     out = capsys.readouterr().out
     assert "holdout-last-1" in out and "success:" in out

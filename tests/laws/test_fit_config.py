@@ -19,7 +19,9 @@ def test_defaults_are_the_engines_own():
 
 
 def test_settings_reach_the_law_and_the_sampler():
-    settings = FitSettings(form="power", delta=False, loss_floor=1.5, e0_margin=0.5, samples=7, chains=2, seed=3)
+    settings = FitSettings(
+        form="power", delta=False, loss_floor=1.5, e0_margin=0.5, samples=7, chains=2, seed=3
+    )
     assert settings.spec() == LawSpec(form="power", use_delta=False, loss_floor=1.5, e0_margin=0.5)
     sampler = settings.sampler()
     assert (sampler.num_samples, sampler.num_chains, sampler.seed) == (7, 2, 3)
