@@ -44,8 +44,9 @@ def one(points: int, method: str, repeat: int, seed: int) -> list[dict]:
     os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
     import numpy as np
 
-    from emergence.laws.law_fit import FitOptions, fit_law
-    from emergence.laws.nuts import SamplerConfig, enable_compile_cache
+    from emergence.laws.fit_config import FitSettings
+    from emergence.laws.law_fit import fit_law
+    from emergence.laws.nuts import enable_compile_cache
     from emergence.laws.simulate import Design, draw_truth, simulate
     from emergence.laws.table import select
 
@@ -58,7 +59,7 @@ def one(points: int, method: str, repeat: int, seed: int) -> list[dict]:
     for r in range(repeat):
         truth = draw_truth(design, np.random.default_rng([seed, r]))
         data = select(simulate(truth, design, seed=seed + r), design.task)
-        options = FitOptions(sampler=SamplerConfig(num_warmup=1000, num_samples=1000, chain_method=method))
+        options = FitSettings(warmup=1000, samples=1000, chain_method=method)
         t0, c0 = time.perf_counter(), _cpu()
         fit = fit_law(data, options)
         wall, cpu = time.perf_counter() - t0, _cpu() - c0

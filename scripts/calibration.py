@@ -81,8 +81,8 @@ def table_design(path: str, task: str, rng):
 def one_fit(i: int, args) -> dict:
     import numpy as np
 
-    from emergence.laws.law_fit import FitOptions, fit_law
-    from emergence.laws.nuts import SamplerConfig
+    from emergence.laws.fit_config import FitSettings
+    from emergence.laws.law_fit import fit_law
     from emergence.laws.simulate import draw_prior_truth, draw_truth, simulate
     from emergence.laws.table import select
 
@@ -91,7 +91,7 @@ def one_fit(i: int, args) -> dict:
     truth = (draw_prior_truth if args.prior else draw_truth)(design, rng)
     frame = simulate(truth, design, seed=int(rng.integers(2**31)))
     data = select(frame, design.task, chance=design.chance, source=f"sim-{i}")
-    options = FitOptions(sampler=SamplerConfig(num_warmup=args.warmup, num_samples=args.samples, seed=i))
+    options = FitSettings(warmup=args.warmup, samples=args.samples, seed=i)
     fit = fit_law(data, options)
     e0 = fit.emergence()
     diag = fit.posterior.diagnostics

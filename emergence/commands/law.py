@@ -1,18 +1,22 @@
 """`emergence fit | backtest | forecast | simulate`: the emergence law from the command line.
 
-JAX, NumPyro and matplotlib are imported inside the commands so that `emergence --help` stays fast and
-the CPU device count for parallel chains is set before JAX starts.
+The fit's settings are :class:`~emergence.laws.fit_config.FitSettings`, from ``--config`` and/or
+``fit.*`` overrides. JAX, NumPyro and matplotlib are imported inside the commands so that
+`emergence --help` stays fast and the CPU device count for parallel chains is set before JAX starts.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import typer
 
 from emergence.errors import UserError
+from emergence.laws.fit_config import FitSettings
 
 
 def setup_devices(chains: int) -> None:
@@ -26,21 +30,24 @@ def setup_devices(chains: int) -> None:
     enable_compile_cache()
 
 
-def _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only, loss_floor, e0_margin):
-    from emergence.laws.law_fit import fit_options
+@dataclass(frozen=True)
+class FitFile:
+    """What ``--config`` and the overrides set: a ``fit:`` section (a demo config's, less ``protocols``)."""
 
-    return fit_options(
-        form=form, delta=not no_delta, likelihood=likelihood, samples=samples, warmup=warmup, chains=chains,
-        seed=seed, sample=not mle_only, loss_floor=loss_floor, e0_margin=e0_margin,
-    )
+    fit: FitSettings = field(default_factory=FitSettings)
 
 
-def _load(results: Path, task: str, metric: str | None, d0: float | None, chance: float | None):
+def _inputs(config: Path | None, overrides: list[str] | None, results: Path, task: str, metric, chance):
+    """The fit's settings (then one CPU device per chain, before JAX starts) and the task's rows."""
+    from emergence.config import load_config
+
+    settings = load_config(FitFile, config, overrides or []).fit
+    setup_devices(settings.chains)
     from emergence.laws.table import select
     from emergence.results_table import read_results
 
     frame = read_results(results)
-    return select(frame, task, metric=metric, d0=d0, chance=chance, source=str(results))
+    return settings, select(frame, task, metric=metric, d0=settings.d0, chance=chance, source=str(results))
 
 
 def _known_truth(results: Path, data) -> float | None:
@@ -55,45 +62,43 @@ def _known_truth(results: Path, data) -> float | None:
     return truth.elbow if truth.emerged else None
 
 
+#: The options both commands share: the table, which slice of it, and where the settings come from.
+TABLE = typer.Argument(..., help="results table (CSV or Parquet, docs/design.md 'Results row')")
+OVERRIDES = typer.Argument(None, help="fit settings (see --config), e.g. fit.samples=300", show_default=False)
+TASK = typer.Option(..., "--task", help="task name in the table's `task` column")
+METRIC = typer.Option(None, "--metric", help="metric column (default: the first one with values)")
+CHANCE = typer.Option(None, "--chance", help="chance level B (default: the task's; else estimated, B sampled)")
+#: The settings and their defaults, listed from FitSettings itself, so --help shows a new one at once.
+SETTINGS = ", ".join(f"{f.name}={json.dumps(f.default).strip(chr(34))}" for f in fields(FitSettings))
+CONFIG = typer.Option(None, "--config", help=f"YAML with a fit: section, keys: {SETTINGS}")
+
+
 def fit_cmd(
-    results: Path = typer.Argument(..., help="results table (CSV or Parquet, docs/design.md 'Results row')"),
-    task: str = typer.Option(..., "--task", help="task name in the table's `task` column"),
+    results: Path = TABLE,
+    overrides: list[str] = OVERRIDES,
+    task: str = TASK,
     out: Path = typer.Option(..., "--out", help="output folder (fit.json, samples.npz, plots)"),
-    metric: str = typer.Option(None, "--metric", help="metric column (default: the first one with values)"),
-    d0: float = typer.Option(None, "--d0", help="few-shot extrapolation limit D0 (default: shots, min 2)"),
-    form: str = typer.Option("log-power", "--form", help="E(D) form: log-power | power"),
-    no_delta: bool = typer.Option(False, "--no-delta", help="no few-shot offset Δ"),
-    likelihood: str = typer.Option("normal", "--likelihood", help="normal | binomial"),
-    samples: int = typer.Option(1000, "--samples", help="NUTS draws per chain"),
-    warmup: int = typer.Option(1000, "--warmup", help="NUTS warmup steps per chain"),
-    chains: int = typer.Option(4, "--chains", help="NUTS chains"),
-    seed: int = typer.Option(0, "--seed", help="random seed (same seed, same numbers)"),
-    chance: float = typer.Option(
-        None, "--chance", help="task chance level: B is fixed here (sampled only when unknown)"
-    ),
-    loss_floor: float = typer.Option(0.0, "--loss-floor", help="the task's irreducible loss: E(D0) lies above it"),
-    e0_margin: float = typer.Option(
-        0.75, "--e0-margin", help="E(D0) lies at most this many nats below the strongest checkpoint"
-    ),
+    config: Path = CONFIG,
+    metric: str = METRIC,
+    chance: float = CHANCE,
     backtest: bool = typer.Option(False, "--backtest", help="also run the backtests and plot their bars"),
 ) -> None:
     """Fit the emergence law (MLE + NUTS) and predict the few-shot emergence point E(D0)."""
-    setup_devices(chains)
     from emergence.fileio import check_output_dir
+
+    check_output_dir(out)
+    settings, data = _inputs(config, overrides, results, task, metric, chance)
     from emergence.laws.law_fit import fit_law, write_fit_dir
     from emergence.report.law_plots import plot_e0_cdf, plot_fit
 
-    options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, False, loss_floor, e0_margin)
-    check_output_dir(out)
-    data = _load(results, task, metric, d0, chance)
-    fit = fit_law(data, options)  # before the folder exists: a fit that cannot start leaves nothing
+    fit = fit_law(data, settings)  # before the folder exists: a fit that cannot start leaves nothing
     out.mkdir(parents=True, exist_ok=True)
     truth = _known_truth(results, data)
     plot_fit(fit, out / "fit.png")
     plot_e0_cdf(fit, out / "e0_cdf.png", truth=truth)
     files, extra = {"fit_plot": "fit.png", "e0_cdf_plot": "e0_cdf.png"}, {}
     if backtest:
-        extra["backtest"] = _backtest(data, options, out)
+        extra["backtest"] = _backtest(data, settings, out)
         files["backtest_plot"] = "backtest.png"
     summary, _ = write_fit_dir(out, fit, truth=truth, files=files, extra=extra)
     e0 = summary["few_shot_emergence"]
@@ -102,11 +107,12 @@ def fit_cmd(
     for warning in summary["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     diag = summary["diagnostics"]
-    print(
-        f"{data.task}/{data.metric}: few-shot emergence E(D0={data.d0:g}) = {e0['mle']:.3f} nats (MLE; "
+    posterior = "not sampled)" if fit.posterior is None else (
         f"posterior median {e0['median']:.3f}, 90% {e0['q05']:.3f}–{e0['q95']:.3f}); r_hat {diag['r_hat_max']:.3f}, "
-        f"ESS {diag['ess_min']:.0f}, divergences {diag['divergences']}; {summary['seconds']:.1f} s → {out}"
-    )
+        f"ESS {diag['ess_min']:.0f}, divergences {diag['divergences']}"
+    )  # fmt: skip
+    print(f"{data.task}/{data.metric}: few-shot emergence E(D0={data.d0:g}) = {e0['mle']:.3f} nats (MLE; "
+          f"{posterior}; {summary['seconds']:.1f} s → {out}")  # fmt: skip
     print(_baseline_line(summary["baselines"], e0["mle"], truth))
 
 
@@ -120,10 +126,10 @@ def _baseline_line(baselines: dict[str, float], mle: float, truth: float | None)
     )
 
 
-def _backtest(data, options, out: Path | None) -> dict:
+def _backtest(data, settings, out: Path | None) -> dict:
     from emergence.laws.backtest import format_table, run_backtests
 
-    result = run_backtests(data, options, progress=lambda line: print(line, file=sys.stderr))
+    result = run_backtests(data, settings, progress=lambda line: print(line, file=sys.stderr))
     print(format_table(result))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
@@ -135,30 +141,20 @@ def _backtest(data, options, out: Path | None) -> dict:
 
 
 def backtest_cmd(
-    results: Path = typer.Argument(..., help="results table with post-emergence checkpoints"),
-    task: str = typer.Option(..., "--task"),
-    metric: str = typer.Option(None, "--metric"),
-    d0: float = typer.Option(None, "--d0"),
-    form: str = typer.Option("log-power", "--form"),
-    no_delta: bool = typer.Option(False, "--no-delta"),
-    likelihood: str = typer.Option("normal", "--likelihood"),
-    samples: int = typer.Option(1000, "--samples"),
-    warmup: int = typer.Option(1000, "--warmup"),
-    chains: int = typer.Option(4, "--chains"),
-    seed: int = typer.Option(0, "--seed"),
-    chance: float = typer.Option(None, "--chance"),
-    loss_floor: float = typer.Option(0.0, "--loss-floor"),
-    e0_margin: float = typer.Option(0.75, "--e0-margin"),
-    mle_only: bool = typer.Option(False, "--mle-only", help="score the MLE only (fast, no intervals)"),
+    results: Path = TABLE,
+    overrides: list[str] = OVERRIDES,
+    task: str = TASK,
+    config: Path = CONFIG,
+    metric: str = METRIC,
+    chance: float = CHANCE,
     out: Path = typer.Option(None, "--out", help="folder for backtest.json and backtest.png"),
 ) -> None:
-    """Run the paper's backtest protocols and print |error| against the few-shot ground truth."""
-    setup_devices(chains)
+    """Run the paper's backtest protocols and print |error| against the few-shot ground truth
+    (fit.sample=false: the MLE only, fast, no intervals)."""
+    settings, data = _inputs(config, overrides, results, task, metric, chance)
     from emergence.fileio import write_json
 
-    options = _options(form, no_delta, likelihood, samples, warmup, seed, chains, mle_only, loss_floor, e0_margin)
-    data = _load(results, task, metric, d0, chance)
-    result = _backtest(data, options, out)
+    result = _backtest(data, settings, out)
     if out is not None:
         write_json(out / "backtest.json", result, strict=True)
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from emergence.errors import UserError
 from emergence.laws.baselines import BASELINES, compare, format_comparison
-from emergence.laws.law_fit import FitOptions, fit_law
+from emergence.laws.fit_config import FitSettings
+from emergence.laws.law_fit import fit_law
 from emergence.laws.predict import TruthElbow, fewshot_truth, success
 from emergence.laws.table import LawData
 
@@ -115,7 +116,7 @@ def protocols(data: LawData, truth: TruthElbow) -> dict[str, np.ndarray | None]:
 
 def run_backtests(
     data: LawData,
-    options: FitOptions = FitOptions(),
+    settings: FitSettings = FitSettings(),
     progress: Callable[[str], None] | None = None,
 ) -> BacktestResult:
     """Fit every applicable protocol and score it against the ground truth."""
@@ -127,7 +128,7 @@ def run_backtests(
             continue
         subset = data.subset(mask, note=f"backtest {name}")
         try:
-            fit = fit_law(subset, options)
+            fit = fit_law(subset, settings)
         except UserError as err:
             skipped.append(f"{name}: {err}")
             continue

@@ -83,9 +83,9 @@ class LawSpec:
 
     def __post_init__(self) -> None:
         if self.form not in FORMS:
-            raise UserError(f"unknown --form '{self.form}' (choose {' or '.join(FORMS)})")
+            raise UserError(f"unknown form '{self.form}' (choose {' or '.join(FORMS)})")
         if self.likelihood not in LIKELIHOODS:
-            raise UserError(f"unknown --likelihood '{self.likelihood}' (choose {' or '.join(LIKELIHOODS)})")
+            raise UserError(f"unknown likelihood '{self.likelihood}' (choose {' or '.join(LIKELIHOODS)})")
         if not (math.isfinite(self.sharpness) and self.sharpness > 0):
             raise UserError(f"sharpness must be a positive number (got {self.sharpness})")
         if not (math.isfinite(self.e0_margin) and self.e0_margin > 0):

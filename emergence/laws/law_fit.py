@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,9 @@ from emergence.laws.emergence_law import (
     geometry,
     law_inputs,
 )
+from emergence.laws.fit_config import FitSettings
 from emergence.laws.mle import MLEResult, fit_mle
-from emergence.laws.nuts import Posterior, SamplerConfig, run_nuts
+from emergence.laws.nuts import Posterior, run_nuts
 from emergence.laws.predict import quantiles
 from emergence.laws.scaling import ComputeLaw, fit_ladder
 from emergence.laws.table import LawData
@@ -37,42 +38,6 @@ SAMPLES = "samples.npz"
 
 #: A posterior 90% interval wider than this (nats) is flagged: the data barely constrain E(D0).
 WIDE_INTERVAL_NATS = 0.5
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """Everything that decides a fit besides the data."""
-
-    spec: LawSpec = field(default_factory=LawSpec)
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    n_starts: int = 16
-    sample: bool = True  # False: MLE only (fast backtests)
-
-
-def fit_options(
-    *,
-    form: str,
-    delta: bool,
-    likelihood: str,
-    samples: int,
-    warmup: int,
-    chains: int,
-    seed: int,
-    sample: bool,
-    loss_floor: float = LawSpec.loss_floor,
-    e0_margin: float = LawSpec.e0_margin,
-) -> FitOptions:
-    """FitOptions from the flat settings that ``emergence fit`` and a demo's fit section name.
-
-    Both callers pass every setting they declare (the CLI's options, the demo's FitSettings), so the
-    defaults live there; the two bounds a demo does not set keep LawSpec's."""
-    if samples < 1 or warmup < 0:
-        raise UserError("--samples must be >= 1 and --warmup >= 0")
-    spec = LawSpec(
-        form=form, use_delta=delta, likelihood=likelihood, loss_floor=loss_floor, e0_margin=e0_margin
-    )
-    sampler = SamplerConfig(num_warmup=warmup, num_samples=samples, num_chains=chains, seed=seed)
-    return FitOptions(spec=spec, sampler=sampler, sample=sample)
 
 
 @dataclass(frozen=True)
@@ -163,15 +128,14 @@ class LawFit:
 def input_warnings(data: LawData, spec: LawSpec) -> tuple[LawSpec, list[str]]:
     """Degenerate-input checks; may switch Δ off (it is unidentified without few-shot rows)."""
     warnings = []
-    if data.chance_known == spec.sample_chance:
-        spec = replace(spec, sample_chance=not data.chance_known)
+    spec = replace(spec, sample_chance=not data.chance_known)  # B is sampled only when chance is unknown
     if not data.fewshot.any():
         warnings.append(
             "no few-shot (budget 0) rows: E(D0) rests on extrapolation alone; fitted without delta"
         )
         spec = replace(spec, use_delta=False)
     if spec.likelihood == "binomial" and not np.isfinite([data.n_eval, data.n_correct]).all():
-        raise UserError(f"{data.source}: --likelihood binomial needs n_eval and n_correct on every row")
+        raise UserError(f"{data.source}: likelihood binomial needs n_eval and n_correct on every row")
     risen = len(budget_elbows(data))
     if risen < 2:
         warnings.append(
@@ -181,20 +145,20 @@ def input_warnings(data: LawData, spec: LawSpec) -> tuple[LawSpec, list[str]]:
     return spec, warnings
 
 
-def fit_law(data: LawData, options: FitOptions = FitOptions()) -> LawFit:
+def fit_law(data: LawData, settings: FitSettings = FitSettings()) -> LawFit:
     """Fit one task/metric slice: MLE (multi-start), then NUTS started from it."""
     start = time.perf_counter()
-    spec, warnings = input_warnings(data, options.spec)
+    spec, warnings = input_warnings(data, settings.spec())
     geo = geometry(data, spec)
     x = law_inputs(data, geo)
     priors = default_priors(data, spec)
-    mle = fit_mle(x, spec, priors, n_starts=options.n_starts, seed=options.sampler.seed)
+    mle = fit_mle(x, spec, priors, n_starts=settings.starts, seed=settings.seed)
     if mle.at_bound:
         names = ["E(D0) (the edge of its support)" if n == "e0_pos" else n for n in mle.at_bound]
         warnings.append(f"MLE on a bound for {', '.join(names)}: the point estimate is not identified")
     posterior = None
-    if options.sample:
-        posterior = run_nuts(x, spec, priors, options.sampler, mle.optima)
+    if settings.sample:
+        posterior = run_nuts(x, spec, priors, settings.sampler(), mle.optima)
         warnings.extend(posterior.diagnostics.warnings)
         e0 = quantiles(derived(posterior.samples, geo)["e0"])
         if e0["q95"] - e0["q05"] > WIDE_INTERVAL_NATS:
@@ -229,7 +193,8 @@ def write_fit_dir(
         law = None
         summary["compute_law"] = None
         summary["notes"].append(f"no loss-vs-compute law: {err}")
-    summary.update(truth_e0=truth, files={"samples": SAMPLES, **files}, **(extra or {}))
+    drawn = {"samples": SAMPLES} if fit.posterior is not None else {}
+    summary.update(truth_e0=truth, files={**drawn, **files}, **(extra or {}))
     folder.mkdir(parents=True, exist_ok=True)
     if fit.posterior is not None:
         arrays = {f"latent_{k}": v for k, v in fit.posterior.samples.items()}

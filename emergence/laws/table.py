@@ -135,7 +135,7 @@ def _resolve_d0(d0: float | None, shots: np.ndarray) -> tuple[float, str | None]
         return float(d0), None
     known = shots[np.isfinite(shots)]
     if known.size == 0:
-        return 2.0, "D0 = 2 (no 'shots' on few-shot rows; pass --d0 to change)"
+        return 2.0, "D0 = 2 (no 'shots' on few-shot rows; set fit.d0 to change)"
     return float(max(2.0, np.max(known))), None
 
 

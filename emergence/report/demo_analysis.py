@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from emergence.errors import UserError
-from emergence.report.demo_config import DemoTask, FitSettings
+from emergence.report.demo_config import DemoFit, DemoTask
 
 #: Bumped when the analysis changes, so a rerun refits instead of reusing an older analysis.json.
 ANALYSIS_VERSION = 8
@@ -29,13 +30,6 @@ MIN_COMPUTE_RATIO = 2.0
 MIN_RISING_BUDGETS = 4
 MIN_SPEARMAN = 0.8
 MAX_INTERVAL_NATS = 0.25
-
-
-def fit_options(settings: FitSettings, *, sample: bool = True):
-    from emergence.laws import law_fit
-
-    fields = ("form", "delta", "likelihood", "samples", "warmup", "chains", "seed")
-    return law_fit.fit_options(**{name: getattr(settings, name) for name in fields}, sample=sample)
 
 
 def _finite(value) -> float | None:
@@ -81,7 +75,7 @@ def checkpoint_table(data, held: set[str], truth_elbow: float | None) -> list[di
     return rows
 
 
-def first_post_emergence_flops(frame: pd.DataFrame, task: DemoTask, settings: FitSettings) -> float | None:
+def first_post_emergence_flops(frame: pd.DataFrame, task: DemoTask, settings: DemoFit) -> float | None:
     """FLOPs of the cheapest checkpoint past the elbow of the task's full few-shot curve (None: no rise)."""
     from emergence.laws.predict import fewshot_truth
     from emergence.laws.table import select
@@ -163,7 +157,7 @@ def budget_elbows(data, fewshot_elbow: float | None, fit=None) -> dict:
 def analyse_task(
     frame: pd.DataFrame,
     task: DemoTask,
-    settings: FitSettings,
+    settings: DemoFit,
     held: set[str],
     out: Path,
     *,
@@ -192,8 +186,7 @@ def analyse_task(
         f"  {task.name}/{data.metric}: fitting {int(keep.sum())} rows from "
         f"{len(set(fitted.checkpoint))} checkpoints ({int((~keep).sum())} held-out rows)"
     )
-    options = fit_options(settings)
-    fit = fit_law(fitted, options)
+    fit = fit_law(fitted, settings)
     plots = {"fit_plot": "law.png", "e0_cdf_plot": "e0_cdf.png"}
     summary, law = write_fit_dir(out, fit, truth=truth_value, files=plots)
 
@@ -219,7 +212,7 @@ def analyse_task(
     protocols = None
     if settings.protocols:
         if truth.emerged:
-            result = run_backtests(data, fit_options(settings, sample=False))
+            result = run_backtests(data, replace(settings, sample=False))
             protocols = result.as_dict()
         else:
             protocols = {"not_run": "the few-shot curve never rises clearly above chance: no ground truth"}

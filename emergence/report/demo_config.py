@@ -3,7 +3,8 @@
 One file, checked up front by the strict loader, so that a typo stops ``make demo`` *before* minutes
 of pretraining. The ``sweep`` section is a sweep config's :class:`~emergence.sweep.config.SweepSettings`
 and each task a sweep's :class:`~emergence.sweep.config.TaskEntry` plus what the fit needs; the demo
-fills in the rest from the ladder it pretrains. The held-out checkpoints (those that show the
+fills in the rest from the ladder it pretrains. The ``fit`` section is ``emergence fit``'s
+:class:`~emergence.laws.fit_config.FitSettings`. The held-out checkpoints (those that show the
 emergence) are kept out of the fit and used only for the ground truth; a task may name its own,
 since tasks emerge at different compute.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from emergence.config import load_config, to_dict
 from emergence.errors import UserError
+from emergence.laws.fit_config import FitSettings
 from emergence.sweep.config import SweepSettings, TaskEntry, check_tasks
 
 
@@ -58,27 +60,10 @@ class DemoTask(TaskEntry):
 
 
 @dataclass(frozen=True)
-class FitSettings:
-    """The emergence-law fit (see ``emergence fit --help``) and the extra backtest protocols."""
+class DemoFit(FitSettings):
+    """The demo's ``fit:`` section: the law fit's own settings, and one step only the demo takes."""
 
-    form: str = "log-power"
-    likelihood: str = "normal"
-    delta: bool = True
-    samples: int = 1000
-    warmup: int = 1000
-    chains: int = 4
-    seed: int = 0
-    d0: float | None = None  # default: the few-shot example count (min 2)
     protocols: bool = True  # also score the paper's backtest protocols (MLE only) on the full table
-
-    def __post_init__(self) -> None:
-        from emergence.laws.emergence_law import LawSpec
-
-        LawSpec(form=self.form, use_delta=self.delta, likelihood=self.likelihood)
-        if self.samples < 1 or self.warmup < 0 or self.chains < 1:
-            raise UserError("samples and chains must be >= 1 and warmup >= 0")
-        if self.d0 is not None and self.d0 < 2:
-            raise UserError(f"d0 must be at least 2, got {self.d0}")
 
 
 @dataclass(frozen=True)
@@ -90,7 +75,7 @@ class DemoConfig:
     out: str = "results/demo"  # committed outputs: tables, fit summaries, plots, report.md
     work: str = "runs/demo"  # checkpoints and sweep cells (large; not committed)
     sweep: SweepSettings = field(default_factory=SweepSettings)
-    fit: FitSettings = field(default_factory=FitSettings)
+    fit: DemoFit = field(default_factory=DemoFit)
     # processes that share the work: the ladder's models (split_models) and the sweep's cells (the
     # runners claim them): a tiny model's steps keep about one core busy, so one per core is soonest
     workers: int = 1

@@ -72,7 +72,7 @@ def cutoff_cases(frame: pd.DataFrame, task, fit_settings, study: StudyConfig, se
     from emergence.laws.law_fit import fit_law
     from emergence.laws.predict import fewshot_truth, success
     from emergence.laws.table import select
-    from emergence.report.demo_analysis import budget_elbows, fit_options
+    from emergence.report.demo_analysis import budget_elbows
 
     data = select(
         frame, task.name, metric=task.metric, d0=fit_settings.d0, chance=task.chance, source=f"seed {seed}"
@@ -98,9 +98,7 @@ def cutoff_cases(frame: pd.DataFrame, task, fit_settings, study: StudyConfig, se
             "finetuned_higher": higher,
         }
         try:
-            fit = fit_law(
-                data.subset(np.isin(data.checkpoint, fitted)), fit_options(fit_settings, sample=False)
-            )
+            fit = fit_law(data.subset(np.isin(data.checkpoint, fitted)), replace(fit_settings, sample=False))
         except UserError as err:
             cases.append(case | {"status": f"not fitted: {err}"})
             continue

@@ -16,6 +16,9 @@ import pandas as pd
 import pytest
 
 from emergence.cli import main
+from emergence.commands.law import FitFile
+from emergence.config import load_config
+from emergence.errors import UserError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "synthetic_small.csv"
 
@@ -49,10 +52,8 @@ def fitted(tmp_path_factory):
             str(table),
             "--task",
             "synthetic",
-            "--samples",
-            "300",
-            "--warmup",
-            "300",
+            "fit.samples=300",
+            "fit.warmup=300",
             "--out",
             str(out / "fit"),
         ]
@@ -77,7 +78,7 @@ def test_fit_writes_the_fit_json_contract(fitted):
 
 def test_fit_writes_pickle_free_samples_and_plots(fitted):
     with np.load(fitted / "samples.npz", allow_pickle=False) as archive:
-        assert archive["e0"].shape == (4, 300)
+        assert archive["e0"].shape == (4, 300)  # 4 chains by default; 300 draws from fit.samples=300
         assert "latent_log_alpha" in archive
     for png in ("fit.png", "e0_cdf.png"):
         assert (fitted / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -99,7 +100,8 @@ def test_simulate_then_mle_backtest(tmp_path, capsys):
     assert run(["simulate", "--out", str(table), "--seed", "4", "--n-emerged", "3", "--lead", "0.01,0.03"]) == 0
     assert (tmp_path / "sim.truth.json").is_file()
     assert len(pd.read_parquet(table)) == 144  # the default design: 12 checkpoints × 6 budgets × 2 seeds
-    code = run(["backtest", str(table), "--task", "synthetic", "--mle-only", "--out", str(tmp_path / "bt")])
+    mle_only = "fit.sample=false"
+    code = run(["backtest", str(table), "--task", "synthetic", mle_only, "--out", str(tmp_path / "bt")])
     assert code == 0
     out = capsys.readouterr().out
     assert "holdout-last-1" in out and "success:" in out
@@ -131,13 +133,56 @@ def test_missing_column_is_one_line(tmp_path, capsys):
     assert "'mcc'" in err
 
 
-def test_unknown_task_and_bad_options_are_one_line(tmp_path, capsys):
+def test_unknown_task_and_bad_settings_are_one_line(tmp_path, capsys):
     assert "unknown task 'mmlu'" in one_line_error(capsys, ["backtest", str(FIXTURE), "--task", "mmlu"])
-    err = one_line_error(
-        capsys, ["fit", str(FIXTURE), "--task", "synthetic", "--form", "cubic", "--out", str(tmp_path)]
-    )
-    assert "--form" in err
-    assert "--d0" in one_line_error(
-        capsys, ["fit", str(FIXTURE), "--task", "synthetic", "--d0", "1", "--out", str(tmp_path)]
-    )
+    fit = ["fit", str(FIXTURE), "--task", "synthetic", "--out", str(tmp_path / "fit")]
+    assert "fit: unknown form 'cubic'" in one_line_error(capsys, [*fit, "fit.form=cubic"])
+    assert "fit: d0 must be at least 2" in one_line_error(capsys, [*fit, "fit.d0=1"])
+    assert "fit.samples: expected an integer, got 'x'" in one_line_error(capsys, [*fit, "fit.samples=x"])
+    assert "unknown key 'fit.sampels'" in one_line_error(capsys, [*fit, "fit.sampels=3"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fit:\n  chains: two\n")
+    assert f"{bad}: fit.chains: expected an integer" in one_line_error(capsys, [*fit, "--config", str(bad)])
+    assert not (tmp_path / "fit").exists()
     assert "fit.json" in one_line_error(capsys, ["forecast", str(tmp_path), "--loss", "3"])
+
+
+def test_config_file_and_overrides_reach_the_fit(tmp_path, capsys):
+    """A setting from --config and one from an override both show in fit.json; the override wins."""
+    config = tmp_path / "fit.yaml"
+    config.write_text("fit:\n  form: power\n  sample: true\n  delta: false\n")
+    out = tmp_path / "fit"
+    argv = ["fit", str(FIXTURE), "--task", "synthetic", "--config", str(config), "fit.sample=false"]
+    assert run([*argv, "--out", str(out)]) == 0
+    assert "not sampled" in capsys.readouterr().out
+    summary = json.loads((out / "fit.json").read_text())
+    assert (summary["form"], summary["delta"], summary["sampler"]) == ("power", False, None)
+    assert "samples" not in summary["files"] and not (out / "samples.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("fit.samples=x", "command line: fit.samples: expected an integer, got 'x'"),
+        ("fit.samples=0", "fit: samples must be >= 1, got 0"),
+        ("fit.warmup=-1", "fit: warmup must be >= 0, got -1"),
+        ("fit.form=cubic", "fit: unknown form 'cubic'"),
+        ("fit.likelihood=poisson", "fit: unknown likelihood 'poisson'"),
+        ("fit.d0=1", "fit: d0 must be at least 2"),
+        ("fit.d0=nan", "fit: d0 must be at least 2"),
+        ("fit.e0_margin=0", "fit: e0_margin must be a positive number"),
+        ("fit.chain_method=threads", "fit: chain_method must be one of"),
+        ("fit.sampels=3", "unknown key 'fit.sampels'"),
+    ],
+)
+def test_bad_settings_name_the_key(override, message):
+    with pytest.raises(UserError) as err:
+        load_config(FitFile, None, [override])
+    assert message in str(err.value)
+
+
+def test_a_file_and_overrides_combine(tmp_path):
+    path = tmp_path / "fit.yaml"
+    path.write_text("fit:\n  form: power\n  samples: 200\n")
+    settings = load_config(FitFile, path, ["fit.samples=300", "fit.sample=false"]).fit
+    assert (settings.form, settings.samples, settings.sample, settings.warmup) == ("power", 300, False, 1000)

@@ -11,7 +11,7 @@ import pytest
 
 from emergence.errors import UserError
 from emergence.laws.backtest import format_table, ground_truth, protocols, run_backtests
-from emergence.laws.law_fit import FitOptions
+from emergence.laws.fit_config import FitSettings
 from emergence.laws.predict import p_emerged, success, truth_elbow
 from emergence.laws.simulate import Design, draw_truth, simulate
 from emergence.laws.table import select
@@ -79,7 +79,7 @@ def test_protocol_masks_do_what_their_names_say(simulated):
 
 def test_backtests_score_mle_fits_against_the_truth(simulated):
     _, data = simulated
-    result = run_backtests(data, FitOptions(sample=False))
+    result = run_backtests(data, FitSettings(sample=False))
     names = [row.protocol for row in result.rows]
     assert names[:5] == [
         "holdout-last-1",
@@ -102,4 +102,4 @@ def test_backtests_need_a_few_shot_curve_that_rises():
     fewshot = data.fewshot
     data = data.subset(~fewshot | (data.loss > truth.e0 + 0.05))
     with pytest.raises(UserError, match="never rises"):
-        run_backtests(data, FitOptions(sample=False))
+        run_backtests(data, FitSettings(sample=False))

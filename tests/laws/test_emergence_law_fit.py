@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from emergence.errors import UserError
-from emergence.laws.law_fit import FIT_JSON, FitOptions, fit_law, read_fit_dir, write_fit_dir
-from emergence.laws.nuts import SamplerConfig
+from emergence.laws.fit_config import FitSettings
+from emergence.laws.law_fit import FIT_JSON, fit_law, read_fit_dir, write_fit_dir
 from emergence.laws.simulate import Design, Truth, draw_truth, ladder, simulate
 from emergence.laws.table import select
 
@@ -23,7 +23,7 @@ DESIGN = Design(
     n_eval=2000,
     lead=(0.01, 0.03),  # the few-shot elbow inside the ladder (two checkpoints past it): recovery, not extrapolation
 )
-QUICK = FitOptions(sampler=SamplerConfig(num_warmup=300, num_samples=300, seed=0))
+QUICK = FitSettings(warmup=300, samples=300, seed=0)
 SEEDS = range(4)
 
 
@@ -99,7 +99,7 @@ def test_nan_rows_are_dropped_and_the_fit_still_works():
     frame.loc[frame.index[::17], "acc"] = np.nan
     data = select(frame, DESIGN.task)
     assert any("dropped" in note for note in data.notes)
-    fit = fit_law(data, FitOptions(sample=False))
+    fit = fit_law(data, FitSettings(sample=False))
     assert abs(fit.emergence()["mle"] - truth.e0) < 0.05
 
 
@@ -123,11 +123,9 @@ def test_no_few_shot_rows_fits_without_delta_says_so_and_widens(fits):
 def test_binomial_likelihood_needs_counts():
     from dataclasses import replace
 
-    from emergence.laws.emergence_law import LawSpec
-
     _, frame = table(0)
     frame["n_correct"] = np.nan
-    options = replace(QUICK, spec=LawSpec(likelihood="binomial"), sample=False)
+    options = replace(QUICK, likelihood="binomial", sample=False)
     with pytest.raises(UserError, match="n_eval and n_correct"):
         fit_law(select(frame, DESIGN.task), options)
 

@@ -15,7 +15,7 @@ import pytest
 from emergence.laws.predict import truth_elbow
 from emergence.laws.simulate import Design, draw_truth, ladder, simulate
 from emergence.report.demo_analysis import analyse_task, compute_lookahead
-from emergence.report.demo_config import DemoTask, FitSettings, Holdout, held_out
+from emergence.report.demo_config import DemoFit, DemoTask, Holdout, held_out
 
 DESIGN = Design(
     sizes=(20e6, 60e6, 150e6, 400e6),
@@ -25,7 +25,7 @@ DESIGN = Design(
     n_emerged=2,
     lead=(0.01, 0.03),  # few-shot emergence inside the ladder: two checkpoints past it
 )
-SETTINGS = FitSettings(samples=150, warmup=150, chains=2, protocols=False)
+SETTINGS = DemoFit(samples=150, warmup=150, chains=2, protocols=False)
 
 
 @pytest.fixture(scope="module")

@@ -279,7 +279,7 @@ BAD = {
     ),
     "sweep key the demo owns": (lambda r: r["sweep"].update(out="x"), "unknown key 'sweep.out'"),
     "bad sweep key": (lambda r: r["sweep"]["finetune"].update(lrr=1), "unknown key 'sweep.finetune.lrr'"),
-    "bad fit form": (lambda r: r["fit"].update(form="cubic"), "fit: unknown --form"),
+    "bad fit form": (lambda r: r["fit"].update(form="cubic"), "fit: unknown form"),
     "bad task holdout": (
         lambda r: r["tasks"][1].update(holdout={"models": ["d999"]}),
         "tasks[1].holdout.models[0]",

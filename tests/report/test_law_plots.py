@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from emergence.laws.emergence_law import metric_max
-from emergence.laws.law_fit import FitOptions, fit_law
+from emergence.laws.fit_config import FitSettings
+from emergence.laws.law_fit import fit_law
 from emergence.laws.simulate import Design, draw_truth, simulate
 from emergence.laws.table import select
 from emergence.report import demo_plots, law_plots
@@ -22,7 +23,7 @@ def fitted():
     frame = simulate(draw_truth(DESIGN, np.random.default_rng(3)), DESIGN, seed=3)
     data = select(frame, "synthetic", metric="acc", chance=0.25, source="sim")
     held = set(np.unique(data.checkpoint)[-3:])
-    fit = fit_law(data.subset(~np.isin(data.checkpoint, sorted(held))), FitOptions(sample=False))
+    fit = fit_law(data.subset(~np.isin(data.checkpoint, sorted(held))), FitSettings(sample=False))
     return data, held, fit
 
 

@@ -14,7 +14,7 @@ import pytest
 from emergence.config import load_config
 from emergence.errors import UserError
 from emergence.laws.simulate import Design, draw_truth, simulate
-from emergence.report.demo_config import DemoTask, FitSettings
+from emergence.report.demo_config import DemoFit, DemoTask
 from emergence.report.study import StudyConfig, cutoff_cases, render_study, summarize_cases
 
 DESIGN = Design(
@@ -38,7 +38,7 @@ def frame():
 
 @pytest.fixture(scope="module")
 def cases(frame):
-    return cutoff_cases(frame, TASK, FitSettings(), STUDY, seed=1)
+    return cutoff_cases(frame, TASK, DemoFit(), STUDY, seed=1)
 
 
 def test_every_admissible_cutoff_is_scored_with_baselines(frame, cases):
