@@ -16,6 +16,10 @@ def eval_command(
     split: str = typer.Option(None, "--split", help="evaluation split (default: the task's)"),
     adapter: str = typer.Option(None, "--adapter", help="a finetuning output directory (LoRA or full)"),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="max rows per batch"),
+    batch_tokens: int = typer.Option(None, "--batch-tokens", min=1,
+                                     help="padded tokens per scoring batch (default: by device, 2048 on CPU)"),
+    generation_rows: int = typer.Option(None, "--generation-rows", min=1,
+                                        help="prompts generated together (default: by device, 16 on CPU)"),
     data_dir: str = typer.Option(None, "--data-dir", help="local benchmark files (default $EMERGENCE_DATA)"),
     source: str = typer.Option("local", "--source", help="local | hub | a folder of hub-format files"),
     subjects: str = typer.Option(None, "--subjects", help="MMLU subjects, comma-separated"),
@@ -46,7 +50,8 @@ def eval_command(
                   transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
         bar = progress.add_task(task, total=None)
         result = evaluate(
-            loaded, spec, shots=shots, limit=limit, split=split, batch_size=batch_size, data_dir=data_dir,
+            loaded, spec, shots=shots, limit=limit, split=split, batch_size=batch_size, batch_tokens=batch_tokens,
+            generation_rows=generation_rows, data_dir=data_dir,
             source=source, subjects=subjects.split(",") if subjects else None, seed=seed,
             on_start=lambda n: progress.update(bar, total=n),
             on_progress=lambda k: progress.advance(bar, k),

@@ -18,8 +18,9 @@ from emergence import fileio
 from emergence.data.tasks import DEFAULT_FEWSHOT_SEED, Request, TaskSpec, make_requests
 from emergence.eval.loglikelihood import score_requests
 from emergence.eval.metrics import aggregate, score_examples
+from emergence.eval.sizing import generation_rows as default_generation_rows
 from emergence.eval.tokenization import generation_context
-from emergence.models.generate import greedy_generate
+from emergence.models.generate import greedy_generate, round_up
 from emergence.models.registry import LoadedModel
 
 
@@ -51,9 +52,14 @@ def run_requests(
     requests: Sequence[Request],
     *,
     batch_size: int = 64,
+    batch_tokens: int | None = None,
+    generation_rows: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-example records for already-built requests (multiple choice or generation)."""
+    """Per-example records for already-built requests (multiple choice or generation).
+
+    ``batch_tokens`` (scoring) and ``generation_rows`` default to :mod:`emergence.eval.sizing`'s
+    choice for the backend; the default rows are at most ``batch_size``."""
     max_length = loaded.config.max_position_embeddings
     if spec.is_generation:
         # A model with a short window (toy ladders) keeps at least half of it for the prompt.
@@ -64,15 +70,18 @@ def run_requests(
             prompts.append(generation_context(ids, max_length, max_new))
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths batch together
         stop = tuple(requests[0].stop) if requests else ()
+        if generation_rows is None and prompts:
+            width = round_up(max(map(len, prompts))) + round_up(max_new)
+            generation_rows = min(batch_size, default_generation_rows(loaded.config, width))
         outs = greedy_generate(loaded.model, loaded.tokenizer, [prompts[i] for i in order], max_new_tokens=max_new,
-                               stop=stop, batch_size=min(batch_size, 16), on_chunk=on_progress)
+                               stop=stop, batch_size=generation_rows or 1, on_chunk=on_progress)
         generations = [out for _, out in sorted(zip(order, outs, strict=True), key=lambda pair: pair[0])]
         records = score_examples(requests, [g.text for g in generations], spec.answer_filter)
         for record, generation in zip(records, generations, strict=True):
             record["generation"] = generation.text
         return records
     scores = score_requests(loaded.model, loaded.tokenizer, requests, batch_size=batch_size,
-                            max_length=max_length)
+                            batch_tokens=batch_tokens, max_length=max_length)
     records = score_examples(requests, [s.prediction for s in scores])
     for record, score in zip(records, scores, strict=True):
         record["loglikelihoods"] = [round(x, 6) for x in score.loglikelihoods]
@@ -90,6 +99,8 @@ def evaluate(
     limit: int | None = None,
     split: str | None = None,
     batch_size: int = 64,
+    batch_tokens: int | None = None,
+    generation_rows: int | None = None,
     data_dir: str | os.PathLike | None = None,
     source: str | os.PathLike = "local",
     subjects: Sequence[str] | None = None,
@@ -102,7 +113,8 @@ def evaluate(
                                    data_dir=data_dir, subjects=subjects)
     if on_start:
         on_start(len(requests))
-    return _evaluate_requests(loaded, spec, requests, shots, batch_size, on_progress)
+    sizes = {"batch_size": batch_size, "batch_tokens": batch_tokens, "generation_rows": generation_rows}
+    return _evaluate_requests(loaded, spec, requests, shots, sizes, on_progress)
 
 
 def _evaluate_requests(
@@ -110,11 +122,11 @@ def _evaluate_requests(
     spec: TaskSpec,
     requests: Sequence[Request],
     shots: int | None,
-    batch_size: int,
+    sizes: dict[str, int | None],
     on_progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
     started = time.perf_counter()
-    records = run_requests(loaded, spec, requests, batch_size=batch_size, on_progress=on_progress)
+    records = run_requests(loaded, spec, requests, **sizes, on_progress=on_progress)
     seconds = time.perf_counter() - started
     metrics = aggregate(spec.metrics, records) if records else {m: float("nan") for m in spec.metrics}
     used_shots = spec.default_shots if shots is None else shots
@@ -122,15 +134,22 @@ def _evaluate_requests(
 
 
 def scorer(
-    task: str | TaskSpec, *, shots: int | None = None, batch_size: int = 64, **options: Any
+    task: str | TaskSpec,
+    *,
+    shots: int | None = None,
+    batch_size: int = 64,
+    batch_tokens: int | None = None,
+    generation_rows: int | None = None,
+    **options: Any,
 ) -> Callable[[LoadedModel], dict[str, float]]:
     """``evaluate(model, task, **options)``'s metrics as a function of the model: what a finetuning
     run calls at each point of its learning curve (:func:`emergence.train.finetune.run_finetune`).
     The requests are built here, once: every point of the curve scores the same prompts."""
     spec, requests = make_requests(task, shots=shots, **options)
+    sizes = {"batch_size": batch_size, "batch_tokens": batch_tokens, "generation_rows": generation_rows}
 
     def score(loaded: LoadedModel) -> dict[str, float]:
-        return dict(_evaluate_requests(loaded, spec, requests, shots, batch_size).metrics)
+        return dict(_evaluate_requests(loaded, spec, requests, shots, sizes).metrics)
 
     return score
 

@@ -31,6 +31,7 @@ from flax import nnx
 
 from emergence.data.tasks import Request
 from emergence.eval.packing import PACK_MAX_WIDTH, PackedBatch, fill_bins, pack_width, packed_batches
+from emergence.eval.sizing import scoring_batch_tokens
 from emergence.eval.tokenization import encode_pair, loglikelihood_inputs
 from emergence.models.generate import MIN_SHARED_PREFIX, next_pow2, shared_prefix_cache
 from emergence.models.llama import Llama
@@ -121,7 +122,7 @@ def score_requests(
     requests: Sequence[Request],
     *,
     batch_size: int = 64,
-    batch_tokens: int = 2048,
+    batch_tokens: int | None = None,
     max_length: int | None = None,
     pack: bool = True,
 ) -> list[ChoiceScores]:
@@ -130,8 +131,10 @@ def score_requests(
     A batch holds at most ``batch_size`` rows and about ``batch_tokens`` padded tokens; the row
     count per length bucket is fixed, so each bucket compiles once. With ``pack`` (the default),
     rows of at most :data:`~emergence.eval.packing.PACK_MAX_WIDTH` tokens go several to a row
-    instead: less padding, one program."""
+    instead: less padding, one program. ``batch_tokens`` defaults to the backend's
+    (:func:`emergence.eval.sizing.scoring_batch_tokens`: 2,048 on the CPU)."""
     max_length = max_length or model.config.max_position_embeddings
+    batch_tokens = batch_tokens or scoring_batch_tokens(model.config, max_length)
     rows = build_rows(tokenizer, requests, max_length)
     graph, state = nnx.split(model)
     loglik = [[0.0] * len(r.continuations) for r in requests]

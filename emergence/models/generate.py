@@ -3,6 +3,11 @@
 Prompts are left-padded into length buckets (multiples of :data:`BUCKET`) so a sweep compiles the
 prefill and decode steps a bounded number of times; the jitted steps are keyed on the model's graph
 definition, so every checkpoint of one architecture reuses them.
+
+Stop sequences are looked for in the text each new token adds (and the few characters before it),
+decoded from a short window of recent tokens: checking a completion costs the same at every step,
+however long it has grown. On an accelerator several decoding steps run on the device per host
+round trip (:func:`decode_sync_every`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,16 @@ from emergence.models.llama import KVCache, Llama
 from emergence.models.tokenizer import TextTokenizer
 
 BUCKET = 32
+#: Decoding steps per host round trip on an accelerator: rows that finish early compute a few
+#: tokens nobody reads, and in exchange the device never waits on the host between tokens.
+ACCELERATOR_SYNC_EVERY = 8
+
+
+def decode_sync_every() -> int:
+    """Decoding steps per host round trip: one on the CPU, where the host is the device and waiting
+    for it costs nothing (and every token is then computed exactly as before);
+    :data:`ACCELERATOR_SYNC_EVERY` elsewhere."""
+    return 1 if jax.default_backend() == "cpu" else ACCELERATOR_SYNC_EVERY
 
 
 def round_up(n: int, multiple: int = BUCKET) -> int:
@@ -47,6 +62,17 @@ def _step(graph: nnx.GraphDef, state, tokens, valid, cache, prefix):
                                         prefix=prefix, fresh_cache=prefill)
     logits = model.logits(hidden[:, -1])
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), cache
+
+
+@functools.partial(jax.jit, static_argnames=("graph", "steps"), donate_argnames=("cache",))
+def _decode(graph: nnx.GraphDef, state, next_ids, cache, prefix, steps: int):
+    """``steps`` decoding steps from the last tokens ``[B]`` without returning to the host: the new
+    ids ``[B, steps]``, the last of them and the cache."""
+    def body(carry, _):
+        ids, cache = _step(graph, state, carry[0], None, carry[1], prefix)
+        return (ids, cache), ids
+    (next_ids, cache), ids = jax.lax.scan(body, (next_ids, cache), None, length=steps)
+    return ids.T, next_ids, cache
 
 
 @jax.jit
@@ -104,10 +130,14 @@ def shared_prefix_cache(graph: nnx.GraphDef, state, config, prefix: Sequence[int
 
 
 class _Row:
+    """One completion as it is decoded: its ids, and its text up to ``ids[:_read]``."""
+
     def __init__(self, tokenizer: TextTokenizer, stop: Sequence[str], eos: set[int]):
         self.ids: list[int] = []
         self.finish: str | None = None
         self._tokenizer, self._stop, self._eos = tokenizer, stop, eos
+        self._text, self._start, self._read = "", 0, 0
+        self._longest = max(map(len, stop), default=0)
 
     def push(self, token: int) -> None:
         if self.finish is not None:
@@ -116,8 +146,19 @@ class _Row:
             self.finish = "eos"
             return
         self.ids.append(token)
-        if self._stop and any(s in self._tokenizer.decode(self.ids) for s in self._stop):
+        if not self._stop:
+            return
+        # What the new token adds: the decoded window ids[_start:] beyond ids[_start:_read]. The
+        # window reaches one piece back because a token's text can depend on its neighbours (a
+        # character split over byte tokens, a word-initial space).
+        seen = self._tokenizer.decode(self.ids[self._start:self._read])
+        new = self._tokenizer.decode(self.ids[self._start:])[len(seen):]
+        text = self._text + new
+        tail = text[max(0, len(text) - len(new) - self._longest + 1):]  # where a new stop can end
+        if new and any(s in tail for s in self._stop):
             self.finish = "stop"
+        elif new and not new.endswith("\ufffd"):  # a whole character: the next window starts here
+            self._text, self._start, self._read = text, self._read, len(self.ids)
 
     def result(self) -> Generation:
         text = self._tokenizer.decode(self.ids)
@@ -139,6 +180,7 @@ def greedy_generate(
     share_prefix: bool = True,
     stats: dict | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    sync_every: int | None = None,
 ) -> list[Generation]:
     """Greedy completions of token-id prompts, in input order. ``stats`` collects new tokens, seconds
     and how often a batch shrank; ``on_chunk`` gets the number of prompts finished after each chunk.
@@ -146,7 +188,11 @@ def greedy_generate(
     Prompts run in balanced chunks of at most ``batch_size`` rows. When at most half of a chunk's
     rows are still generating, the batch shrinks to them (a power of two, so few shapes compile).
     With ``share_prefix``, a prefix common to all prompts of at least :data:`MIN_SHARED_PREFIX`
-    tokens (a few-shot block) is prefilled once and attended by every row from one copy."""
+    tokens (a few-shot block) is prefilled once and attended by every row from one copy.
+    ``sync_every`` decoding steps run on the device per look at the new tokens (default: the
+    backend's, :func:`decode_sync_every`); rows that finish meanwhile compute a
+    few tokens that are dropped, so the result does not depend on it."""
+    sync_every = sync_every or decode_sync_every()
     graph, state = nnx.split(model)
     eos = set(tokenizer.eos_token_ids) if stop_at_eos else set()
     started = time.perf_counter()
@@ -173,14 +219,17 @@ def greedy_generate(
         if prefix is not None:
             cache = cache._replace(next_pos=jnp.full((rows_per_chunk,), shared, jnp.int32))
         next_ids, cache = _step(graph, state, jnp.asarray(tokens), jnp.asarray(valid), cache, prefix)
-        cache = _grow(cache, round_up(max_new_tokens))
+        cache = _grow(cache, round_up(max_new_tokens + sync_every - 1))
         live = list(range(len(chunk)))  # which row each slot of the batch holds
-        for step in range(max_new_tokens):
-            host_ids = np.asarray(next_ids)
+        new_ids, pushed = next_ids[:, None], 0
+        while True:
+            host_ids = np.asarray(new_ids)[:, :max_new_tokens - pushed]
             for row in dict.fromkeys(live):  # a row padding a shrunk batch holds two slots: push once
-                rows[row].push(int(host_ids[live.index(row)]))
+                for token in host_ids[live.index(row)]:
+                    rows[row].push(int(token))
+            pushed += host_ids.shape[1]
             running = [row for row in dict.fromkeys(live) if rows[row].finish is None]
-            if not running or step == max_new_tokens - 1:
+            if not running or pushed == max_new_tokens:
                 break
             if next_pow2(len(running)) < len(live):  # most rows are done: continue with a smaller batch
                 keep = [live.index(row) for row in running]
@@ -188,7 +237,11 @@ def greedy_generate(
                 live = [live[k] for k in keep]
                 next_ids, cache = _select_rows(next_ids, cache, jnp.asarray(keep, jnp.int32))
                 shrinks += 1
-            next_ids, cache = _step(graph, state, next_ids, None, cache, prefix)
+            if sync_every == 1:
+                next_ids, cache = _step(graph, state, next_ids, None, cache, prefix)
+                new_ids = next_ids[:, None]
+            else:
+                new_ids, next_ids, cache = _decode(graph, state, next_ids, cache, prefix, sync_every)
         results.extend(r.result() for r in rows)
         if on_chunk:
             on_chunk(len(chunk))

@@ -179,15 +179,19 @@ class EvalSettings:
     data_dir: str | None = None  # benchmark files (default: $EMERGENCE_DATA)
     source: str = "local"  # local | hub | a folder of hub-format files
     fewshot_seed: int = 1234
+    # how much one device takes at once (None: by backend, emergence.eval.sizing); not in a cell key
+    batch_tokens: int | None = None  # padded tokens per scoring batch
+    generation_rows: int | None = None  # prompts decoded together (None: at most batch_size)
 
     def __post_init__(self) -> None:
         check_fields(self, lambda v: v >= 0, ">= 0", "shots", "fewshot_seed")
         check_fields(self, lambda v: v > 0, "a positive number of examples", "limit")
-        check_fields(self, lambda v: v > 0, "> 0", "batch_size")
+        check_fields(self, lambda v: v > 0, "> 0", "batch_size", "batch_tokens", "generation_rows")
 
     def options(self, **given: Any) -> dict[str, Any]:
         """Keyword arguments of ``evaluate``/``scorer``; ``given`` ones win."""
         return {
             "shots": self.shots, "limit": self.limit, "batch_size": self.batch_size,
             "data_dir": self.data_dir, "source": self.source, "seed": self.fewshot_seed,
+            "batch_tokens": self.batch_tokens, "generation_rows": self.generation_rows,
         } | given  # fmt: skip

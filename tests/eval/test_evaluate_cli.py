@@ -66,3 +66,11 @@ def test_malformed_row_is_named(tmp_path, capsys):
 
 def test_main_is_importable_without_jax_side_effects():
     assert callable(main)
+
+
+def test_batch_size_options_change_no_number(capsys):
+    """--batch-tokens and --generation-rows size the batches for a device; the metrics stay the same."""
+    base = ["eval", TINY, "--task", "gsm8k", "--shots", "1", "--limit", "3", "--data-dir", DATA, "--json"]
+    outputs = [run(base + extra, capsys) for extra in ([], ["--generation-rows", "1", "--batch-tokens", "64"])]
+    assert [code for code, _, _ in outputs] == [0, 0]
+    assert len({json.dumps(json.loads(out)["metrics"]) for _, out, _ in outputs}) == 1
