@@ -5,12 +5,15 @@ A dense mass matrix absorbs the linear correlations (A with the elbows, the gap 
 reparameterization removes. Chains run in parallel over JAX's CPU devices when there are enough
 (the CLI asks for them before JAX starts), vectorized otherwise.
 
-Studies, backtests and calibration fit many tables in one process, so one compiled sampler serves
-them all: the data, the priors and a row mask are *arguments* of the compiled program (not
-constants folded into it), rows are padded to a few bucket sizes, and the ``MCMC`` object is kept
-per spec and sampler settings. NumPyro's own ``chain_method="parallel"`` pmaps a fresh closure over
-the model's arguments on every run, which compiles again; :class:`ParallelChains` is the same pmap
-with those arguments passed in. Measurements: results/bench/law_refit.md.
+Studies, backtests and calibration fit many tables in one process, so with parallel chains one
+compiled sampler serves every table of a similar size: the data, the priors and a row mask are
+*arguments* of the compiled program (not constants folded into it), rows are padded to a few bucket
+sizes, and the ``MCMC`` object is kept per spec and sampler settings. NumPyro's own
+``chain_method="parallel"`` pmaps a fresh closure over the model's arguments on every run, which
+compiles again; :class:`ParallelChains` is the same pmap with those arguments passed in. (Other
+chain methods sample the same posterior but still compile their initialization per table.) The
+same program also lets JAX's persistent cache serve a new table in a new process. Measurements:
+results/bench/law_refit.md.
 """
 
 from __future__ import annotations
