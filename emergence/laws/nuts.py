@@ -151,6 +151,7 @@ class ParallelChains:
 
 
 def _new_sampler(spec: LawSpec, config: SamplerConfig, method: str) -> MCMC:
+    """The spec is bound into the model (it shapes the program); data, priors and mask are run args."""
     kernel = NUTS(
         partial(emergence_law_model, spec=spec), dense_mass=True, target_accept_prob=0.95, max_tree_depth=10
     )
@@ -187,8 +188,8 @@ def run_nuts(
     if config.num_chains == 1:
         inits = {name: value[0] for name, value in inits.items()}
     padded, mask = pad_rows(x, padded_rows(int(np.shape(x.loss)[0])))
-    start = time.perf_counter()
     priors = Priors(*(np.asarray(p, np.float32) for p in priors))  # one dtype, whatever the table gave
+    start = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(config.seed), padded, priors=priors, mask=mask, init_params=inits)
     samples = {k: np.asarray(v, dtype=float) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
