@@ -4,9 +4,10 @@ Each measurement runs in a fresh Python process (so "cold" really includes JAX c
 fitting a simulated, well-specified table with 4 chains × (1000 warmup + 1000 samples):
 
 * 200 points with chains in parallel (one CPU device per chain) and vectorized, cold;
-* 200 points again in the same process on a new table (``MCMC(NUTS(model))`` compiles the sampler
-  for each table; the MLE's compiled objective is reused), and the same table in a new process
-  with the persistent compilation cache filled by the previous one;
+* in the same process, a second table of the same size and a third one checkpoint larger (the
+  sampler pads rows to a bucket, so both reuse the compiled program; the MLE compiles again for
+  a new row count), and the same table in a new process with the persistent compilation cache
+  filled by the previous one;
 * 2,000 and 20,000 points, cold, to show how the time grows.
 
 Target (issue 6): <= 10 s wall for 200 points on the project's 2-core CPU, r̂ <= 1.01, no
@@ -53,10 +54,10 @@ def one(points: int, method: str, repeat: int, seed: int) -> list[dict]:
     enable_compile_cache()  # EMERGENCE_JAX_CACHE=off (set by the driver for cold runs) disables it
     imported = time.perf_counter() - start
     per_checkpoint = 6 * 2  # (5 budgets + few-shot) × 2 seeds
-    n_ckpt = max(4, round(points / per_checkpoint))
-    design = Design(sizes=tuple(np.geomspace(20e6, 4e8, n_ckpt)), steps_per_size=1)
     records = []
     for r in range(repeat):
+        n_ckpt = max(4, round(points / per_checkpoint)) + (r >= 2)  # the third table: another size
+        design = Design(sizes=tuple(np.geomspace(20e6, 4e8, n_ckpt)), steps_per_size=1)
         truth = draw_truth(design, np.random.default_rng([seed, r]))
         data = select(simulate(truth, design, seed=seed + r), design.task)
         options = FitSettings(warmup=1000, samples=1000, chain_method=method)
@@ -82,6 +83,9 @@ def one(points: int, method: str, repeat: int, seed: int) -> list[dict]:
             }
         )
     return records
+
+
+SAME_PROCESS = ("same process, a second table", "same process, a third, larger table")
 
 
 def spawn(points: int, method: str, repeat: int, seed: int, cache: str) -> list[dict]:
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         plan = [
-            ("cold, parallel chains, then warm in-process", 200, "parallel", 2, "off"),
+            ("cold, parallel chains, then warm in-process", 200, "parallel", 3, "off"),
             ("cold, vectorized chains", 200, "vectorized", 1, "off"),
             ("fills the persistent cache", 200, "parallel", 1, cache),
             ("new process, persistent cache hit", 200, "parallel", 1, cache),
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         plan += [("cold, parallel chains", int(n), "parallel", 1, "off") for n in args.sizes.split(",")[1:]]
         for label, points, method, repeat, where in plan:
             for record in spawn(points, method, repeat, args.seed, where):
-                record["label"] = label if record["run"] == 0 else "same process, a second table"
+                record["label"] = label if record["run"] == 0 else SAME_PROCESS[record["run"] - 1]
                 rows.append(record)
                 print(
                     f"{record['label']:<45} n={record['points']:>6} {record['method']:<10} "

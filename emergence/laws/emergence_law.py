@@ -244,14 +244,17 @@ def mean_perf(theta: dict, x: LawInputs, spec: LawSpec, xp=jnp):
     return x.y_max - relu_s(x.y_max - raw, _CAP_SHARPNESS, xp)
 
 
-def log_likelihood(theta: dict, x: LawInputs, spec: LawSpec):
+def log_likelihood(theta: dict, x: LawInputs, spec: LawSpec, mask=None):
     """Summed over rows, normal around Perf or binomial on (n_correct, n_eval): the model's
-    likelihood factor and the MLE's objective."""
+    likelihood factor and the MLE's objective. Rows where ``mask`` is False add nothing: the
+    sampler pads tables to a few row counts so that one compiled program serves many tables."""
     mu = mean_perf(theta, x, spec)
     if spec.likelihood == "normal":
-        return jnp.sum(dist.Normal(mu, jnp.exp(theta["log_sigma"])).log_prob(x.y))
-    probs = jnp.clip(mu, _PROB_EPS, 1.0 - _PROB_EPS)
-    return jnp.sum(dist.Binomial(total_count=x.n_eval, probs=probs).log_prob(x.n_correct))
+        rows = dist.Normal(mu, jnp.exp(theta["log_sigma"])).log_prob(x.y)
+    else:
+        probs = jnp.clip(mu, _PROB_EPS, 1.0 - _PROB_EPS)
+        rows = dist.Binomial(total_count=x.n_eval, probs=probs).log_prob(x.n_correct)
+    return jnp.sum(rows if mask is None else jnp.where(mask, rows, 0.0))
 
 
 def _prior(name: str, priors: Priors):
@@ -259,10 +262,11 @@ def _prior(name: str, priors: Priors):
     return dist.Logistic(loc, scale) if name == "e0_pos" else dist.Normal(loc, scale)
 
 
-def emergence_law_model(x: LawInputs, spec: LawSpec, priors: Priors) -> None:
-    """The NumPyro model: priors on unconstrained latents, then the law's likelihood."""
+def emergence_law_model(x: LawInputs, spec: LawSpec, priors: Priors, mask=None) -> None:
+    """The NumPyro model: priors on unconstrained latents, then the law's likelihood (over the
+    rows where ``mask`` is True; all rows without one)."""
     theta = {name: numpyro.sample(name, _prior(name, priors)) for name in spec.latents()}
-    numpyro.factor("likelihood", log_likelihood(theta, x, spec))
+    numpyro.factor("likelihood", log_likelihood(theta, x, spec, mask))
 
 
 def prior_draws(

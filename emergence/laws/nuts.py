@@ -3,19 +3,28 @@ honest diagnostics (r̂, bulk ESS and divergences always reported; poor values b
 
 A dense mass matrix absorbs the linear correlations (A with the elbows, the gap with α) that no
 reparameterization removes. Chains run in parallel over JAX's CPU devices when there are enough
-(the CLI asks for them before JAX starts), vectorized otherwise. NumPyro's driver compiles a program
-per table, which the 200-point fit affords within its 10 s budget (results/bench/law_fit.md), so
-there is no second, hand-driven path that reuses one program across tables.
+(the CLI asks for them before JAX starts), vectorized otherwise.
+
+Studies, backtests and calibration fit many tables in one process, so with parallel chains one
+compiled sampler serves every table of a similar size: the data, the priors and a row mask are
+*arguments* of the compiled program (not constants folded into it), rows are padded to a few bucket
+sizes, and the ``MCMC`` object is kept per spec and sampler settings. NumPyro's own
+``chain_method="parallel"`` pmaps a fresh closure over the model's arguments on every run, which
+compiles again; :class:`ParallelChains` is the same pmap with those arguments passed in. (Other
+chain methods sample the same posterior but still compile their initialization per table.) The
+same program also lets JAX's persistent cache serve a new table in a new process. Measurements:
+results/bench/law_refit.md.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.infer import MCMC, NUTS
@@ -92,6 +101,76 @@ def chain_inits(
     return inits
 
 
+def padded_rows(n: int) -> int:
+    """Row count rounded up to a quarter-octave bucket (200 → 224, 20 000 → 20 480), at least 64:
+    the compiled sampler depends only on shapes, so a few buckets let one program serve many
+    tables for at most a quarter more work per step."""
+    if n <= 64:
+        return 64
+    step = 2 ** (int(math.log2(n)) - 2)
+    return int(math.ceil(n / step) * step)
+
+
+def pad_rows(x: LawInputs, size: int) -> tuple[LawInputs, np.ndarray]:
+    """Float32 inputs with the first row repeated up to ``size`` rows (finite values), and the mask
+    that keeps those copies out of the likelihood. In NumPy, so that a new table compiles nothing."""
+    n = int(np.shape(x.loss)[0])
+
+    def pad(a):
+        a = np.asarray(a, np.float32)
+        return a if a.ndim == 0 else np.concatenate([a, np.broadcast_to(a[:1], (size - n,))])
+
+    return LawInputs(*(pad(a) for a in x)), np.arange(size) < n
+
+
+class ParallelChains:
+    """A ``chain_method`` for :class:`MCMC`: chains pmapped over devices, like NumPyro's "parallel",
+    with the model's arguments as arguments of the pmapped program, so that a second run on new data
+    of the same shapes reuses the compiled program instead of compiling one with the new data inlined.
+
+    NumPyro calls it with ``functools.partial(mcmc._single_chain_mcmc, args=..., kwargs=..., ...)``;
+    anything else is pmapped as given (correct, but compiled again each run).
+    """
+
+    def __init__(self) -> None:
+        self._programs: dict = {}
+
+    def __call__(self, one_chain):
+        keywords = dict(getattr(one_chain, "keywords", None) or {})
+        if not {"args", "kwargs"} <= keywords.keys():
+            return jax.pmap(one_chain)
+        args, kwargs = keywords.pop("args"), keywords.pop("kwargs")
+        key = tuple(sorted(keywords.items()))  # which fields NumPyro collects
+        if key not in self._programs:
+            chain_fn = one_chain.func
+            self._programs[key] = jax.pmap(
+                lambda chain, a, k: chain_fn(chain, args=a, kwargs=k, **keywords), in_axes=(0, None, None)
+            )
+        program = self._programs[key]
+        return lambda chain: program(chain, args, kwargs)
+
+
+def _new_sampler(spec: LawSpec, config: SamplerConfig, method: str) -> MCMC:
+    """The spec is bound into the model (it shapes the program); data, priors and mask are run args."""
+    kernel = NUTS(
+        partial(emergence_law_model, spec=spec), dense_mass=True, target_accept_prob=0.95, max_tree_depth=10
+    )
+    return MCMC(
+        kernel,
+        num_warmup=config.num_warmup,
+        num_samples=config.num_samples,
+        num_chains=config.num_chains,
+        chain_method=ParallelChains() if method == "parallel" else method,
+        progress_bar=False,
+        jit_model_args=True,
+    )
+
+
+#: One sampler per spec and settings (the seed enters only through the chains' key, so it is not
+#: part of the key). Vectorized chains are built afresh: NumPyro vmaps the kernel again on each run.
+_kept_sampler = lru_cache(maxsize=8)(_new_sampler)
+
+
 def run_nuts(
     x: LawInputs,
     spec: LawSpec,
@@ -103,21 +182,15 @@ def run_nuts(
     method = config.chain_method
     if method == "auto":  # parallel when JAX has a device per chain, else vectorized
         method = "parallel" if jax.local_device_count() >= config.num_chains else "vectorized"
-    kernel = NUTS(emergence_law_model, dense_mass=True, target_accept_prob=0.95, max_tree_depth=10)
-    mcmc = MCMC(
-        kernel,
-        num_warmup=config.num_warmup,
-        num_samples=config.num_samples,
-        num_chains=config.num_chains,
-        chain_method=method,
-        progress_bar=False,
-    )
+    build = _new_sampler if method == "vectorized" else _kept_sampler
+    mcmc = build(spec, replace(config, seed=0), method)
     inits = chain_inits(priors, spec, config.num_chains, config.seed, optima)
     if config.num_chains == 1:
         inits = {name: value[0] for name, value in inits.items()}
-    x = LawInputs(*(jnp.asarray(a, jnp.float32) for a in x))
+    padded, mask = pad_rows(x, padded_rows(int(np.shape(x.loss)[0])))
+    priors = Priors(*(np.asarray(p, np.float32) for p in priors))  # one dtype, whatever the table gave
     start = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(config.seed), x, spec, priors, init_params=inits)
+    mcmc.run(jax.random.PRNGKey(config.seed), padded, priors=priors, mask=mask, init_params=inits)
     samples = {k: np.asarray(v, dtype=float) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
     seconds = time.perf_counter() - start
