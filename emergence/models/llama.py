@@ -159,8 +159,8 @@ def attention(
     ``rowwise`` (prefill, forward only) also runs one batch row at a time (``lax.map``), so a long
     prompt's block scores fit the CPU's last-level cache; under differentiation the loop costs
     more than it saves, so training does not use it."""
-    if implementation != "blocked":
-        return fused_attention(q, k, v, mask, prefix, implementation)
+    if implementation != "blocked":  # cuDNN's fused kernel takes whole sequences, not decoding steps
+        return fused_attention(q, k, v, mask, prefix, "xla" if implementation == "cudnn" and not aligned else implementation)
     t = q.shape[1]
     size = PREFILL_QUERY_BLOCK if rowwise else QUERY_BLOCK
     if not aligned or t <= size or k.shape[2] != t:
