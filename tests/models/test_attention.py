@@ -7,9 +7,16 @@ import pytest
 from flax import nnx
 
 from emergence.errors import UserError
+from emergence.models.attention import (
+    PREFILL_QUERY_BLOCK,
+    QUERY_BLOCK,
+    attention,
+    attention_implementation,
+    grouped_attention,
+)
 from emergence.models.config import LlamaConfig
 from emergence.models.generate import greedy_generate
-from emergence.models.llama import KVCache, Llama, attention, attention_implementation, grouped_attention
+from emergence.models.llama import KVCache, Llama
 from emergence.models.registry import load_model
 from tests.models.helpers import FIXTURES
 
@@ -33,6 +40,36 @@ def test_the_fused_path_equals_the_blocked_one_with_gqa_padding_and_a_shared_pre
         fused = np.asarray(attention(q, k, v, mask, shared, aligned=True, implementation="xla"))
         np.testing.assert_allclose(fused[valid], blocked[valid], atol=1e-5)  # padding queries attend to nothing
     np.testing.assert_allclose(blocked[valid], np.asarray(grouped_attention(q, k, v, mask, prefix))[valid], atol=1e-5)
+
+
+def test_long_inputs_attend_in_causal_blocks_with_the_same_result():
+    """Query blocks that see only keys up to their end give the full causal attention."""
+    rng = np.random.default_rng(7)
+    t = 2 * max(QUERY_BLOCK, PREFILL_QUERY_BLOCK) + 37
+    q = jnp.asarray(rng.standard_normal((2, t, 6, 8)), jnp.float32)
+    k, v = (jnp.asarray(rng.standard_normal((2, 2, t, 8)), jnp.float32) for _ in range(2))
+    valid = np.ones((2, t), bool)
+    valid[1, :50] = False  # a left-padded row
+    mask = jnp.asarray(np.tril(np.ones((t, t), bool))[None] & valid[:, None, :])
+    full = np.asarray(grouped_attention(q, k, v, mask))
+    for rowwise in (False, True):  # training / scoring, and prefill (one batch row at a time)
+        blocked = np.asarray(attention(q, k, v, mask, aligned=True, rowwise=rowwise))
+        np.testing.assert_allclose(blocked[valid], full[valid], atol=1e-5)  # padding queries attend to nothing
+
+
+def test_long_inputs_with_a_shared_prefix_attend_in_blocks_with_the_same_result():
+    """The row-by-row, block-by-block path gives every row the same view of a shared prefix."""
+    rng = np.random.default_rng(8)
+    t, p = max(QUERY_BLOCK, PREFILL_QUERY_BLOCK) + 29, 40
+    q = jnp.asarray(rng.standard_normal((3, t, 6, 8)), jnp.float32)
+    k, v = (jnp.asarray(rng.standard_normal((3, 2, t, 8)), jnp.float32) for _ in range(2))
+    prefix = tuple(jnp.asarray(rng.standard_normal((2, p, 8)), jnp.float32) for _ in range(2))
+    prefix += (jnp.asarray(np.arange(p) < p - 5),)  # the prefix's own padding is masked
+    mask = jnp.asarray(np.broadcast_to(np.tril(np.ones((t, t), bool)), (3, t, t)))
+    full = np.asarray(grouped_attention(q, k, v, mask, prefix))
+    for rowwise in (False, True):
+        blocked = np.asarray(attention(q, k, v, mask, prefix, aligned=True, rowwise=rowwise))
+        np.testing.assert_allclose(blocked, full, atol=1e-5)
 
 
 def _pair():
