@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from emergence.models.attention import attention, attention_implementation
 from emergence.models.config import LlamaConfig, rope_inverse_frequencies
 
 
@@ -99,90 +100,6 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
     return x * cos + rotated * sin
 
 
-#: Queries per block when a long input attends causally to itself: training and scoring rows, and
-#: (row by row) prefills (``scripts/bench_train.py``, ``scripts/bench_eval.py``).
-QUERY_BLOCK = 128
-PREFILL_QUERY_BLOCK = 256
-
-
-def attention(
-    q: jax.Array,
-    k: jax.Array,
-    v: jax.Array,
-    mask: jax.Array,
-    prefix: tuple[jax.Array, ...] | None = None,
-    *,
-    aligned: bool = False,
-    rowwise: bool = False,
-) -> jax.Array:
-    """:func:`grouped_attention`, in blocks of :data:`QUERY_BLOCK` queries when ``aligned``
-    (:data:`PREFILL_QUERY_BLOCK` when ``rowwise``).
-
-    ``aligned``: key slot i holds query i, so by causality a block of queries needs only the keys
-    up to its own end: less score work, and each block's scores stay in cache through the softmax.
-    ``rowwise`` (prefill, forward only) also runs one batch row at a time (``lax.map``), so a long
-    prompt's block scores fit the CPU's last-level cache; under differentiation the loop costs
-    more than it saves, so training does not use it."""
-    t = q.shape[1]
-    size = PREFILL_QUERY_BLOCK if rowwise else QUERY_BLOCK
-    if not aligned or t <= size or k.shape[2] != t:
-        return grouped_attention(q, k, v, mask, prefix)
-
-    def blocked(q, k, v, mask):
-        blocks = []
-        for start in range(0, t, size):
-            end = min(start + size, t)
-            blocks.append(
-                grouped_attention(q[:, start:end], k[:, :, :end], v[:, :, :end], mask[:, start:end, :end], prefix)
-            )
-        return jnp.concatenate(blocks, axis=1)
-
-    if not rowwise or q.shape[0] == 1:
-        return blocked(q, k, v, mask)
-    return jax.lax.map(lambda row: blocked(*(x[None] for x in row))[0], (q, k, v, mask))
-
-
-def grouped_attention(
-    q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, prefix: tuple[jax.Array, ...] | None = None
-) -> jax.Array:
-    """Grouped-query attention: ``q [B, T, H, D]``, ``k, v [B, KV, S, D]``, ``mask [B, T, S]`` → ``[B, T, H, D]``.
-
-    Why by hand: the queries of each KV head are laid out as one ``[G·T, D]`` matrix, so the scores
-    and the weighted sum are one batched GEMM per (batch, KV head), where
-    ``jax.nn.dot_product_attention`` vmaps over the groups. Softmax runs in fp32.
-
-    ``prefix = (keys [KV, P, D], values [KV, P, D], valid [P])`` is a prompt prefix shared by every
-    row (a few-shot block), attended before each row's own keys and read once for the whole batch.
-    """
-    b, t, h, d = q.shape
-    kv = k.shape[1]
-    g = h // kv
-    # the scale goes on the queries ([T, D]) and the normalization on the output ([T, D]): neither
-    # costs a pass over the [T, S] scores
-    qh = (q * jnp.asarray(d**-0.5, q.dtype)).reshape(b, t, kv, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv, g * t, d)
-    scores = jnp.einsum("bkqd,bksd->bkqs", qh, k, preferred_element_type=jnp.float32)
-    s = scores.shape[-1]  # the mask broadcasts over the groups: no tiled copy of it per layer
-    scores = jnp.where(mask[:, None, None], scores.reshape(b, kv, g, t, s), -1e30).reshape(b, kv, g * t, s)
-    top = jnp.max(scores, axis=-1, keepdims=True)
-    if prefix is not None:
-        pk, pv, pvalid = prefix
-        shared = jnp.einsum("bkqd,kpd->bkqp", qh, pk.astype(q.dtype), preferred_element_type=jnp.float32)
-        shared = jnp.where(pvalid, shared, -1e30)
-        top = jnp.maximum(top, jnp.max(shared, axis=-1, keepdims=True))
-    # the output does not depend on the shift (its gradient through ``top`` is exactly zero), and
-    # differentiating the max would cost three more passes over the scores in the backward pass
-    top = jax.lax.stop_gradient(top)
-    weights = jnp.exp(scores - top)  # unnormalized softmax, fp32
-    total = jnp.sum(weights, axis=-1, keepdims=True)
-    out = jnp.einsum("bkqs,bksd->bkqd", weights.astype(v.dtype), v, preferred_element_type=jnp.float32)
-    if prefix is not None:
-        shared = jnp.exp(shared - top)
-        total = total + jnp.sum(shared, axis=-1, keepdims=True)
-        out = out + jnp.einsum("bkqp,kpd->bkqd", shared.astype(v.dtype), pv.astype(v.dtype), preferred_element_type=jnp.float32)
-    out = (out / total).astype(v.dtype)
-    return out.reshape(b, kv, g, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
-
-
 class Attention(nnx.Module):
     def __init__(self, cfg: LlamaConfig, rngs: nnx.Rngs):
         d, hd = cfg.hidden_size, cfg.head_dim
@@ -201,6 +118,7 @@ class Attention(nnx.Module):
         layer_cache: tuple[jax.Array, jax.Array, KVCache] | None,
         prefix: tuple[jax.Array, ...] | None = None,
         aligned: bool = False,
+        implementation: str = "blocked",
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         b, t, _ = x.shape
         q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
@@ -215,7 +133,14 @@ class Attention(nnx.Module):
             v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), cache.index, axis=2)
             new_kv = (k, v)
         out = attention(
-            q, k.astype(q.dtype), v.astype(q.dtype), mask, prefix, aligned=aligned, rowwise=layer_cache is not None
+            q,
+            k.astype(q.dtype),
+            v.astype(q.dtype),
+            mask,
+            prefix,
+            aligned=aligned,
+            rowwise=layer_cache is not None,
+            implementation=implementation,
         )
         return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), new_kv
 
@@ -262,10 +187,33 @@ class Block(nnx.Module):
         self.post_attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x, positions, mask, inv_freq, layer_cache, prefix=None, aligned=False):
-        h, new_kv = self.attn(self.input_norm(x), positions, mask, inv_freq, layer_cache, prefix, aligned)
+    def __call__(self, x, positions, mask, inv_freq, layer_cache, prefix=None, aligned=False, implementation="blocked"):
+        h, new_kv = self.attn(self.input_norm(x), positions, mask, inv_freq, layer_cache, prefix, aligned, implementation)
         x = x + h
         return x + self.mlp(self.post_attn_norm(x)), new_kv
+
+
+def _remat(run_block, policy: str):
+    """``run_block`` as the config's :data:`~emergence.models.config.REMAT_POLICIES` asks.
+
+    ``block`` keeps only each block's input for the backward pass and recomputes the rest (the
+    least memory: one ``[tokens, hidden]`` array per layer). ``dots`` also keeps the outputs of the
+    projection matmuls, which are the expensive part to recompute, and recomputes attention, norms
+    and activations; our projections run on 2-D ``[tokens, features]`` views (:class:`Linear`), so
+    ``dots_with_no_batch_dims_saveable`` selects exactly them and never the ``[T, S]`` attention
+    scores, whose matmuls carry batch dimensions."""
+    if policy == "none":
+        return run_block
+    saveable = jax.checkpoint_policies.dots_with_no_batch_dims_saveable if policy == "dots" else None
+
+    def rematerialized(layer: Block, *args):
+        # a pure function of the block's state (not nnx.remat): the trainer merges its model inside
+        # plain jax transforms, whose variables nnx.remat would try to update from another trace
+        graphdef, state = nnx.split(layer)
+        pure = jax.checkpoint(lambda s, *a: run_block(nnx.merge(graphdef, s), *a), policy=saveable)
+        return pure(state, *args)
+
+    return rematerialized
 
 
 class Llama(nnx.Module):
@@ -332,10 +280,13 @@ class Llama(nnx.Module):
         inv_freq = self.inv_freq[...]
         aligned = cache is None or (fresh_cache and cache.keys[0].shape[2] == t)  # key slot i = query i
         new_keys, new_values = [], []
+        cfg = self.config
+        implementation = attention_implementation(cfg, jnp.dtype(cfg.dtype), cfg.head_dim)
+        run_block = _remat(lambda layer, *args: layer(*args, aligned, implementation), cfg.remat)
         for i, layer in enumerate(self.layers):
             layer_cache = None if cache is None else (cache.keys[i], cache.values[i], cache)
             shared = None if prefix is None else (prefix.keys[i][0], prefix.values[i][0], prefix.valid[0])
-            x, new_kv = layer(x, positions, mask, inv_freq, layer_cache, shared, aligned)
+            x, new_kv = run_block(layer, x, positions, mask, inv_freq, layer_cache, shared)
             if new_kv is not None:
                 new_keys.append(new_kv[0])
                 new_values.append(new_kv[1])
