@@ -32,7 +32,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from emergence.errors import UserError
-from emergence.train import checkpoints
+from emergence.train import checkpoints, throughput
 from emergence.train.config import OptimConfig
 from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import Batch
@@ -51,8 +51,6 @@ def _transform(hyper: OptimConfig) -> optax.GradientTransformation:
     if hyper.weight_decay:
         parts.append(optax.add_decayed_weights(hyper.weight_decay))
     return optax.chain(*parts)
-
-
 
 
 def learning_rate(step, peak, warmup, total, end_ratio, schedule: str):
@@ -240,6 +238,8 @@ class Trainer:
         on_eval: Callable[[int], None] | None = None,
         tokens_before: int = 0,
         watch: DivergenceWatch | None = None,
+        flops: tuple[float, str] | None = None,
+        peak_tflops: float | None = None,
     ) -> list[dict]:
         """Steps ``start_step .. total_steps - 1``; ``on_log`` gets host metrics, ``on_save`` the step count.
 
@@ -250,10 +250,16 @@ class Trainer:
         Metrics are read back only at logging and saving steps; a non-finite step, or a finite
         failure that ``watch`` sees, raises :class:`TrainingDiverged` there, before anything is
         saved. ``tokens_before`` counts the tokens of the steps before ``start_step``.
+
+        ``flops`` (FLOPs per token, the rule that gave them) adds TFLOP/s per device to each log
+        line, and MFU against ``peak_tflops`` (default: the device kind's known peak).
         """
         history = []
         watch = watch if watch is not None else DivergenceWatch()
+        devices = list(self.mesh.devices.flat)
+        peak = peak_tflops if peak_tflops is not None else throughput.peak_tflops(devices[0].device_kind)
         tokens, started = 0, time.perf_counter()
+        last_tokens, last_elapsed = 0, 0.0
         for step in range(start_step, self.total_steps):
             batch = batch_fn(step)
             metrics = self.step(batch, step)
@@ -277,6 +283,10 @@ class Trainer:
                     seconds=elapsed,
                     tokens_per_s=tokens / max(elapsed, 1e-9),
                 )
+                interval = (tokens - last_tokens, elapsed - last_elapsed)
+                host.update(throughput.rates(*interval, len(devices), flops, peak))
+                host.update(throughput.memory_in_use(devices))
+                last_tokens, last_elapsed = tokens, elapsed
                 history.append(host)
                 if on_log:
                     on_log(host)
