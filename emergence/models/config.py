@@ -19,6 +19,13 @@ from emergence.fileio import read_json_object
 
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
+DTYPES = ("float32", "bfloat16")
+#: What each decoder block keeps for the backward pass: everything (``none``), only its input
+#: (``block``: the block is recomputed), or its input and the matmul outputs (``dots``).
+REMAT_POLICIES = ("none", "block", "dots")
+#: ``auto`` is the blocked einsum path on CPU (tuned there) and ``jax.nn.dot_product_attention``
+#: elsewhere (cuDNN on GPU where its shapes and dtypes allow, XLA otherwise).
+ATTENTION_IMPLEMENTATIONS = ("auto", "blocked", "xla", "cudnn")
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,11 @@ class RopeScaling:
 
 @dataclass(frozen=True)
 class LlamaConfig:
-    """Sizes and numerics of one LLaMA-family model. ``dtype`` is the compute dtype."""
+    """Sizes and numerics of one LLaMA-family model.
+
+    ``dtype`` is the compute dtype and ``param_dtype`` the stored one; ``remat`` and ``attention``
+    choose how the forward runs (:data:`REMAT_POLICIES`, :data:`ATTENTION_IMPLEMENTATIONS`), never
+    what it computes. None of the four is part of a checkpoint's ``config.json``."""
 
     vocab_size: int
     hidden_size: int
@@ -57,8 +68,18 @@ class LlamaConfig:
     architecture: str = "LlamaForCausalLM"
     dtype: str = "float32"
     param_dtype: str = "float32"
+    remat: str = "none"
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
+        for key, value, allowed in (
+            ("dtype", self.dtype, DTYPES),
+            ("param_dtype", self.param_dtype, DTYPES),
+            ("remat", self.remat, REMAT_POLICIES),
+            ("attention", self.attention, ATTENTION_IMPLEMENTATIONS),
+        ):
+            if value not in allowed:
+                raise UserError(f"model {key} must be one of {', '.join(allowed)}, got {value!r}")
         if self.head_dim is None:
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
         if self.num_attention_heads % self.num_key_value_heads:

@@ -105,6 +105,40 @@ QUERY_BLOCK = 128
 PREFILL_QUERY_BLOCK = 256
 
 
+def attention_implementation(config: LlamaConfig, dtype: jnp.dtype, head_dim: int) -> str:
+    """``blocked``, ``xla`` or ``cudnn``: the config's choice, ``auto`` resolved by the backend
+    tracing the forward, and ``cudnn`` only where cuDNN's fused kernel takes the shapes (half
+    precision, head size a multiple of 8 up to 128); XLA's fused path serves the rest."""
+    choice = config.attention
+    if choice == "auto":
+        choice = {"cpu": "blocked", "gpu": "cudnn"}.get(jax.default_backend(), "xla")
+    if choice == "cudnn" and not (dtype in (jnp.bfloat16, jnp.float16) and head_dim % 8 == 0 and head_dim <= 128):
+        return "xla"
+    return choice
+
+
+def fused_attention(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    mask: jax.Array,
+    prefix: tuple[jax.Array, ...] | None,
+    implementation: str,
+) -> jax.Array:
+    """:func:`grouped_attention`'s contract through ``jax.nn.dot_product_attention`` (GQA native):
+    the accelerators' path, where XLA or cuDNN fuse the softmax instead of our CPU-cache blocking.
+    A shared ``prefix`` is broadcast to the rows and put before their keys."""
+    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, S, KV, D]
+    if prefix is not None:
+        pk, pv, pvalid = prefix
+        b, t = q.shape[:2]
+        rows = (b, *pk.shape[1:2], *pk.shape[0:1], pk.shape[2])  # [B, P, KV, D]
+        k = jnp.concatenate([jnp.broadcast_to(pk.transpose(1, 0, 2).astype(k.dtype), rows), k], axis=1)
+        v = jnp.concatenate([jnp.broadcast_to(pv.transpose(1, 0, 2).astype(v.dtype), rows), v], axis=1)
+        mask = jnp.concatenate([jnp.broadcast_to(pvalid, (b, t, pvalid.shape[0])), mask], axis=2)
+    return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None], implementation=implementation)
+
+
 def attention(
     q: jax.Array,
     k: jax.Array,
@@ -114,15 +148,19 @@ def attention(
     *,
     aligned: bool = False,
     rowwise: bool = False,
+    implementation: str = "blocked",
 ) -> jax.Array:
     """:func:`grouped_attention`, in blocks of :data:`QUERY_BLOCK` queries when ``aligned``
-    (:data:`PREFILL_QUERY_BLOCK` when ``rowwise``).
+    (:data:`PREFILL_QUERY_BLOCK` when ``rowwise``); :func:`fused_attention` for the ``xla`` and
+    ``cudnn`` implementations.
 
     ``aligned``: key slot i holds query i, so by causality a block of queries needs only the keys
     up to its own end: less score work, and each block's scores stay in cache through the softmax.
     ``rowwise`` (prefill, forward only) also runs one batch row at a time (``lax.map``), so a long
     prompt's block scores fit the CPU's last-level cache; under differentiation the loop costs
     more than it saves, so training does not use it."""
+    if implementation != "blocked":
+        return fused_attention(q, k, v, mask, prefix, implementation)
     t = q.shape[1]
     size = PREFILL_QUERY_BLOCK if rowwise else QUERY_BLOCK
     if not aligned or t <= size or k.shape[2] != t:
@@ -201,6 +239,7 @@ class Attention(nnx.Module):
         layer_cache: tuple[jax.Array, jax.Array, KVCache] | None,
         prefix: tuple[jax.Array, ...] | None = None,
         aligned: bool = False,
+        implementation: str = "blocked",
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         b, t, _ = x.shape
         q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
@@ -215,7 +254,14 @@ class Attention(nnx.Module):
             v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), cache.index, axis=2)
             new_kv = (k, v)
         out = attention(
-            q, k.astype(q.dtype), v.astype(q.dtype), mask, prefix, aligned=aligned, rowwise=layer_cache is not None
+            q,
+            k.astype(q.dtype),
+            v.astype(q.dtype),
+            mask,
+            prefix,
+            aligned=aligned,
+            rowwise=layer_cache is not None,
+            implementation=implementation,
         )
         return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), new_kv
 
@@ -262,10 +308,25 @@ class Block(nnx.Module):
         self.post_attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x, positions, mask, inv_freq, layer_cache, prefix=None, aligned=False):
-        h, new_kv = self.attn(self.input_norm(x), positions, mask, inv_freq, layer_cache, prefix, aligned)
+    def __call__(self, x, positions, mask, inv_freq, layer_cache, prefix=None, aligned=False, implementation="blocked"):
+        h, new_kv = self.attn(self.input_norm(x), positions, mask, inv_freq, layer_cache, prefix, aligned, implementation)
         x = x + h
         return x + self.mlp(self.post_attn_norm(x)), new_kv
+
+
+def _remat(run_block, policy: str):
+    """``run_block`` as the config's :data:`~emergence.models.config.REMAT_POLICIES` asks.
+
+    ``block`` keeps only each block's input for the backward pass and recomputes the rest (the
+    least memory: one ``[tokens, hidden]`` array per layer). ``dots`` also keeps the outputs of the
+    projection matmuls, which are the expensive part to recompute, and recomputes attention, norms
+    and activations; our projections run on 2-D ``[tokens, features]`` views (:class:`Linear`), so
+    ``dots_with_no_batch_dims_saveable`` selects exactly them and never the ``[T, S]`` attention
+    scores, whose matmuls carry batch dimensions."""
+    if policy == "none":
+        return run_block
+    saveable = jax.checkpoint_policies.dots_with_no_batch_dims_saveable if policy == "dots" else None
+    return nnx.remat(run_block, policy=saveable)
 
 
 class Llama(nnx.Module):
@@ -332,10 +393,13 @@ class Llama(nnx.Module):
         inv_freq = self.inv_freq[...]
         aligned = cache is None or (fresh_cache and cache.keys[0].shape[2] == t)  # key slot i = query i
         new_keys, new_values = [], []
+        cfg = self.config
+        implementation = attention_implementation(cfg, jnp.dtype(cfg.dtype), cfg.head_dim)
+        run_block = _remat(lambda layer, *args: layer(*args, aligned, implementation), cfg.remat)
         for i, layer in enumerate(self.layers):
             layer_cache = None if cache is None else (cache.keys[i], cache.values[i], cache)
             shared = None if prefix is None else (prefix.keys[i][0], prefix.values[i][0], prefix.valid[0])
-            x, new_kv = layer(x, positions, mask, inv_freq, layer_cache, shared, aligned)
+            x, new_kv = run_block(layer, x, positions, mask, inv_freq, layer_cache, shared)
             if new_kv is not None:
                 new_keys.append(new_kv[0])
                 new_values.append(new_kv[1])

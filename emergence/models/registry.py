@@ -13,13 +13,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emergence.errors import UserError
 from emergence.fileio import read_json_object, write_json
 from emergence.models.config import LlamaConfig
 from emergence.models.llama import Llama
 from emergence.models.tokenizer import TextTokenizer
+
+if TYPE_CHECKING:
+    from emergence.models.weights import Placement
 
 META_FILE = "emergence_meta.json"
 
@@ -54,9 +57,6 @@ class LoadedModel:
     tokenizer: TextTokenizer
     config: LlamaConfig
     meta: ModelMeta
-
-
-DTYPES = ("float32", "bfloat16")
 
 
 def alias_path(name: str) -> Path:
@@ -101,12 +101,27 @@ def _download(repo_id: str) -> Path:
     return Path(local)
 
 
-def load_model(reference: str, *, dtype: str | None = None) -> LoadedModel:
-    """Load any supported reference; ``dtype`` is the compute dtype (fp32 default, bf16 on accelerators)."""
+def load_model(
+    reference: str,
+    *,
+    dtype: str | None = None,
+    param_dtype: str | None = None,
+    remat: str | None = None,
+    attention: str | None = None,
+    placement: Placement | None = None,
+) -> LoadedModel:
+    """Load any supported reference. None keeps a setting's default (fp32 on both counts, no remat,
+    attention by backend); see :class:`~emergence.models.config.LlamaConfig` for the choices.
+
+    ``dtype`` is the compute dtype and ``param_dtype`` the stored one: each tensor is converted to
+    it as it is read, so a bf16 model never exists in fp32 on the host. ``placement`` (parameter
+    path, shape → sharding, e.g. from the trainer's mesh rules) puts each tensor on its devices as
+    it is read instead of staging the whole model on the default device."""
     from emergence.models.weights import build_model
 
-    if dtype is not None and dtype not in DTYPES:  # checked before minutes of loading
-        raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    settings = {"dtype": dtype, "param_dtype": param_dtype, "remat": remat, "attention": attention}
+    settings = {key: value for key, value in settings.items() if value is not None}
+    LlamaConfig(1, 1, 1, 1, 1, 1, **settings)  # a bad choice fails before minutes of loading
     fmt, path = resolve(reference)
     if fmt == "gguf":
         from emergence.models.gguf_loader import load_gguf
@@ -124,14 +139,13 @@ def load_model(reference: str, *, dtype: str | None = None) -> LoadedModel:
         meta_file = path / META_FILE
         extra = read_json_object(meta_file, "model metadata") if meta_file.exists() else {}
         name = extra.get("name") or path.name
-    if dtype:
-        config = config.replace(dtype=dtype)
+    config = config.replace(**settings)
     if tokenizer.max_id >= config.vocab_size:
         raise UserError(
             f"{path}: the tokenizer's largest token id is {tokenizer.max_id} but the model's vocabulary "
             f"has only {config.vocab_size} rows (ids 0..{config.vocab_size - 1})"
         )
-    model = build_model(config, tensors, str(path))
+    model = build_model(config, tensors, str(path), placement)
     meta = ModelMeta(str(name), str(path), fmt, config.num_params(), extra.get("tokens"), extra.get("flops"))
     return LoadedModel(model, tokenizer, config, meta)
 

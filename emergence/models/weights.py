@@ -9,7 +9,7 @@ same table backwards, so load → save → load is the identity by construction.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import jax
@@ -73,22 +73,31 @@ def path_to_hf(path: str) -> tuple[str, bool]:
     raise KeyError(f"no HF name for parameter {path}")
 
 
+#: Where a parameter goes: its dotted NNX path and shape → a sharding (the trainer's mesh rules).
+Placement = Callable[[str, tuple[int, ...]], jax.sharding.Sharding]
+
+
 def _flat(state: nnx.State) -> dict[str, nnx.Variable]:
     return {".".join(str(p) for p in path): var for path, var in nnx.to_flat_state(state)}
 
 
-def build_model(config: LlamaConfig, tensors: Mapping[str, np.ndarray], source: str) -> Llama:
+def build_model(
+    config: LlamaConfig, tensors: Mapping[str, np.ndarray], source: str, placement: Placement | None = None
+) -> Llama:
     """A :class:`Llama` whose parameters are the given HF-named tensors; every parameter must be set.
 
     Shapes are checked against the config before anything is materialized, so a mismatched tensor is
-    reported by name rather than as an XLA error deep in the forward pass.
+    reported by name rather than as an XLA error deep in the forward pass. Each tensor is converted
+    to ``config.param_dtype`` on the host as it is read (``tensors`` may read lazily), and with a
+    ``placement`` sent straight to its sharding, so neither the host nor one device ever holds the
+    whole model in another dtype or layout.
     """
     model = nnx.eval_shape(lambda: Llama(config, rngs=nnx.Rngs(0)))  # shapes only: no random weights
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     flat = _flat(params)
     dtype = jnp.dtype(config.param_dtype)
-    filled: dict[str, np.ndarray] = {}
-    for hf_key, array in tensors.items():
+    filled: dict[str, np.ndarray | jax.Array] = {}
+    for hf_key in tensors:  # each tensor is read only once its name is known to fit
         target = hf_to_path(hf_key)
         if target is None:
             if IGNORED_HF_KEYS.match(hf_key):
@@ -99,27 +108,30 @@ def build_model(config: LlamaConfig, tensors: Mapping[str, np.ndarray], source: 
             if path == "lm_head.kernel" and config.tie_word_embeddings:
                 continue  # some exporters write the tied head anyway; the embedding is the truth
             raise UserError(f"{source}: tensor {hf_key!r} does not fit this config ({path} does not exist)")
-        value = np.asarray(array)
-        value = value.T if transpose else value
+        stored = np.asarray(tensors[hf_key])
+        value = stored.T if transpose else stored
         expected = tuple(flat[path].get_value().shape)
         if value.shape != expected:
             raise UserError(
-                f"{source}: tensor {hf_key!r} has shape {tuple(np.asarray(array).shape)}, "
+                f"{source}: tensor {hf_key!r} has shape {stored.shape}, "
                 f"config expects {expected[::-1] if transpose else expected}"
             )
-        filled[path] = value
+        value = value.astype(dtype, copy=False)
+        filled[path] = value if placement is None else jax.device_put(value, placement(path, value.shape))
     missing = sorted(set(flat) - set(filled))
     if missing:
         hf_name = path_to_hf(missing[0])[0]
         raise UserError(f"{source}: missing tensor {hf_name!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
-    # one batched transfer for all tensors, not a dispatch per tensor; the dtype cast, where there is
-    # one, runs on the device
     paths = list(flat)
-    placed = jax.device_put([filled[path] for path in paths])
+    if placement is None:  # one batched transfer for all tensors, not a dispatch per tensor
+        placed = jax.device_put([filled[path] for path in paths])
+    else:
+        placed = [filled[path] for path in paths]
     for path, value in zip(paths, placed, strict=True):
-        flat[path].set_value(value if value.dtype == dtype else jnp.asarray(value, dtype=dtype))
+        flat[path].set_value(value)
     model = nnx.merge(graphdef, params, rest)
-    model.inv_freq.set_value(jnp.asarray(rope_inverse_frequencies(config), jnp.float32))
+    inv_freq = np.asarray(rope_inverse_frequencies(config), np.float32)
+    model.inv_freq.set_value(jnp.asarray(inv_freq) if placement is None else jax.device_put(inv_freq, placement("inv_freq", inv_freq.shape)))
     return model
 
 
