@@ -23,7 +23,7 @@ RULES: dict[str, tuple[Callable[[float], bool], str]] = {
         "batch_size", "chains", "samples", "pcs", "n_eval", "seeds", "steps", "max_new_tokens", "rank",
         "grad_accum", "max_seq_len", "save_every", "log_every", "eval_every", "limit", "eval_limit",
         "budget", "tokens", "params", "flops", "loss", "scale", "cutoff", "d0", "lr", "epochs", "seq_len",
-        "entities",
+        "entities", "peak_tflops",
     )
 } | {
     "level": (lambda v: 0 < v < 1, "in (0, 1)"),

@@ -22,7 +22,8 @@ def eval_command(
     seed: int = typer.Option(1234, "--seed", help="few-shot sampling seed"),
     out: str = typer.Option(None, "--out", help="per-example records (JSONL)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
-    dtype: str = typer.Option(None, help="compute dtype: float32 (default) or bfloat16"),
+    dtype: str = typer.Option(None, help="compute dtype [float32 on CPU, else bfloat16]"),
+    param_dtype: str = typer.Option(None, "--param-dtype", help="stored dtype [float32 on CPU, else bfloat16]"),
 ) -> None:
     """Evaluate MODEL on a task, harness-identical prompts; prints metrics (and examples/s)."""
     from rich.console import Console
@@ -31,13 +32,15 @@ def eval_command(
     from emergence.data.tasks import get_task
     from emergence.eval.evaluate import evaluate, write_records
     from emergence.models.registry import load_model
+    from emergence.train.config import precision
 
     spec = get_task(task)  # unknown task: fail before loading anything
     if out:
         from emergence.fileio import check_output_file
 
         check_output_file(out)  # a folder, or a path under a file: one line before evaluating
-    loaded = load_model(model, dtype=dtype)
+    dtype, param_dtype = precision("none", dtype, param_dtype)
+    loaded = load_model(model, **({"dtype": dtype} | ({} if param_dtype == "float32" else {"param_dtype": param_dtype})))
     if adapter:
         from emergence.train.adapters import load_adapter
 

@@ -35,7 +35,13 @@ def finetune(
     config: str = typer.Option(None, "--config", help="YAML with a sweep config's finetune/eval sections"),
     data_dir: str = typer.Option(None, "--data-dir", help="benchmarks folder (default: $EMERGENCE_DATA)"),
     subset_seed: int = typer.Option(None, "--subset-seed", help="which nested subset of the training split [0]"),
-    dtype: str = typer.Option(None, "--dtype", help="compute dtype: float32 (default) or bfloat16"),
+    dtype: str = typer.Option(None, "--dtype", help="compute dtype [float32 on CPU, else bfloat16]"),
+    param_dtype: str = typer.Option(
+        None, "--param-dtype", help="stored dtype [float32 on CPU; else bfloat16 for LoRA's base, float32 for full]"
+    ),
+    peak_tflops: float = typer.Option(
+        None, "--peak-tflops", help="peak TFLOP/s per device for MFU (finetune.peak_tflops) [by device kind]"
+    ),
 ) -> None:
     """Finetune MODEL on a D-example nested subset of TASK's training split; resumable.
 
@@ -48,8 +54,10 @@ def finetune(
     check_output_dir(out)
     run = load_config(FinetuneFile, config, overrides or [])
     ev = run.eval if data_dir is None else replace(run.eval, data_dir=data_dir)
-    given = {k: v for k, v in {"subset_seed": subset_seed, "dtype": dtype}.items() if v is not None}
-    cfg = FinetuneConfig.of(run.finetune, model=model, task=task, budget=budget, data_dir=ev.data_dir, **given)
+    settings = run.finetune if peak_tflops is None else replace(run.finetune, peak_tflops=peak_tflops)
+    given = {"subset_seed": subset_seed, "dtype": dtype, "param_dtype": param_dtype}
+    given = {k: v for k, v in given.items() if v is not None}
+    cfg = FinetuneConfig.of(settings, model=model, task=task, budget=budget, data_dir=ev.data_dir, **given)
     get_task(task)
     _run(cfg, out, ev)
 

@@ -19,7 +19,7 @@ from typing import Any
 from emergence.config import from_dict, load_config, read_yaml, updated
 from emergence.errors import UserError, check_fields, finite_positive
 from emergence.fileio import read_json_object
-from emergence.train.config import DTYPES, EvalSettings, FinetuneConfig, FinetuneSettings
+from emergence.train.config import DTYPES, EvalSettings, FinetuneConfig, FinetuneSettings, precision
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -113,15 +113,22 @@ class SweepSettings:
     # a sweep runs many short cells: orbax checkpoints and log lines are rarer than a single run's
     finetune: FinetuneSettings = field(default_factory=lambda: FinetuneSettings(save_every=1000, log_every=10))
     eval: EvalSettings = field(default_factory=EvalSettings)
-    dtype: str = "float32"
+    # compute and stored dtypes of every cell's model; None: by backend and finetune.method (precision)
+    dtype: str | None = None
+    param_dtype: str | None = None
     lock_ttl: float = 600.0  # seconds without a heartbeat after which a claimed cell is taken over
     compile_cache: str | None = None  # a JAX persistent compilation cache: restarts skip recompiling
 
     def __post_init__(self) -> None:
         check_axis("budgets", self.budgets)
         check_axis("subset_seeds", self.subset_seeds)
-        check_fields(self, DTYPES.__contains__, f"one of {', '.join(DTYPES)}", "dtype")
+        check_fields(self, DTYPES.__contains__, f"one of {', '.join(DTYPES)}", "dtype", "param_dtype")
         check_fields(self, finite_positive, "> 0 seconds", "lock_ttl")
+
+    def precision(self) -> tuple[str, str]:
+        """(compute dtype, parameter dtype) of every cell: one loaded base serves a checkpoint's
+        few-shot and finetuned cells, so the sweep's ``finetune.method`` decides the default."""
+        return precision(self.finetune.method, self.dtype, self.param_dtype)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,12 +262,14 @@ def check_shared_tokenizer(checkpoints: tuple[CheckpointSpec, ...], source: str)
 
 def finetune_config(cfg: SweepConfig, model: str, task: str, budget: int, subset_seed: int) -> FinetuneConfig:
     """The engine's FinetuneConfig for one cell: the task's settings on one (checkpoint, budget, seed)."""
+    dtype, param_dtype = cfg.precision()
     return FinetuneConfig.of(
         cfg.task_finetune(task),
         model=model,
         task=task,
         budget=budget,
         subset_seed=subset_seed,
-        dtype=cfg.dtype,
+        dtype=dtype,
+        param_dtype=param_dtype,
         data_dir=cfg.eval.data_dir,
     )

@@ -89,6 +89,9 @@ def expand(cfg: SweepConfig) -> list[Cell]:
     """Every cell, in plan order: checkpoint, task, budget, seed (a runner keeps one model loaded)."""
     cells: list[Cell] = []
     loss = loss_identity(cfg)
+    dtype, param_dtype = cfg.precision()
+    # float32 parameters were the only kind before param_dtype existed: absent then, keys stay valid
+    precision = {"dtype": dtype} | ({} if param_dtype == "float32" else {"param_dtype": param_dtype})
     for ckpt in cfg.checkpoints:
         params = _params(ckpt)
         identity = checkpoint_identity(ckpt)
@@ -116,7 +119,7 @@ def expand(cfg: SweepConfig) -> list[Cell]:
                         "method": method,
                         "eval": {"fewshot_seed": cfg.eval.fewshot_seed, "source": cfg.eval.source},
                         "loss": loss,
-                        "dtype": cfg.dtype,
+                        **precision,
                     }
                     if budget > 0:
                         raw = finetune_config(cfg, ckpt.model, task.name, budget, seed).identity()

@@ -26,11 +26,31 @@ from emergence.errors import UserError, check_fields, finite_positive
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 METHODS = ("lora", "full")
 SCHEDULES = ("cosine", "constant")
+REMAT_POLICIES = ("none", "block", "dots")
 DTYPES = ("float32", "bfloat16")
 #: FinetuneConfig fields that never change the trained weights: not part of a run's fingerprint.
 NOT_FINGERPRINTED = (
-    "save_every", "log_every", "eval_every", "eval_split", "keep_checkpoints", "data_dir", "mesh"
+    "save_every", "log_every", "eval_every", "eval_split", "keep_checkpoints", "data_dir", "mesh",
+    "remat", "peak_tflops",
 )  # fmt: skip
+
+
+def precision(method: str, dtype: str | None = None, param_dtype: str | None = None) -> tuple[str, str]:
+    """(compute dtype, parameter dtype) of a run whose ``method`` is ``lora``, ``full`` or ``none``
+    (evaluation only); given values win.
+
+    On CPU both default to float32, where the parity fixtures live. On accelerators compute is
+    bfloat16; parameters that are not trained (LoRA's frozen base, an evaluated model) are stored
+    in bfloat16 too, halving their memory, while full finetuning keeps float32 master weights (and
+    so float32 Adam moments). LoRA adapters are float32 whatever the base (:mod:`.lora`)."""
+    import jax
+
+    accelerated = jax.default_backend() != "cpu"
+    dtype = dtype or ("bfloat16" if accelerated else "float32")
+    if param_dtype is None:
+        frozen_bf16 = accelerated and dtype == "bfloat16" and method != "full"
+        param_dtype = "bfloat16" if frozen_bf16 else "float32"
+    return dtype, param_dtype
 
 
 @dataclass(frozen=True)
@@ -119,9 +139,13 @@ class FinetuneSettings:
     eval_every: int | None = None
     eval_split: str = "validation"
     keep_checkpoints: bool = False  # keep the orbax checkpoints once a sweep cell's result is written
+    remat: str = "none"  # what each block keeps for the backward pass: none | block | dots
+    peak_tflops: float | None = None  # the MFU reference per device (default: the device kind's peak)
 
     def __post_init__(self) -> None:
         check_fields(self, METHODS.__contains__, f"one of {', '.join(METHODS)}", "method")
+        check_fields(self, REMAT_POLICIES.__contains__, f"one of {', '.join(REMAT_POLICIES)}", "remat")
+        check_fields(self, finite_positive, "a finite number > 0 (or null)", "peak_tflops")
         positive = ("batch_size", "grad_accum", "max_seq_len", "save_every", "log_every")
         check_fields(self, lambda v: v > 0, "positive", *positive)
         check_fields(self, lambda v: v > 0, "a positive number of steps", "steps", "eval_every")
@@ -136,20 +160,25 @@ class FinetuneSettings:
 @dataclass(frozen=True, kw_only=True)
 class FinetuneConfig(FinetuneSettings):
     """One finetuning run: the settings, applied to ``budget`` examples of ``task`` for ``model``
-    (``dtype``: the compute dtype the model is loaded in; ``data_dir``: the benchmark files)."""
+    (``dtype``, ``param_dtype``: the compute and stored dtypes the model is loaded in, None for
+    :func:`precision`'s default; ``data_dir``: the benchmark files)."""
 
     model: str
     task: str
     budget: int
     subset_seed: int = 0  # which nested subset of the training split
-    dtype: str = "float32"
+    dtype: str | None = None
+    param_dtype: str | None = None
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_fields(self, lambda v: v > 0, "a positive number of examples", "budget")
         check_fields(self, lambda v: v >= 0, ">= 0", "subset_seed")
-        check_fields(self, DTYPES.__contains__, f"one of {', '.join(DTYPES)}", "dtype")
+        check_fields(self, DTYPES.__contains__, f"one of {', '.join(DTYPES)}", "dtype", "param_dtype")
+        dtype, param_dtype = precision(self.method, self.dtype, self.param_dtype)
+        object.__setattr__(self, "dtype", dtype)  # resolved once: the fingerprint names real dtypes
+        object.__setattr__(self, "param_dtype", param_dtype)
 
     @classmethod
     def of(cls, settings: FinetuneSettings, **run: Any) -> FinetuneConfig:
@@ -160,8 +189,12 @@ class FinetuneConfig(FinetuneSettings):
         return dataclasses.asdict(self)
 
     def identity(self) -> dict[str, Any]:
-        """Every field that changes the trained weights (what :meth:`fingerprint` hashes)."""
-        return {k: v for k, v in self.to_dict().items() if k not in NOT_FINGERPRINTED}
+        """Every field that changes the trained weights (what :meth:`fingerprint` hashes);
+        ``param_dtype`` only when it is not float32, so runs from before it existed keep theirs."""
+        out = {k: v for k, v in self.to_dict().items() if k not in NOT_FINGERPRINTED}
+        if out["param_dtype"] == "float32":
+            del out["param_dtype"]
+        return out
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]

@@ -5,8 +5,9 @@ pretraining, the answer tokens when finetuning), with logits computed only at th
 Accumulation is a ``lax.scan`` inside one jitted step, divided by the step's total number of loss
 tokens, so the update does not depend on how a step is split into micro-batches or devices.
 
-The step's static arguments are the graph definition and the optimizer's shape (clipping, AdamW);
-learning rate, schedule, step and seed are traced, so every run of a sweep on one architecture and
+The step is built once per (graph definition, optimizer shape (clipping, AdamW), parameter
+placement), with explicit shardings: optimizer moments live where their parameters do from step 0.
+Learning rate, schedule, step and seed are traced, so every run of a sweep on one architecture and
 method reuses the compiled step.
 
 A step whose loss or gradient norm is not finite is not applied (decided before the update, so the
@@ -28,10 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from emergence.errors import UserError
-from emergence.train import checkpoints
+from emergence.train import checkpoints, throughput
 from emergence.train.config import OptimConfig
 from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import Batch
@@ -50,12 +51,6 @@ def _transform(hyper: OptimConfig) -> optax.GradientTransformation:
     if hyper.weight_decay:
         parts.append(optax.add_decayed_weights(hyper.weight_decay))
     return optax.chain(*parts)
-
-
-@functools.partial(jax.jit, static_argnames=("hyper",))
-def _opt_init(hyper: OptimConfig, params):
-    """Fresh optimizer state, in one dispatch (eagerly it is two ops per parameter)."""
-    return _transform(hyper).init(params)
 
 
 def learning_rate(step, peak, warmup, total, end_ratio, schedule: str):
@@ -79,7 +74,6 @@ def _loss_sums(model, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array
     return jnp.sum(model.token_nll(picked, batch["targets"]) * mask), jnp.sum(mask)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "hyper"), donate_argnames=("params", "opt_state"))
 def _train_step(
     graphdef: nnx.GraphDef, hyper: OptimConfig, params, rest, opt_state, batch, step, sched, seed_key, bad
 ):
@@ -127,12 +121,34 @@ def _train_step(
     return new_params, new_opt, metrics, bad + (~metrics["ok"]).astype(jnp.int32)
 
 
-def _on_mesh(x: jax.Array, mesh) -> jax.Array:
-    """Replicate a leaf not yet placed on the mesh (Adam's step count), so every call of the step
-    sees the same input shardings and the compiled program is reused."""
-    if isinstance(x.sharding, NamedSharding) and x.sharding.mesh == mesh:
-        return x
-    return jax.device_put(x, NamedSharding(mesh, PartitionSpec()))
+@functools.lru_cache(maxsize=16)
+def _programs(graphdef: nnx.GraphDef, hyper: OptimConfig, mesh: Mesh, treedef, leaves: tuple):
+    """(optimizer init, train step), jitted with explicit shardings for parameters laid out as
+    ``leaves`` (``jax.ShapeDtypeStruct`` with shardings).
+
+    Adam's moments are placed like their parameters from step 0 (left to XLA they come out
+    replicated: the full moments on every device), and the step returns each array with the exact
+    sharding it takes, so it compiles once per run, and once per architecture and method in a
+    sweep (this cache)."""
+    param_shardings = jax.tree.map(lambda x: x.sharding, jax.tree.unflatten(treedef, leaves))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    tx = _transform(hyper)
+    opt_shardings = optax.tree_map_params(
+        tx,
+        lambda _, sharding: sharding,
+        jax.eval_shape(tx.init, jax.tree.unflatten(treedef, leaves)),
+        param_shardings,
+        transform_non_params=lambda part: jax.tree.map(lambda _: replicated, part),
+    )
+    init = jax.jit(tx.init, in_shardings=(param_shardings,), out_shardings=opt_shardings)
+    step = jax.jit(
+        functools.partial(_train_step, graphdef, hyper),
+        donate_argnums=(0, 2),  # params, opt_state
+        # rest, batch, step, schedule and key are placed by the caller (None: as given)
+        in_shardings=(param_shardings, None, opt_shardings, None, None, None, None, replicated),
+        out_shardings=(param_shardings, opt_shardings, replicated, replicated),
+    )
+    return init, step
 
 
 class Trainer:
@@ -149,14 +165,17 @@ class Trainer:
         # the static part of the optimizer: the traced settings (``sched``) set to one value, so
         # that runs differing only in them share the compiled step
         self.hyper = dataclasses.replace(optim, lr=1.0, warmup_ratio=0.0, end_lr_ratio=0.0)
-        self.opt_state = jax.tree.map(lambda x: _on_mesh(x, mesh), _opt_init(self.hyper, self.params))
+        leaves, treedef = jax.tree.flatten(self.params)
+        abstract = tuple(jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding) for x in leaves)
+        init, self._step = _programs(self.graphdef, self.hyper, mesh, treedef, abstract)
+        self.opt_state = init(self.params)
         warmup = int(round(optim.warmup_ratio * total_steps))
         sched = {"lr": optim.lr, "warmup": warmup, "total": total_steps, "end_ratio": optim.end_lr_ratio}
         self.sched = jax.device_put({k: np.float32(v) for k, v in sched.items()})
         self.total_steps = total_steps
         self.key = jax.random.key(seed)
         # placed as the step returns it, or the second step would compile again
-        self._bad = _on_mesh(jnp.zeros((), jnp.int32), mesh)
+        self._bad = jax.device_put(jnp.zeros((), jnp.int32), NamedSharding(mesh, PartitionSpec()))
 
     def model(self, *, copy: bool = False) -> nnx.Module:
         """The module over the trainer's current arrays; ``copy`` gives it Variables of its own, so
@@ -193,9 +212,7 @@ class Trainer:
     def step(self, batch: Batch, step: int) -> dict[str, jax.Array]:
         """Apply one optimizer step (asynchronously: metrics are device arrays)."""
         arrays = shard_batch(vars(batch), self.mesh)
-        self.params, self.opt_state, metrics, self._bad = _train_step(
-            self.graphdef,
-            self.hyper,
+        self.params, self.opt_state, metrics, self._bad = self._step(
             self.params,
             self.rest,
             self.opt_state,
@@ -221,6 +238,8 @@ class Trainer:
         on_eval: Callable[[int], None] | None = None,
         tokens_before: int = 0,
         watch: DivergenceWatch | None = None,
+        flops: tuple[float, str] | None = None,
+        peak_tflops: float | None = None,
     ) -> list[dict]:
         """Steps ``start_step .. total_steps - 1``; ``on_log`` gets host metrics, ``on_save`` the step count.
 
@@ -231,10 +250,16 @@ class Trainer:
         Metrics are read back only at logging and saving steps; a non-finite step, or a finite
         failure that ``watch`` sees, raises :class:`TrainingDiverged` there, before anything is
         saved. ``tokens_before`` counts the tokens of the steps before ``start_step``.
+
+        ``flops`` (FLOPs per token, the rule that gave them) adds TFLOP/s per device to each log
+        line, and MFU against ``peak_tflops`` (default: the device kind's known peak).
         """
         history = []
         watch = watch if watch is not None else DivergenceWatch()
+        devices = list(self.mesh.devices.flat)
+        peak = peak_tflops if peak_tflops is not None else throughput.peak_tflops(devices[0].device_kind)
         tokens, started = 0, time.perf_counter()
+        last_tokens, last_elapsed = 0, 0.0
         for step in range(start_step, self.total_steps):
             batch = batch_fn(step)
             metrics = self.step(batch, step)
@@ -258,6 +283,10 @@ class Trainer:
                     seconds=elapsed,
                     tokens_per_s=tokens / max(elapsed, 1e-9),
                 )
+                interval = (tokens - last_tokens, elapsed - last_elapsed)
+                host.update(throughput.rates(*interval, len(devices), flops, peak))
+                host.update(throughput.memory_in_use(devices))
+                last_tokens, last_elapsed = tokens, elapsed
                 history.append(host)
                 if on_log:
                     on_log(host)

@@ -60,3 +60,17 @@ def test_four_devices_give_the_loss_curve_of_one_and_checkpoints_move_between_th
         np.testing.assert_array_equal(np.asarray(value), np.asarray(four.flat_params()[name]), err_msg=name)
     for a, b in zip(fresh.opt_leaves(), four.opt_leaves(), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_adam_moments_are_placed_like_their_parameters_and_the_step_compiles_once(tiny):
+    trainer = _trainer(tiny.model, MeshConfig(fsdp=4))
+    shardings = {name: value.sharding for name, value in trainer.flat_params().items()}
+    assert shardings["layers.0.attn.q_proj.kernel"].spec == jax.sharding.PartitionSpec("fsdp", "tensor")
+    mu, nu = trainer.opt_state[-1].mu, trainer.opt_state[-1].nu  # clip, then scale_by_adam
+    for moments in (mu, nu):
+        for path, var in nnx.to_flat_state(moments):
+            name = ".".join(map(str, path))
+            assert var.get_value().sharding == shardings[name], name  # at step 0, before any update
+    for k, batch in enumerate(synthetic_batches(3, batch_size=4)):
+        trainer.step(batch, k)
+    assert trainer._step._cache_size() == 1
