@@ -326,17 +326,7 @@ def _remat(run_block, policy: str):
     if policy == "none":
         return run_block
     saveable = jax.checkpoint_policies.dots_with_no_batch_dims_saveable if policy == "dots" else None
-    # jax.checkpoint of a pure function of the block's state: nnx.remat fails with a LoRA model
-    # inside the trainer's grad (TraceContextError: its frozen base Params sit at another trace level)
-    pure = jax.checkpoint(
-        lambda state, graphdef, *args: run_block(nnx.merge(graphdef, state), *args), policy=saveable, static_argnums=(1,)
-    )
-
-    def run(layer, *args):
-        graphdef, state = nnx.split(layer)
-        return pure(state, graphdef, *args)
-
-    return run
+    return nnx.remat(run_block, policy=saveable)
 
 
 class Llama(nnx.Module):
