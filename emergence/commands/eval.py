@@ -40,7 +40,7 @@ def eval_command(
 
         check_output_file(out)  # a folder, or a path under a file: one line before evaluating
     dtype, param_dtype = precision("none", dtype, param_dtype)
-    loaded = load_model(model, **({"dtype": dtype} | ({} if param_dtype == "float32" else {"param_dtype": param_dtype})))
+    loaded = load_model(model, dtype=dtype, param_dtype=param_dtype)
     if adapter:
         from emergence.train.adapters import load_adapter
 

@@ -26,6 +26,15 @@ REMAT_POLICIES = ("none", "block", "dots")
 #: ``auto`` is the blocked einsum path on CPU (tuned there) and ``jax.nn.dot_product_attention``
 #: elsewhere (cuDNN on GPU where its shapes and dtypes allow, XLA otherwise).
 ATTENTION_IMPLEMENTATIONS = ("auto", "blocked", "xla", "cudnn")
+_CHOICES = {"dtype": DTYPES, "param_dtype": DTYPES, "remat": REMAT_POLICIES, "attention": ATTENTION_IMPLEMENTATIONS}
+
+
+def check_execution_settings(**settings: str) -> None:
+    """A :class:`UserError` naming the first of ``dtype``, ``param_dtype``, ``remat`` or
+    ``attention`` whose value is not one of its choices."""
+    for key, value in settings.items():
+        if value not in _CHOICES[key]:
+            raise UserError(f"model {key} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -72,14 +81,7 @@ class LlamaConfig:
     attention: str = "auto"
 
     def __post_init__(self) -> None:
-        for key, value, allowed in (
-            ("dtype", self.dtype, DTYPES),
-            ("param_dtype", self.param_dtype, DTYPES),
-            ("remat", self.remat, REMAT_POLICIES),
-            ("attention", self.attention, ATTENTION_IMPLEMENTATIONS),
-        ):
-            if value not in allowed:
-                raise UserError(f"model {key} must be one of {', '.join(allowed)}, got {value!r}")
+        check_execution_settings(dtype=self.dtype, param_dtype=self.param_dtype, remat=self.remat, attention=self.attention)
         if self.head_dim is None:
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
         if self.num_attention_heads % self.num_key_value_heads:

@@ -1,4 +1,4 @@
-"""GGUF (llama.cpp) checkpoints: metadata → config, tensors → HF-named fp32 arrays, tokenizer.
+"""GGUF (llama.cpp) checkpoints: metadata → config, tensors → HF-named arrays, tokenizer.
 
 Every tensor type the ``gguf`` package can dequantize is accepted; anything else is a one-line error
 naming the tensor and its type. llama.cpp's converter permutes the rows of Q and K (to interleave
@@ -8,6 +8,8 @@ RoPE pairs its way); we undo it so that the tensors are HF's again and the one k
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from gguf import quants
 from emergence.errors import UserError
 from emergence.models.config import LlamaConfig, RopeScaling, rope_inverse_frequencies
 from emergence.models.gguf_file import read_gguf
+from emergence.models.weights import LazyTensors
 
 #: GGUF tensor name → HF tensor name (``{i}`` is the layer index).
 GGUF_TO_HF: dict[str, str] = {
@@ -103,8 +106,21 @@ def _llama3_scaling_from_freqs(config: LlamaConfig, factors: np.ndarray, source:
     return candidate
 
 
-def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dict[str, Any]]:
-    """Config, HF-named fp32 tensors (HF layout) and raw metadata fields of a GGUF file."""
+def _dequantize(tensor: Any, path: Path, qk_heads: int | None) -> np.ndarray:
+    """One tensor as fp32 in HF layout (Q/K rows un-permuted for ``qk_heads`` heads)."""
+    try:
+        array = np.asarray(quants.dequantize(tensor.data, tensor.tensor_type), np.float32)
+    except (NotImplementedError, KeyError, ValueError) as err:
+        raise UserError(
+            f"{path}: tensor {tensor.name!r} has type {tensor.tensor_type.name}, which cannot be dequantized ({err})"
+        ) from None
+    array = array.reshape([int(d) for d in reversed(tensor.shape)])
+    return array if qk_heads is None else unpermute_qk(array, qk_heads)
+
+
+def load_gguf(path: str | Path) -> tuple[LlamaConfig, LazyTensors, dict[str, Any]]:
+    """Config, HF-named tensors (HF layout, dequantized to fp32 one at a time when read) and raw
+    metadata fields of a GGUF file."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: GGUF file not found")
@@ -114,27 +130,18 @@ def load_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dic
         raise UserError(f"{path}: not a readable GGUF file ({err})") from None
     fields = contents.fields
     config = config_from_fields(fields, str(path))
-    tensors: dict[str, np.ndarray] = {}
+    readers: dict[str, Callable[[], np.ndarray]] = {}
     rope_freqs = None
     for tensor in contents.tensors:
-        try:
-            array = np.asarray(quants.dequantize(tensor.data, tensor.tensor_type), np.float32)
-        except (NotImplementedError, KeyError, ValueError) as err:
-            raise UserError(
-                f"{path}: tensor {tensor.name!r} has type {tensor.tensor_type.name}, which cannot be dequantized ({err})"
-            ) from None
-        array = array.reshape([int(d) for d in reversed(tensor.shape)])
         if tensor.name == "rope_freqs.weight":
-            rope_freqs = array
+            rope_freqs = _dequantize(tensor, path, None)
             continue
         hf = _hf_name(tensor.name)
         if hf is None:
             raise UserError(f"{path}: unexpected tensor {tensor.name!r} for a llama-family model")
-        if hf.endswith("q_proj.weight"):
-            array = unpermute_qk(array, config.num_attention_heads)
-        elif hf.endswith("k_proj.weight"):
-            array = unpermute_qk(array, config.num_key_value_heads)
-        tensors[hf] = array
+        heads = {"q_proj": config.num_attention_heads, "k_proj": config.num_key_value_heads}.get(hf.split(".")[-2])
+        readers[hf] = functools.partial(_dequantize, tensor, path, heads)
+    tensors = LazyTensors(readers)
     config = config.replace(tie_word_embeddings="lm_head.weight" not in tensors)
     if rope_freqs is not None:
         config = config.replace(rope_scaling=_llama3_scaling_from_freqs(config, rope_freqs, str(path)))

@@ -1,63 +1,71 @@
 """Hugging Face model directories: config.json + safetensors (single or sharded) + tokenizer files.
 
-Read through ``safetensors``' numpy interface (no torch). Written atomically per directory, so an
-interrupted export never leaves a half-written model that would later load as garbage.
+Read by our own header parser over a memory map, one tensor at a time in its stored dtype (no torch,
+and no widening of bf16 checkpoints to fp32). Written atomically per directory, so an interrupted
+export never leaves a half-written model that would later load as garbage.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 
 from emergence.errors import UserError
 from emergence.fileio import read_json_object, share, share_dir
 from emergence.models.config import LlamaConfig
+from emergence.models.weights import LazyTensors
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 
 
-def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """All tensors of one file as float32 numpy (bf16 widened by hand: numpy has no bf16)."""
-    from safetensors import safe_open
+#: safetensors dtypes a LLaMA checkpoint holds, as numpy dtypes (numpy has no bf16; JAX's is one).
+STORED_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": jnp.bfloat16, "F64": np.float64}
 
-    out: dict[str, np.ndarray] = {}
+
+def read_safetensors(path: Path) -> dict[str, Callable[[], np.ndarray]]:
+    """A reader per tensor of one file, giving a fresh array in its stored dtype.
+
+    Only the header is read here; the file is memory-mapped, so a tensor costs host memory once
+    it is read, and the loader converts it to the model's dtype before reading the next."""
     try:
-        with safe_open(str(path), framework="numpy") as handle:
-            for key in handle.keys():  # noqa: SIM118 - safe_open is not a dict
-                out[key] = np.asarray(handle.get_tensor(key), dtype=np.float32)
-    except TypeError as err:  # numpy cannot hold bf16: fall back to raw bytes
-        if "bfloat16" not in str(err).lower() and "bf16" not in str(err).lower():
-            raise UserError(f"{path}: cannot read safetensors ({err})") from None
-        out = _read_bf16_file(path)
-    except Exception as err:
-        raise UserError(f"{path}: cannot read safetensors ({err})") from None
-    return out
-
-
-def _read_bf16_file(path: Path) -> dict[str, np.ndarray]:
-    header_len = int.from_bytes(path.open("rb").read(8), "little")
-    with path.open("rb") as handle:
-        handle.seek(8)
-        header = json.loads(handle.read(header_len))
-        data = handle.read()
-    dtypes = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64}
-    out = {}
+        with path.open("rb") as handle:
+            header_len = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(header_len))
+        mapped = np.memmap(path, np.uint8, "r")
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UserError(f"{path}: cannot read safetensors ({' '.join(str(err).split())})") from None
+    base = 8 + header_len
+    readers: dict[str, Callable[[], np.ndarray]] = {}
     for key, info in header.items():
         if key == "__metadata__":
             continue
-        if info["dtype"] not in dtypes:
-            raise UserError(f"{path}: tensor {key!r} has unsupported dtype {info['dtype']}")
-        start, end = info["data_offsets"]
-        arr = np.frombuffer(data[start:end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-        bf16 = info["dtype"] == "BF16"  # the upper half of an fp32
-        out[key] = (arr.astype(np.uint32) << 16).view(np.float32) if bf16 else arr.astype(np.float32)
-    return out
+        try:
+            stored, shape, (start, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{path}: cannot read safetensors (bad header entry for {key!r})") from None
+        if base + end > mapped.size:
+            raise UserError(f"{path}: cannot read safetensors (tensor {key!r} ends past the file; truncated?)")
+        readers[key] = functools.partial(_read_tensor, path, mapped, key, stored, shape, base + start, base + end)
+    return readers
+
+
+def _read_tensor(path: Path, mapped: np.ndarray, key: str, stored: str, shape: tuple[int, ...], start: int, end: int) -> np.ndarray:
+    if stored not in STORED_DTYPES:
+        raise UserError(f"{path}: tensor {key!r} has unsupported dtype {stored}")
+    dtype = np.dtype(STORED_DTYPES[stored])
+    if end - start != math.prod(shape) * dtype.itemsize:
+        raise UserError(f"{path}: cannot read safetensors (tensor {key!r} has {end - start} bytes for shape {shape})")
+    return np.array(mapped[start:end].view(dtype).reshape(shape))
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -81,18 +89,19 @@ def weight_files(directory: Path) -> list[Path]:
     raise UserError(f"{directory}: no safetensors weights (model.safetensors or {INDEX_FILE})")
 
 
-def load_hf_directory(directory: str | Path) -> tuple[LlamaConfig, dict[str, np.ndarray], dict]:
-    """Config, HF-named float32 tensors and the raw config dict of a local HF model directory."""
+def load_hf_directory(directory: str | Path) -> tuple[LlamaConfig, LazyTensors, dict]:
+    """Config, HF-named tensors (read on access, in their stored dtype) and the raw config dict of
+    a local HF model directory."""
     directory = Path(directory)
     config_path = directory / "config.json"
     if not config_path.exists():
         raise UserError(f"{config_path}: missing config.json in the model directory")
     raw = read_json_object(config_path, "model config")
     config = LlamaConfig.from_hf_dict(raw, source=str(config_path))
-    tensors: dict[str, np.ndarray] = {}
+    readers: dict[str, Callable[[], np.ndarray]] = {}
     for file in weight_files(directory):
-        tensors.update(read_safetensors(file))
-    return config, tensors, raw
+        readers.update(read_safetensors(file))
+    return config, LazyTensors(readers), raw
 
 
 def _check_replaceable(directory: Path) -> None:

@@ -73,6 +73,23 @@ def path_to_hf(path: str) -> tuple[str, bool]:
     raise KeyError(f"no HF name for parameter {path}")
 
 
+class LazyTensors(Mapping[str, np.ndarray]):
+    """HF-named tensors, each read (dequantized, converted) only when asked for: a loader hands
+    :func:`build_model` a whole checkpoint without ever holding it all in memory."""
+
+    def __init__(self, readers: Mapping[str, Callable[[], np.ndarray]]):
+        self._readers = dict(readers)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._readers[name]()
+
+    def __iter__(self):
+        return iter(self._readers)
+
+    def __len__(self) -> int:
+        return len(self._readers)
+
+
 #: Where a parameter goes: its dotted NNX path and shape → a sharding (the trainer's mesh rules).
 Placement = Callable[[str, tuple[int, ...]], jax.sharding.Sharding]
 

@@ -1,7 +1,8 @@
 """One cell's work: few-shot evaluation (budget 0), or finetune on the budget subset then evaluate.
 
 The base model stays loaded across the cells of a checkpoint and is never changed: a LoRA cell trains
-fresh adapters over a clone and is evaluated with them folded into a new model over the base's arrays;
+fresh adapters over a clone and is evaluated with them folded into a new model over the base's arrays
+(a float32 base; a bfloat16 one is evaluated with its adapters unfused, :mod:`emergence.train.lora`);
 a full-finetuning cell trains a copy of the weights (the trainer donates the arrays it updates). The
 finetuning run lives in the cell's work folder, so an interrupted cell resumes from its last orbax
 checkpoint when a runner takes it over.
@@ -70,7 +71,8 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         model = base
     else:
         from emergence.train.adapters import load_adapter
-        from emergence.train.finetune import CHECKPOINT_DIR, eval_curve, in_base_architecture, run_finetune
+        from emergence.train.finetune import CHECKPOINT_DIR, eval_curve, run_finetune, trained_model
+        from emergence.train.throughput import describe
 
         ft_cfg = finetune_config(cfg, cell.checkpoint.model, cell.task, cell.budget, cell.subset_seed)
         curve = {}
@@ -85,7 +87,7 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
             ft_cfg,
             ft_dir,
             loaded=base if ft_cfg.method == "lora" else fresh_copy(base, copy_arrays=True),
-            on_log=lambda m: log(f"step {m['step']} loss {m['loss']:.4f} lr {m['lr']:.3g}"),
+            on_log=lambda m: log(f"step {m['step']} loss {m['loss']:.4f} lr {m['lr']:.3g}  {describe(m)}"),
             on_plan=lambda p: log(
                 f"plan: {p.total_steps} steps, {p.n_train} training examples ({p.data_note})"
             ),
@@ -107,8 +109,8 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         if not ft_cfg.keep_checkpoints:
             cleanup.append(ft_dir / CHECKPOINT_DIR)
         t0 = time.perf_counter()
-        if result.trainer is not None:  # trained just now: fold in memory instead of reloading
-            trained = in_base_architecture(result.trainer, base.model, result.lora)
+        if result.trainer is not None:  # trained just now: no reload
+            trained = trained_model(result.trainer, base.model, result.lora)
             model = dataclasses.replace(base, model=trained)
         else:  # finished by an earlier runner: the saved adapter is the result
             model = load_adapter(fresh_copy(base, copy_arrays=False), ft_dir)

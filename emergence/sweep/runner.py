@@ -239,7 +239,8 @@ class Runner:
 
         self._loaded = None  # free the previous checkpoint first
         t0 = time.perf_counter()
-        loaded = load_model(cell.checkpoint.model, dtype=self.cfg.dtype)
+        dtype, param_dtype = self.cfg.precision()
+        loaded = load_model(cell.checkpoint.model, dtype=dtype, param_dtype=param_dtype)
         place_on_default_mesh(loaded.model)  # few-shot and finetuned cells then share compiled programs
         fp = tokenizer_fingerprint(loaded.tokenizer)
         known = [self._first_tokenizer] if self._first_tokenizer else []

@@ -19,7 +19,7 @@ from emergence.config import from_dict
 from emergence.errors import UserError
 from emergence.models.registry import LoadedModel, load_model, save_model
 from emergence.train.config import LoraConfig
-from emergence.train.lora import apply_lora, load_lora_state, merge_lora
+from emergence.train.lora import apply_lora, folds_at_evaluation, load_lora_state, merge_lora
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -56,11 +56,11 @@ def read_adapter_config(directory: str | Path) -> dict[str, Any]:
     return fileio.read_json_object(path, "finetuning result")
 
 
-def load_adapter(loaded: LoadedModel, directory: str | Path, *, merge: bool = True) -> LoadedModel:
+def load_adapter(loaded: LoadedModel, directory: str | Path, *, merge: bool | None = None) -> LoadedModel:
     """The base model with the result in ``directory`` applied.
 
-    LoRA: wraps ``loaded.model`` in place with the saved adapter (and merges it unless
-    ``merge=False``); full: loads ``model/`` in the base model's compute dtype. Raises
+    LoRA: wraps ``loaded.model`` in place with the saved adapter and merges it when ``merge`` (by
+    default as evaluation does: :func:`~emergence.train.lora.folds_at_evaluation`); full: loads ``model/`` in the base model's compute dtype. Raises
     :class:`UserError` when the adapter does not fit the model.
     """
     directory = Path(directory)
@@ -81,6 +81,6 @@ def load_adapter(loaded: LoadedModel, directory: str | Path, *, merge: bool = Tr
         raise UserError(f"{weights_path}: cannot read safetensors ({' '.join(str(err).split())}; truncated?)") from None
     model = apply_lora(loaded.model, lora)
     load_lora_state(model, state, str(weights_path))
-    if merge:
+    if merge if merge is not None else folds_at_evaluation(loaded.config.param_dtype):
         model = merge_lora(model)
     return dataclasses.replace(loaded, model=model)

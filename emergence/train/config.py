@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emergence.errors import UserError, check_fields, finite_positive
+from emergence.models.config import DTYPES, REMAT_POLICIES
 
 #: Module-name patterns LoRA wraps by default: every attention and MLP projection.
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 METHODS = ("lora", "full")
 SCHEDULES = ("cosine", "constant")
-REMAT_POLICIES = ("none", "block", "dots")
-DTYPES = ("float32", "bfloat16")
 #: FinetuneConfig fields that never change the trained weights: not part of a run's fingerprint.
 NOT_FINGERPRINTED = (
     "save_every", "log_every", "eval_every", "eval_split", "keep_checkpoints", "data_dir", "mesh",
@@ -139,7 +138,7 @@ class FinetuneSettings:
     eval_every: int | None = None
     eval_split: str = "validation"
     keep_checkpoints: bool = False  # keep the orbax checkpoints once a sweep cell's result is written
-    remat: str = "none"  # what each block keeps for the backward pass: none | block | dots
+    remat: str = "none"  # what each block keeps for the backward pass (models.config.REMAT_POLICIES)
     peak_tflops: float | None = None  # the MFU reference per device (default: the device kind's peak)
 
     def __post_init__(self) -> None:

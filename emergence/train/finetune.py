@@ -24,11 +24,11 @@ from emergence.data.tasks import get_task
 from emergence.errors import UserError
 from emergence.models.llama import Llama
 from emergence.models.registry import LoadedModel, load_model
-from emergence.train import adapters, budgets
+from emergence.train import adapters, budgets, throughput
 from emergence.train.config import FinetuneConfig, LoraConfig
 from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import make_batch, padded_shape, task_examples
-from emergence.train.lora import apply_lora, fold_into_base, set_training
+from emergence.train.lora import apply_lora, fold_into_base, folds_at_evaluation, set_training
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
 
@@ -51,20 +51,26 @@ class FinetuneResult:
     @property
     def model(self) -> nnx.Module | None:
         """The trained model with Variables of its own (LoRA: wrapped, not merged, dropout off)."""
-        if self.trainer is None:
-            return None
-        model = self.trainer.model(copy=True)
-        if self.lora is not None and self.lora.dropout > 0:
-            set_training(model, False)
-        return model
+        return None if self.trainer is None else _wrapped(self.trainer, self.lora)
 
 
-def in_base_architecture(trainer: Trainer, base: nnx.Module, lora: LoraConfig | None) -> Llama:
-    """What ``trainer`` holds now, in the base architecture, as the evaluator scores it: with
-    ``lora``, its adapters folded onto ``base``'s kernels in a new model; otherwise its own weights."""
+def _wrapped(trainer: Trainer, lora: LoraConfig | None) -> nnx.Module:
+    model = trainer.model(copy=True)
+    if lora is not None and lora.dropout > 0:
+        set_training(model, False)
+    return model
+
+
+def trained_model(trainer: Trainer, base: Llama, lora: LoraConfig | None) -> nnx.Module:
+    """What ``trainer`` holds now, as the evaluator scores it: full finetuning's own weights; with
+    ``lora``, its adapters folded onto ``base``'s kernels in a new model of the base architecture
+    (a float32 base), or the trainer's wrapped model, adapters unfused (a bfloat16 base:
+    :func:`~emergence.train.lora.folds_at_evaluation`)."""
     if lora is None:
         return trainer.model()
-    return fold_into_base(base, trainer.flat_params(), lora.scale)
+    if folds_at_evaluation(base.config.param_dtype):
+        return fold_into_base(base, trainer.flat_params(), lora.scale)
+    return _wrapped(trainer, lora)
 
 
 @dataclass(frozen=True)
@@ -161,12 +167,14 @@ def run_finetune(
     total = budgets.plan_steps(
         cfg.budget, cfg.examples_per_step, steps=cfg.steps, epochs=cfg.epochs, min_steps=cfg.min_steps
     )
-    loaded = loaded or load_model(cfg.model, dtype=cfg.dtype)
+    loaded = loaded or load_model(cfg.model, dtype=cfg.dtype, param_dtype=cfg.param_dtype)
     chosen = task_examples(cfg.task, [docs[i] for i in subset], loaded.tokenizer, cfg.max_seq_len)
 
     # LoRA trains fresh adapters over a clone of the base (its arrays, new Variables), so the
     # caller's model stays usable; full finetuning donates the base weights to the trainer.
     model, trainable = nnx.clone(loaded.model), nnx.Param
+    if model.config.remat != cfg.remat:  # a training setting: the caller's model keeps its own
+        model.config = model.config.replace(remat=cfg.remat)
     lora = cfg.lora if cfg.method == "lora" else None
     if lora is not None:
         model, trainable = apply_lora(model, lora, cfg.seed), nnx.LoRAParam
@@ -202,7 +210,7 @@ def run_finetune(
             on_log(metrics)
 
     def evaluate_at(step: int) -> None:
-        model = in_base_architecture(trainer, loaded.model, lora)
+        model = trained_model(trainer, loaded.model, lora)
         line = {"step": step, "eval": evaluator(dataclasses.replace(loaded, model=model))}
         append(line)
         if on_eval:
@@ -224,6 +232,8 @@ def run_finetune(
         on_eval=evaluate_at if evaluator is not None else None,
         tokens_before=tokens_before,
         watch=DivergenceWatch(reference=reference),
+        flops=throughput.flops_per_token(loaded.config.num_params(), cfg.method),
+        peak_tflops=cfg.peak_tflops,
     )
     info = {
         "base_model": cfg.model,

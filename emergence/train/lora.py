@@ -178,6 +178,14 @@ def _folded_kernels(kernels, downs, ups, *, scales):
     return [fold_adapter(k, a, b, s) for k, a, b, s in zip(kernels, downs, ups, scales, strict=True)]
 
 
+def folds_at_evaluation(param_dtype: str) -> bool:
+    """Whether evaluation folds adapters into their base kernels (a float32 base: one GEMM per
+    projection, and the numbers the CPU parity fixtures pin) rather than applying them unfused on
+    the wrapped model (a bfloat16 base: folding would add a copy of every adapted kernel and round
+    the adapter's small update away)."""
+    return param_dtype == "float32"
+
+
 def fold_into_base(base: nnx.Module, adapter: dict[str, jax.Array], scale: float) -> nnx.Module:
     """A new model of ``base``'s architecture whose kernels are ``W + scale · A B`` for each adapter:
     ``merge_lora`` of the wrapped base without wrapping it. ``adapter`` maps ``<linear

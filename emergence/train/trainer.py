@@ -84,7 +84,8 @@ def _train_step(
     key = jax.random.fold_in(seed_key, step)
 
     def micro(p, mb, k):
-        model = nnx.merge(graphdef, p, with_dropout_keys(rest, k))
+        # copy: Variables of this trace level, which nnx.remat (LlamaConfig.remat) may update
+        model = nnx.merge(graphdef, p, with_dropout_keys(rest, k), copy=True)
         return _loss_sums(model, mb)
 
     grad_fn = jax.value_and_grad(micro, has_aux=True)

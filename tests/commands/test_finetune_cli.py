@@ -74,13 +74,17 @@ def test_finetune_writes_metrics_and_an_adapter_that_evaluates(capsys, tmp_path)
     from emergence.train.adapters import load_adapter
 
     out = tmp_path / "ok"
-    code, stdout, _ = _run(
-        capsys, "--budget", "8", "finetune.steps=4", "finetune.batch_size=4", "finetune.optim.lr=1e-2", "--out", str(out)
-    )
+    settings = ("--budget", "8", "finetune.steps=4", "finetune.batch_size=4", "finetune.optim.lr=1e-2")
+    code, stdout, _ = _run(capsys, *settings, "--peak-tflops", "1.0", "--out", str(out))
     assert code == 0 and "finished 4 steps" in stdout
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
     assert all(m["tokens_per_s"] > 0 for m in metrics)
+    # MFU on CPU too, against --peak-tflops: LoRA's 4N FLOPs per token over the interval's tokens/s
+    n_params = load_model(TINY).config.num_params()
+    for m in metrics:
+        assert m["flops_rule"] == "4N" and m["mfu"] == pytest.approx(m["tflops_per_device"] / 1.0)
+        assert m["tflops_per_device"] == pytest.approx(m["tokens_per_s_per_device"] * 4 * n_params / 1e12)
     base = load_model(TINY)
     tuned = load_adapter(load_model(TINY), out)
     import jax.numpy as jnp

@@ -152,37 +152,3 @@ def test_packed_segments_give_each_sequence_its_own_logits():
         alone = np.asarray(_forward(loaded.model, jnp.asarray(seq[None], jnp.int32)))[0]
         np.testing.assert_allclose(packed[0, start:start + len(seq)], alone, atol=1e-5)
         start += len(seq)
-
-
-def test_long_inputs_attend_in_causal_blocks_with_the_same_result():
-    """Query blocks that see only keys up to their end give the full causal attention."""
-    from emergence.models.llama import PREFILL_QUERY_BLOCK, QUERY_BLOCK, attention, grouped_attention
-
-    rng = np.random.default_rng(7)
-    t = 2 * max(QUERY_BLOCK, PREFILL_QUERY_BLOCK) + 37
-    q = jnp.asarray(rng.standard_normal((2, t, 6, 8)), jnp.float32)
-    k, v = (jnp.asarray(rng.standard_normal((2, 2, t, 8)), jnp.float32) for _ in range(2))
-    valid = np.ones((2, t), bool)
-    valid[1, :50] = False  # a left-padded row
-    mask = jnp.asarray(np.tril(np.ones((t, t), bool))[None] & valid[:, None, :])
-    full = np.asarray(grouped_attention(q, k, v, mask))
-    for rowwise in (False, True):  # training / scoring, and prefill (one batch row at a time)
-        blocked = np.asarray(attention(q, k, v, mask, aligned=True, rowwise=rowwise))
-        np.testing.assert_allclose(blocked[valid], full[valid], atol=1e-5)  # padding queries attend to nothing
-
-
-def test_long_inputs_with_a_shared_prefix_attend_in_blocks_with_the_same_result():
-    """The row-by-row, block-by-block path gives every row the same view of a shared prefix."""
-    from emergence.models.llama import PREFILL_QUERY_BLOCK, QUERY_BLOCK, attention, grouped_attention
-
-    rng = np.random.default_rng(8)
-    t, p = max(QUERY_BLOCK, PREFILL_QUERY_BLOCK) + 29, 40
-    q = jnp.asarray(rng.standard_normal((3, t, 6, 8)), jnp.float32)
-    k, v = (jnp.asarray(rng.standard_normal((3, 2, t, 8)), jnp.float32) for _ in range(2))
-    prefix = tuple(jnp.asarray(rng.standard_normal((2, p, 8)), jnp.float32) for _ in range(2))
-    prefix += (jnp.asarray(np.arange(p) < p - 5),)  # the prefix's own padding is masked
-    mask = jnp.asarray(np.broadcast_to(np.tril(np.ones((t, t), bool)), (3, t, t)))
-    full = np.asarray(grouped_attention(q, k, v, mask, prefix))
-    for rowwise in (False, True):
-        blocked = np.asarray(attention(q, k, v, mask, prefix, aligned=True, rowwise=rowwise))
-        np.testing.assert_allclose(blocked, full, atol=1e-5)

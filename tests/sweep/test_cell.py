@@ -44,7 +44,7 @@ def test_few_shot_lora_and_full_finetuning_cells_share_one_compiled_scorer():
     from emergence.data.tasks import make_requests
     from emergence.eval.loglikelihood import score_requests
     from emergence.train.config import LoraConfig, MeshConfig, OptimConfig
-    from emergence.train.finetune import in_base_architecture
+    from emergence.train.finetune import trained_model
     from emergence.train.lora import apply_lora
     from emergence.train.mesh import build_mesh, place_on_default_mesh
     from emergence.train.trainer import Trainer
@@ -62,7 +62,7 @@ def test_few_shot_lora_and_full_finetuning_cells_share_one_compiled_scorer():
     for trainer in (full, adapted):
         for step, batch in enumerate(synthetic_batches(2)):
             trainer.step(batch, step)
-    models = [in_base_architecture(full, base.model, None), in_base_architecture(adapted, base.model, lora)]
+    models = [trained_model(full, base.model, None), trained_model(adapted, base.model, lora)]
     with counting_compiles() as compiles:
         finetuned = [score_requests(model, base.tokenizer, requests) for model in models]
     assert compiles == []

@@ -91,6 +91,10 @@ def test_keys_are_stable_and_change_only_with_what_changes_the_numbers(tmp_path)
         for c in expand(load_sweep_config(TINY_CONFIG, ["out=/elsewhere", "eval.batch_size=3"]))
     }
     assert moved == base  # output folder and eval batch size do not change results
+    how = ["dtype=float32", "param_dtype=float32", "finetune.remat=block", "finetune.peak_tflops=5"]
+    assert {c.label(): c.key for c in expand(load_sweep_config(TINY_CONFIG, how))} == base  # CPU defaults
+    bf16 = {c.label(): c.key for c in expand(load_sweep_config(TINY_CONFIG, ["param_dtype=bfloat16"]))}
+    assert not set(bf16.values()) & set(base.values())  # bf16 weights score differently
     new_lr = {c.label(): c.key for c in expand(load_sweep_config(TINY_CONFIG, ["finetune.optim.lr=3e-4"]))}
     changed = {label for label in base if new_lr[label] != base[label]}
     assert changed == {label for label in base if "D=0 " not in label}  # few-shot cells do not train

@@ -74,3 +74,11 @@ def test_a_run_that_crashed_midway_resumes_to_the_uninterrupted_curve_without_du
     assert result.start_step == 2
     assert eval_curve(out) == eval_curve(tmp_path / "straight")
     assert [p["step"] for p in eval_curve(out)] == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_remat_trains_the_same_weights_and_leaves_the_callers_model_alone(tmp_path):
+    base = load_model(str(TINY))
+    plain = run_finetune(_cfg("lora", 3), tmp_path / "plain", loaded=base)
+    remat = run_finetune(_cfg("lora", 3, remat="block"), tmp_path / "remat", loaded=base)
+    assert remat.trainer.model().config.remat == "block" and base.model.config.remat == "none"
+    np.testing.assert_allclose([m["loss"] for m in remat.history], [m["loss"] for m in plain.history], rtol=1e-5)

@@ -20,7 +20,7 @@ from emergence.train.lora import (
     merge_lora,
     set_training,
 )
-from emergence.train.mesh import build_mesh
+from emergence.train.mesh import build_mesh, place_on_default_mesh
 from emergence.train.trainer import Trainer
 from tests.compiles import counting_compiles
 
@@ -181,3 +181,51 @@ def test_training_and_merging_a_wrapped_clone_leaves_the_base_alone(base):
     merge_lora(trainer.model())
     for name, value in _flat(base.model).items():
         np.testing.assert_array_equal(value, base_before[name], err_msg=name)
+
+
+def _lora_curve(param_dtype: str, steps: int) -> list[float]:
+    from emergence.models.registry import load_model
+
+    from .conftest import TINY
+
+    dtype = "bfloat16" if param_dtype == "bfloat16" else "float32"
+    loaded = load_model(str(TINY), dtype=dtype, param_dtype=param_dtype)
+    model = apply_lora(loaded.model, LoraConfig(rank=4, alpha=8))
+    trainer = Trainer(model, nnx.LoRAParam, OptimConfig(lr=3e-3), steps, mesh=build_mesh(MeshConfig()))
+    batches = synthetic_batches(2, seed=3) * (steps // 2)  # seen again and again: the loss must fall
+    return [float(trainer.step(b, k)["loss"]) for k, b in enumerate(batches)]
+
+
+def test_a_bf16_base_trains_its_fp32_adapters_along_the_fp32_loss_curve():
+    full, half = _lora_curve("float32", 50), _lora_curve("bfloat16", 50)
+    assert full[-1] < 0.8 * full[0]  # it trains
+    np.testing.assert_allclose(half, full, rtol=0.02)
+
+
+def test_a_bf16_base_is_evaluated_with_its_adapters_unfused_and_no_copy_of_its_kernels(tmp_path):
+    """Folding into bf16 would add a copy of every adapted kernel and round the update away, so a
+    bf16 base keeps its kernels and applies the adapters; a float32 base folds (the parity path)."""
+    from emergence.models.registry import load_model
+    from emergence.train.finetune import trained_model
+
+    from .conftest import TINY
+
+    for param_dtype, folds in (("bfloat16", False), ("float32", True)):
+        base = load_model(str(TINY), dtype=param_dtype, param_dtype=param_dtype)
+        place_on_default_mesh(base.model)  # as a sweep places its base
+        model = apply_lora(nnx.clone(base.model), CFG)
+        trainer = Trainer(model, nnx.LoRAParam, OptimConfig(lr=1e-2), 2, mesh=build_mesh(MeshConfig()))
+        for step, batch in enumerate(synthetic_batches(2)):
+            trainer.step(batch, step)
+        evaluated = trained_model(trainer, base.model, CFG)
+        assert bool(list(lora_layers(evaluated))) != folds, param_dtype
+        name = "layers.0.attn.q_proj.kernel" if folds else "layers.0.attn.q_proj.base.kernel"
+        assert _flat(evaluated)[name].dtype == jnp.dtype(param_dtype)
+        assert all(layer.deterministic for _, layer in lora_layers(evaluated))  # dropout off
+        if not folds:  # the base's own arrays, not copies
+            kernel = base.model.layers[0].attn.q_proj.kernel.get_value()
+            assert evaluated.layers[0].attn.q_proj.base.kernel.get_value() is kernel
+        save_lora_adapter(tmp_path / param_dtype, CFG, {}, trainer.flat_params())
+        fresh = load_model(str(TINY), dtype=param_dtype, param_dtype=param_dtype)
+        loaded = load_adapter(fresh, tmp_path / param_dtype)
+        assert bool(list(lora_layers(loaded.model))) != folds  # a saved adapter is evaluated the same way

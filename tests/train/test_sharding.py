@@ -12,6 +12,7 @@ from emergence.train.checkpoints import restore_checkpoint, save_checkpoint, ste
 from emergence.train.config import MeshConfig, OptimConfig
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
+from tests.compiles import counting_compiles
 
 from .conftest import synthetic_batches
 
@@ -71,6 +72,9 @@ def test_adam_moments_are_placed_like_their_parameters_and_the_step_compiles_onc
         for path, var in nnx.to_flat_state(moments):
             name = ".".join(map(str, path))
             assert var.get_value().sharding == shardings[name], name  # at step 0, before any update
-    for k, batch in enumerate(synthetic_batches(3, batch_size=4)):
-        trainer.step(batch, k)
-    assert trainer._step._cache_size() == 1
+    first, *rest = synthetic_batches(3, batch_size=4)
+    trainer.step(first, 0)
+    with counting_compiles() as compiles:
+        for k, batch in enumerate(rest, start=1):
+            trainer.step(batch, k)
+    assert compiles == [] and trainer._step._cache_size() == 1  # steps 2 and 3 reuse step 1's program
