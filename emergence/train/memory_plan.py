@@ -200,7 +200,7 @@ def _kept_for_backward(config, settings, mesh, micro_batch, seq_len, loss_tokens
     }
 
     def loss(params, rest, batch):
-        return _loss_sums(nnx.merge(graphdef, params, rest), batch)[0]
+        return _loss_sums(nnx.merge(graphdef, params, rest, copy=True), batch)[0]  # as the trainer merges
 
     kept = saved_residuals(loss, params, rest, batch)
     return sum(
