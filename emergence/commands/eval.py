@@ -30,15 +30,19 @@ def eval_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from emergence.data.tasks import get_task
+    from emergence.errors import UserError
     from emergence.eval.evaluate import evaluate, write_records
     from emergence.models.registry import load_model
-    from emergence.train.config import precision
+    from emergence.train.config import DTYPES, precision
 
     spec = get_task(task)  # unknown task: fail before loading anything
     if out:
         from emergence.fileio import check_output_file
 
         check_output_file(out)  # a folder, or a path under a file: one line before evaluating
+    for option, value in (("--dtype", dtype), ("--param-dtype", param_dtype)):
+        if value not in (None, *DTYPES):
+            raise UserError(f"{option} must be one of {', '.join(DTYPES)}, got {value!r}")
     dtype, param_dtype = precision("none", dtype, param_dtype)
     loaded = load_model(model, dtype=dtype, param_dtype=param_dtype)
     if adapter:

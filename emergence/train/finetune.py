@@ -29,7 +29,7 @@ from emergence.train.config import FinetuneConfig, LoraConfig
 from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import make_batch, padded_shape, task_examples
 from emergence.train.lora import apply_lora, fold_into_base, folds_at_evaluation, set_training
-from emergence.train.mesh import build_mesh
+from emergence.train.mesh import build_mesh, placement
 from emergence.train.trainer import Trainer
 
 RUN_FILE = "run.json"
@@ -167,7 +167,10 @@ def run_finetune(
     total = budgets.plan_steps(
         cfg.budget, cfg.examples_per_step, steps=cfg.steps, epochs=cfg.epochs, min_steps=cfg.min_steps
     )
-    loaded = loaded or load_model(cfg.model, dtype=cfg.dtype, param_dtype=cfg.param_dtype)
+    mesh = build_mesh(cfg.mesh)
+    loaded = loaded or load_model(
+        cfg.model, dtype=cfg.dtype, param_dtype=cfg.param_dtype, placement=placement(mesh)
+    )
     chosen = task_examples(cfg.task, [docs[i] for i in subset], loaded.tokenizer, cfg.max_seq_len)
 
     # LoRA trains fresh adapters over a clone of the base (its arrays, new Variables), so the
@@ -180,7 +183,7 @@ def run_finetune(
         model, trainable = apply_lora(model, lora, cfg.seed), nnx.LoRAParam
         if lora.dropout > 0:
             set_training(model, True)
-    trainer = Trainer(model, trainable, cfg.optim, total, mesh=build_mesh(cfg.mesh), seed=cfg.seed)
+    trainer = Trainer(model, trainable, cfg.optim, total, mesh=mesh, seed=cfg.seed)
     _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good
     if on_plan:  # after the checks (LoRA targets, model, data): a user error stays one line
         on_plan(RunPlan(total, len(docs), note))

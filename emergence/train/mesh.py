@@ -58,6 +58,12 @@ def param_spec(path: str, shape: tuple[int, ...], mesh: Mesh) -> PartitionSpec:
     return PartitionSpec()
 
 
+def placement(mesh: Mesh):
+    """Where ``load_model(placement=...)`` puts each parameter as it is read: its sharding on
+    ``mesh`` by :func:`param_spec`, so no device ever holds the whole model."""
+    return lambda path, shape: NamedSharding(mesh, param_spec(path, tuple(shape), mesh))
+
+
 def shard_state(state, mesh: Mesh):
     """Place every variable of an ``nnx.State`` on the mesh by :func:`param_spec` (in place; returned);
     the arrays not placed so already move in one batched ``device_put``."""
