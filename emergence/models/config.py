@@ -29,12 +29,14 @@ ATTENTION_IMPLEMENTATIONS = ("auto", "blocked", "xla", "cudnn")
 _CHOICES = {"dtype": DTYPES, "param_dtype": DTYPES, "remat": REMAT_POLICIES, "attention": ATTENTION_IMPLEMENTATIONS}
 
 
-def check_execution_settings(**settings: str) -> None:
+def check_execution_settings(*, as_options: bool = False, **settings: str) -> None:
     """A :class:`UserError` naming the first of ``dtype``, ``param_dtype``, ``remat`` or
-    ``attention`` whose value is not one of its choices."""
+    ``attention`` whose value is not one of its choices (as the CLI option ``--param-dtype`` …
+    when ``as_options``: the commands pass these straight through)."""
     for key, value in settings.items():
         if value not in _CHOICES[key]:
-            raise UserError(f"model {key} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+            name = f"--{key.replace('_', '-')}" if as_options else f"model {key}"
+            raise UserError(f"{name} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
 
 
 @dataclass(frozen=True)

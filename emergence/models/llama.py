@@ -205,7 +205,15 @@ def _remat(run_block, policy: str):
     if policy == "none":
         return run_block
     saveable = jax.checkpoint_policies.dots_with_no_batch_dims_saveable if policy == "dots" else None
-    return nnx.remat(run_block, policy=saveable)
+
+    def rematerialized(layer: Block, *args):
+        # a pure function of the block's state (not nnx.remat): the trainer merges its model inside
+        # plain jax transforms, whose variables nnx.remat would try to update from another trace
+        graphdef, state = nnx.split(layer)
+        pure = jax.checkpoint(lambda s, *a: run_block(nnx.merge(graphdef, s), *a), policy=saveable)
+        return pure(state, *args)
+
+    return rematerialized
 
 
 class Llama(nnx.Module):

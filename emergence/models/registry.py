@@ -121,7 +121,7 @@ def load_model(
 
     settings = {"dtype": dtype, "param_dtype": param_dtype, "remat": remat, "attention": attention}
     settings = {key: value for key, value in settings.items() if value is not None}
-    check_execution_settings(**settings)  # before minutes of loading
+    check_execution_settings(as_options=True, **settings)  # before minutes of loading
     fmt, path = resolve(reference)
     if fmt == "gguf":
         from emergence.models.gguf_loader import load_gguf

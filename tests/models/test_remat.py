@@ -2,6 +2,7 @@
 to the paper's 7B widths (hidden 4096, intermediate 11008, 32 heads, 16 × 1024 tokens)."""
 
 import contextlib
+import functools
 import io
 import math
 import re
@@ -56,13 +57,16 @@ def per_layer_residual_bytes(config: LlamaConfig, batch: int, length: int) -> in
 
 @pytest.mark.parametrize("remat", ["block", "dots"])
 def test_remat_keeps_the_loss_and_gradients(remat):
+    """Under plain ``jax.jit``/``jax.grad`` of a model merged inside them from its parameters and
+    its other (closed-over) state, as the trainer differentiates."""
     config = SMALL.replace(num_hidden_layers=2)
     tokens = jnp.asarray(np.random.default_rng(0).integers(0, 128, (2, 24)), jnp.int32)
     grads = {}
     for policy in ("none", remat):
-        model = Llama(config.replace(remat=policy), rngs=nnx.Rngs(0))
-        grads[policy] = nnx.jit(nnx.value_and_grad(_loss))(model, tokens)
-    assert grads[remat][0] == grads["none"][0]
+        graphdef, params, rest = nnx.split(Llama(config.replace(remat=policy), rngs=nnx.Rngs(0)), nnx.Param, ...)
+        loss = functools.partial(lambda p, t, g, r: _loss(nnx.merge(g, p, r), t), g=graphdef, r=rest)
+        grads[policy] = jax.jit(jax.value_and_grad(loss))(params, tokens)
+    np.testing.assert_allclose(grads[remat][0], grads["none"][0], rtol=1e-6)
     for a, b in zip(jax.tree.leaves(grads[remat][1]), jax.tree.leaves(grads["none"][1]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
@@ -90,3 +94,24 @@ def test_dots_remat_saves_the_projections_but_not_the_attention_scores():
     assert per_layer <= batch * length * (d + projections) * 4  # plus the block's input at most
     scores = batch * config.num_attention_heads * length * length * 4
     assert per_layer < per_layer_residual_bytes(SMALL, batch, length) - scores
+
+
+def test_remat_runs_under_the_trainers_lora_with_dropout():
+    """LoRA modules with dropout keys, merged inside ``jax.jit``: the pattern nnx.remat rejects."""
+    from emergence.models.registry import load_model
+    from emergence.train.config import LoraConfig
+    from emergence.train.lora import apply_lora, set_training, with_dropout_keys
+    from tests.models.helpers import FIXTURES
+
+    tokens = jnp.asarray(np.random.default_rng(0).integers(3, 300, (2, 20)), jnp.int32)
+    results = {}
+    for remat in ("none", "block"):
+        model = apply_lora(load_model(str(FIXTURES / "gqa_untied"), remat=remat).model, LoraConfig(dropout=0.1))
+        set_training(model, True)
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        rest = with_dropout_keys(rest, jax.random.key(1))
+        loss = functools.partial(lambda p, t, g, r: _loss(nnx.merge(g, p, r), t), g=graphdef, r=rest)
+        results[remat] = jax.jit(jax.value_and_grad(loss))(params, tokens)
+    np.testing.assert_allclose(results["block"][0], results["none"][0], rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(results["block"][1]), jax.tree.leaves(results["none"][1]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
