@@ -24,6 +24,7 @@ RULES: dict[str, tuple[Callable[[float], bool], str]] = {
         "grad_accum", "max_seq_len", "save_every", "log_every", "eval_every", "limit", "eval_limit",
         "budget", "tokens", "params", "flops", "loss", "scale", "cutoff", "d0", "lr", "epochs", "seq_len",
         "entities", "peak_tflops",
+        "eval_tokens", "loss_tokens",
     )
 } | {
     "level": (lambda v: 0 < v < 1, "in (0, 1)"),

@@ -288,6 +288,11 @@ CASES: list[tuple[str, str, str]] = [
     ("demo-bad-ladder-name",
      f"demo {DEMO} ladder={{bad}}/ladder_up.yaml --out {{here}}/demo --work {{here}}/work", "../../x"),
     ("demo-unknown-key", f"demo {DEMO} colour=blue --out {{here}}/demo --work {{here}}/work", "colour"),
+    # memory
+    ("memory-unknown-preset", "memory llama-70b", "llama-70b"),
+    ("memory-device-memory-text", "memory llama-7b --device-memory lots", "--device-memory"),
+    ("memory-eval-tokens-zero", "memory llama-7b --eval-tokens 0", "--eval-tokens"),
+    ("memory-mesh-too-large", "memory llama-7b finetune.mesh.fsdp=64", "needs 64 devices"),
 ]
 if importlib.util.find_spec("emergence.commands.study") is not None:  # the multi-seed study
     CASES += [

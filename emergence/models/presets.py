@@ -1,0 +1,54 @@
+"""Published LLaMA shapes by name, for planning a run on a model whose weights are not at hand.
+
+The 7B and 13B entries are LLaMA-2's ``config.json`` (meta-llama/Llama-2-7b-hf, -13b-hf); ``llama-1b``
+is TinyLlama-1.1B's (grouped-query attention, 4 key/value heads), the size the GPU check trains.
+"""
+
+from __future__ import annotations
+
+from emergence.errors import UserError
+from emergence.models.config import LlamaConfig
+
+_LLAMA2 = {"vocab_size": 32000, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5}
+
+PRESETS: dict[str, LlamaConfig] = {
+    "llama-1b": LlamaConfig(
+        vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+        num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048, rms_norm_eps=1e-5,
+    ),
+    "llama-7b": LlamaConfig(
+        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=32, **_LLAMA2,
+    ),
+    "llama-13b": LlamaConfig(
+        hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
+        num_key_value_heads=40, **_LLAMA2,
+    ),
+}  # fmt: skip
+
+
+def model_config(reference: str) -> LlamaConfig:
+    """The architecture of a preset, an HF directory (its config.json) or a GGUF file / alias (its
+    metadata): no weights are read."""
+    from pathlib import Path
+
+    if reference in PRESETS:
+        return PRESETS[reference]
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{path}: no config.json in this model directory")
+        return LlamaConfig.from_file(path / "config.json")
+    from emergence.models.registry import ALIASES, resolve
+
+    if reference in ALIASES or path.suffix == ".gguf":
+        from emergence.models.gguf_file import read_gguf
+        from emergence.models.gguf_loader import config_from_fields
+
+        _, gguf = resolve(reference)
+        contents = read_gguf(gguf)
+        tied = all(t.name != "output.weight" for t in contents.tensors)
+        return config_from_fields(contents.fields, str(gguf)).replace(tie_word_embeddings=tied)
+    raise UserError(
+        f"{reference}: not a model preset ({', '.join(PRESETS)}), model directory, .gguf file or alias"
+    )
