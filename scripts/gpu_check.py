@@ -30,16 +30,16 @@ def train(method: str, out: Path, smoke: bool) -> dict:
     from emergence.models.llama import Llama
     from emergence.models.presets import PRESETS
     from emergence.train import throughput
-    from emergence.train.config import FinetuneSettings, LoraConfig
+    from emergence.train.config import FinetuneSettings, LoraConfig, precision
     from emergence.train.examples import Example, make_batch
     from emergence.train.lora import apply_lora
-    from emergence.train.memory_plan import accelerator_precision, plan_memory
+    from emergence.train.memory_plan import plan_memory
     from emergence.train.mesh import build_mesh
     from emergence.train.trainer import Trainer
 
     run = SMOKE if smoke else TRAIN
     base = LlamaConfig(256, 64, 128, 2, 4, 2) if smoke else PRESETS["llama-1b"]
-    dtype, param_dtype = accelerator_precision(method, None, None)
+    dtype, param_dtype = precision(method, accelerated=True)
     config = base.replace(dtype=dtype, param_dtype=param_dtype, remat="none")
     settings = FinetuneSettings(method=method, lora=LoraConfig(rank=16, alpha=32), batch_size=run["batch"])
     model = Llama(config, rngs=nnx.Rngs(0))

@@ -47,9 +47,10 @@ def memory(
 
     from emergence.models.presets import model_config
     from emergence.train import memory_plan as mp
+    from emergence.train.config import precision
 
     limit = mp.parse_bytes(device_memory) if device_memory else _accelerator_memory()
-    dtype, param_dtype = mp.accelerator_precision(settings.method, dtype, param_dtype)
+    dtype, param_dtype = precision(settings.method, dtype, param_dtype, accelerated=True)
     cfg = model_config(model).replace(dtype=dtype, param_dtype=param_dtype, remat=settings.remat)
     mesh = mp.plan_mesh(settings)
     options = {"seq_len": settings.max_seq_len, "loss_tokens": loss_tokens, "eval_tokens": eval_tokens}

@@ -34,17 +34,21 @@ NOT_FINGERPRINTED = (
 )  # fmt: skip
 
 
-def precision(method: str, dtype: str | None = None, param_dtype: str | None = None) -> tuple[str, str]:
+def precision(
+    method: str, dtype: str | None = None, param_dtype: str | None = None, accelerated: bool | None = None
+) -> tuple[str, str]:
     """(compute dtype, parameter dtype) of a run whose ``method`` is ``lora``, ``full`` or ``none``
-    (evaluation only); given values win.
+    (evaluation only) on this backend, or on an accelerator when ``accelerated`` (what
+    ``emergence memory`` plans for on a laptop); given values win.
 
     On CPU both default to float32, where the parity fixtures live. On accelerators compute is
     bfloat16; parameters that are not trained (LoRA's frozen base, an evaluated model) are stored
     in bfloat16 too, halving their memory, while full finetuning keeps float32 master weights (and
     so float32 Adam moments). LoRA adapters are float32 whatever the base (:mod:`.lora`)."""
-    import jax
+    if accelerated is None:
+        import jax
 
-    accelerated = jax.default_backend() != "cpu"
+        accelerated = jax.default_backend() != "cpu"
     dtype = dtype or ("bfloat16" if accelerated else "float32")
     if param_dtype is None:
         frozen_bf16 = accelerated and dtype == "bfloat16" and method != "full"

@@ -14,7 +14,7 @@ shardings, so the plan is of the program the trainer runs, not of a model of it:
   values from being merged with the forward's, so a full-depth CPU compile reports the memory of a
   program without remat; and a 32-layer program takes minutes to compile on a laptop;
 * evaluation: the scoring forward (``trainer._eval_sums``) compiled at one layer, on top of the
-  training state, plus LoRA's folded kernels (evaluation scores the base architecture).
+  training state, plus the folded kernels of LoRA on a float32 base (a bf16 base is scored unfused).
 
 The compile runs on the machine at hand: on a laptop that is XLA:CPU, which computes bf16 matmuls
 in fp32 and attends in CPU-sized blocks, so the activation figure errs on the high side of what a
@@ -39,7 +39,7 @@ from emergence.errors import UserError
 from emergence.models.config import LlamaConfig
 from emergence.models.llama import Llama
 from emergence.train.config import FinetuneSettings
-from emergence.train.lora import apply_lora
+from emergence.train.lora import apply_lora, folds_at_evaluation
 from emergence.train.mesh import build_mesh, param_spec
 from emergence.train.trainer import _eval_sums, _loss_sums, _programs
 
@@ -102,12 +102,6 @@ def parse_bytes(text: str) -> int:
     ):
         raise UserError(f"--device-memory {text!r}: expected a size such as 80GB or 79.6GiB")
     return int(float(found.group(1)) * _UNITS[unit])
-
-
-def accelerator_precision(method: str, dtype: str | None, param_dtype: str | None) -> tuple[str, str]:
-    """(compute, stored) dtypes a run gets on an accelerator (what one plans for), given ones win:
-    bf16 compute; a bf16 frozen base for LoRA, fp32 master weights for full finetuning."""
-    return dtype or "bfloat16", param_dtype or ("float32" if method == "full" else "bfloat16")
 
 
 def plan_mesh(settings: FinetuneSettings) -> Mesh:
@@ -270,7 +264,8 @@ def _evaluation_bytes(
     config: LlamaConfig, settings: FinetuneSettings, mesh: Mesh, eval_tokens: int, width: int
 ) -> int:
     """The scoring forward's temporaries (compiled at one layer: a forward's buffers do not grow
-    with depth) and, for LoRA, the adapted kernels folded into new arrays in the base's dtype."""
+    with depth) and, for LoRA on a float32 base, the adapted kernels folded into new arrays (a bfloat16 base is
+    scored unfused, :func:`~emergence.train.lora.folds_at_evaluation`)."""
     graphdef, state = nnx.split(
         nnx.eval_shape(lambda: Llama(config.replace(num_hidden_layers=1), rngs=nnx.Rngs(0)))
     )
@@ -282,8 +277,8 @@ def _evaluation_bytes(
     temp = (
         _eval_sums.lower(graphdef, _placed(state, mesh), batch).compile().memory_analysis().temp_size_in_bytes
     )
-    if settings.method != "lora":
-        return temp
+    if settings.method != "lora" or not folds_at_evaluation(config.param_dtype):
+        return temp  # a bf16 base is scored with its adapters unfused: no kernel copies
     _, _, rest = _abstract_run(config, settings, mesh)  # a wrapped linear's kernel is <linear>.base.kernel
     return temp + sum(
         _shard_bytes(v.get_value()) for p, v in nnx.to_flat_state(rest) if p[-2:] == ("base", "kernel")

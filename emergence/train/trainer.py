@@ -114,6 +114,7 @@ def _train_step(
 
     def apply(params, opt_state):
         direction, new_opt = _transform(hyper).update(grads, opt_state, params)
+        new_opt = jax.tree.map(lambda n, o: n.astype(o.dtype), new_opt, opt_state)  # bf16 moments stay bf16
         return jax.tree.map(lambda p, d: (p - lr * d).astype(p.dtype), params, direction), new_opt
 
     new_params, new_opt = jax.lax.cond(ok, apply, lambda p, o: (p, o), params, opt_state)

@@ -81,6 +81,13 @@ def test_evaluation_of_lora_adds_the_folded_kernels():
     assert lora.evaluation - full.evaluation == 4 * kernels
 
 
+def test_evaluation_of_lora_on_a_bf16_base_scores_the_adapters_unfused_and_copies_no_kernel():
+    bf16 = REMAT.replace(dtype="bfloat16", param_dtype="bfloat16")
+    full = mp.plan_memory(bf16, FinetuneSettings(method="full"), seq_len=32, micro_batch=2)
+    lora = mp.plan_memory(bf16, FinetuneSettings(method="lora"), seq_len=32, micro_batch=2)
+    assert lora.evaluation == full.evaluation
+
+
 def test_largest_micro_batch_is_the_last_power_of_two_that_fits():
     settings = FinetuneSettings(method="full")
     mesh = build_mesh(settings.mesh)
