@@ -22,7 +22,7 @@ RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     for name in (
         "batch_size", "chains", "samples", "pcs", "n_eval", "seeds", "steps", "max_new_tokens", "rank",
         "grad_accum", "max_seq_len", "save_every", "log_every", "eval_every", "limit", "eval_limit",
-        "budget", "tokens", "params", "flops", "loss", "scale", "cutoff", "d0", "lr", "epochs", "seq_len",
+        "budget", "tokens", "params", "flops", "loss", "scale", "cutoff", "lr", "epochs", "seq_len",
         "entities", "peak_tflops",
         "eval_tokens", "loss_tokens",
     )

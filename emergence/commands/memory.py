@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 
 import typer
@@ -42,8 +41,7 @@ def memory(
     from emergence.config import load_config
 
     settings = load_config(FinetuneFile, config, overrides or []).finetune
-    mesh_size = math.prod(max(1, s) for s in (settings.mesh.data, settings.mesh.fsdp, settings.mesh.tensor))
-    _cpu_devices(mesh_size)
+    _cpu_devices(settings.mesh.min_devices)
 
     from emergence.models.presets import model_config
     from emergence.train import memory_plan as mp

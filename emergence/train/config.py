@@ -118,6 +118,11 @@ class MeshConfig:
         if any(s == 0 or s < -1 for s in sizes) or sizes.count(-1) > 1:
             raise UserError(f"mesh sizes must be positive (one of them may be -1), got {sizes}")
 
+    @property
+    def min_devices(self) -> int:
+        """The fewest devices the mesh needs (an axis of -1 takes at least one)."""
+        return math.prod(max(1, s) for s in (self.data, self.fsdp, self.tensor))
+
 
 @dataclass(frozen=True)
 class FinetuneSettings:

@@ -106,7 +106,7 @@ def parse_bytes(text: str) -> int:
 
 def plan_mesh(settings: FinetuneSettings) -> Mesh:
     """The run's mesh on this machine's accelerators, or on CPU devices where they are too few."""
-    need = math.prod(max(1, s) for s in (settings.mesh.data, settings.mesh.fsdp, settings.mesh.tensor))
+    need = settings.mesh.min_devices
     devices = jax.devices()
     if len(devices) < need:
         devices = jax.devices("cpu")
