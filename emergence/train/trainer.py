@@ -84,8 +84,7 @@ def _train_step(
     key = jax.random.fold_in(seed_key, step)
 
     def micro(p, mb, k):
-        # copy: Variables of this trace level, which nnx.remat (LlamaConfig.remat) may update
-        model = nnx.merge(graphdef, p, with_dropout_keys(rest, k), copy=True)
+        model = nnx.merge(graphdef, p, with_dropout_keys(rest, k))
         return _loss_sums(model, mb)
 
     grad_fn = jax.value_and_grad(micro, has_aux=True)
