@@ -6,7 +6,7 @@ blocks of about equal estimated cost (FLOPs where every cell has an estimate, el
 ``--shard i/n`` runs block ``i`` and nothing else. Worker ``i`` of ``n`` (``--worker``, the launcher,
 SLURM array tasks) starts at the first checkpoint of its own block and, once its block is done,
 takes whole checkpoints from the others: the *last* unclaimed checkpoint of the block with the most
-open cells, far from where that block's owner works. A runner holds a checkpoint's claim
+open cells, far from where that block's owner works (:func:`preference`). A runner holds a checkpoint's claim
 (``ckpt-<key>.lock``, the loss cell's key) while it works on its cells, so no two runners load one
 checkpoint at the same time; a dead runner's checkpoint claim goes stale like a cell's and its
 checkpoint is taken over. Cell keys, records and the results table do not depend on who ran a cell.
@@ -42,8 +42,10 @@ def checkpoint_groups(cells: list[Cell]) -> list[CheckpointGroup]:
 
 
 def blocks(groups: list[CheckpointGroup], count: int) -> list[list[int]]:
-    """``count`` contiguous blocks of group indices with about equal cost (some empty when there are
-    fewer checkpoints than blocks): a group goes to the block its cost's midpoint falls in."""
+    """``count`` contiguous blocks of group indices with about equal cost: a group goes to the block
+    its cost's midpoint falls in; with no more checkpoints than blocks, block i has checkpoint i."""
+    if count >= len(groups):
+        return [[i] if i < len(groups) else [] for i in range(count)]
     tasks = [[c for c in g.cells if isinstance(c, Cell)] for g in groups]
     by_flops = all(c.est_flops is not None for t in tasks for c in t)
     weights = [sum(c.est_flops for c in t) if by_flops else len(t) for t in tasks]
@@ -65,11 +67,13 @@ def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
 
 def preference(owned: list[list[int]], worker: int, open_cells: dict[int, int]) -> list[int]:
     """The groups with open cells in the order worker ``worker`` tries to claim them: its own block
-    from the start, then the other blocks, most open cells first, each from its end."""
+    from the start, then the other blocks, most open cells first, each from its end; the checkpoint
+    each other block's owner works on or takes next comes last (taken only from an owner that is
+    gone, or has not started, as an array task still queued)."""
     mine = [g for g in owned[worker] if open_cells.get(g)]
-    others = [b for i, b in enumerate(owned) if i != worker]
-    others.sort(key=lambda b: -sum(open_cells.get(g, 0) for g in b))
-    return mine + [g for b in others for g in reversed(b) if open_cells.get(g)]
+    others = [[g for g in b if open_cells.get(g)] for i, b in enumerate(owned) if i != worker]
+    others.sort(key=lambda b: -sum(open_cells[g] for g in b))
+    return mine + [g for b in others for g in reversed(b[1:])] + [b[0] for b in others if b]
 
 
 def format_assignment(cells: list[Cell], workers: int) -> str:

@@ -96,7 +96,7 @@ def submit(
     the same tasks as local processes); returns the jobs."""
     params = dict(params)
     ctor = {k: params.pop(k) for k in list(params) if k == "slurm_max_num_timeout"}
-    executor = submitit.AutoExecutor(folder=Path(out) / "submitit" / "%j", cluster=cluster, **ctor)
+    executor = submitit.AutoExecutor(folder=Path(out) / "submitit", cluster=cluster, **ctor)
     try:
         executor.update_parameters(name=f"sweep-{Path(config).stem}", **params)
     except (NameError, AssertionError) as err:  # submitit's words for an unknown or mistyped option

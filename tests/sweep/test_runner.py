@@ -2,7 +2,7 @@
 
 The reference is one uninterrupted run of the CI sweep (configs/sweeps/tiny.yaml: 2 tiny checkpoints ×
 CoLA × budgets {0, 16, 64} × 2 seeds = 10 cells) in a subprocess. Runner subprocesses share a JAX
-persistent compilation cache, so only the first one compiles.
+persistent compilation cache, so only the first one compiles (both fixtures: tests/sweep/conftest.py).
 """
 
 from __future__ import annotations
@@ -27,25 +27,11 @@ from tests.sweep.helpers import (
     EMERGENCE,
     REPO,
     TINY_CONFIG,
-    cli_env,
     comparable,
     run_cli,
     tiny_raw,
     write_config,
 )
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    return cli_env(tmp_path_factory.mktemp("jax_cache"))
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, env):
-    out = tmp_path_factory.mktemp("reference") / "out"
-    proc = run_cli(["sweep", "run", str(TINY_CONFIG), f"out={out}"], env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out, results_table(out), proc.stdout
 
 
 def test_tiny_sweep_end_to_end(reference):
