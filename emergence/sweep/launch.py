@@ -29,7 +29,8 @@ from typing import IO
 from emergence.errors import UserError
 
 MAX_RESTARTS = 3  # per worker: one that dies more often has a problem a restart does not mend
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.2  # how soon a worker's exit is noticed
+PROGRESS_SECONDS = 2.0  # how often the records are read for the progress line
 GPU_MEMORY_FRACTION = "0.95"  # one process per GPU (README "On GPUs and TPUs")
 TPU_CHIP_BOUNDS = {1: "1,1,1", 2: "1,2,1", 4: "2,2,1"}  # chips per process on a TPU VM host
 TPU_CONTROLLER_PORT = 8476
@@ -130,14 +131,16 @@ class Launcher:
         try:
             for index in range(self.workers):
                 self._start(index)
-            last = None
+            last, due = None, time.monotonic() + PROGRESS_SECONDS
             while self.procs:
                 time.sleep(POLL_SECONDS)
                 self._reap()
-                line = self._progress()
-                if line and line != last:
-                    self.echo(line)
-                    last = line
+                if time.monotonic() >= due or not self.procs:
+                    due = time.monotonic() + PROGRESS_SECONDS
+                    line = self._progress()
+                    if line and line != last:
+                        self.echo(line)
+                        last = line
         finally:
             signal.signal(signal.SIGTERM, previous)
             self._stop_all()

@@ -137,7 +137,8 @@ class Runner:
                 pending = still_open(pending)
                 # the rest are held by live runners: wait for them to finish or for their claims to expire
                 if pending and not progressed and wait:
-                    self._state.update(checkpoint=None, cell=None)
+                    if self._state.state["cell"] is not None:
+                        self._state.update(checkpoint=None, cell=None)  # waiting for other runners
                     delay = min(delay * 2, self.max_poll)
                     time.sleep(delay)
                 elif pending and not progressed:
@@ -146,7 +147,7 @@ class Runner:
                     delay = 0.2
             end = "finished"
         finally:
-            self._state.close(end)
+            self._state.close(end, done=report.done_here, failed=report.failed_here)
         self.store.clean_stale_locks()
         report.failed_cells = [
             c.label() for g in groups for c in g.cells if (self._record(c) or {}).get("status") == "failed"
@@ -201,7 +202,10 @@ class Runner:
             if not _is_open(rec, retry_before):
                 return False
             attempts = (rec or {}).get("attempts", 0) + 1
-            self._state.update(checkpoint=cell.checkpoint_id, cell=cell.label())
+            # one write per cell: the counts of the cells before this one, and where the worker is
+            self._state.update(
+                checkpoint=cell.checkpoint_id, cell=cell.label(), done=report.done_here, failed=report.failed_here
+            )
             record, cleanup = self._compute(cell, attempts)
             if not claim.owned():
                 self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")
@@ -219,7 +223,6 @@ class Runner:
         else:
             report.done_here += record["status"] == "done"
             report.failed_here += record["status"] == "failed"
-            self._state.update(done=report.done_here, failed=report.failed_here, cell=None)
             self._progress(cell, record, report)
         return True
 

@@ -1,7 +1,8 @@
 """Each runner's state in the sweep's folder, so `sweep status` and the launcher show every worker.
 
 ``OUT/workers/<name>.json`` says where a runner is (its checkpoint and cell), what it has done and
-which checkpoints it loaded. The runner rewrites it at each event and touches it every ``ttl / 4``
+which checkpoints it loaded. The runner rewrites it when it starts a cell or loads a checkpoint (one
+write per cell: the counts are those of the cells before), when it waits, when it ends, and touches it every ``ttl / 4``
 seconds, like a claim; a file that says "running" but is stale by the claims' rule (no heartbeat for
 ``ttl``, or its process gone on this host) belongs to a lost worker: killed, preempted, its node gone.
 Nothing reads these files to decide what to run: the cell records and claims stay the only ledger.
@@ -42,10 +43,10 @@ class WorkerState:
             except FileNotFoundError:
                 return
 
-    def close(self, state: str) -> None:
+    def close(self, state: str, **changes: Any) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.update(state=state, cell=None)
+        self.update(state=state, cell=None, **changes)
 
 
 def read_workers(store: Store) -> list[dict[str, Any]]:
