@@ -147,6 +147,8 @@ class Launcher:
         problems = incomplete_cells(self.out) if (self.out / "sweep.json").is_file() else ["no sweep.json"]
         failed = sum(line.startswith("failed") for line in problems)
         self.echo(f"sweep: {len(problems)} cell(s) not done ({failed} failed)" if problems else "sweep: complete")
+        for line in problems[:20]:  # as a single `sweep run` names its failed cells (README "Exit codes")
+            print(line, file=sys.stderr)
         if 2 in self.exit_codes.values():
             return 2
         return 1 if problems else 0

@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,9 +16,16 @@ import pandas as pd
 import pytest
 
 from emergence.errors import UserError
-from emergence.sweep.launch import Accelerators, check_fit, detect_accelerators, worker_env
+from emergence.sweep.launch import (
+    MAX_RESTARTS,
+    Accelerators,
+    Launcher,
+    check_fit,
+    detect_accelerators,
+    worker_env,
+)
 from emergence.sweep.results import results_table, sweep_status
-from tests.sweep.helpers import EMERGENCE, REPO, TINY_CONFIG, comparable, run_cli
+from tests.sweep.helpers import EMERGENCE, REPO, TINY_CONFIG, comparable, run_cli, tiny_raw, write_config
 
 
 def test_each_gpu_worker_sees_only_its_own_gpus_and_takes_most_of_their_memory():
@@ -44,6 +52,28 @@ def test_cpu_workers_are_not_pinned():
     acc = detect_accelerators({"JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "0"})
     assert acc == Accelerators("cpu", ()) and worker_env(acc, 3, 1, {}) == {}
     check_fit(acc, 16, 1)
+
+
+def test_a_worker_that_keeps_dying_is_restarted_a_bounded_number_of_times(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    lines: list[str] = []
+    crash = [sys.executable, "-c", "import sys; sys.exit(3)"]  # a bug (exit 3) at every start
+    code = Launcher(crash, tmp_path / "out", workers=2, per_worker=1, echo=lines.append).run()
+    assert code == 1  # nothing recorded: the sweep is not done
+    assert sum("died (exit 3); restart" in line for line in lines) == 2 * MAX_RESTARTS
+    assert sum("not restarted" in line for line in lines) == 2
+    assert (tmp_path / "out" / "logs" / "worker-1.log").read_text().count("=== ") == MAX_RESTARTS + 1
+
+
+def test_a_failed_cell_does_not_stop_the_other_workers_and_the_launcher_exits_1(env, tmp_path):
+    raw = tiny_raw()  # its relative paths resolve from the repository, where run_cli runs
+    raw.update(budgets=[0, 100000], subset_seeds=[0], out=str(tmp_path / "out"))  # too large a budget fails
+    config = write_config(tmp_path / "s.yaml", raw)
+    proc = run_cli(["sweep", "run", str(config), "--workers", "2"], env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    status = sweep_status(tmp_path / "out")
+    assert (status.done, status.failed, status.pending) == (2, 2, 0)  # every few-shot cell ran
+    assert proc.stderr.count("failed cell tiny-") == 2 and "D=100000" in proc.stderr
 
 
 def _loads(out: Path) -> dict[str, list[str]]:
