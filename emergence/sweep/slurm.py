@@ -34,9 +34,12 @@ class SweepTask(submitit.helpers.Checkpointable):
 
     def __call__(self, index: int) -> dict[str, Any]:
         from emergence.sweep.config import load_sweep_config
+        from emergence.sweep.launch import GPU_MEMORY_FRACTION
         from emergence.sweep.runner import run_sweep
 
         os.chdir(self.cwd)  # a config's relative paths are relative to where it was submitted
+        # SLURM pins the task's GPUs (CUDA_VISIBLE_DEVICES); JAX would take only 75 % of them
+        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", GPU_MEMORY_FRACTION)
         cfg = load_sweep_config(self.config, self.overrides)
         path = Path(cfg.out) / "logs" / f"worker-{index}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
