@@ -5,8 +5,9 @@ ledger    what working by checkpoint adds inside a runner, per cell: one write o
           checkpoint, shared by its cells), timed alone in a loop on a fresh folder;
 launcher  the tiny sweep as one ``sweep run`` process and as ``sweep run --workers 1`` (the launcher
           with one worker: one more process and its polling, without workers competing for CPUs),
-          each into a fresh output folder with a warm compilation cache, alternating; the difference
-          of the wall times is the launcher's cost, paid once per sweep (and per worker start).
+          each into a fresh output folder with a warm compilation cache, alternating; the differences
+          of the fastest wall times and of the CPU times (user + system, all processes: less
+          sensitive to a loaded machine) are the launcher's cost, paid once per sweep.
 
     python scripts/bench_launch.py [--rounds 3]
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import resource
 import subprocess
 import sys
 import tempfile
@@ -27,31 +28,38 @@ sys.path.insert(0, str(REPO))
 TINY = REPO / "configs" / "sweeps" / "tiny.yaml"
 
 
-def ledger_ms_per_cell(folder: Path, cells_per_checkpoint: int, repeats: int = 200) -> tuple[float, float]:
-    """(the state write per cell, checkpoint claim + release per cell) in ms."""
+def ledger_ms_per_cell(folder: Path, cells_per_checkpoint: int, batches: int = 10) -> tuple[float, float]:
+    """(the state write per cell, checkpoint claim + release per cell) in ms: the fastest of
+    ``batches`` batches of 50 (a loaded machine's file creates vary by 10x)."""
     from emergence.sweep.store import Store
     from emergence.sweep.workers import WorkerState
 
     store = Store(folder, ttl=60)
     state = WorkerState(store, "0", worker="0/1")
-    started = time.perf_counter()
-    for i in range(repeats):
-        state.update(checkpoint="c", cell=f"cell {i}", done=i, failed=0)
-    writes = (time.perf_counter() - started) / repeats
+    writes, claims = [], []
+    for b in range(batches):
+        started = time.perf_counter()
+        for i in range(50):
+            state.update(checkpoint="c", cell=f"cell {i}", done=i, failed=0)
+        writes.append((time.perf_counter() - started) / 50)
+        started = time.perf_counter()
+        for i in range(50):
+            store.claim(f"ckpt-{b}-{i}").release()
+        claims.append((time.perf_counter() - started) / 50 / cells_per_checkpoint)
     state.close("finished")
-    started = time.perf_counter()
-    for i in range(repeats):
-        store.claim(f"ckpt-{i}").release()
-    claim = (time.perf_counter() - started) / repeats / cells_per_checkpoint
-    return writes * 1000, claim * 1000
+    return min(writes) * 1000, min(claims) * 1000
 
 
-def sweep_wall(out: Path, env: dict[str, str], workers: int | None) -> float:
+def sweep_run(out: Path, env: dict[str, str], workers: int | None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one ``sweep run``, its workers included."""
     cmd = [sys.executable, "-m", "emergence.cli", "sweep", "run", str(TINY), f"out={out}"]
     cmd += ["--workers", str(workers)] if workers else []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -65,15 +73,18 @@ def main() -> None:
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO), "EMERGENCE_CODE_VERSION": "bench",
                "JAX_COMPILATION_CACHE_DIR": str(Path(tmp) / "cache"),
                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-        sweep_wall(Path(tmp) / "warmup", env, None)  # fills the compilation cache
-        walls: dict[str, list[float]] = {"plain": [], "workers1": []}
+        sweep_run(Path(tmp) / "warmup", env, None)  # fills the compilation cache
+        runs: dict[str, list[tuple[float, float]]] = {"plain": [], "workers1": []}
         for i in range(args.rounds):
-            walls["plain"].append(sweep_wall(Path(tmp) / f"plain{i}", env, None))
-            walls["workers1"].append(sweep_wall(Path(tmp) / f"w1_{i}", env, 1))
-    for kind, values in walls.items():
-        print(f"{kind}: wall {', '.join(f'{v:.2f}' for v in values)} s; median {statistics.median(values):.2f} s")
-    extra = statistics.median(walls["workers1"]) - statistics.median(walls["plain"])
-    print(f"launcher: {extra:+.2f} s per sweep (median difference) = {extra / 10 * 1000:+.0f} ms/cell over 10 cells")
+            runs["plain"].append(sweep_run(Path(tmp) / f"plain{i}", env, None))
+            runs["workers1"].append(sweep_run(Path(tmp) / f"w1_{i}", env, 1))
+    for kind, values in runs.items():
+        print(f"{kind}: wall {', '.join(f'{w:.2f}' for w, _ in values)} s; "
+              f"CPU {', '.join(f'{c:.2f}' for _, c in values)} s")
+    wall = min(w for w, _ in runs["workers1"]) - min(w for w, _ in runs["plain"])
+    cpu = min(c for _, c in runs["workers1"]) - min(c for _, c in runs["plain"])
+    print(f"launcher (fastest vs fastest): wall {wall:+.2f} s, CPU {cpu:+.2f} s per sweep = "
+          f"{wall / 10 * 1000:+.0f} / {cpu / 10 * 1000:+.0f} ms/cell over the tiny sweep's 10 cells")
 
 
 if __name__ == "__main__":

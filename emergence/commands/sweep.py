@@ -75,7 +75,6 @@ def run_cmd(
 
     from emergence.fileio import check_output_dir
     from emergence.sweep.plan import parse_shard
-    from emergence.sweep.runner import run_sweep
 
     cfg = _config(config, overrides)
     shard_spec = parse_shard(shard)
@@ -93,6 +92,8 @@ def run_cmd(
         command += ["--no-wait"] if no_wait else []
         launcher = Launcher(command, Path(cfg.out), workers, devices_per_worker, echo=lambda s: print(s, flush=True))
         raise typer.Exit(launcher.run())
+    from emergence.sweep.runner import run_sweep  # not in the launcher: it never starts JAX
+
     report = run_sweep(
         cfg,
         shard_spec=shard_spec,
