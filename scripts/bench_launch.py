@@ -68,23 +68,34 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_launch_") as tmp:
         writes, claim = ledger_ms_per_cell(Path(tmp) / "ledger", cells_per_checkpoint=5)
-        print(f"ledger: worker-state write {writes:.2f} ms/cell + checkpoint claim {claim:.2f} ms/cell "
-              f"(one per 5 cells) = {writes + claim:.2f} ms/cell")
-        env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO), "EMERGENCE_CODE_VERSION": "bench",
-               "JAX_COMPILATION_CACHE_DIR": str(Path(tmp) / "cache"),
-               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+        print(
+            f"ledger: worker-state write {writes:.2f} ms/cell + checkpoint claim {claim:.2f} ms/cell "
+            f"(one per 5 cells) = {writes + claim:.2f} ms/cell"
+        )
+        env = {
+            **os.environ,
+            "JAX_PLATFORMS": "cpu",
+            "PYTHONPATH": str(REPO),
+            "EMERGENCE_CODE_VERSION": "bench",
+            "JAX_COMPILATION_CACHE_DIR": str(Path(tmp) / "cache"),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        }
         sweep_run(Path(tmp) / "warmup", env, None)  # fills the compilation cache
         runs: dict[str, list[tuple[float, float]]] = {"plain": [], "workers1": []}
         for i in range(args.rounds):
             runs["plain"].append(sweep_run(Path(tmp) / f"plain{i}", env, None))
             runs["workers1"].append(sweep_run(Path(tmp) / f"w1_{i}", env, 1))
     for kind, values in runs.items():
-        print(f"{kind}: wall {', '.join(f'{w:.2f}' for w, _ in values)} s; "
-              f"CPU {', '.join(f'{c:.2f}' for _, c in values)} s")
+        print(
+            f"{kind}: wall {', '.join(f'{w:.2f}' for w, _ in values)} s; "
+            f"CPU {', '.join(f'{c:.2f}' for _, c in values)} s"
+        )
     wall = min(w for w, _ in runs["workers1"]) - min(w for w, _ in runs["plain"])
     cpu = min(c for _, c in runs["workers1"]) - min(c for _, c in runs["plain"])
-    print(f"launcher (fastest vs fastest): wall {wall:+.2f} s, CPU {cpu:+.2f} s per sweep = "
-          f"{wall / 10 * 1000:+.0f} / {cpu / 10 * 1000:+.0f} ms/cell over the tiny sweep's 10 cells")
+    print(
+        f"launcher (fastest vs fastest): wall {wall:+.2f} s, CPU {cpu:+.2f} s per sweep = "
+        f"{wall / 10 * 1000:+.0f} / {cpu / 10 * 1000:+.0f} ms/cell over the tiny sweep's 10 cells"
+    )
 
 
 if __name__ == "__main__":

@@ -53,16 +53,24 @@ def run_cmd(
     config: str = typer.Argument(..., help="sweep config (YAML)"),
     overrides: list[str] = OVERRIDES,
     shard: str = typer.Option(
-        None, "--shard", help="i/n: run only block i of n of the checkpoints (0-based; contiguous, equal cost)"
+        None,
+        "--shard",
+        help="i/n: run only block i of n of the checkpoints (0-based; contiguous, equal cost)",
     ),
     worker: str = typer.Option(
-        None, "--worker", help="i/n: start at block i of n of the checkpoints, then take checkpoints left by others"
+        None,
+        "--worker",
+        help="i/n: start at block i of n of the checkpoints, then take checkpoints left by others",
     ),
     workers: int = typer.Option(
         None, "--workers", min=1, help="start N local workers (each --worker i/N, pinned to its own devices)"
     ),
-    devices_per_worker: int = typer.Option(1, "--devices-per-worker", min=1, help="GPUs or TPU chips per worker"),
-    retry_before: float = typer.Option(None, "--retry-before", hidden=True, help="retry failures recorded before this time"),
+    devices_per_worker: int = typer.Option(
+        1, "--devices-per-worker", min=1, help="GPUs or TPU chips per worker"
+    ),
+    retry_before: float = typer.Option(
+        None, "--retry-before", hidden=True, help="retry failures recorded before this time"
+    ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells recorded as failed again"),
     no_wait: bool = typer.Option(
         False,
@@ -90,7 +98,9 @@ def run_cmd(
         command = [sys.executable, "-m", "emergence.cli", "sweep", "run", config, *(overrides or [])]
         command += ["--retry-failed", "--retry-before", repr(retry_before)] if retry_failed else []
         command += ["--no-wait"] if no_wait else []
-        launcher = Launcher(command, Path(cfg.out), workers, devices_per_worker, echo=lambda s: print(s, flush=True))
+        launcher = Launcher(
+            command, Path(cfg.out), workers, devices_per_worker, echo=lambda s: print(s, flush=True)
+        )
         raise typer.Exit(launcher.run())
     from emergence.sweep.runner import run_sweep  # not in the launcher: it never starts JAX
 
@@ -113,10 +123,14 @@ def submit_cmd(
     config: str = typer.Argument(..., help="sweep config (YAML)"),
     overrides: list[str] = OVERRIDES,
     slurm: str = typer.Option(
-        ..., "--slurm", help="array=N plus SLURM options, e.g. partition=gpu,gpus_per_task=1,array=16,timeout_min=600"
+        ...,
+        "--slurm",
+        help="array=N plus SLURM options, e.g. partition=gpu,gpus_per_task=1,array=16,timeout_min=600",
     ),
     cluster: str = typer.Option(
-        "slurm", "--cluster", help="slurm, or local: run the same array here through submitit's local executor"
+        "slurm",
+        "--cluster",
+        help="slurm, or local: run the same array here through submitit's local executor",
     ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells recorded as failed again"),
 ) -> None:
@@ -131,8 +145,15 @@ def submit_cmd(
     cfg = _config(config, overrides)
     check_output_dir(cfg.out, "out")
     count, params = parse_slurm(slurm)
-    jobs = submit(config, list(overrides or []), cfg.out, count, params, cluster=cluster,
-                  retry_before=time.time() if retry_failed else None)
+    jobs = submit(
+        config,
+        list(overrides or []),
+        cfg.out,
+        count,
+        params,
+        cluster=cluster,
+        retry_before=time.time() if retry_failed else None,
+    )
     print(f"submitted {count} worker(s): job {jobs[0].job_id.split('_')[0]} -> {cfg.out}", flush=True)
     print(f"watch it with: emergence sweep status {cfg.out}", flush=True)
     if cluster == "local":  # the tasks are children of this process: wait for them

@@ -79,11 +79,15 @@ def preference(owned: list[list[int]], worker: int, open_cells: dict[int, int]) 
 def format_assignment(cells: list[Cell], workers: int) -> str:
     """Each worker's own checkpoints (where it starts; idle workers take checkpoints left by others)."""
     groups = checkpoint_groups(cells)
-    lines = [f"{workers} workers: each starts at its own checkpoints, then takes whole checkpoints left by others"]
+    lines = [
+        f"{workers} workers: each starts at its own checkpoints, then takes whole checkpoints left by others"
+    ]
     for worker, block in enumerate(blocks(groups, workers)):
         tasks = [c for g in block for c in groups[g].cells if isinstance(c, Cell)]
         flops = [c.est_flops for c in tasks if c.est_flops is not None]
         cost = f" ≈ {sum(flops) / 1e15:.4g} PFLOP" if flops and len(flops) == len(tasks) else ""
-        names = ", ".join(groups[g].checkpoint_id for g in block) or "(none: takes checkpoints from the others)"
+        names = (
+            ", ".join(groups[g].checkpoint_id for g in block) or "(none: takes checkpoints from the others)"
+        )
         lines.append(f"  worker {worker}: {len(block)} checkpoints, {len(tasks)} cells{cost}: {names}")
     return "\n".join(lines)

@@ -109,8 +109,10 @@ class Launcher:
             self.logs[index].close()
         log = self.logs[index] = log_path.open("a", encoding="utf-8")
         pins = worker_env(self.acc, index, self.per_worker, dict(os.environ))
-        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start {self.restarts[index] + 1} "
-                  f"{' '.join(f'{k}={v}' for k, v in pins.items())}\n")
+        log.write(
+            f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start {self.restarts[index] + 1} "
+            f"{' '.join(f'{k}={v}' for k, v in pins.items())}\n"
+        )
         log.flush()
         self.procs[index] = subprocess.Popen(
             [*self.command, "--worker", f"{index}/{self.workers}"],
@@ -119,7 +121,11 @@ class Launcher:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        pinned = f" on {self.acc.kind} {pins.get('CUDA_VISIBLE_DEVICES') or pins.get('TPU_VISIBLE_CHIPS')}" if pins else ""
+        pinned = (
+            f" on {self.acc.kind} {pins.get('CUDA_VISIBLE_DEVICES') or pins.get('TPU_VISIBLE_CHIPS')}"
+            if pins
+            else ""
+        )
         self.echo(f"worker {index}: pid {self.procs[index].pid}{pinned}, log {log_path}")
 
     def run(self) -> int:
@@ -146,7 +152,9 @@ class Launcher:
             self._stop_all()
         problems = incomplete_cells(self.out) if (self.out / "sweep.json").is_file() else ["no sweep.json"]
         failed = sum(line.startswith("failed") for line in problems)
-        self.echo(f"sweep: {len(problems)} cell(s) not done ({failed} failed)" if problems else "sweep: complete")
+        self.echo(
+            f"sweep: {len(problems)} cell(s) not done ({failed} failed)" if problems else "sweep: complete"
+        )
         for line in problems[:20]:  # as a single `sweep run` names its failed cells (README "Exit codes")
             print(line, file=sys.stderr)
         if 2 in self.exit_codes.values():
@@ -165,11 +173,15 @@ class Launcher:
                 self.echo(f"worker {index}: {what} (exit {code})")
             elif self.restarts[index] < MAX_RESTARTS:
                 self.restarts[index] += 1
-                self.echo(f"worker {index}: died ({_describe(code)}); restart {self.restarts[index]}/{MAX_RESTARTS}")
+                self.echo(
+                    f"worker {index}: died ({_describe(code)}); restart {self.restarts[index]}/{MAX_RESTARTS}"
+                )
                 self._start(index)
             else:
                 self.exit_codes[index] = code
-                self.echo(f"worker {index}: died ({_describe(code)}) after {MAX_RESTARTS} restarts; not restarted")
+                self.echo(
+                    f"worker {index}: died ({_describe(code)}) after {MAX_RESTARTS} restarts; not restarted"
+                )
 
     def _progress(self) -> str | None:
         from emergence.sweep.results import sweep_status
@@ -182,10 +194,13 @@ class Launcher:
             return None
         busy = [
             f"w{w['name']} {w['cell'] or w['checkpoint'] or 'waiting'}"
-            for w in read_workers(Store(self.out)) if w.get("worker") and w.get("state") == "running"
+            for w in read_workers(Store(self.out))
+            if w.get("worker") and w.get("state") == "running"
         ]
-        return (f"[{status.done + status.failed}/{status.total}] {status.done} done, {status.failed} failed, "
-                f"{status.running} running" + (f" | {'; '.join(busy)}" if busy else ""))
+        return (
+            f"[{status.done + status.failed}/{status.total}] {status.done} done, {status.failed} failed, "
+            f"{status.running} running" + (f" | {'; '.join(busy)}" if busy else "")
+        )
 
     def _stop_all(self) -> None:
         for proc in self.procs.values():

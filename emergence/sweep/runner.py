@@ -203,9 +203,8 @@ class Runner:
                 return False
             attempts = (rec or {}).get("attempts", 0) + 1
             # one write per cell: the counts of the cells before this one, and where the worker is
-            self._state.update(
-                checkpoint=cell.checkpoint_id, cell=cell.label(), done=report.done_here, failed=report.failed_here
-            )
+            where = {"checkpoint": cell.checkpoint_id, "cell": cell.label()}
+            self._state.update(**where, done=report.done_here, failed=report.failed_here)
             record, cleanup = self._compute(cell, attempts)
             if not claim.owned():
                 self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")

@@ -108,7 +108,9 @@ def submit(
     try:
         return executor.map_array(task, range(count))
     except FileNotFoundError as err:
-        raise UserError(f"cannot submit to SLURM ({err.filename} not found): run on a SLURM login node") from None
+        raise UserError(
+            f"cannot submit to SLURM ({err.filename} not found): run on a SLURM login node"
+        ) from None
 
 
 def _value(text: str) -> Any:

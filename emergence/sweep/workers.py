@@ -24,8 +24,17 @@ class WorkerState:
         self.store = store
         self.path = store.out / "workers" / f"{name}.json"
         self.state: dict[str, Any] = {
-            "name": name, "host": HOST, "pid": os.getpid(), "started": time.time(), "state": "running",
-            "checkpoint": None, "cell": None, "done": 0, "failed": 0, "loaded": [], **info,
+            "name": name,
+            "host": HOST,
+            "pid": os.getpid(),
+            "started": time.time(),
+            "state": "running",
+            "checkpoint": None,
+            "cell": None,
+            "done": 0,
+            "failed": 0,
+            "loaded": [],
+            **info,
         }
         self.update()
         self._stop = threading.Event()

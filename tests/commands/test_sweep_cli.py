@@ -95,7 +95,9 @@ def test_plan_with_workers_prints_each_workers_checkpoints_offline(capsys, monke
     code, out, _ = run(["sweep", "plan", str(PAPER_CONFIG), "--workers", "8", "--rows", "1"], capsys)
     assert code == 0
     assignment = out.split("8 workers:")[1]
-    assert [line.split(":")[0].strip() for line in assignment.splitlines()[1:]] == [f"worker {i}" for i in range(8)]
+    assert [line.split(":")[0].strip() for line in assignment.splitlines()[1:]] == [
+        f"worker {i}" for i in range(8)
+    ]
     for ckpt in load_sweep_config(PAPER_CONFIG).checkpoints:
         assert assignment.count(f" {ckpt.id},") + assignment.count(f" {ckpt.id}\n") == 1, ckpt.id
 
@@ -108,7 +110,9 @@ def test_conflicting_worker_options_and_bad_slurm_options_exit_2(tmp_path, capsy
     assert code == 2 and "--worker '2/2'" in err
     code, _, err = run(["sweep", "submit", str(TINY_CONFIG), out, "--slurm", "partition=gpu"], capsys)
     assert code == 2 and "array=N" in err
-    code, _, err = run(["sweep", "submit", str(TINY_CONFIG), out, "--slurm", "array=2", "--cluster", "k8s"], capsys)
+    code, _, err = run(
+        ["sweep", "submit", str(TINY_CONFIG), out, "--slurm", "array=2", "--cluster", "k8s"], capsys
+    )
     assert code == 2 and "--cluster must be slurm or local" in err
     assert not (tmp_path / "o").exists()
 
@@ -187,7 +191,9 @@ def test_status_shows_each_worker_and_a_dead_one_as_lost(tmp_path, capsys):
     store = Store(tmp_path / "out")
     dead = {"host": socket.gethostname(), "pid": 2**22 + 1, "state": "running", "cell": "a cola D=16 seed=0"}
     store.write(tmp_path / "out" / "workers" / "1.json", {"name": "1", "loaded": ["a"], "done": 3, **dead})
-    store.write(tmp_path / "out" / "workers" / "0.json", {**dead, "name": "0", "state": "finished", "cell": None})
+    store.write(
+        tmp_path / "out" / "workers" / "0.json", {**dead, "name": "0", "state": "finished", "cell": None}
+    )
     code, out, _ = run(["sweep", "status", str(tmp_path / "out")], capsys)
     assert code == 0 and "workers: 2" in out
     first, second = (line.strip() for line in out.split("workers: 2")[1].strip().splitlines())

@@ -16,7 +16,9 @@ def test_shards_partition_the_plan_into_whole_checkpoints():
         owners = [{c.checkpoint_id for c in p} for p in parts]
         assert sum(len(o) for o in owners) == 2  # each checkpoint in exactly one shard
     first, second = (shard(cells, i, 2) for i in range(2))
-    assert {c.checkpoint_id for c in first} == {"tiny-tied"} and {c.checkpoint_id for c in second} == {"tiny-untied"}
+    assert {c.checkpoint_id for c in first} == {"tiny-tied"} and {c.checkpoint_id for c in second} == {
+        "tiny-untied"
+    }
 
 
 def test_a_group_is_one_checkpoint_led_by_its_loss_cell():
@@ -53,6 +55,8 @@ def test_a_worker_starts_at_its_own_block_then_takes_the_end_of_the_fullest_othe
 
 def test_the_assignment_names_every_workers_checkpoints():
     text = format_assignment(expand(load_sweep_config(TINY_CONFIG)), 4)
-    assert "worker 0: 1 checkpoints, 5 cells" in text and text.split("worker 1:")[1].startswith(" 1 checkpoints")
+    assert "worker 0: 1 checkpoints, 5 cells" in text and text.split("worker 1:")[1].startswith(
+        " 1 checkpoints"
+    )
     assert text.count("tiny-tied") == 1 and text.count("tiny-untied") == 1
     assert text.count("takes checkpoints from the others") == 2

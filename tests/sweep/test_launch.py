@@ -31,7 +31,10 @@ from tests.sweep.helpers import EMERGENCE, REPO, TINY_CONFIG, comparable, run_cl
 def test_each_gpu_worker_sees_only_its_own_gpus_and_takes_most_of_their_memory():
     acc = detect_accelerators({"CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5,6,7"})
     assert acc == Accelerators("gpu", tuple("01234567"))
-    assert worker_env(acc, 1, 2, {}) == {"CUDA_VISIBLE_DEVICES": "2,3", "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.95"}
+    assert worker_env(acc, 1, 2, {}) == {
+        "CUDA_VISIBLE_DEVICES": "2,3",
+        "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.95",
+    }
     mine = worker_env(acc, 7, 1, {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.8"})
     assert mine == {"CUDA_VISIBLE_DEVICES": "7", "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.8"}  # the user's wins
     check_fit(acc, 4, 2)
@@ -115,7 +118,9 @@ def test_a_worker_killed_three_times_loses_no_cell_and_duplicates_none(reference
     rng = random.Random(29)
     out = tmp_path / "out"
     cmd = [*EMERGENCE, "sweep", "run", str(TINY_CONFIG), f"out={out}", "--workers", "4"]
-    launcher = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    launcher = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     killed: set[int] = set()
     deadline = time.monotonic() + 240
     for _ in range(3):

@@ -137,7 +137,12 @@ def test_two_concurrent_runners_do_every_cell_exactly_once(reference, env, tmp_p
         assert len(starts) == 1, f"cell {key} was started {len(starts)} times"
     done_by = [text.count("cola D=") for text in outputs]
     assert sum(done_by) == 10
-    loads = [line.split()[2] for text in outputs for line in text.splitlines() if line.startswith("loaded checkpoint")]
+    loads = [
+        line.split()[2]
+        for text in outputs
+        for line in text.splitlines()
+        if line.startswith("loaded checkpoint")
+    ]
     assert sorted(loads) == ["tiny-tied", "tiny-untied"]  # each checkpoint loaded by one of the two
     for key in table["config_hash"]:  # each process ran its own mix of cells from one loaded base model
         assert _loglikelihoods(out / "cells" / key) == _loglikelihoods(reference[0] / "cells" / key)

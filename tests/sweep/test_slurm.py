@@ -36,9 +36,20 @@ def test_slurm_options_become_submitit_parameters():
 
 def test_an_array_of_four_completes_the_sweep_and_a_preempted_task_resumes(reference, env, tmp_path):
     out = tmp_path / "out"
-    cmd = [*EMERGENCE, "sweep", "submit", str(TINY_CONFIG), f"out={out}", "--cluster", "local",
-           "--slurm", "array=4,timeout_min=30"]
-    submitter = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        *EMERGENCE,
+        "sweep",
+        "submit",
+        str(TINY_CONFIG),
+        f"out={out}",
+        "--cluster",
+        "local",
+        "--slurm",
+        "array=4,timeout_min=30",
+    ]
+    submitter = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     victim = _busy_worker(out, set(), time.monotonic() + 240)
     os.kill(victim["pid"], signal.SIGUSR2)  # what SLURM sends (submitit's --signal) before preempting a task
     stdout = submitter.communicate(timeout=300)[0]
