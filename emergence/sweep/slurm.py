@@ -3,11 +3,14 @@
 Array task ``i`` of ``n`` is worker ``i`` of ``n`` (:mod:`emergence.sweep.assign`) on the shared
 output folder: the cell records and claims coordinate the tasks as they do local workers, so tasks
 may start late, run on any node, or be requeued. A task is a ``submitit.helpers.Checkpointable``:
-when SLURM signals it before preemption or its time limit, submitit pickles the task (its arguments
-are all its state: finished cells are in the ledger) and requeues it. The signal ends the cell being
-computed without a record and releases its claims on the way out; the requeued task starts over at
-its block, skips what is recorded, and redoes that cell. A task killed outright (SIGKILL, a lost
-node) leaves claims that go stale after ``lock_ttl`` and are taken over. Each task logs to
+on submitit's signal (USR2, which the job asks SLURM to send 90 s before its time limit, and which
+clusters that warn before preemption send then; ``SUBMITIT_PREEMPT_SIGNAL`` names another), submitit
+pickles the task (its arguments are all its state: finished cells are in the ledger) and requeues
+it. The signal ends the cell being computed without a record and releases its claims on the way
+out; the requeued task starts over at its block, skips what is recorded, and redoes that cell. A
+task killed outright (SIGKILL, a lost node, a preemption without warning) leaves claims that go
+stale after ``lock_ttl``; the other tasks take its cells over (and SLURM's own requeue, where the
+cluster preempts with ``PreemptMode=REQUEUE``, restarts it). Each task logs to
 ``OUT/logs/worker-<i>.log``; submitit keeps its own files under ``OUT/submitit/``.
 """
 
@@ -99,7 +102,10 @@ def submit(
     the same tasks as local processes); returns the jobs."""
     params = dict(params)
     ctor = {k: params.pop(k) for k in list(params) if k == "slurm_max_num_timeout"}
-    executor = submitit.AutoExecutor(folder=Path(out) / "submitit", cluster=cluster, **ctor)
+    try:
+        executor = submitit.AutoExecutor(folder=Path(out) / "submitit", cluster=cluster, **ctor)
+    except RuntimeError as err:  # submitit's SLURM executor finds no srun
+        raise UserError(f"cannot submit to SLURM: {err} (--cluster local runs the array here)") from None
     try:
         executor.update_parameters(name=f"sweep-{Path(config).stem}", **params)
     except (NameError, AssertionError) as err:  # submitit's words for an unknown or mistyped option

@@ -34,6 +34,32 @@ def test_slurm_options_become_submitit_parameters():
             parse_slurm(bad)
 
 
+def test_submit_writes_one_array_job_that_asks_for_the_preemption_signal(tmp_path, monkeypatch, capsys):
+    """On a login node (here: stand-in ``srun`` and ``sbatch`` on PATH): one sbatch script, an array
+    of N tasks, the SLURM options given, and USR2 before the time limit for submitit's requeue."""
+    from emergence.cli import main
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text(
+        f'#!/bin/sh\ncp "$1" {tmp_path}/job.sh\necho "Submitted batch job 4242"\n'
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    slurm = "partition=gpu,gpus_per_task=1,array=4%2,timeout_min=720,account=lab"
+    main(
+        ["sweep", "submit", str(TINY_CONFIG), f"out={tmp_path / 'out'}", "--slurm", slurm]
+    )  # returns at once
+    assert "submitted 4 worker(s): job 4242" in capsys.readouterr().out
+    job = (tmp_path / "job.sh").read_text()
+    for line in ("--array=0-3%2", "--partition=gpu", "--gpus-per-task=1", "--time=720", "--account=lab"):
+        assert f"#SBATCH {line}\n" in job
+    assert "#SBATCH --signal=USR2@90" in job
+    assert len(list((tmp_path / "out" / "submitit").glob("4242_*_submitted.pkl"))) == 4
+
+
 def test_an_array_of_four_completes_the_sweep_and_a_preempted_task_resumes(reference, env, tmp_path):
     out = tmp_path / "out"
     cmd = [
