@@ -1,4 +1,4 @@
-"""`emergence sweep plan|run|status`, `emergence results`, `emergence loss`: grids of cells → one table."""
+"""`emergence sweep plan|run|submit|status`, `emergence results`, `emergence loss`: grids of cells → one table."""
 
 from __future__ import annotations
 
@@ -35,18 +35,42 @@ def plan_cmd(
     config: str = typer.Argument(..., help="sweep config (YAML)"),
     overrides: list[str] = OVERRIDES,
     rows: int = typer.Option(None, "--rows", help="print at most this many cells"),
+    workers: int = typer.Option(None, "--workers", min=1, help="also print each of N workers' checkpoints"),
 ) -> None:
     """Expand CONFIG into cells (stable keys) and print them with a cost estimate; writes nothing."""
     from emergence.sweep.plan import expand, format_plan
 
     cfg = _config(config, overrides)
-    print(format_plan(cfg, expand(cfg), rows=rows))
+    cells = expand(cfg)
+    print(format_plan(cfg, cells, rows=rows))
+    if workers:
+        from emergence.sweep.assign import format_assignment
+
+        print("\n" + format_assignment(cells, workers))
 
 
 def run_cmd(
     config: str = typer.Argument(..., help="sweep config (YAML)"),
     overrides: list[str] = OVERRIDES,
-    shard: str = typer.Option(None, "--shard", help="i/n: run every n-th cell starting at i (0-based)"),
+    shard: str = typer.Option(
+        None,
+        "--shard",
+        help="i/n: run only block i of n of the checkpoints (0-based; contiguous, equal cost)",
+    ),
+    worker: str = typer.Option(
+        None,
+        "--worker",
+        help="i/n: start at block i of n of the checkpoints, then take checkpoints left by others",
+    ),
+    workers: int = typer.Option(
+        None, "--workers", min=1, help="start N local workers (each --worker i/N, pinned to its own devices)"
+    ),
+    devices_per_worker: int = typer.Option(
+        1, "--devices-per-worker", min=1, help="GPUs or TPU chips per worker"
+    ),
+    retry_before: float = typer.Option(
+        None, "--retry-before", hidden=True, help="retry failures recorded before this time"
+    ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells recorded as failed again"),
     no_wait: bool = typer.Option(
         False,
@@ -55,17 +79,37 @@ def run_cmd(
     ),
 ) -> None:
     """Run (or resume) the cells of CONFIG; safe to start on several hosts sharing the output folder."""
+    import time
+
     from emergence.fileio import check_output_dir
     from emergence.sweep.plan import parse_shard
-    from emergence.sweep.runner import run_sweep
 
     cfg = _config(config, overrides)
     shard_spec = parse_shard(shard)
+    worker_spec = parse_shard(worker, "--worker") if worker else None
+    if sum(x is not None for x in (shard, worker, workers)) > 1:
+        raise UserError("give one of --shard, --worker and --workers")
     check_output_dir(cfg.out, "out")
+    if retry_failed and retry_before is None:
+        retry_before = time.time()  # failures recorded from now on (by this run or its workers) stay failed
+    if workers:
+        from emergence.sweep.launch import Launcher
+
+        command = [sys.executable, "-m", "emergence.cli", "sweep", "run", config, *(overrides or [])]
+        command += ["--retry-failed", "--retry-before", repr(retry_before)] if retry_failed else []
+        command += ["--no-wait"] if no_wait else []
+        launcher = Launcher(
+            command, Path(cfg.out), workers, devices_per_worker, echo=lambda s: print(s, flush=True)
+        )
+        raise typer.Exit(launcher.run())
+    from emergence.sweep.runner import run_sweep  # not in the launcher: it never starts JAX
+
     report = run_sweep(
         cfg,
         shard_spec=shard_spec,
+        worker=worker_spec,
         retry_failed=retry_failed,
+        retry_before=retry_before,
         wait=not no_wait,
         echo=lambda line: print(line, flush=True),
     )
@@ -75,14 +119,74 @@ def run_cmd(
         raise typer.Exit(1)
 
 
+def submit_cmd(
+    config: str = typer.Argument(..., help="sweep config (YAML)"),
+    overrides: list[str] = OVERRIDES,
+    slurm: str = typer.Option(
+        ...,
+        "--slurm",
+        help="array=N plus SLURM options, e.g. partition=gpu,gpus_per_task=1,array=16,timeout_min=600",
+    ),
+    cluster: str = typer.Option(
+        "slurm",
+        "--cluster",
+        help="slurm, or local: run the same array here through submitit's local executor",
+    ),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells recorded as failed again"),
+) -> None:
+    """Submit an array job of sweep workers on the shared output folder, requeued when preempted."""
+    import time
+
+    from emergence.fileio import check_output_dir
+    from emergence.sweep.slurm import parse_slurm, submit
+
+    if cluster not in ("slurm", "local"):
+        raise UserError(f"--cluster must be slurm or local, got {cluster!r}")
+    cfg = _config(config, overrides)
+    check_output_dir(cfg.out, "out")
+    count, params = parse_slurm(slurm)
+    jobs = submit(
+        config,
+        list(overrides or []),
+        cfg.out,
+        count,
+        params,
+        cluster=cluster,
+        retry_before=time.time() if retry_failed else None,
+    )
+    print(f"submitted {count} worker(s): job {jobs[0].job_id.split('_')[0]} -> {cfg.out}", flush=True)
+    print(f"watch it with: emergence sweep status {cfg.out}", flush=True)
+    if cluster == "local":  # the tasks are children of this process: wait for them
+        for job in jobs:
+            job.wait()
+        from emergence.sweep.results import sweep_status
+
+        print(_status_lines(cfg.out))
+        status = sweep_status(cfg.out)
+        if status.failed or status.pending or status.running:
+            raise typer.Exit(1)
+
+
+def _status_lines(folder: str) -> str:
+    from emergence.sweep.results import format_status, sweep_status
+    from emergence.sweep.store import Store, read_json
+    from emergence.sweep.workers import format_workers, read_workers
+
+    manifest = read_json(Path(folder) / "sweep.json")
+    ttl = manifest.get("config", {}).get("lock_ttl", 600.0) if isinstance(manifest, dict) else 600.0
+    workers = read_workers(Store(folder, ttl))
+    lines = [format_status(sweep_status(folder))]
+    if workers:
+        lines += [f"workers: {len(workers)}", *format_workers(workers)]
+    return "\n".join(lines)
+
+
 def status_cmd(
     target: str = typer.Argument(..., help="sweep output folder, or its config (YAML)"),
     overrides: list[str] = OVERRIDES,
 ) -> None:
-    """Cells done / running / failed / pending, with the error of each failed cell."""
-    from emergence.sweep.results import format_status, sweep_status
-
-    print(format_status(sweep_status(_out_dir(target, overrides))))
+    """Cells done / running / failed / pending, with the error of each failed cell, and each worker's state."""
+    print(_status_lines(_out_dir(target, overrides)))
 
 
 def results_cmd(
@@ -157,6 +261,7 @@ def loss_cmd(
 def register(app: typer.Typer) -> None:
     sweep_app.command("plan")(plan_cmd)
     sweep_app.command("run")(run_cmd)
+    sweep_app.command("submit")(submit_cmd)
     sweep_app.command("status")(status_cmd)
     app.add_typer(sweep_app, name="sweep")
     app.command("results")(results_cmd)

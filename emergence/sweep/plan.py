@@ -32,7 +32,7 @@ EFFECTIVE_FLOPS = 100e12  # per accelerator, for the hours column of the estimat
 @dataclass(frozen=True)
 class Cell:
     key: str
-    index: int  # position in plan order (what --shard splits on)
+    index: int  # position in plan order
     checkpoint: CheckpointSpec
     checkpoint_id: str
     task: str
@@ -146,21 +146,16 @@ def expand(cfg: SweepConfig) -> list[Cell]:
     return cells
 
 
-def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
-    """Cells of shard ``index`` of ``count`` (0-based): every count-th cell of the plan."""
-    return [c for c in cells if c.index % count == index]
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
+def parse_shard(text: str | None, option: str = "--shard") -> tuple[int, int]:
     """``"i/n"`` (0-based i) → (i, n); None → the whole sweep."""
     if not text:
         return 0, 1
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise UserError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+        raise UserError(f"{option} {text!r}: expected i/n, e.g. 0/4") from None
     if n <= 0 or not 0 <= i < n:
-        raise UserError(f"--shard {text!r}: need 0 <= i < n")
+        raise UserError(f"{option} {text!r}: need 0 <= i < n")
     return i, n
 
 

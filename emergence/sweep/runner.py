@@ -1,10 +1,12 @@
 """Execute a sweep's cells: loop, claim, compute, record; resume, share work, retry failures.
 
-One process loops over its cells (all, or every n-th with ``--shard i/n``) in plan order, each
-checkpoint's loss cell first, so a checkpoint is loaded once for all its cells and the jitted steps
-compile once per shape for the whole run. A cell with a record is skipped (a failed one unless
-``retry_failed``); otherwise the runner claims it (:mod:`emergence.sweep.store`) or moves on if a live
-runner holds it, computes it, and writes its record — the commit point — before releasing the claim.
+One process works through whole checkpoints (:mod:`emergence.sweep.assign`: all of them, the block of
+``--shard i/n``, or worker i's block first and then the others' leftovers), holding the checkpoint's
+claim while it runs its cells in plan order, loss cell first, so a checkpoint is loaded once for all
+its cells and the jitted steps compile once per shape for the whole run. A cell with a record is
+skipped (a failed one unless ``retry_failed``, and then only a failure recorded before this run
+began); otherwise the runner claims it (:mod:`emergence.sweep.store`) or moves on if a live runner
+holds it, computes it, and writes its record — the commit point — before releasing the claim.
 A runner killed at any instant leaves no record and a lock whose dead owner makes it stale, so the
 next runner redoes exactly the unfinished cells. When its own cells are done a runner waits for cells
 claimed by others, taking over any whose claim goes stale, so the sweep ends complete.
@@ -18,6 +20,7 @@ import shutil
 import subprocess
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +29,12 @@ from typing import Any
 from emergence.config import to_dict
 from emergence.errors import UserError
 from emergence.results_table import RESULT_COLUMNS
+from emergence.sweep.assign import blocks, checkpoint_groups, preference, shard
 from emergence.sweep.cell import CellLog, results_row, run_cell
 from emergence.sweep.config import SweepConfig, tokenizer_fingerprint, tokenizer_mismatch
-from emergence.sweep.plan import Cell, LossCell, expand, shard, with_loss_cells
+from emergence.sweep.plan import Cell, LossCell, expand
 from emergence.sweep.store import HOST, Store, read_json
+from emergence.sweep.workers import WorkerState
 
 
 class TokenizerMismatch(UserError):
@@ -38,7 +43,7 @@ class TokenizerMismatch(UserError):
 
 @dataclass
 class RunReport:
-    total: int  # task cells in this runner's shard
+    total: int  # task cells in this runner's shard (every cell for a worker)
     done_here: int = 0
     failed_here: int = 0
     skipped: int = 0  # finished or failed before this run
@@ -72,53 +77,80 @@ class Runner:
         self.version = code_version()
         self._loaded: tuple[str, Any] | None = None
         self._first_tokenizer: tuple[str, str] | None = None  # (checkpoint, fingerprint) of this run's first load
+        self._state: WorkerState | None = None
 
     # ------------------------------------------------------------------ the loop
     def run(
-        self, *, shard_spec: tuple[int, int] = (0, 1), retry_failed: bool = False, wait: bool = True
+        self,
+        *,
+        shard_spec: tuple[int, int] = (0, 1),
+        worker: tuple[int, int] | None = None,
+        retry_failed: bool = False,
+        retry_before: float | None = None,
+        wait: bool = True,
     ) -> RunReport:
+        """Run this runner's cells: the block of ``shard_spec``, or, as ``worker`` i of n, its own block
+        and then checkpoints left by the others. With ``retry_failed``, cells recorded as failed before
+        ``retry_before`` (default: now) run again, so concurrent workers retry each failure once."""
         started = time.perf_counter()
         cells = expand(self.cfg)
-        mine = shard(cells, *shard_spec)
+        mine = cells if worker else shard(cells, *shard_spec)
+        position, count = worker or (0, 1)
+        groups = checkpoint_groups(mine)
+        owned = blocks(groups, count)
+        group_of = {g.checkpoint_id: i for i, g in enumerate(groups)}
         self._write_manifest(cells)
         self.store.clean_stale_locks()  # a killed runner's claims are taken over
         report = RunReport(total=len(mine), started=started)
-        planned = with_loss_cells(mine)
-        attempted: set[str] = set()
+        cutoff = (time.time() if retry_before is None else retry_before) if retry_failed else None
 
         def still_open(cells: list[Cell | LossCell]) -> list[Cell | LossCell]:
-            # a closed cell never reopens (records are not deleted; a failed one is retried once), so
-            # each pass rereads only the records of the cells still open
-            return [c for c in cells if _is_open(self._record(c), retry_failed and c.key not in attempted)]
+            # a closed cell never reopens (records are not deleted; this run's failures are not
+            # retried), so each pass rereads only the records of the cells still open
+            return [c for c in cells if _is_open(self._record(c), cutoff)]
 
         if self.cfg.compile_cache:
             import jax
 
             jax.config.update("jax_compilation_cache_dir", self.cfg.compile_cache)
-        pending = still_open(planned)
+        pending = still_open([c for g in groups for c in g.cells])
         todo = sum(isinstance(c, Cell) for c in pending)
         report.skipped = len(mine) - todo
+        where = f"worker {position}/{count}" if worker else f"shard {shard_spec[0]}/{shard_spec[1]}"
         self.echo(
-            f"sweep {self.cfg.name}: {len(mine)} cells in shard {shard_spec[0]}/{shard_spec[1]}, "
+            f"sweep {self.cfg.name}: {len(mine)} cells in {where}, "
             f"{report.skipped} already recorded, {todo} to do -> {self.cfg.out}"
         )
-        delay = 0.2
-        while pending:
-            progressed = False
-            for cell in pending:
-                if self._try_cell(cell, report, retry_failed):
-                    attempted.add(cell.key)
-                    progressed = True
-            pending = still_open(pending)
-            # the rest are claimed by live runners: wait for them to finish or for their locks to expire
-            if pending and wait:
-                delay = 0.2 if progressed else min(delay * 2, self.max_poll)
-                time.sleep(delay)
-            elif pending:
-                break
+        name = str(position) if worker else f"{HOST}-{os.getpid()}"
+        self._state = WorkerState(self.store, name, worker=f"{position}/{count}" if worker else None)
+        end = "stopped"  # a preemption (SystemExit) or a fatal error
+        try:
+            delay = 0.2
+            while pending:
+                open_cells = Counter(group_of[c.checkpoint_id] for c in pending)
+                progressed = False
+                for g in preference(owned, position, open_cells):
+                    todo_here = [c for c in pending if group_of[c.checkpoint_id] == g]
+                    if self._work_on(groups[g].claim_name, todo_here, report, cutoff):
+                        progressed = True
+                        break  # choose the next checkpoint from fresh counts
+                pending = still_open(pending)
+                # the rest are held by live runners: wait for them to finish or for their claims to expire
+                if pending and not progressed and wait:
+                    if self._state.state["cell"] is not None:
+                        self._state.update(checkpoint=None, cell=None)  # waiting for other runners
+                    delay = min(delay * 2, self.max_poll)
+                    time.sleep(delay)
+                elif pending and not progressed:
+                    break
+                else:
+                    delay = 0.2
+            end = "finished"
+        finally:
+            self._state.close(end, done=report.done_here, failed=report.failed_here)
         self.store.clean_stale_locks()
         report.failed_cells = [
-            c.label() for c in planned if (self._record(c) or {}).get("status") == "failed"
+            c.label() for g in groups for c in g.cells if (self._record(c) or {}).get("status") == "failed"
         ]
         failed = len(report.failed_cells)
         self.echo(
@@ -127,6 +159,22 @@ class Runner:
             + (" (rerun with --retry-failed)" if failed else "")
         )
         return report
+
+    def _work_on(
+        self, claim_name: str, cells: list[Cell | LossCell], report: RunReport, cutoff: float | None
+    ) -> bool:
+        """Run ``cells`` (one checkpoint's) under the checkpoint's claim; False if another runner holds
+        the checkpoint or every cell of it."""
+        claim = self.store.claim(claim_name)
+        if claim is None:
+            return False
+        progressed = False
+        try:
+            for cell in cells:
+                progressed |= self._try_cell(cell, report, cutoff)
+        finally:
+            claim.release()
+        return progressed
 
     def _write_manifest(self, cells: list[Cell]) -> None:
         manifest = {
@@ -143,7 +191,7 @@ class Runner:
             return self.store.loss_record(cell.key)
         return self.store.record(cell.key)
 
-    def _try_cell(self, cell: Cell | LossCell, report: RunReport, retry: bool) -> bool:
+    def _try_cell(self, cell: Cell | LossCell, report: RunReport, retry_before: float | None) -> bool:
         """Claim, compute and record ``cell``. False if another runner holds or finished it."""
         is_loss = isinstance(cell, LossCell)
         claim = self.store.claim(f"loss-{cell.key}" if is_loss else cell.key)
@@ -151,9 +199,12 @@ class Runner:
             return False
         try:
             rec = self._record(cell)  # finished by another runner between our check and claim
-            if not _is_open(rec, retry):
+            if not _is_open(rec, retry_before):
                 return False
             attempts = (rec or {}).get("attempts", 0) + 1
+            # one write per cell: the counts of the cells before this one, and where the worker is
+            where = {"checkpoint": cell.checkpoint_id, "cell": cell.label()}
+            self._state.update(**where, done=report.done_here, failed=report.failed_here)
             record, cleanup = self._compute(cell, attempts)
             if not claim.owned():
                 self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")
@@ -252,7 +303,11 @@ class Runner:
                 raise TokenizerMismatch(tokenizer_mismatch(cell.checkpoint_id, first))
         self._first_tokenizer = self._first_tokenizer or (cell.checkpoint_id, fp)
         self._loaded = (cell.checkpoint_id, loaded)
-        return loaded, time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        self.echo(f"loaded checkpoint {cell.checkpoint_id} in {seconds:.1f}s")
+        if self._state is not None:
+            self._state.update(loaded=[*self._state.state["loaded"], cell.checkpoint_id])
+        return loaded, seconds
 
     # ------------------------------------------------------------------ progress
     def _progress(self, cell: Cell, record: dict, report: RunReport) -> None:
@@ -273,10 +328,12 @@ class Runner:
         )
 
 
-def _is_open(record: dict | None, retry: bool) -> bool:
-    """Not yet recorded, or recorded as failed and to be retried."""
+def _is_open(record: dict | None, retry_before: float | None) -> bool:
+    """Not yet recorded, or recorded as failed before ``retry_before`` (None: failures stay closed)."""
     status = (record or {}).get("status")
-    return status is None or (status == "failed" and retry)
+    if status == "failed" and retry_before is not None:
+        return record.get("finished", 0.0) < retry_before
+    return status is None
 
 
 def _fmt(seconds: float) -> str:
@@ -290,8 +347,12 @@ def run_sweep(
     cfg: SweepConfig,
     *,
     shard_spec: tuple[int, int] = (0, 1),
+    worker: tuple[int, int] | None = None,
     retry_failed: bool = False,
+    retry_before: float | None = None,
     wait: bool = True,
     echo: Callable[[str], None] = print,
 ) -> RunReport:
-    return Runner(cfg, echo=echo).run(shard_spec=shard_spec, retry_failed=retry_failed, wait=wait)
+    return Runner(cfg, echo=echo).run(
+        shard_spec=shard_spec, worker=worker, retry_failed=retry_failed, retry_before=retry_before, wait=wait
+    )

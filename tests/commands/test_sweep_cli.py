@@ -12,6 +12,7 @@ from emergence.sweep.plan import expand
 from emergence.sweep.store import Store
 from tests.sweep.helpers import (
     FIXTURES,
+    PAPER_CONFIG,
     TINY_CONFIG,
     TINY_LLAMA,
     copy_with_other_tokenizer,
@@ -84,6 +85,38 @@ def test_plan_prints_every_cell_and_a_cost_estimate_and_writes_nothing(tmp_path,
     assert not (tmp_path / "o").exists()
 
 
+def test_plan_with_workers_prints_each_workers_checkpoints_offline(capsys, monkeypatch):
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("plan must not download")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
+    code, out, _ = run(["sweep", "plan", str(PAPER_CONFIG), "--workers", "8", "--rows", "1"], capsys)
+    assert code == 0
+    assignment = out.split("8 workers:")[1]
+    assert [line.split(":")[0].strip() for line in assignment.splitlines()[1:]] == [
+        f"worker {i}" for i in range(8)
+    ]
+    for ckpt in load_sweep_config(PAPER_CONFIG).checkpoints:
+        assert assignment.count(f" {ckpt.id},") + assignment.count(f" {ckpt.id}\n") == 1, ckpt.id
+
+
+def test_conflicting_worker_options_and_bad_slurm_options_exit_2(tmp_path, capsys):
+    out = f"out={tmp_path / 'o'}"
+    code, _, err = run(["sweep", "run", str(TINY_CONFIG), out, "--shard", "0/2", "--workers", "2"], capsys)
+    assert code == 2 and "give one of --shard, --worker and --workers" in err
+    code, _, err = run(["sweep", "run", str(TINY_CONFIG), out, "--worker", "2/2"], capsys)
+    assert code == 2 and "--worker '2/2'" in err
+    code, _, err = run(["sweep", "submit", str(TINY_CONFIG), out, "--slurm", "partition=gpu"], capsys)
+    assert code == 2 and "array=N" in err
+    code, _, err = run(
+        ["sweep", "submit", str(TINY_CONFIG), out, "--slurm", "array=2", "--cluster", "k8s"], capsys
+    )
+    assert code == 2 and "--cluster must be slurm or local" in err
+    assert not (tmp_path / "o").exists()
+
+
 def _fake_sweep(out):
     """A finished sweep's records written by hand: two done cells and a failed one."""
     store = Store(out)
@@ -149,6 +182,23 @@ def test_status_counts_done_running_failed_pending(tmp_path, capsys):
     code, out, _ = run(["sweep", "status", str(tmp_path / "out")], capsys)
     assert code == 0
     assert "done: 2" in out and "failed: 1" in out and "ValueError: boom" in out
+
+
+def test_status_shows_each_worker_and_a_dead_one_as_lost(tmp_path, capsys):
+    import socket
+
+    _fake_sweep(tmp_path / "out")
+    store = Store(tmp_path / "out")
+    dead = {"host": socket.gethostname(), "pid": 2**22 + 1, "state": "running", "cell": "a cola D=16 seed=0"}
+    store.write(tmp_path / "out" / "workers" / "1.json", {"name": "1", "loaded": ["a"], "done": 3, **dead})
+    store.write(
+        tmp_path / "out" / "workers" / "0.json", {**dead, "name": "0", "state": "finished", "cell": None}
+    )
+    code, out, _ = run(["sweep", "status", str(tmp_path / "out")], capsys)
+    assert code == 0 and "workers: 2" in out
+    first, second = (line.strip() for line in out.split("workers: 2")[1].strip().splitlines())
+    assert first.startswith("worker 0") and " finished " in first
+    assert second.startswith("worker 1") and "lost  a cola D=16 seed=0" in second and "loaded a" in second
 
 
 def test_results_and_status_refuse_a_folder_that_is_not_a_sweep(tmp_path, capsys):

@@ -2,7 +2,7 @@
 
 The reference is one uninterrupted run of the CI sweep (configs/sweeps/tiny.yaml: 2 tiny checkpoints ×
 CoLA × budgets {0, 16, 64} × 2 seeds = 10 cells) in a subprocess. Runner subprocesses share a JAX
-persistent compilation cache, so only the first one compiles.
+persistent compilation cache, so only the first one compiles (both fixtures: tests/sweep/conftest.py).
 """
 
 from __future__ import annotations
@@ -27,25 +27,11 @@ from tests.sweep.helpers import (
     EMERGENCE,
     REPO,
     TINY_CONFIG,
-    cli_env,
     comparable,
     run_cli,
     tiny_raw,
     write_config,
 )
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    return cli_env(tmp_path_factory.mktemp("jax_cache"))
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, env):
-    out = tmp_path_factory.mktemp("reference") / "out"
-    proc = run_cli(["sweep", "run", str(TINY_CONFIG), f"out={out}"], env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out, results_table(out), proc.stdout
 
 
 def test_tiny_sweep_end_to_end(reference):
@@ -151,6 +137,13 @@ def test_two_concurrent_runners_do_every_cell_exactly_once(reference, env, tmp_p
         assert len(starts) == 1, f"cell {key} was started {len(starts)} times"
     done_by = [text.count("cola D=") for text in outputs]
     assert sum(done_by) == 10
+    loads = [
+        line.split()[2]
+        for text in outputs
+        for line in text.splitlines()
+        if line.startswith("loaded checkpoint")
+    ]
+    assert sorted(loads) == ["tiny-tied", "tiny-untied"]  # each checkpoint loaded by one of the two
     for key in table["config_hash"]:  # each process ran its own mix of cells from one loaded base model
         assert _loglikelihoods(out / "cells" / key) == _loglikelihoods(reference[0] / "cells" / key)
 
@@ -191,6 +184,20 @@ def test_a_failed_cell_is_recorded_and_retried_only_when_asked(tmp_path):
     assert Runner(fixed, echo=lambda _: None).run().skipped == 1
     report = Runner(fixed, echo=lambda _: None).run(retry_failed=True)
     assert report.done_here == 1 and sweep_status(fixed.out).done == 1
+
+
+def test_retry_failed_retries_only_failures_recorded_before_the_run_began(tmp_path):
+    """Concurrent workers started with --retry-failed share one cutoff: a failure one of them records
+    during the run is not retried again by the others."""
+    empty = tmp_path / "no_benchmarks"
+    (empty / "cola").mkdir(parents=True)
+    broken = _fewshot_only(tmp_path, eval={**tiny_raw()["eval"], "data_dir": str(empty)})
+    before = time.time()
+    assert Runner(broken, echo=lambda _: None).run().failed_here == 1
+    fixed = _fewshot_only(tmp_path)
+    late = Runner(fixed, echo=lambda _: None).run(retry_failed=True, retry_before=before)
+    assert (late.skipped, late.done_here, len(late.failed_cells)) == (1, 0, 1)
+    assert Runner(fixed, echo=lambda _: None).run(retry_failed=True).done_here == 1
 
 
 def test_a_finetuned_cell_records_its_learning_curve_when_asked(tmp_path):

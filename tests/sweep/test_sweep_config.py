@@ -9,7 +9,7 @@ import pytest
 from emergence.config import apply_overrides, from_dict, load_config
 from emergence.errors import UserError
 from emergence.sweep.config import load_sweep_config
-from emergence.sweep.plan import expand, format_plan, shard
+from emergence.sweep.plan import expand, format_plan
 from tests.sweep.helpers import (
     PAPER_CONFIG,
     TINY_CONFIG,
@@ -122,12 +122,6 @@ def test_a_task_can_finetune_with_its_own_settings(tmp_path):
     assert {c.resolved["finetune"]["epochs"] for c in cells if c.budget} == {5.0}
     changed = {c.label() for c in cells if base[c.label()] != c.key}
     assert changed == {c.label() for c in cells if c.budget}  # few-shot cells keep their keys
-
-
-def test_shards_partition_the_plan():
-    cells = expand(load_sweep_config(TINY_CONFIG))
-    parts = [shard(cells, i, 3) for i in range(3)]
-    assert sorted(c.key for p in parts for c in p) == sorted(c.key for c in cells)
 
 
 def test_paper_config_plans_without_touching_the_network(monkeypatch):

@@ -1,0 +1,135 @@
+"""`emergence sweep submit`: an array job of sweep workers on SLURM, through submitit.
+
+Array task ``i`` of ``n`` is worker ``i`` of ``n`` (:mod:`emergence.sweep.assign`) on the shared
+output folder: the cell records and claims coordinate the tasks as they do local workers, so tasks
+may start late, run on any node, or be requeued. A task is a ``submitit.helpers.Checkpointable``:
+on submitit's signal (USR2, which the job asks SLURM to send 90 s before its time limit, and which
+clusters that warn before preemption send then; ``SUBMITIT_PREEMPT_SIGNAL`` names another), submitit
+pickles the task (its arguments are all its state: finished cells are in the ledger) and requeues
+it. The signal ends the cell being computed without a record and releases its claims on the way
+out; the requeued task starts over at its block, skips what is recorded, and redoes that cell. A
+task killed outright (SIGKILL, a lost node, a preemption without warning) leaves claims that go
+stale after ``lock_ttl``; the other tasks take its cells over (and SLURM's own requeue, where the
+cluster preempts with ``PreemptMode=REQUEUE``, restarts it). Each task logs to
+``OUT/logs/worker-<i>.log``; submitit keeps its own files under ``OUT/submitit/``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from emergence.errors import UserError
+
+DEFAULT_TIMEOUT_MIN = 240  # a task's time limit unless --slurm timeout_min=...; a timed-out task is requeued
+
+
+class SweepTask(submitit.helpers.Checkpointable):
+    """One array task: ``sweep run --worker index/count`` in the directory the job was submitted from."""
+
+    def __init__(self, config: str, overrides: list[str], count: int, retry_before: float | None, cwd: str):
+        self.config, self.overrides, self.count = config, list(overrides), count
+        self.retry_before, self.cwd = retry_before, cwd
+
+    def __call__(self, index: int) -> dict[str, Any]:
+        from emergence.sweep.config import load_sweep_config
+        from emergence.sweep.launch import GPU_MEMORY_FRACTION
+        from emergence.sweep.runner import run_sweep
+
+        os.chdir(self.cwd)  # a config's relative paths are relative to where it was submitted
+        # SLURM pins the task's GPUs (CUDA_VISIBLE_DEVICES); JAX would take only 75 % of them
+        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", GPU_MEMORY_FRACTION)
+        cfg = load_sweep_config(self.config, self.overrides)
+        path = Path(cfg.out) / "logs" / f"worker-{index}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start (SLURM job {_job_id()})\n")
+
+            def echo(line: str) -> None:
+                print(line, flush=True)
+                log.write(line + "\n")
+                log.flush()
+
+            report = run_sweep(
+                cfg,
+                worker=(index, self.count),
+                retry_failed=self.retry_before is not None,
+                retry_before=self.retry_before,
+                echo=echo,
+            )
+        return {"done": report.done_here, "failed_cells": report.failed_cells}
+
+
+def parse_slurm(text: str) -> tuple[int, dict[str, Any]]:
+    """``"partition=gpu,gpus_per_task=1,array=8%4,timeout_min=600"`` → (8 tasks, executor parameters).
+
+    ``array`` is the number of tasks (``N`` or ``N%P``, P at most at once); the rest are submitit's
+    parameters: its shared ones (``timeout_min``, ``mem_gb``, ``cpus_per_task``, ``gpus_per_node``, …)
+    as given, any other SLURM option as ``slurm_<key>``."""
+    params: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UserError(f"--slurm {text!r}: expected key=value pairs separated by commas, got {item!r}")
+        params[key.strip()] = _value(value.strip())
+    array = str(params.pop("array", ""))
+    count, _, parallel = array.partition("%")
+    if not count.isdigit() or int(count) < 1 or (parallel and not parallel.isdigit()):
+        raise UserError(f"--slurm {text!r}: give array=N (N tasks, or N%P to run at most P at once)")
+    generic = submitit.AutoExecutor._valid_parameters()
+    out = {k if k in generic or k.startswith("slurm_") else f"slurm_{k}": v for k, v in params.items()}
+    if parallel:
+        out["slurm_array_parallelism"] = int(parallel)
+    out.setdefault("timeout_min", DEFAULT_TIMEOUT_MIN)
+    return int(count), out
+
+
+def submit(
+    config: str,
+    overrides: list[str],
+    out: str | Path,
+    count: int,
+    params: dict[str, Any],
+    *,
+    cluster: str = "slurm",
+    retry_before: float | None = None,
+) -> list[submitit.Job]:
+    """Submit ``count`` workers as one array job (``cluster="local"``: submitit's local executor,
+    the same tasks as local processes); returns the jobs."""
+    params = dict(params)
+    ctor = {k: params.pop(k) for k in list(params) if k == "slurm_max_num_timeout"}
+    try:
+        executor = submitit.AutoExecutor(folder=Path(out) / "submitit", cluster=cluster, **ctor)
+    except RuntimeError as err:  # submitit's SLURM executor finds no srun
+        raise UserError(f"cannot submit to SLURM: {err} (--cluster local runs the array here)") from None
+    try:
+        executor.update_parameters(name=f"sweep-{Path(config).stem}", **params)
+    except (NameError, AssertionError) as err:  # submitit's words for an unknown or mistyped option
+        raise UserError(f"--slurm: {err}".splitlines()[0]) from None
+    task = SweepTask(str(Path(config).resolve()), overrides, count, retry_before, os.getcwd())
+    try:
+        return executor.map_array(task, range(count))
+    except FileNotFoundError as err:
+        raise UserError(
+            f"cannot submit to SLURM ({err.filename} not found): run on a SLURM login node"
+        ) from None
+
+
+def _value(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _job_id() -> str:
+    try:
+        return submitit.JobEnvironment().job_id
+    except RuntimeError:
+        return "?"
