@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ from emergence.config import from_dict, load_config, read_yaml, updated
 from emergence.errors import UserError, check_fields, finite_positive
 from emergence.fileio import read_json_object
 from emergence.train.config import DTYPES, EvalSettings, FinetuneConfig, FinetuneSettings, precision
-
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 @dataclass(frozen=True)
@@ -156,10 +153,11 @@ def checkpoint_id(spec: CheckpointSpec) -> str:
 
 
 def is_hub_id(reference: str) -> bool:
-    """``owner/name`` that is not a local path: fetched from the hub at run time, never at plan time."""
-    return (
-        bool(HUB_ID.fullmatch(reference)) and not Path(reference).exists() and not reference.endswith(".gguf")
-    )
+    """``owner/name[@revision]`` that is not a local path: fetched from the hub at run time, never at
+    plan time."""
+    from emergence.models.registry import hub_reference
+
+    return hub_reference(reference) is not None
 
 
 def load_sweep_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> SweepConfig:

@@ -49,12 +49,16 @@ def model_fingerprint(path: str | Path) -> str:
     if path.is_file():
         return file_fingerprint(path)
     files = sorted(
-        p for p in path.iterdir() if p.is_file() and (p.name in _MODEL_FILES or p.suffix in _WEIGHT_SUFFIXES)
+        p for p in path.iterdir() if p.is_file() and (p.name in _MODEL_FILES or _is_weight_file(p))
     )
     h = hashlib.sha256()
     for p in files:
         h.update(f"{p.name}\0{file_fingerprint(p)}\0".encode())
     return h.hexdigest()[:16]
+
+
+def _is_weight_file(path: Path) -> bool:
+    return path.suffix in _WEIGHT_SUFFIXES or (path.suffix == ".bin" and path.name.startswith("pytorch_model"))
 
 
 def _is_local(reference: str) -> bool:
