@@ -36,11 +36,14 @@ def plan_cmd(
     overrides: list[str] = OVERRIDES,
     rows: int = typer.Option(None, "--rows", help="print at most this many cells"),
 ) -> None:
-    """Expand CONFIG into cells (stable keys) and print them with a cost estimate; writes nothing."""
-    from emergence.sweep.plan import expand, format_plan
+    """Expand CONFIG into cells (stable keys) and print them with a cost estimate, then each checkpoint's
+    parameters, tokens and pretraining FLOPs; writes nothing."""
+    from emergence.sweep.plan import expand, format_checkpoints, format_plan
 
     cfg = _config(config, overrides)
     print(format_plan(cfg, expand(cfg), rows=rows))
+    print()
+    print(format_checkpoints(cfg))
 
 
 def run_cmd(

@@ -220,3 +220,23 @@ def test_a_hub_revision_is_part_of_the_checkpoint_id_and_every_key(tmp_path, mon
     assert {c.checkpoint_id for c in step} == {"EleutherAI/pythia-70m@step1000"}
     assert not {c.key for c in step} & {c.key for c in plain}
     assert {c.key for c in step} != {c.key for c in expand(_hub_sweep(tmp_path, "EleutherAI/pythia-70m@step2000"))}
+
+
+@pytest.mark.parametrize("name, checkpoints", [("pythia", 66), ("openllama_v1", 27)])
+def test_the_ladder_configs_plan_offline_with_the_compute_of_every_checkpoint(name, checkpoints, monkeypatch):
+    import huggingface_hub
+
+    from emergence.sweep.plan import format_checkpoints
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("plan must not download"))
+    cfg = load_sweep_config(PAPER_CONFIG.with_name(f"{name}.yaml"))
+    assert len(cfg.checkpoints) == checkpoints
+    for ckpt in cfg.checkpoints:
+        assert ckpt.flops == 6 * ckpt.params * ckpt.tokens > 0, ckpt.id
+    text = format_checkpoints(cfg)
+    assert "?" not in text and all(ckpt.id in text for ckpt in cfg.checkpoints)
+    if name == "pythia":  # 2,097,152 tokens per step, every size at 11 revisions
+        assert cfg.checkpoints[-1].model == "EleutherAI/pythia-2.8b@step143000"
+        assert cfg.checkpoints[-1].tokens == 143000 * 2_097_152
+        assert len({c.model.split("@")[1] for c in cfg.checkpoints}) == 11
+    assert f"{len(expand(cfg))} cells" in format_plan(cfg, expand(cfg), rows=1)
