@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,22 @@ class LossSpec:
     tokens: int = 100_000
     seq_len: int | None = None  # default: the model's context window, at most 2048
     batch_size: int = 8
+    # the table's loss column: nats-per-token (pretrain_loss) or also bits-per-byte
+    # (pretrain_bits_per_byte, comparable across tokenizers); both are measured either way
+    unit: str = "nats-per-token"
 
     def __post_init__(self) -> None:
+        from emergence.results_table import LOSS_COLUMNS
+
         check_fields(self, lambda v: v > 0, "positive", "tokens", "batch_size")
         check_fields(self, lambda v: v >= 2, ">= 2", "seq_len")
+        check_fields(self, LOSS_COLUMNS.__contains__, f"one of {', '.join(LOSS_COLUMNS)}", "unit")
+
+    def scoring(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`~emergence.eval.pretrain_loss.corpus_loss`: all but the unit."""
+        options = asdict(self)
+        options.pop("unit")
+        return options
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ model count (config, weights, tokenizer), so a README added next to the weights 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 from pathlib import Path
@@ -77,8 +76,9 @@ def checkpoint_identity(ckpt: CheckpointSpec) -> dict[str, Any]:
 
 
 def loss_identity(cfg: SweepConfig) -> dict[str, Any]:
-    """Every loss setting but the batch size, which does not change the loss."""
-    identity = dataclasses.asdict(cfg.loss)
+    """Every loss setting but the batch size, which does not change the loss, and the unit: both
+    units are measured, the unit only picks the table's column."""
+    identity = cfg.loss.scoring()
     identity.pop("batch_size")
     if identity["corpus"] and _is_local(identity["corpus"]):
         identity["corpus"] = {"content": file_fingerprint(identity["corpus"])}
