@@ -191,8 +191,8 @@ def test_loss_in_bits_per_byte_is_the_same_nll_over_the_bytes(capsys):
     args += ["--tokens", "100", "--seq-len", "64"]
     code, nats, _ = run(args, capsys)
     code_bytes, bits, _ = run([*args, "--unit", "bits-per-byte"], capsys)
-    assert code == code_bytes == 0 and "bits/byte over 100 tokens (" in bits
-    n_bytes = int(bits.split("(")[1].split()[0])
+    assert code == code_bytes == 0 and "bits/byte over 100 tokens, " in bits
+    n_bytes = int(bits.split(" tokens, ")[1].split()[0])
     assert float(bits.split()[1]) == pytest.approx(float(nats.split()[1]) * 100 / (np.log(2) * n_bytes), rel=1e-5)
     code, _, err = run([*args, "--unit", "bits"], capsys)
     assert code == 2 and "unit" in err and "bits-per-byte" in err
