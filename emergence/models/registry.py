@@ -120,10 +120,10 @@ def _download(repo_id: str, revision: str | None) -> Path:
         local = fetch(HUB_WEIGHTS[0])
         if not any(local.glob("*.safetensors")):
             local = fetch(HUB_WEIGHTS[1])
-    except LocalEntryNotFoundError:
-        what = f"revision {revision!r} of {repo_id} is not" if revision else "not"
-        raise UserError(f"{name}: {what} in the hub cache, and the hub is offline (HF_HUB_OFFLINE=1)") from None
     except Exception as err:  # noqa: BLE001 - any hub failure is one line
+        if offline and isinstance(err, LocalEntryNotFoundError):
+            what = f"revision {revision!r} of {repo_id} is not" if revision else "not"
+            raise UserError(f"{name}: {what} in the hub cache, and the hub is offline (HF_HUB_OFFLINE=1)") from None
         raise UserError(f"{name}: not a local path, and downloading it from the hub failed ({type(err).__name__}: "
                         f"{' '.join(str(err).split())[:200]})") from None  # fmt: skip
     return local

@@ -173,6 +173,8 @@ def read_torch_bin(path: Path) -> dict[str, Callable[[], np.ndarray]]:
 
 def _read_tensor(path: Path, name: str, tensor: _Tensor, raw: np.ndarray) -> np.ndarray:
     storage, count = tensor.storage, math.prod(tensor.shape)
+    if min(tensor.shape, default=0) < 0 or len(tensor.stride) != len(tensor.shape):
+        raise UserError(f"{path}: tensor {name!r} has shape {tensor.shape} and strides {tensor.stride}")
     if raw.size != storage.numel * storage.dtype.itemsize:
         raise UserError(
             f"{path}: storage of {name!r} has {raw.size} bytes for {storage.numel} {storage.dtype} items"

@@ -118,3 +118,17 @@ def test_a_tensor_reaching_past_its_storage_is_refused(tmp_path):
     with pytest.raises(UserError, match="x.bin: storage of"):
         for reader in readers.values():
             reader()
+
+
+def test_a_tensor_with_an_impossible_shape_or_stride_is_refused(tmp_path):
+    from emergence.models.torch_bin import _read_tensor, _rebuild_tensor, _Storage
+
+    storage = _Storage("0", np.dtype(np.float32), 4)  # 16 bytes
+    raw = np.zeros(16, np.uint8)
+    with pytest.raises(UserError, match="x.bin: tensor 'w' has shape"):
+        _read_tensor(tmp_path / "x.bin", "w", _rebuild_tensor(storage, 0, (-1, 4), (4, 1)), raw)
+    with pytest.raises(UserError, match="x.bin: tensor 'w' reaches outside its storage"):
+        _read_tensor(tmp_path / "x.bin", "w", _rebuild_tensor(storage, 1, (2, 2), (2, 1)), raw)
+    with pytest.raises(UserError, match="x.bin: tensor 'w' reaches outside its storage"):
+        _read_tensor(tmp_path / "x.bin", "w", _rebuild_tensor(storage, 3, (2,), (-1,)), raw)
+    assert _read_tensor(tmp_path / "x.bin", "w", _rebuild_tensor(storage, 0, (2, 2), (1, 2)), raw).shape == (2, 2)
