@@ -39,12 +39,17 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "code_version",
 )
 
+#: The pretraining loss in each unit a table can carry it in (``loss.unit`` of a sweep, ``fit.loss_unit``):
+#: ``pretrain_loss`` always; ``pretrain_bits_per_byte``, comparable across tokenizers, when asked for.
+LOSS_COLUMNS: dict[str, str] = {"nats-per-token": "pretrain_loss", "bits-per-byte": "pretrain_bits_per_byte"}
+
 #: Fixed columns that hold numbers (the rest are ids, names and hashes); ``seconds`` is timing, not data.
 NUMERIC_COLUMNS: tuple[str, ...] = (
     "params",
     "tokens",
     "flops",
     "pretrain_loss",
+    "pretrain_bits_per_byte",
     "shots",
     "budget",
     "subset_seed",
@@ -67,6 +72,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("pretrain_loss", "task", "budget")
 # column -> (test on a finite value, what it must be)
 _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "pretrain_loss": (lambda v: v > 0, "a loss > 0 (nats/token)"),
+    "pretrain_bits_per_byte": (lambda v: v > 0, "a loss > 0 (bits/byte)"),
     "params": (lambda v: v > 0 and float(v).is_integer(), "a whole parameter count > 0"),
     "tokens": (lambda v: v >= 0, "a token count >= 0"),
     "flops": (lambda v: v >= 0, "a FLOP count >= 0"),
@@ -141,7 +147,8 @@ def metric_columns(frame: pd.DataFrame, *, holding_text: bool = False) -> list[s
         return holding_text and bool(pd.to_numeric(frame[column], errors="coerce").notna().any())
 
     known = [m for m in KNOWN_METRICS if m in frame.columns]
-    return known + [c for c in frame.columns if c not in RESULT_COLUMNS and c not in known and holds_numbers(c)]
+    fixed = {*RESULT_COLUMNS, *LOSS_COLUMNS.values(), *known}
+    return known + [c for c in frame.columns if c not in fixed and holds_numbers(c)]
 
 
 def _numeric(series: pd.Series, column: str, path: str | Path) -> pd.Series:

@@ -47,7 +47,9 @@ def _inputs(config: Path | None, overrides: list[str] | None, results: Path, tas
     from emergence.results_table import read_results
 
     frame = read_results(results)
-    return settings, select(frame, task, metric=metric, d0=settings.d0, chance=chance, source=str(results))
+    data = select(frame, task, metric=metric, d0=settings.d0, chance=chance, source=str(results),
+                  loss_unit=settings.loss_unit)  # fmt: skip
+    return settings, data
 
 
 def _known_truth(results: Path, data) -> float | None:
@@ -111,7 +113,8 @@ def fit_cmd(
         f"posterior median {e0['median']:.3f}, 90% {e0['q05']:.3f}–{e0['q95']:.3f}); r_hat {diag['r_hat_max']:.3f}, "
         f"ESS {diag['ess_min']:.0f}, divergences {diag['divergences']}"
     )  # fmt: skip
-    print(f"{data.task}/{data.metric}: few-shot emergence E(D0={data.d0:g}) = {e0['mle']:.3f} nats (MLE; "
+    unit = "nats" if data.loss_unit == "nats-per-token" else "bits/byte"
+    print(f"{data.task}/{data.metric}: few-shot emergence E(D0={data.d0:g}) = {e0['mle']:.3f} {unit} (MLE; "
           f"{posterior}; {summary['seconds']:.1f} s → {out}")  # fmt: skip
     print(_baseline_line(summary["baselines"], e0["mle"], truth))
 

@@ -37,12 +37,15 @@ def plan_cmd(
     rows: int = typer.Option(None, "--rows", help="print at most this many cells"),
     workers: int = typer.Option(None, "--workers", min=1, help="also print each of N workers' checkpoints"),
 ) -> None:
-    """Expand CONFIG into cells (stable keys) and print them with a cost estimate; writes nothing."""
-    from emergence.sweep.plan import expand, format_plan
+    """Expand CONFIG into cells (stable keys) and print them with a cost estimate, then each checkpoint's
+    parameters, tokens and pretraining FLOPs; writes nothing."""
+    from emergence.sweep.plan import expand, format_checkpoints, format_plan
 
     cfg = _config(config, overrides)
     cells = expand(cfg)
     print(format_plan(cfg, cells, rows=rows))
+    print()
+    print(format_checkpoints(cfg))
     if workers:
         from emergence.sweep.assign import format_assignment
 
@@ -238,24 +241,24 @@ def loss_cmd(
     ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="windows per batch"),
     dtype: str = typer.Option(None, "--dtype", help="float32 (default) or bfloat16"),
+    unit: str = typer.Option(
+        "nats-per-token", "--unit", help="nats-per-token, or bits-per-byte (comparable across tokenizers)"
+    ),
 ) -> None:
-    """Mean next-token NLL (nats/token) of MODEL on a fixed, deterministic slice of a corpus."""
-    from dataclasses import asdict
-
+    """Mean next-token NLL of MODEL on a fixed, deterministic slice of a corpus, in nats/token, or in
+    bits per UTF-8 byte of the scored text (docs/design.md "Pretraining loss")."""
     from emergence.eval.pretrain_loss import corpus_loss
     from emergence.models.registry import load_model
     from emergence.sweep.config import LossSpec
 
-    spec = LossSpec(corpus, hub, hub_config, split, field, tokens, seq_len, batch_size)  # a sweep's `loss:`
+    spec = LossSpec(corpus, hub, hub_config, split, field, tokens, seq_len, batch_size, unit)  # a sweep's `loss:`
     if corpus is not None and not Path(corpus).is_file():
         raise UserError(f"loss corpus not found: {corpus}")
-    res = corpus_loss(load_model(model, dtype=dtype), **asdict(spec))
+    res = corpus_loss(load_model(model, dtype=dtype), **spec.scoring())
     short = f" (the corpus has only {res.n_tokens + 1} tokens)" if res.n_tokens < tokens else ""
-    print(
-        f"loss {res.loss:.6f} nats/token over {res.n_tokens} tokens{short}, windows of {res.seq_len}, "
-        f"{res.seconds:.2f}s",
-        file=sys.stdout,
-    )
+    value = f"{res.loss:.6f} nats/token" if unit == "nats-per-token" else f"{res.bits_per_byte:.6f} bits/byte"
+    over = f"{res.n_tokens} tokens" + ("" if unit == "nats-per-token" else f", {res.n_bytes} bytes")
+    print(f"loss {value} over {over}{short}, windows of {res.seq_len}, {res.seconds:.2f}s", file=sys.stdout)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,11 +8,20 @@ once, with up to ``seq_len`` tokens of context. Scoring stops after ``tokens`` p
 checkpoints therefore see the same token ids *only if they share a tokenizer*; a sweep checks that
 (:func:`emergence.sweep.config.check_shared_tokenizer`), because nats/token under different
 tokenizers are not comparable.
+
+Bits per byte are comparable across tokenizers (observational scaling's common axis): the total NLL
+of the scored tokens over ln 2 times the UTF-8 bytes of the text of the slice,
+``bits/byte = loss · n_tokens / (ln 2 · n_bytes)``, where ``n_bytes`` is the UTF-8 length of the
+slice's ids (the first one, context only, and every predicted one) decoded, special tokens (BOS, EOS)
+decoding to nothing. A slice that covers a whole corpus therefore has the corpus's bytes whatever the
+tokenizer; a tokenizer that needs fewer tokens for the same text has a higher loss per token but can
+have the same bits per byte.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,12 +40,31 @@ from emergence.models.registry import LoadedModel
 MAX_SEQ_LEN = 2048
 
 
+#: Units of the pretraining loss: the default, and the one comparable across tokenizers.
+LOSS_UNITS = ("nats-per-token", "bits-per-byte")
+
+
 @dataclass(frozen=True)
 class LossResult:
     loss: float  # mean NLL, nats/token
     n_tokens: int  # predicted tokens scored
     seq_len: int
     seconds: float
+    n_bytes: int  # UTF-8 bytes of the slice's text (module docstring)
+
+    @property
+    def bits_per_byte(self) -> float:
+        return self.loss * self.n_tokens / (math.log(2) * self.n_bytes)
+
+    def in_unit(self, unit: str) -> float:
+        return self.bits_per_byte if unit == "bits-per-byte" else self.loss
+
+
+def text_bytes(tokenizer, ids: np.ndarray) -> int:
+    """UTF-8 bytes of the text ``ids`` decode to; special tokens (BOS, EOS) are not text."""
+    special = {tokenizer.bos_token_id, *tokenizer.eos_token_ids}
+    text = tokenizer.backend.decode([int(i) for i in ids if i not in special], skip_special_tokens=True)
+    return len(text.encode("utf-8"))
 
 
 def read_documents(path: str | Path, field: str = "text") -> Iterator[str]:
@@ -142,7 +170,8 @@ def pretrain_loss(
     for b in range(0, n_padded, rows):
         tok, msk = jnp.asarray(windows[b : b + rows]), jnp.asarray(mask[b : b + rows])
         total += float(_window_nll(graph, state, tok, msk))
-    return LossResult(total / n_pred, int(n_pred), int(seq_len), time.perf_counter() - started)
+    n_bytes = text_bytes(loaded.tokenizer, ids[: n_pred + 1])
+    return LossResult(total / n_pred, int(n_pred), int(seq_len), time.perf_counter() - started, n_bytes)
 
 
 def corpus_loss(

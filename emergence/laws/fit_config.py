@@ -33,6 +33,9 @@ class FitSettings:
     chain_method: str = "auto"  # auto | parallel | vectorized | sequential
     starts: int = 16  # MLE starts drawn from the priors; the best one is the headline
     seed: int = 0  # MLE starts and NUTS: the same seed gives the same numbers
+    # the loss axis: nats-per-token (the table's pretrain_loss) or bits-per-byte (pretrain_bits_per_byte,
+    # comparable across tokenizers); loss_floor, e0_margin and E(D0) are then in that unit
+    loss_unit: str = "nats-per-token"
 
     def __post_init__(self) -> None:
         self.spec()  # the law's own checks: form, likelihood, loss_floor, e0_margin
@@ -42,6 +45,10 @@ class FitSettings:
         if self.chain_method not in CHAIN_METHODS:
             choices = ", ".join(CHAIN_METHODS)
             raise UserError(f"chain_method must be one of {choices}, got {self.chain_method}")
+        from emergence.results_table import LOSS_COLUMNS
+
+        if self.loss_unit not in LOSS_COLUMNS:
+            raise UserError(f"loss_unit must be one of {', '.join(LOSS_COLUMNS)}, got {self.loss_unit}")
         if self.d0 is not None and not self.d0 >= 2:
             raise UserError(f"d0 must be at least 2, got {self.d0}")
 

@@ -76,7 +76,8 @@ class LawFit:
         return baseline_predictions(self.data, self.spec.form)
 
     def summary(self) -> dict:
-        """The body of fit.json (without timing and file names, which the caller adds)."""
+        """The body of fit.json (without timing and file names, which the caller adds). Losses are in
+        nats/token unless ``loss_unit`` says otherwise (absent for nats, so earlier fits read the same)."""
         draws = self.draws()
         params = {
             name: {"mle": value, **(quantiles(draws[name]) if draws is not None else {})}
@@ -122,7 +123,7 @@ class LawFit:
             "notes": list(self.data.notes),
             "warnings": list(self.warnings),
             "seconds": self.seconds,
-        }
+        } | ({} if self.data.loss_unit == "nats-per-token" else {"loss_unit": self.data.loss_unit})
 
 
 def input_warnings(data: LawData, spec: LawSpec) -> tuple[LawSpec, list[str]]:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from emergence.data.tasks import chance_level
 from emergence.errors import UserError
-from emergence.results_table import metric_columns
+from emergence.results_table import LOSS_COLUMNS, metric_columns
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class LawData:
     source: str
     task: str
     metric: str
-    loss: np.ndarray  # pretraining loss, nats/token
+    loss: np.ndarray  # pretraining loss, in ``loss_unit``
     budget: np.ndarray  # finetuning examples; 0 marks few-shot rows
     y: np.ndarray  # the metric
     n_eval: np.ndarray  # NaN where unknown
@@ -37,6 +37,7 @@ class LawData:
     chance: float  # B (sampled around it only when not known)
     notes: tuple[str, ...] = field(default_factory=tuple)
     chance_known: bool = True  # False: estimated from the weakest rows, so the law samples B
+    loss_unit: str = "nats-per-token"  # which loss column: results_table.LOSS_COLUMNS
 
     @property
     def fewshot(self) -> np.ndarray:
@@ -64,8 +65,14 @@ def select(
     d0: float | None = None,
     chance: float | None = None,
     source: str = "results",
+    loss_unit: str = "nats-per-token",
 ) -> LawData:
-    """Cut the rows of one task and metric, drop unusable rows (with a note), and fix D0 and chance."""
+    """Cut the rows of one task and metric, drop unusable rows (with a note), and fix D0 and chance.
+    The loss is the table's column for ``loss_unit`` (:data:`~emergence.results_table.LOSS_COLUMNS`)."""
+    loss_column = LOSS_COLUMNS[loss_unit]
+    if loss_column not in frame.columns:
+        raise UserError(f"{source}: missing column '{loss_column}' (the loss in {loss_unit}; a sweep writes it "
+                        "with loss.unit: bits-per-byte)")  # fmt: skip
     tasks = sorted(str(t) for t in frame["task"].dropna().unique())
     if task not in tasks:
         raise UserError(f"{source}: unknown task '{task}' (table has: {', '.join(tasks) or 'none'})")
@@ -79,12 +86,12 @@ def select(
         raise UserError(f"{source}: missing column '{metric}' (metrics here: {', '.join(metrics) or 'none'})")
     y = pd.to_numeric(rows[metric], errors="coerce")
     notes: list[str] = []
-    usable = y.notna() & rows["pretrain_loss"].notna() & rows["budget"].notna()
+    usable = y.notna() & rows[loss_column].notna() & rows["budget"].notna()
     if (~usable).any():
-        notes.append(f"dropped {int((~usable).sum())} row(s) with NaN {metric}, pretrain_loss or budget")
+        notes.append(f"dropped {int((~usable).sum())} row(s) with NaN {metric}, {loss_column} or budget")
     rows, y = rows[usable], y[usable]
     if len(rows) == 0:
-        raise UserError(f"{source}: task '{task}' has no rows with {metric}, pretrain_loss and budget")
+        raise UserError(f"{source}: task '{task}' has no rows with {metric}, {loss_column} and budget")
     if (rows["budget"] < 0).any():
         raise UserError(f"{source}: column 'budget' has a negative value")
 
@@ -98,19 +105,19 @@ def select(
         notes.append(d0_note)
     chance_known = True
     if chance is None:
-        chance, chance_note = _resolve_chance(task, metric, y.to_numpy(float), column("pretrain_loss"))
+        chance, chance_note = _resolve_chance(task, metric, y.to_numpy(float), column(loss_column))
         chance_known = chance_level(task, metric) is not None
         notes.append(chance_note)
     checkpoint = (
         rows["checkpoint"].astype(str).to_numpy()
         if "checkpoint" in rows.columns
-        else np.array([f"loss={v:.6g}" for v in column("pretrain_loss")])
+        else np.array([f"loss={v:.6g}" for v in column(loss_column)])
     )
     return LawData(
         source=source,
         task=task,
         metric=metric,
-        loss=column("pretrain_loss"),
+        loss=column(loss_column),
         budget=budget,
         y=y.to_numpy(float),
         n_eval=column("n_eval"),
@@ -124,6 +131,7 @@ def select(
         chance=float(chance),
         chance_known=chance_known,
         notes=tuple(notes),
+        loss_unit=loss_unit,
     )
 
 

@@ -1,4 +1,5 @@
-"""Hugging Face model directories: config.json + safetensors (single or sharded) + tokenizer files.
+"""Hugging Face model directories: config.json + safetensors or PyTorch ``.bin`` weights (single or
+sharded) + tokenizer files.
 
 Read by our own header parser over a memory map, one tensor at a time in its stored dtype (no torch,
 and no widening of bf16 checkpoints to fp32). Written atomically per directory, so an interrupted
@@ -22,10 +23,13 @@ import numpy as np
 from emergence.errors import UserError
 from emergence.fileio import read_json_object, share, share_dir
 from emergence.models.config import LlamaConfig
+from emergence.models.torch_bin import read_torch_bin
 from emergence.models.weights import LazyTensors
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
+BIN_INDEX_FILE = "pytorch_model.bin.index.json"
+BIN_SINGLE_FILE = "pytorch_model.bin"
 
 
 #: safetensors dtypes a LLaMA checkpoint holds, as numpy dtypes (numpy has no bf16; JAX's is one).
@@ -68,25 +72,34 @@ def _read_tensor(path: Path, mapped: np.ndarray, key: str, stored: str, shape: t
     return np.array(mapped[start:end].view(dtype).reshape(shape))
 
 
+def _indexed_files(directory: Path, index_name: str) -> list[Path]:
+    index = directory / index_name
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise UserError(f"{index}: not a valid weight index ({err})") from None
+    files = [directory / name for name in dict.fromkeys(weight_map.values())]
+    for file in files:
+        if not file.exists():
+            raise UserError(f"{file}: shard listed in {index_name} is missing")
+    return files
+
+
 def weight_files(directory: Path) -> list[Path]:
-    index = directory / INDEX_FILE
-    if index.exists():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError) as err:
-            raise UserError(f"{index}: not a valid safetensors index ({err})") from None
-        files = [directory / name for name in dict.fromkeys(weight_map.values())]
-        for file in files:
-            if not file.exists():
-                raise UserError(f"{file}: shard listed in {INDEX_FILE} is missing")
-        return files
+    """The weight files of an HF directory: safetensors when there are any, else PyTorch ``.bin``."""
+    if (directory / INDEX_FILE).exists():
+        return _indexed_files(directory, INDEX_FILE)
     single = directory / SINGLE_FILE
     if single.exists():
         return [single]
     others = sorted(directory.glob("*.safetensors"))
     if others:
         return others
-    raise UserError(f"{directory}: no safetensors weights (model.safetensors or {INDEX_FILE})")
+    if (directory / BIN_INDEX_FILE).exists():
+        return _indexed_files(directory, BIN_INDEX_FILE)
+    if (directory / BIN_SINGLE_FILE).exists():
+        return [directory / BIN_SINGLE_FILE]
+    raise UserError(f"{directory}: no weights (model.safetensors, {BIN_SINGLE_FILE} or their index)")
 
 
 def load_hf_directory(directory: str | Path) -> tuple[LlamaConfig, LazyTensors, dict]:
@@ -100,7 +113,7 @@ def load_hf_directory(directory: str | Path) -> tuple[LlamaConfig, LazyTensors, 
     config = LlamaConfig.from_hf_dict(raw, source=str(config_path))
     readers: dict[str, Callable[[], np.ndarray]] = {}
     for file in weight_files(directory):
-        readers.update(read_safetensors(file))
+        readers.update(read_safetensors(file) if file.suffix == ".safetensors" else read_torch_bin(file))
     return config, LazyTensors(readers), raw
 
 

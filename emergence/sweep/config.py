@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,6 @@ from emergence.config import from_dict, load_config, read_yaml, updated
 from emergence.errors import UserError, check_fields, finite_positive
 from emergence.fileio import read_json_object
 from emergence.train.config import DTYPES, EvalSettings, FinetuneConfig, FinetuneSettings, precision
-
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 @dataclass(frozen=True)
@@ -51,10 +48,22 @@ class LossSpec:
     tokens: int = 100_000
     seq_len: int | None = None  # default: the model's context window, at most 2048
     batch_size: int = 8
+    # the table's loss column: nats-per-token (pretrain_loss) or also bits-per-byte
+    # (pretrain_bits_per_byte, comparable across tokenizers); both are measured either way
+    unit: str = "nats-per-token"
 
     def __post_init__(self) -> None:
+        from emergence.results_table import LOSS_COLUMNS
+
         check_fields(self, lambda v: v > 0, "positive", "tokens", "batch_size")
         check_fields(self, lambda v: v >= 2, ">= 2", "seq_len")
+        check_fields(self, LOSS_COLUMNS.__contains__, f"one of {', '.join(LOSS_COLUMNS)}", "unit")
+
+    def scoring(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`~emergence.eval.pretrain_loss.corpus_loss`: all but the unit."""
+        options = asdict(self)
+        options.pop("unit")
+        return options
 
 
 @dataclass(frozen=True)
@@ -156,10 +165,11 @@ def checkpoint_id(spec: CheckpointSpec) -> str:
 
 
 def is_hub_id(reference: str) -> bool:
-    """``owner/name`` that is not a local path: fetched from the hub at run time, never at plan time."""
-    return (
-        bool(HUB_ID.fullmatch(reference)) and not Path(reference).exists() and not reference.endswith(".gguf")
-    )
+    """``owner/name[@revision]`` that is not a local path: fetched from the hub at run time, never at
+    plan time."""
+    from emergence.models.registry import hub_reference
+
+    return hub_reference(reference) is not None
 
 
 def load_sweep_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> SweepConfig:

@@ -11,7 +11,6 @@ model count (config, weights, tokenizer), so a README added next to the weights 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 from pathlib import Path
@@ -49,12 +48,16 @@ def model_fingerprint(path: str | Path) -> str:
     if path.is_file():
         return file_fingerprint(path)
     files = sorted(
-        p for p in path.iterdir() if p.is_file() and (p.name in _MODEL_FILES or p.suffix in _WEIGHT_SUFFIXES)
+        p for p in path.iterdir() if p.is_file() and (p.name in _MODEL_FILES or _is_weight_file(p))
     )
     h = hashlib.sha256()
     for p in files:
         h.update(f"{p.name}\0{file_fingerprint(p)}\0".encode())
     return h.hexdigest()[:16]
+
+
+def _is_weight_file(path: Path) -> bool:
+    return path.suffix in _WEIGHT_SUFFIXES or (path.suffix == ".bin" and path.name.startswith("pytorch_model"))
 
 
 def _is_local(reference: str) -> bool:
@@ -73,8 +76,9 @@ def checkpoint_identity(ckpt: CheckpointSpec) -> dict[str, Any]:
 
 
 def loss_identity(cfg: SweepConfig) -> dict[str, Any]:
-    """Every loss setting but the batch size, which does not change the loss."""
-    identity = dataclasses.asdict(cfg.loss)
+    """Every loss setting but the batch size, which does not change the loss, and the unit: both
+    units are measured, the unit only picks the table's column."""
+    identity = cfg.loss.scoring()
     identity.pop("batch_size")
     if identity["corpus"] and _is_local(identity["corpus"]):
         identity["corpus"] = {"content": file_fingerprint(identity["corpus"])}

@@ -225,3 +225,15 @@ def format_plan(cfg: SweepConfig, cells: list[Cell], *, rows: int | None = None)
         + f", plus the pretraining loss of {len(cfg.checkpoints)} checkpoints on {cfg.loss.tokens} tokens"
     )
     return "\n".join(lines)
+
+
+def format_checkpoints(cfg: SweepConfig) -> str:
+    """Each checkpoint's scale as the config states it (no weights are read): parameters, pretraining
+    tokens and FLOPs, the x-axis of a forecast in compute; ``?`` where the config leaves it unknown."""
+    row = "{:28}  {:>10}  {:>10}  {:>17}"
+    header = row.format("checkpoint", "params", "tokens", "pretraining FLOPs")
+    lines = [header, "-" * len(header)]
+    for ckpt in cfg.checkpoints:
+        scale = (f"{v:.4g}" if v is not None else "?" for v in (ckpt.params, ckpt.tokens, ckpt.flops))
+        lines.append(row.format(checkpoint_id(ckpt)[:28], *scale))
+    return "\n".join(lines)

@@ -64,27 +64,33 @@ def incomplete_cells(out: str | Path) -> list[str]:
 
 
 def results_table(out: str | Path) -> pd.DataFrame:
-    """One row per finished cell: the fixed columns, then the metric columns."""
+    """One row per finished cell: the fixed columns (with ``pretrain_bits_per_byte`` after
+    ``pretrain_loss`` when the sweep's ``loss.unit`` is bits-per-byte), then the metric columns."""
     store = _check_out(out)
+    manifest = read_json(store.out / "sweep.json")
+    config = manifest.get("config", {}) if isinstance(manifest, dict) else {}
+    in_bytes = (config.get("loss") or {}).get("unit") == "bits-per-byte"
     rows, losses = [], {}
     for rec in store.records().values():
         if rec.get("status") == "done":
             row = rec["row"]
-            if "pretrain_loss" not in row:  # rows recorded before loss cells carry their own
+            if "pretrain_loss" not in row or in_bytes:  # rows recorded before loss cells carry their own
                 key = loss_key(rec["config"])
                 if key not in losses:
-                    losses[key] = (store.loss_record(key) or {}).get("loss")
-                row = {**row, "pretrain_loss": losses[key]}
+                    losses[key] = store.loss_record(key) or {}
+                row = {"pretrain_loss": losses[key].get("loss"), **row}
+                if in_bytes:
+                    row["pretrain_bits_per_byte"] = losses[key].get("bits_per_byte")
             rows.append(row)
+    fixed = list(RESULT_COLUMNS)
+    if in_bytes:
+        fixed.insert(fixed.index("pretrain_loss") + 1, "pretrain_bits_per_byte")
     metrics = sorted(
-        {k for r in rows for k in r if k not in RESULT_COLUMNS},
+        {k for r in rows for k in r if k not in fixed},
         key=lambda m: (KNOWN_METRICS.index(m) if m in KNOWN_METRICS else len(KNOWN_METRICS), m),
     )
-    frame = pd.DataFrame(
-        [{c: r.get(c) for c in (*RESULT_COLUMNS, *metrics)} for r in rows],
-        columns=[*RESULT_COLUMNS, *metrics],
-    )
-    for column in (*NUMERIC_COLUMNS, "seconds", *metrics):
+    frame = pd.DataFrame([{c: r.get(c) for c in (*fixed, *metrics)} for r in rows], columns=[*fixed, *metrics])
+    for column in (*(c for c in NUMERIC_COLUMNS if c in fixed), "seconds", *metrics):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     for column in COUNT_COLUMNS:  # whole numbers print as such (empty where unknown), not as 16.0
         frame[column] = frame[column].round().astype("Int64")

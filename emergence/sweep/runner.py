@@ -14,7 +14,6 @@ claimed by others, taking over any whose claim goes stale, so the sweep ends com
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -271,8 +270,9 @@ class Runner:
         from emergence.eval.pretrain_loss import corpus_loss
 
         base, load = self._base(cell)
-        res = corpus_loss(base, **dataclasses.asdict(self.cfg.loss))
+        res = corpus_loss(base, **self.cfg.loss.scoring())
         fields = {"checkpoint": cell.checkpoint_id, "loss": res.loss, "n_tokens": res.n_tokens}
+        fields.update(n_bytes=res.n_bytes, bits_per_byte=res.bits_per_byte)
         fields.update(seq_len=res.seq_len, seconds=res.seconds, timings={"load": load, "loss": res.seconds})
         fields.update(tokenizer=tokenizer_fingerprint(base.tokenizer), identity=cell.resolved)
         return fields, []

@@ -186,3 +186,23 @@ def test_a_file_and_overrides_combine(tmp_path):
     path.write_text("fit:\n  form: power\n  samples: 200\n")
     settings = load_config(FitFile, path, ["fit.samples=300", "fit.sample=false"]).fit
     assert (settings.form, settings.samples, settings.sample, settings.warmup) == ("power", 300, False, 1000)
+
+
+def test_a_fit_in_bits_per_byte_reads_that_column_and_says_so(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    frame = pd.read_csv(FIXTURE)
+    frame.insert(5, "pretrain_bits_per_byte", frame["pretrain_loss"] / 2.5)  # not a metric column
+    frame.to_csv(table, index=False)
+    out = tmp_path / "fit"
+    argv = ["fit", str(table), "--task", "synthetic", "fit.sample=false", "--out", str(out)]
+    assert run([*argv, "fit.loss_unit=bits-per-byte"]) == 0
+    assert "bits/byte (MLE; not sampled)" in capsys.readouterr().out
+    summary = json.loads((out / "fit.json").read_text())
+    assert summary["loss_unit"] == "bits-per-byte" and summary["metric"] == "acc"
+    assert max(summary["e0_support"]) == pytest.approx(frame["pretrain_loss"].max() / 2.5)
+    assert run([*argv[:-1], str(tmp_path / "nats")]) == 0  # the default: nats/token, as before
+    assert "nats (MLE; not sampled)" in capsys.readouterr().out
+    assert "loss_unit" not in json.loads((tmp_path / "nats" / "fit.json").read_text())
+    err = one_line_error(capsys, ["fit", str(FIXTURE), "--task", "synthetic", "fit.loss_unit=bits-per-byte", "--out", str(out)])
+    assert "missing column 'pretrain_bits_per_byte'" in err
+    assert "loss_unit must be one of" in one_line_error(capsys, [*argv, "fit.loss_unit=bits"])

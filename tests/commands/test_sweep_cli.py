@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -233,3 +234,15 @@ def test_loss_prints_nats_per_token(capsys):
 def test_loss_with_a_missing_corpus_exits_2(tmp_path, capsys):
     code, _, err = run(["loss", str(TINY_LLAMA / "gqa_tied"), "--corpus", str(tmp_path / "none.txt")], capsys)
     assert code == 2 and "loss corpus not found" in err
+
+
+def test_loss_in_bits_per_byte_is_the_same_nll_over_the_bytes(capsys):
+    args = ["loss", str(TINY_LLAMA / "gqa_tied"), "--corpus", str(FIXTURES / "sweep" / "loss_corpus.txt")]
+    args += ["--tokens", "100", "--seq-len", "64"]
+    code, nats, _ = run(args, capsys)
+    code_bytes, bits, _ = run([*args, "--unit", "bits-per-byte"], capsys)
+    assert code == code_bytes == 0 and "bits/byte over 100 tokens, " in bits
+    n_bytes = int(bits.split(" tokens, ")[1].split()[0])
+    assert float(bits.split()[1]) == pytest.approx(float(nats.split()[1]) * 100 / (np.log(2) * n_bytes), rel=1e-5)
+    code, _, err = run([*args, "--unit", "bits"], capsys)
+    assert code == 2 and "unit" in err and "bits-per-byte" in err

@@ -97,3 +97,23 @@ def test_bad_corpus_lines_name_the_line(tmp_path):
     path.write_text('{"text": "ok"}\n{"body": "no text field"}\n')
     with pytest.raises(UserError, match=r"bad.jsonl: line 2: no string field 'text'"):
         list(read_documents(path))
+
+
+def test_bits_per_byte_is_the_total_nll_over_the_bytes_of_the_scored_text(tmp_path, tiny):
+    """A slice that covers the corpus has the corpus's bytes (the first token, context, included)."""
+    text = "Émergence: few-shot accuracy jumps. " * 6  # non-ASCII: bytes, not characters
+    (tmp_path / "c.txt").write_text(text, encoding="utf-8")
+    result = corpus_loss(tiny, corpus=tmp_path / "c.txt", tokens=10_000, seq_len=64)
+    assert result.n_tokens == len(tiny.tokenizer.encode(text))  # the EOS after the text is the last prediction
+    assert result.n_bytes == len(text.encode("utf-8"))
+    total_nats = result.loss * result.n_tokens
+    assert result.bits_per_byte == pytest.approx(total_nats / (np.log(2) * result.n_bytes), rel=1e-12)
+    assert result.in_unit("nats-per-token") == result.loss and result.in_unit("bits-per-byte") == result.bits_per_byte
+
+
+def test_special_tokens_are_not_text(tiny):
+    from emergence.eval.pretrain_loss import text_bytes
+
+    ids = tiny.tokenizer.encode("The capital")
+    eos, bos = tiny.tokenizer.eos_token_ids[0], tiny.tokenizer.bos_token_id
+    assert text_bytes(tiny.tokenizer, [bos, *ids, eos, *ids]) == 2 * len(b"The capital")

@@ -68,3 +68,18 @@ def test_few_shot_lora_and_full_finetuning_cells_share_one_compiled_scorer():
     assert compiles == []
     for scores in finetuned:  # really the finetuned models
         assert [s.loglikelihoods for s in scores] != [s.loglikelihoods for s in few_shot]
+
+
+def test_a_row_from_a_hub_revision_records_the_commit_it_resolved_to(base, tmp_path):
+    import dataclasses
+
+    from emergence.sweep.cell import CellOutcome, results_row
+    from emergence.sweep.config import load_sweep_config
+    from emergence.sweep.plan import expand
+    from tests.sweep.helpers import TINY_CONFIG
+
+    cell = expand(load_sweep_config(TINY_CONFIG))[0]
+    outcome = CellOutcome({"acc": 0.5}, 2, 1, [])
+    assert results_row(cell, base, outcome, 1.0, "0.1.0+gabc")["code_version"] == "0.1.0+gabc"
+    hub = dataclasses.replace(base, meta=dataclasses.replace(base.meta, commit="1" * 40))
+    assert results_row(cell, hub, outcome, 1.0, "0.1.0+gabc")["code_version"] == f"0.1.0+gabc model@{'1' * 40}"

@@ -289,3 +289,21 @@ def test_the_pretraining_loss_is_a_cell_of_its_own_joined_into_the_rows(tmp_path
     assert any("tiny-tied pretraining loss:" in line for line in lines)
     assert incomplete_cells(cfg.out) == []
     assert results_table(cfg.out)["pretrain_loss"].tolist() == [recorded["loss"]]
+
+
+def test_a_sweep_in_bits_per_byte_adds_that_column_and_keeps_every_key(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    nats = _fewshot_only(tmp_path / "a")
+    cfg = _fewshot_only(tmp_path / "b", loss={**tiny_raw()["loss"], "unit": "bits-per-byte"})
+    assert [c.key for c in expand(cfg)] == [c.key for c in expand(nats)]  # both units are always measured
+    Runner(cfg, echo=lambda _: None).run()
+    (loss,) = Store(cfg.out).loss_dir.glob("*.json")
+    recorded = json.loads(loss.read_text())
+    assert recorded["bits_per_byte"] == pytest.approx(
+        recorded["loss"] * recorded["n_tokens"] / (np.log(2) * recorded["n_bytes"])
+    )
+    table = results_table(cfg.out)
+    assert list(table.columns[4:6]) == ["pretrain_loss", "pretrain_bits_per_byte"]
+    assert table["pretrain_bits_per_byte"].tolist() == [recorded["bits_per_byte"]]
+    assert table["pretrain_loss"].tolist() == [recorded["loss"]]

@@ -194,3 +194,43 @@ def test_checkpoints_with_different_tokenizers_are_refused(tmp_path):
     raw["checkpoints"].append({"model": str(other), "id": "odd"})
     with pytest.raises(UserError, match="checkpoint 'odd' has a different tokenizer than 'tiny-tied'"):
         load_sweep_config(write_config(tmp_path / "s.yaml", raw))
+
+
+def _hub_sweep(tmp_path, model: str):
+    raw = tiny_raw()
+    raw.pop("ladder", None)
+    raw["checkpoints"] = [{"model": model, "params": 70426624}]
+    return load_sweep_config(write_config(tmp_path / "hub.yaml", raw))
+
+
+def test_a_hub_revision_is_part_of_the_checkpoint_id_and_every_key(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("plan must not download"))
+    plain = expand(_hub_sweep(tmp_path, "EleutherAI/pythia-70m"))
+    # the key of a hub checkpoint without a revision is the one it had before revisions existed
+    assert plain[0].key == "f42dec79cbf6a445" and plain[0].checkpoint_id == "EleutherAI/pythia-70m"
+    step = expand(_hub_sweep(tmp_path, "EleutherAI/pythia-70m@step1000"))
+    assert {c.checkpoint_id for c in step} == {"EleutherAI/pythia-70m@step1000"}
+    assert not {c.key for c in step} & {c.key for c in plain}
+    assert {c.key for c in step} != {c.key for c in expand(_hub_sweep(tmp_path, "EleutherAI/pythia-70m@step2000"))}
+
+
+@pytest.mark.parametrize("name, checkpoints", [("pythia", 66), ("openllama_v1", 27)])
+def test_the_ladder_configs_plan_offline_with_the_compute_of_every_checkpoint(name, checkpoints, monkeypatch):
+    import huggingface_hub
+
+    from emergence.sweep.plan import format_checkpoints
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("plan must not download"))
+    cfg = load_sweep_config(PAPER_CONFIG.with_name(f"{name}.yaml"))
+    assert len(cfg.checkpoints) == checkpoints
+    for ckpt in cfg.checkpoints:
+        assert ckpt.flops == 6 * ckpt.params * ckpt.tokens > 0, ckpt.id
+    text = format_checkpoints(cfg)
+    assert "?" not in text and all(ckpt.id in text for ckpt in cfg.checkpoints)
+    if name == "pythia":  # 2,097,152 tokens per step, every size at 11 revisions
+        assert cfg.checkpoints[-1].model == "EleutherAI/pythia-2.8b@step143000"
+        assert cfg.checkpoints[-1].tokens == 143000 * 2_097_152
+        assert len({c.model.split("@")[1] for c in cfg.checkpoints}) == 11
+    assert f"{len(expand(cfg))} cells" in format_plan(cfg, expand(cfg), rows=1)
