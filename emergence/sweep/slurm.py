@@ -7,7 +7,11 @@ on submitit's signal (USR2, which the job asks SLURM to send 90 s before its tim
 clusters that warn before preemption send then; ``SUBMITIT_PREEMPT_SIGNAL`` names another), submitit
 pickles the task (its arguments are all its state: finished cells are in the ledger) and requeues
 it. The signal ends the cell being computed without a record and releases its claims on the way
-out; the requeued task starts over at its block, skips what is recorded, and redoes that cell. A
+out; the requeued task starts over at its block, skips what is recorded, and redoes that cell.
+Python runs a signal handler at the next bytecode of the main thread, which may be inside a garbage
+collector callback (JAX registers one), where an exception is printed and dropped. So the task's
+own handler only raises :class:`Preempted`; if that is dropped, the flag it set raises it again at
+the next cell's progress line, and submitit's checkpoint-and-requeue runs once, from ``__call__``. A
 task killed outright (SIGKILL, a lost node, a preemption without warning) leaves claims that go
 stale after ``lock_ttl``; the other tasks take its cells over (and SLURM's own requeue, where the
 cluster preempts with ``PreemptMode=REQUEUE``, restarts it). Each task logs to
@@ -17,6 +21,7 @@ cluster preempts with ``PreemptMode=REQUEUE``, restarts it). Each task logs to
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,11 @@ import submitit
 from emergence.errors import UserError
 
 DEFAULT_TIMEOUT_MIN = 240  # a task's time limit unless --slurm timeout_min=...; a timed-out task is requeued
+
+
+class Preempted(BaseException):
+    """SLURM's warning before preemption or the time limit (BaseException: no ``except Exception``
+    in a cell may swallow it)."""
 
 
 class SweepTask(submitit.helpers.Checkpointable):
@@ -46,6 +56,14 @@ class SweepTask(submitit.helpers.Checkpointable):
         cfg = load_sweep_config(self.config, self.overrides)
         path = Path(cfg.out) / "logs" / f"worker-{index}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
+        warned: list[int] = []
+
+        def on_warning(signum: int, frame: object) -> None:
+            warned.append(signum)
+            raise Preempted
+
+        usr_sig = submitit.JobEnvironment._usr_sig()
+        requeue = signal.signal(usr_sig, on_warning)  # submitit's checkpoint-and-requeue handler
         with path.open("a", encoding="utf-8") as log:
             log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start (SLURM job {_job_id()})\n")
 
@@ -53,14 +71,23 @@ class SweepTask(submitit.helpers.Checkpointable):
                 print(line, flush=True)
                 log.write(line + "\n")
                 log.flush()
+                if warned:  # the handler's exception was dropped (see the module docstring)
+                    raise Preempted
 
-            report = run_sweep(
-                cfg,
-                worker=(index, self.count),
-                retry_failed=self.retry_before is not None,
-                retry_before=self.retry_before,
-                echo=echo,
-            )
+            try:
+                report = run_sweep(
+                    cfg,
+                    worker=(index, self.count),
+                    retry_failed=self.retry_before is not None,
+                    retry_before=self.retry_before,
+                    echo=echo,
+                )
+            except Preempted:
+                log.write(f"preempted (signal {signal.Signals(warned[0]).name}): requeued\n")
+                log.flush()
+                if callable(requeue):  # not under submitit: nothing to requeue
+                    requeue(warned[0], None)  # pickles this task, requeues it and exits
+                raise
         return {"done": report.done_here, "failed_cells": report.failed_cells}
 
 

@@ -89,3 +89,41 @@ def test_an_array_of_four_completes_the_sweep_and_a_preempted_task_resumes(refer
     pd.testing.assert_frame_equal(comparable(table), comparable(reference[1]))
     status = run_cli(["sweep", "status", str(out)], env).stdout
     assert "workers: 4" in status and status.count("finished") == 4
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the drop shown here
+def test_a_warning_dropped_inside_a_gc_callback_still_requeues_at_the_next_cell(tmp_path, monkeypatch):
+    """Python may run the signal handler inside a garbage-collector callback (JAX has one), where
+    its exception is printed and dropped; the task then stops at the next cell's progress line and
+    runs submitit's requeue handler once."""
+    import gc
+
+    import emergence.sweep.runner as runner
+    from emergence.sweep.slurm import Preempted, SweepTask
+
+    requeued: list[int] = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: requeued.append(signum))
+
+    def run_sweep(cfg, *, echo, **options):
+        def callback(phase, info):
+            if phase == "start":
+                os.kill(os.getpid(), signal.SIGUSR2)
+                sum(range(1000))  # the handler runs here, in the callback
+
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        echo("[1/10] a cell recorded")
+        raise AssertionError("the task went on after the warning")
+
+    monkeypatch.setattr(runner, "run_sweep", run_sweep)
+    task = SweepTask(str(TINY_CONFIG), [f"out={tmp_path / 'out'}"], 4, None, str(REPO))
+    try:
+        with pytest.raises(Preempted):
+            task(0)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert requeued == [signal.SIGUSR2]
+    assert "preempted (signal SIGUSR2): requeued" in (tmp_path / "out/logs/worker-0.log").read_text()
