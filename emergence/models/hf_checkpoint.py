@@ -32,11 +32,13 @@ SINGLE_FILE = "model.safetensors"
 STORED_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": jnp.bfloat16, "F64": np.float64}
 
 
-def read_safetensors(path: Path) -> dict[str, Callable[[], np.ndarray]]:
-    """A reader per tensor of one file, giving a fresh array in its stored dtype.
+def read_safetensors(path: Path) -> dict[str, tuple[tuple[int, ...], Callable[..., np.ndarray]]]:
+    """Per tensor of one file, its shape and a reader giving a fresh array in its stored dtype, of
+    the whole tensor or of the part its argument indexes (a tuple of slices).
 
     Only the header is read here; the file is memory-mapped, so a tensor costs host memory once
-    it is read, and the loader converts it to the model's dtype before reading the next."""
+    it is read (only the part asked for), and the loader converts it to the model's dtype before
+    reading the next."""
     try:
         with path.open("rb") as handle:
             header_len = int.from_bytes(handle.read(8), "little")
@@ -45,7 +47,7 @@ def read_safetensors(path: Path) -> dict[str, Callable[[], np.ndarray]]:
     except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise UserError(f"{path}: cannot read safetensors ({' '.join(str(err).split())})") from None
     base = 8 + header_len
-    readers: dict[str, Callable[[], np.ndarray]] = {}
+    readers: dict[str, tuple[tuple[int, ...], Callable[..., np.ndarray]]] = {}
     for key, info in header.items():
         if key == "__metadata__":
             continue
@@ -55,17 +57,20 @@ def read_safetensors(path: Path) -> dict[str, Callable[[], np.ndarray]]:
             raise UserError(f"{path}: cannot read safetensors (bad header entry for {key!r})") from None
         if base + end > mapped.size:
             raise UserError(f"{path}: cannot read safetensors (tensor {key!r} ends past the file; truncated?)")
-        readers[key] = functools.partial(_read_tensor, path, mapped, key, stored, shape, base + start, base + end)
+        readers[key] = shape, functools.partial(_read_tensor, path, mapped, key, stored, shape, base + start, base + end)
     return readers
 
 
-def _read_tensor(path: Path, mapped: np.ndarray, key: str, stored: str, shape: tuple[int, ...], start: int, end: int) -> np.ndarray:
+def _read_tensor(
+    path: Path, mapped: np.ndarray, key: str, stored: str, shape: tuple[int, ...], start: int, end: int,
+    index: tuple = (...,),
+) -> np.ndarray:
     if stored not in STORED_DTYPES:
         raise UserError(f"{path}: tensor {key!r} has unsupported dtype {stored}")
     dtype = np.dtype(STORED_DTYPES[stored])
     if end - start != math.prod(shape) * dtype.itemsize:
         raise UserError(f"{path}: cannot read safetensors (tensor {key!r} has {end - start} bytes for shape {shape})")
-    return np.array(mapped[start:end].view(dtype).reshape(shape))
+    return np.array(mapped[start:end].view(dtype).reshape(shape)[index])
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -98,10 +103,10 @@ def load_hf_directory(directory: str | Path) -> tuple[LlamaConfig, LazyTensors, 
         raise UserError(f"{config_path}: missing config.json in the model directory")
     raw = read_json_object(config_path, "model config")
     config = LlamaConfig.from_hf_dict(raw, source=str(config_path))
-    readers: dict[str, Callable[[], np.ndarray]] = {}
+    parts: dict[str, tuple[tuple[int, ...], Callable[..., np.ndarray]]] = {}
     for file in weight_files(directory):
-        readers.update(read_safetensors(file))
-    return config, LazyTensors(readers), raw
+        parts.update(read_safetensors(file))
+    return config, LazyTensors({name: read for name, (_, read) in parts.items()}, parts), raw
 
 
 def _check_replaceable(directory: Path) -> None:

@@ -74,7 +74,7 @@ def test_bf16_weights_are_read_as_bf16_and_widened_exactly(tmp_path):
             (directory / name).write_bytes((FIXTURES / "gqa_untied" / name).read_bytes())
     save_file({name: jnp.asarray(stored[name], jnp.bfloat16) for name in stored}, str(directory / "model.safetensors"))
     readers = read_safetensors(directory / "model.safetensors")
-    assert {reader().dtype for reader in readers.values()} == {jnp.dtype(jnp.bfloat16)}
+    assert {read().dtype for _, read in readers.values()} == {jnp.dtype(jnp.bfloat16)}
     as_bf16 = _params(load_model(str(directory), param_dtype="bfloat16"))
     as_fp32 = _params(load_model(str(directory)))
     for path, value in _params(loaded).items():
