@@ -35,12 +35,26 @@ def plan_cmd(
     config: str = typer.Argument(..., help="sweep config (YAML)"),
     overrides: list[str] = OVERRIDES,
     rows: int = typer.Option(None, "--rows", help="print at most this many cells"),
+    device_memory: str = typer.Option(
+        None, "--device-memory", help="e.g. 80GB: say whether each checkpoint fits its mesh"
+    ),
 ) -> None:
     """Expand CONFIG into cells (stable keys) and print them with a cost estimate; writes nothing."""
     from emergence.sweep.plan import expand, format_plan
 
     cfg = _config(config, overrides)
+    if device_memory:
+        from emergence.commands.memory import _cpu_devices
+        from emergence.sweep.placement import devices_needed
+        from emergence.train.memory_plan import parse_bytes
+
+        limit = parse_bytes(device_memory)
+        _cpu_devices(devices_needed(cfg))  # before expand starts JAX: meshes larger than the machine
     print(format_plan(cfg, expand(cfg), rows=rows))
+    if device_memory:
+        from emergence.sweep.placement import memory_lines
+
+        print("\n".join(memory_lines(cfg, limit)))
 
 
 def run_cmd(

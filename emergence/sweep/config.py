@@ -34,7 +34,9 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 @dataclass(frozen=True)
 class CheckpointSpec:
     """One checkpoint of the ladder; params/tokens/flops override what the weights' metadata says;
-    ``mesh``: the devices its cells run on, when not the sweep's (a 13B checkpoint on 8, a 3B on 1)."""
+    ``mesh``: the devices its cells run on, when not the sweep's (a 13B checkpoint on 8, a 3B on 1);
+    ``architecture``: a preset (``models/presets.py``) or model directory of its shape, for ``sweep
+    plan`` to estimate its memory without the weights (a hub checkpoint, offline)."""
 
     model: str
     id: str | None = None
@@ -42,6 +44,7 @@ class CheckpointSpec:
     tokens: float | None = None
     flops: float | None = None
     mesh: MeshConfig | None = None
+    architecture: str | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, finite_positive, "a finite count > 0", "params")
