@@ -8,7 +8,7 @@ import pytest
 
 from emergence.config import apply_overrides, from_dict, load_config
 from emergence.errors import UserError
-from emergence.sweep.config import load_sweep_config
+from emergence.sweep.config import finetune_config, load_sweep_config
 from emergence.sweep.plan import expand, format_plan, shard
 from tests.sweep.helpers import (
     PAPER_CONFIG,
@@ -124,6 +124,21 @@ def test_a_task_can_finetune_with_its_own_settings(tmp_path):
     assert changed == {c.label() for c in cells if c.budget}  # few-shot cells keep their keys
 
 
+def test_a_mesh_changes_where_cells_run_not_their_keys(tmp_path):
+    base = [c.key for c in expand(load_sweep_config(TINY_CONFIG))]
+    raw = tiny_raw()
+    raw["mesh"] = {"data": 2}  # the sweep's devices; a checkpoint's own mesh wins
+    raw["checkpoints"][0].update(mesh={"fsdp": 8}, architecture="llama-1b")
+    cfg = load_sweep_config(write_config(tmp_path / "mesh.yaml", raw))
+    cells = expand(cfg)
+    assert [c.key for c in cells] == base
+    tied, untied = cfg.checkpoints
+    assert (cfg.checkpoint_mesh(tied).fsdp, cfg.checkpoint_mesh(untied).data) == (8, 2)
+    assert finetune_config(cfg, tied.model, "cola", 16, 0, cfg.checkpoint_mesh(tied)).mesh.fsdp == 8
+    rows = format_plan(cfg, cells).splitlines()[2:12]  # each cell's mesh, data×fsdp×tensor
+    assert [row.split()[-1] for row in rows] == ["1×8×1"] * 5 + ["2×1×1"] * 5
+
+
 def test_shards_partition_the_plan():
     cells = expand(load_sweep_config(TINY_CONFIG))
     parts = [shard(cells, i, 3) for i in range(3)]
@@ -183,6 +198,10 @@ def test_ladder_manifest_paths_are_relative_to_the_manifest(tmp_path):
         (lambda r: r["tasks"][0].update(finetune={"epochs": "two"}), "tasks[0].finetune.epochs"),
         (lambda r: r["finetune"].update(eval_every=0), "finetune: eval_every must be a positive number"),
         (lambda r: r["tasks"][0].update(finetune={"eval_every": -2}), "tasks[0].finetune: eval_every must be"),
+        (lambda r: r["finetune"].update(mesh={"fsdp": 2}), "finetune.mesh: a sweep runs each cell, evaluation"),
+        (lambda r: r["tasks"][0].update(finetune={"mesh": {"fsdp": 2}}), "tasks[0].finetune.mesh: a sweep"),
+        (lambda r: r["checkpoints"][0].update(mesh={"distributed": True}), "checkpoints[0].mesh.distributed"),
+        (lambda r: r.update(mesh={"fsdp": 0}), "mesh: mesh sizes must be positive"),
     ],
 )
 def test_bad_configs_name_the_culprit(tmp_path, edit, culprit):
