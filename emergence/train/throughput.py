@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import jax
-
 #: Dense bf16 peak TFLOP/s per device, by a substring of ``jax.Device.device_kind`` (first match).
 PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
     ("H100 PCIe", 756.0),
@@ -54,10 +52,8 @@ def rates(
 
 
 def memory_in_use(devices: Sequence) -> dict[str, float]:
-    """GiB in use and at peak on the busiest device of this process (another host's devices are
-    not readable here), where the backend reports it (not on CPU)."""
-    local = [d for d in devices if d.process_index == jax.process_index()]
-    stats = [s for s in (d.memory_stats() for d in local) if s and "bytes_in_use" in s]
+    """GiB in use and at peak on the busiest device, where the backend reports it (not on CPU)."""
+    stats = [s for s in (d.memory_stats() for d in devices) if s and "bytes_in_use" in s]
     if not stats:
         return {}
     out = {"memory_gib": max(s["bytes_in_use"] for s in stats) / 2**30}
