@@ -21,13 +21,13 @@ PRESETS: dict[str, LlamaConfig] = {
         hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
         num_key_value_heads=32, **_LLAMA2,
     ),
-    "openllama-3b": LlamaConfig(
-        vocab_size=32000, hidden_size=3200, intermediate_size=8640, num_hidden_layers=26,
-        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048, rms_norm_eps=1e-6,
-    ),
     "llama-13b": LlamaConfig(
         hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
         num_key_value_heads=40, **_LLAMA2,
+    ),
+    "openllama-3b": LlamaConfig(
+        vocab_size=32000, hidden_size=3200, intermediate_size=8640, num_hidden_layers=26,
+        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048, rms_norm_eps=1e-6,
     ),
 }  # fmt: skip
 

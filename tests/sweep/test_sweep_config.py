@@ -164,6 +164,10 @@ def test_paper_config_plans_without_touching_the_network(monkeypatch):
     }
     text = format_plan(cfg, cells, rows=3)
     assert f"{len(cells)} cells" in text and "accelerator-hours" in text and "unknown size" not in text
+    from emergence.models.presets import PRESETS
+
+    # each checkpoint's shape for planning its memory offline: a preset with its very parameter count
+    assert all(PRESETS[c.architecture].num_params() == c.params for c in cfg.checkpoints)
 
 
 def test_ladder_manifest_paths_are_relative_to_the_manifest(tmp_path):
