@@ -155,7 +155,10 @@ class SweepConfig(SweepSettings):
     mesh: MeshConfig = field(default_factory=MeshConfig)
 
     def checkpoint_mesh(self, checkpoint: CheckpointSpec) -> MeshConfig:
-        return checkpoint.mesh if checkpoint.mesh is not None else self.mesh
+        """A checkpoint's own mesh or the sweep's; a multi-host job (``mesh.distributed``) is the sweep's."""
+        if checkpoint.mesh is None:
+            return self.mesh
+        return replace(checkpoint.mesh, distributed=self.mesh.distributed)
 
     def task_budgets(self, task: TaskEntry) -> tuple[int, ...]:
         return task.budgets if task.budgets is not None else self.budgets
@@ -240,7 +243,7 @@ def check_meshes(cfg: SweepConfig, source: str) -> None:
                 "or its checkpoint's 'mesh'; set it there"
             )
     for i, ckpt in enumerate(cfg.checkpoints):
-        if ckpt.mesh is not None and ckpt.mesh.distributed != cfg.mesh.distributed:
+        if ckpt.mesh is not None and ckpt.mesh.distributed and not cfg.mesh.distributed:
             raise UserError(
                 f"{source}: checkpoints[{i}].mesh.distributed: a multi-host job runs the whole sweep; "
                 "set 'mesh.distributed' at the top level"

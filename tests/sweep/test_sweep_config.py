@@ -10,6 +10,7 @@ from emergence.config import apply_overrides, from_dict, load_config
 from emergence.errors import UserError
 from emergence.sweep.config import finetune_config, load_sweep_config
 from emergence.sweep.plan import expand, format_plan, shard
+from emergence.train.config import MeshConfig
 from tests.sweep.helpers import (
     PAPER_CONFIG,
     TINY_CONFIG,
@@ -135,6 +136,8 @@ def test_a_mesh_changes_where_cells_run_not_their_keys(tmp_path):
     tied, untied = cfg.checkpoints
     assert (cfg.checkpoint_mesh(tied).fsdp, cfg.checkpoint_mesh(untied).data) == (8, 2)
     assert finetune_config(cfg, tied.model, "cola", 16, 0, cfg.checkpoint_mesh(tied)).mesh.fsdp == 8
+    job = load_sweep_config(write_config(tmp_path / "job.yaml", raw | {"mesh": {"fsdp": -1, "distributed": True}}))
+    assert job.checkpoint_mesh(job.checkpoints[0]) == MeshConfig(fsdp=8, distributed=True)  # one job, all cells
     rows = format_plan(cfg, cells).splitlines()[2:12]  # each cell's mesh, data×fsdp×tensor
     assert [row.split()[-1] for row in rows] == ["1×8×1"] * 5 + ["2×1×1"] * 5
 
