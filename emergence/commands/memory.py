@@ -20,7 +20,7 @@ from emergence.commands.finetune import FinetuneFile
 
 def memory(
     model: str = typer.Argument(
-        ..., help="preset (llama-1b, llama-7b, llama-13b), HF directory, .gguf file or alias"
+        ..., help="preset (llama-1b, llama-7b, llama-13b, openllama-3b), HF directory, .gguf file or alias"
     ),
     overrides: list[str] = typer.Argument(
         None, help="dotted overrides, e.g. finetune.method=full finetune.mesh.fsdp=8", show_default=False

@@ -36,16 +36,30 @@ def plan_cmd(
     overrides: list[str] = OVERRIDES,
     rows: int = typer.Option(None, "--rows", help="print at most this many cells"),
     workers: int = typer.Option(None, "--workers", min=1, help="also print each of N workers' checkpoints"),
+    device_memory: str = typer.Option(
+        None, "--device-memory", help="e.g. 80GB: say whether each checkpoint fits its mesh"
+    ),
 ) -> None:
     """Expand CONFIG into cells (stable keys) and print them with a cost estimate, then each checkpoint's
     parameters, tokens and pretraining FLOPs; writes nothing."""
     from emergence.sweep.plan import expand, format_checkpoints, format_plan
 
     cfg = _config(config, overrides)
+    if device_memory:
+        from emergence.commands.memory import _cpu_devices
+        from emergence.sweep.placement import devices_needed
+        from emergence.train.memory_plan import parse_bytes
+
+        limit = parse_bytes(device_memory)
+        _cpu_devices(devices_needed(cfg))  # before expand starts JAX: meshes larger than the machine
     cells = expand(cfg)
     print(format_plan(cfg, cells, rows=rows))
     print()
     print(format_checkpoints(cfg))
+    if device_memory:
+        from emergence.sweep.placement import memory_lines
+
+        print("\n".join(memory_lines(cfg, limit)))
     if workers:
         from emergence.sweep.assign import format_assignment
 

@@ -34,6 +34,7 @@ from emergence.eval.packing import PACK_MAX_WIDTH, PackedBatch, fill_bins, pack_
 from emergence.eval.sizing import scoring_batch_tokens
 from emergence.eval.tokenization import encode_pair, loglikelihood_inputs
 from emergence.models.generate import MIN_SHARED_PREFIX, next_pow2, shared_prefix_cache
+from emergence.models.global_arrays import feeder, to_host
 from emergence.models.llama import Llama
 from emergence.models.tokenizer import TextTokenizer
 
@@ -140,7 +141,7 @@ def score_requests(
     loglik = [[0.0] * len(r.continuations) for r in requests]
     greedy = [[True] * len(r.continuations) for r in requests]
     score = functools.partial(_score_rows, graph, state, loglik=loglik, greedy=greedy, batch_size=batch_size,
-                              batch_tokens=batch_tokens, max_length=max_length, pack=pack)
+                              batch_tokens=batch_tokens, max_length=max_length, pack=pack, put=feeder(state))
     if model.config.sliding_window:  # a shared prefix is attended without a window: score rows whole
         groups, plain = [], rows
     else:
@@ -154,9 +155,10 @@ def score_requests(
 
 
 def _score_rows(graph, state, rows: list[_Row], prefix=None, offset: int = 0, *, loglik, greedy,
-                batch_size: int, batch_tokens: int, max_length: int, pack: bool) -> None:
+                batch_size: int, batch_tokens: int, max_length: int, pack: bool, put) -> None:
     """Score ``rows`` (their first ``offset`` tokens already in the ``prefix`` cache) into ``loglik``
-    and ``greedy``: the short ones packed, the rest in padded batches, longest first."""
+    and ``greedy``: the short ones packed, the rest in padded batches, longest first; ``put`` places
+    host arrays on the model's devices (:func:`~emergence.models.global_arrays.feeder`)."""
     if prefix is not None:
         rows = [dataclasses.replace(r, tokens=r.tokens[offset:], positions=tuple(p - offset for p in r.positions))
                 for r in rows]
@@ -166,7 +168,7 @@ def _score_rows(graph, state, rows: list[_Row], prefix=None, offset: int = 0, *,
         width = pack_width([len(r.tokens) for r in short])
         for packed in packed_batches(short, width, batch_tokens):
             arrays = (packed.tokens, packed.valid, packed.positions, packed.segments, packed.gather, packed.targets)
-            chosen, argmax = _score_packed(graph, state, *map(jnp.asarray, arrays), prefix)
+            chosen, argmax = _score_packed(graph, state, *put(arrays), prefix)
             _collect(short, packed, chosen, argmax, loglik, greedy)
     rows = [r for r in rows if len(r.tokens) > PACK_MAX_WIDTH] if pack else rows
     rows.sort(key=lambda r: -len(r.tokens))  # longest first: a batch never grows past its first row
@@ -181,14 +183,14 @@ def _score_rows(graph, state, rows: list[_Row], prefix=None, offset: int = 0, *,
         n_cand = next_pow2(max(len(rows[i].targets[0]) for i in batch))
         filled = fill_bins(rows, [[i] for i in batch], n_rows, width, n_pos, n_cand)
         arrays = (filled.tokens, filled.valid, filled.gather, filled.targets)
-        chosen, argmax = _score_batch(graph, state, *map(jnp.asarray, arrays), prefix)
+        chosen, argmax = _score_batch(graph, state, *put(arrays), prefix)
         _collect(rows, filled, chosen, argmax, loglik, greedy)
         start += n_rows
 
 
 def _collect(rows: Sequence[_Row], batch: PackedBatch, chosen, argmax, loglik, greedy) -> None:
     """Read each row's scores from its (batch row, first scored slot)."""
-    chosen, argmax = np.asarray(chosen, np.float64), np.asarray(argmax)
+    chosen, argmax = to_host(chosen).astype(np.float64), to_host(argmax)
     for index, (i, at) in zip(batch.rows, batch.placement, strict=True):
         row = rows[index]
         n = len(row.positions)

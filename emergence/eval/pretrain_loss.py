@@ -35,6 +35,7 @@ from flax import nnx
 from emergence.data.sources import jsonl_rows
 from emergence.errors import UserError
 from emergence.models.generate import next_pow2
+from emergence.models.global_arrays import feeder, to_host
 from emergence.models.registry import LoadedModel
 
 MAX_SEQ_LEN = 2048
@@ -166,10 +167,11 @@ def pretrain_loss(
         windows[w, : count + 1] = ids[start : start + count + 1]
         mask[w, :count] = 1.0
     graph, state = nnx.split(loaded.model)
+    put = feeder(state)
     total = 0.0
     for b in range(0, n_padded, rows):
-        tok, msk = jnp.asarray(windows[b : b + rows]), jnp.asarray(mask[b : b + rows])
-        total += float(_window_nll(graph, state, tok, msk))
+        tok, msk = put((windows[b : b + rows], mask[b : b + rows]))
+        total += float(to_host(_window_nll(graph, state, tok, msk)))
     n_bytes = text_bytes(loaded.tokenizer, ids[: n_pred + 1])
     return LossResult(total / n_pred, int(n_pred), int(seq_len), time.perf_counter() - started, n_bytes)
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from emergence.models.global_arrays import feeder, to_host
 from emergence.models.llama import KVCache, Llama
 from emergence.models.tokenizer import TextTokenizer
 
@@ -124,8 +125,8 @@ def _left_padded(prompts: Sequence[Sequence[int]], rows: int, width: int) -> tup
 def shared_prefix_cache(graph: nnx.GraphDef, state, config, prefix: Sequence[int], width: int) -> KVCache:
     """A batch-1 cache holding ``prefix`` (left-padded to ``width`` slots), computed once and then
     attended by every row through ``hidden_states(prefix=…)``: generation and few-shot scoring both."""
-    tokens, valid = _left_padded([list(prefix)], 1, width)
-    _, cache = _step(graph, state, jnp.asarray(tokens), jnp.asarray(valid), KVCache.empty(config, 1, width), None)
+    tokens, valid, cache = feeder(state)((*_left_padded([list(prefix)], 1, width), KVCache.empty(config, 1, width)))
+    _, cache = _step(graph, state, tokens, valid, cache, None)
     return cache
 
 
@@ -194,6 +195,7 @@ def greedy_generate(
     few tokens that are dropped, so the result does not depend on it."""
     sync_every = sync_every or decode_sync_every()
     graph, state = nnx.split(model)
+    put = feeder(state)
     eos = set(tokenizer.eos_token_ids) if stop_at_eos else set()
     started = time.perf_counter()
     max_len = model.config.max_position_embeddings
@@ -212,18 +214,18 @@ def greedy_generate(
         chunk = [p[shared:] for p in prompts[start:start + rows_per_chunk]]
         rows = [_Row(tokenizer, stop, eos) for _ in chunk]
         width = round_up(max(len(p) for p in chunk))
-        tokens, valid = _left_padded(chunk, rows_per_chunk, width)
         # prefill into a cache of exactly the prompt width (attention over the prompt only), then
         # give it room for the completion
         cache = KVCache.empty(model.config, rows_per_chunk, width)
         if prefix is not None:
             cache = cache._replace(next_pos=jnp.full((rows_per_chunk,), shared, jnp.int32))
-        next_ids, cache = _step(graph, state, jnp.asarray(tokens), jnp.asarray(valid), cache, prefix)
+        tokens, valid, cache = put((*_left_padded(chunk, rows_per_chunk, width), cache))
+        next_ids, cache = _step(graph, state, tokens, valid, cache, prefix)
         cache = _grow(cache, round_up(max_new_tokens + sync_every - 1))
         live = list(range(len(chunk)))  # which row each slot of the batch holds
         new_ids, pushed = next_ids[:, None], 0
         while True:
-            host_ids = np.asarray(new_ids)[:, :max_new_tokens - pushed]
+            host_ids = to_host(new_ids)[:, :max_new_tokens - pushed]
             for row in dict.fromkeys(live):  # a row padding a shrunk batch holds two slots: push once
                 for token in host_ids[live.index(row)]:
                     rows[row].push(int(token))
@@ -235,7 +237,7 @@ def greedy_generate(
                 keep = [live.index(row) for row in running]
                 keep += keep[:1] * (next_pow2(len(keep)) - len(keep))
                 live = [live[k] for k in keep]
-                next_ids, cache = _select_rows(next_ids, cache, jnp.asarray(keep, jnp.int32))
+                next_ids, cache = _select_rows(next_ids, cache, put(np.asarray(keep, np.int32)))
                 shrinks += 1
             if sync_every == 1:
                 next_ids, cache = _step(graph, state, next_ids, None, cache, prefix)

@@ -36,11 +36,13 @@ BIN_SINGLE_FILE = "pytorch_model.bin"
 STORED_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": jnp.bfloat16, "F64": np.float64}
 
 
-def read_safetensors(path: Path) -> dict[str, Callable[[], np.ndarray]]:
-    """A reader per tensor of one file, giving a fresh array in its stored dtype.
+def read_safetensors(path: Path) -> dict[str, tuple[tuple[int, ...], Callable[..., np.ndarray]]]:
+    """Per tensor of one file, its shape and a reader giving a fresh array in its stored dtype, of
+    the whole tensor or of the part its argument indexes (a tuple of slices).
 
     Only the header is read here; the file is memory-mapped, so a tensor costs host memory once
-    it is read, and the loader converts it to the model's dtype before reading the next."""
+    it is read (only the part asked for), and the loader converts it to the model's dtype before
+    reading the next."""
     try:
         with path.open("rb") as handle:
             header_len = int.from_bytes(handle.read(8), "little")
@@ -49,7 +51,7 @@ def read_safetensors(path: Path) -> dict[str, Callable[[], np.ndarray]]:
     except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise UserError(f"{path}: cannot read safetensors ({' '.join(str(err).split())})") from None
     base = 8 + header_len
-    readers: dict[str, Callable[[], np.ndarray]] = {}
+    readers: dict[str, tuple[tuple[int, ...], Callable[..., np.ndarray]]] = {}
     for key, info in header.items():
         if key == "__metadata__":
             continue
@@ -59,17 +61,20 @@ def read_safetensors(path: Path) -> dict[str, Callable[[], np.ndarray]]:
             raise UserError(f"{path}: cannot read safetensors (bad header entry for {key!r})") from None
         if base + end > mapped.size:
             raise UserError(f"{path}: cannot read safetensors (tensor {key!r} ends past the file; truncated?)")
-        readers[key] = functools.partial(_read_tensor, path, mapped, key, stored, shape, base + start, base + end)
+        readers[key] = shape, functools.partial(_read_tensor, path, mapped, key, stored, shape, base + start, base + end)
     return readers
 
 
-def _read_tensor(path: Path, mapped: np.ndarray, key: str, stored: str, shape: tuple[int, ...], start: int, end: int) -> np.ndarray:
+def _read_tensor(
+    path: Path, mapped: np.ndarray, key: str, stored: str, shape: tuple[int, ...], start: int, end: int,
+    index: tuple = (...,),
+) -> np.ndarray:
     if stored not in STORED_DTYPES:
         raise UserError(f"{path}: tensor {key!r} has unsupported dtype {stored}")
     dtype = np.dtype(STORED_DTYPES[stored])
     if end - start != math.prod(shape) * dtype.itemsize:
         raise UserError(f"{path}: cannot read safetensors (tensor {key!r} has {end - start} bytes for shape {shape})")
-    return np.array(mapped[start:end].view(dtype).reshape(shape))
+    return np.array(mapped[start:end].view(dtype).reshape(shape)[index])
 
 
 def _indexed_files(directory: Path, index_name: str) -> list[Path]:
@@ -112,9 +117,14 @@ def load_hf_directory(directory: str | Path) -> tuple[LlamaConfig, LazyTensors, 
     raw = read_json_object(config_path, "model config")
     config = LlamaConfig.from_hf_dict(raw, source=str(config_path))
     readers: dict[str, Callable[[], np.ndarray]] = {}
+    parts: dict[str, tuple[tuple[int, ...], Callable[..., np.ndarray]]] = {}
     for file in weight_files(directory):
-        readers.update(read_safetensors(file) if file.suffix == ".safetensors" else read_torch_bin(file))
-    return config, LazyTensors(readers), raw
+        if file.suffix == ".safetensors":  # readable in parts: each host reads only its slices
+            parts.update(read_safetensors(file))
+        else:
+            readers.update(read_torch_bin(file))
+    readers.update({name: read for name, (_, read) in parts.items()})
+    return config, LazyTensors(readers, parts), raw
 
 
 def _check_replaceable(directory: Path) -> None:

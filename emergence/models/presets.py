@@ -1,7 +1,8 @@
 """Published LLaMA shapes by name, for planning a run on a model whose weights are not at hand.
 
 The 7B and 13B entries are LLaMA-2's ``config.json`` (meta-llama/Llama-2-7b-hf, -13b-hf); ``llama-1b``
-is TinyLlama-1.1B's (grouped-query attention, 4 key/value heads), the size the GPU check trains.
+is TinyLlama-1.1B's (grouped-query attention, 4 key/value heads), the size the GPU check trains;
+``openllama-3b`` is openlm-research/open_llama_3b's (the 7B and 13B OpenLLaMA share LLaMA's shapes).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ PRESETS: dict[str, LlamaConfig] = {
     "llama-13b": LlamaConfig(
         hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
         num_key_value_heads=40, **_LLAMA2,
+    ),
+    "openllama-3b": LlamaConfig(
+        vocab_size=32000, hidden_size=3200, intermediate_size=8640, num_hidden_layers=26,
+        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048, rms_norm_eps=1e-6,
     ),
 }  # fmt: skip
 

@@ -75,10 +75,26 @@ def path_to_hf(path: str) -> tuple[str, bool]:
 
 class LazyTensors(Mapping[str, np.ndarray]):
     """HF-named tensors, each read (dequantized, converted) only when asked for: a loader hands
-    :func:`build_model` a whole checkpoint without ever holding it all in memory."""
+    :func:`build_model` a whole checkpoint without ever holding it all in memory.
 
-    def __init__(self, readers: Mapping[str, Callable[[], np.ndarray]]):
+    A format that can read part of a tensor (a memory-mapped safetensors file) gives its shape and
+    a reader taking an index (a tuple of slices) in ``parts``: a host then reads only the slices
+    its devices hold (:meth:`part`)."""
+
+    def __init__(
+        self,
+        readers: Mapping[str, Callable[[], np.ndarray]],
+        parts: Mapping[str, tuple[tuple[int, ...], Callable[[tuple], np.ndarray]]] | None = None,
+    ):
         self._readers = dict(readers)
+        self._parts = dict(parts or {})
+
+    def shape(self, name: str) -> tuple[int, ...] | None:
+        """The stored shape, when the tensor can be read in parts (else None)."""
+        return self._parts[name][0] if name in self._parts else None
+
+    def part(self, name: str, index: tuple) -> np.ndarray:
+        return self._parts[name][1](index)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._readers[name]()
@@ -125,15 +141,15 @@ def build_model(
             if path == "lm_head.kernel" and config.tie_word_embeddings:
                 continue  # some exporters write the tied head anyway; the embedding is the truth
             raise UserError(f"{source}: tensor {hf_key!r} does not fit this config ({path} does not exist)")
-        stored = np.asarray(tensors[hf_key])
-        value = stored.T if transpose else stored
         expected = tuple(flat[path].get_value().shape)
-        if value.shape != expected:
-            raise UserError(
-                f"{source}: tensor {hf_key!r} has shape {stored.shape}, "
-                f"config expects {expected[::-1] if transpose else expected}"
-            )
-        value = value.astype(dtype, copy=False)
+        stored_shape = tensors.shape(hf_key) if isinstance(tensors, LazyTensors) else None
+        if placement is not None and stored_shape is not None:  # each host reads its devices' slices
+            _check_shape(source, hf_key, stored_shape, expected, transpose)
+            filled[path] = _read_placed(tensors, hf_key, transpose, expected, dtype, placement(path, expected))
+            continue
+        stored = np.asarray(tensors[hf_key])
+        _check_shape(source, hf_key, stored.shape, expected, transpose)
+        value = (stored.T if transpose else stored).astype(dtype, copy=False)
         filled[path] = value if placement is None else jax.device_put(value, placement(path, value.shape))
     missing = sorted(set(flat) - set(filled))
     if missing:
@@ -150,6 +166,31 @@ def build_model(
     inv_freq = np.asarray(rope_inverse_frequencies(config), np.float32)
     model.inv_freq.set_value(jnp.asarray(inv_freq) if placement is None else jax.device_put(inv_freq, placement("inv_freq", inv_freq.shape)))
     return model
+
+
+def _check_shape(source: str, hf_key: str, stored: tuple, expected: tuple, transpose: bool) -> None:
+    if (tuple(stored)[::-1] if transpose else tuple(stored)) != expected:
+        raise UserError(
+            f"{source}: tensor {hf_key!r} has shape {tuple(stored)}, "
+            f"config expects {expected[::-1] if transpose else expected}"
+        )
+
+
+def _read_placed(
+    tensors: LazyTensors, hf_key: str, transpose: bool, shape: tuple, dtype, sharding: jax.sharding.Sharding
+) -> jax.Array:
+    """One parameter as a global array, each process reading only the slices its devices hold
+    (each distinct slice once: replicated devices share it)."""
+    read: dict[tuple, np.ndarray] = {}
+
+    def slice_of(index: tuple) -> np.ndarray:
+        key = tuple((s.start, s.stop, s.step) for s in index)
+        if key not in read:
+            part = tensors.part(hf_key, index[::-1] if transpose else index)
+            read[key] = (part.T if transpose else part).astype(dtype, copy=False)
+        return read[key]
+
+    return jax.make_array_from_callback(shape, sharding, slice_of)
 
 
 def export_tensors(model: Llama, dtype: np.dtype | None = None) -> dict[str, np.ndarray]:

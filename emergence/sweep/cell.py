@@ -26,18 +26,23 @@ from emergence.sweep.plan import Cell
 
 
 class CellLog:
-    """Timestamped lines appended to the cell's run.log (flushed, so a killed run leaves its trace)."""
+    """Timestamped lines appended to the cell's run.log (flushed, so a killed run leaves its trace);
+    no path: lines go nowhere (a multi-host job's processes but the first)."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = path.open("a", encoding="utf-8")
+    def __init__(self, path: Path | None):
+        self.handle = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = path.open("a", encoding="utf-8")
 
     def __call__(self, message: str) -> None:
-        self.handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
-        self.handle.flush()
+        if self.handle is not None:
+            self.handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+            self.handle.flush()
 
     def close(self) -> None:
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
 
 
 @dataclass
@@ -74,7 +79,8 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         from emergence.train.finetune import CHECKPOINT_DIR, eval_curve, run_finetune, trained_model
         from emergence.train.throughput import describe
 
-        ft_cfg = finetune_config(cfg, cell.checkpoint.model, cell.task, cell.budget, cell.subset_seed)
+        mesh = cfg.checkpoint_mesh(cell.checkpoint)
+        ft_cfg = finetune_config(cfg, cell.checkpoint.model, cell.task, cell.budget, cell.subset_seed, mesh)
         curve = {}
         if ft_cfg.eval_every is not None:
             curve = {"evaluator": scorer(cell.task, split=ft_cfg.eval_split, **eval_options)}

@@ -18,18 +18,30 @@ from typing import Any
 from emergence.config import from_dict, load_config, read_yaml, updated
 from emergence.errors import UserError, check_fields, finite_positive
 from emergence.fileio import read_json_object
-from emergence.train.config import DTYPES, EvalSettings, FinetuneConfig, FinetuneSettings, precision
+from emergence.train.config import (
+    DTYPES,
+    EvalSettings,
+    FinetuneConfig,
+    FinetuneSettings,
+    MeshConfig,
+    precision,
+)
 
 
 @dataclass(frozen=True)
 class CheckpointSpec:
-    """One checkpoint of the ladder; params/tokens/flops override what the weights' metadata says."""
+    """One checkpoint of the ladder; params/tokens/flops override what the weights' metadata says;
+    ``mesh``: the devices its cells run on, when not the sweep's (a 13B checkpoint on 8, a 3B on 1);
+    ``architecture``: a preset (``models/presets.py``) or model directory of its shape, for ``sweep
+    plan`` to estimate its memory without the weights (a hub checkpoint, offline)."""
 
     model: str
     id: str | None = None
     params: int | None = None
     tokens: float | None = None
     flops: float | None = None
+    mesh: MeshConfig | None = None
+    architecture: str | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, finite_positive, "a finite count > 0", "params")
@@ -147,6 +159,15 @@ class SweepConfig(SweepSettings):
     tasks: tuple[TaskEntry, ...]
     checkpoints: tuple[CheckpointSpec, ...] = ()
     ladder: str | None = None
+    # the devices every cell runs on (loading, finetuning, evaluation), unless its checkpoint names
+    # its own; not part of a cell's key: a mesh changes where a cell runs, not what it computes
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+
+    def checkpoint_mesh(self, checkpoint: CheckpointSpec) -> MeshConfig:
+        """A checkpoint's own mesh or the sweep's; a multi-host job (``mesh.distributed``) is the sweep's."""
+        if checkpoint.mesh is None:
+            return self.mesh
+        return replace(checkpoint.mesh, distributed=self.mesh.distributed)
 
     def task_budgets(self, task: TaskEntry) -> tuple[int, ...]:
         return task.budgets if task.budgets is not None else self.budgets
@@ -212,12 +233,31 @@ def validate(cfg: SweepConfig, source: str) -> None:
         _check_reference(ckpt.model, f"{source}: checkpoints[{i}].model")
     check_shared_tokenizer(cfg.checkpoints, source)
     check_tasks(cfg.tasks, cfg.finetune, source)
+    check_meshes(cfg, source)
     if (cfg.loss.corpus is None) == (cfg.loss.hub is None):
         raise UserError(f"{source}: loss: give exactly one of 'corpus' (a local file) or 'hub' (a dataset id)")
     if cfg.loss.corpus is not None and not Path(cfg.loss.corpus).is_file():
         raise UserError(f"{source}: loss.corpus: file not found: {cfg.loss.corpus}")
     if cfg.eval.data_dir is not None and not Path(cfg.eval.data_dir).is_dir():
         raise UserError(f"{source}: eval.data_dir: benchmark data dir not found: {cfg.eval.data_dir}")
+
+
+def check_meshes(cfg: SweepConfig, source: str) -> None:
+    """One place sets a cell's devices: the sweep's ``mesh`` or its checkpoint's, never ``finetune.mesh``
+    (finetuning and evaluation share the loaded model); a multi-host job spans the whole sweep."""
+    for i, task in enumerate(cfg.tasks):
+        if cfg.task_finetune(task.name).mesh != MeshConfig():
+            where = "finetune.mesh" if cfg.finetune.mesh != MeshConfig() else f"tasks[{i}].finetune.mesh"
+            raise UserError(
+                f"{source}: {where}: a sweep runs each cell, evaluation too, on the top-level 'mesh' "
+                "or its checkpoint's 'mesh'; set it there"
+            )
+    for i, ckpt in enumerate(cfg.checkpoints):
+        if ckpt.mesh is not None and ckpt.mesh.distributed and not cfg.mesh.distributed:
+            raise UserError(
+                f"{source}: checkpoints[{i}].mesh.distributed: a multi-host job runs the whole sweep; "
+                "set 'mesh.distributed' at the top level"
+            )
 
 
 def _check_reference(reference: str, where: str) -> None:
@@ -270,11 +310,14 @@ def check_shared_tokenizer(checkpoints: tuple[CheckpointSpec, ...], source: str)
             raise UserError(f"{source}: {tokenizer_mismatch(checkpoint_id(ckpt), first[0])}")
 
 
-def finetune_config(cfg: SweepConfig, model: str, task: str, budget: int, subset_seed: int) -> FinetuneConfig:
-    """The engine's FinetuneConfig for one cell: the task's settings on one (checkpoint, budget, seed)."""
+def finetune_config(
+    cfg: SweepConfig, model: str, task: str, budget: int, subset_seed: int, mesh: MeshConfig | None = None
+) -> FinetuneConfig:
+    """The engine's FinetuneConfig for one cell: the task's settings on one (checkpoint, budget, seed),
+    on the cell's ``mesh`` (default: the sweep's)."""
     dtype, param_dtype = cfg.precision()
     return FinetuneConfig.of(
-        cfg.task_finetune(task),
+        replace(cfg.task_finetune(task), mesh=mesh or cfg.mesh),
         model=model,
         task=task,
         budget=budget,

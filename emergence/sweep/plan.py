@@ -198,14 +198,17 @@ def _estimate(
 
 def format_plan(cfg: SweepConfig, cells: list[Cell], *, rows: int | None = None) -> str:
     """The plan as a plain-text table plus a cost summary (an estimate: sizes are typical, not measured)."""
-    row = "{:16}  {:28}  {:14}  {:>5}  {:>6}  {:>4}  {:6}  {:>9}"
-    header = row.format("key", "checkpoint", "task", "shots", "budget", "seed", "method", "est PFLOP")
+    from emergence.sweep.placement import mesh_label
+
+    row = "{:16}  {:28}  {:14}  {:>5}  {:>6}  {:>4}  {:6}  {:>9}  {:>7}"
+    header = row.format("key", "checkpoint", "task", "shots", "budget", "seed", "method", "est PFLOP", "mesh")
     lines = [header, "-" * len(header)]
     shown = cells if rows is None else cells[:rows]
     for c in shown:
         seed = "-" if c.subset_seed is None else str(c.subset_seed)
         est = "?" if c.est_flops is None else f"{c.est_flops / 1e15:.3g}"
-        fields = (c.key, c.checkpoint_id[:28], c.task[:14], c.shots, c.budget, seed, c.method, est)
+        mesh = mesh_label(cfg.checkpoint_mesh(c.checkpoint))
+        fields = (c.key, c.checkpoint_id[:28], c.task[:14], c.shots, c.budget, seed, c.method, est, mesh)
         lines.append(row.format(*fields))
     if len(shown) < len(cells):
         lines.append(f"... {len(cells) - len(shown)} more cells")

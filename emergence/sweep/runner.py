@@ -10,6 +10,11 @@ holds it, computes it, and writes its record — the commit point — before rel
 A runner killed at any instant leaves no record and a lock whose dead owner makes it stale, so the
 next runner redoes exactly the unfinished cells. When its own cells are done a runner waits for cells
 claimed by others, taking over any whose claim goes stale, so the sweep ends complete.
+
+Each checkpoint is loaded onto its cells' mesh (the sweep's ``mesh`` or its own), where they are
+finetuned and evaluated. In a multi-host job (``mesh.distributed``) process 0 is the runner above
+and the other processes compute each cell it announces with it, writing nothing
+(:mod:`emergence.sweep.multihost`).
 """
 
 from __future__ import annotations
@@ -25,9 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jax
+from flax import nnx
+
 from emergence.config import to_dict
 from emergence.errors import UserError
+from emergence.models.global_arrays import mesh_of
 from emergence.results_table import RESULT_COLUMNS
+from emergence.sweep import multihost
 from emergence.sweep.assign import blocks, checkpoint_groups, preference, shard
 from emergence.sweep.cell import CellLog, results_row, run_cell
 from emergence.sweep.config import SweepConfig, tokenizer_fingerprint, tokenizer_mismatch
@@ -77,6 +87,8 @@ class Runner:
         self._loaded: tuple[str, Any] | None = None
         self._first_tokenizer: tuple[str, str] | None = None  # (checkpoint, fingerprint) of this run's first load
         self._state: WorkerState | None = None
+        self.writes = True  # False in the processes of a multi-host job but the first
+        self._positions: dict[tuple[bool, str], int] | None = None  # where a multi-host job's cells are in the plan
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -92,15 +104,27 @@ class Runner:
         and then checkpoints left by the others. With ``retry_failed``, cells recorded as failed before
         ``retry_before`` (default: now) run again, so concurrent workers retry each failure once."""
         started = time.perf_counter()
+        if self.cfg.mesh.distributed:
+            from emergence.train.mesh import start_distributed
+
+            start_distributed()  # before expand, whose precision() starts a JAX backend
         cells = expand(self.cfg)
         mine = cells if worker else shard(cells, *shard_spec)
         position, count = worker or (0, 1)
         groups = checkpoint_groups(mine)
         owned = blocks(groups, count)
         group_of = {g.checkpoint_id: i for i, g in enumerate(groups)}
+        report = RunReport(total=len(mine), started=started)
+        planned = [c for g in groups for c in g.cells]
+        if self.cfg.mesh.distributed and (hosts := jax.process_count()) > 1:
+            multihost.check_same_plan([c.key for c in planned])
+            multihost.check_meshes_span_hosts(self.cfg)
+            self._positions = {(isinstance(c, LossCell), c.key): i for i, c in enumerate(planned)}
+            self.writes = multihost.is_lead()
+            if not self.writes:
+                return self._follow(planned, report, hosts)
         self._write_manifest(cells)
         self.store.clean_stale_locks()  # a killed runner's claims are taken over
-        report = RunReport(total=len(mine), started=started)
         cutoff = (time.time() if retry_before is None else retry_before) if retry_failed else None
 
         def still_open(cells: list[Cell | LossCell]) -> list[Cell | LossCell]:
@@ -109,10 +133,8 @@ class Runner:
             return [c for c in cells if _is_open(self._record(c), cutoff)]
 
         if self.cfg.compile_cache:
-            import jax
-
             jax.config.update("jax_compilation_cache_dir", self.cfg.compile_cache)
-        pending = still_open([c for g in groups for c in g.cells])
+        pending = still_open(planned)
         todo = sum(isinstance(c, Cell) for c in pending)
         report.skipped = len(mine) - todo
         where = f"worker {position}/{count}" if worker else f"shard {shard_spec[0]}/{shard_spec[1]}"
@@ -146,10 +168,12 @@ class Runner:
                     delay = 0.2
             end = "finished"
         finally:
+            if self._positions is not None:
+                multihost.announce(multihost.DONE)  # the other processes stop following
             self._state.close(end, done=report.done_here, failed=report.failed_here)
         self.store.clean_stale_locks()
         report.failed_cells = [
-            c.label() for g in groups for c in g.cells if (self._record(c) or {}).get("status") == "failed"
+            c.label() for c in planned if (self._record(c) or {}).get("status") == "failed"
         ]
         failed = len(report.failed_cells)
         self.echo(
@@ -174,6 +198,13 @@ class Runner:
         finally:
             claim.release()
         return progressed
+
+    def _follow(self, planned: list[Cell | LossCell], report: RunReport, hosts: int) -> RunReport:
+        """A multi-host job's process other than the first: compute each cell process 0 announces, with it."""
+        self.echo(f"sweep {self.cfg.name}: process {jax.process_index()} of {hosts} follows process 0")
+        while (position := multihost.next_position()) != multihost.DONE:
+            self._compute(planned[position], attempts=0)
+        return report
 
     def _write_manifest(self, cells: list[Cell]) -> None:
         manifest = {
@@ -204,6 +235,8 @@ class Runner:
             # one write per cell: the counts of the cells before this one, and where the worker is
             where = {"checkpoint": cell.checkpoint_id, "cell": cell.label()}
             self._state.update(**where, done=report.done_here, failed=report.failed_here)
+            if self._positions is not None:  # the other processes compute it too
+                multihost.announce(self._positions[(is_loss, cell.key)])
             record, cleanup = self._compute(cell, attempts)
             if not claim.owned():
                 self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")
@@ -228,7 +261,8 @@ class Runner:
     def _compute(self, cell: Cell | LossCell, attempts: int) -> tuple[dict, list[Path]]:
         """The cell's record, done or failed (the error's traceback goes to a task cell's run log),
         and the folders to delete once it is written."""
-        log = None if isinstance(cell, LossCell) else CellLog(self.store.work_dir(cell.key) / "run.log")
+        run_log = self.store.work_dir(cell.key) / "run.log" if self.writes else None
+        log = None if isinstance(cell, LossCell) else CellLog(run_log)
         try:
             fields, cleanup = self._loss(cell) if log is None else self._task(cell, log)
             record = {"status": "done", "key": cell.key, **fields}
@@ -255,11 +289,14 @@ class Runner:
         timing = {"load": 0.0, "train": 0.0, "eval": 0.0}
         log(f"start {cell.label()} key={cell.key} host={HOST} pid={os.getpid()}")
         base, timing["load"] = self._base(cell)
+        mesh = mesh_of(nnx.state(base.model))
+        log("model on " + ("1 device" if mesh is None else " ".join(f"{k}={v}" for k, v in mesh.shape.items())))
         t_cell = time.perf_counter()
         outcome = run_cell(cell, self.cfg, base, work, log)
         seconds = time.perf_counter() - t_cell
         timing.update(outcome.timings, cell=seconds, total=time.perf_counter() - t0)
-        write_records(work / "records.jsonl", outcome.records)
+        if self.writes:
+            write_records(work / "records.jsonl", outcome.records)
         log(f"done in {seconds:.2f}s (train {timing['train']:.2f}s, eval {timing['eval']:.2f}s)")
         row = results_row(cell, base, outcome, seconds, self.version)
         fields = {"row": row, "config": cell.resolved, "timings": timing, "train": outcome.train}
@@ -286,13 +323,14 @@ class Runner:
         if self._loaded and self._loaded[0] == cell.checkpoint_id:
             return self._loaded[1], 0.0
         from emergence.models.registry import load_model
-        from emergence.train.mesh import place_on_default_mesh
+        from emergence.train.mesh import build_mesh, placement
 
         self._loaded = None  # free the previous checkpoint first
         t0 = time.perf_counter()
         dtype, param_dtype = self.cfg.precision()
-        loaded = load_model(cell.checkpoint.model, dtype=dtype, param_dtype=param_dtype)
-        place_on_default_mesh(loaded.model)  # few-shot and finetuned cells then share compiled programs
+        mesh = build_mesh(self.cfg.checkpoint_mesh(cell.checkpoint))
+        # on the mesh its finetuning runs on, so few-shot and finetuned cells share compiled programs
+        loaded = load_model(cell.checkpoint.model, dtype=dtype, param_dtype=param_dtype, placement=placement(mesh))
         fp = tokenizer_fingerprint(loaded.tokenizer)
         known = [self._first_tokenizer] if self._first_tokenizer else []
         for path in sorted(self.store.loss_dir.glob("*.json")):

@@ -53,8 +53,9 @@ def save_checkpoint(
     ckpt.save(target, _tree(params, opt_leaves, np.asarray(step, np.int64)), force=True)
     ckpt.wait_until_finished()
     ckpt.close()
-    for _, old in step_dirs(directory)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    if jax.process_index() == 0:  # every process of a multi-host run saves its shards; one prunes
+        for _, old in step_dirs(directory)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 

@@ -6,7 +6,9 @@ The output directory is the run's identity: ``run.json`` records the config and 
 or full model, :mod:`emergence.train.adapters`) appears when training finishes. Rerunning resumes
 from the newest checkpoint (data order and dropout are functions of (seed, step), so the result
 equals an uninterrupted run's); a finished run is not retrained; a different config is refused.
-Evaluation never changes training, so it is not part of the fingerprint.
+Evaluation never changes training, so it is not part of the fingerprint. In a multi-host run every
+process trains and process 0 alone writes these files (orbax checkpoints are written by all, each
+its own shards).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jax
 from flax import nnx
 
 from emergence import fileio
@@ -184,14 +187,16 @@ def run_finetune(
         if lora.dropout > 0:
             set_training(model, True)
     trainer = Trainer(model, trainable, cfg.optim, total, mesh=mesh, seed=cfg.seed)
-    _check_run_dir(out, cfg, create=True)  # only once the inputs are known to be good
+    writes = jax.process_index() == 0
+    _check_run_dir(out, cfg, create=writes)  # only once the inputs are known to be good
     if on_plan:  # after the checks (LoRA targets, model, data): a user error stays one line
         on_plan(RunPlan(total, len(docs), note))
 
     ckpt_dir = out / CHECKPOINT_DIR
     start = trainer.restore_latest(ckpt_dir)
     metrics_path = out / METRICS_FILE
-    _trim_metrics(metrics_path, start)
+    if writes:
+        _trim_metrics(metrics_path, start)
 
     pad_id = loaded.tokenizer.pad_token_id or 0
     order_seed = (cfg.seed, cfg.subset_seed)
@@ -204,6 +209,8 @@ def run_finetune(
         )
 
     def append(line: dict) -> None:
+        if not writes:
+            return
         with metrics_path.open("a") as f:
             f.write(json.dumps(line) + "\n")
 
@@ -248,8 +255,8 @@ def run_finetune(
         "fingerprint": cfg.fingerprint(),
         "config": cfg.to_dict(),
     }
-    if lora is not None:
+    if writes and lora is not None:
         adapters.save_lora_adapter(out, lora, info, trainer.flat_params())
-    else:
+    elif writes:
         adapters.save_full_model(out, dataclasses.replace(loaded, model=trainer.model()), info)
     return FinetuneResult(out, total, start, tuple(history), note, trainer=trainer, lora=lora)

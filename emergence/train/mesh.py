@@ -5,13 +5,14 @@ space (q/k/v, gate/up, lm_head) are ``P(fsdp, tensor)``, projections back (o, do
 ``P(tensor, fsdp)``; norms, RoPE buffers and LoRA adapters are replicated; batches ``[accum, batch,
 T]`` split the batch axis over ``(data, fsdp)``. An axis that does not divide a dimension is dropped
 for it, so any mesh works with any model. ``MeshConfig.distributed`` spans the devices of every host
-(one process per host, configured as ``jax.distributed.initialize`` documents; not tested here).
+(one process per host: :func:`start_distributed`; tests/sweep/test_multihost.py runs two on one machine).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 
 import jax
@@ -33,8 +34,8 @@ _RULES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
 
 def build_mesh(cfg: MeshConfig, devices: list | None = None) -> Mesh:
     """A mesh of ``data × fsdp × tensor`` devices (first devices of ``jax.devices()`` by default)."""
-    if cfg.distributed and not jax.distributed.is_initialized():
-        jax.distributed.initialize()
+    if cfg.distributed:
+        start_distributed()
     devices = list(devices if devices is not None else jax.devices())
     sizes = [cfg.data, cfg.fsdp, cfg.tensor]
     if -1 in sizes:
@@ -46,6 +47,18 @@ def build_mesh(cfg: MeshConfig, devices: list | None = None) -> Mesh:
             f"mesh data×fsdp×tensor = {'×'.join(map(str, sizes))} needs {need} devices; {len(devices)} available"
         )
     return Mesh(np.asarray(devices[:need]).reshape(sizes), AXES)
+
+
+def start_distributed() -> None:
+    """Join the multi-host job, once, before anything starts a JAX backend: a cluster's environment
+    (SLURM, Open MPI, Kubernetes, Cloud TPU) says which process this is; elsewhere
+    ``JAX_COORDINATOR_ADDRESS`` (host:port of process 0), ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` do."""
+    if jax.distributed.is_initialized():
+        return
+    count, index = os.environ.get("JAX_NUM_PROCESSES"), os.environ.get("JAX_PROCESS_ID")
+    jax.distributed.initialize(
+        num_processes=int(count) if count else None, process_id=int(index) if index else None
+    )
 
 
 def param_spec(path: str, shape: tuple[int, ...], mesh: Mesh) -> PartitionSpec:

@@ -286,7 +286,7 @@ class Trainer:
                 )
                 interval = (tokens - last_tokens, elapsed - last_elapsed)
                 host.update(throughput.rates(*interval, len(devices), flops, peak))
-                host.update(throughput.memory_in_use(devices))
+                host.update(throughput.memory_in_use(self.mesh.local_devices))  # readable here
                 last_tokens, last_elapsed = tokens, elapsed
                 history.append(host)
                 if on_log:

@@ -27,7 +27,7 @@ def test_plans_a_local_model_directory_as_json(capsys):
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["memory", "llama-70b"], "llama-70b: not a model preset (llama-1b, llama-7b, llama-13b)"),
+        (["memory", "llama-70b"], "llama-70b: not a model preset (llama-1b, llama-7b, llama-13b, openllama-3b)"),
         (["memory", "llama-7b", "finetune.mesh.fsdp=0"], "mesh"),
         (["memory", "llama-7b", "finetune.mesh.fsdp=64"], "needs 64 devices"),
         (["memory", "llama-7b", "--device-memory", "lots"], "--device-memory"),

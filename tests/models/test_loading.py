@@ -74,10 +74,41 @@ def test_bf16_weights_are_read_as_bf16_and_widened_exactly(tmp_path):
             (directory / name).write_bytes((FIXTURES / "gqa_untied" / name).read_bytes())
     save_file({name: jnp.asarray(stored[name], jnp.bfloat16) for name in stored}, str(directory / "model.safetensors"))
     readers = read_safetensors(directory / "model.safetensors")
-    assert {reader().dtype for reader in readers.values()} == {jnp.dtype(jnp.bfloat16)}
+    assert {read().dtype for _, read in readers.values()} == {jnp.dtype(jnp.bfloat16)}
     as_bf16 = _params(load_model(str(directory), param_dtype="bfloat16"))
     as_fp32 = _params(load_model(str(directory)))
     for path, value in _params(loaded).items():
         rounded = np.asarray(value).astype(jnp.bfloat16)
         np.testing.assert_array_equal(np.asarray(as_bf16[path]), rounded)
         np.testing.assert_array_equal(np.asarray(as_fp32[path]), rounded.astype(np.float32))
+
+
+def test_each_host_reads_only_the_slices_its_devices_hold(mesh):
+    """A placed safetensors checkpoint is read part by part (jax.make_array_from_callback): a
+    sharded tensor as its shards, each once; a replicated one whole, once, for all its devices."""
+    config, tensors, _ = load_hf_directory(FIXTURES / "gqa_untied")
+    reads: list[tuple[str, tuple[int, ...]]] = []
+
+    def counted(name):
+        def read(index):
+            part = tensors.part(name, index)
+            reads.append((name, part.shape))
+            return part
+
+        return tensors.shape(name), read
+
+    def placement(path, shape):
+        return NamedSharding(mesh, param_spec(path, shape, mesh))
+
+    names = list(tensors)
+    def whole():
+        raise AssertionError("a tensor that can be read in parts was read whole")
+
+    model = build_model(config, LazyTensors(dict.fromkeys(names, whole), {n: counted(n) for n in names}), "test", placement)
+    reference = _params(load_model(str(FIXTURES / "gqa_untied")))
+    for path, value in _params(type("Loaded", (), {"model": model})).items():
+        np.testing.assert_array_equal(np.asarray(value), np.asarray(reference[path]), err_msg=path)
+    parts = {name: [shape for n, shape in reads if n == name] for name in names}
+    q_proj = "model.layers.0.self_attn.q_proj.weight"  # [out, in] stored; the kernel is fsdp × tensor
+    assert parts[q_proj] == [(16, 16)] * 4 and tensors.shape(q_proj) == (32, 32)
+    assert parts["model.norm.weight"] == [(32,)]  # replicated: read once

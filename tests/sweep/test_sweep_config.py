@@ -8,8 +8,9 @@ import pytest
 
 from emergence.config import apply_overrides, from_dict, load_config
 from emergence.errors import UserError
-from emergence.sweep.config import load_sweep_config
+from emergence.sweep.config import finetune_config, load_sweep_config
 from emergence.sweep.plan import expand, format_plan
+from emergence.train.config import MeshConfig
 from tests.sweep.helpers import (
     PAPER_CONFIG,
     TINY_CONFIG,
@@ -124,6 +125,23 @@ def test_a_task_can_finetune_with_its_own_settings(tmp_path):
     assert changed == {c.label() for c in cells if c.budget}  # few-shot cells keep their keys
 
 
+def test_a_mesh_changes_where_cells_run_not_their_keys(tmp_path):
+    base = [c.key for c in expand(load_sweep_config(TINY_CONFIG))]
+    raw = tiny_raw()
+    raw["mesh"] = {"data": 2}  # the sweep's devices; a checkpoint's own mesh wins
+    raw["checkpoints"][0].update(mesh={"fsdp": 8}, architecture="llama-1b")
+    cfg = load_sweep_config(write_config(tmp_path / "mesh.yaml", raw))
+    cells = expand(cfg)
+    assert [c.key for c in cells] == base
+    tied, untied = cfg.checkpoints
+    assert (cfg.checkpoint_mesh(tied).fsdp, cfg.checkpoint_mesh(untied).data) == (8, 2)
+    assert finetune_config(cfg, tied.model, "cola", 16, 0, cfg.checkpoint_mesh(tied)).mesh.fsdp == 8
+    job = load_sweep_config(write_config(tmp_path / "job.yaml", raw | {"mesh": {"fsdp": -1, "distributed": True}}))
+    assert job.checkpoint_mesh(job.checkpoints[0]) == MeshConfig(fsdp=8, distributed=True)  # one job, all cells
+    rows = format_plan(cfg, cells).splitlines()[2:12]  # each cell's mesh, data×fsdp×tensor
+    assert [row.split()[-1] for row in rows] == ["1×8×1"] * 5 + ["2×1×1"] * 5
+
+
 def test_paper_config_plans_without_touching_the_network(monkeypatch):
     import huggingface_hub
 
@@ -143,6 +161,10 @@ def test_paper_config_plans_without_touching_the_network(monkeypatch):
     }
     text = format_plan(cfg, cells, rows=3)
     assert f"{len(cells)} cells" in text and "accelerator-hours" in text and "unknown size" not in text
+    from emergence.models.presets import PRESETS
+
+    # each checkpoint's shape for planning its memory offline: a preset with its very parameter count
+    assert all(PRESETS[c.architecture].num_params() == c.params for c in cfg.checkpoints)
 
 
 def test_ladder_manifest_paths_are_relative_to_the_manifest(tmp_path):
@@ -177,6 +199,10 @@ def test_ladder_manifest_paths_are_relative_to_the_manifest(tmp_path):
         (lambda r: r["tasks"][0].update(finetune={"epochs": "two"}), "tasks[0].finetune.epochs"),
         (lambda r: r["finetune"].update(eval_every=0), "finetune: eval_every must be a positive number"),
         (lambda r: r["tasks"][0].update(finetune={"eval_every": -2}), "tasks[0].finetune: eval_every must be"),
+        (lambda r: r["finetune"].update(mesh={"fsdp": 2}), "finetune.mesh: a sweep runs each cell, evaluation"),
+        (lambda r: r["tasks"][0].update(finetune={"mesh": {"fsdp": 2}}), "tasks[0].finetune.mesh: a sweep"),
+        (lambda r: r["checkpoints"][0].update(mesh={"distributed": True}), "checkpoints[0].mesh.distributed"),
+        (lambda r: r.update(mesh={"fsdp": 0}), "mesh: mesh sizes must be positive"),
     ],
 )
 def test_bad_configs_name_the_culprit(tmp_path, edit, culprit):

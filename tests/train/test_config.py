@@ -53,7 +53,7 @@ def test_a_cell_runs_the_sweep_settings_on_its_checkpoint_task_budget_and_seed()
     assert (run.dtype, run.param_dtype) == cfg.precision() == ("float32", "float32")  # on CPU
     assert run.lora == LoraConfig(rank=4, alpha=8, targets=("q_proj", "v_proj")) and run.optim.lr == 1e-3
     assert run.data_dir == cfg.eval.data_dir
-    sharded = load_sweep_config(SWEEP, ["finetune.mesh={data: 1, fsdp: 2}"])
+    sharded = load_sweep_config(SWEEP, ["mesh={data: 1, fsdp: 2}"])
     assert finetune_config(sharded, "m", "cola", 16, 1).mesh.fsdp == 2
     assert [c.key for c in expand(sharded)] == [c.key for c in expand(cfg)]  # the same cells, on more devices
 
