@@ -81,11 +81,13 @@ def tokenizer_from_gguf(fields: dict[str, Any], source: str) -> TextTokenizer:
             models.BPE(vocab, _spm_merges(vocab, scores), unk_token=unk, fuse_unk=True, byte_fallback=True)
         )
         steps = [normalizers.Replace(" ", "▁")]
-        if fields.get("tokenizer.ggml.add_space_prefix", True):
+        space_prefix = fields.get("tokenizer.ggml.add_space_prefix", True)  # Gemma: no dummy prefix
+        if space_prefix:
             steps.insert(0, normalizers.Prepend("▁"))
         backend.normalizer = normalizers.Sequence(steps)
         backend.decoder = decoders.Sequence(
-            [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+            [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+            + ([decoders.Strip(" ", 1, 0)] if space_prefix else [])
         )
     else:
         raise UserError(f"{source}: tokenizer type {kind!r} is not supported (gpt2 or llama)")
