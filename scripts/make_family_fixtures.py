@@ -87,8 +87,9 @@ def main() -> None:
         with torch.no_grad():
             logits = model(torch.from_numpy(input_ids)).logits.float().numpy()
             prompt = torch.tensor([PROMPT])
+            model.generation_config.eos_token_id = None  # plain argmax: EOS neither stops nor is suppressed
             out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=NEW_TOKENS,
-                                 min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
+                                 do_sample=False, pad_token_id=0)
         generated = out[0, len(PROMPT):].numpy().astype(np.int64)
         save_file({"input_ids": input_ids, "logits": logits, "prompt": np.asarray(PROMPT, np.int64),
                    "generated": generated}, str(target / "reference.safetensors"))
