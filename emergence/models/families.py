@@ -254,7 +254,8 @@ def config_to_hf(config: LlamaConfig) -> dict[str, Any]:
                rope_scaling=dict(rope) if config.rope_scaling is not None else None)
     if arch == "Gemma3ForCausalLM":
         del out["rope_theta"], out["rope_scaling"]
-        out.update(hidden_activation=act, query_pre_attn_scalar=config.query_pre_attn_scalar,
+        scalar = config.query_pre_attn_scalar
+        out.update(hidden_activation=act, query_pre_attn_scalar=int(scalar) if float(scalar).is_integer() else scalar,
                    sliding_window=config.sliding_window, layer_types=list(config.layer_types or ()),
                    rope_parameters={"full_attention": rope,
                                     "sliding_attention": {"rope_type": "default", "rope_theta": config.local_rope_theta}})
