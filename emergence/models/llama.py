@@ -287,7 +287,8 @@ def _remat(run_block, policy: str):
 
 
 class Llama(nnx.Module):
-    """A LLaMA-family causal LM. ``model(tokens)`` returns ``(logits [B, T, V] fp32, cache)``."""
+    """A causal LM of any supported family (:mod:`emergence.models.families`). ``model(tokens)``
+    returns ``(logits [B, T, V] fp32, cache)``."""
 
     def __init__(self, cfg: LlamaConfig, *, rngs: nnx.Rngs):
         self.config = cfg

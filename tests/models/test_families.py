@@ -124,3 +124,65 @@ def test_gemma_logit_softcapping_is_refused_not_ignored():
     raw = json.loads((FAMILY_FIXTURES / "gemma3" / "config.json").read_text())
     with pytest.raises(UserError, match="final_logit_softcapping"):
         config_from_hf({**raw, "final_logit_softcapping": 30.0}, "gemma/config.json")
+
+
+def _write_gemma3_gguf(path, directory):
+    """The Gemma 3 fixture as llama.cpp's converter writes it: gemma3 metadata, its tensor names,
+    RMSNorm weights stored as 1 + w, Q/K rows not permuted."""
+    import gguf
+
+    cfg = json.loads((directory / "config.json").read_text())
+    tok = json.loads((directory / "tokenizer.json").read_text())
+    names = {"input_layernorm": "attn_norm", "post_attention_layernorm": "post_attention_norm",
+             "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm",
+             "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm", "self_attn.q_proj": "attn_q",
+             "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    writer = gguf.GGUFWriter(str(path), "gemma3")
+    writer.add_block_count(cfg["num_hidden_layers"])
+    writer.add_context_length(cfg["max_position_embeddings"])
+    writer.add_embedding_length(cfg["hidden_size"])
+    writer.add_feed_forward_length(cfg["intermediate_size"])
+    writer.add_head_count(cfg["num_attention_heads"])
+    writer.add_head_count_kv(cfg["num_key_value_heads"])
+    writer.add_key_length(cfg["head_dim"])
+    writer.add_value_length(cfg["head_dim"])
+    writer.add_rope_freq_base(cfg["rope_parameters"]["full_attention"]["rope_theta"])
+    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    writer.add_sliding_window(cfg["sliding_window"])
+    vocab = sorted(tok["model"]["vocab"].items(), key=lambda kv: kv[1])
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list([t for t, _ in vocab])
+    writer.add_token_types([3 if t in ("<unk>", "<s>", "</s>") else 1 for t, _ in vocab])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])
+    for hf, array in load_file(str(directory / "model.safetensors")).items():
+        if hf == "model.embed_tokens.weight":
+            name = "token_embd.weight"
+        elif hf == "model.norm.weight":
+            name = "output_norm.weight"
+        else:
+            layer, rest = hf.split(".")[2], ".".join(hf.split(".")[3:-1])
+            name = f"blk.{layer}.{names[rest]}.weight"
+        writer.add_tensor(name, array + np.float32(1) if hf.endswith("norm.weight") else array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_gemma3_gguf_gives_the_model_its_safetensors_give(tmp_path):
+    """Names, the 1 + w norms and the metadata of llama.cpp's gemma3 files (whose sliding pattern,
+    every 6th layer global, and local RoPE base of 10,000 are fixed in llama.cpp, not stored)."""
+    from emergence.models.hf_checkpoint import load_hf_directory
+    from emergence.models.weights import build_model
+
+    directory = FAMILY_FIXTURES / "gemma3"
+    _write_gemma3_gguf(tmp_path / "tiny-gemma3.gguf", directory)
+    from_gguf = load_model(str(tmp_path / "tiny-gemma3.gguf"))
+    config, tensors, _ = load_hf_directory(directory)
+    expected = config.replace(layer_types=("sliding_attention",) * 3, rope_scaling=None, max_position_embeddings=128,
+                              query_pre_attn_scalar=16.0, pad_token_id=None, bos_token_id=None, eos_token_id=None)
+    assert from_gguf.config == expected
+    tokens = load_file(str(directory / "reference.safetensors"))["input_ids"].astype(np.int32)
+    same_weights = build_model(expected, tensors, str(directory))
+    np.testing.assert_allclose(np.asarray(from_gguf.model(tokens)[0]), np.asarray(same_weights(tokens)[0]), atol=1e-5, rtol=0)
