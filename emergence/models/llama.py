@@ -22,6 +22,7 @@ from flax import nnx
 
 from emergence.models.attention import attention, attention_implementation
 from emergence.models.config import LlamaConfig, rope_inverse_frequencies
+from emergence.models.layers import linear, norm_layer, swiglu
 
 
 class KVCache(NamedTuple):
@@ -52,73 +53,6 @@ class KVCache(NamedTuple):
         )
 
 
-class RMSNorm(nnx.Module):
-    """RMSNorm computed in fp32 and cast back, as HF's LlamaRMSNorm does (matters in bf16).
-
-    Written here rather than ``nnx.RMSNorm`` to keep HF's exact upcast order and the param name
-    ``weight`` that the checkpoint tables map to."""
-
-    def __init__(self, dim: int, eps: float, *, param_dtype: jnp.dtype, offset: float = 0.0):
-        self.weight = nnx.Param(jnp.full((dim,), 1.0 - offset, param_dtype))
-        self.eps = eps
-        self.offset = offset  # Gemma scales by (1 + w), in fp32 before the cast back
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        dtype = x.dtype
-        x32 = x.astype(jnp.float32)
-        x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
-        if self.offset:
-            return (x32 * (self.offset + self.weight[...].astype(jnp.float32))).astype(dtype)
-        return self.weight[...].astype(dtype) * x32.astype(dtype)
-
-
-class LayerNorm(nnx.Module):
-    """LayerNorm with bias (GPT-NeoX), in fp32 and cast back; params ``weight`` and ``bias``."""
-
-    def __init__(self, dim: int, eps: float, *, param_dtype: jnp.dtype):
-        self.weight = nnx.Param(jnp.ones((dim,), param_dtype))
-        self.bias = nnx.Param(jnp.zeros((dim,), param_dtype))
-        self.eps = eps
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x32 = x.astype(jnp.float32)
-        centred = x32 - jnp.mean(x32, axis=-1, keepdims=True)
-        x32 = centred * jax.lax.rsqrt(jnp.mean(centred * centred, axis=-1, keepdims=True) + self.eps)
-        return (x32 * self.weight[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)).astype(x.dtype)
-
-
-def _norm(cfg: LlamaConfig, dim: int | None = None) -> RMSNorm | LayerNorm:
-    """The config's norm over ``dim`` features (the hidden size by default)."""
-    pdt = jnp.dtype(cfg.param_dtype)
-    if cfg.norm == "layer":
-        return LayerNorm(dim or cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt)
-    return RMSNorm(dim or cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt, offset=cfg.norm_offset)
-
-
-class Linear(nnx.Linear):
-    """``nnx.Linear`` applied to the input flattened to ``[tokens, features]``.
-
-    Why: with ``[B, T, d]`` inputs, the weight gradient contracts over two batch dimensions and
-    XLA:CPU materializes a transposed copy of the output gradient for every projection; on the 2-D
-    view every matmul is a plain row-major GEMM. Same parameters, same numbers."""
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        flat = super().__call__(x.reshape(-1, x.shape[-1]))
-        return flat.reshape(*x.shape[:-1], flat.shape[-1])
-
-
-def _linear(din: int, dout: int, bias: bool, cfg: LlamaConfig, rngs: nnx.Rngs) -> Linear:
-    return Linear(
-        din,
-        dout,
-        use_bias=bias,
-        dtype=jnp.dtype(cfg.dtype),
-        param_dtype=jnp.dtype(cfg.param_dtype),
-        kernel_init=nnx.initializers.normal(0.02),
-        rngs=rngs,
-    )
-
-
 def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
     """Rotate ``x [B, T, H, D]`` by ``positions [B, T]`` with HF's rotate-half convention; with
     fewer frequencies than ``D/2`` only the leading dimensions turn (partial rotary, GPT-NeoX)."""
@@ -137,15 +71,15 @@ class Attention(nnx.Module):
     def __init__(self, cfg: LlamaConfig, rngs: nnx.Rngs):
         d, hd = cfg.hidden_size, cfg.head_dim
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, hd
-        self.q_proj = _linear(d, self.num_heads * hd, cfg.qkv_bias, cfg, rngs)
-        self.k_proj = _linear(d, self.num_kv_heads * hd, cfg.qkv_bias, cfg, rngs)
-        self.v_proj = _linear(d, self.num_kv_heads * hd, cfg.qkv_bias, cfg, rngs)
-        self.o_proj = _linear(self.num_heads * hd, d, cfg.o_bias, cfg, rngs)
+        self.q_proj = linear(d, self.num_heads * hd, cfg.qkv_bias, cfg, rngs)
+        self.k_proj = linear(d, self.num_kv_heads * hd, cfg.qkv_bias, cfg, rngs)
+        self.v_proj = linear(d, self.num_kv_heads * hd, cfg.qkv_bias, cfg, rngs)
+        self.o_proj = linear(self.num_heads * hd, d, cfg.o_bias, cfg, rngs)
         self.qk_norm = cfg.qk_norm
         if cfg.qk_norm != "none":  # per head (Qwen3, Gemma 3) or over the whole projection (OLMo-2)
             full = cfg.qk_norm == "full"
-            self.q_norm = _norm(cfg, self.num_heads * hd if full else hd)
-            self.k_norm = _norm(cfg, self.num_kv_heads * hd if full else hd)
+            self.q_norm = norm_layer(cfg, self.num_heads * hd if full else hd)
+            self.k_norm = norm_layer(cfg, self.num_kv_heads * hd if full else hd)
         self.scale = None if cfg.query_pre_attn_scalar is None else cfg.query_pre_attn_scalar**-0.5
 
     def __call__(
@@ -195,9 +129,9 @@ class MLP(nnx.Module):
         d, f = cfg.hidden_size, cfg.intermediate_size
         self.gated, self.activation = cfg.gated_mlp, cfg.activation
         if cfg.gated_mlp:  # plain (GPT-NeoX): down(act(up x))
-            self.gate_proj = _linear(d, f, cfg.mlp_bias, cfg, rngs)
-        self.up_proj = _linear(d, f, cfg.mlp_bias, cfg, rngs)
-        self.down_proj = _linear(f, d, cfg.mlp_bias, cfg, rngs)
+            self.gate_proj = linear(d, f, cfg.mlp_bias, cfg, rngs)
+        self.up_proj = linear(d, f, cfg.mlp_bias, cfg, rngs)
+        self.down_proj = linear(f, d, cfg.mlp_bias, cfg, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.gated and self.activation == "silu":
@@ -208,27 +142,6 @@ class MLP(nnx.Module):
         return self.down_proj(act(self.up_proj(x)))
 
 
-@jax.custom_vjp
-def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
-    """``silu(gate) · up``, with a backward that reuses the forward's sigmoid.
-
-    Why: differentiated as written, XLA:CPU recomputes the sigmoid over several passes of
-    ``[tokens, intermediate]`` arrays; this backward makes one. The forward values are identical."""
-    return jax.nn.silu(gate) * up
-
-
-def _swiglu_fwd(gate, up):
-    s = jax.nn.sigmoid(gate)
-    return gate * s * up, (gate, up, s)
-
-
-def _swiglu_bwd(residuals, dh):
-    gate, up, s = residuals
-    gs = gate * s
-    return dh * up * (s + gs * (1 - s)), dh * gs
-
-
-swiglu.defvjp(_swiglu_fwd, _swiglu_bwd)
 
 
 class Block(nnx.Module):
@@ -240,15 +153,15 @@ class Block(nnx.Module):
         self.pre, self.post = cfg.sublayer_norms != "post", cfg.sublayer_norms != "pre"
         self.parallel = cfg.parallel_residual
         if self.pre:
-            self.input_norm = _norm(cfg)
+            self.input_norm = norm_layer(cfg)
         self.attn = Attention(cfg, rngs)
         if self.post:
-            self.attn_out_norm = _norm(cfg)
+            self.attn_out_norm = norm_layer(cfg)
         if self.pre:
-            self.post_attn_norm = _norm(cfg)
+            self.post_attn_norm = norm_layer(cfg)
         self.mlp = MLP(cfg, rngs)
         if self.post:
-            self.mlp_out_norm = _norm(cfg)
+            self.mlp_out_norm = norm_layer(cfg)
 
     def __call__(self, x, positions, mask, inv_freq, layer_cache, prefix=None, aligned=False, implementation="blocked"):
         h, new_kv = self.attn(self.input_norm(x) if self.pre else x, positions, mask, inv_freq, layer_cache, prefix, aligned, implementation)
@@ -301,8 +214,8 @@ class Llama(nnx.Module):
             rngs=rngs,
         )
         self.layers = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_hidden_layers)])
-        self.norm = _norm(cfg)
-        self.lm_head = None if cfg.tie_word_embeddings else _linear(cfg.hidden_size, cfg.vocab_size, False, cfg, rngs)
+        self.norm = norm_layer(cfg)
+        self.lm_head = None if cfg.tie_word_embeddings else linear(cfg.hidden_size, cfg.vocab_size, False, cfg, rngs)
         self.inv_freq = nnx.Variable(jnp.asarray(rope_inverse_frequencies(cfg), jnp.float32))
         if cfg.local_rope_theta is not None:  # Gemma 3's sliding layers turn at their own base
             self.local_inv_freq = nnx.Variable(jnp.asarray(rope_inverse_frequencies(cfg, local=True), jnp.float32))

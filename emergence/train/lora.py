@@ -47,7 +47,7 @@ class LoraLinear(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = x.shape
-        x = x.reshape(-1, shape[-1])  # 2-D GEMMs only: see emergence.models.llama.Linear
+        x = x.reshape(-1, shape[-1])  # 2-D GEMMs only: see emergence.models.layers.Linear
         kernel = self.base.kernel[...]
         dropping = self.rate > 0 and not self.deterministic
         if not dropping and x.dtype == kernel.dtype == jnp.float32:
