@@ -149,6 +149,11 @@ class LlamaConfig:
     def replace(self, **changes: Any) -> LlamaConfig:
         return dataclasses.replace(self, **changes)
 
+    def with_layers(self, layers: int) -> LlamaConfig:
+        """The first ``layers`` layers of this model (what memory planning compiles)."""
+        types = None if self.layer_types is None else self.layer_types[:layers]
+        return self.replace(num_hidden_layers=layers, layer_types=types)
+
     def num_params(self) -> int:
         """Parameter count, embeddings included (the lm_head counted once when tied)."""
         d, f, v, hd = self.hidden_size, self.intermediate_size, self.vocab_size, self.head_dim

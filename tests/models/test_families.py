@@ -186,3 +186,10 @@ def test_gemma3_gguf_gives_the_model_its_safetensors_give(tmp_path):
     tokens = load_file(str(directory / "reference.safetensors"))["input_ids"].astype(np.int32)
     same_weights = build_model(expected, tensors, str(directory))
     np.testing.assert_allclose(np.asarray(from_gguf.model(tokens)[0]), np.asarray(same_weights(tokens)[0]), atol=1e-5, rtol=0)
+
+
+def test_the_first_layers_of_a_model_keep_their_own_layer_types():
+    """What memory planning compiles (1 or 2 layers) of a model with sliding and global layers."""
+    gemma = load_model(str(FAMILY_FIXTURES / "gemma3")).config
+    assert gemma.with_layers(2).sliding_layers() == (True, False)
+    assert load_model(str(FAMILY_FIXTURES / "qwen2")).config.with_layers(1).layer_types is None
