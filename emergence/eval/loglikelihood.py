@@ -99,11 +99,15 @@ def _score_packed(graph: nnx.GraphDef, state, tokens, valid, positions, segments
 
 
 def build_rows(tokenizer: TextTokenizer, requests: Sequence[Request], max_length: int) -> list[_Row]:
-    encoder = SimpleNamespace(encode=functools.partial(tokenizer.encode, add_bos=False))
+    # the harness (0.4.13) encodes with the tokenizer's own special tokens (BOS for Gemma, LLaMA-2,
+    # OpenLLaMA; none for SmolLM2), and an empty context's continuation without them
+    encoder = SimpleNamespace(encode=tokenizer.encode)
+    bare = SimpleNamespace(encode=functools.partial(tokenizer.encode, add_bos=False))
     prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (tokenizer.eos_token_ids or (0,))[0]
     rows: list[_Row] = []
     for index, request in enumerate(requests):
-        pairs = [encode_pair(encoder, request.context, cont, prefix) for cont in request.continuations]
+        coder = encoder if request.context else bare
+        pairs = [encode_pair(coder, request.context, cont, prefix) for cont in request.continuations]
         contexts = {tuple(ctx) for ctx, _ in pairs}
         if len(contexts) == 1 and all(len(cont) == 1 for _, cont in pairs):
             tokens, _ = loglikelihood_inputs(pairs[0][0], pairs[0][1], max_length)

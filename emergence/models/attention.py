@@ -38,6 +38,7 @@ def fused_attention(
     mask: jax.Array,
     prefix: tuple[jax.Array, ...] | None,
     implementation: str,
+    scale: float | None = None,
 ) -> jax.Array:
     """:func:`grouped_attention`'s contract through ``jax.nn.dot_product_attention`` (GQA native):
     the accelerators' path, where XLA or cuDNN fuse the softmax instead of our CPU-cache blocking.
@@ -50,7 +51,7 @@ def fused_attention(
         k = jnp.concatenate([jnp.broadcast_to(pk.transpose(1, 0, 2).astype(k.dtype), rows), k], axis=1)
         v = jnp.concatenate([jnp.broadcast_to(pv.transpose(1, 0, 2).astype(v.dtype), rows), v], axis=1)
         mask = jnp.concatenate([jnp.broadcast_to(pvalid, (b, t, p)), mask], axis=2)
-    return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None], implementation=implementation)
+    return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None], scale=scale, implementation=implementation)
 
 
 def attention(
@@ -63,6 +64,7 @@ def attention(
     aligned: bool = False,
     rowwise: bool = False,
     implementation: str = "blocked",
+    scale: float | None = None,
 ) -> jax.Array:
     """:func:`grouped_attention`, in blocks of :data:`QUERY_BLOCK` queries when ``aligned``
     (:data:`PREFILL_QUERY_BLOCK` when ``rowwise``); :func:`fused_attention` for the ``xla`` and
@@ -72,20 +74,21 @@ def attention(
     up to its own end: less score work, and each block's scores stay in cache through the softmax.
     ``rowwise`` (prefill, forward only) also runs one batch row at a time (``lax.map``), so a long
     prompt's block scores fit the CPU's last-level cache; under differentiation the loop costs
-    more than it saves, so training does not use it."""
+    more than it saves, so training does not use it. ``scale`` multiplies the scores (default
+    ``head_dim ** -0.5``)."""
     if implementation != "blocked":  # cuDNN's fused kernel takes whole sequences, not decoding steps
-        return fused_attention(q, k, v, mask, prefix, "xla" if implementation == "cudnn" and not aligned else implementation)
+        return fused_attention(q, k, v, mask, prefix, "xla" if implementation == "cudnn" and not aligned else implementation, scale)
     t = q.shape[1]
     size = PREFILL_QUERY_BLOCK if rowwise else QUERY_BLOCK
     if not aligned or t <= size or k.shape[2] != t:
-        return grouped_attention(q, k, v, mask, prefix)
+        return grouped_attention(q, k, v, mask, prefix, scale)
 
     def blocked(q, k, v, mask):
         blocks = []
         for start in range(0, t, size):
             end = min(start + size, t)
             blocks.append(
-                grouped_attention(q[:, start:end], k[:, :, :end], v[:, :, :end], mask[:, start:end, :end], prefix)
+                grouped_attention(q[:, start:end], k[:, :, :end], v[:, :, :end], mask[:, start:end, :end], prefix, scale)
             )
         return jnp.concatenate(blocks, axis=1)
 
@@ -95,7 +98,12 @@ def attention(
 
 
 def grouped_attention(
-    q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, prefix: tuple[jax.Array, ...] | None = None
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    mask: jax.Array,
+    prefix: tuple[jax.Array, ...] | None = None,
+    scale: float | None = None,
 ) -> jax.Array:
     """Grouped-query attention: ``q [B, T, H, D]``, ``k, v [B, KV, S, D]``, ``mask [B, T, S]`` → ``[B, T, H, D]``.
 
@@ -111,7 +119,7 @@ def grouped_attention(
     g = h // kv
     # the scale goes on the queries ([T, D]) and the normalization on the output ([T, D]): neither
     # costs a pass over the [T, S] scores
-    qh = (q * jnp.asarray(d**-0.5, q.dtype)).reshape(b, t, kv, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv, g * t, d)
+    qh = (q * jnp.asarray(d**-0.5 if scale is None else scale, q.dtype)).reshape(b, t, kv, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv, g * t, d)
     scores = jnp.einsum("bkqd,bksd->bkqs", qh, k, preferred_element_type=jnp.float32)
     s = scores.shape[-1]  # the mask broadcasts over the groups: no tiled copy of it per layer
     scores = jnp.where(mask[:, None, None], scores.reshape(b, kv, g, t, s), -1e30).reshape(b, kv, g * t, s)

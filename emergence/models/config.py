@@ -1,9 +1,11 @@
-"""The LLaMA-family architecture config, read from and written to Hugging Face ``config.json``.
+"""The decoder's architecture config: one frozen dataclass for every supported family.
 
-One frozen dataclass covers LLaMA 1/2/3, OpenLLaMA, TinyLlama, SmolLM2 and Mistral-style GQA: the
-family differs only in sizes, RoPE θ and scaling, tied embeddings and an optional sliding window.
-Anything the model cannot represent (another activation, an unknown RoPE type, another architecture)
-is a :class:`~emergence.errors.UserError` naming the file and key, never a silent approximation.
+LLaMA 1/2/3, OpenLLaMA, TinyLlama, SmolLM2, Mistral, Qwen2/2.5/3, OLMo-2, GPT-NeoX/Pythia and
+Gemma 3 differ in sizes, RoPE, tied embeddings and a few options of one transformer (biases, q/k
+norm, where the norms sit, parallel residual, partial rotary, LayerNorm, the MLP's activation,
+embedding scaling, sliding-window layers); :mod:`emergence.models.families` maps each family's
+``config.json`` onto these options. Anything the model cannot represent is a
+:class:`~emergence.errors.UserError` naming the file and key, never a silent approximation.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any
 from emergence.errors import UserError
 from emergence.fileio import read_json_object
 
-SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 DTYPES = ("float32", "bfloat16")
 #: What each decoder block keeps for the backward pass: everything (``none``), only its input
@@ -27,6 +28,13 @@ REMAT_POLICIES = ("none", "block", "dots")
 #: elsewhere (cuDNN on GPU where its shapes and dtypes allow, XLA otherwise).
 ATTENTION_IMPLEMENTATIONS = ("auto", "blocked", "xla", "cudnn")
 _CHOICES = {"dtype": DTYPES, "param_dtype": DTYPES, "remat": REMAT_POLICIES, "attention": ATTENTION_IMPLEMENTATIONS}
+#: The architecture options' choices: q/k norm per head (Qwen3, Gemma 3) or over the whole
+#: projection (OLMo-2); norms before the sublayers (LLaMA), after them (OLMo-2) or both (Gemma 3).
+QK_NORMS = ("none", "head", "full")
+SUBLAYER_NORMS = ("pre", "post", "both")
+NORMS = ("rms", "layer")
+ACTIVATIONS = ("silu", "gelu", "gelu_tanh")
+LAYER_TYPES = ("full_attention", "sliding_attention")
 
 
 def check_execution_settings(*, as_options: bool = False, **settings: str) -> None:
@@ -52,7 +60,17 @@ class RopeScaling:
 
 @dataclass(frozen=True)
 class LlamaConfig:
-    """Sizes and numerics of one LLaMA-family model.
+    """Sizes, numerics and architecture options of one model (the defaults are LLaMA's).
+
+    Architecture options: ``qkv_bias`` / ``o_bias`` (biases on the q/k/v and output projections),
+    ``qk_norm`` (:data:`QK_NORMS`), ``norm`` (RMSNorm or LayerNorm with bias), ``norm_offset``
+    (Gemma's RMSNorm scales by ``offset + w``), ``sublayer_norms`` (:data:`SUBLAYER_NORMS`),
+    ``parallel_residual`` (GPT-NeoX: ``x + attn(ln1 x) + mlp(ln2 x)``), ``partial_rotary_factor``
+    (the share of each head that RoPE rotates), ``gated_mlp`` and ``activation``
+    (:data:`ACTIVATIONS`), ``embedding_scale`` (embeddings times sqrt(hidden)),
+    ``query_pre_attn_scalar`` (attention scores scaled by its inverse square root instead of the
+    head size's), ``layer_types`` (per layer, :data:`LAYER_TYPES`; None: every layer slides when
+    ``sliding_window`` is set) and ``local_rope_theta`` (the sliding layers' RoPE base, unscaled).
 
     ``dtype`` is the compute dtype and ``param_dtype`` the stored one; ``remat`` and ``attention``
     choose how the forward runs (:data:`REMAT_POLICIES`, :data:`ATTENTION_IMPLEMENTATIONS`), never
@@ -70,9 +88,22 @@ class LlamaConfig:
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
     tie_word_embeddings: bool = False
-    attention_bias: bool = False
+    qkv_bias: bool = False
+    o_bias: bool = False
     mlp_bias: bool = False
     sliding_window: int | None = None
+    qk_norm: str = "none"
+    norm: str = "rms"
+    norm_offset: float = 0.0
+    sublayer_norms: str = "pre"
+    parallel_residual: bool = False
+    partial_rotary_factor: float = 1.0
+    gated_mlp: bool = True
+    activation: str = "silu"
+    embedding_scale: bool = False
+    query_pre_attn_scalar: float | None = None
+    layer_types: tuple[str, ...] | None = None
+    local_rope_theta: float | None = None
     bos_token_id: int | None = 1
     eos_token_id: int | tuple[int, ...] | None = 2
     pad_token_id: int | None = None
@@ -91,110 +122,71 @@ class LlamaConfig:
                 f"num_attention_heads={self.num_attention_heads} is not a multiple of "
                 f"num_key_value_heads={self.num_key_value_heads}"
             )
+        options = {"qk_norm": QK_NORMS, "norm": NORMS, "sublayer_norms": SUBLAYER_NORMS, "activation": ACTIVATIONS}
+        for key, choices in options.items():
+            if getattr(self, key) not in choices:
+                raise UserError(f"model {key} must be one of {', '.join(choices)}, got {getattr(self, key)!r}")
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.num_hidden_layers or not set(self.layer_types) <= set(LAYER_TYPES):
+                raise UserError(f"model layer_types must give one of {', '.join(LAYER_TYPES)} per layer")
+            object.__setattr__(self, "layer_types", tuple(self.layer_types))
+        if self.rotary_dim % 2 or self.rotary_dim == 0:
+            raise UserError(f"model partial_rotary_factor={self.partial_rotary_factor} rotates an odd or empty share of the head")
+
+    @property
+    def rotary_dim(self) -> int:
+        """How many leading dimensions of each head RoPE rotates (all of them unless partial)."""
+        return int(self.head_dim * self.partial_rotary_factor)
+
+    def sliding_layers(self) -> tuple[bool, ...]:
+        """Per layer, whether it attends within ``sliding_window`` only."""
+        if not self.sliding_window:
+            return (False,) * self.num_hidden_layers
+        if self.layer_types is None:
+            return (True,) * self.num_hidden_layers
+        return tuple(kind == "sliding_attention" for kind in self.layer_types)
 
     def replace(self, **changes: Any) -> LlamaConfig:
         return dataclasses.replace(self, **changes)
 
+    def with_layers(self, layers: int) -> LlamaConfig:
+        """The first ``layers`` layers of this model (what memory planning compiles)."""
+        types = None if self.layer_types is None else self.layer_types[:layers]
+        return self.replace(num_hidden_layers=layers, layer_types=types)
+
     def num_params(self) -> int:
         """Parameter count, embeddings included (the lm_head counted once when tied)."""
         d, f, v, hd = self.hidden_size, self.intermediate_size, self.vocab_size, self.head_dim
-        q = d * self.num_attention_heads * hd
-        kv = 2 * d * self.num_key_value_heads * hd
-        o = self.num_attention_heads * hd * d
-        bias = (self.num_attention_heads + 2 * self.num_key_value_heads) * hd + d if self.attention_bias else 0
-        mlp = 3 * d * f + ((2 * f + d) if self.mlp_bias else 0)
-        per_layer = q + kv + o + bias + mlp + 2 * d
+        qkv = (self.num_attention_heads + 2 * self.num_key_value_heads) * hd
+        attn = qkv * d + self.num_attention_heads * hd * d + (qkv if self.qkv_bias else 0) + (d if self.o_bias else 0)
+        qk_norm = {"none": 0, "head": 2 * hd, "full": (self.num_attention_heads + self.num_key_value_heads) * hd}
+        attn += qk_norm[self.qk_norm] * (2 if self.norm == "layer" else 1)
+        projections = 3 if self.gated_mlp else 2
+        mlp = projections * d * f + (((projections - 1) * f + d) if self.mlp_bias else 0)
+        norm = d * (2 if self.norm == "layer" else 1)
+        per_layer = attn + mlp + norm * (4 if self.sublayer_norms == "both" else 2)
         head = 0 if self.tie_word_embeddings else v * d
-        return v * d + self.num_hidden_layers * per_layer + d + head
+        return v * d + self.num_hidden_layers * per_layer + norm + head
 
-    # ----------------------------------------------------------------- HF config.json
     @classmethod
     def from_hf_dict(cls, raw: dict[str, Any], source: str = "config.json") -> LlamaConfig:
-        archs = raw.get("architectures") or ["LlamaForCausalLM"]
-        arch = archs[0]
-        model_type = raw.get("model_type", "llama")
-        if arch not in SUPPORTED_ARCHITECTURES and model_type not in ("llama", "mistral"):
-            raise UserError(
-                f"{source}: unsupported architecture {arch!r} (model_type {model_type!r}); "
-                f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
-            )
-        act = raw.get("hidden_act", "silu")
-        if act not in ("silu", "swish"):
-            raise UserError(f"{source}: key 'hidden_act' is {act!r}; only 'silu' (SwiGLU) is supported")
-        for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"):
-            if key not in raw:
-                raise UserError(f"{source}: missing key {key!r}")
-        rope_params = raw.get("rope_parameters") or {}
-        theta = raw.get("rope_theta", rope_params.get("rope_theta", 10000.0))
-        scaling_raw = raw.get("rope_scaling") or (rope_params if rope_params.get("rope_type") else None)
-        scaling = _parse_rope_scaling(scaling_raw, source)
-        window = raw.get("sliding_window") if arch == "MistralForCausalLM" or model_type == "mistral" else None
-        return cls(
-            vocab_size=int(raw["vocab_size"]),
-            hidden_size=int(raw["hidden_size"]),
-            intermediate_size=int(raw["intermediate_size"]),
-            num_hidden_layers=int(raw["num_hidden_layers"]),
-            num_attention_heads=int(raw["num_attention_heads"]),
-            num_key_value_heads=int(raw.get("num_key_value_heads") or raw["num_attention_heads"]),
-            head_dim=raw.get("head_dim"),
-            max_position_embeddings=int(raw.get("max_position_embeddings", 2048)),
-            rms_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
-            rope_theta=float(theta),
-            rope_scaling=scaling,
-            tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
-            attention_bias=bool(raw.get("attention_bias", False)),
-            mlp_bias=bool(raw.get("mlp_bias", False)),
-            sliding_window=int(window) if window else None,
-            bos_token_id=raw.get("bos_token_id"),
-            eos_token_id=tuple(raw["eos_token_id"]) if isinstance(raw.get("eos_token_id"), list) else raw.get("eos_token_id"),
-            pad_token_id=raw.get("pad_token_id"),
-            architecture=arch if arch in SUPPORTED_ARCHITECTURES else "LlamaForCausalLM",
-        )
+        """The config of an HF ``config.json`` of any supported family (:mod:`.families`)."""
+        from emergence.models.families import config_from_hf
+
+        return config_from_hf(raw, source)
 
     @classmethod
     def from_file(cls, path: str | Path) -> LlamaConfig:
         return cls.from_hf_dict(read_json_object(path, "model config"), source=str(path))
 
     def to_hf_dict(self) -> dict[str, Any]:
-        """A config.json that transformers 4.x and 5.x both read as this architecture."""
-        out: dict[str, Any] = {
-            "architectures": [self.architecture],
-            "model_type": "mistral" if self.architecture == "MistralForCausalLM" else "llama",
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "intermediate_size": self.intermediate_size,
-            "num_hidden_layers": self.num_hidden_layers,
-            "num_attention_heads": self.num_attention_heads,
-            "num_key_value_heads": self.num_key_value_heads,
-            "head_dim": self.head_dim,
-            "hidden_act": "silu",
-            "max_position_embeddings": self.max_position_embeddings,
-            "rms_norm_eps": self.rms_norm_eps,
-            "rope_theta": self.rope_theta,
-            "rope_scaling": None,
-            "tie_word_embeddings": self.tie_word_embeddings,
-            "attention_bias": self.attention_bias,
-            "mlp_bias": self.mlp_bias,
-            "bos_token_id": self.bos_token_id,
-            "eos_token_id": list(self.eos_token_id) if isinstance(self.eos_token_id, tuple) else self.eos_token_id,
-            "pad_token_id": self.pad_token_id,
-            "torch_dtype": "float32",
-        }
-        if self.rope_scaling is not None and self.rope_scaling.rope_type != "default":
-            s = self.rope_scaling
-            out["rope_scaling"] = {"rope_type": s.rope_type, "factor": s.factor}
-            if s.rope_type == "llama3":
-                out["rope_scaling"].update(
-                    low_freq_factor=s.low_freq_factor,
-                    high_freq_factor=s.high_freq_factor,
-                    original_max_position_embeddings=s.original_max_position_embeddings,
-                )
-        if self.sliding_window:
-            out["sliding_window"] = self.sliding_window
-        return out
+        """A config.json that transformers reads as this architecture (:mod:`.families`)."""
+        from emergence.models.families import config_to_hf
+
+        return config_to_hf(self)
 
 
-def _parse_rope_scaling(raw: dict[str, Any] | None, source: str) -> RopeScaling | None:
+def parse_rope_scaling(raw: dict[str, Any] | None, source: str) -> RopeScaling | None:
     if not raw:
         return None
     rope_type = raw.get("rope_type", raw.get("type", "default"))
@@ -211,11 +203,13 @@ def _parse_rope_scaling(raw: dict[str, Any] | None, source: str) -> RopeScaling 
     )
 
 
-def rope_inverse_frequencies(config: LlamaConfig) -> list[float]:
-    """Per-pair inverse frequencies, with the config's scaling applied (as transformers computes them)."""
-    dim = config.head_dim
-    inv = [1.0 / (config.rope_theta ** (i / dim)) for i in range(0, dim, 2)]
-    s = config.rope_scaling
+def rope_inverse_frequencies(config: LlamaConfig, *, local: bool = False) -> list[float]:
+    """Per-pair inverse frequencies, with the config's scaling applied (as transformers computes them);
+    ``local``: the sliding-window layers' own base (``local_rope_theta``), never scaled."""
+    dim = config.rotary_dim
+    theta = config.local_rope_theta if local else config.rope_theta
+    inv = [1.0 / (theta ** (i / dim)) for i in range(0, dim, 2)]
+    s = None if local else config.rope_scaling
     if s is None:
         return inv
     if s.rope_type == "linear":

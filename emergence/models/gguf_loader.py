@@ -1,9 +1,11 @@
 """GGUF (llama.cpp) checkpoints: metadata → config, tensors → HF-named arrays, tokenizer.
 
 Every tensor type the ``gguf`` package can dequantize is accepted; anything else is a one-line error
-naming the tensor and its type. llama.cpp's converter permutes the rows of Q and K (to interleave
-RoPE pairs its way); we undo it so that the tensors are HF's again and the one key table in
-:mod:`emergence.models.weights` applies. A missing ``output.weight`` means tied embeddings.
+naming the tensor and its type. Tensors are renamed to the family's HF names and put back in HF's
+form, so that the family's key table (:mod:`emergence.models.families`) applies: for LLaMA,
+llama.cpp's converter permutes the rows of Q and K (to interleave RoPE pairs its way), which we
+undo; for Gemma 3 it stores RMSNorm weights as ``1 + w``, from which we subtract the 1 again. A
+missing ``output.weight`` means tied embeddings.
 """
 
 from __future__ import annotations
@@ -36,6 +38,19 @@ GGUF_TO_HF: dict[str, str] = {
     "blk.{i}.ffn_up.weight": "model.layers.{i}.mlp.up_proj.weight",
     "blk.{i}.ffn_down.weight": "model.layers.{i}.mlp.down_proj.weight",
 }
+#: Gemma 3 (llama.cpp arch ``gemma3``): four norms per layer and q/k norms.
+GEMMA3_TO_HF: dict[str, str] = {
+    **GGUF_TO_HF,
+    "blk.{i}.post_attention_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
+    "blk.{i}.ffn_norm.weight": "model.layers.{i}.pre_feedforward_layernorm.weight",
+    "blk.{i}.post_ffw_norm.weight": "model.layers.{i}.post_feedforward_layernorm.weight",
+    "blk.{i}.attn_q_norm.weight": "model.layers.{i}.self_attn.q_norm.weight",
+    "blk.{i}.attn_k_norm.weight": "model.layers.{i}.self_attn.k_norm.weight",
+}
+#: llama.cpp's Gemma 3 constants (not in the metadata): every 6th layer is global, the sliding
+#: layers' RoPE base is 10,000.
+GEMMA3_SLIDING_PATTERN = 6
+GEMMA3_LOCAL_ROPE_THETA = 10000.0
 
 
 def unpermute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
@@ -47,19 +62,19 @@ def unpermute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
     )
 
 
-def _hf_name(gguf_name: str) -> str | None:
+def _hf_name(gguf_name: str, table: dict[str, str]) -> str | None:
     parts = gguf_name.split(".")
     if parts[0] == "blk" and len(parts) > 2 and parts[1].isdigit():
         template = "blk.{i}." + ".".join(parts[2:])
-        hf = GGUF_TO_HF.get(template)
+        hf = table.get(template)
         return hf.format(i=parts[1]) if hf else None
-    return GGUF_TO_HF.get(gguf_name)
+    return table.get(gguf_name)
 
 
 def config_from_fields(fields: dict[str, Any], source: str) -> LlamaConfig:
     arch = fields.get("general.architecture")
-    if arch not in ("llama", "mistral"):
-        raise UserError(f"{source}: unsupported architecture {arch!r} (only llama-family GGUF files)")
+    if arch not in ("llama", "mistral", "gemma3"):
+        raise UserError(f"{source}: unsupported architecture {arch!r} (llama, mistral or gemma3 GGUF files)")
 
     def get(key: str, default: Any = None) -> Any:
         value = fields.get(f"{arch}.{key}", default)
@@ -77,6 +92,17 @@ def config_from_fields(fields: dict[str, Any], source: str) -> LlamaConfig:
         scaling = RopeScaling("linear", factor=float(get("rope.scaling.factor")))
     elif scale_type not in (None, "none"):
         raise UserError(f"{source}: rope scaling type {scale_type!r} is not supported")
+    options: dict[str, Any] = {}
+    if arch == "gemma3":
+        layers = int(get("block_count"))
+        options = dict(
+            architecture="Gemma3ForCausalLM", qk_norm="head", norm_offset=1.0, sublayer_norms="both",
+            embedding_scale=True, activation="gelu_tanh", local_rope_theta=GEMMA3_LOCAL_ROPE_THETA,
+            query_pre_attn_scalar=float(get("attention.key_length")),
+            sliding_window=int(get("attention.sliding_window")),
+            layer_types=tuple("sliding_attention" if (i + 1) % GEMMA3_SLIDING_PATTERN else "full_attention"
+                              for i in range(layers)),
+        )
     return LlamaConfig(
         vocab_size=vocab,
         hidden_size=hidden,
@@ -93,6 +119,7 @@ def config_from_fields(fields: dict[str, Any], source: str) -> LlamaConfig:
         bos_token_id=fields.get("tokenizer.ggml.bos_token_id"),
         eos_token_id=fields.get("tokenizer.ggml.eos_token_id"),
         pad_token_id=fields.get("tokenizer.ggml.padding_token_id"),
+        **options,
     )
 
 
@@ -106,8 +133,9 @@ def _llama3_scaling_from_freqs(config: LlamaConfig, factors: np.ndarray, source:
     return candidate
 
 
-def _dequantize(tensor: Any, path: Path, qk_heads: int | None) -> np.ndarray:
-    """One tensor as fp32 in HF layout (Q/K rows un-permuted for ``qk_heads`` heads)."""
+def _dequantize(tensor: Any, path: Path, qk_heads: int | None, shift: float = 0.0) -> np.ndarray:
+    """One tensor as fp32 in HF layout (Q/K rows un-permuted for ``qk_heads`` heads, ``shift``
+    subtracted)."""
     try:
         array = np.asarray(quants.dequantize(tensor.data, tensor.tensor_type), np.float32)
     except (NotImplementedError, KeyError, ValueError) as err:
@@ -115,6 +143,8 @@ def _dequantize(tensor: Any, path: Path, qk_heads: int | None) -> np.ndarray:
             f"{path}: tensor {tensor.name!r} has type {tensor.tensor_type.name}, which cannot be dequantized ({err})"
         ) from None
     array = array.reshape([int(d) for d in reversed(tensor.shape)])
+    if shift:
+        array = array - np.float32(shift)
     return array if qk_heads is None else unpermute_qk(array, qk_heads)
 
 
@@ -132,13 +162,18 @@ def load_gguf(path: str | Path) -> tuple[LlamaConfig, LazyTensors, dict[str, Any
     config = config_from_fields(fields, str(path))
     readers: dict[str, Callable[[], np.ndarray]] = {}
     rope_freqs = None
+    gemma = config.architecture == "Gemma3ForCausalLM"
+    table = GEMMA3_TO_HF if gemma else GGUF_TO_HF
     for tensor in contents.tensors:
         if tensor.name == "rope_freqs.weight":
             rope_freqs = _dequantize(tensor, path, None)
             continue
-        hf = _hf_name(tensor.name)
+        hf = _hf_name(tensor.name, table)
         if hf is None:
-            raise UserError(f"{path}: unexpected tensor {tensor.name!r} for a llama-family model")
+            raise UserError(f"{path}: unexpected tensor {tensor.name!r} for a {fields.get('general.architecture')} model")
+        if gemma:  # NeoX-style RoPE: no permutation; norms stored as 1 + w
+            readers[hf] = functools.partial(_dequantize, tensor, path, None, 1.0 if hf.endswith("norm.weight") else 0.0)
+            continue
         heads = {"q_proj": config.num_attention_heads, "k_proj": config.num_key_value_heads}.get(hf.split(".")[-2])
         readers[hf] = functools.partial(_dequantize, tensor, path, heads)
     tensors = LazyTensors(readers)

@@ -59,6 +59,20 @@ def _spm_merges(vocab: dict[str, int], scores: list[float]) -> list[tuple[str, s
     return [(left, right) for *_, left, right in ranked]
 
 
+def _spm_normalizer(fields: dict[str, Any]) -> normalizers.Normalizer:
+    """SentencePiece's normalization in its order: the precompiled character map, whitespace
+    trimmed and collapsed (``remove_extra_whitespaces``: OpenLLaMA), the dummy prefix, "▁" spaces."""
+    steps = []
+    charsmap = fields.get("tokenizer.ggml.precompiled_charsmap")
+    if charsmap:
+        steps.append(normalizers.Precompiled(bytes(b & 0xFF for b in charsmap)))
+    if fields.get("tokenizer.ggml.remove_extra_whitespaces", False):
+        steps += [normalizers.Replace(Regex(r"\A +| +\z"), ""), normalizers.Replace(Regex(" {2,}"), " ")]
+    if fields.get("tokenizer.ggml.add_space_prefix", True):
+        steps.append(normalizers.Prepend("▁"))
+    return normalizers.Sequence([*steps, normalizers.Replace(" ", "▁")])
+
+
 def tokenizer_from_gguf(fields: dict[str, Any], source: str) -> TextTokenizer:
     """``fields`` maps GGUF keys to decoded values (lists for arrays)."""
     kind = fields.get("tokenizer.ggml.model")
@@ -80,12 +94,11 @@ def tokenizer_from_gguf(fields: dict[str, Any], source: str) -> TextTokenizer:
         backend = Tokenizer(
             models.BPE(vocab, _spm_merges(vocab, scores), unk_token=unk, fuse_unk=True, byte_fallback=True)
         )
-        steps = [normalizers.Replace(" ", "▁")]
-        if fields.get("tokenizer.ggml.add_space_prefix", True):
-            steps.insert(0, normalizers.Prepend("▁"))
-        backend.normalizer = normalizers.Sequence(steps)
+        backend.normalizer = _spm_normalizer(fields)
+        space_prefix = fields.get("tokenizer.ggml.add_space_prefix", True)  # Gemma: no dummy prefix
         backend.decoder = decoders.Sequence(
-            [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+            [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+            + ([decoders.Strip(" ", 1, 0)] if space_prefix else [])
         )
     else:
         raise UserError(f"{source}: tokenizer type {kind!r} is not supported (gpt2 or llama)")

@@ -1,4 +1,6 @@
-"""The LLaMA-family decoder in Flax NNX: RMSNorm, RoPE, grouped-query attention, SwiGLU, KV cache.
+"""The decoder in Flax NNX: RMSNorm, RoPE, grouped-query attention, SwiGLU, KV cache, and the few
+options other families need (:mod:`emergence.models.families`), resolved when the forward is traced
+so that a LLaMA runs exactly the ops it always ran.
 
 One forward serves training, scoring and decoding. Padding is a ``valid`` mask; positions default to
 the running count of valid tokens, so a left-padded row gets the logits it would get alone. A
@@ -6,11 +8,12 @@ the running count of valid tokens, so a left-padded row gets the logits it would
 
 Why our own module: transformers 5 dropped its Flax models, and the numerics must follow Hugging
 Face's PyTorch ``LlamaForCausalLM`` to 1e-4 (RMSNorm in fp32, RoPE "rotate half", fp32 softmax),
-which the parity tests check against fixtures made by transformers itself.
+which the parity tests check against fixtures made by transformers itself (one per family).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -19,6 +22,7 @@ from flax import nnx
 
 from emergence.models.attention import attention, attention_implementation
 from emergence.models.config import LlamaConfig, rope_inverse_frequencies
+from emergence.models.layers import linear, norm_layer, swiglu
 
 
 class KVCache(NamedTuple):
@@ -49,49 +53,12 @@ class KVCache(NamedTuple):
         )
 
 
-class RMSNorm(nnx.Module):
-    """RMSNorm computed in fp32 and cast back, as HF's LlamaRMSNorm does (matters in bf16).
-
-    Written here rather than ``nnx.RMSNorm`` to keep HF's exact upcast order and the param name
-    ``weight`` that the checkpoint tables map to."""
-
-    def __init__(self, dim: int, eps: float, *, param_dtype: jnp.dtype):
-        self.weight = nnx.Param(jnp.ones((dim,), param_dtype))
-        self.eps = eps
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        dtype = x.dtype
-        x32 = x.astype(jnp.float32)
-        x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
-        return self.weight[...].astype(dtype) * x32.astype(dtype)
-
-
-class Linear(nnx.Linear):
-    """``nnx.Linear`` applied to the input flattened to ``[tokens, features]``.
-
-    Why: with ``[B, T, d]`` inputs, the weight gradient contracts over two batch dimensions and
-    XLA:CPU materializes a transposed copy of the output gradient for every projection; on the 2-D
-    view every matmul is a plain row-major GEMM. Same parameters, same numbers."""
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        flat = super().__call__(x.reshape(-1, x.shape[-1]))
-        return flat.reshape(*x.shape[:-1], flat.shape[-1])
-
-
-def _linear(din: int, dout: int, bias: bool, cfg: LlamaConfig, rngs: nnx.Rngs) -> Linear:
-    return Linear(
-        din,
-        dout,
-        use_bias=bias,
-        dtype=jnp.dtype(cfg.dtype),
-        param_dtype=jnp.dtype(cfg.param_dtype),
-        kernel_init=nnx.initializers.normal(0.02),
-        rngs=rngs,
-    )
-
-
 def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
-    """Rotate ``x [B, T, H, D]`` by ``positions [B, T]`` with HF's rotate-half convention."""
+    """Rotate ``x [B, T, H, D]`` by ``positions [B, T]`` with HF's rotate-half convention; with
+    fewer frequencies than ``D/2`` only the leading dimensions turn (partial rotary, GPT-NeoX)."""
+    rotary = 2 * inv_freq.shape[-1]
+    if rotary < x.shape[-1]:
+        return jnp.concatenate([apply_rope(x[..., :rotary], positions, inv_freq), x[..., rotary:]], axis=-1)
     angles = positions.astype(jnp.float32)[..., None] * inv_freq  # [B, T, D/2]
     angles = jnp.concatenate([angles, angles], axis=-1)[:, :, None, :]
     cos, sin = jnp.cos(angles).astype(x.dtype), jnp.sin(angles).astype(x.dtype)
@@ -104,10 +71,16 @@ class Attention(nnx.Module):
     def __init__(self, cfg: LlamaConfig, rngs: nnx.Rngs):
         d, hd = cfg.hidden_size, cfg.head_dim
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, hd
-        self.q_proj = _linear(d, self.num_heads * hd, cfg.attention_bias, cfg, rngs)
-        self.k_proj = _linear(d, self.num_kv_heads * hd, cfg.attention_bias, cfg, rngs)
-        self.v_proj = _linear(d, self.num_kv_heads * hd, cfg.attention_bias, cfg, rngs)
-        self.o_proj = _linear(self.num_heads * hd, d, cfg.attention_bias, cfg, rngs)
+        self.q_proj = linear(d, self.num_heads * hd, cfg.qkv_bias, cfg, rngs)
+        self.k_proj = linear(d, self.num_kv_heads * hd, cfg.qkv_bias, cfg, rngs)
+        self.v_proj = linear(d, self.num_kv_heads * hd, cfg.qkv_bias, cfg, rngs)
+        self.o_proj = linear(self.num_heads * hd, d, cfg.o_bias, cfg, rngs)
+        self.qk_norm = cfg.qk_norm
+        if cfg.qk_norm != "none":  # per head (Qwen3, Gemma 3) or over the whole projection (OLMo-2)
+            full = cfg.qk_norm == "full"
+            self.q_norm = norm_layer(cfg, self.num_heads * hd if full else hd)
+            self.k_norm = norm_layer(cfg, self.num_kv_heads * hd if full else hd)
+        self.scale = None if cfg.query_pre_attn_scalar is None else cfg.query_pre_attn_scalar**-0.5
 
     def __call__(
         self,
@@ -121,9 +94,14 @@ class Attention(nnx.Module):
         implementation: str = "blocked",
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         b, t, _ = x.shape
-        q = self.q_proj(x).reshape(b, t, self.num_heads, self.head_dim)
-        k = self.k_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(x).reshape(b, t, self.num_kv_heads, self.head_dim)
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if self.qk_norm == "full":
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.reshape(b, t, self.num_heads, self.head_dim)
+        k = k.reshape(b, t, self.num_kv_heads, self.head_dim)
+        v = v.reshape(b, t, self.num_kv_heads, self.head_dim)
+        if self.qk_norm == "head":
+            q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
         k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, KV, T, D]
         new_kv = None
@@ -141,6 +119,7 @@ class Attention(nnx.Module):
             aligned=aligned,
             rowwise=layer_cache is not None,
             implementation=implementation,
+            scale=self.scale,
         )
         return self.o_proj(out.reshape(b, t, self.num_heads * self.head_dim)), new_kv
 
@@ -148,49 +127,53 @@ class Attention(nnx.Module):
 class MLP(nnx.Module):
     def __init__(self, cfg: LlamaConfig, rngs: nnx.Rngs):
         d, f = cfg.hidden_size, cfg.intermediate_size
-        self.gate_proj = _linear(d, f, cfg.mlp_bias, cfg, rngs)
-        self.up_proj = _linear(d, f, cfg.mlp_bias, cfg, rngs)
-        self.down_proj = _linear(f, d, cfg.mlp_bias, cfg, rngs)
+        self.gated, self.activation = cfg.gated_mlp, cfg.activation
+        if cfg.gated_mlp:  # plain (GPT-NeoX): down(act(up x))
+            self.gate_proj = linear(d, f, cfg.mlp_bias, cfg, rngs)
+        self.up_proj = linear(d, f, cfg.mlp_bias, cfg, rngs)
+        self.down_proj = linear(f, d, cfg.mlp_bias, cfg, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
+        if self.gated and self.activation == "silu":
+            return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
+        act = jax.nn.silu if self.activation == "silu" else functools.partial(jax.nn.gelu, approximate=self.activation == "gelu_tanh")
+        if self.gated:
+            return self.down_proj(act(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(act(self.up_proj(x)))
 
 
-@jax.custom_vjp
-def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
-    """``silu(gate) · up``, with a backward that reuses the forward's sigmoid.
-
-    Why: differentiated as written, XLA:CPU recomputes the sigmoid over several passes of
-    ``[tokens, intermediate]`` arrays; this backward makes one. The forward values are identical."""
-    return jax.nn.silu(gate) * up
-
-
-def _swiglu_fwd(gate, up):
-    s = jax.nn.sigmoid(gate)
-    return gate * s * up, (gate, up, s)
-
-
-def _swiglu_bwd(residuals, dh):
-    gate, up, s = residuals
-    gs = gate * s
-    return dh * up * (s + gs * (1 - s)), dh * gs
-
-
-swiglu.defvjp(_swiglu_fwd, _swiglu_bwd)
 
 
 class Block(nnx.Module):
+    """One decoder layer. ``input_norm`` and ``post_attn_norm`` normalize the attention's and the
+    MLP's inputs (``sublayer_norms`` ``pre`` or ``both``); ``attn_out_norm`` and ``mlp_out_norm``
+    their outputs (``post`` or ``both``); ``parallel_residual`` adds both sublayers of one input."""
+
     def __init__(self, cfg: LlamaConfig, rngs: nnx.Rngs):
-        pdt = jnp.dtype(cfg.param_dtype)
-        self.input_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt)
+        self.pre, self.post = cfg.sublayer_norms != "post", cfg.sublayer_norms != "pre"
+        self.parallel = cfg.parallel_residual
+        if self.pre:
+            self.input_norm = norm_layer(cfg)
         self.attn = Attention(cfg, rngs)
-        self.post_attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=pdt)
+        if self.post:
+            self.attn_out_norm = norm_layer(cfg)
+        if self.pre:
+            self.post_attn_norm = norm_layer(cfg)
         self.mlp = MLP(cfg, rngs)
+        if self.post:
+            self.mlp_out_norm = norm_layer(cfg)
 
     def __call__(self, x, positions, mask, inv_freq, layer_cache, prefix=None, aligned=False, implementation="blocked"):
-        h, new_kv = self.attn(self.input_norm(x), positions, mask, inv_freq, layer_cache, prefix, aligned, implementation)
+        h, new_kv = self.attn(self.input_norm(x) if self.pre else x, positions, mask, inv_freq, layer_cache, prefix, aligned, implementation)
+        if self.post:
+            h = self.attn_out_norm(h)
+        if self.parallel:  # GPT-NeoX: mlp_out + attn_out + x, in its order
+            return self.mlp(self.post_attn_norm(x)) + h + x, new_kv
         x = x + h
-        return x + self.mlp(self.post_attn_norm(x)), new_kv
+        m = self.mlp(self.post_attn_norm(x) if self.pre else x)
+        if self.post:
+            m = self.mlp_out_norm(m)
+        return x + m, new_kv
 
 
 def _remat(run_block, policy: str):
@@ -217,7 +200,8 @@ def _remat(run_block, policy: str):
 
 
 class Llama(nnx.Module):
-    """A LLaMA-family causal LM. ``model(tokens)`` returns ``(logits [B, T, V] fp32, cache)``."""
+    """A causal LM of any supported family (:mod:`emergence.models.families`). ``model(tokens)``
+    returns ``(logits [B, T, V] fp32, cache)``."""
 
     def __init__(self, cfg: LlamaConfig, *, rngs: nnx.Rngs):
         self.config = cfg
@@ -230,9 +214,11 @@ class Llama(nnx.Module):
             rngs=rngs,
         )
         self.layers = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_hidden_layers)])
-        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, param_dtype=jnp.dtype(cfg.param_dtype))
-        self.lm_head = None if cfg.tie_word_embeddings else _linear(cfg.hidden_size, cfg.vocab_size, False, cfg, rngs)
+        self.norm = norm_layer(cfg)
+        self.lm_head = None if cfg.tie_word_embeddings else linear(cfg.hidden_size, cfg.vocab_size, False, cfg, rngs)
         self.inv_freq = nnx.Variable(jnp.asarray(rope_inverse_frequencies(cfg), jnp.float32))
+        if cfg.local_rope_theta is not None:  # Gemma 3's sliding layers turn at their own base
+            self.local_inv_freq = nnx.Variable(jnp.asarray(rope_inverse_frequencies(cfg, local=True), jnp.float32))
 
     def hidden_states(
         self,
@@ -272,21 +258,29 @@ class Llama(nnx.Module):
             if cache is not None:
                 raise ValueError("packed segments cannot be combined with a KV cache")
             mask &= segments[:, :, None] == segments[:, None, :]
-        if self.config.sliding_window:
+        cfg = self.config
+        sliding = cfg.sliding_layers()
+        masks = (mask,) * len(sliding)
+        if any(sliding):
             if prefix is not None:
                 raise ValueError("a shared prefix is not supported with sliding-window attention")
-            mask &= (positions[:, :, None] - key_pos[:, None, :]) < self.config.sliding_window
+            window = mask & ((positions[:, :, None] - key_pos[:, None, :]) < cfg.sliding_window)
+            masks = tuple(window if slides else mask for slides in sliding)
         x = self.embed(tokens)
-        inv_freq = self.inv_freq[...]
+        if cfg.embedding_scale:  # Gemma: sqrt(hidden), rounded to the compute dtype first
+            x = x * jnp.asarray(cfg.hidden_size**0.5, x.dtype)
+        inv_freqs = (self.inv_freq[...],) * len(sliding)
+        if cfg.local_rope_theta is not None:
+            local = self.local_inv_freq[...]
+            inv_freqs = tuple(local if slides else freq for slides, freq in zip(sliding, inv_freqs, strict=True))
         aligned = cache is None or (fresh_cache and cache.keys[0].shape[2] == t)  # key slot i = query i
         new_keys, new_values = [], []
-        cfg = self.config
         implementation = attention_implementation(cfg, jnp.dtype(cfg.dtype), cfg.head_dim)
         run_block = _remat(lambda layer, *args: layer(*args, aligned, implementation), cfg.remat)
         for i, layer in enumerate(self.layers):
             layer_cache = None if cache is None else (cache.keys[i], cache.values[i], cache)
             shared = None if prefix is None else (prefix.keys[i][0], prefix.values[i][0], prefix.valid[0])
-            x, new_kv = run_block(layer, x, positions, mask, inv_freq, layer_cache, shared)
+            x, new_kv = run_block(layer, x, positions, masks[i], inv_freqs[i], layer_cache, shared)
             if new_kv is not None:
                 new_keys.append(new_kv[0])
                 new_values.append(new_kv[1])

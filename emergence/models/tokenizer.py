@@ -86,7 +86,7 @@ class TextTokenizer:
     def from_directory(
         cls, directory: str | Path, model_config: dict[str, Any] | None = None
     ) -> TextTokenizer:
-        """Load from an HF model directory: tokenizer.json, or a slow tokenizer via transformers."""
+        """Load from an HF model directory: tokenizer.json, or a SentencePiece tokenizer.model."""
         directory = Path(directory)
         config_file = directory / "tokenizer_config.json"
         config = read_json_object(config_file, "tokenizer config") if config_file.exists() else {}
@@ -136,12 +136,10 @@ def _post_processor_adds_bos(backend: Tokenizer) -> bool:
 
 
 def _convert_slow(directory: Path) -> Tokenizer:
-    """SentencePiece-only directories (e.g. OpenLLaMA): let transformers convert to a fast tokenizer."""
-    try:
-        from transformers import AutoTokenizer
+    """SentencePiece-only directories (OpenLLaMA, LLaMA-1/2): ``tokenizer.model`` read directly
+    (:mod:`.spm_model`) and rebuilt as a fast BPE tokenizer, as a GGUF's SentencePiece tokenizer is."""
+    from emergence.models.gguf_tokenizer import tokenizer_from_gguf
+    from emergence.models.spm_model import read_spm
 
-        return AutoTokenizer.from_pretrained(str(directory), use_fast=True).backend_tokenizer
-    except Exception as err:  # conversion needs sentencepiece/protobuf; say what failed, in one line
-        raise UserError(
-            f"{directory / 'tokenizer.model'}: cannot convert SentencePiece tokenizer ({err})"
-        ) from None
+    path = directory / "tokenizer.model"
+    return tokenizer_from_gguf(read_spm(path), str(path)).backend

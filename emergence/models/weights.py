@@ -1,16 +1,16 @@
-"""Checkpoint tensors ↔ NNX parameters, through one declarative key table.
+"""Checkpoint tensors ↔ NNX parameters, through each family's declarative key table.
 
 Every supported checkpoint format (HF safetensors, GGUF) is first turned into *HF-named* numpy arrays
-in HF's layout (``[out, in]`` for linear weights); this table is the only place that knows how those
-names and layouts map onto :class:`~emergence.models.llama.Llama`'s parameter paths. Saving walks the
-same table backwards, so load → save → load is the identity by construction.
+in HF's layout (``[out, in]`` for linear weights); the family's table
+(:mod:`emergence.models.families`) is the only place that knows how those names and layouts map
+onto :class:`~emergence.models.llama.Llama`'s parameter paths. Saving walks the same table
+backwards, so load → save → load is the identity by construction.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -19,35 +19,12 @@ from flax import nnx
 
 from emergence.errors import UserError
 from emergence.models.config import LlamaConfig, rope_inverse_frequencies
+from emergence.models.families import KeyRule, family_of
 from emergence.models.llama import Llama
 
+#: Checkpoint keys that carry no parameters of ours (buffers some exporters write).
+IGNORED_HF_KEYS = re.compile(r".*(rotary_emb\.inv_freq|attention\.bias|attention\.masked_bias)$")
 
-@dataclass(frozen=True)
-class KeyRule:
-    """HF tensor name ↔ NNX ``path`` (``{0}``: the layer index); ``transpose`` for linear kernels."""
-
-    hf: str
-    path: str
-    transpose: bool = False
-
-
-_ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
-_MLP = ("gate_proj", "up_proj", "down_proj")
-
-KEY_TABLE: tuple[KeyRule, ...] = (
-    KeyRule("model.embed_tokens.weight", "embed.embedding"),
-    KeyRule("model.norm.weight", "norm.weight"),
-    KeyRule("lm_head.weight", "lm_head.kernel", transpose=True),
-    KeyRule("model.layers.{0}.input_layernorm.weight", "layers.{0}.input_norm.weight"),
-    KeyRule("model.layers.{0}.post_attention_layernorm.weight", "layers.{0}.post_attn_norm.weight"),
-    *(KeyRule(f"model.layers.{{0}}.self_attn.{p}.weight", f"layers.{{0}}.attn.{p}.kernel", True) for p in _ATTN),
-    *(KeyRule(f"model.layers.{{0}}.self_attn.{p}.bias", f"layers.{{0}}.attn.{p}.bias") for p in _ATTN),
-    *(KeyRule(f"model.layers.{{0}}.mlp.{p}.weight", f"layers.{{0}}.mlp.{p}.kernel", True) for p in _MLP),
-    *(KeyRule(f"model.layers.{{0}}.mlp.{p}.bias", f"layers.{{0}}.mlp.{p}.bias") for p in _MLP),
-)
-
-#: HF keys that carry no parameters of ours (buffers some exporters write).
-IGNORED_HF_KEYS = re.compile(r".*rotary_emb\.inv_freq$")
 
 def _translate(name: str, source: str, target: str) -> str | None:
     """``name`` matched against the ``source`` template, written in the ``target`` template."""
@@ -55,22 +32,34 @@ def _translate(name: str, source: str, target: str) -> str | None:
     return target.format(*match.groups()) if match else None
 
 
-def hf_to_path(hf_key: str) -> tuple[str, bool] | None:
-    """The NNX path for an HF tensor name and whether it is transposed, or None if unknown."""
-    for rule in KEY_TABLE:
+def hf_to_paths(config: LlamaConfig, hf_key: str) -> list[tuple[str, KeyRule]]:
+    """The NNX paths a checkpoint tensor fills (three for a fused q/k/v) and their rules."""
+    found = []
+    for rule in family_of(config).keys:
         path = _translate(hf_key, rule.hf, rule.path)
         if path is not None:
-            return path, rule.transpose
-    return None
+            found.append((path, rule))
+    return found
 
 
-def path_to_hf(path: str) -> tuple[str, bool]:
-    """The HF tensor name for an NNX parameter path (the table read backwards)."""
-    for rule in KEY_TABLE:
+def path_to_hf(config: LlamaConfig, path: str) -> tuple[str, KeyRule]:
+    """The checkpoint tensor name for an NNX parameter path (the family's table read backwards)."""
+    for rule in family_of(config).keys:
         name = _translate(path, rule.path, rule.hf)
         if name is not None:
-            return name, rule.transpose
-    raise KeyError(f"no HF name for parameter {path}")
+            return name, rule
+    raise KeyError(f"no {config.architecture} name for parameter {path}")
+
+
+def _fused_part(value: np.ndarray, part: int, heads: int) -> np.ndarray:
+    """Part ``part`` (q, k or v) of a fused ``[heads · 3 · head_dim, ...]`` tensor (GPT-NeoX)."""
+    return np.ascontiguousarray(value.reshape(heads, 3, -1, *value.shape[1:])[:, part].reshape(-1, *value.shape[1:]))
+
+
+def _fuse(parts: list[np.ndarray], heads: int) -> np.ndarray:
+    """The inverse of :func:`_fused_part` over q, k, v."""
+    stacked = np.stack([p.reshape(heads, -1, *p.shape[1:]) for p in parts], axis=1)
+    return stacked.reshape(-1, *parts[0].shape[1:])
 
 
 class LazyTensors(Mapping[str, np.ndarray]):
@@ -131,29 +120,38 @@ def build_model(
     dtype = jnp.dtype(config.param_dtype)
     filled: dict[str, np.ndarray | jax.Array] = {}
     for hf_key in tensors:  # each tensor is read only once its name is known to fit
-        target = hf_to_path(hf_key)
-        if target is None:
+        targets = hf_to_paths(config, hf_key)
+        if not targets:
             if IGNORED_HF_KEYS.match(hf_key):
                 continue
-            raise UserError(f"{source}: unexpected tensor {hf_key!r} (not a LLaMA-family parameter)")
-        path, transpose = target
-        if path not in flat:
-            if path == "lm_head.kernel" and config.tie_word_embeddings:
+            raise UserError(f"{source}: unexpected tensor {hf_key!r} (not a {config.architecture} parameter)")
+        if any(path not in flat for path, _ in targets):
+            if targets[0][0] == "lm_head.kernel" and config.tie_word_embeddings:
                 continue  # some exporters write the tied head anyway; the embedding is the truth
-            raise UserError(f"{source}: tensor {hf_key!r} does not fit this config ({path} does not exist)")
-        expected = tuple(flat[path].get_value().shape)
+            raise UserError(f"{source}: tensor {hf_key!r} does not fit this config ({targets[0][0]} does not exist)")
         stored_shape = tensors.shape(hf_key) if isinstance(tensors, LazyTensors) else None
-        if placement is not None and stored_shape is not None:  # each host reads its devices' slices
-            _check_shape(source, hf_key, stored_shape, expected, transpose)
-            filled[path] = _read_placed(tensors, hf_key, transpose, expected, dtype, placement(path, expected))
-            continue
-        stored = np.asarray(tensors[hf_key])
-        _check_shape(source, hf_key, stored.shape, expected, transpose)
-        value = (stored.T if transpose else stored).astype(dtype, copy=False)
-        filled[path] = value if placement is None else jax.device_put(value, placement(path, value.shape))
+        whole = None
+        for path, rule in targets:
+            expected = tuple(flat[path].get_value().shape)
+            if placement is not None and stored_shape is not None and rule.part is None:
+                # each host reads only its devices' slices
+                _check_shape(source, hf_key, stored_shape, expected, rule.transpose)
+                filled[path] = _read_placed(tensors, hf_key, rule.transpose, expected, dtype, placement(path, expected))
+                continue
+            whole = np.asarray(tensors[hf_key]) if whole is None else whole
+            stored = whole if rule.part is None else _fused_part(whole, rule.part, config.num_attention_heads)
+            value = stored.T if rule.transpose else stored
+            if value.shape != expected:
+                raise UserError(
+                    f"{source}: tensor {hf_key!r} has shape {whole.shape}, "
+                    f"config expects {expected[::-1] if rule.transpose else expected}"
+                    + ("" if rule.part is None else " per part")
+                )
+            value = value.astype(dtype, copy=False)
+            filled[path] = value if placement is None else jax.device_put(value, placement(path, value.shape))
     missing = sorted(set(flat) - set(filled))
     if missing:
-        hf_name = path_to_hf(missing[0])[0]
+        hf_name = path_to_hf(config, missing[0])[0]
         raise UserError(f"{source}: missing tensor {hf_name!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
     paths = list(flat)
     if placement is None:  # one batched transfer for all tensors, not a dispatch per tensor
@@ -163,8 +161,11 @@ def build_model(
     for path, value in zip(paths, placed, strict=True):
         flat[path].set_value(value)
     model = nnx.merge(graphdef, params, rest)
-    inv_freq = np.asarray(rope_inverse_frequencies(config), np.float32)
-    model.inv_freq.set_value(jnp.asarray(inv_freq) if placement is None else jax.device_put(inv_freq, placement("inv_freq", inv_freq.shape)))
+    for name, local in (("inv_freq", False), ("local_inv_freq", True)):
+        if local and config.local_rope_theta is None:
+            continue
+        freqs = np.asarray(rope_inverse_frequencies(config, local=local), np.float32)
+        getattr(model, name).set_value(jnp.asarray(freqs) if placement is None else jax.device_put(freqs, placement(name, freqs.shape)))
     return model
 
 
@@ -194,12 +195,20 @@ def _read_placed(
 
 
 def export_tensors(model: Llama, dtype: np.dtype | None = None) -> dict[str, np.ndarray]:
-    """HF-named numpy arrays in HF layout, ready for safetensors."""
+    """Checkpoint-named numpy arrays in HF layout, ready for safetensors (fused q/k/v fused again)."""
+    config = model.config
     out: dict[str, np.ndarray] = {}
+    fused: dict[str, dict[int, np.ndarray]] = {}
     for path, var in _flat(nnx.state(model, nnx.Param)).items():
-        name, transpose = path_to_hf(path)
+        name, rule = path_to_hf(config, path)
         value = np.asarray(jax.device_get(var.get_value()))
-        value = value.T if transpose else value
-        out[name] = np.ascontiguousarray(value.astype(dtype) if dtype is not None else value)
+        value = value.T if rule.transpose else value
+        value = np.ascontiguousarray(value.astype(dtype) if dtype is not None else value)
+        if rule.part is None:
+            out[name] = value
+        else:
+            fused.setdefault(name, {})[rule.part] = value
+    for name, parts in fused.items():
+        out[name] = _fuse([parts[i] for i in range(3)], config.num_attention_heads)
     return out
 

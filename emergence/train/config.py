@@ -22,9 +22,11 @@ from typing import Any
 
 from emergence.errors import UserError, check_fields, finite_positive
 from emergence.models.config import DTYPES, REMAT_POLICIES
+from emergence.models.families import FAMILIES
 
-#: Module-name patterns LoRA wraps by default: every attention and MLP projection.
-DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: Module-name patterns LoRA wraps by default: every attention and MLP projection of the model's
+#: family (:attr:`emergence.models.families.Family.lora_targets`; these are LLaMA's).
+DEFAULT_LORA_TARGETS = FAMILIES["LlamaForCausalLM"].lora_targets
 METHODS = ("lora", "full")
 SCHEDULES = ("cosine", "constant")
 #: FinetuneConfig fields that never change the trained weights: not part of a run's fingerprint.

@@ -19,7 +19,8 @@ import numpy as np
 from flax import nnx
 
 from emergence.errors import UserError
-from emergence.train.config import LoraConfig
+from emergence.models.families import family_of
+from emergence.train.config import DEFAULT_LORA_TARGETS, LoraConfig
 
 
 class DropoutKey(nnx.Variable):
@@ -46,7 +47,7 @@ class LoraLinear(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = x.shape
-        x = x.reshape(-1, shape[-1])  # 2-D GEMMs only: see emergence.models.llama.Linear
+        x = x.reshape(-1, shape[-1])  # 2-D GEMMs only: see emergence.models.layers.Linear
         kernel = self.base.kernel[...]
         dropping = self.rate > 0 and not self.deterministic
         if not dropping and x.dtype == kernel.dtype == jnp.float32:
@@ -126,7 +127,10 @@ def matching_linears(model: nnx.Module, targets: tuple[str, ...]) -> dict[tuple,
 def apply_lora(model: nnx.Module, cfg: LoraConfig, seed: int = 0) -> nnx.Module:
     """Wrap every matching linear in place (and return the model); A is drawn from ``seed``."""
     rngs = nnx.Rngs(params=jax.random.key(seed))
-    for path, linear in matching_linears(model, cfg.targets).items():
+    targets = cfg.targets
+    if targets == DEFAULT_LORA_TARGETS and hasattr(model, "config"):  # the default names the family's projections
+        targets = family_of(model.config).lora_targets
+    for path, linear in matching_linears(model, targets).items():
         setattr(_parent(model, path), path[-1], LoraLinear(linear, cfg, rngs=rngs))
     return model
 

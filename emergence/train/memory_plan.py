@@ -229,7 +229,7 @@ def plan_memory(
 
     def compiled_temp(n: int) -> tuple[int, tuple]:
         step, args = _step_inputs(
-            config.replace(num_hidden_layers=n), settings, mesh, micro_batch, seq_len, loss_tokens
+            config.with_layers(n), settings, mesh, micro_batch, seq_len, loss_tokens
         )
         return step.lower(*args).compile().memory_analysis().temp_size_in_bytes, args
 
@@ -238,7 +238,7 @@ def plan_memory(
         per_layer = compiled_temp(depth + 1)[0] - temp
         temp += (layers - depth) * per_layer
     elif depth < layers:
-        kept = [_kept_for_backward(config.replace(num_hidden_layers=n), settings, mesh, micro_batch, seq_len, loss_tokens)
+        kept = [_kept_for_backward(config.with_layers(n), settings, mesh, micro_batch, seq_len, loss_tokens)
                 for n in (1, 2)]  # fmt: skip
         per_layer = (kept[1] - kept[0]) // ways + _layer_grad_bytes(args[0])
         temp += (layers - depth) * per_layer
@@ -267,7 +267,7 @@ def _evaluation_bytes(
     with depth) and, for LoRA on a float32 base, the adapted kernels folded into new arrays (a bfloat16 base is
     scored unfused, :func:`~emergence.train.lora.folds_at_evaluation`)."""
     graphdef, state = nnx.split(
-        nnx.eval_shape(lambda: Llama(config.replace(num_hidden_layers=1), rngs=nnx.Rngs(0)))
+        nnx.eval_shape(lambda: Llama(config.with_layers(1), rngs=nnx.Rngs(0)))
     )
     sharding = NamedSharding(mesh, PartitionSpec())
     rows = max(1, eval_tokens // width)

@@ -127,3 +127,17 @@ def test_checkpoints_of_one_architecture_share_a_compiled_scorer():
         _score_batch(graph, state, tokens, valid, positions, targets)
         before = before if before is not None else _score_batch._cache_size()
     assert _score_batch._cache_size() == before
+
+
+def test_a_tokenizer_that_adds_bos_starts_every_context_with_it_as_the_harness_does(tiny):
+    """lm-evaluation-harness 0.4.13 encodes with the tokenizer's own special tokens (Gemma, LLaMA-2:
+    BOS first); an empty context is the one prefix token, never BOS twice."""
+    import dataclasses
+
+    bos = tiny.tokenizer.bos_token_id
+    with_bos = dataclasses.replace(tiny.tokenizer, add_bos=True)
+    requests = [Request("t", 0, "The capital of France is", 0, (" Paris", " Rome, Italy")), Request("t", 1, "", 0, ("Paris",))]
+    rows, plain = build_rows(with_bos, requests, 128), build_rows(tiny.tokenizer, requests, 128)
+    for row, bare in zip(rows[:-1], plain[:-1], strict=True):
+        assert row.tokens == (bos, *bare.tokens) and row.targets == bare.targets
+    assert rows[-1].tokens == plain[-1].tokens and rows[-1].tokens[:2] != (bos, bos)

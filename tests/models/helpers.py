@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_llama"
+FAMILY_FIXTURES = FIXTURES.parent / "families"
 
 
 def llama_cpp_permute(weight: np.ndarray, n_head: int) -> np.ndarray:
