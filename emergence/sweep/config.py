@@ -188,7 +188,7 @@ def checkpoint_id(spec: CheckpointSpec) -> str:
 def is_hub_id(reference: str) -> bool:
     """``owner/name[@revision]`` that is not a local path: fetched from the hub at run time, never at
     plan time."""
-    from emergence.models.registry import hub_reference
+    from emergence.models.references import hub_reference
 
     return hub_reference(reference) is not None
 
@@ -261,7 +261,7 @@ def check_meshes(cfg: SweepConfig, source: str) -> None:
 
 
 def _check_reference(reference: str, where: str) -> None:
-    from emergence.models.registry import ALIASES
+    from emergence.models.references import ALIASES
 
     if reference in ALIASES or is_hub_id(reference):
         return

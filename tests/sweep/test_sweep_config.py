@@ -260,3 +260,16 @@ def test_the_ladder_configs_plan_offline_with_the_compute_of_every_checkpoint(na
         assert cfg.checkpoints[-1].tokens == 143000 * 2_097_152
         assert len({c.model.split("@")[1] for c in cfg.checkpoints}) == 11
     assert f"{len(expand(cfg))} cells" in format_plan(cfg, expand(cfg), rows=1)
+
+
+def test_reading_a_config_does_not_import_jax():
+    """The launcher of ``sweep run --workers`` reads the config in a process that computes nothing."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from emergence.sweep.config import load_sweep_config; "
+        f"load_sweep_config({str(TINY_CONFIG)!r}, []); print(sorted({{'jax', 'flax'}} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
