@@ -24,7 +24,7 @@ def task_manager(include: str | None):
     require()
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=include, verbosity="ERROR")
+    return TaskManager(include_path=include)
 
 
 def check_names(names: Sequence[str], include: str | None) -> None:
