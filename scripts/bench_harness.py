@@ -121,6 +121,8 @@ def main() -> None:
     if not args.speed_only:
         report["cli_seconds"], report["agreement"] = {}, {}
         for task, limit in (("local_commonsense_qa", args.csqa), ("local_cola", args.cola), ("local_gsm8k", args.gsm8k)):
+            if not limit:  # --cola 0: skip (the harness CLI bootstraps MCC's stderr, minutes of CPU)
+                continue
             for backend, python in (("emergence", sys.executable), ("hf", args.bench_python)):
                 report["cli_seconds"][f"{backend}/{task}"] = run_cli(python, backend, task, limit)
             report["agreement"][task] = agreement(task)

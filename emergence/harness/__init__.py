@@ -17,9 +17,9 @@ def task_name(task: str) -> str | None:
 
 def require() -> None:
     """A one-line :class:`~emergence.errors.UserError` when lm-eval is not installed."""
-    import importlib.util
-
     from emergence.errors import UserError
 
-    if importlib.util.find_spec("lm_eval") is None:
-        raise UserError(f"harness tasks need lm-evaluation-harness: {INSTALL}")
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        raise UserError(f"harness tasks need lm-evaluation-harness: {INSTALL}") from None
