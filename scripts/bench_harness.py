@@ -117,16 +117,17 @@ def main() -> None:
         print(json.dumps(fn(args.csqa, args.repeats)))
         return
     OUT.mkdir(parents=True, exist_ok=True)
-    report: dict = {"args": vars(args)}
+    report: dict = {"args": vars(args), "load_average_at_start": os.getloadavg()}
     if not args.speed_only:
         report["cli_seconds"], report["agreement"] = {}, {}
-        for task, limit in (("local_commonsense_qa", args.csqa), ("local_cola", args.cola), ("local_gsm8k", args.gsm8k)):
+        for task, limit in (("local_commonsense_qa", args.csqa), ("local_gsm8k", args.gsm8k), ("local_cola", args.cola)):
             if not limit:  # --cola 0: skip (the harness CLI bootstraps MCC's stderr, minutes of CPU)
                 continue
             for backend, python in (("emergence", sys.executable), ("hf", args.bench_python)):
                 report["cli_seconds"][f"{backend}/{task}"] = run_cli(python, backend, task, limit)
             report["agreement"][task] = agreement(task)
             print(task, report["agreement"][task], flush=True)
+            (OUT / "bench_harness.json").write_text(json.dumps(report, indent=2))  # each stage as it ends
     speed = {}
     for side, python in (("ours", sys.executable), ("hf", args.bench_python)):
         cmd = [python, __file__, "--bench-python", args.bench_python, "--speed-side", side,

@@ -11,6 +11,7 @@ what the harness shows after a shot's question, so training teaches the format i
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -21,8 +22,12 @@ from emergence.harness import PREFIX, require
 
 @functools.lru_cache(maxsize=4)
 def task_manager(include: str | None):
+    """lm-eval's task index with ``include``'s YAML; its log is kept to errors, so a sweep's or
+    ``emergence eval``'s output stays ours (``python -m emergence.harness`` logs as lm_eval does)."""
     require()
     from lm_eval.tasks import TaskManager
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
 
     return TaskManager(include_path=include)
 
