@@ -2,17 +2,20 @@
 harness' own rendering of training examples, and a one-line refusal where there is no training split."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("lm_eval", reason="the harness extra: pip install -e '.[harness]'")
 
+from emergence.data.tasks import make_requests  # noqa: E402
 from emergence.errors import UserError  # noqa: E402
 from emergence.harness.run import evaluate_tasks, task_metrics  # noqa: E402
 from emergence.harness.tasks import (  # noqa: E402
     default_shots,
     eval_split,
+    load_task,
     metric_column,
     training_docs,
     training_pairs,
@@ -73,3 +76,13 @@ def test_a_task_without_training_split_is_refused_in_one_line():
 def test_an_unknown_task_names_the_include_folder():
     with pytest.raises(UserError, match=r"unknown harness task 'no_such_task'.*fixtures/harness"):
         evaluate_tasks(None, ["no_such_task"], include=INCLUDE)
+
+
+@pytest.mark.parametrize("ours, local", [("commonsense_qa", "local_commonsense_qa"), ("cola", "local_cola")])
+def test_the_local_copies_of_our_benchmarks_render_our_prompts(ours, local):
+    if not os.environ.get("EMERGENCE_DATA"):
+        pytest.skip("needs the benchmark files ($EMERGENCE_DATA)")
+    task = load_task(local, INCLUDE)
+    docs = list(task.validation_docs())[:5]
+    _, requests = make_requests(ours, shots=0, limit=5)
+    assert [task.fewshot_context(doc, 0) for doc in docs] == [r.context for r in requests]
