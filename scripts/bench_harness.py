@@ -117,7 +117,7 @@ def speed_hf(limit: int, repeats: int) -> dict:
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    lm = HFLM(pretrained=str(HF_MODEL), dtype="float32", batch_size=64)
+    lm = HFLM(pretrained=str(HF_MODEL), dtype="float32", batch_size=64, device="cpu")
     manager = TaskManager(include_path=str(INCLUDE))
     spent: list[float] = []
     timed_method(HFLM, "loglikelihood", spent)
