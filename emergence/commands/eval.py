@@ -10,7 +10,10 @@ import typer
 
 def eval_command(
     model: str = typer.Argument(..., help="HF directory, .gguf file, alias (smollm2-135m) or hub id"),
-    task: str = typer.Option(..., "--task", "-t", help="mmlu | commonsense_qa | cola | gsm8k"),
+    task: str = typer.Option(None, "--task", "-t", help="mmlu | commonsense_qa | cola | gsm8k"),
+    harness_task: str = typer.Option(None, "--harness-task",
+                                     help="lm-evaluation-harness tasks, comma-separated (the harness extra)"),
+    harness_include: str = typer.Option(None, "--harness-include", help="a folder of harness task YAML"),
     shots: int = typer.Option(None, "--shots", "-k", help="few-shot examples (default: the harness default)"),
     limit: int = typer.Option(None, "--limit", help="first N examples (per subject for MMLU)"),
     split: str = typer.Option(None, "--split", help="evaluation split (default: the task's)"),
@@ -24,12 +27,13 @@ def eval_command(
     source: str = typer.Option("local", "--source", help="local | hub | a folder of hub-format files"),
     subjects: str = typer.Option(None, "--subjects", help="MMLU subjects, comma-separated"),
     seed: int = typer.Option(1234, "--seed", help="few-shot sampling seed"),
-    out: str = typer.Option(None, "--out", help="per-example records (JSONL)"),
+    out: str = typer.Option(None, "--out", help="per-example records (JSONL); harness tasks: also OUT.harness.json"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
     dtype: str = typer.Option(None, help="compute dtype [float32 on CPU, else bfloat16]"),
     param_dtype: str = typer.Option(None, "--param-dtype", help="stored dtype [float32 on CPU, else bfloat16]"),
 ) -> None:
-    """Evaluate MODEL on a task, harness-identical prompts; prints metrics (and examples/s)."""
+    """Evaluate MODEL on a task, harness-identical prompts, or on lm-evaluation-harness tasks through
+    our engine; prints metrics (and examples/s)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -39,7 +43,22 @@ def eval_command(
     from emergence.models.registry import load_model
     from emergence.train.config import DTYPES, precision
 
-    spec = get_task(task)  # unknown task: fail before loading anything
+    if (task is None) == (harness_task is None):
+        raise UserError("give exactly one of --task or --harness-task")
+    if harness_task is not None:
+        from emergence.harness.tasks import check_names
+
+        given = {"--split": split, "--data-dir": data_dir, "--subjects": subjects}
+        given["--source"] = source if source != "local" else None
+        for option, value in given.items():
+            if value is not None:
+                raise UserError(f"{option} is for built-in tasks; a harness task's YAML says where its data is")
+        names = [n for n in harness_task.split(",") if n]
+        check_names(names, harness_include)  # unknown task (or no lm-eval): fail before loading anything
+    elif harness_include is not None:
+        raise UserError("--harness-include goes with --harness-task")
+    else:
+        spec = get_task(task)  # unknown task: fail before loading anything
     if out:
         from emergence.fileio import check_output_file
 
@@ -53,18 +72,34 @@ def eval_command(
         from emergence.train.adapters import load_adapter
 
         loaded = load_adapter(loaded, adapter)
-    with Progress(TextColumn(f"eval {task}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
-        bar = progress.add_task(task, total=None)
-        result = evaluate(
-            loaded, spec, shots=shots, limit=limit, split=split, batch_size=batch_size, batch_tokens=batch_tokens,
-            generation_rows=generation_rows, data_dir=data_dir,
-            source=source, subjects=subjects.split(",") if subjects else None, seed=seed,
-            on_start=lambda n: progress.update(bar, total=n),
-            on_progress=lambda k: progress.advance(bar, k),
-        )
-    if out:
-        write_records(out, result.records)
+    if harness_task is not None:
+        from emergence.fileio import write_json
+        from emergence.harness.run import evaluate_tasks
+
+        results, harness_results = evaluate_tasks(
+            loaded, names, shots=shots, limit=limit, include=harness_include, seed=seed, batch_size=batch_size,
+            batch_tokens=batch_tokens, generation_rows=generation_rows)
+        if out:
+            write_records(out, [{"task": r.task, **record} for r in results for record in r.records])
+            write_json(f"{out}.harness.json", harness_results)
+    else:
+        with Progress(TextColumn(f"eval {task}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
+            bar = progress.add_task(task, total=None)
+            results = [evaluate(
+                loaded, spec, shots=shots, limit=limit, split=split, batch_size=batch_size,
+                batch_tokens=batch_tokens, generation_rows=generation_rows, data_dir=data_dir,
+                source=source, subjects=subjects.split(",") if subjects else None, seed=seed,
+                on_start=lambda n: progress.update(bar, total=n),
+                on_progress=lambda k: progress.advance(bar, k),
+            )]
+        if out:
+            write_records(out, results[0].records)
+    for result in results:
+        _print(result, as_json)
+
+
+def _print(result, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result.summary()))
         return

@@ -216,6 +216,8 @@ def get_task(task: str | TaskSpec) -> TaskSpec:
     if isinstance(task, TaskSpec):
         return task
     if task not in TASKS:
+        if task.startswith("harness:"):
+            raise UserError(f"{task}: harness tasks run in sweeps and in `emergence eval --harness-task`")
         raise UserError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
     return TASKS[task]
 

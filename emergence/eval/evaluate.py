@@ -20,7 +20,7 @@ from emergence.eval.loglikelihood import score_requests
 from emergence.eval.metrics import aggregate, score_examples
 from emergence.eval.sizing import generation_rows as default_generation_rows
 from emergence.eval.tokenization import generation_context
-from emergence.models.generate import greedy_generate, round_up
+from emergence.models.generate import Generation, greedy_generate, round_up
 from emergence.models.registry import LoadedModel
 
 
@@ -64,18 +64,9 @@ def run_requests(
     if spec.is_generation:
         # A model with a short window (toy ladders) keeps at least half of it for the prompt.
         max_new = min(requests[0].max_gen_toks, max_length // 2) if requests else 0
-        prompts = []
-        for request in requests:
-            ids = loaded.tokenizer.encode(request.context)  # BOS where the tokenizer adds one, as the harness
-            prompts.append(generation_context(ids, max_length, max_new))
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths batch together
         stop = tuple(requests[0].stop) if requests else ()
-        if generation_rows is None and prompts:
-            width = round_up(max(map(len, prompts))) + round_up(max_new)
-            generation_rows = min(batch_size, default_generation_rows(loaded.config, width))
-        outs = greedy_generate(loaded.model, loaded.tokenizer, [prompts[i] for i in order], max_new_tokens=max_new,
-                               stop=stop, batch_size=generation_rows or 1, on_chunk=on_progress)
-        generations = [out for _, out in sorted(zip(order, outs, strict=True), key=lambda pair: pair[0])]
+        generations = generate(loaded, [r.context for r in requests], stop, max_new, batch_size=batch_size,
+                               generation_rows=generation_rows, on_progress=on_progress)
         records = score_examples(requests, [g.text for g in generations], spec.answer_filter)
         for record, generation in zip(records, generations, strict=True):
             record["generation"] = generation.text
@@ -89,6 +80,32 @@ def run_requests(
     if on_progress:
         on_progress(len(requests))
     return records
+
+
+def generate(
+    loaded: LoadedModel,
+    contexts: Sequence[str],
+    stop: Sequence[str],
+    max_new: int,
+    *,
+    batch_size: int = 64,
+    generation_rows: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[Generation]:
+    """Greedy completions of text prompts, in order, each cut at the first of ``stop``: the prompts
+    are tokenized and left-truncated by the harness' contract and run longest first, so similar
+    lengths share a batch. ``generation_rows`` defaults to :mod:`emergence.eval.sizing`'s choice,
+    at most ``batch_size``."""
+    max_length = loaded.config.max_position_embeddings
+    # BOS where the tokenizer adds one (Gemma), as the harness encodes
+    prompts = [generation_context(loaded.tokenizer.encode(c), max_length, max_new) for c in contexts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths batch together
+    if generation_rows is None and prompts:
+        width = round_up(max(map(len, prompts))) + round_up(max_new)
+        generation_rows = min(batch_size, default_generation_rows(loaded.config, width))
+    outs = greedy_generate(loaded.model, loaded.tokenizer, [prompts[i] for i in order], max_new_tokens=max_new,
+                           stop=tuple(stop), batch_size=generation_rows or 1, on_chunk=on_progress)
+    return [out for _, out in sorted(zip(order, outs, strict=True), key=lambda pair: pair[0])]
 
 
 def evaluate(

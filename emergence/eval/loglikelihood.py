@@ -98,16 +98,27 @@ def _score_packed(graph: nnx.GraphDef, state, tokens, valid, positions, segments
     return _gather(model, hidden, gather, targets)
 
 
-def build_rows(tokenizer: TextTokenizer, requests: Sequence[Request], max_length: int) -> list[_Row]:
+def encode_requests(tokenizer: TextTokenizer, requests: Sequence[Request]) -> list[list[tuple[list[int], list[int]]]]:
+    """Per request, its (context, continuation) token pairs by the harness' contract."""
     # the harness (0.4.13) encodes with the tokenizer's own special tokens (BOS for Gemma, LLaMA-2,
     # OpenLLaMA; none for SmolLM2), and an empty context's continuation without them
     encoder = SimpleNamespace(encode=tokenizer.encode)
     bare = SimpleNamespace(encode=functools.partial(tokenizer.encode, add_bos=False))
-    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (tokenizer.eos_token_ids or (0,))[0]
+    prefix = prefix_token_id(tokenizer)
+    return [
+        [encode_pair(encoder if r.context else bare, r.context, cont, prefix) for cont in r.continuations]
+        for r in requests
+    ]
+
+
+def prefix_token_id(tokenizer: TextTokenizer) -> int:
+    """What an empty context conditions on: BOS, else EOS (the harness' ``prefix_token_id``)."""
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (tokenizer.eos_token_ids or (0,))[0]
+
+
+def build_rows(encoded: Sequence[Sequence[tuple[list[int], list[int]]]], max_length: int) -> list[_Row]:
     rows: list[_Row] = []
-    for index, request in enumerate(requests):
-        coder = encoder if request.context else bare
-        pairs = [encode_pair(coder, request.context, cont, prefix) for cont in request.continuations]
+    for index, pairs in enumerate(encoded):
         contexts = {tuple(ctx) for ctx, _ in pairs}
         if len(contexts) == 1 and all(len(cont) == 1 for _, cont in pairs):
             tokens, _ = loglikelihood_inputs(pairs[0][0], pairs[0][1], max_length)
@@ -138,19 +149,36 @@ def score_requests(
     rows of at most :data:`~emergence.eval.packing.PACK_MAX_WIDTH` tokens go several to a row
     instead: less padding, one program. ``batch_tokens`` defaults to the backend's
     (:func:`emergence.eval.sizing.scoring_batch_tokens`: 2,048 on the CPU)."""
+    return score_encoded(model, encode_requests(tokenizer, requests), [r.group for r in requests],
+                         batch_size=batch_size, batch_tokens=batch_tokens, max_length=max_length, pack=pack)
+
+
+def score_encoded(
+    model: Llama,
+    encoded: Sequence[Sequence[tuple[list[int], list[int]]]],
+    groups: Sequence[str | None],
+    *,
+    batch_size: int = 64,
+    batch_tokens: int | None = None,
+    max_length: int | None = None,
+    pack: bool = True,
+) -> list[ChoiceScores]:
+    """:func:`score_requests` on already-tokenized requests (per request, its (context,
+    continuation) pairs; ``groups``: which requests may share a prefix cache): the entry of callers
+    that tokenize by themselves (the lm-evaluation-harness backend's rolling windows)."""
     max_length = max_length or model.config.max_position_embeddings
     batch_tokens = batch_tokens or scoring_batch_tokens(model.config, max_length)
-    rows = build_rows(tokenizer, requests, max_length)
+    rows = build_rows(encoded, max_length)
     graph, state = nnx.split(model)
-    loglik = [[0.0] * len(r.continuations) for r in requests]
-    greedy = [[True] * len(r.continuations) for r in requests]
+    loglik = [[0.0] * len(pairs) for pairs in encoded]
+    greedy = [[True] * len(pairs) for pairs in encoded]
     score = functools.partial(_score_rows, graph, state, loglik=loglik, greedy=greedy, batch_size=batch_size,
                               batch_tokens=batch_tokens, max_length=max_length, pack=pack, put=feeder(state))
     if model.config.sliding_window:  # a shared prefix is attended without a window: score rows whole
-        groups, plain = [], rows
+        prefixed, plain = [], rows
     else:
-        groups, plain = _shared_prefixes(rows, requests)
-    for prefix, group in groups:
+        prefixed, plain = _shared_prefixes(rows, groups)
+    for prefix, group in prefixed:
         # MMLU-style k-shot: one subject's prompts share description + shots; run that prefix once.
         cache = shared_prefix_cache(graph, state, model.config, prefix, length_bucket(len(prefix)))
         score(group, cache, len(prefix))
@@ -208,13 +236,13 @@ def _collect(rows: Sequence[_Row], batch: PackedBatch, chosen, argmax, loglik, g
             greedy[row.request][choice] = all(argmax[i, at + p] == row.targets[p][0] for p in range(n))
 
 
-def _shared_prefixes(rows: list[_Row], requests: Sequence[Request]) -> tuple[list[tuple], list[_Row]]:
+def _shared_prefixes(rows: list[_Row], request_groups: Sequence[str | None]) -> tuple[list[tuple], list[_Row]]:
     """(``[(prefix tokens, rows)]`` per request group whose rows share ≥ MIN_SHARED_PREFIX leading
     tokens, every other row)."""
     groups: dict[str, list[_Row]] = {}
     rest: list[_Row] = []
     for row in rows:
-        group = requests[row.request].group
+        group = request_groups[row.request]
         (groups.setdefault(group, []) if group is not None else rest).append(row)
     shared_groups = []
     for members in groups.values():

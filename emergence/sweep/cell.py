@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emergence import harness
 from emergence.models.registry import LoadedModel
 from emergence.sweep.config import SweepConfig, finetune_config
 from emergence.sweep.plan import Cell
@@ -65,7 +66,7 @@ def fresh_copy(loaded: LoadedModel, *, copy_arrays: bool) -> LoadedModel:
 
 def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: CellLog) -> CellOutcome:
     """Evaluate ``base`` on the cell's task, after finetuning a copy of it when the budget is > 0."""
-    from emergence.eval.evaluate import evaluate, scorer
+    from emergence.eval.evaluate import scorer
 
     # how the cell scores its model; a learning curve scores the same way on its own split
     eval_options = cfg.eval.options(shots=cell.shots, limit=cell.limit)
@@ -123,11 +124,27 @@ def run_cell(cell: Cell, cfg: SweepConfig, base: LoadedModel, work: Path, log: C
         timings["adapter_load"] = time.perf_counter() - t0
     log(f"evaluate {cell.task} shots={cell.shots} limit={cell.limit}")
     t0 = time.perf_counter()
-    res = evaluate(model, cell.task, **eval_options)
+    res = _evaluate(model, cell, cfg, eval_options)
     timings["eval_call"] = time.perf_counter() - t0
     timings["eval"] = float(res.seconds)
     log(f"metrics {res.metrics} n={res.n} correct={res.n_correct} ({res.seconds:.2f}s)")
     return CellOutcome(dict(res.metrics), res.n, res.n_correct, res.records, timings, train_info, cleanup)
+
+
+def _evaluate(model: LoadedModel, cell: Cell, cfg: SweepConfig, options: dict[str, Any]):
+    """The cell's scores: a built-in task through :func:`~emergence.eval.evaluate.evaluate`, a
+    ``harness:NAME`` task through the harness with our backend (same shots, limit, batch sizes)."""
+    name = harness.task_name(cell.task)
+    if name is None:
+        from emergence.eval.evaluate import evaluate
+
+        return evaluate(model, cell.task, **options)
+    from emergence.harness.run import evaluate_tasks
+
+    sizes = {k: options[k] for k in ("batch_size", "batch_tokens", "generation_rows")}
+    [result], _ = evaluate_tasks(model, [name], shots=cell.shots, limit=cell.limit, include=cfg.eval.harness_include,
+                                 seed=cfg.eval.fewshot_seed, **sizes)
+    return result
 
 
 def results_row(cell: Cell, base: LoadedModel, outcome: CellOutcome, seconds: float, version: str):

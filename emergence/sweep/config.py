@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from emergence import harness
 from emergence.config import from_dict, load_config, read_yaml, updated
 from emergence.errors import UserError, check_fields, finite_positive
 from emergence.fileio import read_json_object
@@ -109,15 +110,24 @@ def task_finetune(finetune: FinetuneSettings, entry: TaskEntry, *, source: str, 
     return updated(finetune, entry.finetune, source=source, prefix=f"{where}.finetune")
 
 
-def check_tasks(tasks: tuple[TaskEntry, ...], finetune: FinetuneSettings, source: str) -> None:
-    """Each task is known and its own finetuning keys are valid (a sweep's and a demo's tasks)."""
+def check_tasks(
+    tasks: tuple[TaskEntry, ...], finetune: FinetuneSettings, source: str, harness_include: str | None = None
+) -> None:
+    """Each task is known and its own finetuning keys are valid (a sweep's and a demo's tasks);
+    a ``harness:NAME`` task is looked up in lm-eval (and ``harness_include``)."""
     from emergence.data.tasks import get_task
 
     if not tasks:
         raise UserError(f"{source}: 'tasks' is empty")
     for i, task in enumerate(tasks):
         try:
-            get_task(task.name)
+            name = harness.task_name(task.name)
+            if name is None:
+                get_task(task.name)
+            else:
+                from emergence.harness.tasks import check_names
+
+                check_names([name], harness_include)
         except UserError as err:
             raise UserError(f"{source}: tasks[{i}].name: {err}") from None
         task_finetune(finetune, task, source=source, where=f"tasks[{i}]")
@@ -232,7 +242,8 @@ def validate(cfg: SweepConfig, source: str) -> None:
         seen[cid] = i
         _check_reference(ckpt.model, f"{source}: checkpoints[{i}].model")
     check_shared_tokenizer(cfg.checkpoints, source)
-    check_tasks(cfg.tasks, cfg.finetune, source)
+    check_tasks(cfg.tasks, cfg.finetune, source, cfg.eval.harness_include)
+    _check_harness_tasks(cfg, source)
     check_meshes(cfg, source)
     if (cfg.loss.corpus is None) == (cfg.loss.hub is None):
         raise UserError(f"{source}: loss: give exactly one of 'corpus' (a local file) or 'hub' (a dataset id)")
@@ -258,6 +269,26 @@ def check_meshes(cfg: SweepConfig, source: str) -> None:
                 f"{source}: checkpoints[{i}].mesh.distributed: a multi-host job runs the whole sweep; "
                 "set 'mesh.distributed' at the top level"
             )
+
+
+def _check_harness_tasks(cfg: SweepConfig, source: str) -> None:
+    """A ``harness:NAME`` task with finetuned cells needs a training split; its learning curve
+    (``finetune.eval_every``) is not supported: a harness task is scored on its own split."""
+    if cfg.eval.harness_include is not None and not Path(cfg.eval.harness_include).is_dir():
+        raise UserError(f"{source}: eval.harness_include: folder not found: {cfg.eval.harness_include}")
+    for i, task in enumerate(cfg.tasks):
+        name = harness.task_name(task.name)
+        if name is None or not any(cfg.task_budgets(task)):
+            continue
+        from emergence.harness.tasks import training_docs
+
+        try:
+            training_docs(name, cfg.eval.harness_include)
+        except UserError as err:
+            raise UserError(f"{source}: tasks[{i}]: {err}") from None
+        if cfg.task_finetune(task.name).eval_every is not None:
+            raise UserError(f"{source}: tasks[{i}]: finetune.eval_every (a learning curve) is not supported "
+                            "for harness tasks")
 
 
 def _check_reference(reference: str, where: str) -> None:
@@ -325,4 +356,5 @@ def finetune_config(
         dtype=dtype,
         param_dtype=param_dtype,
         data_dir=cfg.eval.data_dir,
+        harness_include=cfg.eval.harness_include,
     )

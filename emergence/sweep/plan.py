@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emergence import harness
 from emergence.data.tasks import TaskSpec, get_task
 from emergence.errors import UserError
 from emergence.sweep.config import CheckpointSpec, SweepConfig, checkpoint_id, finetune_config, is_hub_id
@@ -96,8 +97,8 @@ def expand(cfg: SweepConfig) -> list[Cell]:
         params = _params(ckpt)
         identity = checkpoint_identity(ckpt)
         for task in cfg.tasks:
-            spec = get_task(task.name)
-            few_shots = next(s for s in (task.shots, cfg.eval.shots, spec.default_shots) if s is not None)
+            spec, default_shots, split = _task_facts(task.name, cfg.eval.harness_include)
+            few_shots = next(s for s in (task.shots, cfg.eval.shots, default_shots) if s is not None)
             limit = task.limit if task.limit is not None else cfg.eval.limit
             task_ft = cfg.task_finetune(task.name)  # merged once per task, not per cell
             # what a finetuned cell's learning curve scores; absent when off, so earlier keys stay valid
@@ -111,7 +112,7 @@ def expand(cfg: SweepConfig) -> list[Cell]:
                     resolved: dict[str, Any] = {
                         "checkpoint": identity,
                         "task": task.name,
-                        "split": spec.eval_split,
+                        "split": split,
                         "shots": shots,
                         "limit": limit,
                         "budget": budget,
@@ -146,6 +147,17 @@ def expand(cfg: SweepConfig) -> list[Cell]:
     return cells
 
 
+def _task_facts(task: str, harness_include: str | None) -> tuple[TaskSpec | None, int, str]:
+    """(built-in spec or None, default shots, evaluation split) of a task line."""
+    name = harness.task_name(task)
+    if name is None:
+        spec = get_task(task)
+        return spec, spec.default_shots, spec.eval_split
+    from emergence.harness.tasks import default_shots, eval_split
+
+    return None, default_shots(name, harness_include), eval_split(name, harness_include)
+
+
 def parse_shard(text: str | None, option: str = "--shard") -> tuple[int, int]:
     """``"i/n"`` (0-based i) → (i, n); None → the whole sweep."""
     if not text:
@@ -174,11 +186,11 @@ def _params(ckpt: CheckpointSpec) -> float | None:
 
 
 def _estimate(
-    cfg: SweepConfig, task: TaskSpec, shots: int, limit: int | None, budget: int, params: float | None
+    cfg: SweepConfig, task: TaskSpec | None, shots: int, limit: int | None, budget: int, params: float | None
 ) -> float | None:
     """Forward 2N per evaluated token, training 6N (full) or 4N (LoRA) per trained token, from the
     task's typical size (none for the toy tasks: no estimate)."""
-    if params is None or task.eval_docs is None or task.example_tokens is None:
+    if params is None or task is None or task.eval_docs is None or task.example_tokens is None:
         return None
     per_example = task.example_tokens
     docs = task.eval_docs if limit is None else min(limit, task.eval_docs)

@@ -31,8 +31,8 @@ METHODS = ("lora", "full")
 SCHEDULES = ("cosine", "constant")
 #: FinetuneConfig fields that never change the trained weights: not part of a run's fingerprint.
 NOT_FINGERPRINTED = (
-    "save_every", "log_every", "eval_every", "eval_split", "keep_checkpoints", "data_dir", "mesh",
-    "remat", "peak_tflops",
+    "save_every", "log_every", "eval_every", "eval_split", "keep_checkpoints", "data_dir", "harness_include",
+    "mesh", "remat", "peak_tflops",
 )  # fmt: skip
 
 
@@ -171,7 +171,8 @@ class FinetuneSettings:
 class FinetuneConfig(FinetuneSettings):
     """One finetuning run: the settings, applied to ``budget`` examples of ``task`` for ``model``
     (``dtype``, ``param_dtype``: the compute and stored dtypes the model is loaded in, None for
-    :func:`precision`'s default; ``data_dir``: the benchmark files)."""
+    :func:`precision`'s default; ``data_dir``: the benchmark files; ``harness_include``: a folder of
+    harness task YAML, for a ``harness:NAME`` task)."""
 
     model: str
     task: str
@@ -180,6 +181,7 @@ class FinetuneConfig(FinetuneSettings):
     dtype: str | None = None
     param_dtype: str | None = None
     data_dir: str | None = None
+    harness_include: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -221,6 +223,7 @@ class EvalSettings:
     batch_size: int = 64
     data_dir: str | None = None  # benchmark files (default: $EMERGENCE_DATA)
     source: str = "local"  # local | hub | a folder of hub-format files
+    harness_include: str | None = None  # a folder of lm-evaluation-harness task YAML (harness:NAME tasks)
     fewshot_seed: int = 1234
     # how much one device takes at once (None: by backend, emergence.eval.sizing); not in a cell key
     batch_tokens: int | None = None  # padded tokens per scoring batch

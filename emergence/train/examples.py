@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emergence import harness
 from emergence.data.tasks import build_requests, get_task
 from emergence.errors import UserError
 from emergence.eval.tokenization import encode_pair
@@ -54,29 +55,46 @@ class Batch:
 
 
 def task_examples(
-    task: str, docs: Sequence[dict], tokenizer: TextTokenizer, max_seq_len: int
+    task: str, docs: Sequence[dict], tokenizer: TextTokenizer, max_seq_len: int, *, harness_include: str | None = None
 ) -> list[Example]:
     """Training examples for ``docs`` of ``task`` (the budget subset), each the last
-    ``max_seq_len + 1`` tokens of its 0-shot context and gold continuation."""
-    spec = get_task(task)
-    eos = tokenizer.eos_token_ids[0] if (spec.is_generation and tokenizer.eos_token_ids) else None
-    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (eos or 0)
+    ``max_seq_len + 1`` tokens of its 0-shot context and gold continuation; a ``harness:NAME``
+    task is rendered by the harness (:func:`emergence.harness.tasks.training_pairs`)."""
+    name = harness.task_name(task)
+    if name is not None:
+        from emergence.harness.tasks import training_pairs
+
+        pairs = training_pairs(name, harness_include, docs)
+    else:
+        pairs = _task_pairs(task, docs)
+    eos_id = tokenizer.eos_token_ids[0] if tokenizer.eos_token_ids else None
     out = []
-    for i, (request, doc) in enumerate(zip(build_requests(spec, docs, shots=0), docs, strict=True)):
-        if request.is_generation:
-            continuation = spec.target_delimiter + spec.doc_to_target(doc)
-        elif 0 <= int(request.gold) < len(request.continuations):
-            continuation = request.continuations[int(request.gold)]
-        else:
-            raise UserError(f"{spec.name}: training document {request.doc_id} has no gold answer")
-        ctx, cont = encode_pair(tokenizer, request.context, continuation, prefix_token_id=prefix)
-        if eos is not None:
+    for i, (context, continuation, generation) in enumerate(pairs):
+        eos = eos_id if generation else None
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (eos or 0)
+        ctx, cont = encode_pair(tokenizer, context, continuation, prefix_token_id=prefix)
+        if eos is not None:  # a generation: the model also learns where to stop
             cont = [*cont, eos]
         if not cont:
             raise UserError(f"training example {i}: the answer {continuation!r} encodes to no tokens")
         tokens = (ctx + cont)[-(max_seq_len + 1) :]
         out.append(Example(np.asarray(tokens, np.int32), min(len(cont), len(tokens) - 1)))
     return out
+
+
+def _task_pairs(task: str, docs: Sequence[dict]) -> list[tuple[str, str, bool]]:
+    """(0-shot context, gold continuation, is generation) per document of a built-in task."""
+    spec = get_task(task)
+    pairs = []
+    for request, doc in zip(build_requests(spec, docs, shots=0), docs, strict=True):
+        if request.is_generation:
+            continuation = spec.target_delimiter + spec.doc_to_target(doc)
+        elif 0 <= int(request.gold) < len(request.continuations):
+            continuation = request.continuations[int(request.gold)]
+        else:
+            raise UserError(f"{spec.name}: training document {request.doc_id} has no gold answer")
+        pairs.append((request.context, continuation, request.is_generation))
+    return pairs
 
 
 def padded_shape(examples: Sequence[Example]) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import jax
 from flax import nnx
 
-from emergence import fileio
+from emergence import fileio, harness
 from emergence.data.tasks import get_task
 from emergence.errors import UserError
 from emergence.models.llama import Llama
@@ -133,6 +133,17 @@ def _logged_before(path: Path, start: int, batch_fn: Callable) -> tuple[int, flo
     return tokens, (float(lines[0]["loss"]) if lines else None)
 
 
+def _training_records(cfg: FinetuneConfig) -> tuple[list[dict], str]:
+    """The task's training documents and a note of what they are: a built-in task's training
+    files, a ``harness:NAME`` task's training split (a task without one is refused)."""
+    name = harness.task_name(cfg.task)
+    if name is None:
+        return get_task(cfg.task).train_records(cfg.data_dir)
+    from emergence.harness.tasks import training_docs
+
+    return training_docs(name, cfg.harness_include)
+
+
 def eval_curve(out_dir: str | Path) -> list[dict]:
     """The run's evaluations as ``[{"step": N, "eval": {metric: value}}, ...]``, in step order."""
     return _metric_lines(Path(out_dir) / METRICS_FILE, "eval")
@@ -163,7 +174,7 @@ def run_finetune(
                 out, done["steps"], done["steps"], (), done.get("train_data", ""), already_done=True
             )
 
-    docs, note = get_task(cfg.task).train_records(cfg.data_dir)
+    docs, note = _training_records(cfg)
     subset = budgets.subset_indices(
         len(docs), cfg.budget, cfg.subset_seed, where=f"{cfg.task} training data ({note})"
     )
@@ -174,7 +185,8 @@ def run_finetune(
     loaded = loaded or load_model(
         cfg.model, dtype=cfg.dtype, param_dtype=cfg.param_dtype, placement=placement(mesh)
     )
-    chosen = task_examples(cfg.task, [docs[i] for i in subset], loaded.tokenizer, cfg.max_seq_len)
+    chosen = task_examples(cfg.task, [docs[i] for i in subset], loaded.tokenizer, cfg.max_seq_len,
+                           harness_include=cfg.harness_include)
 
     # LoRA trains fresh adapters over a clone of the base (its arrays, new Variables), so the
     # caller's model stays usable; full finetuning donates the base weights to the trainer.

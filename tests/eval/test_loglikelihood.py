@@ -6,7 +6,13 @@ import pytest
 from flax import nnx
 
 from emergence.data.tasks import Request
-from emergence.eval.loglikelihood import _shared_prefixes, build_rows, length_bucket, score_requests
+from emergence.eval.loglikelihood import (
+    _shared_prefixes,
+    build_rows,
+    encode_requests,
+    length_bucket,
+    score_requests,
+)
 from emergence.eval.tokenization import encode_pair
 from emergence.models.registry import load_model
 from tests.models.helpers import FIXTURES
@@ -57,9 +63,9 @@ def test_scores_equal_the_naive_definition(tiny):
 
 
 def test_single_token_choices_share_one_row(tiny):
-    rows = build_rows(tiny.tokenizer, REQUESTS[1:2], 128)
+    rows = build_rows(encode_requests(tiny.tokenizer, REQUESTS[1:2]), 128)
     assert len(rows) == 1 and len(rows[0].choices) == 3
-    multi = build_rows(tiny.tokenizer, REQUESTS[:1], 128)
+    multi = build_rows(encode_requests(tiny.tokenizer, REQUESTS[:1]), 128)
     assert len(multi) == 3  # multi-token continuations: one row per choice
 
 
@@ -95,8 +101,8 @@ def test_a_shared_few_shot_prefix_is_computed_once_and_changes_nothing(tiny):
     questions = ["The capital of France is", "Question: What is 12 + 30?\nAnswer:", "The capital of Italy is"]
     requests = [Request("t", i, shots + q, 0, (" is", " capital", " Paris"), group="subject")
                 for i, q in enumerate(questions)]
-    rows = build_rows(tiny.tokenizer, requests, 128)
-    [(prefix, members)], rest = _shared_prefixes(rows, requests)
+    rows = build_rows(encode_requests(tiny.tokenizer, requests), 128)
+    [(prefix, members)], rest = _shared_prefixes(rows, [r.group for r in requests])
     assert len(prefix) >= 64 and len(members) == len(rows) and not rest
     for pack in (True, False):  # after the prefix: rows packed together, or one per row
         scores = score_requests(tiny.model, tiny.tokenizer, requests, pack=pack)
