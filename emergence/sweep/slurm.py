@@ -26,9 +26,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-import submitit
-
 from emergence.errors import UserError
+
+# submitit configures logging when first imported (logging.config.dictConfig), which closes every
+# logging handler the process already has, and with them streams that other code still writes to
+# (a test's captured stderr, for one). Import it without that; the tasks it starts, in their own
+# processes, import it normally (the variable is restored at once).
+_log_level = os.environ.get("SUBMITIT_LOG_LEVEL")
+os.environ["SUBMITIT_LOG_LEVEL"] = "NOCONFIG"
+try:
+    import submitit
+finally:
+    if _log_level is None:
+        del os.environ["SUBMITIT_LOG_LEVEL"]
+    else:
+        os.environ["SUBMITIT_LOG_LEVEL"] = _log_level
 
 DEFAULT_TIMEOUT_MIN = 240  # a task's time limit unless --slurm timeout_min=...; a timed-out task is requeued
 

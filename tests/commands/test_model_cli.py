@@ -4,20 +4,11 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 from safetensors.numpy import load_file, save_file
 
-from emergence.cli import main
+from tests.cli import run
 from tests.models.helpers import FIXTURES
 from tests.models.test_gguf import _write_with_raw_type
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def copy_fixture(tmp_path, name="gqa_untied"):

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emergence.cli import main
 from emergence.results_table import RESULT_COLUMNS
 from emergence.sweep.config import load_sweep_config
 from emergence.sweep.plan import expand
 from emergence.sweep.store import Store
+from tests.cli import run
 from tests.sweep.helpers import (
     FIXTURES,
     PAPER_CONFIG,
@@ -20,14 +20,6 @@ from tests.sweep.helpers import (
     tiny_raw,
     write_config,
 )
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def _bad_config(tmp_path, edit):

@@ -143,7 +143,8 @@ def test_a_tokenizer_that_adds_bos_starts_every_context_with_it_as_the_harness_d
     bos = tiny.tokenizer.bos_token_id
     with_bos = dataclasses.replace(tiny.tokenizer, add_bos=True)
     requests = [Request("t", 0, "The capital of France is", 0, (" Paris", " Rome, Italy")), Request("t", 1, "", 0, ("Paris",))]
-    rows, plain = build_rows(with_bos, requests, 128), build_rows(tiny.tokenizer, requests, 128)
+    rows = build_rows(encode_requests(with_bos, requests), 128)
+    plain = build_rows(encode_requests(tiny.tokenizer, requests), 128)
     for row, bare in zip(rows[:-1], plain[:-1], strict=True):
         assert row.tokens == (bos, *bare.tokens) and row.targets == bare.targets
     assert rows[-1].tokens == plain[-1].tokens and rows[-1].tokens[:2] != (bos, bos)

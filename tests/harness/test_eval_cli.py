@@ -6,19 +6,11 @@ import pytest
 
 pytest.importorskip("lm_eval", reason="the harness extra: pip install -e '.[harness]'")
 
-from emergence.cli import main  # noqa: E402
+from tests.cli import run  # noqa: E402
 from tests.harness.test_tasks import INCLUDE  # noqa: E402
 from tests.models.helpers import FIXTURES  # noqa: E402
 
 MODEL = str(FIXTURES / "gqa_untied")
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_records_like_a_built_in_task_plus_the_harness_results_file(tmp_path, capsys):

@@ -9,20 +9,12 @@ import yaml
 
 pytest.importorskip("lm_eval", reason="the harness extra: pip install -e '.[harness]'")
 
-from emergence.cli import main  # noqa: E402
 from emergence.sweep.config import load_sweep_config  # noqa: E402
 from emergence.sweep.plan import expand  # noqa: E402
+from tests.cli import run  # noqa: E402
 from tests.sweep.helpers import REPO, write_config  # noqa: E402
 
 CONFIG = REPO / "configs" / "sweeps" / "tiny_harness.yaml"
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def config(tmp_path, **changes):
