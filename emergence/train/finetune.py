@@ -25,6 +25,7 @@ from flax import nnx
 from emergence import fileio, harness
 from emergence.data.tasks import get_task
 from emergence.errors import UserError
+from emergence.models.global_arrays import to_host
 from emergence.models.llama import Llama
 from emergence.models.registry import LoadedModel, load_model
 from emergence.train import adapters, budgets, throughput
@@ -269,6 +270,15 @@ def run_finetune(
     }
     if writes and lora is not None:
         adapters.save_lora_adapter(out, lora, info, trainer.flat_params())
-    elif writes:
-        adapters.save_full_model(out, dataclasses.replace(loaded, model=trainer.model()), info)
+    elif lora is None:
+        # every process takes part in gathering weights sharded over hosts; process 0 writes them
+        model = trainer.model() if jax.process_count() == 1 else gathered(trainer.model())
+        if writes:
+            adapters.save_full_model(out, dataclasses.replace(loaded, model=model), info)
     return FinetuneResult(out, total, start, tuple(history), note, trainer=trainer, lora=lora)
+
+
+def gathered(model: nnx.Module) -> nnx.Module:
+    """``model`` with every parameter whole on this host (a collective: every process must call it)."""
+    graph, params, rest = nnx.split(model, nnx.Param, ...)
+    return nnx.merge(graph, jax.tree.map(to_host, params), rest)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from emergence.sweep.results import results_table
-from tests.sweep.helpers import REPO, cli_env, comparable, run_cli, tiny_raw, write_config
+from tests.sweep.helpers import EMERGENCE, REPO, cli_env, comparable, run_cli, tiny_raw, write_config
 
 LOSS_TOLERANCE = 1e-5
 
@@ -114,3 +114,32 @@ def test_two_processes_on_one_mesh_give_the_one_process_table_and_write_each_fil
     assert len(results) == len(set(results))  # atomic writes: no file of the sweep written twice
     assert len([f for f in replaced if re.fullmatch(r"cells/\w+\.json", f)]) == 10  # the records
     assert len([f for f in replaced if f.startswith("loss/")]) == 2 and "sweep.json" in replaced
+
+
+def test_a_fully_finetuned_cell_over_two_processes_saves_the_one_process_model(env, tmp_path):
+    """Full finetuning shards the trained weights over both hosts: every process gathers them, and
+    process 0 writes the model a one-process run writes."""
+    raw = tiny_raw() | {"budgets": [16], "subset_seeds": [0]}
+    raw["checkpoints"] = raw["checkpoints"][:1]
+    raw["finetune"] = raw.get("finetune", {}) | {"method": "full"}
+    one = write_config(tmp_path / "one.yaml", raw)
+    proc = run_cli(["sweep", "run", str(one), f"out={tmp_path / 'one'}"], _devices(env, 1))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job_config = write_config(tmp_path / "job.yaml", raw | {"mesh": {"fsdp": -1, "distributed": True}})
+    job = _devices(env, 2) | {"JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}", "JAX_NUM_PROCESSES": "2"}
+    procs = [
+        subprocess.Popen(
+            [*EMERGENCE, "sweep", "run", str(job_config), f"out={tmp_path / 'job'}"], cwd=REPO,
+            env=job | {"JAX_PROCESS_ID": str(i)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        for i in (0, 1)
+    ]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(logs)
+    from safetensors.numpy import load_file
+
+    saved = {name: sorted((tmp_path / name / "cells").glob("*/finetune/model/model.safetensors")) for name in ("one", "job")}
+    assert len(saved["one"]) == len(saved["job"]) == 1
+    ours, theirs = load_file(str(saved["job"][0])), load_file(str(saved["one"][0]))
+    assert ours.keys() == theirs.keys()
+    assert max(float(abs(ours[k] - theirs[k]).max()) for k in ours) < LOSS_TOLERANCE
