@@ -63,21 +63,8 @@ def write_tiny_gguf(path: Path, fixture: str, quant: dict[str, object], *, drop:
     tensors = load_file(str(src / "model.safetensors"))
     tok = json.loads((src / "tokenizer.json").read_text())
     writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_block_count(cfg["num_hidden_layers"])
-    writer.add_context_length(cfg["max_position_embeddings"])
-    writer.add_embedding_length(cfg["hidden_size"])
-    writer.add_feed_forward_length(cfg["intermediate_size"])
-    writer.add_head_count(cfg["num_attention_heads"])
-    writer.add_head_count_kv(cfg["num_key_value_heads"])
-    writer.add_rope_freq_base(cfg.get("rope_theta") or cfg["rope_parameters"]["rope_theta"])
-    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    vocab = sorted(tok["model"]["vocab"].items(), key=lambda kv: kv[1])
-    writer.add_tokenizer_model("gpt2")
+    add_shape_and_vocabulary(writer, cfg, tok, cfg.get("rope_theta") or cfg["rope_parameters"]["rope_theta"])
     writer.add_tokenizer_pre("default")
-    writer.add_token_list([t for t, _ in vocab])
-    writer.add_token_types([3 if t in ("<unk>", "<s>", "</s>") else 1 for t, _ in vocab])
-    merges = tok["model"]["merges"]
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
     dequantized: dict[str, np.ndarray] = {}
@@ -120,3 +107,21 @@ def _unpermute(weight: np.ndarray, n_head: int) -> np.ndarray:
         out[h * head + head // 2:(h + 1) * head] = block[1::2]
     assert rows == out.shape[0]
     return out
+
+
+def add_shape_and_vocabulary(writer, cfg: dict, tok: dict, rope_theta: float) -> None:
+    """The GGUF metadata every fixture file carries: the model's shape from its HF ``config.json``
+    and its byte-level BPE vocabulary from ``tokenizer.json``."""
+    writer.add_block_count(cfg["num_hidden_layers"])
+    writer.add_context_length(cfg["max_position_embeddings"])
+    writer.add_embedding_length(cfg["hidden_size"])
+    writer.add_feed_forward_length(cfg["intermediate_size"])
+    writer.add_head_count(cfg["num_attention_heads"])
+    writer.add_head_count_kv(cfg["num_key_value_heads"])
+    writer.add_rope_freq_base(rope_theta)
+    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    vocab = sorted(tok["model"]["vocab"].items(), key=lambda kv: kv[1])
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list([t for t, _ in vocab])
+    writer.add_token_types([3 if t in ("<unk>", "<s>", "</s>") else 1 for t, _ in vocab])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])

@@ -17,7 +17,7 @@ from emergence.models.generate import greedy_generate
 from emergence.models.registry import load_model, save_model
 from emergence.train.config import LoraConfig
 from emergence.train.lora import apply_lora, lora_layers
-from tests.models.helpers import FAMILY_FIXTURES
+from tests.models.helpers import FAMILY_FIXTURES, add_shape_and_vocabulary
 
 FAMILY_NAMES = ["qwen2", "qwen3", "olmo2", "gpt_neox", "gpt_neox_sequential", "gemma3"]
 
@@ -139,22 +139,10 @@ def _write_gemma3_gguf(path, directory):
              "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
              "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
     writer = gguf.GGUFWriter(str(path), "gemma3")
-    writer.add_block_count(cfg["num_hidden_layers"])
-    writer.add_context_length(cfg["max_position_embeddings"])
-    writer.add_embedding_length(cfg["hidden_size"])
-    writer.add_feed_forward_length(cfg["intermediate_size"])
-    writer.add_head_count(cfg["num_attention_heads"])
-    writer.add_head_count_kv(cfg["num_key_value_heads"])
+    add_shape_and_vocabulary(writer, cfg, tok, cfg["rope_parameters"]["full_attention"]["rope_theta"])
     writer.add_key_length(cfg["head_dim"])
     writer.add_value_length(cfg["head_dim"])
-    writer.add_rope_freq_base(cfg["rope_parameters"]["full_attention"]["rope_theta"])
-    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     writer.add_sliding_window(cfg["sliding_window"])
-    vocab = sorted(tok["model"]["vocab"].items(), key=lambda kv: kv[1])
-    writer.add_tokenizer_model("gpt2")
-    writer.add_token_list([t for t, _ in vocab])
-    writer.add_token_types([3 if t in ("<unk>", "<s>", "</s>") else 1 for t, _ in vocab])
-    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])
     for hf, array in load_file(str(directory / "model.safetensors")).items():
         if hf == "model.embed_tokens.weight":
             name = "token_embd.weight"
