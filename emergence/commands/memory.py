@@ -41,7 +41,7 @@ def memory(
     from emergence.config import load_config
 
     settings = load_config(FinetuneFile, config, overrides or []).finetune
-    _cpu_devices(settings.mesh.min_devices)
+    cpu_devices(settings.mesh.min_devices)
 
     from emergence.models.presets import model_config
     from emergence.train import memory_plan as mp
@@ -89,14 +89,14 @@ def memory(
         print(f"largest micro-batch that fits: {best if best else 'none'} (peak GiB by micro-batch: {shown})")
 
 
-def _cpu_devices(count: int) -> None:
+def cpu_devices(count: int) -> None:
     """As many CPU devices as the mesh has, set before JAX starts (unless XLA_FLAGS already says)."""
     import jax
 
     if count > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         # JAX already started (a caller in the same process): plan_mesh then names what to do
         with contextlib.suppress(RuntimeError):
-            jax.config.update("jax_num_cpu_devices", count)
+            jax.config.update("jax_numcpu_devices", count)
 
 
 def _accelerator_memory() -> int | None:

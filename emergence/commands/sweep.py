@@ -46,12 +46,12 @@ def plan_cmd(
 
     cfg = _config(config, overrides)
     if device_memory:
-        from emergence.commands.memory import _cpu_devices
+        from emergence.commands.memory import cpu_devices
         from emergence.sweep.placement import devices_needed
         from emergence.train.memory_plan import parse_bytes
 
         limit = parse_bytes(device_memory)
-        _cpu_devices(devices_needed(cfg))  # before expand starts JAX: meshes larger than the machine
+        cpu_devices(devices_needed(cfg))  # before expand starts JAX: meshes larger than the machine
     cells = expand(cfg)
     print(format_plan(cfg, cells, rows=rows))
     print()

@@ -100,15 +100,6 @@ def shard_state(state, mesh: Mesh):
     return state
 
 
-def place_on_default_mesh(model) -> None:
-    """Put a model's arrays on the default mesh (one device), where a finetuning run's models live
-    (aliased, not copied): a compiled program is keyed on its inputs' placement, so the base and
-    the finetuned models of a sweep then share every scorer program."""
-    from flax import nnx
-
-    shard_state(nnx.state(model), build_mesh(MeshConfig()))
-
-
 def shard_batch(arrays: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """Put host batch arrays on the mesh; the batch size must divide by data × fsdp."""
     ways = mesh.shape["data"] * mesh.shape["fsdp"]

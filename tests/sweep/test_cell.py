@@ -46,13 +46,12 @@ def test_few_shot_lora_and_full_finetuning_cells_share_one_compiled_scorer():
     from emergence.train.config import LoraConfig, MeshConfig, OptimConfig
     from emergence.train.finetune import trained_model
     from emergence.train.lora import apply_lora
-    from emergence.train.mesh import build_mesh, place_on_default_mesh
+    from emergence.train.mesh import build_mesh, placement
     from emergence.train.trainer import Trainer
     from tests.compiles import counting_compiles
     from tests.train.conftest import BENCHMARKS, synthetic_batches
 
-    base = load_model(str(TINY_LLAMA / "gqa_untied"))
-    place_on_default_mesh(base.model)
+    base = load_model(str(TINY_LLAMA / "gqa_untied"), placement=placement(build_mesh(MeshConfig())))  # as a sweep loads it
     _, requests = make_requests("cola", limit=6, data_dir=BENCHMARKS)
     few_shot = score_requests(base.model, base.tokenizer, requests)
     mesh, optim, lora = build_mesh(MeshConfig()), OptimConfig(lr=1e-2), LoraConfig(rank=2, alpha=4)

@@ -20,7 +20,7 @@ from emergence.train.lora import (
     merge_lora,
     set_training,
 )
-from emergence.train.mesh import build_mesh, place_on_default_mesh
+from emergence.train.mesh import build_mesh, placement
 from emergence.train.trainer import Trainer
 from tests.compiles import counting_compiles
 
@@ -211,8 +211,9 @@ def test_a_bf16_base_is_evaluated_with_its_adapters_unfused_and_no_copy_of_its_k
     from .conftest import TINY
 
     for param_dtype, folds in (("bfloat16", False), ("float32", True)):
-        base = load_model(str(TINY), dtype=param_dtype, param_dtype=param_dtype)
-        place_on_default_mesh(base.model)  # as a sweep places its base
+        # as a sweep loads its base: straight onto the finetuning mesh
+        base = load_model(str(TINY), dtype=param_dtype, param_dtype=param_dtype,
+                          placement=placement(build_mesh(MeshConfig())))
         model = apply_lora(nnx.clone(base.model), CFG)
         trainer = Trainer(model, nnx.LoRAParam, OptimConfig(lr=1e-2), 2, mesh=build_mesh(MeshConfig()))
         for step, batch in enumerate(synthetic_batches(2)):
