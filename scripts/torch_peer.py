@@ -35,6 +35,28 @@ def smollm2_gguf() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+#: SmolLM2's own pre-tokenizer (HuggingFaceTB/SmolLM2-135M-Instruct's tokenizer.json, and llama.cpp's
+#: ``smollm`` rule named by the GGUF's ``tokenizer.ggml.pre``): every digit is split off before the
+#: GPT-2 byte-level regex.
+SMOLLM2_PRE_TOKENIZER = {
+    "type": "Sequence",
+    "pretokenizers": [
+        {"type": "Digits", "individual_digits": True},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+    ],
+}
+
+
+def _restore_digit_split(tokenizer_json: Path) -> None:
+    """transformers' GGUF converter ignores ``tokenizer.ggml.pre`` and writes a bare ByteLevel
+    pre-tokenizer, which encodes a double space before a digit as "Ġ", "Ġ" where SmolLM2 has "ĠĠ"
+    (10 of the first 200 5-shot GSM8K prompts differ; results/bench/harness.md). Put the model's own
+    pre-tokenizer back so the peer scores the token ids SmolLM2 was trained on."""
+    data = json.loads(tokenizer_json.read_text())
+    data["pre_tokenizer"] = SMOLLM2_PRE_TOKENIZER
+    tokenizer_json.write_text(json.dumps(data, ensure_ascii=False))
+
+
 def export(out: Path) -> None:
     import torch
     from safetensors.numpy import save_file
@@ -54,6 +76,8 @@ def export(out: Path) -> None:
     model = plain
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
+    _restore_digit_split(out / "tokenizer.json")
+    tok = AutoTokenizer.from_pretrained(str(out))
     arrays = {}
     with torch.no_grad():
         for i, prompt in enumerate(PROMPTS):
