@@ -56,7 +56,7 @@ def _task_rows(path: str, task: str):
     return frame[frame["task"] == task]
 
 
-def table_design(path: str, task: str, rng):
+def table_design(path: str, task: str, rng, d0: float | None = None):
     """The design of a real sweep: its checkpoints' losses, budgets, seeds, shots and eval size."""
     import numpy as np
 
@@ -73,6 +73,7 @@ def table_design(path: str, task: str, rng):
         budgets=budgets,
         seeds=seeds or (0,),
         shots=max(shots, 2),
+        d0=d0,
         n_eval=n_eval,
         n_emerged=int(rng.integers(0, 3)),
     )
@@ -87,10 +88,10 @@ def one_fit(i: int, args) -> dict:
     from emergence.laws.table import select
 
     rng = np.random.default_rng([args.seed, i])
-    design = random_design(rng) if args.design == "default" else table_design(args.table, args.task, rng)
+    design = random_design(rng) if args.design == "default" else table_design(args.table, args.task, rng, args.d0)
     truth = (draw_prior_truth if args.prior else draw_truth)(design, rng)
     frame = simulate(truth, design, seed=int(rng.integers(2**31)))
-    data = select(frame, design.task, chance=design.chance, source=f"sim-{i}")
+    data = select(frame, design.task, chance=design.chance, d0=design.d0, source=f"sim-{i}")
     options = FitSettings(warmup=args.warmup, samples=args.samples, seed=i)
     fit = fit_law(data, options)
     e0 = fit.emergence()
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", help="results table whose design to simulate (with --design table)")
     parser.add_argument("--task", help="task of --table")
     parser.add_argument("--prior", action="store_true", help="draw truths from the priors (SBC)")
+    parser.add_argument("--d0", type=float, help="the few-shot point's data amount, as the demo's fit.d0")
     parser.add_argument("--fits", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warmup", type=int, default=500)

@@ -32,6 +32,7 @@ class Design:
     budgets: tuple[int, ...] = (64, 256, 1024, 4096, 16384)
     seeds: tuple[int, ...] = (0, 1)
     shots: int = 5
+    d0: float | None = None  # the few-shot point's data amount, as the fit's `d0` (default: shots, min 2)
     n_eval: int = 1000
     n_emerged: int = 2  # at most this many checkpoints past the few-shot elbow
     lead: tuple[float, float] = (0.05, 0.5)  # E(D0) this many nats below the (n_emerged+1)-th strongest
@@ -72,6 +73,11 @@ class Truth:
         return float(self.elbow(0.0))
 
 
+def fewshot_d0(design: Design) -> float:
+    """D0 of a design: its explicit ``d0``, else the shot count (at least 2), as the fit resolves it."""
+    return float(design.d0) if design.d0 is not None else float(max(2, design.shots))
+
+
 def ladder(design: Design) -> pd.DataFrame:
     """Checkpoints of the ladder with params, tokens, FLOPs and a Chinchilla-style pretraining loss
     (or the design's explicit losses, with compute that grows as the loss falls)."""
@@ -97,7 +103,7 @@ def draw_truth(design: Design, rng: np.random.Generator, form: str = "log-power"
     e0 = losses[n] - rng.uniform(design.lead[0], min(design.lead[1], 0.9 * losses[n]))
     e_max = np.quantile(losses, rng.uniform(0.55, 0.85))
     alpha = float(rng.uniform(0.7, 2.0) if form == "log-power" else rng.uniform(0.15, 0.5))
-    d0 = float(max(2, design.shots))
+    d0 = fewshot_d0(design)
     g = (lambda d: math.log(d)) if form == "log-power" else (lambda d: float(d))
     k = (e_max - e0) / (g(max(design.budgets)) ** alpha - g(d0) ** alpha)
     # A keeps the strongest finetuned checkpoint below the metric's maximum (where the law caps Perf)
@@ -128,6 +134,7 @@ def draw_prior_truth(design: Design, rng: np.random.Generator, form: str = "log-
         simulate(Truth(0.0, design.chance, 0.0, 0.0, 1.0, 0.0, 2.0), design, 0),
         design.task,
         chance=design.chance,
+        d0=design.d0,
     )
     geo = geometry(skeleton, spec)
     theta = {

@@ -175,6 +175,16 @@ def test_select_reads_d0_from_shots_and_knows_chance_levels():
         select(frame, "mmlu", d0=1)
 
 
+def test_a_design_may_place_the_fewshot_point_at_its_own_d0():
+    """A demo whose fit sets d0 (configs/demo.yaml) is simulated with the same D0, shots aside."""
+    design = Design(shots=3, d0=8)
+    truth = draw_truth(design, np.random.default_rng(2))
+    assert truth.d0 == 8 and truth.e0 == pytest.approx(float(truth.elbow(8)))
+    frame = simulate(truth, design, seed=2)
+    assert select(frame, "synthetic").d0 == 3  # the rows alone name the shots
+    assert select(frame, "synthetic", d0=design.d0).d0 == 8
+
+
 def test_select_errors_name_the_culprit():
     frame = simulate(draw_truth(Design(), np.random.default_rng(1)), Design(), seed=1)
     with pytest.raises(UserError, match="unknown task 'gsm8k'"):
