@@ -22,6 +22,24 @@ _HEADLINE = ("metric", "d0", "prediction", "truth", "error_nats", "baselines", "
 _HEADLINE += ("finetuned_vs_fewshot", "fit")
 
 
+def cpu_model() -> str:
+    """The CPU's model name and widest vector extension: float noise across machines follows them, so
+    a run records them next to its numbers (Linux; "unknown" elsewhere)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    name = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+        "unknown",
+    )
+    flags = next(
+        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []
+    )
+    simd = next((f for f in ("avx512f", "avx2", "avx") if f in flags), "no avx")
+    return f"{name} ({simd})"
+
+
 def summarize(cfg, ladder, manifest: Path, frame, analyses: dict, timings: dict, source: str) -> dict:
     """Headline numbers per task, the acceptance verdicts, what ran and how long it took."""
     from emergence.train.pretrain import read_manifest
@@ -42,7 +60,7 @@ def summarize(cfg, ladder, manifest: Path, frame, analyses: dict, timings: dict,
         "config": source,
         "out": cfg.out,
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": {"cpus": cpus, "platform": platform.platform()},
+        "machine": {"cpus": cpus, "cpu": cpu_model(), "platform": platform.platform()},
         "ladder": {
             "name": ladder.name,
             "config": cfg.ladder,
