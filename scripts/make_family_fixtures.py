@@ -12,7 +12,6 @@ ids, PyTorch's fp32 logits for them, a prompt and its greedy continuation.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -30,7 +29,7 @@ from transformers import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_llama_fixtures import VOCAB, tiny_tokenizer  # noqa: E402
+from make_llama_fixtures import VOCAB, save_tiny_tokenizer, tiny_tokenizer  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "families"
 SIZES = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -80,10 +79,7 @@ def main() -> None:
         (target / "bin").mkdir()
         shutil.copy(target / "config.json", target / "bin" / "config.json")
         torch.save({key: torch.from_numpy(value) for key, value in saved.items()}, target / "bin" / "pytorch_model.bin")
-        tokenizer.save(str(target / "tokenizer.json"))
-        (target / "tokenizer_config.json").write_text(json.dumps(
-            {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
-             "unk_token": "<unk>", "add_bos_token": False}, indent=2))
+        save_tiny_tokenizer(tokenizer, target)
         with torch.no_grad():
             logits = model(torch.from_numpy(input_ids)).logits.float().numpy()
             prompt = torch.tensor([PROMPT])

@@ -65,6 +65,15 @@ def tiny_tokenizer() -> Tokenizer:
     return tok
 
 
+def save_tiny_tokenizer(tokenizer: Tokenizer, target: Path) -> None:
+    """tokenizer.json and the tokenizer_config.json that makes transformers load it as a fast
+    tokenizer with LLaMA's special tokens and no BOS added (every tiny fixture's tokenizer)."""
+    tokenizer.save(str(target / "tokenizer.json"))
+    (target / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
+         "unk_token": "<unk>", "add_bos_token": False}, indent=2))
+
+
 def main() -> None:
     torch.manual_seed(0)
     tokenizer = tiny_tokenizer()
@@ -80,10 +89,7 @@ def main() -> None:
             for param in model.parameters():
                 param.normal_(0.0, 0.2) if param.dim() > 1 else param.uniform_(0.5, 1.5)
         model.save_pretrained(target, safe_serialization=True)
-        tokenizer.save(str(target / "tokenizer.json"))
-        (target / "tokenizer_config.json").write_text(json.dumps(
-            {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
-             "unk_token": "<unk>", "add_bos_token": False}, indent=2))
+        save_tiny_tokenizer(tokenizer, target)
         with torch.no_grad():
             logits = model(torch.from_numpy(input_ids)).logits.float().numpy()
         save_file({"input_ids": input_ids, "logits": logits}, str(target / "reference.safetensors"))
