@@ -270,7 +270,7 @@ def loss_cmd(
         raise UserError(f"loss corpus not found: {corpus}")
     res = corpus_loss(load_model(model, dtype=dtype), **spec.scoring())
     short = f" (the corpus has only {res.n_tokens + 1} tokens)" if res.n_tokens < tokens else ""
-    value = f"{res.loss:.6f} nats/token" if unit == "nats-per-token" else f"{res.bits_per_byte:.6f} bits/byte"
+    value = f"{res.in_unit(unit):.6f} " + ("nats/token" if unit == "nats-per-token" else "bits/byte")
     over = f"{res.n_tokens} tokens" + ("" if unit == "nats-per-token" else f", {res.n_bytes} bytes")
     print(f"loss {value} over {over}{short}, windows of {res.seq_len}, {res.seconds:.2f}s", file=sys.stdout)
 

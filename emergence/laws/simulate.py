@@ -74,8 +74,10 @@ class Truth:
 
 
 def fewshot_d0(design: Design) -> float:
-    """D0 of a design: its explicit ``d0``, else the shot count (at least 2), as the fit resolves it."""
-    return float(design.d0) if design.d0 is not None else float(max(2, design.shots))
+    """D0 of a design, resolved as the fit resolves it: its explicit ``d0``, else the shot count."""
+    from emergence.laws.table import resolve_d0
+
+    return resolve_d0(design.d0, np.asarray([design.shots], dtype=float))[0]
 
 
 def ladder(design: Design) -> pd.DataFrame:

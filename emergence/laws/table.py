@@ -100,7 +100,7 @@ def select(
 
     budget = column("budget")
     fewshot = budget == 0
-    d0, d0_note = _resolve_d0(d0, column("shots")[fewshot])
+    d0, d0_note = resolve_d0(d0, column("shots")[fewshot])
     if d0_note:
         notes.append(d0_note)
     chance_known = True
@@ -135,7 +135,7 @@ def select(
     )
 
 
-def _resolve_d0(d0: float | None, shots: np.ndarray) -> tuple[float, str | None]:
+def resolve_d0(d0: float | None, shots: np.ndarray) -> tuple[float, str | None]:
     """D0 defaults to the few-shot example count (min 2): E(D) in log D needs D0 > 1."""
     if d0 is not None:
         if not d0 >= 2:

@@ -26,16 +26,14 @@ def cpu_model() -> str:
     """The CPU's model name and widest vector extension: float noise across machines follows them, so
     a run records them next to its numbers (Linux; "unknown" elsewhere)."""
     try:
-        info = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor() or "unknown"
-    name = next(
-        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-        "unknown",
-    )
-    flags = next(
-        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []
-    )
+
+    def first(key: str) -> str:  # the first CPU's value of a field
+        return next((line.split(":", 1)[1] for line in lines if line.startswith(key)), "")
+
+    name, flags = first("model name").strip() or "unknown", first("flags").split()
     simd = next((f for f in ("avx512f", "avx2", "avx") if f in flags), "no avx")
     return f"{name} ({simd})"
 
