@@ -96,7 +96,7 @@ def cpu_devices(count: int) -> None:
     if count > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         # JAX already started (a caller in the same process): plan_mesh then names what to do
         with contextlib.suppress(RuntimeError):
-            jax.config.update("jax_numcpu_devices", count)
+            jax.config.update("jax_num_cpu_devices", count)
 
 
 def _accelerator_memory() -> int | None:

@@ -37,3 +37,15 @@ def test_plans_a_local_model_directory_as_json(capsys):
 def test_bad_inputs_are_one_line_errors(argv, needle, capsys):
     code, _, err = run(argv, capsys)
     assert_one_line_error(code, err, needle)
+
+
+def test_cpu_devices_without_xla_flags_is_quiet_once_jax_has_started(monkeypatch):
+    """A mesh of several devices sets JAX's CPU device count; once JAX has started that is refused
+    (plan_mesh then names what to do), never a crash of its own (it was an unknown config name)."""
+    import jax
+
+    from emergence.commands.memory import cpu_devices
+
+    monkeypatch.setenv("XLA_FLAGS", "")
+    jax.devices()
+    cpu_devices(2)
