@@ -16,6 +16,7 @@ import traceback
 import typer
 
 from emergence import commands
+from emergence.commands.domains import check_all
 from emergence.errors import (
     EXIT_INTERNAL,
     EXIT_PARTIAL,
@@ -36,11 +37,8 @@ app = typer.Typer(
 def _register_all() -> None:
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(app)
-    from emergence.commands.domains import check_all
-
+        if hasattr(module, "register"):
+            module.register(app)
     check_all(app)  # every numeric option checked against its domain before the command runs
 
 

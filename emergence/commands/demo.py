@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from emergence.commands.shared import dotted_overrides, setup_devices
+
 
 def demo_command(
     config: str = typer.Argument(..., help="demo config (YAML), e.g. configs/demo.yaml"),
-    overrides: list[str] = typer.Argument(
-        None, help="dotted overrides, e.g. fit.samples=500 holdout.flops_above=1e12", show_default=False
-    ),
+    overrides: list[str] = dotted_overrides("fit.samples=500 holdout.flops_above=1e12"),
     out: str = typer.Option(
         None, "--out", "-o", help="folder for the report, tables and plots (default: the config's out)"
     ),
@@ -18,10 +18,9 @@ def demo_command(
     ),
 ) -> None:
     """Pretrain the toy ladder, sweep few-shot + finetuning, fit, backtest, forecast, write report.md."""
-    from emergence.commands.law import setup_devices
     from emergence.report.demo_config import load_demo_config
 
-    cfg, ladder = load_demo_config(config, list(overrides or []), out=out, work=work)  # before pretraining
+    cfg, ladder = load_demo_config(config, overrides, out=out, work=work)  # before pretraining
     setup_devices(cfg.fit.chains)
     from emergence.report.demo import run_demo
 

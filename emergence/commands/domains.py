@@ -20,17 +20,14 @@ from emergence.errors import UserError
 RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     name: (lambda v: v > 0, "> 0")
     for name in (
-        "batch_size", "chains", "samples", "pcs", "n_eval", "seeds", "steps", "max_new_tokens", "rank",
-        "grad_accum", "max_seq_len", "save_every", "log_every", "eval_every", "limit", "eval_limit",
-        "budget", "tokens", "params", "flops", "loss", "scale", "cutoff", "lr", "epochs", "seq_len",
-        "entities", "peak_tflops",
-        "eval_tokens", "loss_tokens",
+        "batch_size", "chains", "samples", "pcs", "n_eval", "seeds", "steps", "max_new_tokens", "limit",
+        "budget", "tokens", "params", "flops", "loss", "scale", "cutoff", "seq_len", "entities",
+        "peak_tflops", "eval_tokens", "loss_tokens",
     )
 } | {
     "level": (lambda v: 0 < v < 1, "in (0, 1)"),
     "holdout_top": (lambda v: 0 < v < 1, "in (0, 1)"),
     "chance": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
 }
 
 

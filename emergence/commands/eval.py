@@ -7,9 +7,13 @@ import sys
 
 import typer
 
+from emergence.commands.shared import DATA_DIR, MODEL, progress
+from emergence.errors import UserError
+from emergence.fileio import check_output_file, write_json
+
 
 def eval_command(
-    model: str = typer.Argument(..., help="HF directory, .gguf file, alias (smollm2-135m) or hub id"),
+    model: str = MODEL,
     task: str = typer.Option(None, "--task", "-t", help="mmlu | commonsense_qa | cola | gsm8k"),
     harness_task: str = typer.Option(None, "--harness-task",
                                      help="lm-evaluation-harness tasks, comma-separated (the harness extra)"),
@@ -23,7 +27,7 @@ def eval_command(
                                      help="padded tokens per scoring batch (default: by device, 2048 on CPU)"),
     generation_rows: int = typer.Option(None, "--generation-rows", min=1,
                                         help="prompts generated together (default: by device, 16 on CPU)"),
-    data_dir: str = typer.Option(None, "--data-dir", help="local benchmark files (default $EMERGENCE_DATA)"),
+    data_dir: str = DATA_DIR,
     source: str = typer.Option("local", "--source", help="local | hub | a folder of hub-format files"),
     subjects: str = typer.Option(None, "--subjects", help="MMLU subjects, comma-separated"),
     seed: int = typer.Option(1234, "--seed", help="few-shot sampling seed"),
@@ -34,14 +38,10 @@ def eval_command(
 ) -> None:
     """Evaluate MODEL on a task, harness-identical prompts, or on lm-evaluation-harness tasks through
     our engine; prints metrics (and examples/s)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from emergence.data.tasks import get_task
-    from emergence.errors import UserError
     from emergence.eval.evaluate import evaluate, write_records
     from emergence.models.registry import load_model
-    from emergence.train.config import DTYPES, precision
+    from emergence.train.config import precision
 
     if (task is None) == (harness_task is None):
         raise UserError("give exactly one of --task or --harness-task")
@@ -60,20 +60,14 @@ def eval_command(
     else:
         spec = get_task(task)  # unknown task: fail before loading anything
     if out:
-        from emergence.fileio import check_output_file
-
         check_output_file(out)  # a folder, or a path under a file: one line before evaluating
-    for option, value in (("--dtype", dtype), ("--param-dtype", param_dtype)):
-        if value not in (None, *DTYPES):
-            raise UserError(f"{option} must be one of {', '.join(DTYPES)}, got {value!r}")
     dtype, param_dtype = precision("none", dtype, param_dtype)
-    loaded = load_model(model, dtype=dtype, param_dtype=param_dtype)
+    loaded = load_model(model, dtype=dtype, param_dtype=param_dtype)  # a dtype not known: one line here
     if adapter:
         from emergence.train.adapters import load_adapter
 
         loaded = load_adapter(loaded, adapter)
     if harness_task is not None:
-        from emergence.fileio import write_json
         from emergence.harness.run import evaluate_tasks
 
         results, harness_results = evaluate_tasks(
@@ -83,15 +77,14 @@ def eval_command(
             write_records(out, [{"task": r.task, **record} for r in results for record in r.records])
             write_json(f"{out}.harness.json", harness_results)
     else:
-        with Progress(TextColumn(f"eval {task}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty()) as progress:
-            bar = progress.add_task(task, total=None)
+        with progress(f"eval {task}", transient=True, disable=not sys.stderr.isatty()) as bars:
+            bar = bars.add_task(task, total=None)
             results = [evaluate(
                 loaded, spec, shots=shots, limit=limit, split=split, batch_size=batch_size,
                 batch_tokens=batch_tokens, generation_rows=generation_rows, data_dir=data_dir,
                 source=source, subjects=subjects.split(",") if subjects else None, seed=seed,
-                on_start=lambda n: progress.update(bar, total=n),
-                on_progress=lambda k: progress.advance(bar, k),
+                on_start=lambda n: bars.update(bar, total=n),
+                on_progress=lambda k: bars.advance(bar, k),
             )]
         if out:
             write_records(out, results[0].records)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 
 import typer
 
+from emergence.commands.shared import DATA_DIR, dotted_overrides, progress
+from emergence.fileio import check_output_dir
 from emergence.train.config import EvalSettings, FinetuneConfig, FinetuneSettings
 
 
@@ -26,14 +28,12 @@ class FinetuneFile:
 
 def finetune(
     model: str = typer.Argument(..., help="HF directory, .gguf file or alias (smollm2-135m)"),
-    overrides: list[str] = typer.Argument(
-        None, help="dotted overrides, e.g. finetune.optim.lr=3e-4 finetune.lora.rank=8", show_default=False
-    ),
+    overrides: list[str] = dotted_overrides("finetune.optim.lr=3e-4 finetune.lora.rank=8"),
     task: str = typer.Option(..., "--task", help="mmlu | commonsense_qa | cola | gsm8k"),
     budget: int = typer.Option(..., "--budget", help="number of training examples D"),
     out: str = typer.Option(..., "--out", help="result directory (checkpoints, metrics, adapter)"),
     config: str = typer.Option(None, "--config", help="YAML with a sweep config's finetune/eval sections"),
-    data_dir: str = typer.Option(None, "--data-dir", help="benchmarks folder (default: $EMERGENCE_DATA)"),
+    data_dir: str = DATA_DIR,
     subset_seed: int = typer.Option(None, "--subset-seed", help="which nested subset of the training split [0]"),
     dtype: str = typer.Option(None, "--dtype", help="compute dtype [float32 on CPU, else bfloat16]"),
     param_dtype: str = typer.Option(
@@ -49,10 +49,9 @@ def finetune(
     --config and/or dotted overrides."""
     from emergence.config import load_config
     from emergence.data.tasks import get_task
-    from emergence.fileio import check_output_dir
 
     check_output_dir(out)
-    run = load_config(FinetuneFile, config, overrides or [])
+    run = load_config(FinetuneFile, config, overrides)
     ev = run.eval if data_dir is None else replace(run.eval, data_dir=data_dir)
     settings = run.finetune if peak_tflops is None else replace(run.finetune, peak_tflops=peak_tflops)
     given = {"subset_seed": subset_seed, "dtype": dtype, "param_dtype": param_dtype}
@@ -63,36 +62,25 @@ def finetune(
 
 
 def _run(cfg: FinetuneConfig, out: str, ev: EvalSettings) -> None:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from emergence.train.finetune import run_finetune
 
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("[bold]finetune"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}  {task.fields[rate]} tok/s"),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    bars = progress("[bold]finetune", "loss {task.fields[loss]}  {task.fields[rate]} tok/s")
+    console = bars.console
     state: dict = {}
 
     def on_plan(plan) -> None:
         console.print(
             f"{cfg.task}: {cfg.budget} of {plan.n_train} examples ({plan.data_note}); {plan.total_steps} steps"
         )
-        state["task"] = progress.add_task("finetune", total=plan.total_steps, loss="-", rate="-")
+        state["task"] = bars.add_task("finetune", total=plan.total_steps, loss="-", rate="-")
 
     def on_log(m: dict) -> None:
-        progress.update(
-            state["task"], completed=m["step"], loss=f"{m['loss']:.4f}", rate=f"{m['tokens_per_s']:.0f}"
-        )
+        loss, rate = f"{m['loss']:.4f}", f"{m['tokens_per_s']:.0f}"
+        bars.update(state["task"], completed=m["step"], loss=loss, rate=rate)
 
     def on_eval(line: dict) -> None:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in line["eval"].items())
-        progress.console.print(f"step {line['step']}: {cfg.eval_split} {shown}")
+        console.print(f"step {line['step']}: {cfg.eval_split} {shown}")
 
     extra = {}
     if cfg.eval_every is not None:
@@ -101,7 +89,7 @@ def _run(cfg: FinetuneConfig, out: str, ev: EvalSettings) -> None:
         # built before anything is shown: a split, shot count or limit the task cannot give exits 2 here
         evaluator = scorer(cfg.task, **ev.options(split=cfg.eval_split))
         extra = {"evaluator": evaluator, "on_eval": on_eval}
-    with progress:
+    with bars:
         result = run_finetune(cfg, out, on_plan=on_plan, on_log=on_log, **extra)
     if result.already_done:
         print(f"{out}: already finished ({result.total_steps} steps); nothing to do")

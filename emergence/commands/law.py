@@ -15,19 +15,10 @@ from pathlib import Path
 
 import typer
 
+from emergence.commands.shared import setup_devices
 from emergence.errors import UserError
+from emergence.fileio import check_output_dir, check_output_file, write_json
 from emergence.laws.fit_config import FitSettings
-
-
-def setup_devices(chains: int) -> None:
-    """One CPU device per chain so chains run in parallel (must precede JAX's first use), and the
-    persistent compilation cache, so a later process skips compiling what it has compiled before."""
-    import numpyro
-
-    numpyro.set_host_device_count(max(1, chains))
-    from emergence.laws.nuts import enable_compile_cache
-
-    enable_compile_cache()
 
 
 @dataclass(frozen=True)
@@ -37,11 +28,11 @@ class FitFile:
     fit: FitSettings = field(default_factory=FitSettings)
 
 
-def _inputs(config: Path | None, overrides: list[str] | None, results: Path, task: str, metric, chance):
+def _inputs(config: Path | None, overrides: list[str], results: Path, task: str, metric, chance):
     """The fit's settings (then one CPU device per chain, before JAX starts) and the task's rows."""
     from emergence.config import load_config
 
-    settings = load_config(FitFile, config, overrides or []).fit
+    settings = load_config(FitFile, config, overrides).fit
     setup_devices(settings.chains)
     from emergence.laws.table import select
     from emergence.results_table import read_results
@@ -66,7 +57,7 @@ def _known_truth(results: Path, data) -> float | None:
 
 #: The options both commands share: the table, which slice of it, and where the settings come from.
 TABLE = typer.Argument(..., help="results table (CSV or Parquet, docs/design.md 'Results row')")
-OVERRIDES = typer.Argument(None, help="fit settings (see --config), e.g. fit.samples=300", show_default=False)
+OVERRIDES = typer.Argument([], help="fit settings (see --config), e.g. fit.samples=300", show_default=False)
 TASK = typer.Option(..., "--task", help="task name in the table's `task` column")
 METRIC = typer.Option(None, "--metric", help="metric column (default: the first one with values)")
 CHANCE = typer.Option(None, "--chance", help="chance level B (default: the task's; else estimated, B sampled)")
@@ -86,8 +77,6 @@ def fit_cmd(
     backtest: bool = typer.Option(False, "--backtest", help="also run the backtests and plot their bars"),
 ) -> None:
     """Fit the emergence law (MLE + NUTS) and predict the few-shot emergence point E(D0)."""
-    from emergence.fileio import check_output_dir
-
     check_output_dir(out)
     settings, data = _inputs(config, overrides, results, task, metric, chance)
     from emergence.laws.law_fit import fit_law, write_fit_dir
@@ -136,10 +125,10 @@ def _backtest(data, settings, out: Path | None) -> dict:
     print(format_table(result))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
-    if out is not None and result.rows:
-        from emergence.report.law_plots import plot_backtest
+        if result.rows:
+            from emergence.report.law_plots import plot_backtest
 
-        plot_backtest(result, out / "backtest.png")
+            plot_backtest(result, out / "backtest.png")
     return result.as_dict()
 
 
@@ -155,8 +144,6 @@ def backtest_cmd(
     """Run the paper's backtest protocols and print |error| against the few-shot ground truth
     (fit.sample=false: the MLE only, fast, no intervals)."""
     settings, data = _inputs(config, overrides, results, task, metric, chance)
-    from emergence.fileio import write_json
-
     result = _backtest(data, settings, out)
     if out is not None:
         write_json(out / "backtest.json", result, strict=True)
@@ -175,11 +162,9 @@ def forecast_cmd(
 
     fitted = read_fit_dir(fit_dir)
     result = forecast(fitted.e0_draws, fitted.compute_law, flops=flops, params=params, tokens=tokens, loss=loss)
-    where = (
-        f"C = {result['flops']:.3g} FLOPs → loss {result['loss']:.3f}"
-        if "flops" in result
-        else f"loss {result['loss']:.3f}"
-    )
+    where = f"loss {result['loss']:.3f}"
+    if "flops" in result:
+        where = f"C = {result['flops']:.3g} FLOPs → {where}"
     print(f"{fitted.summary['task']}: {where}: P(emerged few-shot) = {result['p_emerged']:.3f}")
     if "emergence" in result:
         c, n = result["emergence"]["flops"], result["emergence"]["params_compute_optimal"]
@@ -220,15 +205,7 @@ def simulate_cmd(
     """Draw a results table from the emergence law with known parameters."""
     import numpy as np
 
-    from emergence.fileio import check_output_file
-    from emergence.laws.simulate import (
-        Design,
-        draw_prior_truth,
-        draw_truth,
-        simulate,
-        truth_record,
-        write_table,
-    )
+    from emergence.laws import simulate as sim
 
     check_output_file(out)  # a folder or a path under a file: one line before anything is drawn
     lead_range = _floats(lead, "--lead", allow_zero=True)
@@ -236,7 +213,7 @@ def simulate_cmd(
         raise UserError(f"--lead: expected two numbers 'low,high', got '{lead}'")
     if form not in ("log-power", "power"):
         raise UserError(f"unknown --form '{form}' (choose log-power or power)")
-    design = Design(
+    design = sim.Design(
         sizes=_floats(sizes, "--sizes"),
         steps_per_size=steps,
         budgets=_whole(_floats(budgets, "--budgets"), "--budgets"),
@@ -247,10 +224,10 @@ def simulate_cmd(
         lead=lead_range,
         task=task,
     )
-    draw = draw_prior_truth if prior else draw_truth
+    draw = sim.draw_prior_truth if prior else sim.draw_truth
     truth = draw(design, np.random.default_rng(seed), form=form)
-    frame = simulate(truth, design, seed)
-    write_table(frame, out, truth=truth_record(truth, design, seed))
+    frame = sim.simulate(truth, design, seed)
+    sim.write_table(frame, out, truth=sim.truth_record(truth, design, seed))
     print(
         f"wrote {len(frame)} rows to {out}; true few-shot emergence E(D0={truth.d0:g}) = {truth.e0:.4f} nats"
     )

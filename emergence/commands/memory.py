@@ -9,22 +9,19 @@ overrides), on a preset, an HF directory or a GGUF file/alias; no weights are re
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 
 import typer
 
 from emergence.commands.finetune import FinetuneFile
+from emergence.commands.shared import cpu_devices, dotted_overrides
 
 
 def memory(
     model: str = typer.Argument(
         ..., help="preset (llama-1b, llama-7b, llama-13b, openllama-3b), HF directory, .gguf file or alias"
     ),
-    overrides: list[str] = typer.Argument(
-        None, help="dotted overrides, e.g. finetune.method=full finetune.mesh.fsdp=8", show_default=False
-    ),
+    overrides: list[str] = dotted_overrides("finetune.method=full finetune.mesh.fsdp=8"),
     config: str = typer.Option(None, "--config", help="YAML with a sweep config's finetune section"),
     dtype: str = typer.Option(None, "--dtype", help="compute dtype [bfloat16]"),
     param_dtype: str = typer.Option(
@@ -40,7 +37,7 @@ def memory(
     evaluation, planned on an accelerator's dtypes (bf16 compute) from an AOT compile."""
     from emergence.config import load_config
 
-    settings = load_config(FinetuneFile, config, overrides or []).finetune
+    settings = load_config(FinetuneFile, config, overrides).finetune
     cpu_devices(settings.mesh.min_devices)
 
     from emergence.models.presets import model_config
@@ -87,16 +84,6 @@ def memory(
     if search:
         shown = ", ".join(f"{b}: {p.peak / gib:.1f}" for b, p in sorted(tried.items()))
         print(f"largest micro-batch that fits: {best if best else 'none'} (peak GiB by micro-batch: {shown})")
-
-
-def cpu_devices(count: int) -> None:
-    """As many CPU devices as the mesh has, set before JAX starts (unless XLA_FLAGS already says)."""
-    import jax
-
-    if count > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        # JAX already started (a caller in the same process): plan_mesh then names what to do
-        with contextlib.suppress(RuntimeError):
-            jax.config.update("jax_num_cpu_devices", count)
 
 
 def _accelerator_memory() -> int | None:

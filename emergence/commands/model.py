@@ -6,10 +6,12 @@ import sys
 
 import typer
 
+from emergence.commands.shared import DTYPE, MODEL
+
 
 def info(
-    model: str = typer.Argument(..., help="HF directory, .gguf file, alias (smollm2-135m) or hub id"),
-    dtype: str = typer.Option(None, help="compute dtype: float32 (default) or bfloat16"),
+    model: str = MODEL,
+    dtype: str = DTYPE,
 ) -> None:
     """Print the architecture, parameter count, vocabulary and dtype of a model."""
     from emergence.models.registry import load_model
@@ -40,11 +42,11 @@ def info(
 
 
 def generate(
-    model: str = typer.Argument(..., help="HF directory, .gguf file, alias (smollm2-135m) or hub id"),
+    model: str = MODEL,
     prompt: str = typer.Option(..., "--prompt", "-p", help="text to complete"),
     max_new_tokens: int = typer.Option(32, "--max-new-tokens", "-n", min=1),
     stop: list[str] = typer.Option([], "--stop", help="stop sequence (repeatable)"),
-    dtype: str = typer.Option(None, help="compute dtype: float32 (default) or bfloat16"),
+    dtype: str = DTYPE,
 ) -> None:
     """Greedy completion with the KV cache; prints the completion only, tokens/s on stderr."""
     from emergence.models.generate import greedy_generate

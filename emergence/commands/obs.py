@@ -1,13 +1,13 @@
-"""`emergence obs …`: observational scaling laws from public models' benchmark tables.
-
-Thin: parse options, call :mod:`emergence.laws.observational`, write files, print a summary.
-"""
+"""`emergence obs …`: observational scaling laws (:mod:`emergence.laws.observational`) from public
+models' benchmark tables."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+
+from emergence.fileio import check_output_dir, write_json
 
 obs_app = typer.Typer(
     help="Observational scaling laws: forecast a capability from public models' benchmark scores.",
@@ -18,6 +18,9 @@ _DATA = (
     "default: the shipped base_llm_benchmark_eval.csv; a bare file name picks another table of the "
     "ObsScaling release shipped in emergence/data/obsscaling/"
 )
+JOIN = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'.")
+FAMILIES = typer.Option(None, "--families", help="Keep only these families.")
+EXCLUDE_MODELS = typer.Option(None, "--exclude-models", help="Drop these models.")
 
 
 def _names(values: list[str] | None) -> tuple[str, ...]:
@@ -34,7 +37,7 @@ def fit_cmd(
     data: str | None = typer.Argument(None, help=f"CSV with a 'Model' column; {_DATA}."),
     target: str = typer.Option(..., "--target", help="Column to forecast."),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and plots."),
-    join: str | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
+    join: str | None = JOIN,
     scale: float | None = typer.Option(None, "--scale", help="Divide the target by X (e.g. 10 for 0–10)."),
     chance: float | None = typer.Option(None, "--chance", help="Chance level C: y → (y − C)/(1 − C)."),
     pcs: int = typer.Option(3, "--pcs", help="Number of principal capabilities K."),
@@ -45,8 +48,8 @@ def fit_cmd(
         None, "--holdout-top", help="Instead of a cutoff, hold out the top FRAC of models by target."
     ),
     benchmarks: list[str] | None = typer.Option(None, "--benchmarks", help="Predictor columns."),
-    families: list[str] | None = typer.Option(None, "--families", help="Keep only these families."),
-    exclude_models: list[str] | None = typer.Option(None, "--exclude-models", help="Drop these models."),
+    families: list[str] | None = FAMILIES,
+    exclude_models: list[str] | None = EXCLUDE_MODELS,
     reference_family: str = typer.Option("Llama-2", "--reference-family", help="Ruler for equivalent FLOPs."),
     free_ceiling: bool = typer.Option(False, "--free-ceiling", help="Fit the sigmoid's ceiling too."),
     bayes: bool = typer.Option(False, "--bayes", help="Also sample the law with NUTS (intervals, coverage)."),
@@ -57,8 +60,6 @@ def fit_cmd(
     seed: int = typer.Option(0, "--seed", help="Random seed for NUTS."),
 ) -> None:
     """Fit the law, write OUT/metrics.json and plots, print test MSEs against the baselines."""
-    from emergence.fileio import check_output_dir, write_json
-
     check_output_dir(out)  # a file, or under one: one line before the fit
     if bayes:  # the option domains (chains, samples, level) are checked by commands/domains.py
         import numpyro
@@ -68,24 +69,14 @@ def fit_cmd(
     from emergence.laws.observational.law import BayesConfig, SigmoidConfig
     from emergence.report.obs_plots import plot_fit
 
-    result = run_fit(
-        ObsConfig(
-            data=data,
-            target=target,
-            join=join,
-            scale=scale,
-            chance=chance,
-            pcs=pcs,
-            cutoff=cutoff,
-            holdout_top=holdout_top,
-            benchmarks=_names(benchmarks),
-            families=_names(families),
-            exclude_models=_names(exclude_models),
-            reference_family=reference_family,
-            sigmoid=SigmoidConfig(free_ceiling=free_ceiling),
-            bayes=BayesConfig(warmup, samples, chains, seed, level) if bayes else None,
-        )
+    config = ObsConfig(
+        data=data, target=target, join=join, scale=scale, chance=chance, pcs=pcs, cutoff=cutoff,
+        holdout_top=holdout_top, benchmarks=_names(benchmarks), families=_names(families),
+        exclude_models=_names(exclude_models), reference_family=reference_family,
+        sigmoid=SigmoidConfig(free_ceiling=free_ceiling),
+        bayes=BayesConfig(warmup, samples, chains, seed, level) if bayes else None,
     )
+    result = run_fit(config)
     m = result.metrics
     out.mkdir(parents=True, exist_ok=True)
     written = [write_json(out / "metrics.json", m), *plot_fit(result, target, out)]
@@ -115,10 +106,10 @@ def fit_cmd(
 @obs_app.command("families")
 def families_cmd(
     data: str | None = typer.Argument(None, help=f"CSV with families, FLOPs, benchmarks; {_DATA}."),
-    join: str | None = typer.Option(None, "--join", help="Second CSV, inner-joined on 'Model'."),
+    join: str | None = JOIN,
     benchmarks: list[str] | None = typer.Option(None, "--benchmarks", help="Columns for PC1."),
-    families: list[str] | None = typer.Option(None, "--families", help="Keep only these families."),
-    exclude_models: list[str] | None = typer.Option(None, "--exclude-models", help="Drop these models."),
+    families: list[str] | None = FAMILIES,
+    exclude_models: list[str] | None = EXCLUDE_MODELS,
 ) -> None:
     """Print each family's compute efficiency: PC1 = slope·log10(FLOPs) + intercept, with R²."""
     from emergence.laws.observational import ObsConfig, run_families
@@ -141,5 +132,4 @@ def families_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `obs` command group to the main app."""
     app.add_typer(obs_app, name="obs")

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import typer
 
+from emergence.commands.shared import dotted_overrides, setup_devices
+
 
 def study_command(
     config: str = typer.Argument(..., help="study config (YAML), e.g. configs/study.yaml"),
-    overrides: list[str] = typer.Argument(
-        None, help="dotted overrides, e.g. 'seeds=[0,1]'", show_default=False
-    ),
+    overrides: list[str] = dotted_overrides("'seeds=[0,1]'"),
 ) -> None:
     """Repeat the demo over world/training seeds; score the law at every compute cutoff with its baselines."""
-    from emergence.commands.law import setup_devices
     from emergence.config import load_config
     from emergence.report.demo_config import load_demo_config
     from emergence.report.study import StudyConfig
 
-    study = load_config(StudyConfig, config, list(overrides or []))
+    study = load_config(StudyConfig, config, overrides)
     demo, _ = load_demo_config(study.demo)  # checked before any minute of pretraining
     setup_devices(demo.fit.chains)  # as the demo does, so a study's sweeps are the demo's
     from emergence.report.study import run_study

@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import typer
 
+from emergence.commands.shared import DTYPE, MODEL, cpu_devices, dotted_overrides
 from emergence.errors import UserError
+from emergence.fileio import check_output_dir, check_output_file
 
 sweep_app = typer.Typer(
     help="Plan, run and inspect sweeps of checkpoint × task × budget × seed cells.", no_args_is_help=True
 )
 
-OVERRIDES = typer.Argument(
-    None, help="dotted overrides, e.g. finetune.optim.lr=3e-4 out=runs/x", show_default=False
-)
+CONFIG = typer.Argument(..., help="sweep config (YAML)")
+TARGET = typer.Argument(..., help="sweep output folder, or its config (YAML)")
+OVERRIDES = dotted_overrides("finetune.optim.lr=3e-4 out=runs/x")
+RETRY_FAILED = typer.Option(False, "--retry-failed", help="run cells recorded as failed again")
 
 
-def _config(path: str, overrides: list[str] | None):
+def _config(path: str, overrides: list[str]):
     from emergence.sweep.config import load_sweep_config
 
-    return load_sweep_config(path, list(overrides or []))
+    return load_sweep_config(path, overrides)
 
 
-def _out_dir(target: str, overrides: list[str] | None) -> str:
+def _out_dir(target: str, overrides: list[str]) -> str:
     """An output folder given directly, or the ``out`` of a config file (with overrides)."""
     if Path(target).is_file() and Path(target).suffix in (".yaml", ".yml"):
         return _config(target, overrides).out
@@ -32,7 +36,7 @@ def _out_dir(target: str, overrides: list[str] | None) -> str:
 
 
 def plan_cmd(
-    config: str = typer.Argument(..., help="sweep config (YAML)"),
+    config: str = CONFIG,
     overrides: list[str] = OVERRIDES,
     rows: int = typer.Option(None, "--rows", help="print at most this many cells"),
     workers: int = typer.Option(None, "--workers", min=1, help="also print each of N workers' checkpoints"),
@@ -46,7 +50,6 @@ def plan_cmd(
 
     cfg = _config(config, overrides)
     if device_memory:
-        from emergence.commands.memory import cpu_devices
         from emergence.sweep.placement import devices_needed
         from emergence.train.memory_plan import parse_bytes
 
@@ -67,7 +70,7 @@ def plan_cmd(
 
 
 def run_cmd(
-    config: str = typer.Argument(..., help="sweep config (YAML)"),
+    config: str = CONFIG,
     overrides: list[str] = OVERRIDES,
     shard: str = typer.Option(
         None,
@@ -88,7 +91,7 @@ def run_cmd(
     retry_before: float = typer.Option(
         None, "--retry-before", hidden=True, help="retry failures recorded before this time"
     ),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells recorded as failed again"),
+    retry_failed: bool = RETRY_FAILED,
     no_wait: bool = typer.Option(
         False,
         "--no-wait",
@@ -96,9 +99,6 @@ def run_cmd(
     ),
 ) -> None:
     """Run (or resume) the cells of CONFIG; safe to start on several hosts sharing the output folder."""
-    import time
-
-    from emergence.fileio import check_output_dir
     from emergence.sweep.plan import parse_shard
 
     cfg = _config(config, overrides)
@@ -112,7 +112,7 @@ def run_cmd(
     if workers:
         from emergence.sweep.launch import Launcher
 
-        command = [sys.executable, "-m", "emergence.cli", "sweep", "run", config, *(overrides or [])]
+        command = [sys.executable, "-m", "emergence.cli", "sweep", "run", config, *overrides]
         command += ["--retry-failed", "--retry-before", repr(retry_before)] if retry_failed else []
         command += ["--no-wait"] if no_wait else []
         launcher = Launcher(
@@ -121,15 +121,8 @@ def run_cmd(
         raise typer.Exit(launcher.run())
     from emergence.sweep.runner import run_sweep  # not in the launcher: it never starts JAX
 
-    report = run_sweep(
-        cfg,
-        shard_spec=shard_spec,
-        worker=worker_spec,
-        retry_failed=retry_failed,
-        retry_before=retry_before,
-        wait=not no_wait,
-        echo=lambda line: print(line, flush=True),
-    )
+    report = run_sweep(cfg, shard_spec=shard_spec, worker=worker_spec, retry_failed=retry_failed,
+                       retry_before=retry_before, wait=not no_wait, echo=lambda line: print(line, flush=True))
     if report.failed_cells:  # exit 1: the rest is done, these are not (README "Exit codes")
         shown = "; ".join(report.failed_cells[:20]) + (" ..." if len(report.failed_cells) > 20 else "")
         print(f"failed: {len(report.failed_cells)} cell(s): {shown}", file=sys.stderr)
@@ -137,7 +130,7 @@ def run_cmd(
 
 
 def submit_cmd(
-    config: str = typer.Argument(..., help="sweep config (YAML)"),
+    config: str = CONFIG,
     overrides: list[str] = OVERRIDES,
     slurm: str = typer.Option(
         ...,
@@ -149,12 +142,9 @@ def submit_cmd(
         "--cluster",
         help="slurm, or local: run the same array here through submitit's local executor",
     ),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="run cells recorded as failed again"),
+    retry_failed: bool = RETRY_FAILED,
 ) -> None:
     """Submit an array job of sweep workers on the shared output folder, requeued when preempted."""
-    import time
-
-    from emergence.fileio import check_output_dir
     from emergence.sweep.slurm import parse_slurm, submit
 
     if cluster not in ("slurm", "local"):
@@ -162,29 +152,20 @@ def submit_cmd(
     cfg = _config(config, overrides)
     check_output_dir(cfg.out, "out")
     count, params = parse_slurm(slurm)
-    jobs = submit(
-        config,
-        list(overrides or []),
-        cfg.out,
-        count,
-        params,
-        cluster=cluster,
-        retry_before=time.time() if retry_failed else None,
-    )
+    retry_before = time.time() if retry_failed else None
+    jobs = submit(config, overrides, cfg.out, count, params, cluster=cluster, retry_before=retry_before)
     print(f"submitted {count} worker(s): job {jobs[0].job_id.split('_')[0]} -> {cfg.out}", flush=True)
     print(f"watch it with: emergence sweep status {cfg.out}", flush=True)
     if cluster == "local":  # the tasks are children of this process: wait for them
         for job in jobs:
             job.wait()
-        from emergence.sweep.results import sweep_status
-
-        print(_status_lines(cfg.out))
-        status = sweep_status(cfg.out)
+        status = _print_status(cfg.out)
         if status.failed or status.pending or status.running:
             raise typer.Exit(1)
 
 
-def _status_lines(folder: str) -> str:
+def _print_status(folder: str):
+    """Print where the sweep in ``folder`` stands, and each worker's state; return its SweepStatus."""
     from emergence.sweep.results import format_status, sweep_status
     from emergence.sweep.store import Store, read_json
     from emergence.sweep.workers import format_workers, read_workers
@@ -192,22 +173,24 @@ def _status_lines(folder: str) -> str:
     manifest = read_json(Path(folder) / "sweep.json")
     ttl = manifest.get("config", {}).get("lock_ttl", 600.0) if isinstance(manifest, dict) else 600.0
     workers = read_workers(Store(folder, ttl))
-    lines = [format_status(sweep_status(folder))]
+    status = sweep_status(folder)
+    lines = [format_status(status)]
     if workers:
         lines += [f"workers: {len(workers)}", *format_workers(workers)]
-    return "\n".join(lines)
+    print("\n".join(lines))
+    return status
 
 
 def status_cmd(
-    target: str = typer.Argument(..., help="sweep output folder, or its config (YAML)"),
+    target: str = TARGET,
     overrides: list[str] = OVERRIDES,
 ) -> None:
     """Cells done / running / failed / pending, with the error of each failed cell, and each worker's state."""
-    print(_status_lines(_out_dir(target, overrides)))
+    _print_status(_out_dir(target, overrides))
 
 
 def results_cmd(
-    target: str = typer.Argument(..., help="sweep output folder, or its config (YAML)"),
+    target: str = TARGET,
     overrides: list[str] = OVERRIDES,
     fmt: str = typer.Option("parquet", "--format", help="parquet | csv"),
     out: str = typer.Option(None, "--out", help="table file (default OUT/results.<format>)"),
@@ -219,14 +202,13 @@ def results_cmd(
 
     Exits 1 without writing when a planned cell is missing, failed or has a corrupt record (each is
     named on stderr), unless --allow-partial."""
-    from emergence.fileio import check_output_file
     from emergence.results_table import TABLE_FORMATS, write_results
     from emergence.sweep.results import incomplete_cells, results_table
 
     if fmt not in TABLE_FORMATS:  # before any work, and before the default path is named
         raise UserError(f"--format must be one of {', '.join(TABLE_FORMATS)}, got {fmt!r}")
     folder = _out_dir(target, overrides)
-    path = check_output_file(out or Path(folder) / f"results.{'csv' if fmt == 'csv' else 'parquet'}")
+    path = check_output_file(out or Path(folder) / f"results.{fmt}")
     problems = incomplete_cells(folder)
     for line in problems:
         print(line, file=sys.stderr)
@@ -243,7 +225,7 @@ def results_cmd(
 
 
 def loss_cmd(
-    model: str = typer.Argument(..., help="HF directory, .gguf file, alias or hub id"),
+    model: str = MODEL,
     corpus: str = typer.Option(None, "--corpus", help="local .txt or .jsonl file"),
     hub: str = typer.Option(None, "--hub", help="hub dataset id instead of --corpus (online only)"),
     hub_config: str = typer.Option(None, "--hub-config", help="hub dataset config name"),
@@ -254,7 +236,7 @@ def loss_cmd(
         None, "--seq-len", min=2, help="window length (default: the model's, max 2048)"
     ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="windows per batch"),
-    dtype: str = typer.Option(None, "--dtype", help="float32 (default) or bfloat16"),
+    dtype: str = DTYPE,
     unit: str = typer.Option(
         "nats-per-token", "--unit", help="nats-per-token, or bits-per-byte (comparable across tokenizers)"
     ),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from emergence.fileio import check_output_dir
+
 toy_app = typer.Typer(help="The toy emergence world (generated corpus and tasks).", no_args_is_help=True)
 
 
@@ -19,10 +21,8 @@ def generate_command(
     """Generate the toy world deterministically (same seed, same files)."""
     from emergence.data.toy import store
     from emergence.data.toy.world import WorldConfig
-    from emergence.fileio import check_output_dir
 
     check_output_dir(out)
-
     config = WorldConfig(seed=seed, n_entities=entities)
     path = store.ensure_corpus(config, out) if corpus else store.ensure_tasks(config, out)
     print(path)

@@ -44,7 +44,7 @@ def test_cpu_devices_without_xla_flags_is_quiet_once_jax_has_started(monkeypatch
     (plan_mesh then names what to do), never a crash of its own (it was an unknown config name)."""
     import jax
 
-    from emergence.commands.memory import cpu_devices
+    from emergence.commands.shared import cpu_devices
 
     monkeypatch.setenv("XLA_FLAGS", "")
     jax.devices()
