@@ -7,14 +7,14 @@ import sys
 
 import typer
 
-from emergence.commands.shared import DATA_DIR, MODEL, progress
+from emergence.commands.shared import BUILTIN_TASKS, DATA_DIR, MODEL, RUN_DTYPE, progress
 from emergence.errors import UserError
 from emergence.fileio import check_output_file, write_json
 
 
 def eval_command(
     model: str = MODEL,
-    task: str = typer.Option(None, "--task", "-t", help="mmlu | commonsense_qa | cola | gsm8k"),
+    task: str = typer.Option(None, "--task", "-t", help=BUILTIN_TASKS),
     harness_task: str = typer.Option(None, "--harness-task",
                                      help="lm-evaluation-harness tasks, comma-separated (the harness extra)"),
     harness_include: str = typer.Option(None, "--harness-include", help="a folder of harness task YAML"),
@@ -33,7 +33,7 @@ def eval_command(
     seed: int = typer.Option(1234, "--seed", help="few-shot sampling seed"),
     out: str = typer.Option(None, "--out", help="per-example records (JSONL); harness tasks: also OUT.harness.json"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
-    dtype: str = typer.Option(None, help="compute dtype [float32 on CPU, else bfloat16]"),
+    dtype: str = RUN_DTYPE,
     param_dtype: str = typer.Option(None, "--param-dtype", help="stored dtype [float32 on CPU, else bfloat16]"),
 ) -> None:
     """Evaluate MODEL on a task, harness-identical prompts, or on lm-evaluation-harness tasks through

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import typer
 
-from emergence.commands.shared import DATA_DIR, dotted_overrides, progress
+from emergence.commands.shared import BUILTIN_TASKS, DATA_DIR, RUN_DTYPE, dotted_overrides, progress
 from emergence.fileio import check_output_dir
 from emergence.train.config import EvalSettings, FinetuneConfig, FinetuneSettings
 
@@ -29,13 +29,13 @@ class FinetuneFile:
 def finetune(
     model: str = typer.Argument(..., help="HF directory, .gguf file or alias (smollm2-135m)"),
     overrides: list[str] = dotted_overrides("finetune.optim.lr=3e-4 finetune.lora.rank=8"),
-    task: str = typer.Option(..., "--task", help="mmlu | commonsense_qa | cola | gsm8k"),
+    task: str = typer.Option(..., "--task", help=BUILTIN_TASKS),
     budget: int = typer.Option(..., "--budget", help="number of training examples D"),
     out: str = typer.Option(..., "--out", help="result directory (checkpoints, metrics, adapter)"),
     config: str = typer.Option(None, "--config", help="YAML with a sweep config's finetune/eval sections"),
     data_dir: str = DATA_DIR,
     subset_seed: int = typer.Option(None, "--subset-seed", help="which nested subset of the training split [0]"),
-    dtype: str = typer.Option(None, "--dtype", help="compute dtype [float32 on CPU, else bfloat16]"),
+    dtype: str = RUN_DTYPE,
     param_dtype: str = typer.Option(
         None, "--param-dtype", help="stored dtype [float32 on CPU; else bfloat16 for LoRA's base, float32 for full]"
     ),

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
 MODEL = typer.Argument(..., help="HF directory, .gguf file, alias (smollm2-135m) or hub id")
 DATA_DIR = typer.Option(None, "--data-dir", help="local benchmark files (default: $EMERGENCE_DATA)")
+#: compute dtype: of a model as loaded (load_model's default), of a run (by backend: train.config.precision)
 DTYPE = typer.Option(None, "--dtype", help="compute dtype: float32 (default) or bfloat16")
+RUN_DTYPE = typer.Option(None, "--dtype", help="compute dtype [float32 on CPU, else bfloat16]")
+BUILTIN_TASKS = "mmlu | commonsense_qa | cola | gsm8k"
 
 
 def dotted_overrides(example: str) -> typer.models.ArgumentInfo:
@@ -38,7 +45,7 @@ def cpu_devices(count: int) -> None:
             jax.config.update("jax_num_cpu_devices", count)
 
 
-def progress(title: str, *fields: str, **options):
+def progress(title: str, *fields: str, **options) -> Progress:
     """A rich progress bar on stderr: TITLE, the bar, done/total, FIELDS (column templates), time left."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
