@@ -254,7 +254,7 @@ def loss_cmd(
     short = f" (the corpus has only {res.n_tokens + 1} tokens)" if res.n_tokens < tokens else ""
     value = f"{res.in_unit(unit):.6f} " + ("nats/token" if unit == "nats-per-token" else "bits/byte")
     over = f"{res.n_tokens} tokens" + ("" if unit == "nats-per-token" else f", {res.n_bytes} bytes")
-    print(f"loss {value} over {over}{short}, windows of {res.seq_len}, {res.seconds:.2f}s", file=sys.stdout)
+    print(f"loss {value} over {over}{short}, windows of {res.seq_len}, {res.seconds:.2f}s")
 
 
 def register(app: typer.Typer) -> None:
