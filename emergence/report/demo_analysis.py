@@ -170,8 +170,7 @@ def analyse_task(
     from emergence.laws.predict import fewshot_truth, success
     from emergence.laws.scaling import emergence_compute
     from emergence.laws.table import select
-    from emergence.report.demo_plots import plot_elbows, plot_forecast
-    from emergence.report.law_plots import plot_e0_cdf, plot_fit
+    from emergence.report.law_plots import plot_e0_cdf, plot_elbows, plot_fit, plot_forecast
 
     data = select(frame, task.name, metric=task.metric, d0=settings.d0, chance=task.chance, source=source)
     truth = fewshot_truth(data)

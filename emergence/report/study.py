@@ -154,22 +154,21 @@ def summarize_cases(cases: pd.DataFrame) -> dict:
 
 def run_study(study: StudyConfig, echo: Callable[[str], None] = print) -> Path:
     """Pretrain and sweep every seed (resumable), score every admissible cutoff, write the report."""
-    from emergence.report.demo import Progress, pretrain_stage, sweep_stage, write_report
+    from emergence.report.demo import pretrain_stage, sweep_stage, write_report
     from emergence.results_table import write_results
 
-    progress = Progress(echo)
     out = Path(study.out)
     out.mkdir(parents=True, exist_ok=True)
     cases: list[dict] = []
     for i, seed in enumerate(study.seeds, start=1):
         cfg, ladder = seeded_demo(study, seed)
-        progress(f"[seed {seed}: {i}/{len(study.seeds)}] pretrain + sweep -> {cfg.work}")
-        manifest = pretrain_stage(cfg, ladder, progress)
-        frame = sweep_stage(cfg, manifest, f"{study.demo} (seed {seed})", progress)
+        echo(f"[seed {seed}: {i}/{len(study.seeds)}] pretrain + sweep -> {cfg.work}")
+        manifest = pretrain_stage(cfg, ladder, echo)
+        frame = sweep_stage(cfg, manifest, f"{study.demo} (seed {seed})", echo)
         for task in cfg.tasks:
             found = cutoff_cases(frame, task, cfg.fit, study, seed)
             scored = [c for c in found if c["status"] == "scored"]
-            progress(
+            echo(
                 f"  {task.name}: {len(scored)} cutoff(s) scored, "
                 f"{sum(c['within_0_1'] for c in scored)} within 0.1 nats"
             )
