@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from emergence.config import load_config, to_dict
-from emergence.errors import UserError
+from emergence.errors import UserError, check_fields
 from emergence.laws.fit_config import FitSettings
 from emergence.sweep.config import SweepSettings, TaskEntry, check_tasks
 
@@ -36,8 +37,7 @@ class Holdout:
     lookahead: float | None = None
 
     def __post_init__(self) -> None:
-        if self.lookahead is not None and not self.lookahead >= 1:
-            raise UserError(f"lookahead must be >= 1, got {self.lookahead}")
+        check_fields(self, lambda v: v >= 1, ">= 1", "lookahead")
         named = self.models or self.checkpoints or self.largest
         if not named and self.flops_above is None and self.lookahead is None:
             raise UserError(
@@ -83,8 +83,7 @@ class DemoConfig:
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise UserError(f"tasks: a task is listed twice: {names}")
-        if self.workers < 1:
-            raise UserError(f"workers must be a whole number >= 1, got {self.workers}")
+        check_fields(self, lambda v: v >= 1, "a whole number >= 1", "workers")
 
     @property
     def ladder_dir(self) -> Path:
@@ -96,11 +95,7 @@ class DemoConfig:
 
 
 def load_demo_config(
-    path: str | Path,
-    overrides: tuple[str, ...] | list[str] = (),
-    *,
-    out: str | None = None,
-    work: str | None = None,
+    path: str | Path, overrides: Sequence[str] = (), *, out: str | None = None, work: str | None = None
 ):
     """Read and check a demo config; returns ``(DemoConfig, LadderConfig)``. Writes nothing."""
     from emergence.train.ladder_config import LadderConfig

@@ -70,14 +70,10 @@ def seeded_demo(study: StudyConfig, seed: int):
 def cutoff_cases(frame: pd.DataFrame, task, fit_settings, study: StudyConfig, seed: int) -> list[dict]:
     """Every admissible cutoff of one task and seed, each fitted (MLE) and scored with its baselines."""
     from emergence.laws.law_fit import fit_law
-    from emergence.laws.predict import fewshot_truth, success
-    from emergence.laws.table import select
-    from emergence.report.demo_analysis import budget_elbows
+    from emergence.laws.predict import success
+    from emergence.report.demo_analysis import budget_elbows, task_truth
 
-    data = select(
-        frame, task.name, metric=task.metric, d0=fit_settings.d0, chance=task.chance, source=f"seed {seed}"
-    )
-    truth = fewshot_truth(data)
+    data, truth = task_truth(frame, task, fit_settings, f"seed {seed}")
     base = {"task": task.name, "seed": seed, "tuned": seed in study.tuned_seeds}
     higher = budget_elbows(data, truth.elbow if truth.emerged else None)["finetuned_higher"]
     if not truth.emerged:
