@@ -97,9 +97,9 @@ def fitted_budget_shape(fitted) -> dict:
     and whether their elbows increase with D (Spearman's rank correlation)."""
     from scipy import stats
 
-    from emergence.laws.baselines import budget_elbows as observed_elbows
+    from emergence.laws.baselines import budget_elbows
 
-    elbows = observed_elbows(fitted)
+    elbows = budget_elbows(fitted)
     budgets = sorted(elbows)
     rho = float(stats.spearmanr(budgets, [elbows[b] for b in budgets])[0]) if len(budgets) >= 3 else None
     return {
@@ -125,8 +125,9 @@ def compute_lookahead(table: list[dict]) -> dict:
     }
 
 
-def budget_elbows(data, fewshot_elbow: float | None, fit=None) -> dict:
-    """Observed emergence point of every budget's curve (hard-ReLU elbow), and the law's E(D)."""
+def finetuned_vs_fewshot(data, fewshot_elbow: float | None, fit=None) -> dict:
+    """Observed emergence point of every budget's curve (hard-ReLU elbow) against the few-shot one,
+    and the law's E(D)."""
     from emergence.laws.baselines import budget_fits
     from emergence.laws.emergence_law import elbow_at
     from emergence.laws.predict import quantiles
@@ -204,7 +205,7 @@ def analyse_task(
         forecast["observed_first_post_emergence_flops"] = (lookahead["first_post_emergence"] or {}).get(
             "flops"
         )
-    elbows = budget_elbows(data, truth_value, fit)
+    elbows = finetuned_vs_fewshot(data, truth_value, fit)
     shape = fitted_budget_shape(fitted)
     diag = summary["diagnostics"]
     interval_ok = math.isfinite(e0["q05"]) and e0["q95"] - e0["q05"] <= MAX_INTERVAL_NATS and e0["q05"] >= 0.0

@@ -71,11 +71,11 @@ def cutoff_cases(frame: pd.DataFrame, task, fit_settings, study: StudyConfig, se
     """Every admissible cutoff of one task and seed, each fitted (MLE) and scored with its baselines."""
     from emergence.laws.law_fit import fit_law
     from emergence.laws.predict import success
-    from emergence.report.demo_analysis import budget_elbows, task_truth
+    from emergence.report.demo_analysis import finetuned_vs_fewshot, task_truth
 
     data, truth = task_truth(frame, task, fit_settings, f"seed {seed}")
     base = {"task": task.name, "seed": seed, "tuned": seed in study.tuned_seeds}
-    higher = budget_elbows(data, truth.elbow if truth.emerged else None)["finetuned_higher"]
+    higher = finetuned_vs_fewshot(data, truth.elbow if truth.emerged else None)["finetuned_higher"]
     if not truth.emerged:
         return [base | {"status": "no few-shot emergence on the ladder", "finetuned_higher": higher}]
     ckpt = pd.DataFrame({"id": data.checkpoint, "flops": data.flops, "loss": data.loss}).groupby("id").mean()
@@ -200,18 +200,13 @@ def render_study(summary: dict, table: pd.DataFrame) -> str:
     head = ["task", "seed", "cutoff FLOPs", "ckpts", "lookahead", "truth", "law", *BASELINES, "status"]
     rows = []
     for row in table.to_dict("records"):
-        scored = row.get("status") == "scored"
-        cells = [
-            row["task"],
-            str(row["seed"]),
-            f"{row['cutoff_flops']:.3g}" if scored else "–",
-            str(int(row["n_checkpoints"])) if scored else "–",
-            f"{row['lookahead']:.2f}×" if scored else "–",
-            _f(row.get("truth")),
-            f"{_f(row['law'])} ({_f(row['error_law'])})" if scored else "–",
-            *[f"{_f(row[b])} ({_f(row[f'error_{b}'])})" if scored else "–" for b in BASELINES],
-            "" if scored else str(row["status"]),
-        ]
+        if row.get("status") == "scored":
+            cutoff = f"{row['cutoff_flops']:.3g} | {int(row['n_checkpoints'])} | {row['lookahead']:.2f}×"
+            predictions = [f"{_f(row[m])} ({_f(row[f'error_{m}'])})" for m in ("law", *BASELINES)]
+            status = ""
+        else:
+            cutoff, predictions, status = "– | – | –", ["–"] * (1 + len(BASELINES)), str(row["status"])
+        cells = [row["task"], str(row["seed"]), cutoff, _f(row.get("truth")), *predictions, status]
         rows.append(" | ".join(cells))
     lines += [*_table(" | ".join(head), rows), "", "Cells: prediction (|error|), nats."]
     return "\n".join(lines) + "\n"
