@@ -50,6 +50,7 @@ def seeded_demo(study: StudyConfig, seed: int):
     """The demo config and ladder of one seed: its own ladder file, work and out folders."""
     from emergence.config import write_yaml
     from emergence.report.demo_config import load_demo_config
+    from emergence.train.ladder_config import LadderConfig
 
     base, _ = load_demo_config(
         study.demo, out=str(Path(study.out) / f"seed{seed}"), work=str(Path(study.work) / f"seed{seed}")
@@ -62,8 +63,6 @@ def seeded_demo(study: StudyConfig, seed: int):
     work.mkdir(parents=True, exist_ok=True)
     ladder_file = work / "ladder_config.yaml"
     write_yaml(ladder_file, raw, f"# {base.ladder} with seed {seed} (written by emergence study)\n")
-    from emergence.train.ladder_config import LadderConfig
-
     return replace(base, ladder=str(ladder_file)), LadderConfig.from_file(ladder_file)
 
 
