@@ -13,7 +13,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 from emergence.config import to_dict
@@ -21,6 +22,7 @@ from emergence.errors import PartialFailure, UserError
 from emergence.fileio import read_json, write_json, write_text
 from emergence.report.demo_analysis import ANALYSIS_VERSION, analyse_task, first_post_emergence_flops
 from emergence.report.demo_config import DemoConfig, fingerprint, held_out, sweep_section
+from emergence.report.demo_report import STAGES, render_report, summarize
 from emergence.results_table import NUMERIC_COLUMNS, RESULT_COLUMNS
 
 ANALYSIS_JSON = "analysis.json"
@@ -28,25 +30,8 @@ SUMMARY_JSON = "summary.json"
 REPORT_MD = "report.md"
 RESULTS_CSV = "results.csv"
 LADDER_STAMP = "demo_ladder.json"
-STAGES = ("pretrain", "sweep", "fit", "report")
 #: Columns whose change must refit a task (not the timing or code-version columns).
 _FIT_COLUMNS = ("checkpoint", "task", *NUMERIC_COLUMNS)
-
-
-class Progress:
-    """Stage headers with elapsed time and load average; every line flushed (progress shows live)."""
-
-    def __init__(self, echo: Callable[[str], None]):
-        self.echo = echo
-        self.started = time.perf_counter()
-
-    def __call__(self, line: str) -> None:
-        self.echo(line)
-
-    def stage(self, index: int, name: str, what: str) -> None:
-        elapsed = time.perf_counter() - self.started
-        load = os.getloadavg()[0]
-        self.echo(f"[{index}/{len(STAGES)}] {name}: {what}  (t={elapsed:.0f}s, load {load:.1f})")
 
 
 def write_report(out: Path, summary: dict, report: str) -> Path:
@@ -70,31 +55,30 @@ def cpu_seconds() -> float:
     )
 
 
-def _clock() -> tuple[float, float, float]:
-    """Wall time, load average and CPU seconds at the start of a stage (for :func:`_record_timing`)."""
-    return time.perf_counter(), os.getloadavg()[0], cpu_seconds()
-
-
-def _record_timing(cfg: DemoConfig, stage: str, start: tuple[float, float, float], skipped: bool) -> None:
-    """Keep the last *measured* time of each stage; a skipped stage keeps the earlier measurement."""
+@contextlib.contextmanager
+def _timed(cfg: DemoConfig, stage: str) -> Iterator[dict]:
+    """Record the block's wall and CPU seconds and the load average around it as ``stage``'s timing
+    when it ends. A block that sets ``skipped`` keeps the stage's last *measured* time."""
+    run = {"started": time.perf_counter(), "load": os.getloadavg()[0], "cpu": cpu_seconds(), "skipped": False}
+    yield run
     path = _timings_path(cfg)
     timings = read_json(path) if path.is_file() else {}
-    entry = {
-        "seconds": time.perf_counter() - start[0],
-        "cpu_seconds": cpu_seconds() - start[2],
-        "load_start": start[1],
-        "load_end": os.getloadavg()[0],
-        "skipped": skipped,
-    }
-    if skipped and stage in timings and not timings[stage].get("skipped"):
+    if run["skipped"] and stage in timings and not timings[stage].get("skipped"):
         timings[stage]["reused_at"] = time.time()
     else:
-        timings[stage] = entry | {"finished": time.time()}
+        timings[stage] = {
+            "seconds": time.perf_counter() - run["started"],
+            "cpu_seconds": cpu_seconds() - run["cpu"],
+            "load_start": run["load"],
+            "load_end": os.getloadavg()[0],
+            "skipped": run["skipped"],
+            "finished": time.time(),
+        }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, timings, strict=True)
 
 
-def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
+def pretrain_stage(cfg: DemoConfig, ladder, echo: Callable[[str], None]) -> Path:
     """Pretrain (or resume, or skip) the ladder; refuses a work folder holding another ladder."""
     from emergence.train.pretrain import (
         MANIFEST,
@@ -117,40 +101,39 @@ def pretrain_stage(cfg: DemoConfig, ladder, progress: Progress) -> Path:
         )
     expected = sum(len(m.checkpoints) for m in ladder.models)
     manifest = out / MANIFEST
-    start = _clock()
-    if manifest.is_file() and stamp.is_file() and len(read_manifest(manifest)) == expected:
-        progress(f"  skipped: {expected} checkpoints already in {manifest}")
-        _record_timing(cfg, "pretrain", start, skipped=True)
-        return manifest
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(stamp, {"fingerprint": want, "ladder": ladder.name}, strict=True)
+    with _timed(cfg, "pretrain") as run:
+        if manifest.is_file() and stamp.is_file() and len(read_manifest(manifest)) == expected:
+            echo(f"  skipped: {expected} checkpoints already in {manifest}")
+            run["skipped"] = True
+            return manifest
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(stamp, {"fingerprint": want, "ladder": ladder.name}, strict=True)
 
-    def log(m: dict) -> None:
-        progress(
-            f"  {m['model']:>10}  step {m['step']:>5}/{m['total_steps']}  loss {m['loss']:.3f}  "
-            f"{m['tokens_per_s']:,.0f} tok/s"
-        )
+        def log(m: dict) -> None:
+            echo(
+                f"  {m['model']:>10}  step {m['step']:>5}/{m['total_steps']}  loss {m['loss']:.3f}  "
+                f"{m['tokens_per_s']:,.0f} tok/s"
+            )
 
-    mine, *theirs = split_models(ladder, cfg.workers)
-    if theirs:
-        prepare_world(ladder, out)  # once, before the helpers read it
-    jobs = {
-        f"pretraining {', '.join(group)}": ["pretrain", cfg.ladder, "--out", str(out)]
-        + [a for name in group for a in ("--model", name)]
-        for group in theirs
-    }
-    with _helpers(cfg, "pretrain", jobs, progress) as helpers:
-        pretrain_ladder(ladder, out, on_log=log, models=mine)
-    if any(helper.returncode for helper in helpers):
-        raise UserError(f"a pretraining helper failed; see {Path(cfg.work)}/pretrain_worker*.log")
-    manifest = write_manifest(out.resolve(), ladder)  # every model is done: the whole manifest
-    n = len(read_manifest(manifest))
-    progress(f"  {n} checkpoints -> {manifest}  ({time.perf_counter() - start[0]:.0f}s)")
-    _record_timing(cfg, "pretrain", start, skipped=False)
+        mine, *theirs = split_models(ladder, cfg.workers)
+        if theirs:
+            prepare_world(ladder, out)  # once, before the helpers read it
+        jobs = {
+            f"pretraining {', '.join(group)}": ["pretrain", cfg.ladder, "--out", str(out)]
+            + [a for name in group for a in ("--model", name)]
+            for group in theirs
+        }
+        with _helpers(cfg, "pretrain", jobs, echo) as helpers:
+            pretrain_ladder(ladder, out, on_log=log, models=mine)
+        if any(helper.returncode for helper in helpers):
+            raise UserError(f"a pretraining helper failed; see {Path(cfg.work)}/pretrain_worker*.log")
+        manifest = write_manifest(out.resolve(), ladder)  # every model is done: the whole manifest
+        n = len(read_manifest(manifest))
+        echo(f"  {n} checkpoints -> {manifest}  ({time.perf_counter() - run['started']:.0f}s)")
     return manifest
 
 
-def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress):
+def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, echo: Callable[[str], None]):
     """Run (or resume) the sweep and write the results table; returns it as a DataFrame."""
     from emergence.config import write_yaml
     from emergence.results_table import write_results
@@ -163,35 +146,35 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, progress: Progress
     header = "# written by `emergence demo` from " + source + "; `emergence sweep status` reads it\n"
     write_yaml(path, sweep_section(cfg, manifest), header)
     sweep = load_sweep_config(path)
-    start = _clock()
-    # more runners on the same sweep claim cells through lock files: each cell is computed once, by
-    # whichever runner gets to it, and its numbers do not depend on which (test_demo_pipeline.py)
-    jobs = {f"sweep runner {i + 1}": ["sweep", "run", str(path)] for i in range(1, cfg.workers)}
-    with _helpers(cfg, "sweep", jobs, progress) as helpers:
-        report = run_sweep(sweep, echo=lambda line: progress(f"  {line}"))
-    for helper in helpers:
-        if helper.returncode:
-            progress(f"  a sweep helper exited with code {helper.returncode}; see its log")
-    failed = sweep_status(sweep.out).failed
-    if report.failed_here or failed:
-        raise PartialFailure(
-            f"{failed} sweep cell(s) failed; see `emergence sweep status {path}`, fix, "
-            f"then `emergence sweep run {path} --retry-failed` and rerun the demo"
-        )
-    # only this plan's cells: the folder may also hold cells of an earlier config (other settings)
-    keys = {cell.key for cell in expand(sweep)}
-    frame = results_table(sweep.out)
-    frame = frame[frame["config_hash"].isin(keys)].reset_index(drop=True)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_results(frame, out / RESULTS_CSV, "csv")
-    progress(f"  {len(frame)} rows -> {out / RESULTS_CSV}")
-    _record_timing(cfg, "sweep", start, skipped=report.done_here == 0)
+    with _timed(cfg, "sweep") as run:
+        # more runners on the same sweep claim cells through lock files: each cell is computed once, by
+        # whichever runner gets to it, and its numbers do not depend on which (test_demo_pipeline.py)
+        jobs = {f"sweep runner {i + 1}": ["sweep", "run", str(path)] for i in range(1, cfg.workers)}
+        with _helpers(cfg, "sweep", jobs, echo) as helpers:
+            report = run_sweep(sweep, echo=lambda line: echo(f"  {line}"))
+        for helper in helpers:
+            if helper.returncode:
+                echo(f"  a sweep helper exited with code {helper.returncode}; see its log")
+        failed = sweep_status(sweep.out).failed
+        if report.failed_here or failed:
+            raise PartialFailure(
+                f"{failed} sweep cell(s) failed; see `emergence sweep status {path}`, fix, "
+                f"then `emergence sweep run {path} --retry-failed` and rerun the demo"
+            )
+        # only this plan's cells: the folder may also hold cells of an earlier config (other settings)
+        keys = {cell.key for cell in expand(sweep)}
+        frame = results_table(sweep.out)
+        frame = frame[frame["config_hash"].isin(keys)].reset_index(drop=True)
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_results(frame, out / RESULTS_CSV, "csv")
+        echo(f"  {len(frame)} rows -> {out / RESULTS_CSV}")
+        run["skipped"] = report.done_here == 0
     return frame
 
 
 @contextlib.contextmanager
-def _helpers(cfg: DemoConfig, stage: str, jobs: dict[str, list[str]], progress: Progress):
+def _helpers(cfg: DemoConfig, stage: str, jobs: dict[str, list[str]], echo: Callable[[str], None]):
     """Run ``emergence ARGS`` for each job in a helper process (output in
     ``<work>/<stage>_worker<i>.log``) beside the block; wait for them when it ends, or stop them if it
     fails (a helper's unfinished work is then redone by the rerun)."""
@@ -204,7 +187,7 @@ def _helpers(cfg: DemoConfig, stage: str, jobs: dict[str, list[str]], progress: 
                     [sys.executable, "-m", "emergence.cli", *args], stdout=handle, stderr=subprocess.STDOUT
                 )
             )
-        progress(f"  helper process: {what} (log: {log})")
+        echo(f"  helper process: {what} (log: {log})")
     try:
         yield helpers
     except BaseException:
@@ -224,43 +207,41 @@ def _task_fingerprint(frame, task, cfg: DemoConfig, held: set[str]) -> str:
     return fingerprint(described | {"held": sorted(held)})
 
 
-def fit_stage(cfg: DemoConfig, frame, manifest: Path, progress: Progress) -> dict[str, dict]:
+def fit_stage(cfg: DemoConfig, frame, manifest: Path, echo: Callable[[str], None]) -> dict[str, dict]:
     """Per task: fit, backtest and forecast unless an up-to-date analysis.json exists."""
     from emergence.train.pretrain import read_manifest
 
     entries = read_manifest(manifest)
     present = set(frame["checkpoint"].astype(str))
-    start, fitted_any = _clock(), False
     analyses = {}
-    for task in cfg.tasks:
-        holdout = task.holdout or cfg.holdout
-        first_post = first_post_emergence_flops(frame, task, cfg.fit) if holdout.lookahead else None
-        held = held_out(holdout, entries, first_post) & present
-        which = f"task {task.name}'s holdout" if task.holdout else "the demo config's holdout"
-        if not held:
-            raise UserError(f"no held-out checkpoint is in the results table: check {which}")
-        if held == present:
-            raise UserError(f"every checkpoint is held out: {which} leaves nothing to fit")
-        folder = Path(cfg.out) / task.name
-        stamp = _task_fingerprint(frame, task, cfg, held)
-        previous = folder / ANALYSIS_JSON
-        if previous.is_file():
-            old = read_json(previous)
-            if old.get("fingerprint") == stamp:
-                progress(f"  {task.name}: skipped (analysis up to date in {previous})")
+    with _timed(cfg, "fit") as run:
+        run["skipped"] = True
+        for task in cfg.tasks:
+            holdout = task.holdout or cfg.holdout
+            first_post = first_post_emergence_flops(frame, task, cfg.fit) if holdout.lookahead else None
+            held = held_out(holdout, entries, first_post) & present
+            which = f"task {task.name}'s holdout" if task.holdout else "the demo config's holdout"
+            if not held:
+                raise UserError(f"no held-out checkpoint is in the results table: check {which}")
+            if held == present:
+                raise UserError(f"every checkpoint is held out: {which} leaves nothing to fit")
+            folder = Path(cfg.out) / task.name
+            stamp = _task_fingerprint(frame, task, cfg, held)
+            previous = folder / ANALYSIS_JSON
+            if previous.is_file() and (old := read_json(previous)).get("fingerprint") == stamp:
+                echo(f"  {task.name}: skipped (analysis up to date in {previous})")
                 analyses[task.name] = old
                 continue
-        t_task = time.perf_counter()
-        analysis = analyse_task(
-            frame, task, cfg.fit, held, folder, source=str(Path(cfg.out) / RESULTS_CSV), echo=progress
-        )
-        analysis["fingerprint"] = stamp
-        analysis["seconds"] = time.perf_counter() - t_task
-        write_json(previous, analysis, strict=True)  # last: its presence marks the task as done
-        fitted_any = True
-        progress(_headline(analysis))
-        analyses[task.name] = read_json(previous)
-    _record_timing(cfg, "fit", start, skipped=not fitted_any)
+            t_task = time.perf_counter()
+            analysis = analyse_task(
+                frame, task, cfg.fit, held, folder, source=str(Path(cfg.out) / RESULTS_CSV), echo=echo
+            )
+            analysis["fingerprint"] = stamp
+            analysis["seconds"] = time.perf_counter() - t_task
+            write_json(previous, analysis, strict=True)  # last: its presence marks the task as done
+            run["skipped"] = False
+            echo(_headline(analysis))
+            analyses[task.name] = read_json(previous)
     return analyses
 
 
@@ -281,29 +262,29 @@ def run_demo(
     cfg: DemoConfig, ladder, *, source: str = "demo config", echo: Callable[[str], None] | None = None
 ) -> Path:
     """Run (or resume) every stage; returns the report path."""
-    from emergence.report.demo_report import render_report, summarize
+    echo = echo or partial(print, flush=True)
+    started = time.perf_counter()
 
-    progress = Progress(echo or (lambda line: print(line, file=sys.stdout, flush=True)))
+    def stage(index: int, what: str) -> None:
+        elapsed, load = time.perf_counter() - started, os.getloadavg()[0]
+        echo(f"[{index}/{len(STAGES)}] {STAGES[index - 1]}: {what}  (t={elapsed:.0f}s, load {load:.1f})")
+
     n_ckpt = sum(len(m.checkpoints) for m in ladder.models)
-    progress.stage(
-        1, "pretrain", f"ladder '{ladder.name}', {len(ladder.models)} models, {n_ckpt} checkpoints"
-    )
-    manifest = pretrain_stage(cfg, ladder, progress)
-    progress.stage(2, "sweep", f"{len(cfg.tasks)} toy tasks × few-shot + budgets × seeds -> {cfg.sweep_dir}")
-    frame = sweep_stage(cfg, manifest, source, progress)
-    progress.stage(3, "fit", f"emergence law per task on the non-held-out checkpoints -> {cfg.out}")
-    analyses = fit_stage(cfg, frame, manifest, progress)
-    progress.stage(4, "report", f"-> {Path(cfg.out) / REPORT_MD}")
-    start = _clock()
-    timings = read_json(_timings_path(cfg)) if _timings_path(cfg).is_file() else {}
-    summary = summarize(cfg, ladder, manifest, frame, analyses, timings, source)
-    path = write_report(Path(cfg.out), summary, render_report(summary, analyses))
-    _record_timing(cfg, "report", start, skipped=False)
-    total = time.perf_counter() - progress.started
+    stage(1, f"ladder '{ladder.name}', {len(ladder.models)} models, {n_ckpt} checkpoints")
+    manifest = pretrain_stage(cfg, ladder, echo)
+    stage(2, f"{len(cfg.tasks)} toy tasks × few-shot + budgets × seeds -> {cfg.sweep_dir}")
+    frame = sweep_stage(cfg, manifest, source, echo)
+    stage(3, f"emergence law per task on the non-held-out checkpoints -> {cfg.out}")
+    analyses = fit_stage(cfg, frame, manifest, echo)
+    stage(4, f"-> {Path(cfg.out) / REPORT_MD}")
+    with _timed(cfg, "report"):
+        timings = read_json(_timings_path(cfg)) if _timings_path(cfg).is_file() else {}
+        summary = summarize(cfg, ladder, manifest, frame, analyses, timings, source)
+        path = write_report(Path(cfg.out), summary, render_report(summary, analyses))
     acc = summary["acceptance"]
-    progress(
-        f"done in {total:.0f}s: few-shot emergence within 0.1 nats with >= 2x compute lookahead on "
-        f"{acc['tasks_within_0_1_with_2x']}/{len(analyses)} tasks; finetuned emergence at higher loss on "
-        f"{acc['tasks_finetuned_higher']}/{len(analyses)} -> {path}"
+    echo(
+        f"done in {time.perf_counter() - started:.0f}s: few-shot emergence within 0.1 nats with >= 2x "
+        f"compute lookahead on {acc['tasks_within_0_1_with_2x']}/{len(analyses)} tasks; finetuned "
+        f"emergence at higher loss on {acc['tasks_finetuned_higher']}/{len(analyses)} -> {path}"
     )
     return path

@@ -47,14 +47,12 @@ def checkpoint_table(data, held: set[str], truth_elbow: float | None) -> list[di
             "flops": data.flops,
             "loss": data.loss,
             "fewshot": np.where(data.fewshot, data.y, np.nan),
+            "budget": data.budget,
+            "y": data.y,
         }
     )
     agg = frame.groupby("id", sort=False).agg("mean").sort_values("flops", kind="mergesort")
-    by_budget = (
-        pd.DataFrame({"id": data.checkpoint, "budget": data.budget, "y": data.y})
-        .groupby(["id", "budget"])["y"]
-        .mean()
-    )
+    by_budget = frame.groupby(["id", "budget"])["y"].mean()
     rows = []
     for cid, r in agg.iterrows():
         past = truth_elbow is not None and float(r["loss"]) < truth_elbow
@@ -75,13 +73,19 @@ def checkpoint_table(data, held: set[str], truth_elbow: float | None) -> list[di
     return rows
 
 
-def first_post_emergence_flops(frame: pd.DataFrame, task: DemoTask, settings: DemoFit) -> float | None:
-    """FLOPs of the cheapest checkpoint past the elbow of the task's full few-shot curve (None: no rise)."""
+def task_truth(frame: pd.DataFrame, task: DemoTask, settings: DemoFit, source: str = "results"):
+    """A demo task's rows as the law reads them (the task's metric and chance level, the fit's D0),
+    and their ground truth: the elbow of the full few-shot curve. Returns ``(LawData, TruthElbow)``."""
     from emergence.laws.predict import fewshot_truth
     from emergence.laws.table import select
 
-    data = select(frame, task.name, metric=task.metric, d0=settings.d0, chance=task.chance)
-    truth = fewshot_truth(data)
+    data = select(frame, task.name, metric=task.metric, d0=settings.d0, chance=task.chance, source=source)
+    return data, fewshot_truth(data)
+
+
+def first_post_emergence_flops(frame: pd.DataFrame, task: DemoTask, settings: DemoFit) -> float | None:
+    """FLOPs of the cheapest checkpoint past the elbow of the task's full few-shot curve (None: no rise)."""
+    data, truth = task_truth(frame, task, settings)
     if not truth.emerged:
         return None
     past = data.flops[data.fewshot & (data.loss < truth.elbow)]
@@ -93,9 +97,9 @@ def fitted_budget_shape(fitted) -> dict:
     and whether their elbows increase with D (Spearman's rank correlation)."""
     from scipy import stats
 
-    from emergence.laws.baselines import budget_elbows as observed_elbows
+    from emergence.laws.baselines import budget_elbows
 
-    elbows = observed_elbows(fitted)
+    elbows = budget_elbows(fitted)
     budgets = sorted(elbows)
     rho = float(stats.spearmanr(budgets, [elbows[b] for b in budgets])[0]) if len(budgets) >= 3 else None
     return {
@@ -121,8 +125,9 @@ def compute_lookahead(table: list[dict]) -> dict:
     }
 
 
-def budget_elbows(data, fewshot_elbow: float | None, fit=None) -> dict:
-    """Observed emergence point of every budget's curve (hard-ReLU elbow), and the law's E(D)."""
+def finetuned_vs_fewshot(data, fewshot_elbow: float | None, fit=None) -> dict:
+    """Observed emergence point of every budget's curve (hard-ReLU elbow) against the few-shot one,
+    and the law's E(D)."""
     from emergence.laws.baselines import budget_fits
     from emergence.laws.emergence_law import elbow_at
     from emergence.laws.predict import quantiles
@@ -167,14 +172,11 @@ def analyse_task(
     """Fit, backtest and forecast one task; writes fit.json, samples.npz and plots into ``out``."""
     from emergence.laws.backtest import run_backtests
     from emergence.laws.law_fit import FIT_JSON, SAMPLES, fit_law, write_fit_dir
-    from emergence.laws.predict import fewshot_truth, success
+    from emergence.laws.predict import success
     from emergence.laws.scaling import emergence_compute
-    from emergence.laws.table import select
-    from emergence.report.demo_plots import plot_elbows, plot_forecast
-    from emergence.report.law_plots import plot_e0_cdf, plot_fit
+    from emergence.report.law_plots import plot_e0_cdf, plot_elbows, plot_fit, plot_forecast
 
-    data = select(frame, task.name, metric=task.metric, d0=settings.d0, chance=task.chance, source=source)
-    truth = fewshot_truth(data)
+    data, truth = task_truth(frame, task, settings, source)
     truth_value = truth.elbow if truth.emerged else None
     keep = ~np.isin(data.checkpoint, sorted(held))
     if not keep.any():
@@ -203,19 +205,15 @@ def analyse_task(
         forecast["observed_first_post_emergence_flops"] = (lookahead["first_post_emergence"] or {}).get(
             "flops"
         )
-    elbows = budget_elbows(data, truth_value, fit)
+    elbows = finetuned_vs_fewshot(data, truth_value, fit)
     shape = fitted_budget_shape(fitted)
     diag = summary["diagnostics"]
-    interval_ok = (
-        math.isfinite(e0["q05"]) and e0["q95"] - e0["q05"] <= MAX_INTERVAL_NATS and e0["q05"] >= 0.0
-    )
+    interval_ok = math.isfinite(e0["q05"]) and e0["q95"] - e0["q05"] <= MAX_INTERVAL_NATS and e0["q05"] >= 0.0
     protocols = None
-    if settings.protocols:
-        if truth.emerged:
-            result = run_backtests(data, replace(settings, sample=False))
-            protocols = result.as_dict()
-        else:
-            protocols = {"not_run": "the few-shot curve never rises clearly above chance: no ground truth"}
+    if settings.protocols and truth.emerged:
+        protocols = run_backtests(data, replace(settings, sample=False)).as_dict()
+    elif settings.protocols:
+        protocols = {"not_run": "the few-shot curve never rises clearly above chance: no ground truth"}
 
     plot_fit(fit, out / "law.png", data=data, held=held, truth=truth_value)
     plot_e0_cdf(fit, out / "e0_cdf.png", truth=truth_value)

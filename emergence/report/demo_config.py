@@ -11,15 +11,15 @@ since tasks emerge at different compute.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from emergence.config import load_config, to_dict
-from emergence.errors import UserError
+from emergence.errors import UserError, check_fields
 from emergence.laws.fit_config import FitSettings
 from emergence.sweep.config import SweepSettings, TaskEntry, check_tasks
 
@@ -37,8 +37,7 @@ class Holdout:
     lookahead: float | None = None
 
     def __post_init__(self) -> None:
-        if self.lookahead is not None and not self.lookahead >= 1:
-            raise UserError(f"lookahead must be >= 1, got {self.lookahead}")
+        check_fields(self, lambda v: v >= 1, ">= 1", "lookahead")
         named = self.models or self.checkpoints or self.largest
         if not named and self.flops_above is None and self.lookahead is None:
             raise UserError(
@@ -84,8 +83,7 @@ class DemoConfig:
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise UserError(f"tasks: a task is listed twice: {names}")
-        if self.workers < 1:
-            raise UserError(f"workers must be a whole number >= 1, got {self.workers}")
+        check_fields(self, lambda v: v >= 1, "a whole number >= 1", "workers")
 
     @property
     def ladder_dir(self) -> Path:
@@ -97,11 +95,7 @@ class DemoConfig:
 
 
 def load_demo_config(
-    path: str | Path,
-    overrides: tuple[str, ...] | list[str] = (),
-    *,
-    out: str | None = None,
-    work: str | None = None,
+    path: str | Path, overrides: Sequence[str] = (), *, out: str | None = None, work: str | None = None
 ):
     """Read and check a demo config; returns ``(DemoConfig, LadderConfig)``. Writes nothing."""
     from emergence.train.ladder_config import LadderConfig
@@ -111,31 +105,27 @@ def load_demo_config(
     cfg = replace(cfg, out=out or cfg.out, work=work or cfg.work)
     check_tasks(cfg.tasks, cfg.sweep.finetune, source)
     ladder = LadderConfig.from_file(cfg.ladder)
-    _check_holdout(cfg.holdout, ladder, source)
-    for i, task in enumerate(cfg.tasks):
-        if task.holdout is not None:
-            _check_holdout(task.holdout, ladder, source, where=f"tasks[{i}].holdout")
+    holdouts = [("holdout", cfg.holdout)]
+    holdouts += [(f"tasks[{i}].holdout", t.holdout) for i, t in enumerate(cfg.tasks) if t.holdout is not None]
+    for where, holdout in holdouts:
+        _check_holdout(holdout, ladder, f"{source}: {where}")
     return cfg, ladder
 
 
-def _check_holdout(holdout: Holdout, ladder, source: str, where: str = "holdout") -> None:
+def _check_holdout(holdout: Holdout, ladder, where: str) -> None:
     models = {m.name for m in ladder.models}
     for i, name in enumerate(holdout.models):
         if name not in models:
             raise UserError(
-                f"{source}: {where}.models[{i}]: no model '{name}' in {ladder.name} (has {', '.join(sorted(models))})"
+                f"{where}.models[{i}]: no model '{name}' in {ladder.name} (has {', '.join(sorted(models))})"
             )
     ids = {f"{m.name}@{s}" for m in ladder.models for s in m.checkpoints}
     for i, cid in enumerate(holdout.checkpoints):
         if cid not in ids:
-            raise UserError(
-                f"{source}: {where}.checkpoints[{i}]: no checkpoint '{cid}' in ladder {ladder.name}"
-            )
+            raise UserError(f"{where}.checkpoints[{i}]: no checkpoint '{cid}' in ladder {ladder.name}")
     n_ckpt = sum(len(m.checkpoints) for m in ladder.models)
     if not 0 <= holdout.largest < n_ckpt:
-        raise UserError(
-            f"{source}: {where}.largest must be in 0..{n_ckpt - 1} (the ladder has {n_ckpt} checkpoints)"
-        )
+        raise UserError(f"{where}.largest must be in 0..{n_ckpt - 1} (the ladder has {n_ckpt} checkpoints)")
 
 
 def held_out(holdout: Holdout, entries: list[dict], first_post_flops: float | None = None) -> set[str]:
@@ -167,12 +157,13 @@ def sweep_section(cfg: DemoConfig, ladder_manifest: Path) -> dict[str, Any]:
         sweep = replace(sweep, loss=replace(sweep.loss, corpus=str(world / "heldout.jsonl")))
     if sweep.eval.data_dir is None:
         sweep = replace(sweep, eval=replace(sweep.eval, data_dir=str(world)))
-    entries = [{f.name: getattr(t, f.name) for f in dataclasses.fields(TaskEntry)} for t in cfg.tasks]
+    # each task's sweep entry: its TaskEntry fields, the ones left unset omitted
+    entries = [{f.name: to_dict(getattr(t, f.name)) for f in fields(TaskEntry)} for t in cfg.tasks]
     return {
         "name": f"{cfg.name}-sweep",
         "out": str(cfg.sweep_dir.resolve()),  # absolute: the written sweep.yaml runs from any folder
         "ladder": str(ladder_manifest.resolve()),
-        "tasks": [{k: v for k, v in to_dict(e).items() if v is not None} for e in entries],
+        "tasks": [{k: v for k, v in e.items() if v is not None} for e in entries],
         **to_dict(sweep),
     }
 

@@ -16,7 +16,7 @@ from emergence.config import to_dict
 from emergence.report.demo_analysis import MIN_COMPUTE_RATIO
 
 MIN_TASKS = 2  # tasks on which the acceptance asks for a successful forecast
-_STAGE_ORDER = {"pretrain": 0, "sweep": 1, "fit": 2, "report": 3}
+STAGES = ("pretrain", "sweep", "fit", "report")  # the demo's, in order: its progress and the time table
 # the sections of a task's analysis.json that summary.json repeats
 _HEADLINE = ("metric", "d0", "prediction", "truth", "error_nats", "baselines", "compute", "acceptance")
 _HEADLINE += ("finetuned_vs_fewshot", "fit")
@@ -303,7 +303,8 @@ def _tail(s: dict) -> list[str]:
     rows = (
         f"{stage} | {t['seconds']:.0f} | {t.get('cpu_seconds', math.nan):.0f} | "
         f"{t['load_start']:.1f} → {t['load_end']:.1f} | {'skipped (outputs existed)' if t.get('skipped') else ''}"
-        for stage, t in sorted(s["timings"].items(), key=lambda kv: _STAGE_ORDER.get(kv[0], 99))
+        for stage in STAGES
+        if (t := s["timings"].get(stage)) is not None
     )
     return [
         "## Time",

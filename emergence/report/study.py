@@ -50,6 +50,7 @@ def seeded_demo(study: StudyConfig, seed: int):
     """The demo config and ladder of one seed: its own ladder file, work and out folders."""
     from emergence.config import write_yaml
     from emergence.report.demo_config import load_demo_config
+    from emergence.train.ladder_config import LadderConfig
 
     base, _ = load_demo_config(
         study.demo, out=str(Path(study.out) / f"seed{seed}"), work=str(Path(study.work) / f"seed{seed}")
@@ -62,24 +63,18 @@ def seeded_demo(study: StudyConfig, seed: int):
     work.mkdir(parents=True, exist_ok=True)
     ladder_file = work / "ladder_config.yaml"
     write_yaml(ladder_file, raw, f"# {base.ladder} with seed {seed} (written by emergence study)\n")
-    from emergence.train.ladder_config import LadderConfig
-
     return replace(base, ladder=str(ladder_file)), LadderConfig.from_file(ladder_file)
 
 
 def cutoff_cases(frame: pd.DataFrame, task, fit_settings, study: StudyConfig, seed: int) -> list[dict]:
     """Every admissible cutoff of one task and seed, each fitted (MLE) and scored with its baselines."""
     from emergence.laws.law_fit import fit_law
-    from emergence.laws.predict import fewshot_truth, success
-    from emergence.laws.table import select
-    from emergence.report.demo_analysis import budget_elbows
+    from emergence.laws.predict import success
+    from emergence.report.demo_analysis import finetuned_vs_fewshot, task_truth
 
-    data = select(
-        frame, task.name, metric=task.metric, d0=fit_settings.d0, chance=task.chance, source=f"seed {seed}"
-    )
-    truth = fewshot_truth(data)
+    data, truth = task_truth(frame, task, fit_settings, f"seed {seed}")
     base = {"task": task.name, "seed": seed, "tuned": seed in study.tuned_seeds}
-    higher = budget_elbows(data, truth.elbow if truth.emerged else None)["finetuned_higher"]
+    higher = finetuned_vs_fewshot(data, truth.elbow if truth.emerged else None)["finetuned_higher"]
     if not truth.emerged:
         return [base | {"status": "no few-shot emergence on the ladder", "finetuned_higher": higher}]
     ckpt = pd.DataFrame({"id": data.checkpoint, "flops": data.flops, "loss": data.loss}).groupby("id").mean()
@@ -154,22 +149,21 @@ def summarize_cases(cases: pd.DataFrame) -> dict:
 
 def run_study(study: StudyConfig, echo: Callable[[str], None] = print) -> Path:
     """Pretrain and sweep every seed (resumable), score every admissible cutoff, write the report."""
-    from emergence.report.demo import Progress, pretrain_stage, sweep_stage, write_report
+    from emergence.report.demo import pretrain_stage, sweep_stage, write_report
     from emergence.results_table import write_results
 
-    progress = Progress(echo)
     out = Path(study.out)
     out.mkdir(parents=True, exist_ok=True)
     cases: list[dict] = []
     for i, seed in enumerate(study.seeds, start=1):
         cfg, ladder = seeded_demo(study, seed)
-        progress(f"[seed {seed}: {i}/{len(study.seeds)}] pretrain + sweep -> {cfg.work}")
-        manifest = pretrain_stage(cfg, ladder, progress)
-        frame = sweep_stage(cfg, manifest, f"{study.demo} (seed {seed})", progress)
+        echo(f"[seed {seed}: {i}/{len(study.seeds)}] pretrain + sweep -> {cfg.work}")
+        manifest = pretrain_stage(cfg, ladder, echo)
+        frame = sweep_stage(cfg, manifest, f"{study.demo} (seed {seed})", echo)
         for task in cfg.tasks:
             found = cutoff_cases(frame, task, cfg.fit, study, seed)
             scored = [c for c in found if c["status"] == "scored"]
-            progress(
+            echo(
                 f"  {task.name}: {len(scored)} cutoff(s) scored, "
                 f"{sum(c['within_0_1'] for c in scored)} within 0.1 nats"
             )
@@ -205,18 +199,13 @@ def render_study(summary: dict, table: pd.DataFrame) -> str:
     head = ["task", "seed", "cutoff FLOPs", "ckpts", "lookahead", "truth", "law", *BASELINES, "status"]
     rows = []
     for row in table.to_dict("records"):
-        scored = row.get("status") == "scored"
-        cells = [
-            row["task"],
-            str(row["seed"]),
-            f"{row['cutoff_flops']:.3g}" if scored else "–",
-            str(int(row["n_checkpoints"])) if scored else "–",
-            f"{row['lookahead']:.2f}×" if scored else "–",
-            _f(row.get("truth")),
-            f"{_f(row['law'])} ({_f(row['error_law'])})" if scored else "–",
-            *[f"{_f(row[b])} ({_f(row[f'error_{b}'])})" if scored else "–" for b in BASELINES],
-            "" if scored else str(row["status"]),
-        ]
+        if row.get("status") == "scored":
+            cutoff = f"{row['cutoff_flops']:.3g} | {int(row['n_checkpoints'])} | {row['lookahead']:.2f}×"
+            predictions = [f"{_f(row[m])} ({_f(row[f'error_{m}'])})" for m in ("law", *BASELINES)]
+            status = ""
+        else:
+            cutoff, predictions, status = "– | – | –", ["–"] * (1 + len(BASELINES)), str(row["status"])
+        cells = [row["task"], str(row["seed"]), cutoff, _f(row.get("truth")), *predictions, status]
         rows.append(" | ".join(cells))
     lines += [*_table(" | ".join(head), rows), "", "Cells: prediction (|error|), nats."]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from emergence.laws.fit_config import FitSettings
 from emergence.laws.law_fit import fit_law
 from emergence.laws.simulate import Design, draw_truth, simulate
 from emergence.laws.table import select
-from emergence.report import demo_plots, law_plots
+from emergence.report import law_plots
 
 DESIGN = Design(
     sizes=(20e6, 60e6, 150e6, 400e6), steps_per_size=3, budgets=(64, 256), n_eval=800, n_emerged=2
@@ -31,8 +31,7 @@ def fitted():
 def axes(monkeypatch):
     """The axes a plot would save (the PNG itself is not looked at)."""
     drawn = []
-    for module in (law_plots, demo_plots):
-        monkeypatch.setattr(module, "_save", lambda fig, path: drawn.append(fig.axes[0]) or path)
+    monkeypatch.setattr(law_plots, "_save", lambda fig, path: drawn.append(fig.axes[0]) or path)
     return drawn
 
 
@@ -50,7 +49,7 @@ def test_the_fit_plot_never_shows_a_negative_loss_or_a_metric_above_its_maximum(
 def test_the_elbow_and_cdf_plots_keep_the_loss_axis_at_or_above_0(fitted, axes, tmp_path):
     data, _, fit = fitted
     budgets = [{"budget": b, "elbow": 0.01, "emerged": True} for b in data.finetuned_budgets]
-    demo_plots.plot_elbows(fit, {"budgets": budgets}, truth=0.01, path=tmp_path / "elbows.png")
+    law_plots.plot_elbows(fit, {"budgets": budgets}, truth=0.01, path=tmp_path / "elbows.png")
     law_plots.plot_e0_cdf(fit, tmp_path / "cdf.png", truth=0.01)
     elbows, cdf = axes
     assert min(elbows.get_ylim()) >= 0.0
