@@ -34,20 +34,15 @@ import jax
 from flax import nnx
 
 from emergence.config import to_dict
-from emergence.errors import UserError
 from emergence.models.global_arrays import mesh_of
 from emergence.results_table import RESULT_COLUMNS
 from emergence.sweep import multihost
 from emergence.sweep.assign import blocks, checkpoint_groups, preference, shard
 from emergence.sweep.cell import CellLog, results_row, run_cell
-from emergence.sweep.config import SweepConfig, tokenizer_fingerprint, tokenizer_mismatch
+from emergence.sweep.config import SweepConfig, TokenizerMismatch, check_tokenizer, tokenizer_fingerprint
 from emergence.sweep.plan import Cell, LossCell, expand
 from emergence.sweep.store import HOST, Store, read_json
 from emergence.sweep.workers import WorkerState
-
-
-class TokenizerMismatch(UserError):
-    """Checkpoints of one sweep with different tokenizers: a config error, fatal for the whole run."""
 
 
 @dataclass
@@ -120,7 +115,7 @@ class Runner:
             multihost.check_same_plan([c.key for c in planned])
             multihost.check_meshes_span_hosts(self.cfg)
             self._positions = {(isinstance(c, LossCell), c.key): i for i, c in enumerate(planned)}
-            self.writes = multihost.is_lead()
+            self.writes = jax.process_index() == 0  # process 0 leads
             if not self.writes:
                 return self._follow(planned, report, hosts)
         self._write_manifest(cells)
@@ -169,7 +164,7 @@ class Runner:
             end = "finished"
         finally:
             if self._positions is not None:
-                multihost.announce(multihost.DONE)  # the other processes stop following
+                multihost.broadcast_position(multihost.DONE)  # the other processes stop following
             self._state.close(end, done=report.done_here, failed=report.failed_here)
         self.store.clean_stale_locks()
         report.failed_cells = [
@@ -191,18 +186,13 @@ class Runner:
         claim = self.store.claim(claim_name)
         if claim is None:
             return False
-        progressed = False
-        try:
-            for cell in cells:
-                progressed |= self._try_cell(cell, report, cutoff)
-        finally:
-            claim.release()
-        return progressed
+        with claim:
+            return sum(self._try_cell(cell, report, cutoff) for cell in cells) > 0
 
     def _follow(self, planned: list[Cell | LossCell], report: RunReport, hosts: int) -> RunReport:
         """A multi-host job's process other than the first: compute each cell process 0 announces, with it."""
         self.echo(f"sweep {self.cfg.name}: process {jax.process_index()} of {hosts} follows process 0")
-        while (position := multihost.next_position()) != multihost.DONE:
+        while (position := multihost.broadcast_position()) != multihost.DONE:
             self._compute(planned[position], attempts=0)
         return report
 
@@ -227,7 +217,7 @@ class Runner:
         claim = self.store.claim(f"loss-{cell.key}" if is_loss else cell.key)
         if claim is None:
             return False
-        try:
+        with claim:
             rec = self._record(cell)  # finished by another runner between our check and claim
             if not _is_open(rec, retry_before):
                 return False
@@ -236,7 +226,7 @@ class Runner:
             where = {"checkpoint": cell.checkpoint_id, "cell": cell.label()}
             self._state.update(**where, done=report.done_here, failed=report.failed_here)
             if self._positions is not None:  # the other processes compute it too
-                multihost.announce(self._positions[(is_loss, cell.key)])
+                multihost.broadcast_position(self._positions[(is_loss, cell.key)])
             record, cleanup = self._compute(cell, attempts)
             if not claim.owned():
                 self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")
@@ -245,8 +235,6 @@ class Runner:
             self.store.write(path, record)
             for folder in cleanup:
                 shutil.rmtree(folder, ignore_errors=True)
-        finally:
-            claim.release()
         if is_loss:
             done = record["status"] == "done"
             what = f"{record['loss']:.4f} nats/token" if done else f"FAILED: {record['error'][:160]}"
@@ -336,9 +324,7 @@ class Runner:
         for path in sorted(self.store.loss_dir.glob("*.json")):
             other = read_json(path) or {}
             known.append((other.get("checkpoint", path.stem), other.get("tokenizer", fp)))
-        for first, other_fp in known:
-            if other_fp != fp:
-                raise TokenizerMismatch(tokenizer_mismatch(cell.checkpoint_id, first))
+        check_tokenizer(cell.checkpoint_id, fp, known)
         self._first_tokenizer = self._first_tokenizer or (cell.checkpoint_id, fp)
         self._loaded = (cell.checkpoint_id, loaded)
         seconds = time.perf_counter() - t0
@@ -380,17 +366,3 @@ def _fmt(seconds: float) -> str:
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
-
-def run_sweep(
-    cfg: SweepConfig,
-    *,
-    shard_spec: tuple[int, int] = (0, 1),
-    worker: tuple[int, int] | None = None,
-    retry_failed: bool = False,
-    retry_before: float | None = None,
-    wait: bool = True,
-    echo: Callable[[str], None] = print,
-) -> RunReport:
-    return Runner(cfg, echo=echo).run(
-        shard_spec=shard_spec, worker=worker, retry_failed=retry_failed, retry_before=retry_before, wait=wait
-    )
