@@ -37,7 +37,7 @@ from emergence.config import to_dict
 from emergence.models.global_arrays import mesh_of
 from emergence.results_table import RESULT_COLUMNS
 from emergence.sweep import multihost
-from emergence.sweep.assign import blocks, checkpoint_groups, preference, shard
+from emergence.sweep.assign import CheckpointGroup, blocks, checkpoint_groups, preference, shard
 from emergence.sweep.cell import CellLog, results_row, run_cell
 from emergence.sweep.config import SweepConfig, TokenizerMismatch, check_tokenizer, tokenizer_fingerprint
 from emergence.sweep.plan import Cell, LossCell, expand
@@ -144,12 +144,10 @@ class Runner:
             delay = 0.2
             while pending:
                 open_cells = Counter(group_of[c.checkpoint_id] for c in pending)
-                progressed = False
-                for g in preference(owned, position, open_cells):
-                    todo_here = [c for c in pending if group_of[c.checkpoint_id] == g]
-                    if self._work_on(groups[g].claim_name, todo_here, report, cutoff):
-                        progressed = True
-                        break  # choose the next checkpoint from fresh counts
+                progressed = any(  # one checkpoint per pass: the next is chosen from fresh counts
+                    self._work_on(groups[g], pending, report, cutoff)
+                    for g in preference(owned, position, open_cells)
+                )
                 pending = still_open(pending)
                 # the rest are held by live runners: wait for them to finish or for their claims to expire
                 if pending and not progressed and wait:
@@ -179,14 +177,15 @@ class Runner:
         return report
 
     def _work_on(
-        self, claim_name: str, cells: list[Cell | LossCell], report: RunReport, cutoff: float | None
+        self, group: CheckpointGroup, pending: list[Cell | LossCell], report: RunReport, cutoff: float | None
     ) -> bool:
-        """Run ``cells`` (one checkpoint's) under the checkpoint's claim; False if another runner holds
-        the checkpoint or every cell of it."""
-        claim = self.store.claim(claim_name)
+        """Run the pending cells of ``group`` under the checkpoint's claim; False if another runner
+        holds the checkpoint or every cell of it."""
+        claim = self.store.claim(group.claim_name)
         if claim is None:
             return False
         with claim:
+            cells = [c for c in pending if c.checkpoint_id == group.checkpoint_id]
             return sum(self._try_cell(cell, report, cutoff) for cell in cells) > 0
 
     def _follow(self, planned: list[Cell | LossCell], report: RunReport, hosts: int) -> RunReport:
@@ -200,7 +199,7 @@ class Runner:
         manifest = {
             "name": self.cfg.name,
             "config": to_dict(self.cfg),
-            "cells": [{"key": c.key, "index": c.index, "label": c.label()} for c in cells],
+            "cells": [{"key": c.key, "index": i, "label": c.label()} for i, c in enumerate(cells)],
         }
         path = self.store.out / "sweep.json"
         if read_json(path) != manifest:
