@@ -1,9 +1,8 @@
 """Execute a sweep's cells: loop, claim, compute, record; resume, share work, retry failures.
 
-One process works through whole checkpoints (:mod:`emergence.sweep.assign`: all of them, the block of
-``--shard i/n``, or worker i's block first and then the others' leftovers), holding the checkpoint's
-claim while it runs its cells in plan order, loss cell first, so a checkpoint is loaded once for all
-its cells and the jitted steps compile once per shape for the whole run. A cell with a record is
+One process works through whole checkpoints (which ones: :mod:`emergence.sweep.assign`), holding the
+checkpoint's claim while it runs its cells in plan order, loss cell first, so a checkpoint is loaded
+once for all its cells and the jitted steps compile once per shape for the whole run. A cell with a record is
 skipped (a failed one unless ``retry_failed``, and then only a failure recorded before this run
 began); otherwise the runner claims it (:mod:`emergence.sweep.store`) or moves on if a live runner
 holds it, computes it, and writes its record — the commit point — before releasing the claim.
@@ -273,15 +272,14 @@ class Runner:
 
         work = self.store.work_dir(cell.key)
         t0 = time.perf_counter()
-        timing = {"load": 0.0, "train": 0.0, "eval": 0.0}
         log(f"start {cell.label()} key={cell.key} host={HOST} pid={os.getpid()}")
-        base, timing["load"] = self._base(cell)
+        base, load = self._base(cell)
         mesh = mesh_of(nnx.state(base.model))
         log("model on " + ("1 device" if mesh is None else " ".join(f"{k}={v}" for k, v in mesh.shape.items())))
         t_cell = time.perf_counter()
         outcome = run_cell(cell, self.cfg, base, work, log)
         seconds = time.perf_counter() - t_cell
-        timing.update(outcome.timings, cell=seconds, total=time.perf_counter() - t0)
+        timing = {"load": load, **outcome.timings, "cell": seconds, "total": time.perf_counter() - t0}
         if self.writes:
             write_records(work / "records.jsonl", outcome.records)
         log(f"done in {seconds:.2f}s (train {timing['train']:.2f}s, eval {timing['eval']:.2f}s)")

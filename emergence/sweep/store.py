@@ -161,7 +161,7 @@ class Store:
         if not self.cells.is_dir():
             return 0
         for path in self.cells.glob("*.lock"):
-            if self.is_stale(path) and self._break_if_stale(path):
+            if self._break_if_stale(path):
                 removed += 1
         now = time.time()
         for path in [*self.cells.glob(".*.lock.*"), *self.cells.glob("*.lock.takeover")]:
