@@ -119,10 +119,11 @@ def run_cmd(
             command, Path(cfg.out), workers, devices_per_worker, echo=lambda s: print(s, flush=True)
         )
         raise typer.Exit(launcher.run())
-    from emergence.sweep.runner import run_sweep  # not in the launcher: it never starts JAX
+    from emergence.sweep.runner import Runner  # not in the launcher: it never starts JAX
 
-    report = run_sweep(cfg, shard_spec=shard_spec, worker=worker_spec, retry_failed=retry_failed,
-                       retry_before=retry_before, wait=not no_wait, echo=lambda line: print(line, flush=True))
+    report = Runner(cfg, echo=lambda line: print(line, flush=True)).run(
+        shard_spec=shard_spec, worker=worker_spec, retry_failed=retry_failed, retry_before=retry_before, wait=not no_wait
+    )
     if report.failed_cells:  # exit 1: the rest is done, these are not (README "Exit codes")
         shown = "; ".join(report.failed_cells[:20]) + (" ..." if len(report.failed_cells) > 20 else "")
         print(f"failed: {len(report.failed_cells)} cell(s): {shown}", file=sys.stderr)

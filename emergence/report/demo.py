@@ -140,7 +140,7 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, echo: Callable[[st
     from emergence.sweep.config import load_sweep_config
     from emergence.sweep.plan import expand
     from emergence.sweep.results import results_table, sweep_status
-    from emergence.sweep.runner import run_sweep
+    from emergence.sweep.runner import Runner
 
     path = Path(cfg.work) / "sweep.yaml"
     header = "# written by `emergence demo` from " + source + "; `emergence sweep status` reads it\n"
@@ -151,7 +151,7 @@ def sweep_stage(cfg: DemoConfig, manifest: Path, source: str, echo: Callable[[st
         # whichever runner gets to it, and its numbers do not depend on which (test_demo_pipeline.py)
         jobs = {f"sweep runner {i + 1}": ["sweep", "run", str(path)] for i in range(1, cfg.workers)}
         with _helpers(cfg, "sweep", jobs, echo) as helpers:
-            report = run_sweep(sweep, echo=lambda line: echo(f"  {line}"))
+            report = Runner(sweep, echo=lambda line: echo(f"  {line}")).run()
         for helper in helpers:
             if helper.returncode:
                 echo(f"  a sweep helper exited with code {helper.returncode}; see its log")

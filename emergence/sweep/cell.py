@@ -31,10 +31,9 @@ class CellLog:
     no path: lines go nowhere (a multi-host job's processes but the first)."""
 
     def __init__(self, path: Path | None):
-        self.handle = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = path.open("a", encoding="utf-8")
+        self.handle = None if path is None else path.open("a", encoding="utf-8")
 
     def __call__(self, message: str) -> None:
         if self.handle is not None:

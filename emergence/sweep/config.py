@@ -315,11 +315,18 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def tokenizer_mismatch(cid: str, first: str) -> str:
-    return (
-        f"checkpoint '{cid}' has a different tokenizer than '{first}'; all checkpoints of a sweep must "
-        "share a tokenizer (losses in nats/token are not comparable otherwise)"
-    )
+class TokenizerMismatch(UserError):
+    """Checkpoints of one sweep with different tokenizers: a config error, fatal for the whole run."""
+
+
+def check_tokenizer(cid: str, fingerprint: str, known: list[tuple[str, str]], prefix: str = "") -> None:
+    """Checkpoint ``cid``'s tokenizer is each of ``known`` (checkpoint, fingerprint)."""
+    for first, other in known:
+        if other != fingerprint:
+            raise TokenizerMismatch(
+                f"{prefix}checkpoint '{cid}' has a different tokenizer than '{first}'; all checkpoints of a "
+                "sweep must share a tokenizer (losses in nats/token are not comparable otherwise)"
+            )
 
 
 def check_shared_tokenizer(checkpoints: tuple[CheckpointSpec, ...], source: str) -> None:
@@ -328,17 +335,15 @@ def check_shared_tokenizer(checkpoints: tuple[CheckpointSpec, ...], source: str)
     Hub checkpoints and GGUF files are checked when the runner loads them."""
     from emergence.models.tokenizer import TextTokenizer
 
-    first: tuple[str, str] | None = None
+    first: list[tuple[str, str]] = []
     for ckpt in checkpoints:
         path = Path(ckpt.model)
         if is_hub_id(ckpt.model) or not path.is_dir():
             continue
         config = read_json_object(path / "config.json", "model config")
         fp = tokenizer_fingerprint(TextTokenizer.from_directory(path, config))
-        if first is None:
-            first = (checkpoint_id(ckpt), fp)
-        elif fp != first[1]:
-            raise UserError(f"{source}: {tokenizer_mismatch(checkpoint_id(ckpt), first[0])}")
+        check_tokenizer(checkpoint_id(ckpt), fp, first, f"{source}: ")
+        first = first or [(checkpoint_id(ckpt), fp)]
 
 
 def finetune_config(

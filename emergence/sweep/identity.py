@@ -47,28 +47,22 @@ def model_fingerprint(path: str | Path) -> str:
     path = Path(path)
     if path.is_file():
         return file_fingerprint(path)
-    files = sorted(
-        p for p in path.iterdir() if p.is_file() and (p.name in _MODEL_FILES or _is_weight_file(p))
-    )
+    files = sorted(p for p in path.iterdir() if p.is_file() and (p.name in _MODEL_FILES or _is_weights(p)))
     h = hashlib.sha256()
     for p in files:
         h.update(f"{p.name}\0{file_fingerprint(p)}\0".encode())
     return h.hexdigest()[:16]
 
 
-def _is_weight_file(path: Path) -> bool:
+def _is_weights(path: Path) -> bool:
     return path.suffix in _WEIGHT_SUFFIXES or (path.suffix == ".bin" and path.name.startswith("pytorch_model"))
-
-
-def _is_local(reference: str) -> bool:
-    return Path(reference).exists()
 
 
 def checkpoint_identity(ckpt: CheckpointSpec) -> dict[str, Any]:
     model = ckpt.model
     return {
         "id": checkpoint_id(ckpt),
-        "model": {"content": model_fingerprint(model)} if _is_local(model) else model,
+        "model": {"content": model_fingerprint(model)} if Path(model).exists() else model,
         "params": ckpt.params,
         "tokens": ckpt.tokens,
         "flops": ckpt.flops,
@@ -80,6 +74,6 @@ def loss_identity(cfg: SweepConfig) -> dict[str, Any]:
     units are measured, the unit only picks the table's column."""
     identity = cfg.loss.scoring()
     identity.pop("batch_size")
-    if identity["corpus"] and _is_local(identity["corpus"]):
+    if identity["corpus"] and Path(identity["corpus"]).exists():
         identity["corpus"] = {"content": file_fingerprint(identity["corpus"])}
     return identity

@@ -90,6 +90,17 @@ def check_fit(acc: Accelerators, workers: int, per_worker: int) -> None:
         )
 
 
+def worker_log(out: str | Path, index: int, start: str) -> IO[str]:
+    """``OUT/logs/worker-<i>.log``, opened to append after a line marking this start: a restarted
+    worker or a requeued SLURM task appends to its log."""
+    path = Path(out) / "logs" / f"worker-{index}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = path.open("a", encoding="utf-8")
+    log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start {start}\n")
+    log.flush()
+    return log
+
+
 class Launcher:
     def __init__(self, command: list[str], out: Path, workers: int, per_worker: int, echo=print):
         """``command``: the ``sweep run`` command line every worker runs, before ``--worker i/n``."""
@@ -103,21 +114,15 @@ class Launcher:
         self.exit_codes: dict[int, int] = {}
 
     def _start(self, index: int) -> None:
-        log_path = self.out / "logs" / f"worker-{index}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         if index in self.logs:
             self.logs[index].close()
-        log = self.logs[index] = log_path.open("a", encoding="utf-8")
         pins = worker_env(self.acc, index, self.per_worker, dict(os.environ))
-        log.write(
-            f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start {self.restarts[index] + 1} "
-            f"{' '.join(f'{k}={v}' for k, v in pins.items())}\n"
-        )
-        log.flush()
+        start = f"{self.restarts[index] + 1} {' '.join(f'{k}={v}' for k, v in pins.items())}"
+        self.logs[index] = worker_log(self.out, index, start)
         self.procs[index] = subprocess.Popen(
             [*self.command, "--worker", f"{index}/{self.workers}"],
             env={**os.environ, **pins},
-            stdout=log,
+            stdout=self.logs[index],
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
@@ -126,7 +131,7 @@ class Launcher:
             if pins
             else ""
         )
-        self.echo(f"worker {index}: pid {self.procs[index].pid}{pinned}, log {log_path}")
+        self.echo(f"worker {index}: pid {self.procs[index].pid}{pinned}, log {self.logs[index].name}")
 
     def run(self) -> int:
         """Run the workers to the end; the sweep's exit code (0 whole, 1 failed or missing cells, 2 a

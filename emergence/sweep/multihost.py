@@ -19,10 +19,6 @@ from emergence.errors import UserError
 DONE = -1  # announced when process 0 has no cell left
 
 
-def is_lead() -> bool:
-    return jax.process_index() == 0
-
-
 def check_same_plan(keys: list[str]) -> None:
     """Every process plans the cells process 0 plans, in its order (else each would run other programs)."""
     from jax.experimental import multihost_utils
@@ -52,17 +48,9 @@ def check_meshes_span_hosts(cfg) -> None:
             )
 
 
-def announce(position: int) -> None:
-    """Process 0: the next cell, by its position in the plan (or :data:`DONE`)."""
-    _broadcast(position)
-
-
-def next_position() -> int:
-    """A follower: the position of the cell process 0 announces next (or :data:`DONE`)."""
-    return _broadcast(0)
-
-
-def _broadcast(value: int) -> int:
+def broadcast_position(position: int = 0) -> int:
+    """The cell process 0 announces next, by its position in the plan (or :data:`DONE`); the other
+    processes' ``position`` is ignored."""
     from jax.experimental import multihost_utils
 
-    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+    return int(multihost_utils.broadcast_one_to_all(np.int32(position)))

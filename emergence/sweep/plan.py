@@ -33,7 +33,6 @@ EFFECTIVE_FLOPS = 100e12  # per accelerator, for the hours column of the estimat
 @dataclass(frozen=True)
 class Cell:
     key: str
-    index: int  # position in plan order
     checkpoint: CheckpointSpec
     checkpoint_id: str
     task: str
@@ -131,7 +130,6 @@ def expand(cfg: SweepConfig) -> list[Cell]:
                     cells.append(
                         Cell(
                             key=stable_hash(resolved),
-                            index=len(cells),
                             checkpoint=ckpt,
                             checkpoint_id=checkpoint_id(ckpt),
                             task=task.name,

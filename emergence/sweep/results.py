@@ -30,6 +30,15 @@ def _check_out(out: str | Path) -> Store:
     return store
 
 
+def _manifest(store: Store) -> dict | None:
+    """``sweep.json`` ({} before a run has written it, or when it is not an object); None when it
+    does not parse."""
+    data = read_json(store.out / "sweep.json")
+    if data is None and (store.out / "sweep.json").exists():
+        return None
+    return data if isinstance(data, dict) else {}
+
+
 def incomplete_cells(out: str | Path) -> list[str]:
     """One line per cell the table would lack: a record file that is corrupt (named by path), a cell
     recorded as failed, a planned cell (sweep.json) with no record yet, a finished cell's checkpoint
@@ -45,11 +54,11 @@ def incomplete_cells(out: str | Path) -> list[str]:
         if loss is None or loss["status"] != "done":
             why = f"failed: {loss.get('error', '')}" if loss else "no record"
             lines.append(f"pretraining loss {store.loss_path(key)} {why}")
-    manifest = read_json(store.out / "sweep.json")
-    if manifest is None and (store.out / "sweep.json").exists():
+    manifest = _manifest(store)
+    if manifest is None:
         lines.append(f"corrupt {store.out / 'sweep.json'}: the plan is unreadable, so missing cells cannot "
                      "be named (a `sweep run` rewrites it)")
-    cells = manifest.get("cells", []) if isinstance(manifest, dict) else []
+    cells = (manifest or {}).get("cells", [])
     bad = {path.stem for path in corrupt}
     for cell in cells:
         if not isinstance(cell, dict) or "key" not in cell:
@@ -67,8 +76,7 @@ def results_table(out: str | Path) -> pd.DataFrame:
     """One row per finished cell: the fixed columns (with ``pretrain_bits_per_byte`` after
     ``pretrain_loss`` when the sweep's ``loss.unit`` is bits-per-byte), then the metric columns."""
     store = _check_out(out)
-    manifest = read_json(store.out / "sweep.json")
-    config = manifest.get("config", {}) if isinstance(manifest, dict) else {}
+    config = (_manifest(store) or {}).get("config", {})
     in_bytes = (config.get("loss") or {}).get("unit") == "bits-per-byte"
     rows, losses = [], {}
     for rec in store.records().values():
@@ -113,10 +121,9 @@ class SweepStatus:
 
 def sweep_status(out: str | Path) -> SweepStatus:
     store = _check_out(out)
-    manifest = read_json(store.out / "sweep.json")
-    if manifest is None and (store.out / "sweep.json").exists():
+    manifest = _manifest(store)
+    if manifest is None:
         raise UserError(f"{store.out / 'sweep.json'}: not valid JSON (truncated or corrupt; `sweep run` rewrites it)")
-    manifest = manifest if isinstance(manifest, dict) else {}
     labels = {c["key"]: c["label"] for c in manifest.get("cells", [])}
     keys = set(labels) if labels else None
     records = {k: v for k, v in store.records().items() if keys is None or k in keys}

@@ -1,9 +1,8 @@
 """Execute a sweep's cells: loop, claim, compute, record; resume, share work, retry failures.
 
-One process works through whole checkpoints (:mod:`emergence.sweep.assign`: all of them, the block of
-``--shard i/n``, or worker i's block first and then the others' leftovers), holding the checkpoint's
-claim while it runs its cells in plan order, loss cell first, so a checkpoint is loaded once for all
-its cells and the jitted steps compile once per shape for the whole run. A cell with a record is
+One process works through whole checkpoints (which ones: :mod:`emergence.sweep.assign`), holding the
+checkpoint's claim while it runs its cells in plan order, loss cell first, so a checkpoint is loaded
+once for all its cells and the jitted steps compile once per shape for the whole run. A cell with a record is
 skipped (a failed one unless ``retry_failed``, and then only a failure recorded before this run
 began); otherwise the runner claims it (:mod:`emergence.sweep.store`) or moves on if a live runner
 holds it, computes it, and writes its record — the commit point — before releasing the claim.
@@ -34,20 +33,15 @@ import jax
 from flax import nnx
 
 from emergence.config import to_dict
-from emergence.errors import UserError
 from emergence.models.global_arrays import mesh_of
 from emergence.results_table import RESULT_COLUMNS
 from emergence.sweep import multihost
-from emergence.sweep.assign import blocks, checkpoint_groups, preference, shard
+from emergence.sweep.assign import CheckpointGroup, blocks, checkpoint_groups, preference, shard
 from emergence.sweep.cell import CellLog, results_row, run_cell
-from emergence.sweep.config import SweepConfig, tokenizer_fingerprint, tokenizer_mismatch
+from emergence.sweep.config import SweepConfig, TokenizerMismatch, check_tokenizer, tokenizer_fingerprint
 from emergence.sweep.plan import Cell, LossCell, expand
 from emergence.sweep.store import HOST, Store, read_json
 from emergence.sweep.workers import WorkerState
-
-
-class TokenizerMismatch(UserError):
-    """Checkpoints of one sweep with different tokenizers: a config error, fatal for the whole run."""
 
 
 @dataclass
@@ -120,7 +114,7 @@ class Runner:
             multihost.check_same_plan([c.key for c in planned])
             multihost.check_meshes_span_hosts(self.cfg)
             self._positions = {(isinstance(c, LossCell), c.key): i for i, c in enumerate(planned)}
-            self.writes = multihost.is_lead()
+            self.writes = jax.process_index() == 0  # process 0 leads
             if not self.writes:
                 return self._follow(planned, report, hosts)
         self._write_manifest(cells)
@@ -149,12 +143,10 @@ class Runner:
             delay = 0.2
             while pending:
                 open_cells = Counter(group_of[c.checkpoint_id] for c in pending)
-                progressed = False
-                for g in preference(owned, position, open_cells):
-                    todo_here = [c for c in pending if group_of[c.checkpoint_id] == g]
-                    if self._work_on(groups[g].claim_name, todo_here, report, cutoff):
-                        progressed = True
-                        break  # choose the next checkpoint from fresh counts
+                progressed = any(  # one checkpoint per pass: the next is chosen from fresh counts
+                    self._work_on(groups[g], pending, report, cutoff)
+                    for g in preference(owned, position, open_cells)
+                )
                 pending = still_open(pending)
                 # the rest are held by live runners: wait for them to finish or for their claims to expire
                 if pending and not progressed and wait:
@@ -169,7 +161,7 @@ class Runner:
             end = "finished"
         finally:
             if self._positions is not None:
-                multihost.announce(multihost.DONE)  # the other processes stop following
+                multihost.broadcast_position(multihost.DONE)  # the other processes stop following
             self._state.close(end, done=report.done_here, failed=report.failed_here)
         self.store.clean_stale_locks()
         report.failed_cells = [
@@ -184,25 +176,21 @@ class Runner:
         return report
 
     def _work_on(
-        self, claim_name: str, cells: list[Cell | LossCell], report: RunReport, cutoff: float | None
+        self, group: CheckpointGroup, pending: list[Cell | LossCell], report: RunReport, cutoff: float | None
     ) -> bool:
-        """Run ``cells`` (one checkpoint's) under the checkpoint's claim; False if another runner holds
-        the checkpoint or every cell of it."""
-        claim = self.store.claim(claim_name)
+        """Run the pending cells of ``group`` under the checkpoint's claim; False if another runner
+        holds the checkpoint or every cell of it."""
+        claim = self.store.claim(group.claim_name)
         if claim is None:
             return False
-        progressed = False
-        try:
-            for cell in cells:
-                progressed |= self._try_cell(cell, report, cutoff)
-        finally:
-            claim.release()
-        return progressed
+        with claim:
+            cells = [c for c in pending if c.checkpoint_id == group.checkpoint_id]
+            return sum(self._try_cell(cell, report, cutoff) for cell in cells) > 0
 
     def _follow(self, planned: list[Cell | LossCell], report: RunReport, hosts: int) -> RunReport:
         """A multi-host job's process other than the first: compute each cell process 0 announces, with it."""
         self.echo(f"sweep {self.cfg.name}: process {jax.process_index()} of {hosts} follows process 0")
-        while (position := multihost.next_position()) != multihost.DONE:
+        while (position := multihost.broadcast_position()) != multihost.DONE:
             self._compute(planned[position], attempts=0)
         return report
 
@@ -210,7 +198,7 @@ class Runner:
         manifest = {
             "name": self.cfg.name,
             "config": to_dict(self.cfg),
-            "cells": [{"key": c.key, "index": c.index, "label": c.label()} for c in cells],
+            "cells": [{"key": c.key, "index": i, "label": c.label()} for i, c in enumerate(cells)],
         }
         path = self.store.out / "sweep.json"
         if read_json(path) != manifest:
@@ -227,7 +215,7 @@ class Runner:
         claim = self.store.claim(f"loss-{cell.key}" if is_loss else cell.key)
         if claim is None:
             return False
-        try:
+        with claim:
             rec = self._record(cell)  # finished by another runner between our check and claim
             if not _is_open(rec, retry_before):
                 return False
@@ -236,7 +224,7 @@ class Runner:
             where = {"checkpoint": cell.checkpoint_id, "cell": cell.label()}
             self._state.update(**where, done=report.done_here, failed=report.failed_here)
             if self._positions is not None:  # the other processes compute it too
-                multihost.announce(self._positions[(is_loss, cell.key)])
+                multihost.broadcast_position(self._positions[(is_loss, cell.key)])
             record, cleanup = self._compute(cell, attempts)
             if not claim.owned():
                 self.echo(f"  lost the claim on {cell.key} (it went stale); its result is discarded")
@@ -245,8 +233,6 @@ class Runner:
             self.store.write(path, record)
             for folder in cleanup:
                 shutil.rmtree(folder, ignore_errors=True)
-        finally:
-            claim.release()
         if is_loss:
             done = record["status"] == "done"
             what = f"{record['loss']:.4f} nats/token" if done else f"FAILED: {record['error'][:160]}"
@@ -286,15 +272,14 @@ class Runner:
 
         work = self.store.work_dir(cell.key)
         t0 = time.perf_counter()
-        timing = {"load": 0.0, "train": 0.0, "eval": 0.0}
         log(f"start {cell.label()} key={cell.key} host={HOST} pid={os.getpid()}")
-        base, timing["load"] = self._base(cell)
+        base, load = self._base(cell)
         mesh = mesh_of(nnx.state(base.model))
         log("model on " + ("1 device" if mesh is None else " ".join(f"{k}={v}" for k, v in mesh.shape.items())))
         t_cell = time.perf_counter()
         outcome = run_cell(cell, self.cfg, base, work, log)
         seconds = time.perf_counter() - t_cell
-        timing.update(outcome.timings, cell=seconds, total=time.perf_counter() - t0)
+        timing = {"load": load, **outcome.timings, "cell": seconds, "total": time.perf_counter() - t0}
         if self.writes:
             write_records(work / "records.jsonl", outcome.records)
         log(f"done in {seconds:.2f}s (train {timing['train']:.2f}s, eval {timing['eval']:.2f}s)")
@@ -336,9 +321,7 @@ class Runner:
         for path in sorted(self.store.loss_dir.glob("*.json")):
             other = read_json(path) or {}
             known.append((other.get("checkpoint", path.stem), other.get("tokenizer", fp)))
-        for first, other_fp in known:
-            if other_fp != fp:
-                raise TokenizerMismatch(tokenizer_mismatch(cell.checkpoint_id, first))
+        check_tokenizer(cell.checkpoint_id, fp, known)
         self._first_tokenizer = self._first_tokenizer or (cell.checkpoint_id, fp)
         self._loaded = (cell.checkpoint_id, loaded)
         seconds = time.perf_counter() - t0
@@ -380,17 +363,3 @@ def _fmt(seconds: float) -> str:
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
-
-def run_sweep(
-    cfg: SweepConfig,
-    *,
-    shard_spec: tuple[int, int] = (0, 1),
-    worker: tuple[int, int] | None = None,
-    retry_failed: bool = False,
-    retry_before: float | None = None,
-    wait: bool = True,
-    echo: Callable[[str], None] = print,
-) -> RunReport:
-    return Runner(cfg, echo=echo).run(
-        shard_spec=shard_spec, worker=worker, retry_failed=retry_failed, retry_before=retry_before, wait=wait
-    )

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +58,13 @@ class SweepTask(submitit.helpers.Checkpointable):
 
     def __call__(self, index: int) -> dict[str, Any]:
         from emergence.sweep.config import load_sweep_config
-        from emergence.sweep.launch import GPU_MEMORY_FRACTION
-        from emergence.sweep.runner import run_sweep
+        from emergence.sweep.launch import GPU_MEMORY_FRACTION, worker_log
+        from emergence.sweep.runner import Runner
 
         os.chdir(self.cwd)  # a config's relative paths are relative to where it was submitted
         # SLURM pins the task's GPUs (CUDA_VISIBLE_DEVICES); JAX would take only 75 % of them
         os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", GPU_MEMORY_FRACTION)
         cfg = load_sweep_config(self.config, self.overrides)
-        path = Path(cfg.out) / "logs" / f"worker-{index}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
         warned: list[int] = []
 
         def on_warning(signum: int, frame: object) -> None:
@@ -76,8 +73,7 @@ class SweepTask(submitit.helpers.Checkpointable):
 
         usr_sig = submitit.JobEnvironment._usr_sig()
         requeue = signal.signal(usr_sig, on_warning)  # submitit's checkpoint-and-requeue handler
-        with path.open("a", encoding="utf-8") as log:
-            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start (SLURM job {_job_id()})\n")
+        with worker_log(cfg.out, index, f"(SLURM job {_job_id()})") as log:
 
             def echo(line: str) -> None:
                 print(line, flush=True)
@@ -87,12 +83,10 @@ class SweepTask(submitit.helpers.Checkpointable):
                     raise Preempted
 
             try:
-                report = run_sweep(
-                    cfg,
+                report = Runner(cfg, echo=echo).run(
                     worker=(index, self.count),
                     retry_failed=self.retry_before is not None,
                     retry_before=self.retry_before,
-                    echo=echo,
                 )
             except Preempted:
                 log.write(f"preempted (signal {signal.Signals(warned[0]).name}): requeued\n")

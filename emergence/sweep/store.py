@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,7 @@ class Store:
         if not self.cells.is_dir():
             return 0
         for path in self.cells.glob("*.lock"):
-            if self.is_stale(path) and self._break_if_stale(path):
+            if self._break_if_stale(path):
                 removed += 1
         now = time.time()
         for path in [*self.cells.glob(".*.lock.*"), *self.cells.glob("*.lock.takeover")]:
@@ -205,32 +206,48 @@ def _alive(pid: int) -> bool:
         return True
 
 
-class Claim:
-    """A held lock with a heartbeat thread; ``owned()`` tells whether it is still ours."""
+class Heartbeat:
+    """Touches ``path`` every ``ttl / 4`` seconds from a daemon thread, so a live owner's file never
+    looks stale; stops when told, when the file is gone, or once ``still_ours()`` is False."""
 
-    def __init__(self, store: Store, key: str, token: str):
-        self.store, self.key, self.token = store, key, token
-        self.path = store.lock_path(key)
+    def __init__(self, path: Path, ttl: float, still_ours: Callable[[], bool] = lambda: True):
+        self.path, self.interval, self.still_ours = path, max(0.05, ttl / 4), still_ours
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{key}", daemon=True)
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{path.stem}", daemon=True)
         self._thread.start()
 
     def _beat(self) -> None:
-        interval = max(0.05, self.store.ttl / 4)
-        while not self._stop.wait(interval):
-            if not self.owned():
-                return
+        while not self._stop.wait(self.interval) and self.still_ours():
             try:
                 os.utime(self.path)
             except FileNotFoundError:
                 return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class Claim:
+    """A held lock with a heartbeat; ``owned()`` tells whether it is still ours. Released on leaving
+    a ``with`` block."""
+
+    def __init__(self, store: Store, key: str, token: str):
+        self.store, self.key, self.token = store, key, token
+        self.path = store.lock_path(key)
+        self._heartbeat = Heartbeat(self.path, store.ttl, self.owned)
 
     def owned(self) -> bool:
         info = read_json(self.path)
         return isinstance(info, dict) and info.get("token") == self.token
 
     def release(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._heartbeat.stop()
         if self.owned():
             self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -2,8 +2,8 @@
 
 ``OUT/workers/<name>.json`` says where a runner is (its checkpoint and cell), what it has done and
 which checkpoints it loaded. The runner rewrites it when it starts a cell or loads a checkpoint (one
-write per cell: the counts are those of the cells before), when it waits, when it ends, and touches it every ``ttl / 4``
-seconds, like a claim; a file that says "running" but is stale by the claims' rule (no heartbeat for
+write per cell: the counts are those of the cells before), when it waits and when it ends, and it
+has a claim's heartbeat; a file that says "running" but is stale by the claims' rule (no heartbeat for
 ``ttl``, or its process gone on this host) belongs to a lost worker: killed, preempted, its node gone.
 Nothing reads these files to decide what to run: the cell records and claims stay the only ledger.
 """
@@ -11,12 +11,11 @@ Nothing reads these files to decide what to run: the cell records and claims sta
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from emergence.sweep.store import HOST, Store, read_json
+from emergence.sweep.store import HOST, Heartbeat, Store, read_json
 
 
 class WorkerState:
@@ -37,24 +36,14 @@ class WorkerState:
             **info,
         }
         self.update()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{name}", daemon=True)
-        self._thread.start()
+        self._heartbeat = Heartbeat(self.path, store.ttl)
 
     def update(self, **changes: Any) -> None:
         self.state.update(changes, updated=time.time())
         self.store.write(self.path, self.state)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(max(0.05, self.store.ttl / 4)):
-            try:
-                os.utime(self.path)
-            except FileNotFoundError:
-                return
-
     def close(self, state: str, **changes: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._heartbeat.stop()
         self.update(state=state, cell=None, **changes)
 
 

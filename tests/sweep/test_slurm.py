@@ -104,7 +104,7 @@ def test_a_warning_dropped_inside_a_gc_callback_still_requeues_at_the_next_cell(
     requeued: list[int] = []
     previous = signal.signal(signal.SIGUSR2, lambda signum, frame: requeued.append(signum))
 
-    def run_sweep(cfg, *, echo, **options):
+    def run(self, **options):
         def callback(phase, info):
             if phase == "start":
                 os.kill(os.getpid(), signal.SIGUSR2)
@@ -115,10 +115,10 @@ def test_a_warning_dropped_inside_a_gc_callback_still_requeues_at_the_next_cell(
             gc.collect()
         finally:
             gc.callbacks.remove(callback)
-        echo("[1/10] a cell recorded")
+        self.echo("[1/10] a cell recorded")
         raise AssertionError("the task went on after the warning")
 
-    monkeypatch.setattr(runner, "run_sweep", run_sweep)
+    monkeypatch.setattr(runner.Runner, "run", run)
     task = SweepTask(str(TINY_CONFIG), [f"out={tmp_path / 'out'}"], 4, None, str(REPO))
     try:
         with pytest.raises(Preempted):
