@@ -99,7 +99,13 @@ class TextTokenizer:
                     f"{directory / 'tokenizer.json'}: not a readable tokenizer ({' '.join(str(err).split())})"
                 ) from None
         elif (directory / "tokenizer.model").exists():
-            backend = _convert_slow(directory)
+            # SentencePiece only (OpenLLaMA, LLaMA-1/2): read directly and rebuilt as a fast BPE, as a
+            # GGUF's SentencePiece tokenizer is
+            from emergence.models.gguf_tokenizer import tokenizer_from_gguf
+            from emergence.models.spm_model import read_spm
+
+            spm = directory / "tokenizer.model"
+            backend = tokenizer_from_gguf(read_spm(spm), str(spm)).backend
         else:
             raise UserError(
                 f"{directory}: no tokenizer (tokenizer.json or tokenizer.model) in the model directory"
@@ -134,12 +140,3 @@ def _post_processor_adds_bos(backend: Tokenizer) -> bool:
     without = backend.encode("a", add_special_tokens=False).ids
     return len(with_special) > len(without) and with_special[-len(without) :] == without
 
-
-def _convert_slow(directory: Path) -> Tokenizer:
-    """SentencePiece-only directories (OpenLLaMA, LLaMA-1/2): ``tokenizer.model`` read directly
-    (:mod:`.spm_model`) and rebuilt as a fast BPE tokenizer, as a GGUF's SentencePiece tokenizer is."""
-    from emergence.models.gguf_tokenizer import tokenizer_from_gguf
-    from emergence.models.spm_model import read_spm
-
-    path = directory / "tokenizer.model"
-    return tokenizer_from_gguf(read_spm(path), str(path)).backend
