@@ -1,11 +1,9 @@
 """The decoder's architecture config: one frozen dataclass for every supported family.
 
-LLaMA 1/2/3, OpenLLaMA, TinyLlama, SmolLM2, Mistral, Qwen2/2.5/3, OLMo-2, GPT-NeoX/Pythia and
-Gemma 3 differ in sizes, RoPE, tied embeddings and a few options of one transformer (biases, q/k
-norm, where the norms sit, parallel residual, partial rotary, LayerNorm, the MLP's activation,
-embedding scaling, sliding-window layers); :mod:`emergence.models.families` maps each family's
-``config.json`` onto these options. Anything the model cannot represent is a
-:class:`~emergence.errors.UserError` naming the file and key, never a silent approximation.
+The families differ in sizes, RoPE, tied embeddings and a few options of one transformer;
+:mod:`emergence.models.families` maps each family's ``config.json`` onto these options. Anything the
+model cannot represent is a :class:`~emergence.errors.UserError` naming the file and key, never a
+silent approximation.
 """
 
 from __future__ import annotations
@@ -193,13 +191,8 @@ def parse_rope_scaling(raw: dict[str, Any] | None, source: str) -> RopeScaling |
         raise UserError(f"{source}: rope scaling type {rope_type!r} is not supported ({', '.join(SUPPORTED_ROPE_TYPES)})")
     if rope_type == "default":
         return None
-    return RopeScaling(
-        rope_type=rope_type,
-        factor=float(raw.get("factor", 1.0)),
-        low_freq_factor=float(raw.get("low_freq_factor", 1.0)),
-        high_freq_factor=float(raw.get("high_freq_factor", 4.0)),
-        original_max_position_embeddings=int(raw.get("original_max_position_embeddings", 8192)),
-    )
+    given = [f for f in dataclasses.fields(RopeScaling)[1:] if f.name in raw]  # the rest keep their defaults
+    return RopeScaling(rope_type, **{f.name: type(f.default)(raw[f.name]) for f in given})
 
 
 def rope_inverse_frequencies(config: LlamaConfig, *, local: bool = False) -> list[float]:

@@ -14,7 +14,7 @@ sublayers' outputs (OLMo-2, Gemma 3).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from emergence.errors import UserError
@@ -169,7 +169,6 @@ FAMILIES: dict[str, Family] = {f.architecture: f for f in (
            lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")),
     Family("Gemma3ForCausalLM", ("gemma3_text",), GEMMA3_KEYS, _gemma3),
 )}
-SUPPORTED_ARCHITECTURES = tuple(FAMILIES)
 
 
 def family_of(config: LlamaConfig) -> Family:
@@ -184,7 +183,7 @@ def _family_for(raw: dict[str, Any], source: str) -> Family:
             return family
     raise UserError(
         f"{source}: unsupported architecture {archs[0] if archs else None!r} (model_type {model_type!r}); "
-        f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
+        f"supported: {', '.join(FAMILIES)}"
     )
 
 
@@ -239,12 +238,9 @@ def config_to_hf(config: LlamaConfig) -> dict[str, Any]:
         "torch_dtype": "float32",
     }
     rope: dict[str, Any] = {"rope_type": "default", "rope_theta": config.rope_theta}
-    if config.rope_scaling is not None:
-        s = config.rope_scaling
-        rope.update(rope_type=s.rope_type, factor=s.factor)
-        if s.rope_type == "llama3":
-            rope.update(low_freq_factor=s.low_freq_factor, high_freq_factor=s.high_freq_factor,
-                        original_max_position_embeddings=s.original_max_position_embeddings)
+    s = config.rope_scaling
+    if s is not None:  # linear scaling has only a factor
+        rope.update(asdict(s) if s.rope_type == "llama3" else {"rope_type": s.rope_type, "factor": s.factor})
     if arch == "GPTNeoXForCausalLM":
         out.update(layer_norm_eps=config.rms_norm_eps, hidden_act=act, use_parallel_residual=config.parallel_residual,
                    rope_parameters={**rope, "partial_rotary_factor": config.partial_rotary_factor},

@@ -9,7 +9,6 @@ same :class:`LoadedModel`; metadata carries parameters and, where a ladder recor
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,14 +50,14 @@ class LoadedModel:
 
 def alias_path(name: str) -> Path:
     alias = ALIASES[name]
-    if alias.sha256:
-        from emergence.models.assembled import assembled_file
+    from emergence.models.assembled import assembled_file, package_folder
 
+    if alias.sha256:
         return assembled_file(alias.package, alias.filename, alias.sha256, alias.install)
-    spec = importlib.util.find_spec(alias.package)
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_folder(alias.package)
+    if folder is None:
         raise UserError(f"model alias {name!r} needs the {alias.package} wheel: {alias.install}")
-    path = Path(next(iter(spec.submodule_search_locations))) / alias.filename
+    path = folder / alias.filename
     if not path.exists():
         raise UserError(f"model alias {name!r}: {path} is missing; reinstall with: {alias.install}")
     return path
