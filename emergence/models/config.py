@@ -38,7 +38,7 @@ _CHOICES = {
 }
 
 
-def check_execution_settings(*, as_options: bool = False, **settings: str) -> None:
+def check_choices(*, as_options: bool = False, **settings: str) -> None:
     """A :class:`UserError` naming the first setting (``dtype``, ``param_dtype``, ``remat``,
     ``attention`` or an architecture option) whose value is not one of its choices (as the CLI option
     ``--param-dtype`` … when ``as_options``: the commands pass these straight through)."""
@@ -115,7 +115,7 @@ class LlamaConfig:
     attention: str = "auto"
 
     def __post_init__(self) -> None:
-        check_execution_settings(**{key: getattr(self, key) for key in _CHOICES})
+        check_choices(**{key: getattr(self, key) for key in _CHOICES})
         if self.head_dim is None:
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
         if self.num_attention_heads % self.num_key_value_heads:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from emergence.errors import UserError
 from emergence.fileio import read_json_object, write_json
-from emergence.models.config import LlamaConfig, check_execution_settings
+from emergence.models.config import LlamaConfig, check_choices
 from emergence.models.llama import Llama
 from emergence.models.references import ALIASES, hub_reference
 from emergence.models.tokenizer import TextTokenizer
@@ -130,7 +130,7 @@ def load_model(
 
     settings = {"dtype": dtype, "param_dtype": param_dtype, "remat": remat, "attention": attention}
     settings = {key: value for key, value in settings.items() if value is not None}
-    check_execution_settings(as_options=True, **settings)  # before minutes of loading
+    check_choices(as_options=True, **settings)  # before minutes of loading
     fmt, path = resolve(reference)
     if fmt == "gguf":
         from emergence.models.gguf_loader import load_gguf

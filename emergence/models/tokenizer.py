@@ -111,10 +111,14 @@ class TextTokenizer:
                 f"{directory}: no tokenizer (tokenizer.json or tokenizer.model) in the model directory"
             )
 
+        specials = {
+            k: (v["content"] if isinstance(v, dict) else v)
+            for k, v in config.items()
+            if k.endswith("_token") and isinstance(v, (str, dict))
+        }
+
         def token_id(name: str) -> int | None:
-            value = config.get(name)
-            if isinstance(value, dict):
-                value = value.get("content")
+            value = specials.get(name)
             return backend.token_to_id(value) if isinstance(value, str) else None
 
         bos = token_id("bos_token")
@@ -126,11 +130,6 @@ class TextTokenizer:
         eos_ids = tuple(dict.fromkeys(e for e in eos if e is not None))
         pad = token_id("pad_token")
         add_bos = bool(config.get("add_bos_token", _post_processor_adds_bos(backend)))
-        specials = {
-            k: (v["content"] if isinstance(v, dict) else v)
-            for k, v in config.items()
-            if k.endswith("_token") and isinstance(v, (str, dict))
-        }
         return cls(backend, bos, eos_ids, pad, add_bos, config.get("chat_template"), specials)
 
 
