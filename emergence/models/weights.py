@@ -1,7 +1,7 @@
 """Checkpoint tensors ↔ NNX parameters, through each family's declarative key table.
 
-Every supported checkpoint format (HF safetensors, GGUF) is first turned into *HF-named* numpy arrays
-in HF's layout (``[out, in]`` for linear weights); the family's table
+Every supported checkpoint format (safetensors, PyTorch .bin, GGUF) is first turned into *HF-named*
+numpy arrays in HF's layout (``[out, in]`` for linear weights); the family's table
 (:mod:`emergence.models.families`) is the only place that knows how those names and layouts map
 onto :class:`~emergence.models.llama.Llama`'s parameter paths. Saving walks the same table
 backwards, so load → save → load is the identity by construction.
