@@ -27,15 +27,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or default).expanduser()
 
 
+def package_folder(package: str) -> Path | None:
+    """The folder of an installed package (a wheel of model files), or None."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def part_files(package: str, filename: str) -> list[Path]:
     """The chunks of ``filename`` in the installed ``package_partN`` wheels, in order."""
     parts: list[Path] = []
     for index in itertools.count(1):
-        spec = importlib.util.find_spec(f"{package}_part{index}")
-        if spec is None or not spec.submodule_search_locations:
+        folder = package_folder(f"{package}_part{index}")
+        if folder is None:
             return parts
-        folder = Path(next(iter(spec.submodule_search_locations))) / "data"
-        parts += sorted(folder.glob(f"{filename}.part*"))
+        parts += sorted((folder / "data").glob(f"{filename}.part*"))
 
 
 def assembled_file(package: str, filename: str, sha256: str, install: str) -> Path:

@@ -1,11 +1,9 @@
 """The decoder's architecture config: one frozen dataclass for every supported family.
 
-LLaMA 1/2/3, OpenLLaMA, TinyLlama, SmolLM2, Mistral, Qwen2/2.5/3, OLMo-2, GPT-NeoX/Pythia and
-Gemma 3 differ in sizes, RoPE, tied embeddings and a few options of one transformer (biases, q/k
-norm, where the norms sit, parallel residual, partial rotary, LayerNorm, the MLP's activation,
-embedding scaling, sliding-window layers); :mod:`emergence.models.families` maps each family's
-``config.json`` onto these options. Anything the model cannot represent is a
-:class:`~emergence.errors.UserError` naming the file and key, never a silent approximation.
+The families differ in sizes, RoPE, tied embeddings and a few options of one transformer;
+:mod:`emergence.models.families` maps each family's ``config.json`` onto these options. Anything the
+model cannot represent is a :class:`~emergence.errors.UserError` naming the file and key, never a
+silent approximation.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ REMAT_POLICIES = ("none", "block", "dots")
 #: ``auto`` is the blocked einsum path on CPU (tuned there) and ``jax.nn.dot_product_attention``
 #: elsewhere (cuDNN on GPU where its shapes and dtypes allow, XLA otherwise).
 ATTENTION_IMPLEMENTATIONS = ("auto", "blocked", "xla", "cudnn")
-_CHOICES = {"dtype": DTYPES, "param_dtype": DTYPES, "remat": REMAT_POLICIES, "attention": ATTENTION_IMPLEMENTATIONS}
 #: The architecture options' choices: q/k norm per head (Qwen3, Gemma 3) or over the whole
 #: projection (OLMo-2); norms before the sublayers (LLaMA), after them (OLMo-2) or both (Gemma 3).
 QK_NORMS = ("none", "head", "full")
@@ -35,12 +32,16 @@ SUBLAYER_NORMS = ("pre", "post", "both")
 NORMS = ("rms", "layer")
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh")
 LAYER_TYPES = ("full_attention", "sliding_attention")
+_CHOICES = {
+    "dtype": DTYPES, "param_dtype": DTYPES, "remat": REMAT_POLICIES, "attention": ATTENTION_IMPLEMENTATIONS,
+    "qk_norm": QK_NORMS, "norm": NORMS, "sublayer_norms": SUBLAYER_NORMS, "activation": ACTIVATIONS,
+}
 
 
-def check_execution_settings(*, as_options: bool = False, **settings: str) -> None:
-    """A :class:`UserError` naming the first of ``dtype``, ``param_dtype``, ``remat`` or
-    ``attention`` whose value is not one of its choices (as the CLI option ``--param-dtype`` …
-    when ``as_options``: the commands pass these straight through)."""
+def check_choices(*, as_options: bool = False, **settings: str) -> None:
+    """A :class:`UserError` naming the first setting (``dtype``, ``param_dtype``, ``remat``,
+    ``attention`` or an architecture option) whose value is not one of its choices (as the CLI option
+    ``--param-dtype`` … when ``as_options``: the commands pass these straight through)."""
     for key, value in settings.items():
         if value not in _CHOICES[key]:
             name = f"--{key.replace('_', '-')}" if as_options else f"model {key}"
@@ -114,7 +115,7 @@ class LlamaConfig:
     attention: str = "auto"
 
     def __post_init__(self) -> None:
-        check_execution_settings(dtype=self.dtype, param_dtype=self.param_dtype, remat=self.remat, attention=self.attention)
+        check_choices(**{key: getattr(self, key) for key in _CHOICES})
         if self.head_dim is None:
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
         if self.num_attention_heads % self.num_key_value_heads:
@@ -122,10 +123,6 @@ class LlamaConfig:
                 f"num_attention_heads={self.num_attention_heads} is not a multiple of "
                 f"num_key_value_heads={self.num_key_value_heads}"
             )
-        options = {"qk_norm": QK_NORMS, "norm": NORMS, "sublayer_norms": SUBLAYER_NORMS, "activation": ACTIVATIONS}
-        for key, choices in options.items():
-            if getattr(self, key) not in choices:
-                raise UserError(f"model {key} must be one of {', '.join(choices)}, got {getattr(self, key)!r}")
         if self.layer_types is not None:
             if len(self.layer_types) != self.num_hidden_layers or not set(self.layer_types) <= set(LAYER_TYPES):
                 raise UserError(f"model layer_types must give one of {', '.join(LAYER_TYPES)} per layer")
@@ -194,13 +191,8 @@ def parse_rope_scaling(raw: dict[str, Any] | None, source: str) -> RopeScaling |
         raise UserError(f"{source}: rope scaling type {rope_type!r} is not supported ({', '.join(SUPPORTED_ROPE_TYPES)})")
     if rope_type == "default":
         return None
-    return RopeScaling(
-        rope_type=rope_type,
-        factor=float(raw.get("factor", 1.0)),
-        low_freq_factor=float(raw.get("low_freq_factor", 1.0)),
-        high_freq_factor=float(raw.get("high_freq_factor", 4.0)),
-        original_max_position_embeddings=int(raw.get("original_max_position_embeddings", 8192)),
-    )
+    given = [f for f in dataclasses.fields(RopeScaling)[1:] if f.name in raw]  # the rest keep their defaults
+    return RopeScaling(rope_type, **{f.name: type(f.default)(raw[f.name]) for f in given})
 
 
 def rope_inverse_frequencies(config: LlamaConfig, *, local: bool = False) -> list[float]:

@@ -14,7 +14,7 @@ sublayers' outputs (OLMo-2, Gemma 3).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from emergence.errors import UserError
@@ -145,31 +145,30 @@ def _neox(raw: dict[str, Any], source: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Family:
-    """One architecture: its HF class and model types, its key table, its options from config.json."""
+    """One architecture: its HF class and model type, its key table, its options from config.json."""
 
     architecture: str
-    model_types: tuple[str, ...]
+    model_type: str
     keys: tuple[KeyRule, ...]
     options: Callable[[dict[str, Any], str], dict[str, Any]]
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 FAMILIES: dict[str, Family] = {f.architecture: f for f in (
-    Family("LlamaForCausalLM", ("llama",), LLAMA_KEYS,
+    Family("LlamaForCausalLM", "llama", LLAMA_KEYS,
            lambda raw, src: {**_biases(raw), "mlp_bias": bool(raw.get("mlp_bias", False)), "activation": _activation(raw, src)}),
-    Family("MistralForCausalLM", ("mistral",), LLAMA_KEYS,
+    Family("MistralForCausalLM", "mistral", LLAMA_KEYS,
            lambda raw, src: {"activation": _activation(raw, src), **_sliding(raw)}),
-    Family("Qwen2ForCausalLM", ("qwen2",), LLAMA_KEYS,
+    Family("Qwen2ForCausalLM", "qwen2", LLAMA_KEYS,
            lambda raw, src: {"qkv_bias": True, "activation": _activation(raw, src), **_sliding(raw)}),
-    Family("Qwen3ForCausalLM", ("qwen3",), LLAMA_KEYS,
+    Family("Qwen3ForCausalLM", "qwen3", LLAMA_KEYS,
            lambda raw, src: {**_biases(raw), "qk_norm": "head", "activation": _activation(raw, src), **_sliding(raw)}),
-    Family("Olmo2ForCausalLM", ("olmo2",), OLMO2_KEYS,
+    Family("Olmo2ForCausalLM", "olmo2", OLMO2_KEYS,
            lambda raw, src: {**_biases(raw), "qk_norm": "full", "sublayer_norms": "post", "activation": _activation(raw, src)}),
-    Family("GPTNeoXForCausalLM", ("gpt_neox",), NEOX_KEYS, _neox,
+    Family("GPTNeoXForCausalLM", "gpt_neox", NEOX_KEYS, _neox,
            lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")),
-    Family("Gemma3ForCausalLM", ("gemma3_text",), GEMMA3_KEYS, _gemma3),
+    Family("Gemma3ForCausalLM", "gemma3_text", GEMMA3_KEYS, _gemma3),
 )}
-SUPPORTED_ARCHITECTURES = tuple(FAMILIES)
 
 
 def family_of(config: LlamaConfig) -> Family:
@@ -180,11 +179,11 @@ def _family_for(raw: dict[str, Any], source: str) -> Family:
     archs = raw.get("architectures") or []
     model_type = raw.get("model_type", "llama" if not archs else None)
     for family in FAMILIES.values():
-        if (archs and archs[0] == family.architecture) or model_type in family.model_types:
+        if (archs and archs[0] == family.architecture) or model_type == family.model_type:
             return family
     raise UserError(
         f"{source}: unsupported architecture {archs[0] if archs else None!r} (model_type {model_type!r}); "
-        f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
+        f"supported: {', '.join(FAMILIES)}"
     )
 
 
@@ -229,7 +228,7 @@ def config_to_hf(config: LlamaConfig) -> dict[str, Any]:
     eos = list(config.eos_token_id) if isinstance(config.eos_token_id, tuple) else config.eos_token_id
     act = {"silu": "silu", "gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh"}[config.activation]
     out: dict[str, Any] = {
-        "architectures": [arch], "model_type": FAMILIES[arch].model_types[0],
+        "architectures": [arch], "model_type": FAMILIES[arch].model_type,
         "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
         "intermediate_size": config.intermediate_size, "num_hidden_layers": config.num_hidden_layers,
         "num_attention_heads": config.num_attention_heads, "num_key_value_heads": config.num_key_value_heads,
@@ -239,12 +238,9 @@ def config_to_hf(config: LlamaConfig) -> dict[str, Any]:
         "torch_dtype": "float32",
     }
     rope: dict[str, Any] = {"rope_type": "default", "rope_theta": config.rope_theta}
-    if config.rope_scaling is not None:
-        s = config.rope_scaling
-        rope.update(rope_type=s.rope_type, factor=s.factor)
-        if s.rope_type == "llama3":
-            rope.update(low_freq_factor=s.low_freq_factor, high_freq_factor=s.high_freq_factor,
-                        original_max_position_embeddings=s.original_max_position_embeddings)
+    s = config.rope_scaling
+    if s is not None:  # linear scaling has only a factor
+        rope.update(asdict(s) if s.rope_type == "llama3" else {"rope_type": s.rope_type, "factor": s.factor})
     if arch == "GPTNeoXForCausalLM":
         out.update(layer_norm_eps=config.rms_norm_eps, hidden_act=act, use_parallel_residual=config.parallel_residual,
                    rope_parameters={**rope, "partial_rotary_factor": config.partial_rotary_factor},

@@ -20,37 +20,40 @@ from gguf import quants
 
 from emergence.errors import UserError
 from emergence.models.config import LlamaConfig, RopeScaling, rope_inverse_frequencies
+from emergence.models.families import config_from_hf
 from emergence.models.gguf_file import read_gguf
-from emergence.models.weights import LazyTensors
+from emergence.models.weights import LazyTensors, translate_name
 
-#: GGUF tensor name → HF tensor name (``{i}`` is the layer index).
+#: GGUF tensor name → HF tensor name (``{0}`` is the layer index).
 GGUF_TO_HF: dict[str, str] = {
     "token_embd.weight": "model.embed_tokens.weight",
     "output_norm.weight": "model.norm.weight",
     "output.weight": "lm_head.weight",
-    "blk.{i}.attn_norm.weight": "model.layers.{i}.input_layernorm.weight",
-    "blk.{i}.ffn_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
-    "blk.{i}.attn_q.weight": "model.layers.{i}.self_attn.q_proj.weight",
-    "blk.{i}.attn_k.weight": "model.layers.{i}.self_attn.k_proj.weight",
-    "blk.{i}.attn_v.weight": "model.layers.{i}.self_attn.v_proj.weight",
-    "blk.{i}.attn_output.weight": "model.layers.{i}.self_attn.o_proj.weight",
-    "blk.{i}.ffn_gate.weight": "model.layers.{i}.mlp.gate_proj.weight",
-    "blk.{i}.ffn_up.weight": "model.layers.{i}.mlp.up_proj.weight",
-    "blk.{i}.ffn_down.weight": "model.layers.{i}.mlp.down_proj.weight",
+    "blk.{0}.attn_norm.weight": "model.layers.{0}.input_layernorm.weight",
+    "blk.{0}.ffn_norm.weight": "model.layers.{0}.post_attention_layernorm.weight",
+    "blk.{0}.attn_q.weight": "model.layers.{0}.self_attn.q_proj.weight",
+    "blk.{0}.attn_k.weight": "model.layers.{0}.self_attn.k_proj.weight",
+    "blk.{0}.attn_v.weight": "model.layers.{0}.self_attn.v_proj.weight",
+    "blk.{0}.attn_output.weight": "model.layers.{0}.self_attn.o_proj.weight",
+    "blk.{0}.ffn_gate.weight": "model.layers.{0}.mlp.gate_proj.weight",
+    "blk.{0}.ffn_up.weight": "model.layers.{0}.mlp.up_proj.weight",
+    "blk.{0}.ffn_down.weight": "model.layers.{0}.mlp.down_proj.weight",
 }
 #: Gemma 3 (llama.cpp arch ``gemma3``): four norms per layer and q/k norms.
 GEMMA3_TO_HF: dict[str, str] = {
     **GGUF_TO_HF,
-    "blk.{i}.post_attention_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
-    "blk.{i}.ffn_norm.weight": "model.layers.{i}.pre_feedforward_layernorm.weight",
-    "blk.{i}.post_ffw_norm.weight": "model.layers.{i}.post_feedforward_layernorm.weight",
-    "blk.{i}.attn_q_norm.weight": "model.layers.{i}.self_attn.q_norm.weight",
-    "blk.{i}.attn_k_norm.weight": "model.layers.{i}.self_attn.k_norm.weight",
+    "blk.{0}.post_attention_norm.weight": "model.layers.{0}.post_attention_layernorm.weight",
+    "blk.{0}.ffn_norm.weight": "model.layers.{0}.pre_feedforward_layernorm.weight",
+    "blk.{0}.post_ffw_norm.weight": "model.layers.{0}.post_feedforward_layernorm.weight",
+    "blk.{0}.attn_q_norm.weight": "model.layers.{0}.self_attn.q_norm.weight",
+    "blk.{0}.attn_k_norm.weight": "model.layers.{0}.self_attn.k_norm.weight",
 }
-#: llama.cpp's Gemma 3 constants (not in the metadata): every 6th layer is global, the sliding
-#: layers' RoPE base is 10,000.
-GEMMA3_SLIDING_PATTERN = 6
-GEMMA3_LOCAL_ROPE_THETA = 10000.0
+#: llama.cpp architectures → the HF class whose family options (:mod:`.families`) apply. llama.cpp's
+#: Gemma 3 constants are not in the metadata and are that family's defaults: every 6th layer is
+#: global, the sliding layers' RoPE base is 10,000.
+GGUF_ARCHITECTURES = {
+    "llama": "LlamaForCausalLM", "mistral": "LlamaForCausalLM", "gemma3": "Gemma3ForCausalLM"
+}
 
 
 def unpermute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
@@ -62,18 +65,11 @@ def unpermute_qk(weight: np.ndarray, n_head: int) -> np.ndarray:
     )
 
 
-def _hf_name(gguf_name: str, table: dict[str, str]) -> str | None:
-    parts = gguf_name.split(".")
-    if parts[0] == "blk" and len(parts) > 2 and parts[1].isdigit():
-        template = "blk.{i}." + ".".join(parts[2:])
-        hf = table.get(template)
-        return hf.format(i=parts[1]) if hf else None
-    return table.get(gguf_name)
-
-
 def config_from_fields(fields: dict[str, Any], source: str) -> LlamaConfig:
+    """The config of GGUF metadata: its keys written as the family's ``config.json`` would hold
+    them, then read by the one HF mapping (:func:`~emergence.models.families.config_from_hf`)."""
     arch = fields.get("general.architecture")
-    if arch not in ("llama", "mistral", "gemma3"):
+    if arch not in GGUF_ARCHITECTURES:
         raise UserError(f"{source}: unsupported architecture {arch!r} (llama, mistral or gemma3 GGUF files)")
 
     def get(key: str, default: Any = None) -> Any:
@@ -85,42 +81,34 @@ def config_from_fields(fields: dict[str, Any], source: str) -> LlamaConfig:
     heads = int(get("attention.head_count"))
     hidden = int(get("embedding_length"))
     tokens = fields.get("tokenizer.ggml.tokens")
-    vocab = int(fields.get(f"{arch}.vocab_size") or (len(tokens) if tokens else get("vocab_size")))
     scaling = None
     scale_type = fields.get(f"{arch}.rope.scaling.type")
     if scale_type == "linear":
-        scaling = RopeScaling("linear", factor=float(get("rope.scaling.factor")))
+        scaling = {"rope_type": "linear", "factor": float(get("rope.scaling.factor"))}
     elif scale_type not in (None, "none"):
         raise UserError(f"{source}: rope scaling type {scale_type!r} is not supported")
-    options: dict[str, Any] = {}
+    raw: dict[str, Any] = {
+        "architectures": [GGUF_ARCHITECTURES[arch]],
+        "vocab_size": int(fields.get(f"{arch}.vocab_size") or (len(tokens) if tokens else get("vocab_size"))),
+        "hidden_size": hidden,
+        "intermediate_size": int(get("feed_forward_length")),
+        "num_hidden_layers": int(get("block_count")),
+        "num_attention_heads": heads,
+        "num_key_value_heads": int(fields.get(f"{arch}.attention.head_count_kv") or heads),
+        "head_dim": int(fields.get(f"{arch}.attention.key_length") or hidden // heads),
+        "max_position_embeddings": int(get("context_length", 2048)),
+        "rms_norm_eps": float(f"{float(get('attention.layer_norm_rms_epsilon', 1e-5)):.7g}"),  # stored as f32
+        "rope_theta": float(get("rope.freq_base", 10000.0)),
+        "rope_scaling": scaling,
+        "tie_word_embeddings": False,  # decided by the presence of output.weight
+        "bos_token_id": fields.get("tokenizer.ggml.bos_token_id"),
+        "eos_token_id": fields.get("tokenizer.ggml.eos_token_id"),
+        "pad_token_id": fields.get("tokenizer.ggml.padding_token_id"),
+    }
     if arch == "gemma3":
-        layers = int(get("block_count"))
-        options = dict(
-            architecture="Gemma3ForCausalLM", qk_norm="head", norm_offset=1.0, sublayer_norms="both",
-            embedding_scale=True, activation="gelu_tanh", local_rope_theta=GEMMA3_LOCAL_ROPE_THETA,
-            query_pre_attn_scalar=float(get("attention.key_length")),
-            sliding_window=int(get("attention.sliding_window")),
-            layer_types=tuple("sliding_attention" if (i + 1) % GEMMA3_SLIDING_PATTERN else "full_attention"
-                              for i in range(layers)),
-        )
-    return LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=int(get("feed_forward_length")),
-        num_hidden_layers=int(get("block_count")),
-        num_attention_heads=heads,
-        num_key_value_heads=int(fields.get(f"{arch}.attention.head_count_kv") or heads),
-        head_dim=int(fields.get(f"{arch}.attention.key_length") or hidden // heads),
-        max_position_embeddings=int(get("context_length", 2048)),
-        rms_norm_eps=float(f"{float(get('attention.layer_norm_rms_epsilon', 1e-5)):.7g}"),  # stored as f32
-        rope_theta=float(get("rope.freq_base", 10000.0)),
-        rope_scaling=scaling,
-        tie_word_embeddings=False,  # decided by the presence of output.weight
-        bos_token_id=fields.get("tokenizer.ggml.bos_token_id"),
-        eos_token_id=fields.get("tokenizer.ggml.eos_token_id"),
-        pad_token_id=fields.get("tokenizer.ggml.padding_token_id"),
-        **options,
-    )
+        raw.update(query_pre_attn_scalar=float(get("attention.key_length")),
+                   sliding_window=int(get("attention.sliding_window")))
+    return config_from_hf(raw, source)
 
 
 def _llama3_scaling_from_freqs(config: LlamaConfig, factors: np.ndarray, source: str) -> RopeScaling:
@@ -168,14 +156,13 @@ def load_gguf(path: str | Path) -> tuple[LlamaConfig, LazyTensors, dict[str, Any
         if tensor.name == "rope_freqs.weight":
             rope_freqs = _dequantize(tensor, path, None)
             continue
-        hf = _hf_name(tensor.name, table)
+        hf = next(filter(None, (translate_name(tensor.name, src, dst) for src, dst in table.items())), None)
         if hf is None:
             raise UserError(f"{path}: unexpected tensor {tensor.name!r} for a {fields.get('general.architecture')} model")
-        if gemma:  # NeoX-style RoPE: no permutation; norms stored as 1 + w
-            readers[hf] = functools.partial(_dequantize, tensor, path, None, 1.0 if hf.endswith("norm.weight") else 0.0)
-            continue
+        # Gemma 3: NeoX-style RoPE (no Q/K permutation to undo), norms stored as 1 + w
         heads = {"q_proj": config.num_attention_heads, "k_proj": config.num_key_value_heads}.get(hf.split(".")[-2])
-        readers[hf] = functools.partial(_dequantize, tensor, path, heads)
+        shift = 1.0 if gemma and hf.endswith("norm.weight") else 0.0
+        readers[hf] = functools.partial(_dequantize, tensor, path, None if gemma else heads, shift)
     tensors = LazyTensors(readers)
     config = config.replace(tie_word_embeddings="lm_head.weight" not in tensors)
     if rope_freqs is not None:

@@ -18,12 +18,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from gguf import TokenType
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from emergence.errors import UserError
 from emergence.models.tokenizer import TextTokenizer
-
-TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED, TOKEN_UNUSED, TOKEN_BYTE = 1, 2, 3, 4, 5, 6
 
 _LLAMA3_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -79,7 +78,7 @@ def tokenizer_from_gguf(fields: dict[str, Any], source: str) -> TextTokenizer:
     tokens: list[str] | None = fields.get("tokenizer.ggml.tokens")
     if kind is None or tokens is None:
         raise UserError(f"{source}: no tokenizer in the GGUF metadata (tokenizer.ggml.model/tokens)")
-    types: list[int] = fields.get("tokenizer.ggml.token_type") or [TOKEN_NORMAL] * len(tokens)
+    types: list[int] = fields.get("tokenizer.ggml.token_type") or [TokenType.NORMAL] * len(tokens)
     vocab = {tok: i for i, tok in enumerate(tokens)}
     unk_id = fields.get("tokenizer.ggml.unknown_token_id")
 
@@ -104,9 +103,9 @@ def tokenizer_from_gguf(fields: dict[str, Any], source: str) -> TextTokenizer:
         raise UserError(f"{source}: tokenizer type {kind!r} is not supported (gpt2 or llama)")
 
     specials = [
-        AddedToken(tok, special=types[i] == TOKEN_CONTROL, normalized=False)
+        AddedToken(tok, special=types[i] == TokenType.CONTROL, normalized=False)
         for i, tok in enumerate(tokens)
-        if types[i] in (TOKEN_CONTROL, TOKEN_USER_DEFINED)
+        if types[i] in (TokenType.CONTROL, TokenType.USER_DEFINED)
     ]
     backend.add_special_tokens([t for t in specials if t.special])
     backend.add_tokens([t for t in specials if not t.special])

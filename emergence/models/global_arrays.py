@@ -21,13 +21,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 def mesh_of(state: Any) -> Mesh | None:
     """The mesh of more than one device that ``state``'s arrays lie on, or None (one device)."""
-    for leaf in jax.tree.leaves(state):
-        sharding = getattr(leaf, "sharding", None)
-        if sharding is not None:
-            if isinstance(sharding, NamedSharding) and sharding.mesh.size > 1:
-                return sharding.mesh
-            return None
-    return None
+    shardings = (getattr(leaf, "sharding", None) for leaf in jax.tree.leaves(state))
+    sharding = next((s for s in shardings if s is not None), None)
+    return sharding.mesh if isinstance(sharding, NamedSharding) and sharding.mesh.size > 1 else None
 
 
 def feeder(state: Any) -> Callable[[Any], Any]:

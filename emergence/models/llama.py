@@ -142,8 +142,6 @@ class MLP(nnx.Module):
         return self.down_proj(act(self.up_proj(x)))
 
 
-
-
 class Block(nnx.Module):
     """One decoder layer. ``input_norm`` and ``post_attn_norm`` normalize the attention's and the
     MLP's inputs (``sublayer_norms`` ``pre`` or ``both``); ``attn_out_norm`` and ``mlp_out_norm``

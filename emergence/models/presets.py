@@ -47,13 +47,9 @@ def model_config(reference: str) -> LlamaConfig:
     from emergence.models.registry import ALIASES, resolve
 
     if reference in ALIASES or path.suffix == ".gguf":
-        from emergence.models.gguf_file import read_gguf
-        from emergence.models.gguf_loader import config_from_fields
+        from emergence.models.gguf_loader import load_gguf
 
-        _, gguf = resolve(reference)
-        contents = read_gguf(gguf)
-        tied = all(t.name != "output.weight" for t in contents.tensors)
-        return config_from_fields(contents.fields, str(gguf)).replace(tie_word_embeddings=tied)
+        return load_gguf(resolve(reference)[1])[0]  # its tensors are read only when asked for
     raise UserError(
         f"{reference}: not a model preset ({', '.join(PRESETS)}), model directory, .gguf file or alias"
     )

@@ -9,7 +9,6 @@ same :class:`LoadedModel`; metadata carries parameters and, where a ladder recor
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from emergence.errors import UserError
 from emergence.fileio import read_json_object, write_json
-from emergence.models.config import LlamaConfig, check_execution_settings
+from emergence.models.config import LlamaConfig, check_choices
 from emergence.models.llama import Llama
 from emergence.models.references import ALIASES, hub_reference
 from emergence.models.tokenizer import TextTokenizer
@@ -51,14 +50,14 @@ class LoadedModel:
 
 def alias_path(name: str) -> Path:
     alias = ALIASES[name]
-    if alias.sha256:
-        from emergence.models.assembled import assembled_file
+    from emergence.models.assembled import assembled_file, package_folder
 
+    if alias.sha256:
         return assembled_file(alias.package, alias.filename, alias.sha256, alias.install)
-    spec = importlib.util.find_spec(alias.package)
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_folder(alias.package)
+    if folder is None:
         raise UserError(f"model alias {name!r} needs the {alias.package} wheel: {alias.install}")
-    path = Path(next(iter(spec.submodule_search_locations))) / alias.filename
+    path = folder / alias.filename
     if not path.exists():
         raise UserError(f"model alias {name!r}: {path} is missing; reinstall with: {alias.install}")
     return path
@@ -131,7 +130,7 @@ def load_model(
 
     settings = {"dtype": dtype, "param_dtype": param_dtype, "remat": remat, "attention": attention}
     settings = {key: value for key, value in settings.items() if value is not None}
-    check_execution_settings(as_options=True, **settings)  # before minutes of loading
+    check_choices(as_options=True, **settings)  # before minutes of loading
     fmt, path = resolve(reference)
     if fmt == "gguf":
         from emergence.models.gguf_loader import load_gguf

@@ -99,16 +99,26 @@ class TextTokenizer:
                     f"{directory / 'tokenizer.json'}: not a readable tokenizer ({' '.join(str(err).split())})"
                 ) from None
         elif (directory / "tokenizer.model").exists():
-            backend = _convert_slow(directory)
+            # SentencePiece only (OpenLLaMA, LLaMA-1/2): read directly and rebuilt as a fast BPE, as a
+            # GGUF's SentencePiece tokenizer is
+            from emergence.models.gguf_tokenizer import tokenizer_from_gguf
+            from emergence.models.spm_model import read_spm
+
+            spm = directory / "tokenizer.model"
+            backend = tokenizer_from_gguf(read_spm(spm), str(spm)).backend
         else:
             raise UserError(
                 f"{directory}: no tokenizer (tokenizer.json or tokenizer.model) in the model directory"
             )
 
+        specials = {
+            k: (v["content"] if isinstance(v, dict) else v)
+            for k, v in config.items()
+            if k.endswith("_token") and isinstance(v, (str, dict))
+        }
+
         def token_id(name: str) -> int | None:
-            value = config.get(name)
-            if isinstance(value, dict):
-                value = value.get("content")
+            value = specials.get(name)
             return backend.token_to_id(value) if isinstance(value, str) else None
 
         bos = token_id("bos_token")
@@ -120,11 +130,6 @@ class TextTokenizer:
         eos_ids = tuple(dict.fromkeys(e for e in eos if e is not None))
         pad = token_id("pad_token")
         add_bos = bool(config.get("add_bos_token", _post_processor_adds_bos(backend)))
-        specials = {
-            k: (v["content"] if isinstance(v, dict) else v)
-            for k, v in config.items()
-            if k.endswith("_token") and isinstance(v, (str, dict))
-        }
         return cls(backend, bos, eos_ids, pad, add_bos, config.get("chat_template"), specials)
 
 
@@ -134,12 +139,3 @@ def _post_processor_adds_bos(backend: Tokenizer) -> bool:
     without = backend.encode("a", add_special_tokens=False).ids
     return len(with_special) > len(without) and with_special[-len(without) :] == without
 
-
-def _convert_slow(directory: Path) -> Tokenizer:
-    """SentencePiece-only directories (OpenLLaMA, LLaMA-1/2): ``tokenizer.model`` read directly
-    (:mod:`.spm_model`) and rebuilt as a fast BPE tokenizer, as a GGUF's SentencePiece tokenizer is."""
-    from emergence.models.gguf_tokenizer import tokenizer_from_gguf
-    from emergence.models.spm_model import read_spm
-
-    path = directory / "tokenizer.model"
-    return tokenizer_from_gguf(read_spm(path), str(path)).backend

@@ -184,17 +184,7 @@ def _read_tensor(path: Path, name: str, tensor: _Tensor, raw: np.ndarray) -> np.
     last = tensor.offset + sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride, strict=True))
     if min(tensor.stride, default=0) < 0 or tensor.offset < 0 or last >= storage.numel:
         raise UserError(f"{path}: tensor {name!r} reaches outside its storage")
-    items = raw.view(storage.dtype)
-    if tensor.stride == _contiguous_strides(tensor.shape):  # what torch.save writes for a fresh tensor
-        return np.array(items[tensor.offset : tensor.offset + count].reshape(tensor.shape))
+    items = raw.view(storage.dtype)[tensor.offset :]
     strides = tuple(s * storage.dtype.itemsize for s in tensor.stride)
-    view = np.lib.stride_tricks.as_strided(items[tensor.offset :], tensor.shape, strides, writeable=False)
-    return np.array(view, order="C")
-
-
-def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return tuple(reversed(strides))
+    view = np.lib.stride_tricks.as_strided(items, tensor.shape, strides, writeable=False)
+    return np.array(view, order="C")  # a plain memcpy when the strides are contiguous (a fresh tensor)

@@ -1,7 +1,7 @@
 """Checkpoint tensors ↔ NNX parameters, through each family's declarative key table.
 
-Every supported checkpoint format (HF safetensors, GGUF) is first turned into *HF-named* numpy arrays
-in HF's layout (``[out, in]`` for linear weights); the family's table
+Every supported checkpoint format (safetensors, PyTorch .bin, GGUF) is first turned into *HF-named*
+numpy arrays in HF's layout (``[out, in]`` for linear weights); the family's table
 (:mod:`emergence.models.families`) is the only place that knows how those names and layouts map
 onto :class:`~emergence.models.llama.Llama`'s parameter paths. Saving walks the same table
 backwards, so load → save → load is the identity by construction.
@@ -26,8 +26,9 @@ from emergence.models.llama import Llama
 IGNORED_HF_KEYS = re.compile(r".*(rotary_emb\.inv_freq|attention\.bias|attention\.masked_bias)$")
 
 
-def _translate(name: str, source: str, target: str) -> str | None:
-    """``name`` matched against the ``source`` template, written in the ``target`` template."""
+def translate_name(name: str, source: str, target: str) -> str | None:
+    """``name`` matched against the ``source`` template (``{0}``: a layer index), written in the
+    ``target`` template; None if it does not match."""
     match = re.fullmatch(re.escape(source).replace(re.escape("{0}"), r"(\d+)"), name)
     return target.format(*match.groups()) if match else None
 
@@ -36,7 +37,7 @@ def hf_to_paths(config: LlamaConfig, hf_key: str) -> list[tuple[str, KeyRule]]:
     """The NNX paths a checkpoint tensor fills (three for a fused q/k/v) and their rules."""
     found = []
     for rule in family_of(config).keys:
-        path = _translate(hf_key, rule.hf, rule.path)
+        path = translate_name(hf_key, rule.hf, rule.path)
         if path is not None:
             found.append((path, rule))
     return found
@@ -45,7 +46,7 @@ def hf_to_paths(config: LlamaConfig, hf_key: str) -> list[tuple[str, KeyRule]]:
 def path_to_hf(config: LlamaConfig, path: str) -> tuple[str, KeyRule]:
     """The checkpoint tensor name for an NNX parameter path (the family's table read backwards)."""
     for rule in family_of(config).keys:
-        name = _translate(path, rule.path, rule.hf)
+        name = translate_name(path, rule.path, rule.hf)
         if name is not None:
             return name, rule
     raise KeyError(f"no {config.architecture} name for parameter {path}")
@@ -135,18 +136,14 @@ def build_model(
             expected = tuple(flat[path].get_value().shape)
             if placement is not None and stored_shape is not None and rule.part is None:
                 # each host reads only its devices' slices
-                _check_shape(source, hf_key, stored_shape, expected, rule.transpose)
+                layout = stored_shape[::-1] if rule.transpose else stored_shape
+                _check_shape(source, hf_key, stored_shape, layout, expected, rule)
                 filled[path] = _read_placed(tensors, hf_key, rule.transpose, expected, dtype, placement(path, expected))
                 continue
             whole = np.asarray(tensors[hf_key]) if whole is None else whole
             stored = whole if rule.part is None else _fused_part(whole, rule.part, config.num_attention_heads)
             value = stored.T if rule.transpose else stored
-            if value.shape != expected:
-                raise UserError(
-                    f"{source}: tensor {hf_key!r} has shape {whole.shape}, "
-                    f"config expects {expected[::-1] if rule.transpose else expected}"
-                    + ("" if rule.part is None else " per part")
-                )
+            _check_shape(source, hf_key, whole.shape, value.shape, expected, rule)
             value = value.astype(dtype, copy=False)
             filled[path] = value if placement is None else jax.device_put(value, placement(path, value.shape))
     missing = sorted(set(flat) - set(filled))
@@ -169,11 +166,16 @@ def build_model(
     return model
 
 
-def _check_shape(source: str, hf_key: str, stored: tuple, expected: tuple, transpose: bool) -> None:
-    if (tuple(stored)[::-1] if transpose else tuple(stored)) != expected:
+def _check_shape(
+    source: str, hf_key: str, stored: tuple, actual: tuple, expected: tuple, rule: KeyRule
+) -> None:
+    """Refuse a tensor whose ``actual`` shape (the ``stored`` one split and transposed by its rule)
+    is not its parameter's, naming it in its stored layout."""
+    if tuple(actual) != expected:
         raise UserError(
             f"{source}: tensor {hf_key!r} has shape {tuple(stored)}, "
-            f"config expects {expected[::-1] if transpose else expected}"
+            f"config expects {expected[::-1] if rule.transpose else expected}"
+            + ("" if rule.part is None else " per part")
         )
 
 
