@@ -122,7 +122,11 @@ def run_cmd(
     from emergence.sweep.runner import Runner  # not in the launcher: it never starts JAX
 
     report = Runner(cfg, echo=lambda line: print(line, flush=True)).run(
-        shard_spec=shard_spec, worker=worker_spec, retry_failed=retry_failed, retry_before=retry_before, wait=not no_wait
+        shard_spec=shard_spec,
+        worker=worker_spec,
+        retry_failed=retry_failed,
+        retry_before=retry_before,
+        wait=not no_wait,
     )
     if report.failed_cells:  # exit 1: the rest is done, these are not (README "Exit codes")
         shown = "; ".join(report.failed_cells[:20]) + (" ..." if len(report.failed_cells) > 20 else "")
