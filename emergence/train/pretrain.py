@@ -25,7 +25,7 @@ from emergence.errors import UserError
 from emergence.models.config import LlamaConfig
 from emergence.models.tokenizer import TextTokenizer
 from emergence.train.budgets import step_example_ids
-from emergence.train.examples import Batch
+from emergence.train.examples import Batch, Example, make_batch
 from emergence.train.ladder_config import LadderConfig, LadderModel
 
 MANIFEST = "ladder.yaml"
@@ -42,17 +42,9 @@ def windows(stream: np.ndarray, seq_len: int) -> np.ndarray:
 
 
 def lm_batch(rows: np.ndarray) -> Batch:
-    """A pretraining batch ``[1, B, T]``: every position predicts the next token."""
-    b, t1 = rows.shape
-    t = t1 - 1
-    pos = np.broadcast_to(np.arange(t, dtype=np.int32), (b, t))
-    return Batch(
-        tokens=rows[None, :, :-1].astype(np.int32),
-        valid=np.ones((1, b, t), bool),
-        target_pos=pos[None].copy(),
-        targets=rows[None, :, 1:].astype(np.int32),
-        target_mask=np.ones((1, b, t), np.float32),
-    )
+    """A pretraining batch ``[1, B, T]`` of ``seq_len + 1`` windows: every position predicts the next token."""
+    t = rows.shape[1] - 1
+    return make_batch([Example(row, t) for row in rows], 1, len(rows), shape=(t, t))
 
 
 def model_config(m: LadderModel, tok: TextTokenizer, seq_len: int) -> LlamaConfig:
