@@ -78,7 +78,7 @@ def trained_model(trainer: Trainer, base: Llama, lora: LoraConfig | None) -> nnx
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run will do, known before any model is loaded (shown by the CLI)."""
+    """What a run will do, known once its model and data are checked (shown by the CLI before step 1)."""
 
     total_steps: int
     n_train: int
