@@ -37,13 +37,7 @@ def plan_steps(
 
 def step_example_ids(step: int, n_examples: int, per_step: int, order_seed: tuple[int, ...]) -> np.ndarray:
     """Positions (into the subset) of the examples step ``step`` trains on."""
-    start = step * per_step
-    out = np.empty(per_step, np.int64)
-    filled = 0
-    while filled < per_step:
-        epoch, offset = divmod(start + filled, n_examples)
-        perm = np.random.default_rng([*order_seed, epoch]).permutation(n_examples)
-        take = min(per_step - filled, n_examples - offset)
-        out[filled : filled + take] = perm[offset : offset + take]
-        filled += take
-    return out
+    first, offset = divmod(step * per_step, n_examples)
+    epochs = range(first, (step * per_step + per_step - 1) // n_examples + 1)
+    order = [np.random.default_rng([*order_seed, epoch]).permutation(n_examples) for epoch in epochs]
+    return np.concatenate(order)[offset : offset + per_step]

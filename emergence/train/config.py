@@ -197,13 +197,10 @@ class FinetuneConfig(FinetuneSettings):
         """``settings`` applied to one run (``model``, ``task``, ``budget`` and the other fields here)."""
         return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(FinetuneSettings)}, **run)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     def identity(self) -> dict[str, Any]:
         """Every field that changes the trained weights (what :meth:`fingerprint` hashes);
         ``param_dtype`` only when it is not float32, so runs from before it existed keep theirs."""
-        out = {k: v for k, v in self.to_dict().items() if k not in NOT_FINGERPRINTED}
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in NOT_FINGERPRINTED}
         if out["param_dtype"] == "float32":
             del out["param_dtype"]
         return out

@@ -129,11 +129,4 @@ def make_batch(
         target_pos[i, : e.n_answer] = pos
         targets[i, : e.n_answer] = labels[pos]
         mask[i, : e.n_answer] = 1.0
-    shape = (accum, batch_size)
-    return Batch(
-        tokens.reshape(*shape, t),
-        valid.reshape(*shape, t),
-        target_pos.reshape(*shape, k),
-        targets.reshape(*shape, k),
-        mask.reshape(*shape, k),
-    )
+    return Batch(*(a.reshape(accum, batch_size, -1) for a in (tokens, valid, target_pos, targets, mask)))

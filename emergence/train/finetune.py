@@ -55,13 +55,12 @@ class FinetuneResult:
     @property
     def model(self) -> nnx.Module | None:
         """The trained model with Variables of its own (LoRA: wrapped, not merged, dropout off)."""
-        return None if self.trainer is None else _wrapped(self.trainer, self.lora)
+        return None if self.trainer is None else _wrapped(self.trainer)
 
 
-def _wrapped(trainer: Trainer, lora: LoraConfig | None) -> nnx.Module:
+def _wrapped(trainer: Trainer) -> nnx.Module:
     model = trainer.model(copy=True)
-    if lora is not None and lora.dropout > 0:
-        set_training(model, False)
+    set_training(model, False)  # LoRA dropout off (without LoRA layers: nothing to switch)
     return model
 
 
@@ -74,12 +73,12 @@ def trained_model(trainer: Trainer, base: Llama, lora: LoraConfig | None) -> nnx
         return trainer.model()
     if folds_at_evaluation(base.config.param_dtype):
         return fold_into_base(base, trainer.flat_params(), lora.scale)
-    return _wrapped(trainer, lora)
+    return _wrapped(trainer)
 
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run will do, known before any model is loaded (shown by the CLI)."""
+    """What a run will do, known once its model and data are checked (shown by the CLI before step 1)."""
 
     total_steps: int
     n_train: int
@@ -98,7 +97,7 @@ def _check_run_dir(out: Path, cfg: FinetuneConfig, *, create: bool) -> None:
             )
     elif create:
         out.mkdir(parents=True, exist_ok=True)
-        fileio.write_json(run_file, {"fingerprint": cfg.fingerprint(), "config": cfg.to_dict()})
+        fileio.write_json(run_file, {"fingerprint": cfg.fingerprint(), "config": dataclasses.asdict(cfg)})
 
 
 def _metric_lines(path: Path, key: str) -> list[dict]:
@@ -266,7 +265,7 @@ def run_finetune(
         "steps": total,
         "train_data": note,
         "fingerprint": cfg.fingerprint(),
-        "config": cfg.to_dict(),
+        "config": dataclasses.asdict(cfg),
     }
     if writes and lora is not None:
         adapters.save_lora_adapter(out, lora, info, trainer.flat_params())

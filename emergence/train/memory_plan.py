@@ -1,7 +1,7 @@
 """Per-device memory of a finetuning run, planned before it is submitted (``emergence memory``).
 
 The model is built with ``nnx.eval_shape`` (no weights, no memory) and the trainer's own compiled
-step (:func:`emergence.train.trainer._programs`) is lowered on abstract inputs with the run's
+step (:func:`emergence.train.trainer.programs`) is lowered on abstract inputs with the run's
 shardings, so the plan is of the program the trainer runs, not of a model of it:
 
 * parameters, optimizer state and the batch: exact, from their shapes, dtypes and shardings;
@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
@@ -40,21 +41,12 @@ from emergence.models.config import LlamaConfig
 from emergence.models.llama import Llama
 from emergence.train.config import FinetuneSettings
 from emergence.train.lora import apply_lora, folds_at_evaluation
-from emergence.train.mesh import build_mesh, param_spec
-from emergence.train.trainer import _eval_sums, _loss_sums, _programs
+from emergence.train.mesh import batch_sharding, build_mesh, state_shardings
+from emergence.train.trainer import _eval_sums, _loss_sums, programs
 
 GIB = 2**30
-_UNITS = {
-    "": 1,
-    "B": 1,
-    "KB": 1e3,
-    "MB": 1e6,
-    "GB": 1e9,
-    "TB": 1e12,
-    "KIB": 2**10,
-    "MIB": 2**20,
-    "GIB": 2**30,
-    "TIB": 2**40,
+_UNITS = {"": 1, "B": 1} | {
+    prefix + unit: base**i for i, prefix in enumerate("KMGT", 1) for unit, base in (("B", 1e3), ("IB", 2**10))
 }
 #: the most micro-batch sizes :func:`largest_micro_batch` compiles
 SEARCH_STEPS = 8
@@ -93,15 +85,13 @@ class MemoryPlan:
 def parse_bytes(text: str) -> int:
     """``80GB`` (10⁹), ``80GiB`` (2³⁰), ``512MiB``, … → bytes."""
     found = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text)
-    unit = found.group(2).upper() if found else ""
-    if (
-        not found
-        or unit not in _UNITS
-        or not math.isfinite(float(found.group(1)))
-        or float(found.group(1)) <= 0
-    ):
+    try:
+        number, unit = float(found.group(1)), found.group(2).upper()
+    except (AttributeError, ValueError):  # no match, or a number such as 1.2.3
+        number, unit = math.nan, ""
+    if not (math.isfinite(number) and number > 0) or unit not in _UNITS:
         raise UserError(f"--device-memory {text!r}: expected a size such as 80GB or 79.6GiB")
-    return int(float(found.group(1)) * _UNITS[unit])
+    return int(number * _UNITS[unit])
 
 
 def plan_mesh(settings: FinetuneSettings) -> Mesh:
@@ -127,16 +117,17 @@ def _tree_bytes(tree) -> int:
     return sum(_shard_bytes(x) for x in jax.tree.leaves(tree) if hasattr(x, "dtype"))
 
 
+def _state_bytes(state: nnx.State, where: Callable[[tuple], bool]) -> int:
+    """Per-device bytes of the variables of ``state`` whose path ``where`` accepts."""
+    return sum(_shard_bytes(v.get_value()) for path, v in nnx.to_flat_state(state) if where(path))
+
+
 def _placed(state: nnx.State, mesh: Mesh) -> nnx.State:
-    """Abstract ``state`` with the shardings :func:`~emergence.train.mesh.shard_state` gives it."""
-    flat = []
-    for path, var in nnx.to_flat_state(state):
+    """Abstract ``state``, given in place the shardings :func:`~emergence.train.mesh.shard_state` gives."""
+    for var, sharding in state_shardings(state, mesh):
         value = var.get_value()
-        if hasattr(value, "shape") and not jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
-            spec = param_spec(".".join(map(str, path)), tuple(value.shape), mesh)
-            value = jax.ShapeDtypeStruct(value.shape, value.dtype, sharding=NamedSharding(mesh, spec))
-        flat.append((path, var.replace(value)))
-    return nnx.from_flat_state(flat)
+        var.set_value(jax.ShapeDtypeStruct(value.shape, value.dtype, sharding=sharding))
+    return state
 
 
 def _abstract_run(config: LlamaConfig, settings: FinetuneSettings, mesh: Mesh):
@@ -152,29 +143,27 @@ def _abstract_run(config: LlamaConfig, settings: FinetuneSettings, mesh: Mesh):
     return graphdef, _placed(params, mesh), _placed(rest, mesh)
 
 
-def _batch(mesh: Mesh, accum: int, micro_batch: int, seq_len: int, loss_tokens: int) -> dict:
-    sharding = NamedSharding(mesh, PartitionSpec(None, ("data", "fsdp"), None))
-    shapes = {"tokens": (seq_len, jnp.int32), "valid": (seq_len, jnp.bool_), "target_pos": (loss_tokens, jnp.int32),
-              "targets": (loss_tokens, jnp.int32), "target_mask": (loss_tokens, jnp.float32)}  # fmt: skip
-    return {
-        k: jax.ShapeDtypeStruct((accum, micro_batch, n), dt, sharding=sharding)
-        for k, (n, dt) in shapes.items()
-    }
+def _batch(
+    rows: tuple[int, ...], seq_len: int, loss_tokens: int, sharding: NamedSharding | None = None
+) -> dict[str, jax.ShapeDtypeStruct]:
+    """An abstract :class:`~emergence.train.examples.Batch` of ``rows`` (leading axes)."""
+    fields = {"tokens": (seq_len, jnp.int32), "valid": (seq_len, jnp.bool_),
+              "target_pos": (loss_tokens, jnp.int32), "targets": (loss_tokens, jnp.int32),
+              "target_mask": (loss_tokens, jnp.float32)}  # fmt: skip
+    return {k: jax.ShapeDtypeStruct((*rows, n), dt, sharding=sharding) for k, (n, dt) in fields.items()}
 
 
 def _step_inputs(config, settings, mesh, micro_batch, seq_len, loss_tokens):
     """The trainer's compiled step and abstract arguments for it (as ``Trainer.step`` passes them)."""
     graphdef, params, rest = _abstract_run(config, settings, mesh)
-    hyper = dataclasses.replace(settings.optim, lr=1.0, warmup_ratio=0.0, end_lr_ratio=0.0)
-    leaves, treedef = jax.tree.flatten(params)
-    init, step = _programs(graphdef, hyper, mesh, treedef, tuple(leaves))
+    init, step = programs(graphdef, settings.optim, mesh, params)
     replicated = NamedSharding(mesh, PartitionSpec())
     scalar = jax.ShapeDtypeStruct((), jnp.float32, sharding=replicated)
     args = (
         params,
         rest,
         jax.eval_shape(init, params),
-        _batch(mesh, settings.grad_accum, micro_batch, seq_len, loss_tokens),
+        _batch((settings.grad_accum, micro_batch), seq_len, loss_tokens, batch_sharding(mesh, 3)),
         jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated),
         {k: scalar for k in ("lr", "warmup", "total", "end_ratio")},
         jax.eval_shape(lambda: jax.random.key(0)),
@@ -188,10 +177,7 @@ def _kept_for_backward(config, settings, mesh, micro_batch, seq_len, loss_tokens
     from jax._src.ad_checkpoint import saved_residuals  # the public API only prints them
 
     graphdef, params, rest = _abstract_run(config, settings, mesh)
-    batch = {
-        k: jax.ShapeDtypeStruct(v.shape[1:], v.dtype)
-        for k, v in _batch(mesh, 1, micro_batch, seq_len, loss_tokens).items()
-    }
+    batch = _batch((micro_batch,), seq_len, loss_tokens)
 
     def loss(params, rest, batch):
         return _loss_sums(nnx.merge(graphdef, params, rest, copy=True), batch)[0]  # as the trainer merges
@@ -199,13 +185,6 @@ def _kept_for_backward(config, settings, mesh, micro_batch, seq_len, loss_tokens
     kept = saved_residuals(loss, params, rest, batch)
     return sum(
         math.prod(a.shape) * a.dtype.itemsize for a, src in kept if not src.startswith("from the argument")
-    )
-
-
-def _layer_grad_bytes(params: nnx.State) -> int:
-    """Per-device bytes of the gradients of one decoder layer's trained parameters."""
-    return sum(
-        _shard_bytes(v.get_value()) for path, v in nnx.to_flat_state(params) if path[:2] == ("layers", 0)
     )
 
 
@@ -228,9 +207,7 @@ def plan_memory(
     depth = min(layers, layers_compiled or layers)
 
     def compiled_temp(n: int) -> tuple[int, tuple]:
-        step, args = _step_inputs(
-            config.with_layers(n), settings, mesh, micro_batch, seq_len, loss_tokens
-        )
+        step, args = _step_inputs(config.with_layers(n), settings, mesh, micro_batch, seq_len, loss_tokens)
         return step.lower(*args).compile().memory_analysis().temp_size_in_bytes, args
 
     temp, args = compiled_temp(depth)
@@ -240,7 +217,8 @@ def plan_memory(
     elif depth < layers:
         kept = [_kept_for_backward(config.with_layers(n), settings, mesh, micro_batch, seq_len, loss_tokens)
                 for n in (1, 2)]  # fmt: skip
-        per_layer = (kept[1] - kept[0]) // ways + _layer_grad_bytes(args[0])
+        first_layer = _state_bytes(args[0], lambda path: path[:2] == ("layers", 0))  # its gradients
+        per_layer = (kept[1] - kept[0]) // ways + first_layer
         temp += (layers - depth) * per_layer
 
     _, full_args = _step_inputs(config, settings, mesh, micro_batch, seq_len, loss_tokens)
@@ -269,20 +247,14 @@ def _evaluation_bytes(
     graphdef, state = nnx.split(
         nnx.eval_shape(lambda: Llama(config.with_layers(1), rngs=nnx.Rngs(0)))
     )
-    sharding = NamedSharding(mesh, PartitionSpec())
-    rows = max(1, eval_tokens // width)
-    batch = {k: jax.ShapeDtypeStruct((rows, width if k in ("tokens", "valid") else 1), dt, sharding=sharding)
-             for k, dt in (("tokens", jnp.int32), ("valid", jnp.bool_), ("target_pos", jnp.int32),
-                           ("targets", jnp.int32), ("target_mask", jnp.float32))}  # fmt: skip
+    batch = _batch((max(1, eval_tokens // width),), width, 1, NamedSharding(mesh, PartitionSpec()))
     temp = (
         _eval_sums.lower(graphdef, _placed(state, mesh), batch).compile().memory_analysis().temp_size_in_bytes
     )
     if settings.method != "lora" or not folds_at_evaluation(config.param_dtype):
         return temp  # a bf16 base is scored with its adapters unfused: no kernel copies
     _, _, rest = _abstract_run(config, settings, mesh)  # a wrapped linear's kernel is <linear>.base.kernel
-    return temp + sum(
-        _shard_bytes(v.get_value()) for p, v in nnx.to_flat_state(rest) if p[-2:] == ("base", "kernel")
-    )
+    return temp + _state_bytes(rest, lambda path: path[-2:] == ("base", "kernel"))
 
 
 def largest_micro_batch(

@@ -77,25 +77,30 @@ def placement(mesh: Mesh):
     return lambda path, shape: NamedSharding(mesh, param_spec(path, tuple(shape), mesh))
 
 
+def state_shardings(state, mesh: Mesh) -> list[tuple]:
+    """(variable, its sharding on ``mesh`` by :func:`param_spec`) for every array of an ``nnx.State``
+    (concrete or abstract); PRNG keys are left out."""
+    from flax import nnx
+
+    out = []
+    for path, var in nnx.to_flat_state(state):
+        value = var.get_value()
+        if getattr(value, "dtype", None) is None or jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+            continue
+        out.append((var, NamedSharding(mesh, param_spec(".".join(map(str, path)), tuple(value.shape), mesh))))
+    return out
+
+
 def shard_state(state, mesh: Mesh):
     """Place every variable of an ``nnx.State`` on the mesh by :func:`param_spec` (in place; returned);
     the arrays not placed so already move in one batched ``device_put``."""
-    from flax import nnx
-
-    moving, targets = [], []
-    for path, var in nnx.to_flat_state(state):
-        value = var.get_value()
-        if (
-            not hasattr(value, "shape")
-            or getattr(value, "dtype", None) is None
-            or jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key)
-        ):
-            continue
-        target = NamedSharding(mesh, param_spec(".".join(map(str, path)), tuple(value.shape), mesh))
-        if not (isinstance(value, jax.Array) and value.sharding == target):  # equivalent is not enough:
-            moving.append(var)  # the jitted step caches on the sharding's type
-            targets.append(target)
-    for var, value in zip(moving, jax.device_put([v.get_value() for v in moving], targets), strict=True):
+    moving = [  # an equivalent sharding is not enough: the jitted step caches on the sharding's type
+        (var, target)
+        for var, target in state_shardings(state, mesh)
+        if not (isinstance(var.get_value(), jax.Array) and var.get_value().sharding == target)
+    ]
+    placed = jax.device_put([var.get_value() for var, _ in moving], [target for _, target in moving])
+    for (var, _), value in zip(moving, placed, strict=True):
         var.set_value(value)
     return state
 
@@ -106,11 +111,11 @@ def shard_batch(arrays: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arra
     for value in arrays.values():
         if value.shape[1] % ways:
             raise UserError(f"--batch-size {value.shape[1]} does not divide by the mesh's data×fsdp = {ways}")
-    placed = jax.device_put(list(arrays.values()), [_batch_sharding(mesh, v.ndim) for v in arrays.values()])
+    placed = jax.device_put(list(arrays.values()), [batch_sharding(mesh, v.ndim) for v in arrays.values()])
     return dict(zip(arrays, placed, strict=True))
 
 
 @functools.lru_cache(maxsize=64)
-def _batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
+def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
     """``[accum, batch, ...]`` arrays: the batch axis over (data, fsdp)."""
     return NamedSharding(mesh, PartitionSpec(None, ("data", "fsdp"), *([None] * (ndim - 2))))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from flax import nnx
 
 from emergence import fileio
 from emergence.config import read_yaml, write_yaml
@@ -23,10 +24,15 @@ from emergence.data.toy import store
 from emergence.data.toy import tokenizer as toy_tokenizer
 from emergence.errors import UserError
 from emergence.models.config import LlamaConfig
+from emergence.models.llama import Llama
+from emergence.models.registry import META_FILE, LoadedModel, ModelMeta, save_model
 from emergence.models.tokenizer import TextTokenizer
 from emergence.train.budgets import step_example_ids
-from emergence.train.examples import Batch
+from emergence.train.config import MeshConfig
+from emergence.train.examples import Batch, Example, make_batch
 from emergence.train.ladder_config import LadderConfig, LadderModel
+from emergence.train.mesh import build_mesh
+from emergence.train.trainer import Trainer, mean_loss
 
 MANIFEST = "ladder.yaml"
 WORLD_DIR = "world"
@@ -42,17 +48,9 @@ def windows(stream: np.ndarray, seq_len: int) -> np.ndarray:
 
 
 def lm_batch(rows: np.ndarray) -> Batch:
-    """A pretraining batch ``[1, B, T]``: every position predicts the next token."""
-    b, t1 = rows.shape
-    t = t1 - 1
-    pos = np.broadcast_to(np.arange(t, dtype=np.int32), (b, t))
-    return Batch(
-        tokens=rows[None, :, :-1].astype(np.int32),
-        valid=np.ones((1, b, t), bool),
-        target_pos=pos[None].copy(),
-        targets=rows[None, :, 1:].astype(np.int32),
-        target_mask=np.ones((1, b, t), np.float32),
-    )
+    """A pretraining batch ``[1, B, T]`` of ``seq_len + 1`` windows: every position predicts the next token."""
+    t = rows.shape[1] - 1
+    return make_batch([Example(row, t) for row in rows], 1, len(rows), shape=(t, t))
 
 
 def model_config(m: LadderModel, tok: TextTokenizer, seq_len: int) -> LlamaConfig:
@@ -75,9 +73,6 @@ def model_config(m: LadderModel, tok: TextTokenizer, seq_len: int) -> LlamaConfi
 
 
 def _export(out: Path, rel: str, step: int, model, config: LlamaConfig, tok, ladder, heldout) -> None:
-    from emergence.models.registry import LoadedModel, ModelMeta, save_model
-    from emergence.train.trainer import mean_loss
-
     tokens = step * ladder.batch_size * ladder.seq_len
     params = config.num_params()
     loss = mean_loss(model, [lm_batch(heldout[i : i + 16]) for i in range(0, len(heldout), 16)])
@@ -91,7 +86,7 @@ def _export(out: Path, rel: str, step: int, model, config: LlamaConfig, tok, lad
 def _manifest_entry(out: Path, model: str, step: int) -> tuple[dict, dict] | None:
     """(the sweep's checkpoint fields, the ladder's details) of an exported checkpoint, or None."""
     rel = f"{model}/step_{step:06d}"
-    meta_file = out / rel / "emergence_meta.json"
+    meta_file = out / rel / META_FILE
     if not meta_file.is_file():
         return None
     meta = fileio.read_json_object(meta_file, "checkpoint metadata")
@@ -145,14 +140,7 @@ def train_model(
     on_log: Callable[[dict], None] | None = None,
 ) -> None:
     """Pretrain (or resume, or skip when finished) one model of the ladder."""
-    from flax import nnx
-
-    from emergence.models.llama import Llama
-    from emergence.train.config import MeshConfig
-    from emergence.train.mesh import build_mesh
-    from emergence.train.trainer import Trainer
-
-    if (out / m.name / f"step_{m.steps:06d}" / "emergence_meta.json").is_file():
+    if (out / m.name / f"step_{m.steps:06d}" / META_FILE).is_file():
         return
     config = model_config(m, tok, ladder.seq_len)
     model = Llama(config, rngs=nnx.Rngs(ladder.seed))

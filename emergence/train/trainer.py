@@ -122,12 +122,19 @@ def _train_step(
     return new_params, new_opt, metrics, bad + (~metrics["ok"]).astype(jnp.int32)
 
 
+def programs(graphdef: nnx.GraphDef, optim: OptimConfig, mesh: Mesh, params) -> tuple[Callable, Callable]:
+    """(optimizer init, train step) for ``params`` (arrays, or ``jax.ShapeDtypeStruct`` with
+    shardings: what ``emergence memory`` lowers). The traced settings (the step's ``sched``) are set
+    to one value, so that runs differing only in them share the compiled step."""
+    hyper = dataclasses.replace(optim, lr=1.0, warmup_ratio=0.0, end_lr_ratio=0.0)
+    leaves, treedef = jax.tree.flatten(params)
+    abstract = tuple(jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding) for x in leaves)
+    return _programs(graphdef, hyper, mesh, treedef, abstract)
+
+
 @functools.lru_cache(maxsize=16)
 def _programs(graphdef: nnx.GraphDef, hyper: OptimConfig, mesh: Mesh, treedef, leaves: tuple):
-    """(optimizer init, train step), jitted with explicit shardings for parameters laid out as
-    ``leaves`` (``jax.ShapeDtypeStruct`` with shardings).
-
-    Adam's moments are placed like their parameters from step 0 (left to XLA they come out
+    """Adam's moments are placed like their parameters from step 0 (left to XLA they come out
     replicated: the full moments on every device), and the step returns each array with the exact
     sharding it takes, so it compiles once per run, and once per architecture and method in a
     sweep (this cache)."""
@@ -163,12 +170,7 @@ class Trainer:
         self.mesh = mesh
         shard_state(self.rest, mesh)
         shard_state(self.params, mesh)
-        # the static part of the optimizer: the traced settings (``sched``) set to one value, so
-        # that runs differing only in them share the compiled step
-        self.hyper = dataclasses.replace(optim, lr=1.0, warmup_ratio=0.0, end_lr_ratio=0.0)
-        leaves, treedef = jax.tree.flatten(self.params)
-        abstract = tuple(jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding) for x in leaves)
-        init, self._step = _programs(self.graphdef, self.hyper, mesh, treedef, abstract)
+        init, self._step = programs(self.graphdef, optim, mesh, self.params)
         self.opt_state = init(self.params)
         warmup = int(round(optim.warmup_ratio * total_steps))
         sched = {"lr": optim.lr, "warmup": warmup, "total": total_steps, "end_ratio": optim.end_lr_ratio}
@@ -214,14 +216,7 @@ class Trainer:
         """Apply one optimizer step (asynchronously: metrics are device arrays)."""
         arrays = shard_batch(vars(batch), self.mesh)
         self.params, self.opt_state, metrics, self._bad = self._step(
-            self.params,
-            self.rest,
-            self.opt_state,
-            arrays,
-            np.int32(step),
-            self.sched,
-            self.key,
-            self._bad,
+            self.params, self.rest, self.opt_state, arrays, np.int32(step), self.sched, self.key, self._bad
         )
         return metrics
 
