@@ -40,7 +40,7 @@ from emergence.errors import UserError
 from emergence.models.config import LlamaConfig
 from emergence.models.llama import Llama
 from emergence.train.config import FinetuneSettings
-from emergence.train.lora import apply_lora, folds_at_evaluation
+from emergence.train.lora import apply_lora, folds_at_evaluation, set_training
 from emergence.train.mesh import batch_sharding, build_mesh, state_shardings
 from emergence.train.trainer import _eval_sums, _loss_sums, programs
 
@@ -110,7 +110,7 @@ def plan_mesh(settings: FinetuneSettings) -> Mesh:
 
 def _shard_bytes(x) -> int:
     shape = x.sharding.shard_shape(x.shape) if getattr(x, "sharding", None) is not None else x.shape
-    return math.prod(shape) * jnp.dtype(x.dtype).itemsize
+    return math.prod(shape) * x.dtype.itemsize  # numpy dtypes and PRNG-key dtypes (LoRA dropout) alike
 
 
 def _tree_bytes(tree) -> int:
@@ -136,7 +136,11 @@ def _abstract_run(config: LlamaConfig, settings: FinetuneSettings, mesh: Mesh):
 
     def build() -> Llama:
         model = Llama(config, rngs=nnx.Rngs(0))
-        return apply_lora(model, lora, settings.seed) if lora is not None else model
+        if lora is None:
+            return model
+        model = apply_lora(model, lora, settings.seed)
+        set_training(model, lora.dropout > 0)  # as run_finetune trains it: dropout's masks are planned
+        return model
 
     trainable = nnx.LoRAParam if lora is not None else nnx.Param
     graphdef, params, rest = nnx.split(nnx.eval_shape(build), trainable, ...)

@@ -13,8 +13,8 @@ from emergence.errors import UserError
 from emergence.models.config import LlamaConfig
 from emergence.models.llama import Llama
 from emergence.train import memory_plan as mp
-from emergence.train.config import FinetuneSettings, MeshConfig
-from emergence.train.lora import apply_lora
+from emergence.train.config import FinetuneSettings, LoraConfig, MeshConfig
+from emergence.train.lora import apply_lora, set_training
 from emergence.train.mesh import build_mesh
 from emergence.train.trainer import Trainer
 
@@ -48,6 +48,20 @@ def test_parameters_and_optimizer_are_what_the_trainer_allocates_per_device(meth
     assert plan.params == device_bytes(trainer.params) + device_bytes(trainer.rest)
     assert plan.optimizer == device_bytes(trainer.opt_state)
     assert plan.batch == 4 * 32 * (4 + 1) // 4 + 4 * 32 * (4 + 4 + 4) // 4  # tokens+valid, targets+pos+mask
+
+
+def test_lora_dropout_is_planned_as_the_trainer_runs_it_keys_and_masks_included():
+    settings = FinetuneSettings(method="lora", lora=LoraConfig(dropout=0.1))
+    model = apply_lora(Llama(SMALL, rngs=nnx.Rngs(0)), settings.lora)
+    set_training(model, True)  # as run_finetune does when dropout > 0
+    mesh = build_mesh(settings.mesh)
+    trainer = Trainer(model, nnx.LoRAParam, settings.optim, 3, mesh=mesh)
+
+    plan = mp.plan_memory(REMAT, settings, seq_len=32, micro_batch=4, mesh=mesh)
+    without = mp.plan_memory(REMAT, FinetuneSettings(method="lora"), seq_len=32, micro_batch=4)
+
+    assert plan.params == device_bytes(trainer.params) + device_bytes(trainer.rest)  # the dropout keys too
+    assert plan.params > without.params and plan.activations > without.activations  # and their masks
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
