@@ -11,11 +11,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from emergence.errors import UserError
-from emergence.fileio import read_json_object
 
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 DTYPES = ("float32", "bfloat16")
@@ -165,22 +163,6 @@ class LlamaConfig:
         head = 0 if self.tie_word_embeddings else v * d
         return v * d + self.num_hidden_layers * per_layer + norm + head
 
-    @classmethod
-    def from_hf_dict(cls, raw: dict[str, Any], source: str = "config.json") -> LlamaConfig:
-        """The config of an HF ``config.json`` of any supported family (:mod:`.families`)."""
-        from emergence.models.families import config_from_hf
-
-        return config_from_hf(raw, source)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> LlamaConfig:
-        return cls.from_hf_dict(read_json_object(path, "model config"), source=str(path))
-
-    def to_hf_dict(self) -> dict[str, Any]:
-        """A config.json that transformers reads as this architecture (:mod:`.families`)."""
-        from emergence.models.families import config_to_hf
-
-        return config_to_hf(self)
 
 
 def parse_rope_scaling(raw: dict[str, Any] | None, source: str) -> RopeScaling | None:

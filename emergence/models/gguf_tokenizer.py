@@ -22,7 +22,6 @@ from gguf import TokenType
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from emergence.errors import UserError
-from emergence.models.tokenizer import TextTokenizer
 
 _LLAMA3_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -72,8 +71,9 @@ def _spm_normalizer(fields: dict[str, Any]) -> normalizers.Normalizer:
     return normalizers.Sequence([*steps, normalizers.Replace(" ", "▁")])
 
 
-def tokenizer_from_gguf(fields: dict[str, Any], source: str) -> TextTokenizer:
-    """``fields`` maps GGUF keys to decoded values (lists for arrays)."""
+def backend_from_gguf(fields: dict[str, Any], source: str) -> Tokenizer:
+    """The ``tokenizers`` backend; ``fields`` maps GGUF keys to decoded values (lists for arrays).
+    (:func:`emergence.models.tokenizer.tokenizer_from_gguf` adds the special ids around it.)"""
     kind = fields.get("tokenizer.ggml.model")
     tokens: list[str] | None = fields.get("tokenizer.ggml.tokens")
     if kind is None or tokens is None:
@@ -109,16 +109,4 @@ def tokenizer_from_gguf(fields: dict[str, Any], source: str) -> TextTokenizer:
     ]
     backend.add_special_tokens([t for t in specials if t.special])
     backend.add_tokens([t for t in specials if not t.special])
-
-    eos = fields.get("tokenizer.ggml.eos_token_id")
-    eot = fields.get("tokenizer.ggml.eot_token_id")
-    eos_ids = tuple(dict.fromkeys(i for i in (eos, eot) if i is not None))
-    default_bos = kind == "llama"
-    return TextTokenizer(
-        backend=backend,
-        bos_token_id=fields.get("tokenizer.ggml.bos_token_id"),
-        eos_token_ids=eos_ids,
-        pad_token_id=fields.get("tokenizer.ggml.padding_token_id"),
-        add_bos=bool(fields.get("tokenizer.ggml.add_bos_token", default_bos)),
-        chat_template=fields.get("tokenizer.chat_template"),
-    )
+    return backend

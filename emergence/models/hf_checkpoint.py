@@ -23,6 +23,7 @@ import numpy as np
 from emergence.errors import UserError
 from emergence.fileio import read_json_object, share, share_dir
 from emergence.models.config import LlamaConfig
+from emergence.models.families import config_from_hf, config_to_hf
 from emergence.models.torch_bin import read_torch_bin
 from emergence.models.weights import LazyTensors
 
@@ -115,7 +116,7 @@ def load_hf_directory(directory: str | Path) -> tuple[LlamaConfig, LazyTensors, 
     if not config_path.exists():
         raise UserError(f"{config_path}: missing config.json in the model directory")
     raw = read_json_object(config_path, "model config")
-    config = LlamaConfig.from_hf_dict(raw, source=str(config_path))
+    config = config_from_hf(raw, source=str(config_path))
     readers: dict[str, Callable[[], np.ndarray]] = {}
     parts: dict[str, tuple[tuple[int, ...], Callable[..., np.ndarray]]] = {}
     for file in weight_files(directory):
@@ -144,7 +145,7 @@ def save_hf_directory(directory: str | Path, config: LlamaConfig, tensors: dict[
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        (staging / "config.json").write_text(json.dumps(config.to_hf_dict(), indent=2))
+        (staging / "config.json").write_text(json.dumps(config_to_hf(config), indent=2))
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(staging / SINGLE_FILE), metadata={"format": "pt"})
         share(staging / SINGLE_FILE)  # safetensors creates it 0600
         (staging / "generation_config.json").write_text(

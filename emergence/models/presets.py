@@ -43,7 +43,11 @@ def model_config(reference: str) -> LlamaConfig:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UserError(f"{path}: no config.json in this model directory")
-        return LlamaConfig.from_file(path / "config.json")
+        from emergence.fileio import read_json_object
+        from emergence.models.families import config_from_hf
+
+        file = path / "config.json"
+        return config_from_hf(read_json_object(file, "model config"), str(file))
     from emergence.models.registry import ALIASES, resolve
 
     if reference in ALIASES or path.suffix == ".gguf":

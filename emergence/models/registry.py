@@ -134,7 +134,7 @@ def load_model(
     fmt, path = resolve(reference)
     if fmt == "gguf":
         from emergence.models.gguf_loader import load_gguf
-        from emergence.models.gguf_tokenizer import tokenizer_from_gguf
+        from emergence.models.tokenizer import tokenizer_from_gguf
 
         config, tensors, fields = load_gguf(path)
         tokenizer = tokenizer_from_gguf(fields, str(path))

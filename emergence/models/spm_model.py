@@ -3,7 +3,7 @@
 The file is one protobuf ``ModelProto``; we read the few fields a BPE tokenizer needs (pieces with
 their scores and types, the model type, the special ids, the normalizer's dummy prefix, whitespace
 collapsing and precompiled character map) and return them under llama.cpp's GGUF tokenizer keys,
-so that one builder (:func:`emergence.models.gguf_tokenizer.tokenizer_from_gguf`) serves both a
+so that one builder (:func:`emergence.models.gguf_tokenizer.backend_from_gguf`) serves both a
 GGUF's tokenizer and a ``tokenizer.model`` (OpenLLaMA, LLaMA-1/2, Gemma). Field numbers are those
 of sentencepiece's ``sentencepiece_model.proto``.
 """

@@ -101,11 +101,11 @@ class TextTokenizer:
         elif (directory / "tokenizer.model").exists():
             # SentencePiece only (OpenLLaMA, LLaMA-1/2): read directly and rebuilt as a fast BPE, as a
             # GGUF's SentencePiece tokenizer is
-            from emergence.models.gguf_tokenizer import tokenizer_from_gguf
+            from emergence.models.gguf_tokenizer import backend_from_gguf
             from emergence.models.spm_model import read_spm
 
             spm = directory / "tokenizer.model"
-            backend = tokenizer_from_gguf(read_spm(spm), str(spm)).backend
+            backend = backend_from_gguf(read_spm(spm), str(spm))
         else:
             raise UserError(
                 f"{directory}: no tokenizer (tokenizer.json or tokenizer.model) in the model directory"
@@ -131,6 +131,23 @@ class TextTokenizer:
         pad = token_id("pad_token")
         add_bos = bool(config.get("add_bos_token", _post_processor_adds_bos(backend)))
         return cls(backend, bos, eos_ids, pad, add_bos, config.get("chat_template"), specials)
+
+
+def tokenizer_from_gguf(fields: dict[str, Any], source: str) -> TextTokenizer:
+    """The tokenizer a GGUF file's metadata describes (``fields``: GGUF keys to decoded values):
+    :func:`~emergence.models.gguf_tokenizer.backend_from_gguf` and the special ids around it."""
+    from emergence.models.gguf_tokenizer import backend_from_gguf  # imports gguf: only when asked
+
+    eos = fields.get("tokenizer.ggml.eos_token_id")
+    eot = fields.get("tokenizer.ggml.eot_token_id")
+    return TextTokenizer(
+        backend=backend_from_gguf(fields, source),
+        bos_token_id=fields.get("tokenizer.ggml.bos_token_id"),
+        eos_token_ids=tuple(dict.fromkeys(i for i in (eos, eot) if i is not None)),
+        pad_token_id=fields.get("tokenizer.ggml.padding_token_id"),
+        add_bos=bool(fields.get("tokenizer.ggml.add_bos_token", fields.get("tokenizer.ggml.model") == "llama")),
+        chat_template=fields.get("tokenizer.chat_template"),
+    )
 
 
 def _post_processor_adds_bos(backend: Tokenizer) -> bool:

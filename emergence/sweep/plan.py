@@ -175,10 +175,10 @@ def _params(ckpt: CheckpointSpec) -> float | None:
     path = Path(ckpt.model)
     if is_hub_id(ckpt.model) or not (path / "config.json").is_file():
         return None
-    from emergence.models.config import LlamaConfig
+    from emergence.models.families import config_from_hf
 
     try:
-        return float(LlamaConfig.from_hf_dict(json.loads((path / "config.json").read_text())).num_params())
+        return float(config_from_hf(json.loads((path / "config.json").read_text())).num_params())
     except Exception:  # noqa: BLE001 - the estimate is best effort; loading reports real problems
         return None
 

@@ -107,7 +107,7 @@ def test_encode_pair_matches_the_harness_with_the_real_smollm2_tokenizer():
     """Golden ids: lm-eval's _encode_pair with transformers' SmolLM2 tokenizer, on each task's first prompt."""
     gguf = pytest.importorskip("gguf")
     from emergence.models.gguf_file import read_fields
-    from emergence.models.gguf_tokenizer import tokenizer_from_gguf
+    from emergence.models.tokenizer import tokenizer_from_gguf
 
     tok = tokenizer_from_gguf(read_fields(gguf.GGUFReader(_smollm2_gguf())), "smollm2")
     golden = json.loads(

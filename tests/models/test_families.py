@@ -12,7 +12,7 @@ from safetensors.numpy import load_file
 from emergence.data.tasks import Request
 from emergence.errors import UserError
 from emergence.eval.loglikelihood import score_requests
-from emergence.models.families import FAMILIES, config_from_hf
+from emergence.models.families import FAMILIES, config_from_hf, config_to_hf
 from emergence.models.generate import greedy_generate
 from emergence.models.registry import load_model, save_model
 from emergence.train.config import LoraConfig
@@ -69,7 +69,7 @@ def test_export_loads_back_exactly_and_keeps_the_checkpoint_names(family, tmp_pa
 
 def test_the_config_mapping_reads_back_what_it_writes(family):
     _, loaded, _ = family
-    assert config_from_hf(json.loads(json.dumps(loaded.config.to_hf_dict()))) == loaded.config
+    assert config_from_hf(json.loads(json.dumps(config_to_hf(loaded.config)))) == loaded.config
 
 
 def test_default_lora_targets_are_the_familys_projections(family):
