@@ -1,6 +1,6 @@
 """`emergence finetune`: LoRA or full finetuning of a model on D examples of a task; resumable.
 
-The settings are a sweep config's ``finetune:`` and ``eval:`` sections (:class:`FinetuneFile`), from
+The settings are a sweep config's ``finetune:`` and ``eval:`` sections (:class:`~emergence.train.config.FinetuneFile`), from
 ``--config FILE`` and/or dotted overrides, so a setting has one name everywhere::
 
     emergence finetune smollm2-135m --task cola --budget 256 --out runs/ft finetune.optim.lr=3e-4
@@ -8,22 +8,13 @@ The settings are a sweep config's ``finetune:`` and ``eval:`` sections (:class:`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import typer
 
 from emergence.commands.shared import BUILTIN_TASKS, DATA_DIR, RUN_DTYPE, dotted_overrides, progress
 from emergence.fileio import check_output_dir
-from emergence.train.config import EvalSettings, FinetuneConfig, FinetuneSettings
-
-
-@dataclass(frozen=True)
-class FinetuneFile:
-    """What ``--config`` and the overrides set: the sections of a sweep config, for one run."""
-
-    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
-    # the learning curve's prompts (finetune.eval_every): zero-shot, the format a finetuned model learns
-    eval: EvalSettings = field(default_factory=lambda: EvalSettings(shots=0))
+from emergence.train.config import EvalSettings, FinetuneConfig, FinetuneFile
 
 
 def finetune(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 
 import typer
@@ -18,14 +18,7 @@ import typer
 from emergence.commands.shared import setup_devices
 from emergence.errors import UserError
 from emergence.fileio import check_output_dir, check_output_file, write_json
-from emergence.laws.fit_config import FitSettings
-
-
-@dataclass(frozen=True)
-class FitFile:
-    """What ``--config`` and the overrides set: a ``fit:`` section (a demo config's, less ``protocols``)."""
-
-    fit: FitSettings = field(default_factory=FitSettings)
+from emergence.laws.fit_config import FitFile, FitSettings
 
 
 def _inputs(config: Path | None, overrides: list[str], results: Path, task: str, metric, chance):

@@ -13,8 +13,8 @@ import json
 
 import typer
 
-from emergence.commands.finetune import FinetuneFile
 from emergence.commands.shared import cpu_devices, dotted_overrides
+from emergence.train.config import FinetuneFile
 
 
 def memory(

@@ -8,7 +8,7 @@ count among them) before JAX chooses its devices.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from emergence.errors import UserError
 
@@ -65,3 +65,11 @@ class FitSettings:
 
         return SamplerConfig(num_warmup=self.warmup, num_samples=self.samples, num_chains=self.chains,
                              seed=self.seed, chain_method=self.chain_method)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FitFile:
+    """What ``emergence fit --config`` and its overrides set: a ``fit:`` section (a demo config's, less
+    ``protocols``)."""
+
+    fit: FitSettings = field(default_factory=FitSettings)

@@ -238,3 +238,13 @@ class EvalSettings:
             "data_dir": self.data_dir, "source": self.source, "seed": self.fewshot_seed,
             "batch_tokens": self.batch_tokens, "generation_rows": self.generation_rows,
         } | given  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FinetuneFile:
+    """What ``emergence finetune --config`` and its overrides set: a sweep config's ``finetune:`` and
+    ``eval:`` sections, for one run (so a setting has one name in both)."""
+
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    # the learning curve's prompts (finetune.eval_every): zero-shot, the format a finetuned model learns
+    eval: EvalSettings = field(default_factory=lambda: EvalSettings(shots=0))

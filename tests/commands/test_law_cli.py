@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from emergence.cli import main
-from emergence.commands.law import FitFile
 from emergence.config import load_config
 from emergence.errors import UserError
+from emergence.laws.fit_config import FitFile
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "synthetic_small.csv"
 

@@ -3,13 +3,13 @@ set once as ``eval.batch_tokens`` / ``eval.generation_rows`` and never changing 
 
 import pytest
 
-from emergence.commands.finetune import FinetuneFile
 from emergence.config import load_config
 from emergence.errors import UserError
 from emergence.eval.evaluate import evaluate
 from emergence.eval.sizing import generation_rows, scoring_batch_tokens
 from emergence.models.config import LlamaConfig
 from emergence.models.registry import load_model
+from emergence.train.config import FinetuneFile
 from tests.models.helpers import FIXTURES
 
 GIB = 1 << 30

@@ -7,13 +7,19 @@ from pathlib import Path
 import jax
 import pytest
 
-from emergence.commands.finetune import FinetuneFile
 from emergence.config import load_config
 from emergence.errors import UserError
 from emergence.report.demo_config import load_demo_config
 from emergence.sweep.config import finetune_config, load_sweep_config
 from emergence.sweep.plan import expand
-from emergence.train.config import FinetuneConfig, FinetuneSettings, LoraConfig, OptimConfig, precision
+from emergence.train.config import (
+    FinetuneConfig,
+    FinetuneFile,
+    FinetuneSettings,
+    LoraConfig,
+    OptimConfig,
+    precision,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEP = ROOT / "configs" / "sweeps" / "tiny.yaml"
