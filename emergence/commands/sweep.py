@@ -229,21 +229,35 @@ def results_cmd(
     print(f"{len(frame)} rows, {len(frame.columns)} columns -> {path}")
 
 
+def _loss_default(name: str) -> str:
+    """A ``loss:`` setting's default, as LossSpec declares it (shown in --help, declared once)."""
+    from emergence.sweep.config import LossSpec
+
+    return f"(default: {LossSpec.__dataclass_fields__[name].default})"
+
+
 def loss_cmd(
     model: str = MODEL,
     corpus: str = typer.Option(None, "--corpus", help="local .txt or .jsonl file"),
     hub: str = typer.Option(None, "--hub", help="hub dataset id instead of --corpus (online only)"),
     hub_config: str = typer.Option(None, "--hub-config", help="hub dataset config name"),
-    split: str = typer.Option("validation", "--split", help="hub dataset split"),
-    field: str = typer.Option("text", "--field", help="text field of JSONL / hub rows"),
-    tokens: int = typer.Option(100_000, "--tokens", min=1, help="predicted tokens to score"),
+    split: str = typer.Option(None, "--split", help=f"hub dataset split {_loss_default('split')}"),
+    field: str = typer.Option(
+        None, "--field", help=f"text field of JSONL / hub rows {_loss_default('field')}"
+    ),
+    tokens: int = typer.Option(
+        None, "--tokens", min=1, help=f"predicted tokens to score {_loss_default('tokens')}"
+    ),
     seq_len: int = typer.Option(
         None, "--seq-len", min=2, help="window length (default: the model's, max 2048)"
     ),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="windows per batch"),
+    batch_size: int = typer.Option(
+        None, "--batch-size", min=1, help=f"windows per batch {_loss_default('batch_size')}"
+    ),
     dtype: str = DTYPE,
     unit: str = typer.Option(
-        "nats-per-token", "--unit", help="nats-per-token, or bits-per-byte (comparable across tokenizers)"
+        None, "--unit", help="nats-per-token, or bits-per-byte (comparable across tokenizers) "
+        + _loss_default("unit"),
     ),
 ) -> None:
     """Mean next-token NLL of MODEL on a fixed, deterministic slice of a corpus, in nats/token, or in
@@ -252,13 +266,15 @@ def loss_cmd(
     from emergence.models.registry import load_model
     from emergence.sweep.config import LossSpec
 
-    spec = LossSpec(corpus, hub, hub_config, split, field, tokens, seq_len, batch_size, unit)  # a sweep's `loss:`
+    given = dict(corpus=corpus, hub=hub, hub_config=hub_config, split=split, field=field, tokens=tokens,
+                 seq_len=seq_len, batch_size=batch_size, unit=unit)  # fmt: skip
+    spec = LossSpec(**{k: v for k, v in given.items() if v is not None})  # a sweep's `loss:` section
     if corpus is not None and not Path(corpus).is_file():
         raise UserError(f"loss corpus not found: {corpus}")
     res = corpus_loss(load_model(model, dtype=dtype), **spec.scoring())
-    short = f" (the corpus has only {res.n_tokens + 1} tokens)" if res.n_tokens < tokens else ""
-    value = f"{res.in_unit(unit):.6f} " + ("nats/token" if unit == "nats-per-token" else "bits/byte")
-    over = f"{res.n_tokens} tokens" + ("" if unit == "nats-per-token" else f", {res.n_bytes} bytes")
+    short = f" (the corpus has only {res.n_tokens + 1} tokens)" if res.n_tokens < spec.tokens else ""
+    value = f"{res.in_unit(spec.unit):.6f} " + ("nats/token" if spec.unit == "nats-per-token" else "bits/byte")
+    over = f"{res.n_tokens} tokens" + ("" if spec.unit == "nats-per-token" else f", {res.n_bytes} bytes")
     print(f"loss {value} over {over}{short}, windows of {res.seq_len}, {res.seconds:.2f}s")
 
 
