@@ -210,15 +210,18 @@ def format_plan(cfg: SweepConfig, cells: list[Cell], *, rows: int | None = None)
     """The plan as a plain-text table plus a cost summary (an estimate: sizes are typical, not measured)."""
     from emergence.sweep.placement import mesh_label
 
-    row = "{:16}  {:28}  {:14}  {:>5}  {:>6}  {:>4}  {:6}  {:>9}  {:>7}"
+    shown = cells if rows is None else cells[:rows]
+    # names are shown whole (a harness task's or a hub checkpoint's name is what the user must recognise)
+    ckpt_width = max([len("checkpoint"), *(len(c.checkpoint_id) for c in shown)])
+    task_width = max([len("task"), *(len(c.task) for c in shown)])
+    row = f"{{:16}}  {{:{ckpt_width}}}  {{:{task_width}}}  {{:>5}}  {{:>6}}  {{:>4}}  {{:6}}  {{:>9}}  {{:>7}}"
     header = row.format("key", "checkpoint", "task", "shots", "budget", "seed", "method", "est PFLOP", "mesh")
     lines = [header, "-" * len(header)]
-    shown = cells if rows is None else cells[:rows]
     for c in shown:
         seed = "-" if c.subset_seed is None else str(c.subset_seed)
         est = "?" if c.est_flops is None else f"{c.est_flops / 1e15:.3g}"
         mesh = mesh_label(cfg.checkpoint_mesh(c.checkpoint))
-        fields = (c.key, c.checkpoint_id[:28], c.task[:14], c.shots, c.budget, seed, c.method, est, mesh)
+        fields = (c.key, c.checkpoint_id, c.task, c.shots, c.budget, seed, c.method, est, mesh)
         lines.append(row.format(*fields))
     if len(shown) < len(cells):
         lines.append(f"... {len(cells) - len(shown)} more cells")
