@@ -145,9 +145,10 @@ def test_a_mesh_changes_where_cells_run_not_their_keys(tmp_path):
 def test_the_plan_shows_long_task_and_checkpoint_names_whole(tmp_path):
     cfg = load_sweep_config(write_config(tmp_path / "tiny.yaml", tiny_raw()))
     long_task = "harness:toy_choice_with_a_long_name"
-    cells = [replace(c, task=long_task, checkpoint_id=c.checkpoint_id + "_step_143000_of_a_long_run") for c in expand(cfg)]
+    long_checkpoint = "tiny-tied_step_143000_of_a_long_run"
+    cells = [replace(c, task=long_task, checkpoint_id=long_checkpoint) for c in expand(cfg)]
     first = format_plan(cfg, cells, rows=2).splitlines()[2]
-    assert long_task in first.split() and cells[0].checkpoint_id in first.split()
+    assert long_task in first.split() and long_checkpoint in first.split()
 
 
 def test_paper_config_plans_without_touching_the_network(monkeypatch):
