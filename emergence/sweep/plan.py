@@ -214,8 +214,8 @@ def format_plan(cfg: SweepConfig, cells: list[Cell], *, rows: int | None = None)
     # names are shown whole (a harness task's or a hub checkpoint's name is what the user must recognise)
     ckpt_width = max([len("checkpoint"), *(len(c.checkpoint_id) for c in shown)])
     task_width = max([len("task"), *(len(c.task) for c in shown)])
-    columns = ["{:16}", f"{{:{ckpt_width}}}", f"{{:{task_width}}}", "{:>5}", "{:>6}", "{:>4}", "{:6}", "{:>9}", "{:>7}"]
-    row = "  ".join(columns)
+    names = f"{{:{ckpt_width}}}  {{:{task_width}}}"
+    row = "{:16}  " + names + "  {:>5}  {:>6}  {:>4}  {:6}  {:>9}  {:>7}"
     header = row.format("key", "checkpoint", "task", "shots", "budget", "seed", "method", "est PFLOP", "mesh")
     lines = [header, "-" * len(header)]
     for c in shown:
