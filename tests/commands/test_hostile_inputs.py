@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from emergence.cli import main
+from tests.cli import run
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "tests/fixtures/tiny_llama/gqa_tied"
@@ -318,13 +318,9 @@ def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str]:
-    """The exit code a shell would see (``main`` returns on success) and stderr."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    return code, capsys.readouterr().err
+    """The exit code a shell would see and stderr."""
+    code, _, err = run(argv, capsys)
+    return code, err
 
 
 @pytest.mark.parametrize(("argv", "culprit"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
