@@ -32,7 +32,7 @@ from emergence.train import adapters, budgets, throughput
 from emergence.train.config import FinetuneConfig, LoraConfig
 from emergence.train.divergence import DivergenceWatch
 from emergence.train.examples import make_batch, padded_shape, task_examples
-from emergence.train.lora import apply_lora, fold_into_base, folds_at_evaluation, set_training
+from emergence.train.lora import fold_into_base, folds_at_evaluation, for_training, set_training
 from emergence.train.mesh import build_mesh, placement
 from emergence.train.trainer import Trainer
 
@@ -190,14 +190,11 @@ def run_finetune(
 
     # LoRA trains fresh adapters over a clone of the base (its arrays, new Variables), so the
     # caller's model stays usable; full finetuning donates the base weights to the trainer.
-    model, trainable = nnx.clone(loaded.model), nnx.Param
+    model = nnx.clone(loaded.model)
     if model.config.remat != cfg.remat:  # a training setting: the caller's model keeps its own
         model.config = model.config.replace(remat=cfg.remat)
     lora = cfg.lora if cfg.method == "lora" else None
-    if lora is not None:
-        model, trainable = apply_lora(model, lora, cfg.seed), nnx.LoRAParam
-        if lora.dropout > 0:
-            set_training(model, True)
+    model, trainable = for_training(model, lora, cfg.seed)
     trainer = Trainer(model, trainable, cfg.optim, total, mesh=mesh, seed=cfg.seed)
     writes = jax.process_index() == 0
     _check_run_dir(out, cfg, create=writes)  # only once the inputs are known to be good

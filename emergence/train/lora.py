@@ -141,6 +141,17 @@ def lora_layers(model: nnx.Module) -> Iterator[tuple[tuple, LoraLinear]]:
             yield path, module
 
 
+def for_training(model: nnx.Module, lora: LoraConfig | None, seed: int = 0) -> tuple[nnx.Module, type]:
+    """The model a run trains and the Variable type it trains: fresh adapters over ``model`` (in place),
+    dropout on when they have any, or, without ``lora``, ``model``'s own parameters. One rule for the
+    trainer and for ``emergence memory``'s plan of it."""
+    if lora is None:
+        return model, nnx.Param
+    model = apply_lora(model, lora, seed)
+    set_training(model, lora.dropout > 0)
+    return model, nnx.LoRAParam
+
+
 def set_training(model: nnx.Module, training: bool) -> None:
     """Switch LoRA dropout on (training) or off; a static attribute, so each mode compiles once."""
     for _, layer in lora_layers(model):

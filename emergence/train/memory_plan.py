@@ -40,7 +40,7 @@ from emergence.errors import UserError
 from emergence.models.config import LlamaConfig
 from emergence.models.llama import Llama
 from emergence.train.config import FinetuneSettings
-from emergence.train.lora import apply_lora, folds_at_evaluation, set_training
+from emergence.train.lora import folds_at_evaluation, for_training
 from emergence.train.mesh import batch_sharding, build_mesh, state_shardings
 from emergence.train.trainer import _eval_sums, _loss_sums, programs
 
@@ -134,15 +134,13 @@ def _abstract_run(config: LlamaConfig, settings: FinetuneSettings, mesh: Mesh):
     """(graphdef, params, rest) of the run's model, abstract and placed as the trainer places them."""
     lora = settings.lora if settings.method == "lora" else None
 
+    trainable = nnx.Param
+
     def build() -> Llama:
-        model = Llama(config, rngs=nnx.Rngs(0))
-        if lora is None:
-            return model
-        model = apply_lora(model, lora, settings.seed)
-        set_training(model, lora.dropout > 0)  # as run_finetune trains it: dropout's masks are planned
+        nonlocal trainable  # as run_finetune builds it: LoRA's dropout on, so its masks are planned
+        model, trainable = for_training(Llama(config, rngs=nnx.Rngs(0)), lora, settings.seed)
         return model
 
-    trainable = nnx.LoRAParam if lora is not None else nnx.Param
     graphdef, params, rest = nnx.split(nnx.eval_shape(build), trainable, ...)
     return graphdef, _placed(params, mesh), _placed(rest, mesh)
 
